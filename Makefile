@@ -1,0 +1,74 @@
+# streamscore — every routine task. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY_VERSION   ?= 3.13
+VENV         ?= .venv
+CHECKOV_VENV ?= .venv-checkov
+AWS_REGION   ?= us-east-1
+STAMP        := $(VENV)/.installed
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+BIN          := $(abspath $(VENV))/bin
+export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)/local:$(CURDIR)/models
+# sam build looks for python3.13 on PATH: the venv provides it.
+export PATH := $(BIN):$(PATH)
+export AWS_DEFAULT_REGION ?= $(AWS_REGION)
+export SAM_CLI_TELEMETRY := 0
+
+# Find a Python $(PY_VERSION): on PATH (a pyenv shim only counts if it runs),
+# then pyenv's versions, then uv. PYTHON=/path/to/python3.13 overrides.
+define find_python
+for c in "$(PYTHON)" "python$(PY_VERSION)" \
+         $$(ls -d "$$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)"/versions/$(PY_VERSION)*/bin/python$(PY_VERSION) 2>/dev/null | sort -V -r) \
+         "$$(uv python find $(PY_VERSION) 2>/dev/null)"; do \
+  [ -n "$$c" ] || continue; \
+  if v=$$("$$c" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) && [ "$$v" = "$(PY_VERSION)" ]; then \
+    echo "$$c"; exit 0; fi; \
+done; exit 1
+endef
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: python
+python: ## Show which Python $(PY_VERSION) the environment is built with
+	@($(find_python)) || { echo "error: Python $(PY_VERSION) not found (the Lambda runtime is python$(PY_VERSION))." >&2; \
+	  echo "Install it with one of:  pyenv install $(PY_VERSION)  |  uv python install $(PY_VERSION)  |  apt/brew install python$(PY_VERSION)" >&2; \
+	  echo "or point to it:  make PYTHON=/path/to/python$(PY_VERSION) ..." >&2; exit 1; }
+
+$(STAMP): requirements/dev.txt functions/requirements.txt layers/onnxruntime/requirements.txt
+	@py=$$($(find_python)) || { $(MAKE) --no-print-directory python; exit 1; }; \
+	if [ ! -x $(VENV)/bin/python ] || [ "$$($(VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PY_VERSION)" ]; then \
+	  echo "creating $(VENV) with $$py"; rm -rf $(VENV); "$$py" -m venv $(VENV); fi
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	cd requirements && $(BIN)/python -m pip install --quiet -r dev.txt
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv (Python 3.13) with the pinned dev requirements; no-op when up to date
+
+$(CHECKOV_STAMP): requirements/checkov.txt
+	@py=$$($(find_python)) || { $(MAKE) --no-print-directory python; exit 1; }; \
+	[ -x $(CHECKOV_VENV)/bin/python ] || "$$py" -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements/checkov.txt
+	@touch $@
+
+.PHONY: checkov-venv
+checkov-venv: $(CHECKOV_STAMP) ## Create .venv-checkov (checkov conflicts with aws-sam-cli)
+
+.PHONY: test
+test: $(STAMP) $(CHECKOV_STAMP) ## Set up everything, then run the whole test suite
+	$(BIN)/python -m pytest
+
+.PHONY: lint
+lint: $(STAMP) ## ruff lint + format check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy functions local models
+
+.PHONY: format
+format: $(STAMP) ## Format and auto-fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

@@ -1,0 +1,1 @@
+"""streamscore: shared code of the pipeline's Lambda functions (contracts, features, scoring, drift, adapters)."""
