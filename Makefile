@@ -72,3 +72,9 @@ lint: $(STAMP) ## ruff lint + format check, mypy
 format: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# ---- template, build, deploy (owner: template) ------------------------------
+
+# ---- simulator and model (owner: model) -------------------------------------
+
+# ---- events, handlers, local run -------------------------------------------
