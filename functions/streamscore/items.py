@@ -1,0 +1,41 @@
+"""Conversions between plain Python values and DynamoDB item values.
+
+DynamoDB numbers are decimals: floats go in as ``Decimal(repr(x))``, the shortest
+string that round-trips, so a value read back is the identical float. That
+exactness is what lets a replay reproduce features from stored state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+
+def to_item_value(value: Any) -> Any:
+    """`value` with floats as Decimals (recursively), ready for boto3's serializer."""
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"DynamoDB cannot store the non-finite number {value!r}")
+        return Decimal(repr(value))
+    if isinstance(value, Mapping):
+        return {str(k): to_item_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_item_value(v) for v in value]
+    raise TypeError(f"cannot store a {type(value).__name__} in DynamoDB")
+
+
+def from_item_value(value: Any) -> Any:
+    """`value` with Decimals as int (when integral) or float (recursively)."""
+    if isinstance(value, Decimal):
+        # DynamoDB may normalise 1.0 to 1: numeric equality is kept either way.
+        text = str(value)
+        return int(value) if "." not in text and "E" not in text.upper() else float(value)
+    if isinstance(value, Mapping):
+        return {k: from_item_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_item_value(v) for v in value]
+    return value
