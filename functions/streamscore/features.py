@@ -95,7 +95,9 @@ class CardState:
             log_amount_mean=float(str(data["log_amount_mean"])),
             log_amount_var=float(str(data["log_amount_var"])),
             last_sequence_number=(
-                None if data.get("last_sequence_number") is None else str(data["last_sequence_number"])
+                None
+                if data.get("last_sequence_number") is None
+                else str(data["last_sequence_number"])
             ),
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -190,11 +191,9 @@ def stream_in_batches(transactions: list[Transaction], cuts: list[int]) -> list[
     out: list[dict[str, float]] = []
     bounds = [0, *sorted(set(cuts)), len(transactions)]
     sequence = 0
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         # each batch reads its cards' states once, applies in order, writes back once
-        states = {
-            card: CardState.from_dict(from_item_value(item)) for card, item in table.items()
-        }
+        states = {card: CardState.from_dict(from_item_value(item)) for card, item in table.items()}
         for t in transactions[start:end]:
             sequence += 1
             state = states.get(t.card_id)

@@ -1,0 +1,117 @@
+"""DynamoDB batch access: BatchGetItem (100 keys a call) and BatchWriteItem (25 items a call).
+
+Items the service hands back unprocessed are retried with backoff and jitter;
+what still fails is returned to the caller, who maps it to record failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from streamscore.adapters._batching import chunked, fan_out
+from streamscore.adapters.retry import Backoff, translate_error
+
+MAX_GET_KEYS = 100
+MAX_WRITE_ITEMS = 25
+MAX_ITEM_BYTES = 400 * 1024
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+Item = dict[str, Any]
+Key = tuple[Any, ...]
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in item.items() if value is not None}
+
+
+def deserialize(item: Mapping[str, Any]) -> Item:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+class BatchTable:
+    """One table, read and written in batches; values are plain Python with Decimal numbers."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        key_names: Sequence[str],
+        backoff: Backoff | None = None,
+        executor: Executor | None = None,
+    ):
+        self.client = client
+        self.table_name = table_name
+        self.key_names = tuple(key_names)
+        self.backoff = backoff or Backoff()
+        self.executor = executor
+
+    def key_of(self, item: Mapping[str, Any]) -> Key:
+        return tuple(item[name] for name in self.key_names)
+
+    def get_many(self, keys: Iterable[Mapping[str, Any]]) -> tuple[dict[Key, Item], list[Key]]:
+        """Items found by key, and the keys still unprocessed after retries (absent items are simply missing)."""
+        unique = list({self.key_of(k): k for k in keys}.values())
+        found: dict[Key, Item] = {}
+        failed: list[Key] = []
+        for part_found, part_failed in fan_out(
+            self._get_chunk, list(chunked(unique, MAX_GET_KEYS)), self.executor
+        ):
+            found |= part_found
+            failed += part_failed
+        return found, failed
+
+    def _get_chunk(self, keys: Sequence[Mapping[str, Any]]) -> tuple[dict[Key, Item], list[Key]]:
+        request: dict[str, Any] = {
+            self.table_name: {"Keys": [serialize({n: k[n] for n in self.key_names}) for k in keys]}
+        }
+        found: dict[Key, Item] = {}
+        for attempt in range(1, self.backoff.attempts + 1):
+            response = self._call("BatchGetItem", self.client.batch_get_item, RequestItems=request)
+            for raw in response.get("Responses", {}).get(self.table_name, []):
+                item = deserialize(raw)
+                found[self.key_of(item)] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return found, []
+            if attempt < self.backoff.attempts:
+                self.backoff.pause(attempt)
+        left = [
+            self.key_of(deserialize(k)) for k in request.get(self.table_name, {}).get("Keys", [])
+        ]
+        return found, left
+
+    def put_many(self, items: Iterable[Mapping[str, Any]]) -> list[Key]:
+        """Write every item (the last one wins per key); the keys still unprocessed after retries."""
+        unique = list({self.key_of(i): i for i in items}.values())
+        failed: list[Key] = []
+        for part in fan_out(self._put_chunk, list(chunked(unique, MAX_WRITE_ITEMS)), self.executor):
+            failed += part
+        return failed
+
+    def _put_chunk(self, items: Sequence[Mapping[str, Any]]) -> list[Key]:
+        requests = [{"PutRequest": {"Item": serialize(i)}} for i in items]
+        for attempt in range(1, self.backoff.attempts + 1):
+            response = self._call(
+                "BatchWriteItem",
+                self.client.batch_write_item,
+                RequestItems={self.table_name: requests},
+            )
+            requests = (response.get("UnprocessedItems") or {}).get(self.table_name, [])
+            if not requests:
+                return []
+            if attempt < self.backoff.attempts:
+                self.backoff.pause(attempt)
+        return [self.key_of(deserialize(r["PutRequest"]["Item"])) for r in requests]
+
+    def _call(self, action: str, method: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return method(**kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise translate_error(error, f"DynamoDB {action} on {self.table_name}") from error

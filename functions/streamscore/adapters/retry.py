@@ -1,0 +1,82 @@
+"""Retry policy for partial batch failures (UnprocessedItems, FailedRecordCount, FailedEntryCount).
+
+botocore's own retries (standard mode, see `client_config`) cover whole-call
+throttling and transient errors; this covers the items a successful call
+hands back as not done.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from streamscore.errors import RetryableError, SystemicError
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "KMSThrottlingException",
+        "TransactionInProgressException",
+    }
+)
+
+
+def client_config(max_attempts: int = 4, read_timeout: float = 5.0) -> Config:
+    """botocore settings for clients built once per container: standard retries, short timeouts."""
+    return Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=2.0,
+        read_timeout=read_timeout,
+        tcp_keepalive=True,
+        max_pool_connections=16,
+    )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter; `sleep` is injectable so tests do not wait."""
+
+    attempts: int = 6
+    base_seconds: float = 0.05
+    cap_seconds: float = 2.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
+    def pause(self, attempt: int) -> None:
+        """Wait before retry number `attempt` (1-based)."""
+        self.sleep(self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt)))
+
+
+def translate_error(error: Exception, action: str) -> Exception:
+    """The project's exception for a botocore error raised while doing `action`."""
+    if isinstance(
+        error,
+        (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError),
+    ):
+        return RetryableError(f"{action}: {type(error).__name__}: {error}")
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in RETRYABLE_CODES or status >= 500:
+            return RetryableError(f"{action}: {code or status}: {error}")
+        return SystemicError(f"{action}: {code}: {error}")
+    return error
