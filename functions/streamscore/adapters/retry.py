@@ -8,9 +8,9 @@ hands back as not done.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from botocore.config import Config
 from botocore.exceptions import (
@@ -51,18 +51,29 @@ def client_config(max_attempts: int = 4, read_timeout: float = 5.0) -> Config:
     )
 
 
-@dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with full jitter; `sleep` is injectable so tests do not wait."""
+    """Exponential backoff with full jitter; counts its pauses (a metric). `sleep` is injectable."""
 
-    attempts: int = 6
-    base_seconds: float = 0.05
-    cap_seconds: float = 2.0
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
-    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    def __init__(
+        self,
+        attempts: int = 6,
+        base_seconds: float = 0.05,
+        cap_seconds: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ):
+        self.attempts = attempts
+        self.base_seconds = base_seconds
+        self.cap_seconds = cap_seconds
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.pauses = 0
+        self._lock = threading.Lock()
 
     def pause(self, attempt: int) -> None:
         """Wait before retry number `attempt` (1-based)."""
+        with self._lock:
+            self.pauses += 1
         self.sleep(self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt)))
 
 

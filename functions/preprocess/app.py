@@ -1,0 +1,92 @@
+"""PreprocessFunction: Kinesis batch of transactions → quarantine, card state, features table and stream."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from streamscore.adapters.dynamodb import BatchTable
+from streamscore.adapters.kinesis import StreamWriter
+from streamscore.adapters.retry import Backoff, client_config
+from streamscore.preprocess import PreprocessPorts, encode_feature_record, preprocess_batch
+from streamscore.records import batch_item_failures, parse_kinesis_event
+from streamscore.settings import PreprocessSettings, load_settings
+from streamscore.stores import (
+    DynamoFeatureStore,
+    DynamoMonitoringStore,
+    DynamoQuarantineStore,
+    DynamoStateStore,
+    KinesisFeatureForwarder,
+)
+
+settings = load_settings(PreprocessSettings, os.environ)
+logger = Logger()
+metrics = Metrics()
+executor = ThreadPoolExecutor(max_workers=settings.io_threads)
+backoff = Backoff()
+dynamodb = boto3.client("dynamodb", config=client_config())
+kinesis = boto3.client("kinesis", config=client_config())
+
+
+def _table(name: str, *keys: str) -> BatchTable:
+    return BatchTable(dynamodb, name, keys, backoff=backoff, executor=executor)
+
+
+ports = PreprocessPorts(
+    states=DynamoStateStore(
+        _table(settings.entity_state_table, "card_id"), settings.state_ttl_days
+    ),
+    features=DynamoFeatureStore(
+        _table(settings.features_table, "transaction_id"), settings.features_ttl_days
+    ),
+    forwarder=KinesisFeatureForwarder(
+        StreamWriter(kinesis, settings.features_stream_name, backoff), encode_feature_record
+    ),
+    quarantine=DynamoQuarantineStore(_table(settings.quarantine_table, "record_id")),
+    monitoring=DynamoMonitoringStore(dynamodb, settings.monitoring_table),
+)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    records = parse_kinesis_event(event)
+    pauses_before = backoff.pauses
+    outcome = preprocess_batch(
+        records,
+        ports,
+        now=datetime.now(UTC),
+        quarantine_ttl_days=settings.quarantine_ttl_days,
+        monitoring_ttl_days=settings.monitoring_ttl_days,
+        executor=executor,
+    )
+    metrics.add_metric("RecordsIn", MetricUnit.Count, outcome.records_in)
+    metrics.add_metric("FeaturesWritten", MetricUnit.Count, outcome.features_written)
+    metrics.add_metric("RecordsForwarded", MetricUnit.Count, outcome.forwarded)
+    metrics.add_metric("RecordsReplayed", MetricUnit.Count, outcome.replayed)
+    metrics.add_metric("RecordsFailed", MetricUnit.Count, len(outcome.failed))
+    metrics.add_metric("StateReads", MetricUnit.Count, outcome.cards_read)
+    metrics.add_metric("Retries", MetricUnit.Count, backoff.pauses - pauses_before)
+    metrics.add_metric("RecordsQuarantined", MetricUnit.Count, sum(outcome.quarantined.values()))
+    for reason, count in outcome.quarantined.items():
+        metrics.add_metric(f"Quarantined_{reason}", MetricUnit.Count, count)
+    logger.info(
+        "batch preprocessed",
+        extra={
+            "records_in": outcome.records_in,
+            "forwarded": outcome.forwarded,
+            "replayed": outcome.replayed,
+            "quarantined": dict(outcome.quarantined),
+            "failed": len(outcome.failed),
+            "shard_id": records[0].shard_id if records else None,
+            "first_sequence_number": records[0].sequence_number if records else None,
+        },
+    )
+    return batch_item_failures(records, outcome.failed)

@@ -1,0 +1,155 @@
+"""Kinesis records as Lambda delivers them, decoded once, plus the quarantine item for a bad one."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from streamscore.errors import InvalidRecordError
+
+MAX_QUARANTINED_PAYLOAD_BYTES = 64 * 1024  # raw bytes kept per record; items stay far below 400 KB
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One record of a Kinesis event: its position, its arrival and its data (base64 as received)."""
+
+    stream_name: str
+    shard_id: str
+    sequence_number: str
+    partition_key: str
+    data_b64: str
+    arrived_at: float  # approximateArrivalTimestamp, epoch seconds
+
+    @property
+    def record_id(self) -> str:
+        """Stable identity of the record: the same on every retry and replay."""
+        return f"{self.stream_name}#{self.shard_id}#{self.sequence_number}"
+
+    @property
+    def position(self) -> int:
+        return int(self.sequence_number)
+
+
+def parse_kinesis_event(event: Mapping[str, Any]) -> list[StreamRecord]:
+    """The records of a Lambda Kinesis event, in delivery (sequence) order."""
+    records = []
+    for raw in event.get("Records", []):
+        kinesis = raw["kinesis"]
+        arn = raw.get("eventSourceARN", "")
+        records.append(
+            StreamRecord(
+                stream_name=arn.rsplit("/", 1)[-1] if "/" in arn else arn,
+                shard_id=raw.get("eventID", "").split(":", 1)[0],
+                sequence_number=kinesis["sequenceNumber"],
+                partition_key=kinesis.get("partitionKey", ""),
+                data_b64=kinesis.get("data", ""),
+                arrived_at=float(kinesis.get("approximateArrivalTimestamp", 0.0)),
+            )
+        )
+    return records
+
+
+def decode_payload(record: StreamRecord) -> bytes:
+    """The record's raw bytes; InvalidRecordError when the data is not base64."""
+    try:
+        return base64.b64decode(record.data_b64, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise InvalidRecordError("invalid_base64", f"record data is not base64: {error}") from None
+
+
+def diagnose_json(payload: bytes) -> InvalidRecordError | None:
+    """Why `payload` is not a JSON object, or None when it is one."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return InvalidRecordError("not_utf8", f"payload is not UTF-8 (byte {error.start})")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return InvalidRecordError(
+            "invalid_json", f"payload is not JSON: {error.msg} at {error.pos}"
+        )
+    except RecursionError:
+        return InvalidRecordError("invalid_json", "payload is JSON nested too deeply")
+    if not isinstance(value, dict):
+        return InvalidRecordError(
+            "not_an_object", f"payload is JSON {type(value).__name__}, not an object"
+        )
+    return None
+
+
+def field_errors(error: ValidationError) -> InvalidRecordError:
+    """A validation error as a quarantine reason; field errors keep location and message, never the input."""
+    details = [
+        {
+            "field": ".".join(str(p) for p in e["loc"]) or "(record)",
+            "type": e["type"],
+            "message": e["msg"],
+        }
+        for e in error.errors(include_input=False, include_url=False)
+    ]
+    reason = "missing_field" if all(d["type"] == "missing" for d in details) else "invalid_field"
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    return InvalidRecordError(reason, summary, details)
+
+
+def quarantine_item(
+    record: StreamRecord,
+    error: InvalidRecordError,
+    stage: str,
+    now: datetime,
+    ttl_days: int,
+) -> dict[str, Any]:
+    """The QuarantineTable item for `record`: keyed by its position, so a replay writes the same key."""
+    try:
+        payload = base64.b64decode(record.data_b64, validate=True)
+        kept_b64 = base64.b64encode(payload[:MAX_QUARANTINED_PAYLOAD_BYTES]).decode()
+        size, truncated = len(payload), len(payload) > MAX_QUARANTINED_PAYLOAD_BYTES
+    except (binascii.Error, ValueError):
+        # not base64: keep the text as received, truncated alike
+        raw = record.data_b64.encode("utf-8", "replace")
+        kept_b64 = base64.b64encode(raw[:MAX_QUARANTINED_PAYLOAD_BYTES]).decode()
+        size, truncated = len(raw), len(raw) > MAX_QUARANTINED_PAYLOAD_BYTES
+    return {
+        "record_id": record.record_id,
+        "stage": stage,
+        "stream_name": record.stream_name,
+        "shard_id": record.shard_id,
+        "sequence_number": record.sequence_number,
+        "reason": error.reason,
+        "message": str(error)[:1000],
+        "details": error.details[:50],
+        "payload_b64": kept_b64,
+        "payload_bytes": size,
+        "payload_truncated": truncated,
+        "arrived_at": iso_time(record.arrived_at),
+        "quarantined_at": now.isoformat(timespec="milliseconds"),
+        "expires_at": int(now.timestamp()) + ttl_days * 86400,
+    }
+
+
+def iso_time(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
+
+
+def lowest_failure(records: Iterable[StreamRecord], failed: set[str]) -> int | None:
+    """Position of the lowest failed record, where Kinesis will resume; None when none failed."""
+    positions = [r.position for r in records if r.sequence_number in failed]
+    return min(positions) if positions else None
+
+
+def batch_item_failures(records: Iterable[StreamRecord], failed: set[str]) -> dict[str, Any]:
+    """The partial-batch response Lambda expects (ReportBatchItemFailures)."""
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": r.sequence_number} for r in records if r.sequence_number in failed
+        ]
+    }

@@ -1,0 +1,42 @@
+"""Each function's configuration as a pydantic model, validated once at cold start."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from streamscore.errors import SystemicError
+
+Name = Annotated[str, Field(min_length=1)]
+Days = Annotated[int, Field(ge=1, le=3650)]
+
+
+class FunctionSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PreprocessSettings(FunctionSettings):
+    entity_state_table: Name
+    features_table: Name
+    quarantine_table: Name
+    monitoring_table: Name
+    features_stream_name: Name
+    features_ttl_days: Days = 7
+    quarantine_ttl_days: Days = 30
+    monitoring_ttl_days: Days = 90
+    state_ttl_days: Days = 400  # a card unseen this long starts afresh
+    io_threads: Annotated[int, Field(ge=1, le=32)] = 4
+
+
+def load_settings[S: FunctionSettings](model: type[S], environ: Mapping[str, str]) -> S:
+    """`model` from environment variables (upper-case field names); SystemicError naming what is wrong."""
+    try:
+        return model.model_validate({k.lower(): v for k, v in environ.items()})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)
+        )
+        raise SystemicError(f"invalid configuration of {model.__name__}: {problems}") from None
