@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from streamscore.adapters.dynamodb import BatchTable
 from streamscore.adapters.kinesis import StreamWriter
 from streamscore.adapters.retry import Backoff, client_config
+from streamscore.observability import logger, metrics, tracer
 from streamscore.preprocess import PreprocessPorts, encode_feature_record, preprocess_batch
 from streamscore.records import batch_item_failures, parse_kinesis_event
 from streamscore.settings import PreprocessSettings, load_settings
@@ -27,8 +27,6 @@ from streamscore.stores import (
 )
 
 settings = load_settings(PreprocessSettings, os.environ)
-logger = Logger()
-metrics = Metrics()
 executor = ThreadPoolExecutor(max_workers=settings.io_threads)
 backoff = Backoff()
 dynamodb = boto3.client("dynamodb", config=client_config())
@@ -56,6 +54,7 @@ ports = PreprocessPorts(
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = parse_kinesis_event(event)
     pauses_before = backoff.pauses
