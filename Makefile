@@ -78,3 +78,6 @@ format: $(STAMP) ## Format and auto-fix with ruff
 # ---- simulator and model (owner: model) -------------------------------------
 
 # ---- events, handlers, local run -------------------------------------------
+.PHONY: events
+events: $(STAMP) ## Regenerate the sample events in events/ from the simulator
+	$(BIN)/python -m embedded.sample_events --out events

@@ -13,7 +13,7 @@ from typing import Any
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 # Real sequence numbers are 56-digit decimals that grow along a shard.
-SEQUENCE_BASE = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000
+SEQUENCE_BASE = 49_650 * 10**51
 
 
 def stream_arn(stream_name: str, region: str = REGION, account: str = ACCOUNT) -> str:
@@ -46,7 +46,9 @@ def kinesis_event(
     records = []
     for offset, entry in enumerate(entries):
         sequence = entry.sequence_number or sequence_number(first_index + offset)
-        data = entry.data_b64 if entry.data_b64 is not None else base64.b64encode(entry.data).decode()
+        data = (
+            entry.data_b64 if entry.data_b64 is not None else base64.b64encode(entry.data).decode()
+        )
         records.append(
             {
                 "kinesis": {
@@ -68,7 +70,9 @@ def kinesis_event(
     return {"Records": records}
 
 
-def scheduled_event(time: str, rule_name: str = "streamscore-DriftSchedule", region: str = REGION) -> dict[str, Any]:
+def scheduled_event(
+    time: str, rule_name: str = "streamscore-DriftSchedule", region: str = REGION
+) -> dict[str, Any]:
     """The event an EventBridge schedule delivers to its target function."""
     return {
         "version": "0",

@@ -1,0 +1,125 @@
+"""Generate events/: sample events for every function, from the simulator, as Lambda delivers them.
+
+`python -m embedded.sample_events [--out events]` (or `make events`) rewrites
+the files; `sample_events()` returns them, so a test can check they are current.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedded.lambda_events import KinesisEntry, kinesis_event, scheduled_event, sequence_number
+from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
+from streamscore.contracts import Transaction
+from streamscore.features import advance_state, build_features
+from streamscore.preprocess import encode_feature_record, feature_record
+from streamscore.records import StreamRecord
+
+SEED = 20261121
+TRANSACTIONS_STREAM = "streamscore-TransactionsStream-EXAMPLE"
+FEATURES_STREAM = "streamscore-FeaturesStream-EXAMPLE"
+SHARD = "shardId-000000000000"
+ARRIVAL_DELAY_SECONDS = 0.35  # producer to stream
+BATCH_SIZE = 12
+
+
+def _pick_transactions() -> tuple[list[dict[str, Any]], list[Transaction]]:
+    """A short slice of simulated traffic with its history, containing fraud, in event-time order."""
+    batch = simulate(SimulationConfig(seed=SEED, n_cards=80, days=6.0))
+    frauds = [i for i, label in enumerate(batch.labels) if label.is_fraud]
+    end = frauds[len(frauds) // 2] + 1 if frauds else len(batch.transactions)
+    start = max(0, end - BATCH_SIZE)
+    history = [
+        Transaction.model_validate_json(encode_transaction(t)) for t in batch.transactions[:start]
+    ]
+    chosen = batch.transactions[start:end]
+    return chosen, history
+
+
+def _arrival(txn: dict[str, Any]) -> float:
+    return datetime.fromisoformat(txn["event_time"]).timestamp() + ARRIVAL_DELAY_SECONDS
+
+
+def preprocess_event() -> dict[str, Any]:
+    chosen, _ = _pick_transactions()
+    entries = [
+        KinesisEntry(t["card_id"], encode_transaction(t), arrival=_arrival(t)) for t in chosen
+    ]
+    bad = invalid_payloads(np.random.default_rng(SEED), 2)
+    last_arrival = entries[-1].arrival
+    # bad records sit in the middle: the batch must go on past them
+    entries.insert(len(entries) // 2, KinesisEntry("card_bad", bad[0][0], arrival=last_arrival))
+    entries.append(KinesisEntry("card_bad", bad[1][0], arrival=last_arrival))
+    return kinesis_event(entries, TRANSACTIONS_STREAM, SHARD)
+
+
+def score_event() -> dict[str, Any]:
+    """The FeaturesStream records preprocess forwards for the same slice, plus one unknown schema."""
+    chosen, history = _pick_transactions()
+    states: dict[str, Any] = {}
+    for txn in history:
+        states[txn.card_id] = advance_state(states.get(txn.card_id), txn)
+    entries = []
+    for index, raw in enumerate(chosen):
+        txn = Transaction.model_validate_json(encode_transaction(raw))
+        source = StreamRecord(
+            TRANSACTIONS_STREAM, SHARD, sequence_number(index), txn.card_id, "", _arrival(raw)
+        )
+        features = build_features(txn, states.get(txn.card_id))
+        states[txn.card_id] = advance_state(states.get(txn.card_id), txn)
+        ingested = datetime.fromtimestamp(_arrival(raw) + 0.2, UTC)
+        item = feature_record(source, txn, features, ingested)
+        entries.append(
+            KinesisEntry(txn.card_id, encode_feature_record(item), arrival=_arrival(raw) + 0.3)
+        )
+    stale = json.loads(entries[0].data) | {
+        "transaction_id": "schema_mismatch_example",
+        "feature_schema": "card-v0",
+    }
+    entries.insert(
+        len(entries) // 2,
+        KinesisEntry(stale["card_id"], json.dumps(stale).encode(), arrival=entries[-1].arrival),
+    )
+    return kinesis_event(entries, FEATURES_STREAM, SHARD)
+
+
+def drift_events() -> dict[str, dict[str, Any]]:
+    hour = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+    window = {"start": (hour - timedelta(hours=24)).isoformat(), "end": hour.isoformat()}
+    return {
+        "drift_check_scheduled.json": scheduled_event(hour.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        "drift_check_window.json": {"window": window},
+    }
+
+
+def sample_events() -> dict[str, dict[str, Any]]:
+    """File name → event, for every sample in events/."""
+    return {
+        "preprocess_transactions.json": preprocess_event(),
+        "score_features.json": score_event(),
+        **drift_events(),
+    }
+
+
+def render(event: dict[str, Any]) -> str:
+    return json.dumps(event, indent=2, sort_keys=False) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("events"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, event in sample_events().items():
+        (args.out / name).write_text(render(event))
+        print(f"wrote {args.out / name}")
+
+
+if __name__ == "__main__":
+    main()
