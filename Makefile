@@ -74,6 +74,31 @@ format: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff check --fix .
 
 # ---- template, build, deploy (owner: template) ------------------------------
+# checkov and `sam validate --lint` run offline: no mapping download, no update check,
+# dummy credentials (nothing is called with them).
+CHECKOV_ENV    := BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE
+OFFLINE_AWS_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+
+.PHONY: validate
+validate: $(STAMP) ## cfn-lint and `sam validate --lint` of template.yaml (offline)
+	$(BIN)/cfn-lint template.yaml
+	$(OFFLINE_AWS_ENV) $(BIN)/sam validate --lint --region $(AWS_REGION)
+
+.PHONY: checkov
+checkov: $(CHECKOV_STAMP) ## Security checks of template.yaml with checkov (offline; skips are justified in the template)
+	$(CHECKOV_ENV) $(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --quiet --compact
+
+.PHONY: build
+build: $(STAMP) ## sam build: functions, OnnxRuntimeLayer and ModelLayer (needs `make model` first) into .aws-sam/
+	$(BIN)/sam build --parallel --cached
+
+.PHONY: deploy
+deploy: build ## sam deploy with samconfig.toml (first time: `sam deploy --guided` to pick stack name, region, parameters)
+	$(BIN)/sam deploy
+
+.PHONY: clean-build
+clean-build: ## Remove the sam build output (.aws-sam/)
+	rm -rf .aws-sam
 
 # ---- simulator and model (owner: model) -------------------------------------
 
