@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from streamscore.errors import SystemicError
 
@@ -28,6 +28,32 @@ class PreprocessSettings(FunctionSettings):
     monitoring_ttl_days: Days = 90
     state_ttl_days: Days = 400  # a card unseen this long starts afresh
     io_threads: Annotated[int, Field(ge=1, le=32)] = 4
+
+
+Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ScoreSettings(FunctionSettings):
+    predictions_table: Name
+    quarantine_table: Name
+    monitoring_table: Name
+    event_bus_name: Name
+    model_dir: Name = "/opt/model"
+    review_threshold: Threshold | None = None  # None (empty): the model card's recommendation
+    decline_threshold: Threshold | None = None
+    alert_on_review: bool = False
+    predictions_ttl_days: Days = 90
+    quarantine_ttl_days: Days = 30
+    monitoring_ttl_days: Days = 90
+    io_threads: Annotated[int, Field(ge=1, le=32)] = 4
+    # ONNX Runtime threads, measured at batch 500 (bench/score_bench.py): see ort_threads.
+    ort_intra_op_threads: Annotated[int, Field(ge=1, le=16)] = 1
+    ort_inter_op_threads: Annotated[int, Field(ge=1, le=16)] = 1
+
+    @field_validator("review_threshold", "decline_threshold", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 def load_settings[S: FunctionSettings](model: type[S], environ: Mapping[str, str]) -> S:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streamscore.adapters.dynamodb import BatchTable, serialize
+from streamscore.adapters.events import EventPublisher
 from streamscore.adapters.kinesis import StreamWriter
 from streamscore.adapters.retry import translate_error
 from streamscore.features import CardState
@@ -98,3 +100,45 @@ class DynamoMonitoringStore:
             self.client.put_item(TableName=self.table_name, Item=serialize(to_item_value(item)))
         except (ClientError, BotoCoreError) as error:
             raise translate_error(error, f"DynamoDB PutItem on {self.table_name}") from error
+
+
+class DynamoPredictionStore:
+    """PredictionsTable: one prediction per transaction, expiring after its TTL."""
+
+    def __init__(self, table: BatchTable, ttl_days: int):
+        self.table = table
+        self.ttl_days = ttl_days
+
+    def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
+        return (
+            {key[0]: from_item_value(item) for key, item in found.items()},
+            {key[0] for key in failed},
+        )
+
+    def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+        if not predictions:
+            return set()
+        expires = _expires_at(now, self.ttl_days)
+        items = [to_item_value(p) | {"expires_at": expires} for p in predictions]
+        return {key[0] for key in self.table.put_many(items)}
+
+
+class EventBridgeAlertPublisher:
+    """Alerts as events of one source and detail type; each detail names its transaction_id."""
+
+    def __init__(self, publisher: EventPublisher, source: str, detail_type: str):
+        self.publisher = publisher
+        self.source = source
+        self.detail_type = detail_type
+
+    def publish(self, details: Sequence[dict[str, Any]]) -> set[str]:
+        entries = [
+            {
+                "Source": self.source,
+                "DetailType": self.detail_type,
+                "Detail": json.dumps(d, separators=(",", ":"), allow_nan=False),
+            }
+            for d in details
+        ]
+        return {details[i]["transaction_id"] for i in self.publisher.put_events(entries)}

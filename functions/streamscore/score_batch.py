@@ -1,0 +1,403 @@
+"""Score one FeaturesStream batch: decode, quarantine, one model run, predictions, alerts, histograms.
+
+Write order is the commit protocol. A prediction is written only after its
+alert (if any) was published, so a stored prediction means "done": a retry or
+replay that finds the prediction it wrote itself (same stream record, same
+model version) neither writes nor alerts again, and its item stays identical.
+A prediction written from another stream record of the same transaction means
+preprocess forwarded it twice; that record is a duplicate: no write, no alert,
+not counted. The batch's histogram item counts only what Kinesis will not
+deliver again, so retries and replays never count a record twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from streamscore.errors import InvalidRecordError, RetryableError
+from streamscore.monitoring import batch_item_key, window_key
+from streamscore.preprocess import MonitoringStore, QuarantineStore
+from streamscore.records import (
+    StreamRecord,
+    decode_payload,
+    diagnose_json,
+    lowest_failure,
+    quarantine_item,
+)
+from streamscore.scoring import (
+    DECISIONS,
+    ScoringModel,
+    Thresholds,
+    decide,
+    feature_matrix,
+    histograms,
+)
+
+STAGE = "score"
+ALERT_SOURCE = "streamscore.scoring"
+ALERT_DETAIL_TYPE = "HighRiskTransaction"
+MAX_FEATURE_RECORD_BYTES = 64 * 1024  # a feature record is under a kilobyte
+_REQUIRED_TEXT = ("transaction_id", "event_time", "feature_schema")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the Transaction contract's; a table key
+
+
+class PredictionStore(Protocol):
+    def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Stored predictions by transaction id, and the ids whose read still failed."""
+        ...
+
+    def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+        """Transaction ids whose write still failed after retries."""
+        ...
+
+
+class AlertPublisher(Protocol):
+    def publish(self, alerts: Sequence[dict[str, Any]]) -> set[str]:
+        """Transaction ids whose event still failed after retries."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScorePorts:
+    predictions: PredictionStore
+    alerts: AlertPublisher
+    quarantine: QuarantineStore
+    monitoring: MonitoringStore
+
+
+@dataclass(frozen=True)
+class ScorePolicy:
+    thresholds: Thresholds
+    alert_on_review: bool
+    quarantine_ttl_days: int
+    monitoring_ttl_days: int
+
+
+@dataclass
+class ScoreOutcome:
+    """What happened to every record: scored, already scored, duplicate, quarantined or failed."""
+
+    records_in: int = 0
+    scored: int = 0  # predictions written by this invocation
+    already_scored: int = 0  # a retry or replay of a record whose prediction is stored
+    duplicates: int = 0  # the same transaction from another stream record
+    quarantined: Counter[str] = field(default_factory=Counter)
+    failed: set[str] = field(default_factory=set)  # sequence numbers
+    decisions: Counter[str] = field(default_factory=Counter)  # of the predictions written
+    alerts: int = 0
+    inference_ms: float = 0.0
+    latencies_ms: list[int] = field(default_factory=list)  # of the predictions written
+    histogram_records: int = 0
+
+
+@dataclass
+class _Row:
+    record: StreamRecord
+    doc: dict[str, Any]
+    arrived_at: float | None
+
+
+def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
+    """The record's feature record; InvalidRecordError when it is not one, or not of `feature_schema`."""
+    try:
+        payload = decode_payload(record)
+    except InvalidRecordError as error:
+        raise _undecodable(error.reason, str(error)) from None
+    if len(payload) > MAX_FEATURE_RECORD_BYTES:
+        raise _undecodable("oversized", f"payload is {len(payload)} bytes")
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):
+        problem = diagnose_json(payload)
+        raise _undecodable(
+            problem.reason if problem else "invalid_json", str(problem or "not JSON")
+        ) from None
+    if not isinstance(doc, dict):
+        raise _undecodable("not_an_object", f"payload is JSON {type(doc).__name__}, not an object")
+    wrong = [name for name in _REQUIRED_TEXT if not isinstance(doc.get(name), str) or not doc[name]]
+    if not isinstance(doc.get("features"), dict):
+        wrong.append("features")
+    if wrong:
+        raise _undecodable(
+            "missing_field", f"not a feature record: bad or missing {', '.join(wrong)}"
+        )
+    if not _IDENTIFIER.fullmatch(doc["transaction_id"]):
+        raise _undecodable("invalid_field", "transaction_id is not 1-64 of [A-Za-z0-9_-]")
+    if doc["feature_schema"] != feature_schema:
+        raise InvalidRecordError(
+            "unknown_feature_schema",
+            f"feature schema {doc['feature_schema'][:64]!r} is not the model's {feature_schema!r}",
+        )
+    arrived = doc.get("arrived_at")
+    try:
+        arrived_at = datetime.fromisoformat(arrived).timestamp() if arrived is not None else None
+    except (TypeError, ValueError):
+        raise _undecodable("invalid_field", "arrived_at is not an ISO 8601 time") from None
+    return _Row(record, doc, arrived_at)
+
+
+def _undecodable(cause: str, message: str) -> InvalidRecordError:
+    return InvalidRecordError(
+        "undecodable", message, [{"field": "(record)", "type": cause, "message": message}]
+    )
+
+
+def score_batch(
+    records: Sequence[StreamRecord],
+    model: ScoringModel,
+    ports: ScorePorts,
+    policy: ScorePolicy,
+    clock: Callable[[], datetime],
+    executor: Executor | None = None,
+) -> ScoreOutcome:
+    """Score one batch; never raises for bad input, raises SystemicError for broken setup.
+
+    `executor` runs the independent steps concurrently; it must not be the pool
+    the stores fan their own calls out on, or steps could wait on each other.
+    """
+    outcome = ScoreOutcome(records_in=len(records))
+    batch = _decode(records, model)
+    first_of: dict[str, int] = {}
+    for i in batch.scoreable:
+        first_of.setdefault(batch.rows[i].doc["transaction_id"], i)
+    unique = sorted(first_of.values())
+    outcome.duplicates = len(batch.scoreable) - len(unique)
+
+    # The stored-prediction lookup (I/O) overlaps the model run (CPU).
+    lookup = _submit(executor, ports.predictions.load, list(first_of))
+    started = time.perf_counter()
+    batch.scores[unique] = model.predict(batch.matrix[unique].astype(np.float32))
+    outcome.inference_ms = (time.perf_counter() - started) * 1000
+    try:
+        stored, unread = lookup.result()
+    except RetryableError:
+        stored, unread = {}, set(first_of)
+    now = clock()
+
+    to_write = _triage(batch, unique, stored, unread, model.model_version, outcome)
+    codes = decide(batch.scores[to_write], policy.thresholds).tolist()
+    alerting = {"decline", "review"} if policy.alert_on_review else {"decline"}
+    predictions = [
+        _prediction(
+            batch.rows[i], float(batch.scores[i]), DECISIONS[code], model.model_version, now
+        )
+        for i, code in zip(to_write, codes, strict=True)
+    ]
+    alerts = [p for p in predictions if p["decision"] in alerting]
+    quiet = [p for p in predictions if p["decision"] not in alerting]
+    by_txn_id = {batch.rows[i].doc["transaction_id"]: batch.rows[i].record for i in to_write}
+    by_record_id = {r.record_id: r for r, _ in batch.invalid}
+    quarantine_items = [
+        quarantine_item(r, e, STAGE, now, policy.quarantine_ttl_days) for r, e in batch.invalid
+    ]
+    # Independent writes, concurrently; a step with nothing to write makes no call.
+    steps: list[_Step] = [
+        (ports.quarantine.save, (quarantine_items,), by_record_id, [r for r, _ in batch.invalid]),
+        (ports.predictions.save, (quiet, now), by_txn_id, _records_of(quiet, by_txn_id)),
+        (_alert_then_save, (ports, alerts, now), by_txn_id, _records_of(alerts, by_txn_id)),
+    ]
+    running = [
+        (_submit(executor, work, *args), key_to_record, step_records)
+        for work, args, key_to_record, step_records in steps
+        if step_records
+    ]
+    for future, key_to_record, step_records in running:
+        try:
+            outcome.failed.update(key_to_record[k].sequence_number for k in future.result())
+        except RetryableError:
+            outcome.failed.update(r.sequence_number for r in step_records)
+
+    _record_histograms(records, batch, model, ports, policy, now, outcome)
+
+    def ok(record: StreamRecord) -> bool:
+        return record.sequence_number not in outcome.failed
+
+    written = [p for p in predictions if ok(by_txn_id[p["transaction_id"]])]
+    outcome.scored = len(written)
+    outcome.decisions = Counter(p["decision"] for p in written)
+    outcome.latencies_ms = [p["latency_ms"] for p in written if "latency_ms" in p]
+    outcome.alerts = sum(1 for p in written if p["decision"] in alerting)
+    outcome.quarantined = Counter(e.reason for r, e in batch.invalid if ok(r))
+    return outcome
+
+
+_Step = tuple[
+    Callable[..., set[str]], tuple[Any, ...], Mapping[str, StreamRecord], list[StreamRecord]
+]
+
+
+@dataclass
+class _Batch:
+    """The decoded batch: rows of known schema, their matrix and scores (NaN = not scored)."""
+
+    rows: list[_Row]
+    invalid: list[tuple[StreamRecord, InvalidRecordError]]
+    matrix: np.ndarray
+    scoreable: list[int]
+    scores: np.ndarray
+    counted: list[int] = field(default_factory=list)  # rows the histograms count
+
+
+def _decode(records: Sequence[StreamRecord], model: ScoringModel) -> _Batch:
+    rows: list[_Row] = []
+    invalid: list[tuple[StreamRecord, InvalidRecordError]] = []
+    for record in records:
+        try:
+            rows.append(decode_feature_record(record, model.card.feature_schema))
+        except InvalidRecordError as error:
+            invalid.append((record, error))
+    matrix, problems = feature_matrix([r.doc["features"] for r in rows], model.feature_names)
+    invalid += [(r.record, p) for r, p in zip(rows, problems, strict=True) if p is not None]
+    return _Batch(
+        rows=rows,
+        invalid=invalid,
+        matrix=matrix,
+        scoreable=[i for i, p in enumerate(problems) if p is None],
+        scores=np.full(len(rows), np.nan),
+        # records of known schema with unusable values are counted, as missing values
+        counted=[i for i, p in enumerate(problems) if p is not None],
+    )
+
+
+def _triage(
+    batch: _Batch,
+    unique: list[int],
+    stored: Mapping[str, dict[str, Any]],
+    unread: set[str],
+    model_version: str,
+    outcome: ScoreOutcome,
+) -> list[int]:
+    """Rows to write; the rest are failed (unread), already scored (this record) or duplicates."""
+    to_write: list[int] = []
+    for i in unique:
+        row = batch.rows[i]
+        previous = stored.get(row.doc["transaction_id"])
+        same_record = previous is not None and (
+            previous.get("features_record_id") == row.record.record_id
+        )
+        if row.doc["transaction_id"] in unread:
+            outcome.failed.add(row.record.sequence_number)
+        elif previous is None or (same_record and previous.get("model_version") != model_version):
+            to_write.append(i)
+            batch.counted.append(i)
+        elif same_record:
+            outcome.already_scored += 1
+            batch.counted.append(i)
+        else:
+            outcome.duplicates += 1
+    return to_write
+
+
+def _records_of(
+    predictions: list[dict[str, Any]], by_txn_id: Mapping[str, StreamRecord]
+) -> list[StreamRecord]:
+    return [by_txn_id[p["transaction_id"]] for p in predictions]
+
+
+def _prediction(
+    row: _Row, score: float, decision: str, model_version: str, now: datetime
+) -> dict[str, Any]:
+    """The Prediction contract: one PredictionsTable item per transaction."""
+    item = {
+        "transaction_id": row.doc["transaction_id"],
+        "score": score,
+        "decision": decision,
+        "model_version": model_version,
+        "event_time": row.doc["event_time"],
+        "scored_at": now.isoformat(timespec="milliseconds"),
+        "features_record_id": row.record.record_id,
+    }
+    if row.arrived_at is not None:
+        item["latency_ms"] = max(0, round((now.timestamp() - row.arrived_at) * 1000))
+    return item
+
+
+def alert_detail(prediction: dict[str, Any]) -> dict[str, Any]:
+    """The HighRiskTransaction detail: enough for consumers to act and to de-duplicate."""
+    return {
+        "transaction_id": prediction["transaction_id"],
+        "score": prediction["score"],
+        "decision": prediction["decision"],
+        "model_version": prediction["model_version"],
+        "event_time": prediction["event_time"],
+        "scored_at": prediction["scored_at"],
+    }
+
+
+def _alert_then_save(ports: ScorePorts, alerts: list[dict[str, Any]], now: datetime) -> set[str]:
+    """Publish the alerts, then store the predictions whose alert landed (the prediction commits)."""
+    unsent = ports.alerts.publish([alert_detail(a) for a in alerts])
+    sent = [a for a in alerts if a["transaction_id"] not in unsent]
+    return unsent | (ports.predictions.save(sent, now) if sent else set())
+
+
+def _record_histograms(
+    records: Sequence[StreamRecord],
+    batch: _Batch,
+    model: ScoringModel,
+    ports: ScorePorts,
+    policy: ScorePolicy,
+    now: datetime,
+    outcome: ScoreOutcome,
+) -> None:
+    """One MonitoringTable item per batch over the records Kinesis will not deliver again.
+
+    Kinesis resumes at the lowest failed sequence number: the records below it
+    are counted here, the retry's own item counts the rest. Keyed by the first
+    record, a full replay overwrites this item, even in a later hour.
+    """
+    if not records:
+        return
+    resume_at = lowest_failure(records, outcome.failed)
+
+    def below(record: StreamRecord) -> bool:
+        return resume_at is None or record.position < resume_at
+
+    seen = [r for r in records if below(r)]
+    if not seen:
+        return
+    counted = sorted(i for i in batch.counted if below(batch.rows[i].record))
+    scores = batch.scores[counted]
+    first = seen[0]
+    item = batch_item_key("HIST", first.stream_name, first.shard_id, first.sequence_number) | {
+        "window_key": window_key("HIST", now),
+        "recorded_at": now.isoformat(timespec="milliseconds"),
+        "stage": STAGE,
+        "model_version": model.model_version,
+        "first_sequence_number": first.sequence_number,
+        "last_sequence_number": seen[-1].sequence_number,
+        "records": len(seen),
+        "quarantined_by_reason": dict(Counter(e.reason for r, e in batch.invalid if below(r))),
+        "n": len(counted),
+        "scored": int(np.count_nonzero(~np.isnan(scores))),
+        "histograms": histograms(batch.matrix[counted], scores, model),
+        "expires_at": int(now.timestamp()) + policy.monitoring_ttl_days * 86400,
+    }
+    try:
+        ports.monitoring.put(item)
+        outcome.histogram_records = len(counted)
+    except RetryableError:
+        # without its histograms the batch must be seen again: fail it from its first record
+        outcome.failed.add(first.sequence_number)
+
+
+def _submit(executor: Executor | None, work: Callable[..., Any], *args: Any) -> Future[Any]:
+    """`work(*args)` on `executor`, or run now into a completed future when there is none."""
+    if executor is not None:
+        return executor.submit(work, *args)
+    future: Future[Any] = Future()
+    try:
+        future.set_result(work(*args))
+    except Exception as error:
+        future.set_exception(error)
+    return future

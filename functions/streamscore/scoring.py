@@ -1,0 +1,296 @@
+"""Scoring domain: the shipped model (ONNX session, card, baseline), the feature matrix, decisions, histograms.
+
+Pure numpy apart from `load_model`, which reads the artifacts and imports
+onnxruntime lazily, so this module is importable where the runtime is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from streamscore.errors import InvalidRecordError, SystemicError
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+MODEL_FILE = "model.onnx"
+CARD_FILE = "model_card.json"
+BASELINE_FILE = "baseline.json"
+SCORE = "score"  # the baseline's and the histograms' name for the model's output
+DECISIONS: tuple[str, ...] = ("approve", "review", "decline")  # index = decision code
+_NUMBERS = (float, int)  # bool is excluded: JSON true is not a feature value
+
+FloatMatrix = npt.NDArray[np.float64]
+FloatVector = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """score >= decline declines, else score >= review reviews, else approves."""
+
+    review: float
+    decline: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.review <= self.decline <= 1.0:
+            raise ValueError(
+                f"thresholds must satisfy 0 <= review <= decline <= 1, "
+                f"got review={self.review}, decline={self.decline}"
+            )
+
+
+def resolve_thresholds(
+    recommended: Thresholds, review: float | None, decline: float | None
+) -> Thresholds:
+    """The configured thresholds, each falling back to the model card's; ValueError when inconsistent."""
+    return Thresholds(
+        recommended.review if review is None else review,
+        recommended.decline if decline is None else decline,
+    )
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What scoring needs from model_card.json."""
+
+    model_version: str
+    feature_schema: str
+    feature_names: tuple[str, ...]
+    input_name: str | None
+    output_name: str | None
+    positive_class_index: int
+    thresholds: Thresholds
+
+    @classmethod
+    def from_dict(cls, card: Mapping[str, Any]) -> ModelCard:
+        thresholds = card["thresholds"]
+        names = tuple(str(n) for n in card["feature_names"])
+        if not names or len(set(names)) != len(names):
+            raise ValueError("feature_names must be a non-empty list of distinct names")
+        return cls(
+            model_version=str(card["model_version"]),
+            feature_schema=str(card["feature_schema"]),
+            feature_names=names,
+            input_name=card.get("input_name"),
+            output_name=card.get("output_name"),
+            positive_class_index=int(card.get("positive_class_index", 1)),
+            thresholds=Thresholds(float(thresholds["review"]), float(thresholds["decline"])),
+        )
+
+
+class ScoringModel:
+    """An ONNX session with its card and baseline: features in model order in, positive-class score out."""
+
+    def __init__(
+        self,
+        session: onnxruntime.InferenceSession,
+        card: ModelCard,
+        edges: Mapping[str, FloatVector],
+    ):
+        self.session = session
+        self.card = card
+        self.edges = dict(edges)  # baseline bin edges per feature and for SCORE
+        self.input_name, self.output_name = _io_names(session, card)
+        self._check_shape()
+
+    @property
+    def model_version(self) -> str:
+        return self.card.model_version
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.card.feature_names
+
+    def predict(self, matrix: npt.NDArray[np.float32]) -> FloatVector:
+        """Positive-class probability per row, as float64 (the value stored and compared)."""
+        if matrix.shape[0] == 0:
+            return np.empty(0, dtype=np.float64)
+        (output,) = self.session.run([self.output_name], {self.input_name: matrix})
+        output = np.asarray(output)
+        scores = output[:, self.card.positive_class_index] if output.ndim == 2 else output
+        return scores.astype(np.float64).reshape(-1)
+
+    def _check_shape(self) -> None:
+        declared = self.session.get_inputs()
+        shape = next(i.shape for i in declared if i.name == self.input_name)
+        width = shape[-1] if shape else None
+        if isinstance(width, int) and width != len(self.feature_names):
+            raise ValueError(
+                f"the model takes {width} features, the card names {len(self.feature_names)}"
+            )
+        probe = self.predict(np.zeros((1, len(self.feature_names)), dtype=np.float32))
+        if probe.shape != (1,):
+            raise ValueError(f"the model gave {probe.shape} scores for one row")
+
+
+def _io_names(session: onnxruntime.InferenceSession, card: ModelCard) -> tuple[str, str]:
+    """Input and output names as the session declares them; the card picks when there are several."""
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    if len(inputs) == 1:
+        input_name = inputs[0]
+    elif card.input_name in inputs:
+        input_name = str(card.input_name)
+    else:
+        raise ValueError(f"the model has inputs {inputs}; the card's input_name is not one")
+    if card.output_name in outputs:
+        output_name = str(card.output_name)
+    elif len(outputs) == 1:
+        output_name = outputs[0]
+    else:
+        raise ValueError(f"the model has outputs {outputs}; the card's output_name is not one")
+    return input_name, output_name
+
+
+def load_model(
+    model_dir: str | Path, intra_op_threads: int = 1, inter_op_threads: int = 1
+) -> ScoringModel:
+    """The model shipped in `model_dir`, checked by one probe run; SystemicError naming path and reason."""
+    directory = Path(model_dir)
+    path = directory / MODEL_FILE
+    try:
+        card = ModelCard.from_dict(_read_json(directory / CARD_FILE))
+        edges = baseline_edges(_read_json(directory / BASELINE_FILE), card.feature_names)
+        import onnxruntime as ort  # noqa: PLC0415 - only ScoreFunction pays for the runtime
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        return ScoringModel(session, card, edges)
+    except SystemicError:
+        raise
+    except Exception as error:  # onnxruntime raises its own types; all mean "cannot serve"
+        raise SystemicError(
+            f"cannot load the model from {directory} ({path.name}, {CARD_FILE}, {BASELINE_FILE}): "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except OSError as error:
+        raise SystemicError(f"cannot read {path}: {error.strerror or error}") from error
+    except json.JSONDecodeError as error:
+        raise SystemicError(f"{path} is not JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise SystemicError(f"{path} is not a JSON object")
+    return value
+
+
+def baseline_edges(
+    baseline: Mapping[str, Any], feature_names: Sequence[str]
+) -> dict[str, FloatVector]:
+    """Bin edges of every feature and of the score, ascending, from baseline.json."""
+    features = baseline.get("features", baseline)
+    entries = {name: features.get(name) for name in feature_names}
+    entries[SCORE] = baseline.get(SCORE, features.get(SCORE))
+    edges: dict[str, FloatVector] = {}
+    for name, entry in entries.items():
+        if not isinstance(entry, Mapping) or "edges" not in entry:
+            raise ValueError(f"baseline.json has no bin edges for {name!r}")
+        values = np.asarray(entry["edges"], dtype=np.float64)
+        if values.ndim != 1 or values.size < 2 or np.any(np.diff(values) < 0):
+            raise ValueError(f"baseline.json: the edges of {name!r} are not an ascending list")
+        edges[name] = values
+    return edges
+
+
+def feature_matrix(
+    features: Sequence[Mapping[str, Any]], names: Sequence[str]
+) -> tuple[FloatMatrix, list[InvalidRecordError | None]]:
+    """One row per record in model order (NaN where unusable) and each record's problem, if any.
+
+    A value is usable when it is a JSON number that stays finite as float32 (the
+    model's input type). Extra features are ignored.
+    """
+    problems: list[InvalidRecordError | None] = [None] * len(features)
+    rows: list[list[Any]] = []
+    for index, values in enumerate(features):
+        row = [values.get(name) for name in names]
+        if not all(type(v) in _NUMBERS for v in row):
+            row, problems[index] = _usable(row, names)
+        rows.append(row)
+    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+    with np.errstate(over="ignore", invalid="ignore"):
+        usable = np.isfinite(matrix.astype(np.float32))
+    for index in np.flatnonzero(~usable.all(axis=1)).tolist():
+        bad = [names[j] for j in np.flatnonzero(~usable[index]).tolist()]
+        matrix[index, ~usable[index]] = np.nan
+        if problems[index] is None:
+            problems[index] = InvalidRecordError(
+                "non_finite_feature",
+                f"not finite as float32: {', '.join(bad[:10])}",
+                [
+                    {"field": f"features.{n}", "type": "non_finite", "message": "not finite"}
+                    for n in bad
+                ],
+            )
+    return matrix, problems
+
+
+def _usable(row: list[Any], names: Sequence[str]) -> tuple[list[Any], InvalidRecordError]:
+    missing = [n for n, v in zip(names, row, strict=True) if v is None]
+    wrong = [
+        n for n, v in zip(names, row, strict=True) if v is not None and type(v) not in _NUMBERS
+    ]
+    cleaned = [v if type(v) in _NUMBERS else math.nan for v in row]
+    if missing:
+        error = InvalidRecordError(
+            "missing_feature",
+            f"missing features: {', '.join(missing[:10])}",
+            [{"field": f"features.{n}", "type": "missing", "message": "missing"} for n in missing],
+        )
+    else:
+        error = InvalidRecordError(
+            "invalid_feature",
+            f"features that are not numbers: {', '.join(wrong[:10])}",
+            [
+                {"field": f"features.{n}", "type": "not_a_number", "message": "not a number"}
+                for n in wrong
+            ],
+        )
+    return cleaned, error
+
+
+def decide(scores: FloatVector, thresholds: Thresholds) -> npt.NDArray[np.int8]:
+    """Decision code per score, an index into DECISIONS."""
+    return (scores >= thresholds.review).astype(np.int8) + (scores >= thresholds.decline)
+
+
+def histogram(values: FloatVector, edges: FloatVector) -> dict[str, Any]:
+    """Counts over `edges` (np.histogram's bins, the last one closed), NaN as missing, the rest out of range."""
+    present = values[~np.isnan(values)]
+    inside = (present >= edges[0]) & (present <= edges[-1])
+    counts, _ = np.histogram(present[inside], bins=edges)
+    return {
+        "counts": counts.tolist(),
+        "missing": int(values.size - present.size),
+        "out_of_range": int(present.size - int(inside.sum())),
+    }
+
+
+def histograms(
+    matrix: FloatMatrix, scores: FloatVector, model: ScoringModel
+) -> dict[str, dict[str, Any]]:
+    """Histograms of every feature (matrix columns, model order) and of the score (NaN = not scored)."""
+    result = {
+        name: histogram(matrix[:, j], model.edges[name])
+        for j, name in enumerate(model.feature_names)
+    }
+    result[SCORE] = histogram(scores, model.edges[SCORE])
+    return result

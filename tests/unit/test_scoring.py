@@ -1,0 +1,548 @@
+"""Scoring domain and the batch pipeline with in-memory stores: decisions, matrix, histograms, retries."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from embedded.lambda_events import KinesisEntry, kinesis_event
+from streamscore.errors import RetryableError, SystemicError
+from streamscore.features import FEATURE_NAMES, FEATURE_SCHEMA
+from streamscore.records import StreamRecord, parse_kinesis_event
+from streamscore.score_batch import ScoreOutcome, ScorePolicy, ScorePorts, score_batch
+from streamscore.scoring import (
+    SCORE,
+    ScoringModel,
+    Thresholds,
+    decide,
+    feature_matrix,
+    histogram,
+    load_model,
+    resolve_thresholds,
+)
+
+STREAM = "streamscore-FeaturesStream-test"
+NOW = datetime(2026, 3, 5, 12, 30, tzinfo=UTC)
+FEATURE_EDGES = [-1.0, -0.5, 0.0, 0.5, 1.0]
+SCORE_EDGES = [round(x, 1) for x in np.linspace(0, 1, 11)]
+# the tiny model's weights: the score is sigmoid(features · WEIGHTS + BIAS)
+WEIGHTS = np.zeros(len(FEATURE_NAMES), dtype=np.float32)
+WEIGHTS[0] = 4.0  # amount_log
+BIAS = -2.0
+
+
+def write_model_dir(
+    directory: Path,
+    version: str = "tiny-1",
+    review: float = 0.5,
+    decline: float = 0.9,
+    names: Sequence[str] = FEATURE_NAMES,
+) -> Path:
+    """A logistic model as ONNX (input "features", output "probabilities"), its card and baseline."""
+    n = len(names)
+    weights = np.zeros((n, 1), dtype=np.float32)
+    weights[:, 0] = WEIGHTS[:n]
+    nodes = [
+        helper.make_node("MatMul", ["features", "W"], ["z0"]),
+        helper.make_node("Add", ["z0", "B"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["p1"]),
+        helper.make_node("Sub", ["one", "p1"], ["p0"]),
+        helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
+        [
+            numpy_helper.from_array(weights, "W"),
+            numpy_helper.from_array(np.array([BIAS], np.float32), "B"),
+            numpy_helper.from_array(np.array([1.0], np.float32), "one"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, directory / "model.onnx")
+    card = {
+        "model_version": version,
+        "feature_schema": FEATURE_SCHEMA,
+        "feature_names": list(FEATURE_NAMES),
+        "input_name": "features",
+        "output_name": "probabilities",
+        "positive_class_index": 1,
+        "thresholds": {"review": review, "decline": decline},
+    }
+    (directory / "model_card.json").write_text(json.dumps(card))
+    entry = {"edges": FEATURE_EDGES, "proportions": [0.25] * 4}
+    baseline = {
+        "features": dict.fromkeys(FEATURE_NAMES, entry),
+        "score": {"edges": SCORE_EDGES, "proportions": [0.1] * 10},
+    }
+    (directory / "baseline.json").write_text(json.dumps(baseline))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> ScoringModel:
+    return load_model(write_model_dir(tmp_path_factory.mktemp("model")))
+
+
+def tiny_score(amount_log: float) -> float:
+    z = np.float32(amount_log) * np.float32(WEIGHTS[0]) + np.float32(BIAS)
+    return float(np.float32(1.0) / (np.float32(1.0) + np.exp(-z)))
+
+
+# ---------------------------------------------------------------- pure functions
+
+
+def test_decisions_at_the_threshold_edges() -> None:
+    thresholds = Thresholds(review=0.5, decline=0.9)
+    scores = np.array([0.0, np.nextafter(0.5, 0), 0.5, np.nextafter(0.9, 0), 0.9, 1.0])
+
+    codes = decide(scores, thresholds)
+
+    assert codes.tolist() == [0, 0, 1, 1, 2, 2]  # approve, review, decline by index
+
+
+def test_equal_thresholds_leave_no_review_band() -> None:
+    codes = decide(np.array([0.69, 0.7, 0.71]), Thresholds(review=0.7, decline=0.7))
+
+    assert codes.tolist() == [0, 2, 2]
+
+
+def test_thresholds_fall_back_to_the_cards_and_must_be_ordered() -> None:
+    card = Thresholds(0.4, 0.8)
+
+    assert resolve_thresholds(card, None, None) == card
+    assert resolve_thresholds(card, 0.3, None) == Thresholds(0.3, 0.8)
+    assert resolve_thresholds(card, None, 0.95) == Thresholds(0.4, 0.95)
+    with pytest.raises(ValueError, match="review <= decline"):
+        resolve_thresholds(card, 0.9, None)
+
+
+def test_histogram_has_numpys_bins_plus_missing_and_out_of_range() -> None:
+    edges = np.array([0.0, 1.0, 2.0, 4.0])
+    values = np.array([0.0, 0.5, 1.0, 2.0, 3.9, 4.0, -0.1, 4.1, np.nan, np.nan])
+
+    result = histogram(values, edges)
+
+    inside = values[(values >= 0) & (values <= 4)]
+    assert result["counts"] == np.histogram(inside, bins=edges)[0].tolist() == [2, 1, 3]
+    assert result["missing"] == 2
+    assert result["out_of_range"] == 2
+
+
+def test_feature_matrix_is_in_model_order_and_names_each_problem() -> None:
+    names = ("a", "b", "c")
+    records: list[dict[str, Any]] = [
+        {"c": 3.0, "b": 2, "a": 1.0, "extra": "ignored"},
+        {"a": 1.0, "c": 3.0},
+        {"a": 1.0, "b": math.nan, "c": 3.0},
+        {"a": 1e39, "b": 2.0, "c": 3.0},  # finite as float64, infinite as float32
+        {"a": "1.0", "b": 2.0, "c": True},
+        {"a": None, "b": 2.0, "c": 3.0},
+    ]
+
+    matrix, problems = feature_matrix(records, names)
+
+    assert matrix[0].tolist() == [1.0, 2.0, 3.0]
+    assert [p.reason if p else None for p in problems] == [
+        None,
+        "missing_feature",
+        "non_finite_feature",
+        "non_finite_feature",
+        "invalid_feature",
+        "missing_feature",
+    ]
+    assert "b" in str(problems[1]) and "a" in str(problems[3])
+    assert np.isnan(matrix[1, 1]) and np.isnan(matrix[3, 0]) and np.isnan(matrix[4, 2])
+    assert matrix[1, 0] == 1.0  # what is usable stays, for the histograms
+
+
+def test_the_model_scores_in_model_order(model: ScoringModel) -> None:
+    matrix = np.zeros((3, len(FEATURE_NAMES)), dtype=np.float32)
+    matrix[:, 0] = [0.0, 0.5, 1.0]
+
+    scores = model.predict(matrix)
+
+    assert scores.dtype == np.float64
+    assert scores.tolist() == pytest.approx([tiny_score(v) for v in (0.0, 0.5, 1.0)], abs=1e-7)
+    assert model.model_version == "tiny-1"
+    assert (model.input_name, model.output_name) == ("features", "probabilities")
+
+
+def test_a_missing_model_fails_naming_the_path(tmp_path: Path) -> None:
+    with pytest.raises(SystemicError, match=str(tmp_path / "model_card.json")):
+        load_model(tmp_path)
+
+
+def test_a_corrupt_model_fails_naming_the_path_and_the_reason(tmp_path: Path) -> None:
+    write_model_dir(tmp_path)
+    (tmp_path / "model.onnx").write_bytes(b"not an onnx model")
+
+    with pytest.raises(SystemicError) as error:
+        load_model(tmp_path)
+
+    assert str(tmp_path) in str(error.value) and "model.onnx" in str(error.value)
+    assert "InvalidProtobuf" in str(error.value) or "protobuf" in str(error.value).lower()
+
+
+def test_a_card_that_disagrees_with_the_model_fails(tmp_path: Path) -> None:
+    write_model_dir(tmp_path)
+    card = json.loads((tmp_path / "model_card.json").read_text())
+    card["feature_names"] = card["feature_names"][:-1]
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+
+    with pytest.raises(SystemicError, match="takes 18 features, the card names 17"):
+        load_model(tmp_path)
+
+
+def test_a_baseline_without_edges_fails(tmp_path: Path) -> None:
+    write_model_dir(tmp_path)
+    (tmp_path / "baseline.json").write_text(json.dumps({"features": {}}))
+
+    with pytest.raises(SystemicError, match="no bin edges for 'amount_log'"):
+        load_model(tmp_path)
+
+
+# ---------------------------------------------------------------- the batch, with fakes
+
+
+class Predictions:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.fail_saving: set[str] = set()
+        self.fail_loading = False
+        self.saves = 0
+
+    def load(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        if self.fail_loading:
+            raise RetryableError("DynamoDB BatchGetItem: ThrottlingException")
+        return {i: dict(self.items[i]) for i in ids if i in self.items}, set()
+
+    def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+        self.saves += 1
+        failed = {p["transaction_id"] for p in predictions} & self.fail_saving
+        for p in predictions:
+            if p["transaction_id"] not in failed:
+                self.items[p["transaction_id"]] = dict(p)
+        return failed
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.fail: set[str] = set()
+
+    def publish(self, alerts: Sequence[dict[str, Any]]) -> set[str]:
+        failed = {a["transaction_id"] for a in alerts} & self.fail
+        self.sent += [a for a in alerts if a["transaction_id"] not in failed]
+        return failed
+
+
+class Quarantine:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
+        self.items |= {i["record_id"]: i for i in items}
+        return set()
+
+
+class Monitoring:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fail = False
+
+    def put(self, item: dict[str, Any]) -> None:
+        if self.fail:
+            raise RetryableError("DynamoDB PutItem: ProvisionedThroughputExceededException")
+        self.items[(item["pk"], item["sk"])] = item
+
+
+class Fakes:
+    def __init__(self) -> None:
+        self.predictions = Predictions()
+        self.alerts = Alerts()
+        self.quarantine = Quarantine()
+        self.monitoring = Monitoring()
+        self.ports = ScorePorts(self.predictions, self.alerts, self.quarantine, self.monitoring)
+
+
+def feature_doc(index: int, amount_log: float, **changes: Any) -> dict[str, Any]:
+    features = dict.fromkeys(FEATURE_NAMES, 0.0) | {"amount_log": amount_log}
+    return {
+        "transaction_id": f"t{index:05d}",
+        "card_id": f"card_{index % 7}",
+        "event_time": "2026-03-05T12:00:00+00:00",
+        "feature_schema": FEATURE_SCHEMA,
+        "features": features,
+        "source_sequence_number": str(index),
+        "source_shard_id": "shardId-000000000000",
+        "arrived_at": "2026-03-05T12:29:59.500+00:00",
+        "ingested_at": "2026-03-05T12:29:59.700+00:00",
+    } | changes
+
+
+def batch(docs: Sequence[dict[str, Any] | bytes], first_index: int = 0) -> list[StreamRecord]:
+    entries = [
+        KinesisEntry("card", d if isinstance(d, bytes) else json.dumps(d).encode()) for d in docs
+    ]
+    return parse_kinesis_event(kinesis_event(entries, STREAM, first_index=first_index))
+
+
+POLICY = ScorePolicy(Thresholds(0.5, 0.9), False, quarantine_ttl_days=30, monitoring_ttl_days=90)
+# amount_log → score: 0.0 → 0.12 (approve), 0.6 → 0.60 (review), 1.2 → 0.94 (decline)
+AMOUNTS = [0.0, 0.6, 1.2]
+
+
+def run(
+    records: list[StreamRecord],
+    model: ScoringModel,
+    fakes: Fakes,
+    policy: ScorePolicy = POLICY,
+    now: datetime = NOW,
+) -> ScoreOutcome:
+    return score_batch(records, model, fakes.ports, policy, clock=lambda: now)
+
+
+def hist_total(fakes: Fakes, name: str = SCORE) -> Counter[str]:
+    """Bin counts over every histogram item: bin index → count (plus missing, out of range)."""
+    total: Counter[str] = Counter()
+    for item in fakes.monitoring.items.values():
+        hist = item["histograms"][name]
+        total.update({str(i): c for i, c in enumerate(hist["counts"])})
+        total.update({"missing": hist["missing"], "out_of_range": hist["out_of_range"]})
+    return total
+
+
+def test_a_batch_is_scored_decided_stored_and_counted(model: ScoringModel) -> None:
+    fakes = Fakes()
+    docs = [feature_doc(i, AMOUNTS[i % 3]) for i in range(30)]
+
+    outcome = run(batch(docs), model, fakes)
+
+    assert outcome.scored == 30 and not outcome.failed
+    assert outcome.decisions == {"approve": 10, "review": 10, "decline": 10}
+    item = fakes.predictions.items["t00002"]
+    assert item["score"] == pytest.approx(tiny_score(1.2), abs=1e-7)
+    assert item["decision"] == "decline" and item["model_version"] == "tiny-1"
+    assert item["latency_ms"] == 500 and item["scored_at"] == "2026-03-05T12:30:00.000+00:00"
+    assert {a["transaction_id"] for a in fakes.alerts.sent} == {
+        f"t{i:05d}" for i in range(2, 30, 3)
+    }
+    (hist,) = fakes.monitoring.items.values()
+    assert hist["n"] == hist["scored"] == 30 and hist["model_version"] == "tiny-1"
+    assert hist["window_key"] == "HIST#2026-03-05T12"
+    amount = hist["histograms"]["amount_log"]
+    assert amount["counts"] == [0, 0, 10, 10] and amount["out_of_range"] == 10
+    assert sum(hist["histograms"][SCORE]["counts"]) == 30
+
+
+def test_alerts_cover_reviews_when_asked(model: ScoringModel) -> None:
+    fakes = Fakes()
+    policy = ScorePolicy(Thresholds(0.5, 0.9), True, 30, 90)
+
+    run(batch([feature_doc(i, AMOUNTS[i % 3]) for i in range(6)]), model, fakes, policy)
+
+    assert sorted(a["decision"] for a in fakes.alerts.sent) == ["decline"] * 2 + ["review"] * 2
+    assert set(fakes.alerts.sent[0]) >= {"transaction_id", "score", "decision", "model_version"}
+
+
+def test_every_invalid_record_is_quarantined_with_its_reason(model: ScoringModel) -> None:
+    fakes = Fakes()
+    good = feature_doc(0, 0.0)
+    features_without_one = {k: v for k, v in good["features"].items() if k != "hour_sin"}
+    docs: list[dict[str, Any] | bytes] = [
+        good,
+        b"not json",
+        b"[1, 2]",
+        b"\xff\xfe",
+        b"base64 is replaced below",
+        json.dumps({k: v for k, v in good.items() if k != "features"}).encode(),
+        feature_doc(5, 0.0, feature_schema="card-v0"),
+        feature_doc(6, 0.0, features=features_without_one),
+        feature_doc(7, 0.0, features=good["features"] | {"amount_zscore": math.inf}),
+        json.dumps(feature_doc(8, 0.0)).replace('"amount_log": 0.0', '"amount_log": NaN').encode(),
+        feature_doc(9, 0.0, transaction_id="has spaces"),
+        feature_doc(10, 0.0, arrived_at="yesterday"),
+    ]
+    records = batch(docs)
+    records[4] = StreamRecord(
+        STREAM, records[4].shard_id, records[4].sequence_number, "k", "%%", 0.0
+    )
+
+    outcome = run(records, model, fakes)
+
+    reasons = {item["sequence_number"]: item["reason"] for item in fakes.quarantine.items.values()}
+    assert [reasons.get(r.sequence_number) for r in records] == [
+        None,
+        "undecodable",
+        "undecodable",
+        "undecodable",
+        "undecodable",
+        "undecodable",
+        "unknown_feature_schema",
+        "missing_feature",
+        "non_finite_feature",
+        "non_finite_feature",
+        "undecodable",
+        "undecodable",
+    ]
+    assert outcome.scored + sum(outcome.quarantined.values()) == outcome.records_in == 12
+    assert all(item["stage"] == "score" for item in fakes.quarantine.items.values())
+    (hist,) = fakes.monitoring.items.values()
+    # records with a known schema and bad values still show up in the histograms, as missing
+    assert hist["n"] == 4 and hist["scored"] == 1
+    assert hist["histograms"]["hour_sin"]["missing"] == 1
+    assert hist["histograms"][SCORE]["missing"] == 3
+    assert hist["quarantined_by_reason"]["undecodable"] == 7
+
+
+def test_a_replay_writes_nothing_new_alerts_nothing_and_counts_the_same(
+    model: ScoringModel,
+) -> None:
+    fakes = Fakes()
+    records = batch([feature_doc(i, AMOUNTS[i % 3]) for i in range(12)])
+    run(records, model, fakes)
+    predictions, histograms = dict(fakes.predictions.items), dict(fakes.monitoring.items)
+    saves, alerts = fakes.predictions.saves, len(fakes.alerts.sent)
+
+    outcome = run(records, model, fakes, now=NOW + timedelta(hours=3))
+
+    assert outcome.already_scored == 12 and outcome.scored == 0
+    assert fakes.predictions.items == predictions and fakes.predictions.saves == saves
+    assert len(fakes.alerts.sent) == alerts
+    assert list(fakes.monitoring.items) == list(histograms)  # the same item, overwritten
+    (item,) = fakes.monitoring.items.values()
+    assert item["window_key"] == "HIST#2026-03-05T15"
+    assert item["histograms"] == next(iter(histograms.values()))["histograms"]
+
+
+def test_a_partial_failure_and_its_retry_count_every_record_once(model: ScoringModel) -> None:
+    fakes = Fakes()
+    docs = [feature_doc(i, AMOUNTS[i % 3]) for i in range(20)]
+    records = batch(docs)
+    fakes.predictions.fail_saving = {"t00007", "t00013"}  # approvals / reviews in the middle
+
+    first = run(records, model, fakes)
+
+    assert first.failed == {records[7].sequence_number, records[13].sequence_number}
+    (item,) = fakes.monitoring.items.values()
+    assert item["n"] == 7 and item["last_sequence_number"] == records[6].sequence_number
+    # Kinesis resumes at the lowest failed record
+    fakes.predictions.fail_saving = set()
+    retry = run(records[7:], model, fakes)
+
+    assert not retry.failed and retry.scored == 2 and retry.already_scored == 11
+    assert len(fakes.monitoring.items) == 2
+    assert sum(i["n"] for i in fakes.monitoring.items.values()) == 20
+    assert hist_total(fakes) == hist_total(_scored_once(model, records))
+    assert len(fakes.predictions.items) == 20
+    assert len(fakes.alerts.sent) == len({a["transaction_id"] for a in fakes.alerts.sent})
+
+
+def _scored_once(model: ScoringModel, records: list[StreamRecord]) -> Fakes:
+    fakes = Fakes()
+    run(records, model, fakes)
+    return fakes
+
+
+def test_a_failed_alert_keeps_its_prediction_back_until_the_retry(model: ScoringModel) -> None:
+    fakes = Fakes()
+    records = batch([feature_doc(i, 1.2) for i in range(4)])
+    fakes.alerts.fail = {"t00002"}
+
+    first = run(records, model, fakes)
+
+    assert first.failed == {records[2].sequence_number}
+    assert "t00002" not in fakes.predictions.items
+    fakes.alerts.fail = set()
+    run(records[2:], model, fakes)
+    assert [a["transaction_id"] for a in fakes.alerts.sent] == [
+        "t00000",
+        "t00001",
+        "t00003",
+        "t00002",
+    ]
+    assert "t00002" in fakes.predictions.items
+
+
+def test_a_transaction_forwarded_twice_is_scored_alerted_and_counted_once(
+    model: ScoringModel,
+) -> None:
+    fakes = Fakes()
+    run(batch([feature_doc(i, 1.2) for i in range(3)]), model, fakes)
+    stored = dict(fakes.predictions.items)
+    # preprocess crashed after forwarding t00001 and forwards it again, later on the stream
+    again = batch([feature_doc(1, 1.2), feature_doc(3, 1.2), feature_doc(3, 1.2)], first_index=10)
+
+    outcome = run(again, model, fakes)
+
+    assert outcome.duplicates == 2 and outcome.scored == 1
+    assert fakes.predictions.items["t00001"] == stored["t00001"]
+    assert [a["transaction_id"] for a in fakes.alerts.sent] == [
+        "t00000",
+        "t00001",
+        "t00002",
+        "t00003",
+    ]
+    assert sum(i["n"] for i in fakes.monitoring.items.values()) == 4
+
+
+def test_a_new_model_version_scores_a_replay_again(model: ScoringModel, tmp_path: Path) -> None:
+    fakes = Fakes()
+    records = batch([feature_doc(i, 0.0) for i in range(3)])
+    run(records, model, fakes)
+
+    outcome = run(records, load_model(write_model_dir(tmp_path, version="tiny-2")), fakes)
+
+    assert outcome.scored == 3
+    assert {p["model_version"] for p in fakes.predictions.items.values()} == {"tiny-2"}
+
+
+def test_an_unreadable_prediction_table_fails_the_scoreable_records(model: ScoringModel) -> None:
+    fakes = Fakes()
+    records = batch([b"junk", feature_doc(1, 0.0), feature_doc(2, 0.0)])
+    fakes.predictions.fail_loading = True
+
+    outcome = run(records, model, fakes)
+
+    assert outcome.failed == {records[1].sequence_number, records[2].sequence_number}
+    assert outcome.quarantined == {"undecodable": 1} and not fakes.predictions.items
+    (item,) = fakes.monitoring.items.values()
+    assert item["records"] == 1 and item["n"] == 0
+
+
+def test_unwritten_histograms_fail_the_batch_from_its_first_record(model: ScoringModel) -> None:
+    fakes = Fakes()
+    records = batch([feature_doc(i, 1.2) for i in range(3)])
+    fakes.monitoring.fail = True
+
+    outcome = run(records, model, fakes)
+
+    assert outcome.failed == {records[0].sequence_number}
+    fakes.monitoring.fail = False
+    retry = run(records, model, fakes)
+    assert retry.already_scored == 3 and len(fakes.alerts.sent) == 3
+    (item,) = fakes.monitoring.items.values()
+    assert item["n"] == 3
+
+
+def test_an_empty_batch_does_nothing(model: ScoringModel) -> None:
+    fakes = Fakes()
+
+    outcome = run([], model, fakes)
+
+    assert outcome.records_in == 0 and not fakes.monitoring.items and not fakes.predictions.saves
