@@ -1,0 +1,695 @@
+"""template.yaml: clean for cfn-lint, `sam validate --lint` and checkov, deployable into moto, and
+holding what the handlers and DESIGN.md rely on (names, keys, settings, least privilege)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from embedded.template import (
+    LOCAL_CODE_BUCKET,
+    LOCAL_CODE_KEY,
+    load_template,
+    parameter_values,
+    stream_definitions,
+    table_definitions,
+    transform_template,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+VENV_BIN = Path(sys.executable).parent
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+REGION = "us-east-1"
+
+GLOBAL_ENV = {"POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+FUNCTION_ENV = {
+    "PreprocessFunction": {
+        "POWERTOOLS_SERVICE_NAME",
+        "ENTITY_STATE_TABLE",
+        "FEATURES_TABLE",
+        "QUARANTINE_TABLE",
+        "MONITORING_TABLE",
+        "FEATURES_STREAM_NAME",
+        "FEATURES_TTL_DAYS",
+        "QUARANTINE_TTL_DAYS",
+        "MONITORING_TTL_DAYS",
+    },
+    "ScoreFunction": {
+        "POWERTOOLS_SERVICE_NAME",
+        "PREDICTIONS_TABLE",
+        "QUARANTINE_TABLE",
+        "MONITORING_TABLE",
+        "EVENT_BUS_NAME",
+        "MODEL_DIR",
+        "REVIEW_THRESHOLD",
+        "DECLINE_THRESHOLD",
+        "ALERT_ON_REVIEW",
+        "PREDICTIONS_TTL_DAYS",
+        "QUARANTINE_TTL_DAYS",
+        "MONITORING_TTL_DAYS",
+    },
+    "DriftCheckFunction": {
+        "POWERTOOLS_SERVICE_NAME",
+        "MONITORING_TABLE",
+        "ARTIFACTS_BUCKET",
+        "EVENT_BUS_NAME",
+        "MODEL_DIR",
+        "DRIFT_WINDOW_MINUTES",
+        "PSI_WARN_THRESHOLD",
+        "PSI_DRIFT_THRESHOLD",
+        "JS_DRIFT_THRESHOLD",
+        "MIN_SAMPLE_SIZE",
+        "RETRAIN_COOLDOWN_HOURS",
+    },
+}
+# The keys the handlers read and write by (DESIGN.md, "Contracts").
+TABLE_KEYS = {
+    "EntityStateTable": [("card_id", "HASH")],
+    "FeaturesTable": [("transaction_id", "HASH")],
+    "PredictionsTable": [("transaction_id", "HASH")],
+    "QuarantineTable": [("record_id", "HASH")],
+    "MonitoringTable": [("pk", "HASH"), ("sk", "RANGE")],
+}
+ESM_SETTINGS = (
+    "StartingPosition",
+    "BatchSize",
+    "MaximumBatchingWindowInSeconds",
+    "ParallelizationFactor",
+    "BisectBatchOnFunctionError",
+    "MaximumRetryAttempts",
+    "MaximumRecordAgeInSeconds",
+)
+MAPPINGS = {
+    "PreprocessEventSourceMapping": ("Preprocess", "TransactionsStream", "PreprocessFunction"),
+    "ScoreEventSourceMapping": ("Score", "FeaturesStream", "ScoreFunction"),
+}
+# Non-default settings, so the deployed mappings prove the parameters reach them.
+MAPPING_OVERRIDES = {
+    "PreprocessStartingPosition": "TRIM_HORIZON",
+    "PreprocessBatchSize": "250",
+    "PreprocessMaximumBatchingWindowInSeconds": "2",
+    "PreprocessParallelizationFactor": "3",
+    "PreprocessBisectBatchOnFunctionError": "false",
+    "PreprocessMaximumRetryAttempts": "7",
+    "PreprocessMaximumRecordAgeInSeconds": "600",
+    "ScoreStartingPosition": "LATEST",
+    "ScoreBatchSize": "100",
+    "ScoreMaximumBatchingWindowInSeconds": "0",
+    "ScoreParallelizationFactor": "2",
+    "ScoreBisectBatchOnFunctionError": "true",
+    "ScoreMaximumRetryAttempts": "-1",
+    "ScoreMaximumRecordAgeInSeconds": "-1",
+}
+RETRAINING_TARGETS = {
+    "RetrainingStateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:retrain",
+    "RetrainingSageMakerPipelineArn": "arn:aws:sagemaker:us-east-1:123456789012:pipeline/retrain",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def offline_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION=REGION,
+        SAM_CLI_TELEMETRY="0",
+        **extra,
+    )
+    return env
+
+
+def run(command: list[str | Path], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(part) for part in command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+# ---------------------------------------------------------------- the tools that gate a deploy
+
+
+@pytest.mark.slow
+def test_cfn_lint_reports_nothing() -> None:
+    result = run([VENV_BIN / "cfn-lint", TEMPLATE_PATH], offline_env())
+
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@pytest.mark.slow
+def test_sam_validate_lint_passes_offline() -> None:
+    result = run(
+        [VENV_BIN / "sam", "validate", "--lint", "--region", REGION, "-t", TEMPLATE_PATH],
+        offline_env(),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def declared_checkov_skips(template: dict[str, Any]) -> dict[tuple[str, str], str]:
+    skips = {}
+    for logical_id, resource in template["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            skips[(skip["id"], logical_id)] = skip.get("comment", "")
+    return skips
+
+
+def checkov(path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            str(CHECKOV),
+            "-f",
+            str(path),
+            "--framework",
+            "cloudformation",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        cwd=ROOT,
+        env=offline_env(BC_SKIP_MAPPING="TRUE", CKV_SKIP_PACKAGE_UPDATE_CHECK="TRUE"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def checkov_report(process: subprocess.Popen[str]) -> dict[str, Any]:
+    stdout, stderr = process.communicate(timeout=120)
+    assert stdout.strip(), stderr
+    report = json.loads(stdout)
+    assert report["summary"]["parsing_errors"] == 0
+    assert report["summary"]["passed"] > 50  # it really scanned the stack
+    return dict(report)
+
+
+def failed_checks(report: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (c["check_id"], c["resource"].split(".")[-1])
+        for c in report["results"].get("failed_checks", [])
+    }
+
+
+@pytest.mark.slow
+def test_checkov_fails_no_check_and_every_skip_is_needed(
+    template: dict[str, Any], tmp_path: Path
+) -> None:
+    if not CHECKOV.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHECKOV} is missing; `make test` creates it")
+        pytest.skip("no .venv-checkov (run `make checkov-venv`)")
+    # given: the template, and a copy without its skips
+    unskipped = json.loads(json.dumps(template))
+    for resource in unskipped["Resources"].values():
+        resource.get("Metadata", {}).pop("checkov", None)
+    unskipped_path = tmp_path / "template-without-skips.json"
+    unskipped_path.write_text(json.dumps(unskipped))
+
+    # when
+    runs = checkov(TEMPLATE_PATH), checkov(unskipped_path)
+    report, unskipped_report = (checkov_report(run) for run in runs)
+
+    # then: nothing fails, and each skip hides a check that would fail without it
+    failures = sorted(failed_checks(report))
+    assert report["summary"]["failed"] == 0, f"checkov failed: {failures}"
+    assert failed_checks(unskipped_report) == set(declared_checkov_skips(template))
+
+
+def test_every_checkov_skip_gives_its_reason(template: dict[str, Any]) -> None:
+    short = {
+        key: reason for key, reason in declared_checkov_skips(template).items() if len(reason) < 40
+    }
+
+    assert short == {}
+
+
+# ---------------------------------------------------------------- what the template says
+
+
+def test_every_parameter_is_described(template: dict[str, Any]) -> None:
+    undescribed = [
+        name for name, spec in template["Parameters"].items() if not spec.get("Description")
+    ]
+
+    assert undescribed == []
+
+
+def test_functions_get_exactly_the_environment_their_settings_read(
+    template: dict[str, Any],
+) -> None:
+    global_env = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    functions = resources(template, "AWS::Serverless::Function")
+
+    env = {
+        name: global_env | set(fn["Properties"]["Environment"]["Variables"])
+        for name, fn in functions.items()
+    }
+
+    assert global_env == GLOBAL_ENV
+    assert env == {name: GLOBAL_ENV | names for name, names in FUNCTION_ENV.items()}
+
+
+def test_preprocess_never_gets_onnxruntime(template: dict[str, Any]) -> None:
+    functions = resources(template, "AWS::Serverless::Function")
+
+    assert "Layers" not in template["Globals"]["Function"]
+    assert "Layers" not in functions["PreprocessFunction"]["Properties"]
+    assert functions["ScoreFunction"]["Properties"]["Layers"] == [
+        {"Ref": "OnnxRuntimeLayer"},
+        {"Ref": "ModelLayer"},
+    ]
+    assert functions["DriftCheckFunction"]["Properties"]["Layers"] == [{"Ref": "ModelLayer"}]
+
+
+def iam_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, role in resources(template, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                yield logical_id, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_wildcard_actions_and_resource_star_only_for_xray(template: dict[str, Any]) -> None:
+    offending = []
+    for role, statement in iam_statements(template):
+        actions = as_list(statement["Action"])
+        if any(action == "*" or action.endswith(":*") for action in actions):
+            offending.append((role, statement.get("Sid"), "wildcard action"))
+        # X-Ray has no resource-level permissions for PutTraceSegments/PutTelemetryRecords.
+        if "*" in as_list(statement["Resource"]) and not all(
+            a.startswith("xray:") for a in actions
+        ):
+            offending.append((role, statement.get("Sid"), "Resource *"))
+
+    assert offending == []
+
+
+def test_functions_use_their_own_roles_not_sam_generated_ones(template: dict[str, Any]) -> None:
+    # A SAM-generated role carries AWSLambdaBasicExecutionRole (logs on "*"); a SAM Kinesis
+    # event adds AWSLambdaKinesisExecutionRole (Kinesis on "*").
+    for name, function in resources(template, "AWS::Serverless::Function").items():
+        properties = function["Properties"]
+        assert properties["Role"] == {"Fn::GetAtt": [f"{name}Role", "Arn"]}
+        assert "Policies" not in properties
+        event_types = {event["Type"] for event in properties.get("Events", {}).values()}
+        assert event_types <= {"Schedule"}, name
+
+
+def test_each_function_logs_to_its_own_encrypted_log_group(template: dict[str, Any]) -> None:
+    functions = resources(template, "AWS::Serverless::Function")
+    log_groups = resources(template, "AWS::Logs::LogGroup")
+
+    for name, function in functions.items():
+        properties = function["Properties"]
+        log_group_id = properties["LoggingConfig"]["LogGroup"]["Ref"]
+        log_group = log_groups[log_group_id]["Properties"]
+        assert log_group["LogGroupName"] == {
+            "Fn::Sub": "/aws/lambda/" + properties["FunctionName"]["Fn::Sub"]
+        }
+        assert log_group["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
+        assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        log_statements = [
+            s
+            for role, s in iam_statements(template)
+            if role == f"{name}Role" and s["Sid"] == "OwnLogGroup"
+        ]
+        assert [s["Resource"] for s in log_statements] == [{"Fn::GetAtt": [log_group_id, "Arn"]}]
+
+
+def test_everything_at_rest_is_encrypted_with_the_stack_key(template: dict[str, Any]) -> None:
+    key_arn = {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
+    key_ref = {"Ref": "EncryptionKey"}
+
+    streams = resources(template, "AWS::Kinesis::Stream").values()
+    tables = resources(template, "AWS::DynamoDB::Table").values()
+    queues = resources(template, "AWS::SQS::Queue").values()
+    (bucket,) = resources(template, "AWS::S3::Bucket").values()
+    sse = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+
+    assert len(streams) == 2 and len(tables) == 5 and len(queues) == 2
+    assert all(s["Properties"]["StreamEncryption"]["KeyId"] == key_arn for s in streams)
+    assert all(t["Properties"]["SSESpecification"]["KMSMasterKeyId"] == key_arn for t in tables)
+    assert all(t["Properties"]["PointInTimeRecoverySpecification"] for t in tables)
+    assert all(q["Properties"]["KmsMasterKeyId"] == key_ref for q in queues)
+    assert sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == key_arn
+    assert sse["BucketKeyEnabled"] is True
+    assert template["Globals"]["Function"]["KmsKeyArn"] == key_arn
+
+
+def test_tables_have_the_keys_and_ttl_the_handlers_use(template: dict[str, Any]) -> None:
+    tables = resources(template, "AWS::DynamoDB::Table")
+    keys = {
+        name: [(k["AttributeName"], k["KeyType"]) for k in t["Properties"]["KeySchema"]]
+        for name, t in tables.items()
+    }
+    (window_index,) = tables["MonitoringTable"]["Properties"]["GlobalSecondaryIndexes"]
+
+    assert keys == TABLE_KEYS
+    assert all(
+        t["Properties"]["TimeToLiveSpecification"]
+        == {"AttributeName": "expires_at", "Enabled": True}
+        for t in tables.values()
+    )
+    assert window_index["IndexName"] == "WindowIndex"
+    assert [(k["AttributeName"], k["KeyType"]) for k in window_index["KeySchema"]] == [
+        ("window_key", "HASH"),
+        ("recorded_at", "RANGE"),
+    ]
+    assert window_index["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_event_source_mappings_take_every_setting_from_parameters(template: dict[str, Any]) -> None:
+    mappings = resources(template, "AWS::Lambda::EventSourceMapping")
+
+    assert set(mappings) == set(MAPPINGS)
+    for name, (prefix, stream, function) in MAPPINGS.items():
+        properties = mappings[name]["Properties"]
+        for setting in ESM_SETTINGS:
+            assert properties[setting] == {"Ref": prefix + setting}, (name, setting)
+            assert prefix + setting in template["Parameters"]
+        assert properties["EventSourceArn"] == {"Fn::GetAtt": [stream, "Arn"]}
+        assert properties["FunctionName"] == {"Ref": function}
+        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert properties["DestinationConfig"] == {
+            "OnFailure": {"Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}
+        }
+
+
+@pytest.mark.parametrize("value", ["", "0", "0.35", ".5", "1", "1.0"])
+def test_thresholds_accept_empty_or_a_probability(template: dict[str, Any], value: str) -> None:
+    values = parameter_values(template, {"ReviewThreshold": value, "DeclineThreshold": value})
+
+    assert values["ReviewThreshold"] == values["DeclineThreshold"] == value
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "2", "abc", "0.5 ", "1.01"])
+def test_thresholds_reject_anything_else(template: dict[str, Any], value: str) -> None:
+    with pytest.raises(ValueError, match="ReviewThreshold"):
+        parameter_values(template, {"ReviewThreshold": value})
+
+
+@pytest.mark.parametrize("value", ["-1", "60", "99", "3600", "599999", "604799", "604800"])
+def test_record_age_accepts_minus_one_or_60_to_604800(template: dict[str, Any], value: str) -> None:
+    assert (
+        parameter_values(template, {"ScoreMaximumRecordAgeInSeconds": value})[
+            "ScoreMaximumRecordAgeInSeconds"
+        ]
+        == value
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "59", "-2", "604801", "605000", "1000000", "60.5"])
+def test_record_age_rejects_what_lambda_rejects(template: dict[str, Any], value: str) -> None:
+    with pytest.raises(ValueError, match="ScoreMaximumRecordAgeInSeconds"):
+        parameter_values(template, {"ScoreMaximumRecordAgeInSeconds": value})
+
+
+def test_unknown_parameter_overrides_are_refused(template: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="PreprocesBatchSize"):
+        parameter_values(template, {"PreprocesBatchSize": "10"})
+
+
+# ---------------------------------------------------------------- ModelLayer build
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    models = tmp_path / "models"
+    (models / "training").mkdir(parents=True)
+    shutil.copy(ROOT / "models" / "Makefile", models / "Makefile")
+    (models / "training" / "train.py").write_text("# training code, never shipped\n")
+    return models
+
+
+def build_model_layer(models: Path, artifacts_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "make",
+            "-s",
+            "-f",
+            str(models / "Makefile"),
+            "build-ModelLayer",
+            f"ARTIFACTS_DIR={artifacts_dir}",
+        ],
+        cwd=models,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_model_layer_ships_only_the_three_artifacts(model_dir: Path, tmp_path: Path) -> None:
+    # given
+    artifacts = model_dir / "artifacts"
+    artifacts.mkdir()
+    for name in ("model.onnx", "model_card.json", "baseline.json", "training_data.parquet"):
+        (artifacts / name).write_text(name)
+    out = tmp_path / "layer"
+
+    # when
+    result = build_model_layer(model_dir, out)
+
+    # then
+    assert result.returncode == 0, result.stderr
+    shipped = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert shipped == ["model/baseline.json", "model/model.onnx", "model/model_card.json"]
+
+
+def test_model_layer_build_says_what_is_missing(model_dir: Path, tmp_path: Path) -> None:
+    (model_dir / "artifacts").mkdir()
+    (model_dir / "artifacts" / "model.onnx").write_text("onnx")
+
+    result = build_model_layer(model_dir, tmp_path / "layer")
+
+    assert result.returncode != 0
+    assert "model_card.json baseline.json" in result.stderr
+    assert "make model" in result.stderr
+
+
+# ---------------------------------------------------------------- moto: the template's own stack
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+def deploy(template: dict[str, Any], stack_name: str, overrides: dict[str, str]) -> dict[str, str]:
+    s3 = boto3.client("s3", region_name=REGION)
+    if LOCAL_CODE_BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=LOCAL_CODE_BUCKET)
+        s3.put_object(Bucket=LOCAL_CODE_BUCKET, Key=LOCAL_CODE_KEY, Body=b"placeholder")
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(
+        StackName=stack_name,
+        TemplateBody=json.dumps(transform_template(template, overrides, region=REGION)),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in overrides.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    return {output["OutputKey"]: output["OutputValue"] for output in stack["Outputs"]}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("aws")
+def test_stack_deploys_into_moto_with_every_resource(template: dict[str, Any]) -> None:
+    # when
+    outputs = deploy(template, "streamscore", MAPPING_OVERRIDES)
+
+    # then: every output, tables with the template's keys, streams, queues, bus, rules
+    assert set(outputs) == set(template["Outputs"])
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for logical_id, kwargs in table_definitions(template).items():
+        table = dynamodb.describe_table(TableName=outputs[f"{logical_id}Name"])["Table"]
+        assert table["KeySchema"] == kwargs["KeySchema"]
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    monitoring = dynamodb.describe_table(TableName=outputs["MonitoringTableName"])["Table"]
+    assert [i["IndexName"] for i in monitoring["GlobalSecondaryIndexes"]] == ["WindowIndex"]
+
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    for stream in ("TransactionsStream", "FeaturesStream"):
+        summary = kinesis.describe_stream_summary(StreamName=outputs[f"{stream}Name"])
+        assert summary["StreamDescriptionSummary"]["StreamARN"] == outputs[f"{stream}Arn"]
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    for queue in ("FailureQueue", "RetrainingQueue"):
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=outputs[f"{queue}Url"], AttributeNames=["All"]
+        )
+        assert attributes["Attributes"]["QueueArn"] == outputs[f"{queue}Arn"]
+        assert attributes["Attributes"]["MessageRetentionPeriod"] == "1209600"
+        assert attributes["Attributes"]["KmsMasterKeyId"] in outputs["EncryptionKeyArn"]
+
+    events = boto3.client("events", region_name=REGION)
+    bus = outputs["EventBusName"]
+    assert events.describe_event_bus(Name=bus)["Arn"] == outputs["EventBusArn"]
+    (rule,) = events.list_rules(EventBusName=bus)["Rules"]
+    assert json.loads(rule["EventPattern"]) == {
+        "source": ["streamscore.monitoring"],
+        "detail-type": ["RetrainingRequested"],
+    }
+    targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+    assert [t["Arn"] for t in targets] == [outputs["RetrainingQueueArn"]]
+    (schedule,) = events.list_rules(EventBusName="default")["Rules"]
+    assert schedule["ScheduleExpression"] == "rate(1 hour)"
+    schedule_targets = events.list_targets_by_rule(Rule=schedule["Name"])["Targets"]
+    assert [t["Arn"] for t in schedule_targets] == [outputs["DriftCheckFunctionArn"]]
+
+    logs = boto3.client("logs", region_name=REGION)
+    log_groups = {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}
+    assert log_groups == {
+        f"/aws/lambda/{outputs[f'{fn}Name']}"
+        for fn in ("PreprocessFunction", "ScoreFunction", "DriftCheckFunction")
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("aws")
+def test_deployed_mappings_and_functions_carry_the_parameters(template: dict[str, Any]) -> None:
+    outputs = deploy(template, "streamscore", MAPPING_OVERRIDES)
+    lambda_ = boto3.client("lambda", region_name=REGION)
+
+    for name, (prefix, stream, function) in MAPPINGS.items():
+        mapping = lambda_.get_event_source_mapping(UUID=outputs[f"{name}Id"])
+        assert mapping["EventSourceArn"] == outputs[f"{stream}Arn"]
+        assert mapping["FunctionArn"] == outputs[f"{function}Arn"]
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping["DestinationConfig"] == {
+            "OnFailure": {"Destination": outputs["FailureQueueArn"]}
+        }
+        for setting in ESM_SETTINGS:
+            expected = MAPPING_OVERRIDES[prefix + setting]
+            assert str(mapping[setting]).lower() == expected.lower(), (name, setting)
+
+    for function, names in FUNCTION_ENV.items():
+        configuration = lambda_.get_function_configuration(FunctionName=outputs[f"{function}Name"])
+        env = configuration["Environment"]["Variables"]
+        assert set(env) == GLOBAL_ENV | names
+    score_env = lambda_.get_function_configuration(FunctionName=outputs["ScoreFunctionName"])[
+        "Environment"
+    ]["Variables"]
+    assert score_env["PREDICTIONS_TABLE"] == outputs["PredictionsTableName"]
+    assert score_env["EVENT_BUS_NAME"] == outputs["EventBusName"]
+    assert score_env["MODEL_DIR"] == "/opt/model"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("aws")
+def test_retraining_pipelines_exist_only_when_their_arns_are_given(
+    template: dict[str, Any],
+) -> None:
+    # when
+    deploy(template, "without", {})
+    deploy(template, "with", RETRAINING_TARGETS)
+
+    # then
+    events = boto3.client("events", region_name=REGION)
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+
+    def targets(bus: str) -> dict[str, dict[str, Any]]:
+        return {
+            target["Id"]: target
+            for rule in events.list_rules(EventBusName=bus)["Rules"]
+            for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)[
+                "Targets"
+            ]
+        }
+
+    def logical_ids(stack: str) -> set[str]:
+        summaries = cloudformation.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+        return {r["LogicalResourceId"] for r in summaries}
+
+    assert set(targets("without")) == {"RetrainingQueue"}
+    with_targets = targets("with")
+    assert set(with_targets) == {"RetrainingQueue", "RetrainingStateMachine", "RetrainingPipeline"}
+    assert (
+        with_targets["RetrainingStateMachine"]["Arn"]
+        == RETRAINING_TARGETS["RetrainingStateMachineArn"]
+    )
+    assert (
+        with_targets["RetrainingPipeline"]["Arn"]
+        == RETRAINING_TARGETS["RetrainingSageMakerPipelineArn"]
+    )
+    roles = {"RetrainingStateMachineTargetRole", "RetrainingPipelineTargetRole"}
+    assert roles <= logical_ids("with")
+    assert not roles & logical_ids("without")
+
+
+# ---------------------------------------------------------------- definitions for other tests
+
+
+@pytest.mark.usefixtures("aws")
+def test_table_definitions_create_the_stack_tables(template: dict[str, Any]) -> None:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+
+    for logical_id, kwargs in table_definitions(template).items():
+        dynamodb.create_table(TableName=logical_id, **kwargs)
+
+    described = {
+        name: dynamodb.describe_table(TableName=name)["Table"]
+        for name in dynamodb.list_tables()["TableNames"]
+    }
+    keys = {
+        name: [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]]
+        for name, table in described.items()
+    }
+    assert keys == TABLE_KEYS
+    (index,) = described["MonitoringTable"]["GlobalSecondaryIndexes"]
+    assert (index["IndexName"], [k["AttributeName"] for k in index["KeySchema"]]) == (
+        "WindowIndex",
+        ["window_key", "recorded_at"],
+    )
+
+
+@pytest.mark.usefixtures("aws")
+def test_stream_definitions_follow_the_stream_mode(template: dict[str, Any]) -> None:
+    kinesis = boto3.client("kinesis", region_name=REGION)
+
+    on_demand = stream_definitions(template)
+    provisioned = stream_definitions(template, {"StreamMode": "PROVISIONED", "ShardCount": "3"})
+    for logical_id, kwargs in provisioned.items():
+        kinesis.create_stream(StreamName=logical_id, **kwargs)
+
+    assert on_demand == {
+        "TransactionsStream": {"StreamModeDetails": {"StreamMode": "ON_DEMAND"}},
+        "FeaturesStream": {"StreamModeDetails": {"StreamMode": "ON_DEMAND"}},
+    }
+    for logical_id in provisioned:
+        shards = kinesis.list_shards(StreamName=logical_id)["Shards"]
+        assert len(shards) == 3
