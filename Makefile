@@ -102,6 +102,22 @@ clean-build: ## Remove the sam build output (.aws-sam/)
 
 # ---- simulator and model (owner: model) -------------------------------------
 
+MODEL_SEED ?= 20260302
+MODEL_ARTIFACTS := models/artifacts
+
+.PHONY: model
+model: $(STAMP) ## Simulate, train, export ONNX (parity-checked); writes models/artifacts
+	$(BIN)/python -m training --seed $(MODEL_SEED) --out $(MODEL_ARTIFACTS)
+
+.PHONY: model-check
+model-check: $(STAMP) ## Retrain into a temp dir and cmp with the committed models/artifacts
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BIN)/python -m training --seed $(MODEL_SEED) --out "$$tmp" --quiet || exit 1; \
+	for f in model.onnx model_card.json baseline.json; do \
+	  cmp "$$tmp/$$f" $(MODEL_ARTIFACTS)/$$f || { echo "$(MODEL_ARTIFACTS)/$$f differs from a fresh training run (make model, then commit)" >&2; exit 1; }; \
+	done; echo "$(MODEL_ARTIFACTS) reproduces byte for byte"
+
+
 # ---- events, handlers, local run -------------------------------------------
 .PHONY: events
 events: $(STAMP) ## Regenerate the sample events in events/ from the simulator
