@@ -82,7 +82,9 @@ def transform_template(
     """Run the SAM transform offline and point all code at the local placeholder object.
 
     The result is the CloudFormation template the local deploy creates in moto; types moto
-    cannot create (MOTO_UNSUPPORTED_TYPES) are left out.
+    cannot create (MOTO_UNSUPPORTED_TYPES) are left out. moto also ignores some properties
+    (table TTL and PITR, stream encryption and mode, function layers and tracing; a layer's Ref
+    is not its ARN), so the template tests check those on the template itself.
     """
     sam_template = copy.deepcopy(template)
     placeholder = {"Bucket": LOCAL_CODE_BUCKET, "Key": LOCAL_CODE_KEY}

@@ -264,6 +264,13 @@ def test_every_parameter_is_described(template: dict[str, Any]) -> None:
     assert undescribed == []
 
 
+def test_every_parameter_is_in_exactly_one_console_group(template: dict[str, Any]) -> None:
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [name for group in groups for name in group["Parameters"]]
+
+    assert sorted(grouped) == sorted(template["Parameters"])
+
+
 def test_functions_get_exactly_the_environment_their_settings_read(
     template: dict[str, Any],
 ) -> None:
@@ -586,7 +593,7 @@ def test_deployed_mappings_and_functions_carry_the_parameters(template: dict[str
     lambda_ = boto3.client("lambda", region_name=REGION)
 
     for name, (prefix, stream, function) in MAPPINGS.items():
-        mapping = lambda_.get_event_source_mapping(UUID=outputs[f"{name}Id"])
+        mapping: dict[str, Any] = dict(lambda_.get_event_source_mapping(UUID=outputs[f"{name}Id"]))
         assert mapping["EventSourceArn"] == outputs[f"{stream}Arn"]
         assert mapping["FunctionArn"] == outputs[f"{function}Arn"]
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -624,7 +631,7 @@ def test_retraining_pipelines_exist_only_when_their_arns_are_given(
 
     def targets(bus: str) -> dict[str, dict[str, Any]]:
         return {
-            target["Id"]: target
+            target["Id"]: dict(target)
             for rule in events.list_rules(EventBusName=bus)["Rules"]
             for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)[
                 "Targets"
