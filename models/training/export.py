@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx.helper import set_model_props
+from onnx.helper import make_opsetid, set_model_props
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import GradientBoostingClassifier
@@ -33,6 +33,11 @@ def to_onnx(model: GradientBoostingClassifier, n_features: int) -> onnx.ModelPro
         target_opset=TARGET_OPSET,
         options={id(model): {"zipmap": False}},
     )
+    # skl2onnx collects opset imports in a set: their order follows string hashing, which varies
+    # per process. Sorting by domain makes the bytes (and so the model version) reproducible.
+    imports = sorted((opset.domain, opset.version) for opset in proto.opset_import)
+    del proto.opset_import[:]
+    proto.opset_import.extend(make_opsetid(domain, version) for domain, version in imports)
     outputs = [output.name for output in proto.graph.output]
     if OUTPUT_NAME not in outputs:
         raise RuntimeError(f"expected an output named {OUTPUT_NAME!r}, got {outputs}")
