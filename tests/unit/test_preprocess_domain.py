@@ -1,0 +1,490 @@
+"""preprocess_batch with in-memory ports: every record forwarded, quarantined or failed, replays, faults."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import math
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+
+from embedded.lambda_events import KinesisEntry, kinesis_event
+from streamscore.adapters.dynamodb import BatchTable
+from streamscore.adapters.retry import Backoff
+from streamscore.contracts import Transaction
+from streamscore.errors import RetryableError
+from streamscore.features import FEATURE_NAMES, CardState
+from streamscore.preprocess import (
+    MAX_TRANSACTION_BYTES,
+    PreprocessOutcome,
+    PreprocessPorts,
+    decode_transaction,
+    preprocess_batch,
+)
+from streamscore.records import StreamRecord, batch_item_failures, parse_kinesis_event
+from streamscore.stores import DynamoFeatureStore, DynamoQuarantineStore, DynamoStateStore
+
+NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
+STREAM = "transactions"
+CARDS = ("card_a", "card_b", "card_c")
+FIELDS = (
+    "transaction_id",
+    "card_id",
+    "merchant_id",
+    "amount",
+    "currency",
+    "country",
+    "mcc",
+    "channel",
+    "event_time",
+)
+
+
+# ----------------------------------------------------------------------------- in-memory ports
+
+
+class MemoryStates:
+    def __init__(
+        self, unreadable: frozenset[str] = frozenset(), unsaveable: frozenset[str] = frozenset()
+    ):
+        self.items: dict[str, CardState] = {}
+        self.unreadable = unreadable
+        self.unsaveable = unsaveable
+
+    def load(self, card_ids: Sequence[str]) -> tuple[dict[str, CardState], set[str]]:
+        found = {c: self.items[c] for c in card_ids if c in self.items and c not in self.unreadable}
+        return found, {c for c in card_ids if c in self.unreadable}
+
+    def save(self, states: Sequence[CardState], now: datetime) -> set[str]:
+        for state in states:
+            if state.card_id not in self.unsaveable:
+                self.items[state.card_id] = state
+        return {s.card_id for s in states if s.card_id in self.unsaveable}
+
+
+class MemoryFeatures:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        return {t: copy.deepcopy(self.items[t]) for t in transaction_ids if t in self.items}, set()
+
+    def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+        for record in feature_records:
+            self.items[record["transaction_id"]] = copy.deepcopy(record)
+        return set()
+
+
+class MemoryForwarder:
+    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.failing = failing
+
+    def forward(self, feature_records: Sequence[dict[str, Any]]) -> set[str]:
+        # what a consumer of FeaturesStream sees: the JSON text
+        for record in feature_records:
+            if record["transaction_id"] not in self.failing:
+                self.records.append(json.loads(json.dumps(record, allow_nan=False)))
+        return {r["transaction_id"] for r in feature_records if r["transaction_id"] in self.failing}
+
+
+class MemoryQuarantine:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
+        for item in items:
+            self.items[item["record_id"]] = item
+        return set()
+
+
+class MemoryMonitoring:
+    def __init__(self, broken: bool = False) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.broken = broken
+
+    def put(self, item: dict[str, Any]) -> None:
+        if self.broken:
+            raise RetryableError("DynamoDB PutItem on monitoring: ThrottlingException")
+        self.items[item["pk"], item["sk"]] = item
+
+
+def memory_ports(**overrides: Any) -> PreprocessPorts:
+    ports: dict[str, Any] = {
+        "states": MemoryStates(),
+        "features": MemoryFeatures(),
+        "forwarder": MemoryForwarder(),
+        "quarantine": MemoryQuarantine(),
+        "monitoring": MemoryMonitoring(),
+    }
+    return PreprocessPorts(**(ports | overrides))
+
+
+def run(
+    records: Sequence[StreamRecord], ports: PreprocessPorts, executor: Executor | None = None
+) -> PreprocessOutcome:
+    return preprocess_batch(
+        records, ports, now=NOW, quarantine_ttl_days=30, monitoring_ttl_days=90, executor=executor
+    )
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def valid_txn(
+    index: int, card: str = "card_a", minutes: int = 0, **overrides: Any
+) -> dict[str, Any]:
+    return {
+        "transaction_id": f"t{index}",
+        "card_id": card,
+        "merchant_id": "m_1",
+        "amount": 20.0 + index,
+        "currency": "EUR",
+        "country": "DE",
+        "mcc": "5411",
+        "channel": "pos",
+        "event_time": f"2026-03-02T10:{minutes:02d}:00+01:00",
+    } | overrides
+
+
+def stream_records(payloads: Sequence[bytes | str]) -> list[StreamRecord]:
+    """Records as parse_kinesis_event makes them; a str payload is delivered as raw (non-base64) text."""
+    entries = [
+        KinesisEntry("pk", data_b64=p) if isinstance(p, str) else KinesisEntry("pk", p)
+        for p in payloads
+    ]
+    return parse_kinesis_event(kinesis_event(entries, STREAM))
+
+
+def encoded(txn: dict[str, Any]) -> bytes:
+    return json.dumps(txn).encode()
+
+
+def is_transaction(record: StreamRecord) -> bool:
+    try:
+        payload = base64.b64decode(record.data_b64, validate=True)
+        Transaction.model_validate_json(payload)
+    except ValueError:
+        return False
+    return len(payload) <= MAX_TRANSACTION_BYTES
+
+
+def check_accounting(
+    records: Sequence[StreamRecord], ports: PreprocessPorts, outcome: PreprocessOutcome
+) -> None:
+    """Each record forwarded or quarantined (never both) or failed; the counts add up."""
+    forwarder: MemoryForwarder = ports.forwarder  # type: ignore[assignment]
+    quarantine: MemoryQuarantine = ports.quarantine  # type: ignore[assignment]
+    seqs = {r.sequence_number for r in records}
+    on_stream = {r["source_sequence_number"] for r in forwarder.records} & seqs
+    quarantined = {i["sequence_number"] for i in quarantine.items.values()} & seqs
+    assert not on_stream & quarantined
+    assert on_stream | quarantined | outcome.failed == seqs
+    assert outcome.records_in == outcome.forwarded + sum(outcome.quarantined.values()) + len(
+        outcome.failed
+    )
+
+
+# ----------------------------------------------------------------------------- property
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+identifiers = st.text("abcXYZ019_-", min_size=1, max_size=64)
+offsets = st.integers(min_value=-12 * 60, max_value=14 * 60).map(
+    lambda m: timezone(timedelta(minutes=m))
+)
+event_times = st.builds(
+    lambda moment, tz: moment.replace(tzinfo=tz).isoformat(),
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31)),
+    offsets,
+)
+valid_transactions = st.fixed_dictionaries(
+    {
+        # unique per batch (see the producer-duplicate test for the same id twice)
+        "transaction_id": st.uuids().map(lambda u: u.hex),
+        "card_id": st.sampled_from(CARDS),
+        "merchant_id": identifiers,
+        # the whole range the contract accepts: finite, > 0, <= 1,000,000
+        "amount": st.floats(min_value=0.0, max_value=1_000_000.0, exclude_min=True)
+        | st.integers(min_value=1, max_value=1_000_000),
+        "currency": st.sampled_from(["EUR", "USD", "GBP", "JPY"]),
+        "country": st.sampled_from(["DE", "FR", "US", "JP"]),
+        "mcc": st.from_regex(r"\A[0-9]{4}\Z"),
+        "channel": st.sampled_from(["pos", "ecom", "atm", "moto"]),
+        "event_time": event_times,
+    }
+)
+
+
+@st.composite
+def near_valid(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid transaction with one field replaced by any JSON value, removed, or an extra field added."""
+    txn = draw(valid_transactions)
+    name = draw(st.sampled_from(FIELDS))
+    how = draw(st.sampled_from(["replace", "remove", "extra"]))
+    if how == "replace":
+        txn[name] = draw(json_values)
+    elif how == "remove":
+        del txn[name]
+    else:
+        txn[draw(st.text(max_size=10))] = draw(json_values)
+    return txn
+
+
+payloads = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    near_valid().map(lambda t: json.dumps(t).encode()),
+    valid_transactions.map(lambda t: json.dumps(t).encode()),
+    st.text(max_size=40),  # delivered as data that is not base64
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(payloads, min_size=1, max_size=12))
+# found by this test: a tiny amount, then a large one on the same card (amount_ratio_mean = inf)
+@example([encoded(valid_txn(1, amount=6.188872518541817e-307)), encoded(valid_txn(2, amount=1e6))])
+def test_any_record_data_is_forwarded_or_quarantined_and_replays_identically(
+    data: list[bytes | str],
+) -> None:
+    records = stream_records(data)
+    ids = [decode_transaction(r).transaction_id for r in records if is_transaction(r)]
+    assume(len(ids) == len(set(ids)))
+    ports = memory_ports()
+
+    outcome = run(records, ports)
+
+    assert outcome.failed == set()
+    check_accounting(records, ports, outcome)
+    forwarder: MemoryForwarder = ports.forwarder  # type: ignore[assignment]
+    by_seq = {r.sequence_number: r for r in records}
+    for item in forwarder.records:
+        source = by_seq[item["source_sequence_number"]]
+        assert is_transaction(source)
+        assert list(item["features"]) == list(FEATURE_NAMES)
+        assert all(math.isfinite(v) for v in item["features"].values())
+    quarantine: MemoryQuarantine = ports.quarantine  # type: ignore[assignment]
+    for item in quarantine.items.values():
+        assert not is_transaction(by_seq[item["sequence_number"]])
+
+    # the same batch again: nothing applied twice, the same records forwarded
+    first = list(forwarder.records)
+    states = dict(ports.states.items)  # type: ignore[attr-defined]
+    again = run(records, ports)
+    assert again.failed == set()
+    assert again.replayed == len(first)
+    assert forwarder.records[len(first) :] == first
+    assert ports.states.items == states  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- examples
+
+
+def test_sixteen_kib_is_the_largest_transaction() -> None:
+    base = json.dumps(valid_txn(1) | {"note": ""}).encode()
+    fits = json.dumps(valid_txn(1) | {"note": "n" * (MAX_TRANSACTION_BYTES - len(base))}).encode()
+    too_big = json.dumps(
+        valid_txn(1) | {"note": "n" * (MAX_TRANSACTION_BYTES - len(base) + 1)}
+    ).encode()
+    assert len(fits) == MAX_TRANSACTION_BYTES
+
+    record_fits, record_too_big = stream_records([fits, too_big])
+
+    assert decode_transaction(record_fits).transaction_id == "t1"
+    with pytest.raises(Exception, match="more than 16384") as caught:
+        decode_transaction(record_too_big)
+    assert caught.value.reason == "oversized"  # type: ignore[attr-defined]
+
+
+def test_records_of_a_card_whose_state_cannot_be_read_fail_and_others_go_on() -> None:
+    records = stream_records(
+        [
+            encoded(valid_txn(1, "card_a")),
+            encoded(valid_txn(2, "card_b")),
+            b"junk",
+            encoded(valid_txn(3, "card_a")),
+        ]
+    )
+    ports = memory_ports(states=MemoryStates(unreadable=frozenset({"card_a"})))
+
+    outcome = run(records, ports)
+
+    assert outcome.failed == {records[0].sequence_number, records[3].sequence_number}
+    check_accounting(records, ports, outcome)
+    assert set(ports.states.items) == {"card_b"}  # type: ignore[attr-defined]
+    assert batch_item_failures(records, outcome.failed) == {
+        "batchItemFailures": [
+            {"itemIdentifier": records[0].sequence_number},
+            {"itemIdentifier": records[3].sequence_number},
+        ]
+    }
+
+
+def test_a_state_that_cannot_be_saved_fails_all_its_cards_records() -> None:
+    records = stream_records([encoded(valid_txn(i, CARDS[i % 2], minutes=i)) for i in range(6)])
+    ports = memory_ports(states=MemoryStates(unsaveable=frozenset({"card_b"})))
+
+    outcome = run(records, ports)
+
+    assert outcome.failed == {r.sequence_number for r in records[1::2]}
+    assert ports.states.items["card_a"].txn_count == 3  # type: ignore[attr-defined]
+    assert outcome.states_written == 1
+    check_accounting(records, ports, outcome)
+
+
+def test_a_forward_failure_stops_the_cards_state_before_that_record() -> None:
+    records = stream_records([encoded(valid_txn(i, "card_a", minutes=i)) for i in range(5)])
+    ports = memory_ports(forwarder=MemoryForwarder(failing=frozenset({"t2"})))
+
+    outcome = run(records, ports)
+
+    assert outcome.failed == {records[2].sequence_number}
+    state = ports.states.items["card_a"]  # type: ignore[attr-defined]
+    assert state.txn_count == 2
+    assert state.last_sequence_number == records[1].sequence_number
+
+
+def test_lost_stats_fail_the_batch_from_its_first_record_and_the_retry_replays_it() -> None:
+    records = stream_records(
+        [encoded(valid_txn(i, CARDS[i % 3], minutes=i)) for i in range(6)] + [b"{}"]
+    )
+    broken = memory_ports(monitoring=MemoryMonitoring(broken=True))
+
+    outcome = run(records, broken)
+
+    assert outcome.failed == {records[0].sequence_number}
+    # Kinesis delivers the whole batch again; the stats get written, nothing is applied twice
+    healthy = memory_ports(
+        states=broken.states,
+        features=broken.features,
+        forwarder=broken.forwarder,
+        quarantine=broken.quarantine,
+    )
+    first_forward = list(broken.forwarder.records)  # type: ignore[attr-defined]
+    again = run(records, healthy)
+    assert again.failed == set()
+    assert again.replayed == 6
+    assert broken.forwarder.records[len(first_forward) :] == first_forward  # type: ignore[attr-defined]
+    (stats,) = healthy.monitoring.items.values()  # type: ignore[attr-defined]
+    assert stats["records"] == 7 and stats["quarantined"] == 1
+
+
+def test_a_transaction_its_producer_sent_twice_is_applied_once_with_one_set_of_features() -> None:
+    # a producer retrying PutRecords puts the same transaction at a second position
+    txn = valid_txn(1, "card_a", minutes=0)
+    records = stream_records(
+        [encoded(txn), encoded(valid_txn(2, "card_a", minutes=5)), encoded(txn)]
+    )
+    ports = memory_ports()
+
+    outcome = run(records, ports)
+
+    assert outcome.failed == set()
+    check_accounting(records, ports, outcome)
+    assert ports.states.items["card_a"].txn_count == 2  # type: ignore[attr-defined]
+    forwarder: MemoryForwarder = ports.forwarder  # type: ignore[assignment]
+    copies = [r["features"] for r in forwarder.records if r["transaction_id"] == "t1"]
+    assert copies and all(c == copies[0] for c in copies), "t1 forwarded with two feature sets"
+    assert ports.features.items["t1"]["features"] == copies[0]  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- thread pool
+
+
+class FakeDynamoDB:
+    """BatchGetItem finds nothing; BatchWriteItem stores everything."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.lock = threading.Lock()
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+        return {"Responses": {}}
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+        with self.lock:
+            self.written += sum(len(v) for v in RequestItems.values())
+        return {"UnprocessedItems": {}}
+
+
+class BoundedExecutor(Executor):
+    """A pool of `workers` (daemon threads, so a deadlocked test cannot hang the run); `release()` lifts the bound."""
+
+    def __init__(self, workers: int):
+        self.slots = threading.Semaphore(workers)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+
+        def work() -> None:
+            with self.slots:
+                if not future.set_running_or_notify_cancel():
+                    return
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as error:
+                    future.set_exception(error)
+
+        threading.Thread(target=work, daemon=True).start()
+        return future
+
+    def release(self) -> None:
+        for _ in range(64):
+            self.slots.release()
+
+
+@pytest.mark.parametrize(
+    ("io_threads", "n_valid", "n_invalid"), [(1, 30, 0), (2, 30, 30), (4, 30, 30)]
+)
+def test_the_handler_pool_finishes_a_batch_at_any_allowed_io_threads(
+    io_threads: int, n_valid: int, n_invalid: int
+) -> None:
+    # the handler hands one pool of settings.io_threads (1..32) both to preprocess_batch
+    # and to its BatchTables: a batch must finish with any of those sizes
+    executor = BoundedExecutor(io_threads)
+    client = FakeDynamoDB()
+    backoff = Backoff(sleep=lambda _: None)
+
+    def table(key: str) -> BatchTable:
+        return BatchTable(client, "t", [key], backoff=backoff, executor=executor)
+
+    ports = memory_ports(
+        states=DynamoStateStore(table("card_id"), 400),
+        features=DynamoFeatureStore(table("transaction_id"), 7),
+        quarantine=DynamoQuarantineStore(table("record_id")),
+    )
+    records = stream_records(
+        [encoded(valid_txn(i, f"card_{i}")) for i in range(n_valid)] + [b"junk"] * n_invalid
+    )
+    done: list[PreprocessOutcome] = []
+    worker = threading.Thread(
+        target=lambda: done.append(run(records, ports, executor)), daemon=True
+    )
+
+    worker.start()
+    worker.join(timeout=3)  # the batch needs a few milliseconds
+    deadlocked = worker.is_alive()
+    executor.release()
+    worker.join(timeout=10)
+
+    assert not deadlocked, f"preprocess_batch deadlocked on a pool of {io_threads} worker(s)"
+    assert done[0].failed == set()
+    assert client.written == 2 * n_valid + n_invalid  # features and states, quarantine
