@@ -34,7 +34,9 @@ from streamscore.stores import (
     EventBridgeAlertPublisher,
 )
 
-MAX_LATENCY_VALUES = 100  # EMF values per metric and blob; more are summarised as quantiles
+# Latencies per batch as metric values; more are summarised as evenly spaced quantiles. Each
+# value costs an add_metric call, and Powertools flushes a blob at 100 values of one metric.
+MAX_LATENCY_VALUES = 20
 
 settings = load_settings(ScoreSettings, os.environ)
 model = load_model(settings.model_dir, settings.ort_intra_op_threads, settings.ort_inter_op_threads)

@@ -26,7 +26,6 @@ import numpy as np
 
 from streamscore.errors import InvalidRecordError, RetryableError
 from streamscore.monitoring import batch_item_key, window_key
-from streamscore.preprocess import MonitoringStore, QuarantineStore
 from streamscore.records import (
     StreamRecord,
     decode_payload,
@@ -59,6 +58,16 @@ class PredictionStore(Protocol):
     def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
         """Transaction ids whose write still failed after retries."""
         ...
+
+
+class QuarantineStore(Protocol):
+    def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
+        """record_ids whose write still failed after retries."""
+        ...
+
+
+class MonitoringStore(Protocol):
+    def put(self, item: dict[str, Any]) -> None: ...
 
 
 class AlertPublisher(Protocol):
@@ -124,26 +133,38 @@ def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
         ) from None
     if not isinstance(doc, dict):
         raise _undecodable("not_an_object", f"payload is JSON {type(doc).__name__}, not an object")
-    wrong = [name for name in _REQUIRED_TEXT if not isinstance(doc.get(name), str) or not doc[name]]
-    if not isinstance(doc.get("features"), dict):
-        wrong.append("features")
-    if wrong:
-        raise _undecodable(
-            "missing_field", f"not a feature record: bad or missing {', '.join(wrong)}"
-        )
-    if not _IDENTIFIER.fullmatch(doc["transaction_id"]):
-        raise _undecodable("invalid_field", "transaction_id is not 1-64 of [A-Za-z0-9_-]")
-    if doc["feature_schema"] != feature_schema:
-        raise InvalidRecordError(
-            "unknown_feature_schema",
-            f"feature schema {doc['feature_schema'][:64]!r} is not the model's {feature_schema!r}",
-        )
+    if not (
+        type(doc.get("transaction_id")) is str
+        and type(doc.get("event_time")) is str
+        and type(doc.get("features")) is dict
+        and doc.get("feature_schema") == feature_schema
+        and doc["event_time"]
+        and _IDENTIFIER.fullmatch(doc["transaction_id"])
+    ):
+        raise _not_a_feature_record(doc, feature_schema)
     arrived = doc.get("arrived_at")
     try:
         arrived_at = datetime.fromisoformat(arrived).timestamp() if arrived is not None else None
     except (TypeError, ValueError):
         raise _undecodable("invalid_field", "arrived_at is not an ISO 8601 time") from None
     return _Row(record, doc, arrived_at)
+
+
+def _not_a_feature_record(doc: dict[str, Any], feature_schema: str) -> InvalidRecordError:
+    """Why a JSON object is not a feature record of `feature_schema` (the slow path)."""
+    wrong = [name for name in _REQUIRED_TEXT if not isinstance(doc.get(name), str) or not doc[name]]
+    if not isinstance(doc.get("features"), dict):
+        wrong.append("features")
+    if wrong:
+        return _undecodable(
+            "missing_field", f"not a feature record: bad or missing {', '.join(wrong)}"
+        )
+    if not _IDENTIFIER.fullmatch(doc["transaction_id"]):
+        return _undecodable("invalid_field", "transaction_id is not 1-64 of [A-Za-z0-9_-]")
+    return InvalidRecordError(
+        "unknown_feature_schema",
+        f"feature schema {doc['feature_schema'][:64]!r} is not the model's {feature_schema!r}",
+    )
 
 
 def _undecodable(cause: str, message: str) -> InvalidRecordError:

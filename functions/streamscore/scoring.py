@@ -6,8 +6,10 @@ onnxruntime lazily, so this module is importable where the runtime is absent.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ BASELINE_FILE = "baseline.json"
 SCORE = "score"  # the baseline's and the histograms' name for the model's output
 DECISIONS: tuple[str, ...] = ("approve", "review", "decline")  # index = decision code
 _NUMBERS = (float, int)  # bool is excluded: JSON true is not a feature value
+_NUMBER_TYPES = frozenset(_NUMBERS)
 
 FloatMatrix = npt.NDArray[np.float64]
 FloatVector = npt.NDArray[np.float64]
@@ -116,7 +119,14 @@ class ScoringModel:
         (output,) = self.session.run([self.output_name], {self.input_name: matrix})
         output = np.asarray(output)
         scores = output[:, self.card.positive_class_index] if output.ndim == 2 else output
-        return scores.astype(np.float64).reshape(-1)
+        scores = scores.astype(np.float64).reshape(-1)
+        if not np.isfinite(scores).all():
+            # finite inputs, non-finite output: the model is broken, not the record
+            raise SystemicError(
+                f"model {self.model_version} gave a non-finite score for "
+                f"{int((~np.isfinite(scores)).sum())} of {scores.size} rows"
+            )
+        return scores
 
     def _check_shape(self) -> None:
         declared = self.session.get_inputs()
@@ -158,7 +168,13 @@ def load_model(
     path = directory / MODEL_FILE
     try:
         card = ModelCard.from_dict(_read_json(directory / CARD_FILE))
-        edges = baseline_edges(_read_json(directory / BASELINE_FILE), card.feature_names)
+        baseline = _read_json(directory / BASELINE_FILE)
+        if baseline.get("model_version", card.model_version) != card.model_version:
+            raise ValueError(
+                f"baseline.json is of model {baseline['model_version']}, "
+                f"the card of {card.model_version}"
+            )
+        edges = baseline_edges(baseline, card.feature_names)
         import onnxruntime as ort  # noqa: PLC0415 - only ScoreFunction pays for the runtime
 
         options = ort.SessionOptions()
@@ -219,12 +235,18 @@ def feature_matrix(
     model's input type). Extra features are ignored.
     """
     problems: list[InvalidRecordError | None] = [None] * len(features)
-    rows: list[list[Any]] = []
-    for index, values in enumerate(features):
-        row = [values.get(name) for name in names]
-        if not all(type(v) in _NUMBERS for v in row):
-            row, problems[index] = _usable(row, names)
-        rows.append(row)
+    pick = operator.itemgetter(*names) if len(names) > 1 else lambda d: (d[names[0]],)
+    rows: list[Sequence[Any]] = []
+    for values in features:
+        try:
+            rows.append(pick(values))
+        except KeyError:
+            rows.append([values.get(name) for name in names])
+    # one type check for the whole batch; rows are looked at one by one only when it fails
+    if not set(map(type, itertools.chain.from_iterable(rows))) <= _NUMBER_TYPES:
+        for index, row in enumerate(rows):
+            if not set(map(type, row)) <= _NUMBER_TYPES:
+                rows[index], problems[index] = _usable(row, names)
     matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
     with np.errstate(over="ignore", invalid="ignore"):
         usable = np.isfinite(matrix.astype(np.float32))
@@ -243,7 +265,7 @@ def feature_matrix(
     return matrix, problems
 
 
-def _usable(row: list[Any], names: Sequence[str]) -> tuple[list[Any], InvalidRecordError]:
+def _usable(row: Sequence[Any], names: Sequence[str]) -> tuple[list[Any], InvalidRecordError]:
     missing = [n for n, v in zip(names, row, strict=True) if v is None]
     wrong = [
         n for n, v in zip(names, row, strict=True) if v is not None and type(v) not in _NUMBERS

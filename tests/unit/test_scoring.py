@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -182,8 +184,20 @@ def test_the_model_scores_in_model_order(model: ScoringModel) -> None:
     assert (model.input_name, model.output_name) == ("features", "probabilities")
 
 
+def test_a_model_that_scores_nan_is_a_systemic_fault(model: ScoringModel) -> None:
+    class NanSession:
+        def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+            return [np.full((len(feed["features"]), 2), np.nan, dtype=np.float32)]
+
+    broken = copy.copy(model)
+    broken.session = NanSession()
+
+    with pytest.raises(SystemicError, match="non-finite score for 2 of 2 rows"):
+        broken.predict(np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32))
+
+
 def test_a_missing_model_fails_naming_the_path(tmp_path: Path) -> None:
-    with pytest.raises(SystemicError, match=str(tmp_path / "model_card.json")):
+    with pytest.raises(SystemicError, match=re.escape(str(tmp_path / "model_card.json"))):
         load_model(tmp_path)
 
 
@@ -205,6 +219,15 @@ def test_a_card_that_disagrees_with_the_model_fails(tmp_path: Path) -> None:
     (tmp_path / "model_card.json").write_text(json.dumps(card))
 
     with pytest.raises(SystemicError, match="takes 18 features, the card names 17"):
+        load_model(tmp_path)
+
+
+def test_a_baseline_of_another_model_fails(tmp_path: Path) -> None:
+    write_model_dir(tmp_path)
+    baseline = json.loads((tmp_path / "baseline.json").read_text())
+    (tmp_path / "baseline.json").write_text(json.dumps(baseline | {"model_version": "other"}))
+
+    with pytest.raises(SystemicError, match=r"baseline\.json is of model other"):
         load_model(tmp_path)
 
 
