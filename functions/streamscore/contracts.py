@@ -43,14 +43,14 @@ class Transaction(BaseModel):
     @classmethod
     def _known_currency(cls, value: str) -> str:
         if value not in CURRENCY_CODES:
-            raise ValueError(f"unknown ISO 4217 currency code {value!r}")
+            raise ValueError("not a known ISO 4217 currency code")
         return value
 
     @field_validator("country")
     @classmethod
     def _known_country(cls, value: str) -> str:
         if value not in COUNTRY_CODES:
-            raise ValueError(f"unknown ISO 3166-1 alpha-2 country code {value!r}")
+            raise ValueError("not a known ISO 3166-1 alpha-2 country code")
         return value
 
 

@@ -58,6 +58,7 @@ MAX_GAP_SECONDS = 90 * DAY  # gaps longer than this carry no more information
 MOMENT_ALPHA = 0.05  # weight of a new amount in the running moments, once history is long
 ZSCORE_CLIP = 10.0
 MIN_STD = 0.1  # floor of the log-amount std, so a card of identical amounts stays finite
+MIN_TYPICAL_AMOUNT = 0.01  # floor of the typical amount, so sub-cent amounts keep the ratio finite
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,6 @@ def build_features(txn: Transaction, state: CardState | None) -> dict[str, float
 
     # Out-of-order event times within a card count as simultaneous.
     elapsed = max(0.0, txn.event_time.timestamp() - state.last_event_ts)
-    # amounts are > 0, so the running mean of log1p(amount) is > 0 and expm1 of it too
     std = max(math.sqrt(state.log_amount_var), MIN_STD)
     zscore = (log_amount - state.log_amount_mean) / std if state.txn_count >= 2 else 0.0
     features |= {
@@ -153,7 +153,8 @@ def build_features(txn: Transaction, state: CardState | None) -> dict[str, float
         "txn_count_24h": _decay(state.count_24h, elapsed, DAY),
         "small_ecom_count_1h": _decay(state.small_ecom_1h, elapsed, HOUR),
         "foreign_count_24h": _decay(state.foreign_24h, elapsed, DAY),
-        "amount_ratio_mean": txn.amount / math.expm1(state.log_amount_mean),
+        "amount_ratio_mean": txn.amount
+        / max(math.expm1(state.log_amount_mean), MIN_TYPICAL_AMOUNT),
         "amount_zscore": max(-ZSCORE_CLIP, min(ZSCORE_CLIP, zscore)),
         "same_merchant": float(txn.merchant_id == state.last_merchant_id),
     }

@@ -77,8 +77,11 @@ def diagnose_json(payload: bytes) -> InvalidRecordError | None:
         return InvalidRecordError(
             "invalid_json", f"payload is not JSON: {error.msg} at {error.pos}"
         )
-    except RecursionError:
-        return InvalidRecordError("invalid_json", "payload is JSON nested too deeply")
+    except (ValueError, RecursionError) as error:
+        # e.g. an integer past Python's 4300-digit conversion limit, or nesting past the stack
+        return InvalidRecordError(
+            "invalid_json", f"payload is JSON this pipeline cannot read: {type(error).__name__}"
+        )
     if not isinstance(value, dict):
         return InvalidRecordError(
             "not_an_object", f"payload is JSON {type(value).__name__}, not an object"
