@@ -27,14 +27,16 @@ from streamscore.stores import (
 )
 
 settings = load_settings(PreprocessSettings, os.environ)
-executor = ThreadPoolExecutor(max_workers=settings.io_threads)
+# Two pools: the batch's independent steps wait on the adapters' calls, never on their own pool.
+io_executor = ThreadPoolExecutor(max_workers=settings.io_threads, thread_name_prefix="io")
+step_executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix="step")
 backoff = Backoff()
 dynamodb = boto3.client("dynamodb", config=client_config())
 kinesis = boto3.client("kinesis", config=client_config())
 
 
 def _table(name: str, *keys: str) -> BatchTable:
-    return BatchTable(dynamodb, name, keys, backoff=backoff, executor=executor)
+    return BatchTable(dynamodb, name, keys, backoff=backoff, executor=io_executor)
 
 
 ports = PreprocessPorts(
@@ -64,7 +66,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now=datetime.now(UTC),
         quarantine_ttl_days=settings.quarantine_ttl_days,
         monitoring_ttl_days=settings.monitoring_ttl_days,
-        executor=executor,
+        step_executor=step_executor,
     )
     metrics.add_metric("RecordsIn", MetricUnit.Count, outcome.records_in)
     metrics.add_metric("FeaturesWritten", MetricUnit.Count, outcome.features_written)

@@ -58,6 +58,8 @@ MAX_GAP_SECONDS = 90 * DAY  # gaps longer than this carry no more information
 MOMENT_ALPHA = 0.05  # weight of a new amount in the running moments, once history is long
 ZSCORE_CLIP = 10.0
 MIN_STD = 0.1  # floor of the log-amount std, so a card of identical amounts stays finite
+NEGLIGIBLE = 1e-12  # decayed counters below this are exactly zero
+RECENT_IDS = 8  # transaction ids a card remembers, to spot a producer's duplicate
 MIN_TYPICAL_AMOUNT = 0.01  # floor of the typical amount, so sub-cent amounts keep the ratio finite
 
 
@@ -77,6 +79,7 @@ class CardState:
     log_amount_mean: float
     log_amount_var: float
     last_sequence_number: str | None = None  # replay guard for the stream path
+    recent_transaction_ids: tuple[str, ...] = ()  # guard against producers that send twice
 
     def to_dict(self) -> dict[str, str | int | float | None]:
         return asdict(self)
@@ -104,7 +107,9 @@ class CardState:
 
 
 def _decay(value: float, elapsed: float, time_constant: float) -> float:
-    return value * math.exp(-elapsed / time_constant)
+    # Below NEGLIGIBLE a counter is zero: it keeps stored state free of denormal numbers.
+    decayed = value * math.exp(-elapsed / time_constant)
+    return decayed if decayed >= NEGLIGIBLE else 0.0
 
 
 def _is_small_ecom(txn: Transaction) -> bool:
@@ -181,6 +186,7 @@ def advance_state(
             log_amount_mean=log_amount,
             log_amount_var=0.0,
             last_sequence_number=sequence_number,
+            recent_transaction_ids=(txn.transaction_id,),
         )
     elapsed = max(0.0, now - state.last_event_ts)
     count = state.txn_count + 1
@@ -202,6 +208,7 @@ def advance_state(
         log_amount_mean=mean,
         log_amount_var=var,
         last_sequence_number=sequence_number,
+        recent_transaction_ids=(*state.recent_transaction_ids, txn.transaction_id)[-RECENT_IDS:],
     )
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+MIN_MAGNITUDE = 1e-130
+
 
 def to_item_value(value: Any) -> Any:
     """`value` with floats as Decimals (recursively), ready for boto3's serializer."""
@@ -20,6 +22,8 @@ def to_item_value(value: Any) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"DynamoDB cannot store the non-finite number {value!r}")
+        if abs(value) < MIN_MAGNITUDE:
+            return Decimal(0)  # DynamoDB cannot store a non-zero magnitude below 1e-130
         return Decimal(repr(value))
     if isinstance(value, Mapping):
         return {str(k): to_item_value(v) for k, v in value.items()}

@@ -143,9 +143,13 @@ def preprocess_batch(
     now: datetime,
     quarantine_ttl_days: int,
     monitoring_ttl_days: int,
-    executor: Executor | None = None,
+    step_executor: Executor | None = None,
 ) -> PreprocessOutcome:
-    """Process one batch; never raises for bad input, raises SystemicError for broken setup."""
+    """Process one batch; never raises for bad input, raises SystemicError for broken setup.
+
+    `step_executor` runs the independent writes concurrently. It must not be the
+    pool the adapters fan their calls out on: a step waiting on its own pool deadlocks.
+    """
     outcome = PreprocessOutcome(records_in=len(records))
     failed = outcome.failed
 
@@ -157,77 +161,87 @@ def preprocess_batch(
         except InvalidRecordError as error:
             invalid.append((record, error))
 
-    # Replayed records whose stored features are gone (TTL shorter than the replay) are kept too.
-    applied, replayed, card_order = _apply_states(valid, ports, now, failed, outcome)
-    stored = _load_replayed(replayed, ports, failed)
-    for record, txn in replayed:
-        if txn.transaction_id not in stored and record.sequence_number not in failed:
+    plan = _apply_states(valid, ports, now, failed, outcome)
+    stored = _load_stored(plan.seen_before, ports, failed)
+    forward: list[_Forward] = [_Forward(a.record, a.feature_record) for a in plan.applied]
+    for record, txn in plan.seen_before:
+        if txn.transaction_id in stored:
+            forward.append(_Forward(record, stored[txn.transaction_id]))
+        elif record.sequence_number not in failed:
+            # applied before, but its features are gone (FeaturesTable TTL shorter than the replay)
             invalid.append(
                 (
                     record,
                     InvalidRecordError(
                         "replay_features_missing",
-                        "record was applied before but its stored features are gone "
-                        "(FeaturesTable TTL shorter than the stream replay)",
+                        "record was applied before but its stored features have expired",
                     ),
                 )
             )
+    forward += [_Forward(r, original.feature_record) for r, original in plan.in_batch_duplicates]
+    forward.sort(key=lambda f: f.record.position)
 
     quarantine_items = [quarantine_item(r, e, STAGE, now, quarantine_ttl_days) for r, e in invalid]
-    new_records = [a.feature_record for a in applied]
-    to_forward = sorted(
-        [(a.record.position, a.feature_record) for a in applied]
-        + [
-            (r.position, stored[t.transaction_id])
-            for r, t in replayed
-            if t.transaction_id in stored
-        ],
-        key=lambda pair: pair[0],
-    )
-    by_txn_id = {a.feature_record["transaction_id"]: a.record for a in applied}
-    by_txn_id |= {t.transaction_id: r for r, t in replayed}
-    by_record_id = {r.record_id: r for r, _ in invalid}
+    records_of_txn: dict[str, list[StreamRecord]] = defaultdict(list)
+    for entry in forward:
+        records_of_txn[entry.feature_record["transaction_id"]].append(entry.record)
+    records_of_id = {r.record_id: [r] for r, _ in invalid}
 
-    # Independent writes, concurrently: quarantine, features table, features stream.
-    jobs: list[tuple[Callable[[], set[str]], Callable[[str], StreamRecord], list[StreamRecord]]] = [
+    steps: list[
+        tuple[Callable[[], set[str]], dict[str, list[StreamRecord]], list[StreamRecord]]
+    ] = [
+        (lambda: ports.quarantine.save(quarantine_items), records_of_id, [r for r, _ in invalid]),
         (
-            lambda: ports.quarantine.save(quarantine_items),
-            by_record_id.__getitem__,
-            [r for r, _ in invalid],
+            lambda: ports.features.save([a.feature_record for a in plan.applied], now),
+            records_of_txn,
+            [a.record for a in plan.applied],
         ),
         (
-            lambda: ports.features.save(new_records, now),
-            by_txn_id.__getitem__,
-            [a.record for a in applied],
-        ),
-        (
-            lambda: ports.forwarder.forward([item for _, item in to_forward]),
-            by_txn_id.__getitem__,
-            [by_txn_id[item["transaction_id"]] for _, item in to_forward],
+            lambda: ports.forwarder.forward([f.feature_record for f in forward]),
+            records_of_txn,
+            [f.record for f in forward],
         ),
     ]
-    futures = [
-        (executor.submit(job) if executor else None, job, lookup, rs) for job, lookup, rs in jobs
-    ]
-    for future, job, lookup, step_records in futures:
+    futures = [step_executor.submit(step) if step_executor else None for step, _, _ in steps]
+    for future, (step, records_of, step_records) in zip(futures, steps, strict=True):
         try:
-            failed_ids = future.result() if future else job()
-            failed.update(lookup(i).sequence_number for i in failed_ids)
+            not_done = future.result() if future else step()
         except RetryableError:
             failed.update(r.sequence_number for r in step_records)
+            continue
+        failed.update(r.sequence_number for key in not_done for r in records_of[key])
+    # a duplicate stands or falls with the record it repeats
+    failed.update(
+        r.sequence_number
+        for r, original in plan.in_batch_duplicates
+        if original.record.sequence_number in failed
+    )
 
-    _save_states(applied, card_order, ports, now, failed, outcome)
-
+    _save_states(plan.applied, plan.card_order, ports, now, failed, outcome)
     _record_stats(records, invalid, ports, now, monitoring_ttl_days, failed)
 
     def ok(record: StreamRecord) -> bool:
         return record.sequence_number not in failed
 
-    outcome.features_written = sum(1 for a in applied if ok(a.record))
-    outcome.replayed = len(replayed)
-    outcome.forwarded = sum(1 for _, item in to_forward if ok(by_txn_id[item["transaction_id"]]))
+    outcome.features_written = sum(1 for a in plan.applied if ok(a.record))
+    outcome.replayed = len(plan.seen_before) + len(plan.in_batch_duplicates)
+    outcome.forwarded = sum(1 for f in forward if ok(f.record))
     outcome.quarantined = Counter(e.reason for r, e in invalid if ok(r))
     return outcome
+
+
+@dataclass
+class _Forward:
+    record: StreamRecord
+    feature_record: dict[str, Any]
+
+
+@dataclass
+class _StatePlan:
+    applied: list[_Applied] = field(default_factory=list)
+    seen_before: list[tuple[StreamRecord, Transaction]] = field(default_factory=list)
+    in_batch_duplicates: list[tuple[StreamRecord, _Applied]] = field(default_factory=list)
+    card_order: list[str] = field(default_factory=list)
 
 
 def _apply_states(
@@ -236,44 +250,55 @@ def _apply_states(
     now: datetime,
     failed: set[str],
     outcome: PreprocessOutcome,
-) -> tuple[list[_Applied], list[tuple[StreamRecord, Transaction]], list[str]]:
-    """Read the cards' states once, then apply the records in sequence order per card."""
-    card_ids = list(dict.fromkeys(t.card_id for _, t in valid))
-    outcome.cards_read = len(card_ids)
+) -> _StatePlan:
+    """Read the cards' states once, then apply the records in sequence order per card.
+
+    A record is not applied again when its position is at or below the card's
+    last applied sequence number (a Lambda retry or a replay), or when its
+    transaction id was applied recently (a producer that sent it twice).
+    """
+    plan = _StatePlan(card_order=list(dict.fromkeys(t.card_id for _, t in valid)))
+    outcome.cards_read = len(plan.card_order)
     try:
-        states, unread = ports.states.load(card_ids) if card_ids else ({}, set())
+        states, unread = ports.states.load(plan.card_order) if plan.card_order else ({}, set())
     except RetryableError:
-        states, unread = {}, set(card_ids)
-    applied: list[_Applied] = []
-    replayed: list[tuple[StreamRecord, Transaction]] = []
+        states, unread = {}, set(plan.card_order)
+    applied_here: dict[str, _Applied] = {}
     for record, txn in sorted(valid, key=lambda pair: pair[0].position):
         if txn.card_id in unread:
             failed.add(record.sequence_number)
             continue
         state = states.get(txn.card_id)
         last = state.last_sequence_number if state else None
-        if last is not None and record.position <= int(last):
-            replayed.append((record, txn))
-            continue
-        features = build_features(txn, state)
-        states[txn.card_id] = advance_state(state, txn, record.sequence_number)
-        applied.append(
-            _Applied(record, feature_record(record, txn, features, now), states[txn.card_id])
-        )
-    return applied, replayed, card_ids
+        if txn.transaction_id in applied_here:
+            plan.in_batch_duplicates.append((record, applied_here[txn.transaction_id]))
+        elif (last is not None and record.position <= int(last)) or (
+            state is not None and txn.transaction_id in state.recent_transaction_ids
+        ):
+            plan.seen_before.append((record, txn))
+        else:
+            features = build_features(txn, state)
+            states[txn.card_id] = advance_state(state, txn, record.sequence_number)
+            applied = _Applied(
+                record, feature_record(record, txn, features, now), states[txn.card_id]
+            )
+            applied_here[txn.transaction_id] = applied
+            plan.applied.append(applied)
+    return plan
 
 
-def _load_replayed(
-    replayed: list[tuple[StreamRecord, Transaction]], ports: PreprocessPorts, failed: set[str]
+def _load_stored(
+    seen_before: list[tuple[StreamRecord, Transaction]], ports: PreprocessPorts, failed: set[str]
 ) -> dict[str, dict[str, Any]]:
-    if not replayed:
+    """The stored feature records of transactions applied before this batch."""
+    if not seen_before:
         return {}
-    ids = [t.transaction_id for _, t in replayed]
+    ids = list(dict.fromkeys(t.transaction_id for _, t in seen_before))
     try:
         stored, unread = ports.features.load(ids)
     except RetryableError:
         stored, unread = {}, set(ids)
-    failed.update(r.sequence_number for r, t in replayed if t.transaction_id in unread)
+    failed.update(r.sequence_number for r, t in seen_before if t.transaction_id in unread)
     return stored
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -120,7 +121,11 @@ class DynamoPredictionStore:
         if not predictions:
             return set()
         expires = _expires_at(now, self.ttl_days)
-        items = [to_item_value(p) | {"expires_at": expires} for p in predictions]
+        # A prediction is flat and its one float is the score: items.py's rule for floats,
+        # applied directly (to_item_value's walk costs a third of the item's conversion).
+        items = [
+            p | {"score": Decimal(repr(p["score"])), "expires_at": expires} for p in predictions
+        ]
         return {key[0] for key in self.table.put_many(items)}
 
 

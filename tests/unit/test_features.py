@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import given, settings
 
 from streamscore.contracts import Transaction
@@ -115,6 +116,7 @@ def test_state_update_hand_checked() -> None:
         log_amount_mean=math.log1p(10.0),
         log_amount_var=0.0,
         last_sequence_number="100",
+        recent_transaction_ids=("t1",),
     )
 
     second = txn(
@@ -138,6 +140,30 @@ def test_state_update_hand_checked() -> None:
     assert state2.home_country == "DE"  # home stays the first seen country
     assert state2.last_merchant_id == "m_2"
     assert state2.last_sequence_number == "101"
+    assert state2.recent_transaction_ids == ("t1", "t2")
+
+
+def test_recent_transaction_ids_are_bounded() -> None:
+    state = None
+    for i in range(20):
+        state = advance_state(state, txn(transaction_id=f"t{i}"), None)
+
+    assert state is not None
+    assert state.recent_transaction_ids == tuple(f"t{i}" for i in range(12, 20))
+
+
+def test_decayed_counters_reach_exact_zero_instead_of_denormals() -> None:
+    # given a card idle for 20 days: exp(-480) on the 1 h counter is ~1e-209
+    state = advance_state(None, txn(), None)
+    later = txn(transaction_id="t2", event_time=T0 + timedelta(days=20))
+
+    features = build_features(later, state)
+    after = advance_state(state, later, None)
+
+    assert features["txn_count_1h"] == 0.0
+    assert features["small_ecom_count_1h"] == 0.0
+    assert after.count_1h == 1.0
+    assert features["txn_count_24h"] == pytest.approx(math.exp(-20))
 
 
 def test_moments_become_exponential_after_long_history() -> None:
