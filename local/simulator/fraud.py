@@ -29,6 +29,7 @@ MOTO_BURST_HOMES: tuple[str, ...] = ("US", "GB", "DE")  # one compromised mercha
 DAY = 86_400
 ATO_NIGHT_SHARE = 0.75
 ATO_FOREIGN_SHARE = 0.8
+ATO_MIN_HISTORY = 3
 CARD_TESTING_LARGER_PROBES = 0.2  # episodes whose probes (5-15 EUR) are above the usual "tiny"
 
 
@@ -66,6 +67,7 @@ class FraudContext:
     catalog: MerchantCatalog
     start_epoch: int  # UTC epoch of the start date's midnight; cards' local midnights are offset
     days: float
+    legit_times: list[np.ndarray]  # per card: its legitimate transactions' UTC epochs, sorted
 
     def epoch(self, card: int, local_seconds: float) -> int:
         """UTC epoch of a moment given in the card's home local time since the start."""
@@ -125,13 +127,20 @@ def card_testing(ctx: FraudContext, rows: Rows, earliest_day: float) -> None:
 
 
 def account_takeover(ctx: FraudContext, rows: Rows, earliest_day: float) -> None:
-    """After a normal history, one to a few large purchases, typically abroad at the card's local
-    night over ecom/moto; some takeovers are domestic, some happen in daytime."""
+    """After a normal history (ATO_MIN_HISTORY legitimate transactions at least), one to a few
+    large purchases, typically abroad at the card's local night over ecom/moto; some takeovers
+    are domestic, some happen in daytime."""
     rng = ctx.rng
-    card, day = ctx.pick_card(max(earliest_day, 2.0))
+    for _ in range(1000):
+        card, day = ctx.pick_card(max(earliest_day, 2.0))
+        night = rng.random() < ATO_NIGHT_SHARE
+        hour = rng.uniform(0.0, 5.5) if night else rng.uniform(8.0, 24.0)
+        t = ctx.epoch(card, np.floor(day) * DAY + hour * 3600)
+        if np.searchsorted(ctx.legit_times[card], t) >= ATO_MIN_HISTORY:
+            break
+    else:
+        raise ValueError("no card has enough history for an account takeover; simulate more")
     home = int(ctx.population.home[card])
-    hour = rng.uniform(0.0, 5.5) if rng.random() < ATO_NIGHT_SHARE else rng.uniform(8.0, 24.0)
-    t = ctx.epoch(card, np.floor(day) * DAY + hour * 3600)
     abroad = rng.random() < ATO_FOREIGN_SHARE
     country = ctx.other_country(home, "fraud_weight") if abroad else home
     typical = float(np.exp(ctx.population.mu[card]))

@@ -168,7 +168,10 @@ def simulate(config: SimulationConfig | None = None) -> SimulatedBatch:
     legit = _legitimate(rng, config, population, catalog)
     n_legit = legit.ts.size
 
-    ctx = FraudContext(rng, population, catalog, config.start_epoch, config.days)
+    by_card = np.lexsort((legit.ts, legit.card))
+    bounds = np.searchsorted(legit.card[by_card], np.arange(1, config.n_cards))
+    legit_times = np.split(legit.ts[by_card], bounds)
+    ctx = FraudContext(rng, population, catalog, config.start_epoch, config.days, legit_times)
     n_fraud = round(n_legit * config.fraud_rate / (1.0 - config.fraud_rate))
     fraud = fraud_rows(ctx, n_fraud, earliest_day=min(2.0, 0.2 * config.days))
     burst_merchants = moto_burst_merchants(rng, catalog)

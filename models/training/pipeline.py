@@ -85,6 +85,7 @@ class TrainingResult:
     """The three artifacts as bytes, plus what the summary prints (not part of the artifacts)."""
 
     model_version: str
+    model: GradientBoostingClassifier  # the fitted native model, for checks; not an artifact
     model_bytes: bytes
     model_card: dict[str, object]
     baseline: dict[str, object]
@@ -227,6 +228,7 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
         "positive_class_index": export.POSITIVE_CLASS_INDEX,
         "onnx": {
             "opset": {domain.domain or "": domain.version for domain in model_onnx.opset_import},
+            "target_opset": export.TARGET_OPSET,
             "ir_version": model_onnx.ir_version,
             "input_shape": [None, len(FEATURE_NAMES)],
             "input_type": "float32",
@@ -248,29 +250,31 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
                 "onnxruntime": onnxruntime.__version__,
             },
         },
-        "training_data": {
-            "simulator": {
-                "seed": simulation.seed,
-                "scenario": simulation.scenario,
-                "n_cards": simulation.n_cards,
-                "days": simulation.days,
-                "start": simulation.start.isoformat(),
-                "fraud_rate": simulation.fraud_rate,
-            },
-            "n_transactions": len(data),
-            "fraud_rate": round(float(data.is_fraud.mean()), 6),
-            "time_span": {"start": _iso(ts.min()), "end": _iso(ts.max())},
-            "slices": {
-                "warmup": {
-                    "start": _iso(ts.min()),
-                    "end": _iso(bounds[0]),
-                    "purpose": "builds card state only; not trained on",
+        "training_data": round_floats(
+            {
+                "simulator": {
+                    "seed": simulation.seed,
+                    "scenario": simulation.scenario,
+                    "n_cards": simulation.n_cards,
+                    "days": simulation.days,
+                    "start": simulation.start.isoformat(),
+                    "fraud_rate": simulation.fraud_rate,
                 },
-                "train": _slice_summary(train_set, bounds[0], bounds[1]),
-                "validation": _slice_summary(validation_set, bounds[1], bounds[2]),
-                "test": _slice_summary(test_set, bounds[2], None),
-            },
-        },
+                "n_transactions": len(data),
+                "fraud_rate": float(data.is_fraud.mean()),
+                "time_span": {"start": _iso(ts.min()), "end": _iso(ts.max())},
+                "slices": {
+                    "warmup": {
+                        "start": _iso(ts.min()),
+                        "end": _iso(bounds[0]),
+                        "purpose": "builds card state only; not trained on",
+                    },
+                    "train": _slice_summary(train_set, bounds[0], bounds[1]),
+                    "validation": _slice_summary(validation_set, bounds[1], bounds[2]),
+                    "test": _slice_summary(test_set, bounds[2], None),
+                },
+            }
+        ),
         "class_imbalance": (
             "No resampling; fraud rows weighted by positive_weight. Evaluation uses PR-AUC and "
             "recall at a fixed false-positive rate, and the thresholds are set on validation."
@@ -291,6 +295,7 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
     lap("describe")
     return TrainingResult(
         model_version=model_version,
+        model=model,
         model_bytes=model_bytes,
         model_card=card,
         baseline=baseline,
