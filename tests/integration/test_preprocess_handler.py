@@ -13,7 +13,7 @@ import json
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
@@ -163,10 +163,13 @@ def invoke(app: ModuleType, capsys: pytest.CaptureFixture[str]) -> Invoker:
 
 
 def drain(app: ModuleType) -> None:
-    """Wait until the handler's thread pool is idle, as if the crashed container had gone."""
-    workers = app.settings.io_threads
-    barrier = threading.Barrier(workers)
-    wait([app.executor.submit(barrier.wait) for _ in range(workers)])
+    """Wait until the handler's thread pools are idle, as if the crashed container had gone."""
+    for pool in vars(app).values():
+        if isinstance(pool, ThreadPoolExecutor):
+            # every worker parked at one barrier: all the work submitted before has finished
+            workers = pool._max_workers
+            barrier = threading.Barrier(workers)
+            wait([pool.submit(barrier.wait) for _ in range(workers)])
 
 
 # ----------------------------------------------------------------------------- looking at the stack
