@@ -109,7 +109,7 @@ class ScoreOutcome:
     histogram_records: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     record: StreamRecord
     doc: dict[str, Any]
