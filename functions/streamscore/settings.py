@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from streamscore.errors import SystemicError
 
@@ -46,7 +53,8 @@ class ScoreSettings(FunctionSettings):
     quarantine_ttl_days: Days = 30
     monitoring_ttl_days: Days = 90
     io_threads: Annotated[int, Field(ge=1, le=32)] = 4
-    # ONNX Runtime threads, measured at batch 500 (bench/score_bench.py): see ort_threads.
+    # ONNX Runtime threads: one. At batch 500 a run is ~0.5 ms and a second thread was never
+    # faster (bench/results/score.json, ort_threads_batch_500); Lambda at 2048 MB has ~1.2 vCPU.
     ort_intra_op_threads: Annotated[int, Field(ge=1, le=16)] = 1
     ort_inter_op_threads: Annotated[int, Field(ge=1, le=16)] = 1
 
@@ -66,3 +74,26 @@ def load_settings[S: FunctionSettings](model: type[S], environ: Mapping[str, str
             for e in error.errors(include_input=False, include_url=False)
         )
         raise SystemicError(f"invalid configuration of {model.__name__}: {problems}") from None
+
+
+class DriftCheckSettings(FunctionSettings):
+    monitoring_table: Name
+    artifacts_bucket: Name
+    event_bus_name: Name
+    model_dir: Name = "/opt/model"
+    drift_window_minutes: Annotated[int, Field(ge=5, le=10080)] = 1440
+    psi_warn_threshold: Annotated[float, Field(ge=0.0)] = 0.1
+    psi_drift_threshold: Annotated[float, Field(ge=0.0)] = 0.25
+    js_drift_threshold: Threshold = 0.1
+    min_sample_size: Annotated[int, Field(ge=1)] = 500
+    retrain_cooldown_hours: Annotated[float, Field(ge=0.0, le=8760.0)] = 24.0
+    monitoring_ttl_days: Days = 90
+    io_threads: Annotated[int, Field(ge=1, le=32)] = 8
+
+    @field_validator("psi_drift_threshold")
+    @classmethod
+    def _drift_not_below_warn(cls, value: float, info: ValidationInfo) -> float:
+        warn = info.data.get("psi_warn_threshold")
+        if warn is not None and value < warn:
+            raise ValueError(f"must not be below PSI_WARN_THRESHOLD ({warn})")
+        return value
