@@ -45,7 +45,11 @@ class BatchTable:
         key_names: Sequence[str],
         backoff: Backoff | None = None,
         executor: Executor | None = None,
+        consistent_read: bool = True,
     ):
+        # Strongly consistent by default: the previous batch's state write must be seen,
+        # or the replay guard would read stale state.
+        self.consistent_read = consistent_read
         self.client = client
         self.table_name = table_name
         self.key_names = tuple(key_names)
@@ -69,7 +73,10 @@ class BatchTable:
 
     def _get_chunk(self, keys: Sequence[Mapping[str, Any]]) -> tuple[dict[Key, Item], list[Key]]:
         request: dict[str, Any] = {
-            self.table_name: {"Keys": [serialize({n: k[n] for n in self.key_names}) for k in keys]}
+            self.table_name: {
+                "Keys": [serialize({n: k[n] for n in self.key_names}) for k in keys],
+                "ConsistentRead": self.consistent_read,
+            }
         }
         found: dict[Key, Item] = {}
         for attempt in range(1, self.backoff.attempts + 1):
