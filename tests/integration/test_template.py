@@ -71,6 +71,7 @@ FUNCTION_ENV = {
         "JS_DRIFT_THRESHOLD",
         "MIN_SAMPLE_SIZE",
         "RETRAIN_COOLDOWN_HOURS",
+        "MONITORING_TTL_DAYS",
     },
 }
 # The keys the handlers read and write by (DESIGN.md, "Contracts").
@@ -295,7 +296,10 @@ def test_preprocess_never_gets_onnxruntime(template: dict[str, Any]) -> None:
         {"Ref": "OnnxRuntimeLayer"},
         {"Ref": "ModelLayer"},
     ]
-    assert functions["DriftCheckFunction"]["Properties"]["Layers"] == [{"Ref": "ModelLayer"}]
+    assert functions["DriftCheckFunction"]["Properties"]["Layers"] == [
+        {"Ref": "ModelLayer"},
+        {"Ref": "PlottingLayer"},
+    ]
 
 
 def iam_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
