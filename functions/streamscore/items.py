@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 MIN_MAGNITUDE = 1e-130
+MAX_MAGNITUDE = 1e126
 
 
 def to_item_value(value: Any) -> Any:
@@ -22,6 +23,8 @@ def to_item_value(value: Any) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"DynamoDB cannot store the non-finite number {value!r}")
+        if abs(value) >= MAX_MAGNITUDE:
+            raise ValueError(f"DynamoDB cannot store the number {value!r} (magnitude 1e126 or more)")
         if abs(value) < MIN_MAGNITUDE:
             return Decimal(0)  # DynamoDB cannot store a non-zero magnitude below 1e-130
         return Decimal(repr(value))

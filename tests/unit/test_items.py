@@ -12,7 +12,7 @@ from hypothesis import given
 from streamscore.items import MIN_MAGNITUDE, from_item_value, to_item_value
 
 
-@given(st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: abs(x) >= MIN_MAGNITUDE))
+@given(st.floats(min_value=-1e125, max_value=1e125).filter(lambda x: abs(x) >= MIN_MAGNITUDE))
 def test_floats_round_trip_exactly(value: float) -> None:
     assert from_item_value(to_item_value(value)) == value
 
@@ -40,3 +40,8 @@ def test_nested_values_convert_both_ways() -> None:
         "c": {"d": True, "e": None, "f": "s"},
     }
     assert from_item_value(stored) == item
+
+
+def test_magnitudes_past_dynamodbs_range_are_refused() -> None:
+    with pytest.raises(ValueError, match="cannot store the number"):
+        to_item_value(1e130)
