@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Status = Literal["ok", "warn", "drift", "insufficient_data"]
@@ -22,6 +22,10 @@ class DriftThresholds:
     psi_drift: float = 0.25
     js_drift: float = 0.1
     min_samples: int = 500
+
+    def psi_only(self) -> DriftThresholds:
+        """The same thresholds without the JS rule (JS distance is still computed and reported)."""
+        return replace(self, js_drift=math.inf)
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,7 @@ def compare(
     n = int(sum(counts)) + out_of_range
     if n == 0:
         return DriftStats(0.0, 0.0, 0.0, 0, "insufficient_data")
-    in_range = 1.0 - reference_out_of_range
-    expected = [p * in_range for p in reference] + [reference_out_of_range]
+    expected = with_out_of_range(reference, reference_out_of_range)
     actual = to_proportions([*counts, out_of_range])
     psi_value = psi(expected, actual)
     js_value = js_distance(expected, actual)
@@ -108,6 +111,12 @@ def compare(
     return DriftStats(
         psi_value, js_value, ks_value, n, classify(psi_value, js_value, n, thresholds)
     )
+
+
+def with_out_of_range(reference: Sequence[float], out_of_range_share: float) -> list[float]:
+    """A baseline's in-range proportions scaled to leave `out_of_range_share`, which is appended as the last bin."""
+    in_range = 1.0 - out_of_range_share
+    return [p * in_range for p in reference] + [out_of_range_share]
 
 
 def overall_status(statuses: Sequence[Status]) -> Status:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from streamscore.adapters.dynamodb import BatchTable, serialize
+from streamscore.adapters._batching import fan_out
+from streamscore.adapters.dynamodb import BatchTable, deserialize, serialize
 from streamscore.adapters.events import EventPublisher
 from streamscore.adapters.kinesis import StreamWriter
 from streamscore.adapters.retry import translate_error
@@ -147,3 +149,132 @@ class EventBridgeAlertPublisher:
             for d in details
         ]
         return {details[i]["transaction_id"] for i in self.publisher.put_events(entries)}
+
+
+class DynamoWindowReader:
+    """MonitoringTable's WindowIndex: every item of some hour buckets recorded within [start, end].
+
+    One Query per bucket, all pages, the buckets concurrently on `executor`.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        index_name: str = "WindowIndex",
+        executor: Executor | None = None,
+    ):
+        self.client = client
+        self.table_name = table_name
+        self.index_name = index_name
+        self.executor = executor
+
+    def read(self, window_keys: Sequence[str], start: str, end: str) -> list[dict[str, Any]]:
+        def query(keys: Sequence[str]) -> list[dict[str, Any]]:
+            return self._query(keys[0], start, end)
+
+        pages = fan_out(query, [[k] for k in window_keys], self.executor)
+        return [item for page in pages for item in page]
+
+    def _query(self, key: str, start: str, end: str) -> list[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": self.index_name,
+            "KeyConditionExpression": "window_key = :key AND recorded_at BETWEEN :start AND :end",
+            "ExpressionAttributeValues": serialize({":key": key, ":start": start, ":end": end}),
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            try:
+                page = self.client.query(**request)
+            except (ClientError, BotoCoreError) as error:
+                raise translate_error(
+                    error, f"DynamoDB Query on {self.table_name}/{self.index_name}"
+                ) from error
+            items += [from_item_value(deserialize(raw)) for raw in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return items
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class S3ReportStore:
+    """Report objects in the artifacts bucket (encrypted by the bucket's default key)."""
+
+    def __init__(self, client: Any, bucket: str):
+        self.client = client
+        self.bucket = bucket
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        except (ClientError, BotoCoreError) as error:
+            raise translate_error(error, f"S3 PutObject {self.uri(key)}") from error
+
+
+class DynamoRetrainingCooldown:
+    """One MonitoringTable item per model version holding its last retraining trigger.
+
+    A claim is one conditional UpdateItem: it succeeds when no trigger is recorded or
+    the last one is older than the cooldown, so of concurrent claims exactly one wins.
+    """
+
+    def __init__(self, client: Any, table_name: str):
+        self.client = client
+        self.table_name = table_name
+
+    @staticmethod
+    def key(model_version: str) -> dict[str, Any]:
+        return serialize({"pk": f"RETRAIN#{model_version}", "sk": "COOLDOWN"})
+
+    def claim(
+        self, model_version: str, claim_id: str, now: datetime, cooldown_hours: float
+    ) -> bool:
+        cutoff = now.timestamp() - cooldown_hours * 3600
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self.key(model_version),
+                UpdateExpression=(
+                    "SET triggered_epoch = :now, triggered_at = :at, claim_id = :claim, "
+                    "model_version = :version"
+                ),
+                ConditionExpression="attribute_not_exists(triggered_epoch) OR triggered_epoch < :cutoff",
+                ExpressionAttributeValues=serialize(
+                    to_item_value(
+                        {
+                            ":now": now.timestamp(),
+                            ":at": now.isoformat(timespec="milliseconds"),
+                            ":claim": claim_id,
+                            ":version": model_version,
+                            ":cutoff": cutoff,
+                        }
+                    )
+                ),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error
+        except BotoCoreError as error:
+            raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error
+        return True
+
+    def release(self, model_version: str, claim_id: str) -> None:
+        """Remove our trigger time, unless another claim has replaced ours since."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self.key(model_version),
+                UpdateExpression="REMOVE triggered_epoch, triggered_at SET released_claim_id = :claim",
+                ConditionExpression="claim_id = :claim",
+                ExpressionAttributeValues=serialize({":claim": claim_id}),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return
+            raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error
+        except BotoCoreError as error:
+            raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error

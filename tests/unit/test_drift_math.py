@@ -20,6 +20,7 @@ from streamscore.drift import (
     overall_status,
     psi,
     smooth,
+    with_out_of_range,
 )
 
 
@@ -136,3 +137,30 @@ def test_statistics_are_finite_non_negative_and_bounded(p: list[float], q: list[
     assert psi(p, q) >= 0 and math.isfinite(psi(p, q))
     assert 0 <= js_distance(p, q) <= 1 + 1e-12
     assert 0 <= ks_binned(p, q) <= 1 + 1e-12
+
+
+def test_psi_only_thresholds_never_call_drift_on_js_alone() -> None:
+    thresholds = DriftThresholds().psi_only()
+
+    assert classify(0.0, 0.9, 500, thresholds) == "ok"
+    assert classify(0.25, 0.0, 500, thresholds) == "drift"
+    assert (thresholds.psi_warn, thresholds.psi_drift, thresholds.min_samples) == (0.1, 0.25, 500)
+
+
+def test_reference_with_out_of_range_sums_to_one_and_keeps_the_shape() -> None:
+    expected = with_out_of_range([0.5, 0.25, 0.25], 0.2)
+
+    assert expected == pytest.approx([0.4, 0.2, 0.2, 0.2])
+    assert sum(expected) == pytest.approx(1.0)
+    assert with_out_of_range([0.5, 0.5], 0.0) == [0.5, 0.5, 0.0]
+
+
+def test_one_observation_in_a_bin_the_baseline_never_saw_stays_finite() -> None:
+    stats = compare([0.5, 0.5], 0.0, [0, 0], 1, DriftThresholds(min_samples=1))
+
+    # the single value is out of range, where the baseline has nothing: smoothed, not infinite
+    assert math.isfinite(stats.psi)
+    assert stats.psi > 5
+    assert stats.js_distance == pytest.approx(1.0)
+    assert stats.ks == pytest.approx(1.0)
+    assert stats.status == "drift"

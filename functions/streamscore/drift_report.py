@@ -1,0 +1,818 @@
+"""Drift check of one time window: sum the window's monitoring items, compare them with the shipped baseline, report.
+
+The window's HIST items (one per score batch) are summed per model version and
+the shipped model's sums are compared with its baseline.json; STATS items (one
+per preprocess batch) give the volume and the quarantine rate. Pure apart from
+`load_baseline`, which reads the model directory: AWS sits behind the ports of
+`check_drift`, so the same code runs in Lambda, in tests and in the local run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from streamscore.drift import (
+    DriftStats,
+    DriftThresholds,
+    Status,
+    compare,
+    overall_status,
+    to_proportions,
+    with_out_of_range,
+)
+from streamscore.errors import RetryableError, SystemicError
+from streamscore.monitoring import window_key
+
+HIST = "HIST"
+STATS = "STATS"
+REPORT = "REPORT"
+SCORE = "score"  # the baseline's and the histograms' name for the model's output
+CARD_FILE = "model_card.json"
+BASELINE_FILE = "baseline.json"
+MAX_WINDOW = timedelta(days=7)
+DAY = timedelta(days=1)
+REPORTS_PREFIX = "reports"
+MONITORING_SOURCE = "streamscore.monitoring"
+DRIFT_DETECTED = "DriftDetected"
+RETRAINING_REQUESTED = "RetrainingRequested"
+PLOTTED_FEATURES = 5  # the most drifted features drawn next to the score (a 2 x 3 grid)
+
+Trigger = Literal["sent", "cooldown", "not_drift"]
+
+
+class InvalidWindowError(ValueError):
+    """The event names no usable window (bad times, end not after start, longer than MAX_WINDOW)."""
+
+
+# ---------------------------------------------------------------- the window
+
+
+def _iso_ms(moment: datetime) -> str:
+    """`recorded_at`'s format (UTC, milliseconds), so bounds and items compare as strings."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _compact(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass(frozen=True)
+class DriftWindow:
+    """[start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise InvalidWindowError("window start and end need a UTC offset")
+        if self.end <= self.start:
+            raise InvalidWindowError(
+                f"window end {self.end.isoformat()} is not after its start {self.start.isoformat()}"
+            )
+        if self.end - self.start > MAX_WINDOW:
+            raise InvalidWindowError(f"window longer than {MAX_WINDOW.days} days")
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
+
+    @property
+    def window_id(self) -> str:
+        return f"{_compact(self.start)}--{_compact(self.end)}"
+
+    @property
+    def minutes(self) -> float:
+        return (self.end - self.start).total_seconds() / 60
+
+    @property
+    def recorded_bounds(self) -> tuple[str, str]:
+        return _iso_ms(self.start), _iso_ms(self.end)
+
+    def hours(self) -> list[datetime]:
+        """Start of every UTC hour the window touches."""
+        hour = self.start.replace(minute=0, second=0, microsecond=0)
+        hours = []
+        while hour < self.end:
+            hours.append(hour)
+            hour += timedelta(hours=1)
+        return hours
+
+    def window_keys(self, kind: str) -> list[str]:
+        return [window_key(kind, hour) for hour in self.hours()]
+
+    def contains(self, recorded_at: str) -> bool:
+        start, end = self.recorded_bounds
+        return start <= recorded_at < end
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "minutes": round(self.minutes, 3),
+        }
+
+
+def _parse_time(value: Any, what: str) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidWindowError(f"{what} must be an ISO 8601 time string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidWindowError(f"{what} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise InvalidWindowError(f"{what} needs a UTC offset")
+    return moment
+
+
+def resolve_window(event: Mapping[str, Any], now: datetime, minutes: int) -> DriftWindow:
+    """The on-demand `{"window": {"start", "end"}}`, else the `minutes` before the event's `time` (or now)."""
+    if "window" in event:
+        window = event["window"]
+        if not isinstance(window, Mapping):
+            raise InvalidWindowError('"window" must be an object with "start" and "end"')
+        return DriftWindow(
+            _parse_time(window.get("start"), "window.start"),
+            _parse_time(window.get("end"), "window.end"),
+        )
+    end = _parse_time(event["time"], "time") if "time" in event else now
+    return DriftWindow(end - timedelta(minutes=minutes), end)
+
+
+# ---------------------------------------------------------------- the baseline
+
+
+@dataclass(frozen=True)
+class VariableBaseline:
+    edges: tuple[float, ...]
+    proportions: tuple[float, ...]
+    missing_share: float
+    out_of_range_share: float
+
+
+@dataclass(frozen=True)
+class DriftBaseline:
+    """baseline.json of the shipped model: reference bins of every feature (model order) and the score."""
+
+    model_version: str
+    feature_schema: str
+    sample_size: int
+    features: tuple[str, ...]
+    variables: Mapping[str, VariableBaseline]
+
+    @classmethod
+    def from_dicts(cls, card: Mapping[str, Any], baseline: Mapping[str, Any]) -> DriftBaseline:
+        version = str(card["model_version"])
+        if baseline.get("model_version", version) != version:
+            raise ValueError(
+                f"baseline.json is of model {baseline['model_version']}, the card of {version}"
+            )
+        features = tuple(str(name) for name in card["feature_names"])
+        entries = dict(baseline.get("features", {}))
+        entries[SCORE] = baseline.get(SCORE)
+        variables: dict[str, VariableBaseline] = {}
+        for name in (*features, SCORE):
+            entry = entries.get(name)
+            if not isinstance(entry, Mapping):
+                raise ValueError(f"baseline.json has no reference for {name!r}")
+            edges = tuple(float(e) for e in entry["edges"])
+            proportions = tuple(float(p) for p in entry["proportions"])
+            if len(edges) != len(proportions) + 1:
+                raise ValueError(
+                    f"baseline.json: {name!r} has {len(edges)} edges for {len(proportions)} bins"
+                )
+            variables[name] = VariableBaseline(
+                edges,
+                proportions,
+                float(entry.get("missing_share", 0.0)),
+                float(entry.get("out_of_range_share", 0.0)),
+            )
+        return cls(
+            model_version=version,
+            feature_schema=str(card.get("feature_schema", baseline.get("feature_schema", ""))),
+            sample_size=int(baseline.get("sample_size", 0)),
+            features=features,
+            variables=variables,
+        )
+
+
+def load_baseline(model_dir: str | Path) -> DriftBaseline:
+    """The baseline shipped in `model_dir` with its model card; SystemicError naming the file and reason."""
+    directory = Path(model_dir)
+    try:
+        card = json.loads((directory / CARD_FILE).read_text())
+        baseline = json.loads((directory / BASELINE_FILE).read_text())
+        return DriftBaseline.from_dicts(card, baseline)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemicError(
+            f"cannot load the drift baseline from {directory} ({CARD_FILE}, {BASELINE_FILE}): "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
+# ---------------------------------------------------------------- summing the window's items
+
+
+@dataclass
+class VariableCounts:
+    counts: list[int]
+    missing: int = 0
+    out_of_range: int = 0
+
+    def add(self, histogram: Mapping[str, Any]) -> None:
+        self.counts = [a + int(b) for a, b in zip(self.counts, histogram["counts"], strict=True)]
+        self.missing += int(histogram.get("missing", 0))
+        self.out_of_range += int(histogram.get("out_of_range", 0))
+
+
+@dataclass
+class VersionTotals:
+    """HIST items of one model version."""
+
+    batches: int = 0
+    records: int = 0  # records the score batches received
+    n: int = 0  # rows counted in the histograms
+    scored: int = 0
+    quarantined_by_reason: Counter[str] = field(default_factory=Counter)
+    histograms: dict[str, VariableCounts] = field(default_factory=dict)
+
+
+@dataclass
+class StageTotals:
+    """STATS items of the preprocess stage."""
+
+    batches: int = 0
+    records: int = 0
+    quarantined: int = 0
+    quarantined_by_reason: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class WindowTotals:
+    versions: dict[str, VersionTotals] = field(default_factory=dict)
+    preprocess: StageTotals = field(default_factory=StageTotals)
+    per_hour: dict[str, Counter[str]] = field(default_factory=dict)
+    mismatched_histograms: Counter[str] = field(default_factory=Counter)  # wrong bin count
+    ignored_items: int = 0  # outside the window, or of no known kind
+
+    @property
+    def score_records(self) -> int:
+        return sum(v.records for v in self.versions.values())
+
+    @property
+    def score_quarantined(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for version in self.versions.values():
+            total.update(version.quarantined_by_reason)
+        return total
+
+
+def sum_items(
+    items: Iterable[Mapping[str, Any]], window: DriftWindow, baseline: DriftBaseline
+) -> WindowTotals:
+    """HIST sums per model version and STATS sums; each item once (by key), only those recorded in the window.
+
+    The baseline's model version is summed per baseline variable; a histogram whose
+    bin count differs from the baseline's cannot be compared and is counted apart.
+    Other versions' histograms are left out: their items are counted, not compared.
+    """
+    totals = WindowTotals()
+    seen: set[tuple[Any, Any]] = set()
+    for item in items:
+        key = (item.get("pk"), item.get("sk"))
+        if key in seen:
+            continue
+        seen.add(key)
+        recorded_at = str(item.get("recorded_at", ""))
+        kind = item.get("sk")
+        if not window.contains(recorded_at) or kind not in (HIST, STATS):
+            totals.ignored_items += 1
+            continue
+        hour = totals.per_hour.setdefault(recorded_at[:13], Counter())
+        if kind == STATS:
+            stage = totals.preprocess
+            stage.batches += 1
+            stage.records += int(item.get("records", 0))
+            stage.quarantined += int(item.get("quarantined", 0))
+            stage.quarantined_by_reason.update(_counter(item.get("quarantined_by_reason")))
+            hour["transactions"] += int(item.get("records", 0))
+            continue
+        version = str(item.get("model_version", ""))
+        sums = totals.versions.setdefault(version, VersionTotals())
+        sums.batches += 1
+        sums.records += int(item.get("records", 0))
+        sums.n += int(item.get("n", 0))
+        sums.scored += int(item.get("scored", 0))
+        sums.quarantined_by_reason.update(_counter(item.get("quarantined_by_reason")))
+        hour["feature_records"] += int(item.get("records", 0))
+        hour["scored"] += int(item.get("scored", 0))
+        if version == baseline.model_version:
+            _add_histograms(sums, item.get("histograms") or {}, baseline, totals)
+    return totals
+
+
+def _counter(value: Any) -> Counter[str]:
+    return (
+        Counter({str(k): int(v) for k, v in value.items()})
+        if isinstance(value, Mapping)
+        else Counter()
+    )
+
+
+def _add_histograms(
+    sums: VersionTotals,
+    histograms: Mapping[str, Any],
+    baseline: DriftBaseline,
+    totals: WindowTotals,
+) -> None:
+    for name, reference in baseline.variables.items():
+        histogram = histograms.get(name)
+        if histogram is None:
+            continue
+        if len(histogram.get("counts", ())) != len(reference.proportions):
+            totals.mismatched_histograms[name] += 1
+            continue
+        counts = sums.histograms.setdefault(name, VariableCounts([0] * len(reference.proportions)))
+        counts.add(histogram)
+
+
+# ---------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class VariableDrift:
+    """One feature's (or the score's) window against its baseline."""
+
+    name: str
+    stats: DriftStats
+    counts: list[int]
+    missing: int
+    out_of_range: int
+    reference: VariableBaseline
+    expected: list[float]  # baseline proportions, out-of-range share last
+    observed: list[float]  # window proportions, out-of-range share last (empty without data)
+
+    @property
+    def status(self) -> Status:
+        return self.stats.status
+
+    def summary(self) -> dict[str, Any]:
+        """The statistics, without the bins: what the table item and the events carry."""
+        return {
+            "psi": _round(self.stats.psi),
+            "js_distance": _round(self.stats.js_distance),
+            "ks": _round(self.stats.ks),
+            "n": self.stats.n,
+            "status": self.status,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        seen = self.stats.n + self.missing
+        return self.summary() | {
+            "missing": self.missing,
+            "missing_share": _round(self.missing / seen) if seen else None,
+            "baseline_missing_share": _round(self.reference.missing_share),
+            "out_of_range": self.out_of_range,
+            "out_of_range_share": _round(self.out_of_range / self.stats.n)
+            if self.stats.n
+            else None,
+            "baseline_out_of_range_share": _round(self.reference.out_of_range_share),
+            "edges": list(self.reference.edges),
+            "counts": self.counts,
+            "expected": [_round(p) for p in self.expected],
+            "observed": [_round(p) for p in self.observed],
+        }
+
+
+def _round(value: float) -> float:
+    return round(value, 6)
+
+
+def compare_variable(
+    name: str,
+    reference: VariableBaseline,
+    counts: VariableCounts | None,
+    thresholds: DriftThresholds,
+) -> VariableDrift:
+    counts = counts or VariableCounts([0] * len(reference.proportions))
+    stats = compare(
+        reference.proportions,
+        reference.out_of_range_share,
+        counts.counts,
+        counts.out_of_range,
+        thresholds,
+    )
+    observed = to_proportions([*counts.counts, counts.out_of_range]) if stats.n else []
+    return VariableDrift(
+        name=name,
+        stats=stats,
+        counts=list(counts.counts),
+        missing=counts.missing,
+        out_of_range=counts.out_of_range,
+        reference=reference,
+        expected=with_out_of_range(reference.proportions, reference.out_of_range_share),
+        observed=observed,
+    )
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    window: DriftWindow
+    generated_at: datetime
+    baseline: DriftBaseline
+    thresholds: DriftThresholds
+    features: dict[str, VariableDrift]  # model order
+    prediction: VariableDrift
+    totals: WindowTotals
+    notes: list[str]
+
+    @property
+    def report_id(self) -> str:
+        return self.window.window_id
+
+    @property
+    def model_version(self) -> str:
+        return self.baseline.model_version
+
+    @property
+    def status(self) -> Status:
+        return overall_status([v.status for v in (*self.features.values(), self.prediction)])
+
+    @property
+    def compared(self) -> VersionTotals:
+        return self.totals.versions.get(self.model_version, VersionTotals())
+
+    @property
+    def max_psi(self) -> tuple[str, float] | None:
+        """The feature with the largest PSI among those with enough data."""
+        judged = [v for v in self.features.values() if v.status != "insufficient_data"]
+        if not judged:
+            return None
+        worst = max(judged, key=lambda v: v.stats.psi)
+        return worst.name, worst.stats.psi
+
+    @property
+    def drifted(self) -> list[VariableDrift]:
+        """Features and the score whose status is drift, by PSI, largest first."""
+        variables = [*self.features.values(), self.prediction]
+        return sorted(
+            (v for v in variables if v.status == "drift"), key=lambda v: v.stats.psi, reverse=True
+        )
+
+    def most_drifted(self, count: int) -> list[VariableDrift]:
+        """The `count` features with the largest PSI (with data), largest first."""
+        ranked = [v for v in self.features.values() if v.stats.n]
+        return sorted(ranked, key=lambda v: v.stats.psi, reverse=True)[:count]
+
+    def sample(self) -> dict[str, int]:
+        compared = self.compared
+        return {
+            "n": compared.n,
+            "scored": compared.scored,
+            "batches": compared.batches,
+            "records": compared.records,
+        }
+
+    def data_quality(self) -> dict[str, Any]:
+        pre = self.totals.preprocess
+        score_quarantined = self.totals.score_quarantined
+        score_records = self.totals.score_records
+        quarantined = pre.quarantined + sum(score_quarantined.values())
+        return {
+            "quarantine_rate": _share(quarantined, pre.records),
+            "preprocess": {
+                "records": pre.records,
+                "quarantined": pre.quarantined,
+                "quarantine_rate": _share(pre.quarantined, pre.records),
+                "quarantined_by_reason": dict(sorted(pre.quarantined_by_reason.items())),
+            },
+            "score": {
+                "records": score_records,
+                "quarantined": sum(score_quarantined.values()),
+                "quarantine_rate": _share(sum(score_quarantined.values()), score_records),
+                "quarantined_by_reason": dict(sorted(score_quarantined.items())),
+            },
+            "missing_share": {
+                name: v.to_dict()["missing_share"] for name, v in self.features.items() if v.missing
+            },
+            "mismatched_histograms": dict(self.totals.mismatched_histograms),
+        }
+
+    def volume(self) -> dict[str, Any]:
+        return {
+            "transactions": self.totals.preprocess.records,
+            "preprocess_batches": self.totals.preprocess.batches,
+            "feature_records": self.totals.score_records,
+            "score_batches": sum(v.batches for v in self.totals.versions.values()),
+            "scored": sum(v.scored for v in self.totals.versions.values()),
+            "per_hour": {
+                hour: dict(counts) for hour, counts in sorted(self.totals.per_hour.items())
+            },
+        }
+
+    def other_versions(self) -> dict[str, dict[str, int]]:
+        return {
+            version: {"batches": v.batches, "n": v.n, "scored": v.scored, "records": v.records}
+            for version, v in sorted(self.totals.versions.items())
+            if version != self.model_version
+        }
+
+    def headline(self) -> dict[str, Any]:
+        """What the table item, the events and the full report share, field for field."""
+        worst = self.max_psi
+        return {
+            "report_id": self.report_id,
+            "window": self.window.to_dict(),
+            "generated_at": _iso_ms(self.generated_at),
+            "model_version": self.model_version,
+            "status": self.status,
+            "max_psi": _round(worst[1]) if worst else None,
+            "max_psi_feature": worst[0] if worst else None,
+            "prediction_psi": (
+                _round(self.prediction.stats.psi) if self.prediction.stats.n else None
+            ),
+            "prediction_js_distance": (
+                _round(self.prediction.stats.js_distance) if self.prediction.stats.n else None
+            ),
+            "drifted": [{"name": v.name} | v.summary() for v in self.drifted],
+            "sample": self.sample(),
+            "quarantine_rate": self.data_quality()["quarantine_rate"],
+            "thresholds": {
+                "psi_warn": self.thresholds.psi_warn,
+                "psi_drift": self.thresholds.psi_drift,
+                "js_drift": self.thresholds.js_drift,
+                "min_samples": self.thresholds.min_samples,
+            },
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The headline plus every variable's statistics (no bins): the MonitoringTable item's body."""
+        return self.headline() | {
+            "features": {name: v.summary() for name, v in self.features.items()},
+            "prediction": self.prediction.summary(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full report (the JSON in S3)."""
+        return self.headline() | {
+            "baseline": {
+                "model_version": self.baseline.model_version,
+                "feature_schema": self.baseline.feature_schema,
+                "sample_size": self.baseline.sample_size,
+            },
+            "features": {name: v.to_dict() for name, v in self.features.items()},
+            "prediction": self.prediction.to_dict(),
+            "data_quality": self.data_quality(),
+            "volume": self.volume(),
+            "other_versions": self.other_versions(),
+            "notes": list(self.notes),
+        }
+
+
+def _share(part: int, whole: int) -> float | None:
+    return _round(part / whole) if whole else None
+
+
+def build_report(
+    window: DriftWindow,
+    baseline: DriftBaseline,
+    totals: WindowTotals,
+    thresholds: DriftThresholds,
+    generated_at: datetime,
+) -> DriftReport:
+    """Every feature and the score against the baseline.
+
+    Features are judged by PSI only; the score by PSI or JS distance (JsDriftThreshold).
+    On features the JS rule adds only false alarms: at the default 0.1 it corresponds to a
+    PSI of about 0.06, below the warn threshold, and sampling noise alone reaches it.
+    """
+    compared = totals.versions.get(baseline.model_version, VersionTotals())
+    feature_thresholds = thresholds.psi_only()
+    features = {
+        name: compare_variable(
+            name, baseline.variables[name], compared.histograms.get(name), feature_thresholds
+        )
+        for name in baseline.features
+    }
+    prediction = compare_variable(
+        SCORE, baseline.variables[SCORE], compared.histograms.get(SCORE), thresholds
+    )
+    notes = []
+    if window.end - window.start < DAY:
+        notes.append(
+            "the window is shorter than a day: features that follow the clock (time of day, "
+            "night) differ from the all-day baseline without any drift"
+        )
+    others = sorted(v for v in totals.versions if v != baseline.model_version)
+    if others:
+        notes.append(
+            f"items of other model versions were counted, not compared: {', '.join(others)}"
+        )
+    if compared.n < thresholds.min_samples:
+        notes.append(
+            f"{compared.n} rows of model {baseline.model_version} in the window, "
+            f"fewer than the {thresholds.min_samples} a verdict needs"
+        )
+    return DriftReport(
+        window=window,
+        generated_at=generated_at,
+        baseline=baseline,
+        thresholds=thresholds,
+        features=features,
+        prediction=prediction,
+        totals=totals,
+        notes=notes,
+    )
+
+
+# ---------------------------------------------------------------- where the report goes
+
+
+def report_keys(window: DriftWindow) -> tuple[str, str]:
+    """S3 keys of the JSON report and its picture; the same window always gets the same keys."""
+    base = f"{REPORTS_PREFIX}/{window.end:%Y/%m/%d}/{window.window_id}"
+    return f"{base}.json", f"{base}.png"
+
+
+def report_item(
+    report: DriftReport,
+    report_uri: str,
+    plot_uri: str | None,
+    trigger: Trigger,
+    ttl_days: int,
+) -> dict[str, Any]:
+    """The MonitoringTable item of the report: one per window, overwritten by a rerun of that window."""
+    start, end = report.window.recorded_bounds
+    return {
+        "pk": f"{REPORT}#{start}#{end}",
+        "sk": REPORT,
+        "window_key": window_key(REPORT, report.generated_at),
+        "recorded_at": _iso_ms(report.generated_at),
+        **report.summary(),
+        "report_uri": report_uri,
+        "plot_uri": plot_uri,
+        "retraining": trigger,
+        "expires_at": int(report.generated_at.timestamp()) + ttl_days * 86400,
+    }
+
+
+def trigger_detail(report: DriftReport, report_uri: str, plot_uri: str | None) -> dict[str, Any]:
+    """The detail of DriftDetected and RetrainingRequested."""
+    headline = report.headline()
+    return {
+        "report_id": report.report_id,
+        "report_uri": report_uri,
+        "plot_uri": plot_uri,
+        "window": headline["window"],
+        "model_version": report.model_version,
+        "status": report.status,
+        "drifted": headline["drifted"],
+        "max_psi": headline["max_psi"],
+        "max_psi_feature": headline["max_psi_feature"],
+        "prediction_psi": headline["prediction_psi"],
+        "prediction_js_distance": headline["prediction_js_distance"],
+        "sample": headline["sample"] | {"transactions": report.totals.preprocess.records},
+    }
+
+
+# ---------------------------------------------------------------- the check, over ports
+
+
+class WindowReader(Protocol):
+    def read(self, window_keys: Sequence[str], start: str, end: str) -> list[dict[str, Any]]:
+        """Every item of the window keys with start <= recorded_at <= end, all pages."""
+        ...
+
+
+class ReportWriter(Protocol):
+    def uri(self, key: str) -> str:
+        """Where `key` is stored (an s3:// URI)."""
+        ...
+
+    def put(self, key: str, body: bytes, content_type: str) -> None: ...
+
+
+class MonitoringWriter(Protocol):
+    def put(self, item: dict[str, Any]) -> None: ...
+
+
+class RetrainingCooldown(Protocol):
+    def claim(
+        self, model_version: str, claim_id: str, now: datetime, cooldown_hours: float
+    ) -> bool:
+        """True when no trigger of `model_version` fired within the cooldown: the claim is now ours."""
+        ...
+
+    def release(self, model_version: str, claim_id: str) -> None:
+        """Give back our claim (its events could not be sent)."""
+        ...
+
+
+class EventSink(Protocol):
+    def put_events(self, entries: Sequence[Mapping[str, str]]) -> list[int]:
+        """Indexes of the entries that still failed after retries."""
+        ...
+
+
+@dataclass(frozen=True)
+class DriftCheckPorts:
+    reader: WindowReader
+    reports: ReportWriter
+    monitoring: MonitoringWriter
+    cooldown: RetrainingCooldown
+    events: EventSink
+
+
+@dataclass(frozen=True)
+class DriftCheckPolicy:
+    thresholds: DriftThresholds
+    cooldown_hours: float
+    monitoring_ttl_days: int
+
+
+@dataclass(frozen=True)
+class DriftCheckOutcome:
+    report: DriftReport
+    report_uri: str
+    plot_uri: str | None
+    trigger: Trigger
+    items_read: int
+
+
+def check_drift(
+    window: DriftWindow,
+    baseline: DriftBaseline,
+    ports: DriftCheckPorts,
+    policy: DriftCheckPolicy,
+    now: datetime,
+    draw: Callable[[DriftReport], bytes] | None = None,
+) -> DriftCheckOutcome:
+    """Read, compare, store the report (S3 first, then the table item) and trigger retraining on drift.
+
+    Reruns of a window overwrite its report; the trigger is claimed in the cooldown item
+    before its events are sent, so concurrent or repeated runs send it at most once
+    per cooldown; when the events fail the claim is released and RetryableError raised.
+    """
+    items = ports.reader.read(
+        [*window.window_keys(HIST), *window.window_keys(STATS)], *window.recorded_bounds
+    )
+    totals = sum_items(items, window, baseline)
+    report = build_report(window, baseline, totals, policy.thresholds, now)
+    json_key, png_key = report_keys(window)
+    report_uri, plot_uri = ports.reports.uri(json_key), None
+    if draw is not None:
+        try:
+            picture = draw(report)
+        except Exception as error:  # the picture is a convenience: the verdict must not wait on it
+            report.notes.append(f"no picture: {type(error).__name__}: {error}")
+        else:
+            ports.reports.put(png_key, picture, "image/png")
+            plot_uri = ports.reports.uri(png_key)
+    body = json.dumps(
+        report.to_dict() | {"report_uri": report_uri, "plot_uri": plot_uri},
+        separators=(",", ":"),
+        allow_nan=False,
+    )
+    ports.reports.put(json_key, body.encode(), "application/json")
+    trigger = _trigger(report, report_uri, plot_uri, ports, policy, now)
+    ports.monitoring.put(
+        report_item(report, report_uri, plot_uri, trigger, policy.monitoring_ttl_days)
+    )
+    return DriftCheckOutcome(report, report_uri, plot_uri, trigger, len(items))
+
+
+def _trigger(
+    report: DriftReport,
+    report_uri: str,
+    plot_uri: str | None,
+    ports: DriftCheckPorts,
+    policy: DriftCheckPolicy,
+    now: datetime,
+) -> Trigger:
+    if report.status != "drift":
+        return "not_drift"
+    claim_id = f"{report.report_id}@{_iso_ms(now)}"
+    if not ports.cooldown.claim(report.model_version, claim_id, now, policy.cooldown_hours):
+        return "cooldown"
+    detail = json.dumps(
+        trigger_detail(report, report_uri, plot_uri), separators=(",", ":"), allow_nan=False
+    )
+    entries = [
+        {"Source": MONITORING_SOURCE, "DetailType": detail_type, "Detail": detail}
+        for detail_type in (DRIFT_DETECTED, RETRAINING_REQUESTED)
+    ]
+    try:
+        failed = ports.events.put_events(entries)
+    except Exception:
+        ports.cooldown.release(report.model_version, claim_id)
+        raise
+    if failed:
+        ports.cooldown.release(report.model_version, claim_id)
+        raise RetryableError(
+            f"{len(failed)} of {len(entries)} drift events were not accepted; retrying the check"
+        )
+    return "sent"

@@ -1,0 +1,145 @@
+"""The report's picture: a PNG of the score and the most drifted features against the baseline."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamscore.drift import DriftThresholds
+from streamscore.drift_plot import bin_labels, draw_report
+from streamscore.drift_report import (
+    DriftBaseline,
+    DriftCheckPolicy,
+    DriftCheckPorts,
+    DriftReport,
+    DriftWindow,
+    VariableCounts,
+    VersionTotals,
+    WindowTotals,
+    build_report,
+    check_drift,
+    load_baseline,
+    report_keys,
+)
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
+END = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+WINDOW = DriftWindow(END - timedelta(days=1), END)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def baseline() -> DriftBaseline:
+    return load_baseline(ARTIFACTS)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the PNG's IHDR chunk."""
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def report_with(
+    baseline: DriftBaseline, counts: Mapping[str, Sequence[int]], n: int = 1000
+) -> DriftReport:
+    """A report whose window has the baseline's shape, except the `counts` given per variable."""
+    histograms = {}
+    for name, reference in baseline.variables.items():
+        bins = list(counts.get(name) or [round(p * n) for p in reference.proportions])
+        histograms[name] = VariableCounts(bins)
+    totals = WindowTotals(
+        versions={
+            baseline.model_version: VersionTotals(
+                batches=2, n=n, scored=n, records=n, histograms=histograms
+            )
+        }
+    )
+    return build_report(WINDOW, baseline, totals, DriftThresholds(), END)
+
+
+def test_bin_labels_name_each_bin_and_the_out_of_range_one() -> None:
+    assert bin_labels((0.0, 0.5, 1.0)) == ["0 to 0.5", "0.5 to 1", "out of range"]
+    assert bin_labels([1e-9, 0.012345, 13.48]) == [
+        "1e-09 to 0.0123",
+        "0.0123 to 13.5",
+        "out of range",
+    ]
+
+
+def test_the_picture_is_a_png_of_the_score_and_five_features(
+    baseline: DriftBaseline, tmp_path: Path
+) -> None:
+    amount_bins = len(baseline.variables["amount_log"].proportions)
+    report = report_with(baseline, {"amount_log": [0] * (amount_bins - 2) + [500, 500]})
+
+    picture = draw_report(report)
+
+    (tmp_path / "report.png").write_bytes(picture)
+    width, height = png_size(picture)
+    assert len(picture) > 20_000  # six panels of bars and text, not an empty canvas
+    assert (width, height) == (1560, 800)  # 3 x 2 panels at 100 dpi
+    assert report.most_drifted(5)[0].name == "amount_log"
+
+
+def test_an_empty_window_still_draws(baseline: DriftBaseline) -> None:
+    totals = WindowTotals()
+    report = build_report(WINDOW, baseline, totals, DriftThresholds(), END)
+
+    picture = draw_report(report)
+
+    assert report.status == "insufficient_data"
+    assert report.most_drifted(5) == []
+    assert png_size(picture) == (1560, 440)  # the score's panel only: one row
+
+
+def test_check_stores_the_picture_next_to_the_report(baseline: DriftBaseline) -> None:
+    stored: dict[str, tuple[bytes, str]] = {}
+
+    class Reports:
+        def uri(self, key: str) -> str:
+            return f"s3://artifacts/{key}"
+
+        def put(self, key: str, body: bytes, content_type: str) -> None:
+            stored[key] = (body, content_type)
+
+    class Nothing:
+        def read(self, *_: Any) -> list[dict[str, Any]]:
+            return []
+
+        def put(self, item: dict[str, Any]) -> None:
+            pass
+
+    ports = DriftCheckPorts(Nothing(), Reports(), Nothing(), None, None)  # type: ignore[arg-type]
+    policy = DriftCheckPolicy(DriftThresholds(), cooldown_hours=24, monitoring_ttl_days=90)
+
+    outcome = check_drift(WINDOW, baseline, ports, policy, END, draw=draw_report)
+
+    json_key, png_key = report_keys(WINDOW)
+    assert png_key == json_key.removesuffix(".json") + ".png"
+    body, content_type = stored[png_key]
+    assert content_type == "image/png" and body.startswith(PNG_SIGNATURE)
+    assert outcome.plot_uri == f"s3://artifacts/{png_key}"
+    assert json.loads(stored[json_key][0])["plot_uri"] == outcome.plot_uri
+
+
+def test_the_domain_does_not_import_matplotlib_until_it_draws() -> None:
+    code = (
+        "import sys; import streamscore.drift_report, streamscore.drift_plot; "
+        "assert 'matplotlib' not in sys.modules, 'imported at module load'"
+    )
+    functions = Path(__file__).resolve().parents[2] / "functions"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=functions, capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,672 @@
+"""The drift check's domain with in-memory ports: window, baseline, sums, statuses, report, trigger, cooldown."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamscore.drift import DriftThresholds, psi
+from streamscore.drift_report import (
+    DRIFT_DETECTED,
+    MONITORING_SOURCE,
+    RETRAINING_REQUESTED,
+    SCORE,
+    DriftBaseline,
+    DriftCheckPolicy,
+    DriftCheckPorts,
+    DriftWindow,
+    InvalidWindowError,
+    check_drift,
+    load_baseline,
+    report_keys,
+    resolve_window,
+    sum_items,
+)
+from streamscore.errors import RetryableError, SystemicError
+from streamscore.monitoring import batch_item_key, window_key
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "models" / "artifacts"
+EVENTS = ROOT / "events"
+END = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+DAY_WINDOW = DriftWindow(END - timedelta(days=1), END)
+THRESHOLDS = DriftThresholds()
+POLICY = DriftCheckPolicy(thresholds=THRESHOLDS, cooldown_hours=24, monitoring_ttl_days=90)
+
+
+@pytest.fixture(scope="module")
+def baseline() -> DriftBaseline:
+    return load_baseline(ARTIFACTS)
+
+
+# ---------------------------------------------------------------- builders and fakes
+
+
+def expected_counts(proportions: Sequence[float], n: int) -> list[int]:
+    """`n` observations spread exactly as `proportions` (largest remainders)."""
+    raw = [p * n for p in proportions]
+    counts = [int(r) for r in raw]
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True)
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def baseline_histograms(
+    baseline: DriftBaseline, n: int, shifted: Mapping[str, list[int]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Histograms of `n` rows looking exactly like the baseline, except the `shifted` counts."""
+    shifted = shifted or {}
+    return {
+        name: {
+            "counts": shifted.get(name) or expected_counts(reference.proportions, n),
+            "missing": 0,
+            "out_of_range": 0,
+        }
+        for name, reference in baseline.variables.items()
+    }
+
+
+def hist_item(
+    version: str,
+    recorded_at: datetime,
+    histograms: Mapping[str, Any],
+    n: int,
+    first_sequence: str = "1",
+    records: int | None = None,
+    quarantined: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """A MonitoringTable HIST item as score_batch writes it."""
+    return batch_item_key("HIST", "features", "shardId-000", first_sequence) | {
+        "window_key": window_key("HIST", recorded_at),
+        "recorded_at": recorded_at.isoformat(timespec="milliseconds"),
+        "stage": "score",
+        "model_version": version,
+        "records": n + sum((quarantined or {}).values()) if records is None else records,
+        "quarantined_by_reason": dict(quarantined or {}),
+        "n": n,
+        "scored": n,
+        "histograms": dict(histograms),
+    }
+
+
+def stats_item(
+    recorded_at: datetime, records: int, quarantined: Mapping[str, int], first_sequence: str = "1"
+) -> dict[str, Any]:
+    """A MonitoringTable STATS item as preprocess writes it."""
+    return batch_item_key("STATS", "transactions", "shardId-000", first_sequence) | {
+        "window_key": window_key("STATS", recorded_at),
+        "recorded_at": recorded_at.isoformat(timespec="milliseconds"),
+        "stage": "preprocess",
+        "records": records,
+        "quarantined": sum(quarantined.values()),
+        "quarantined_by_reason": dict(quarantined),
+    }
+
+
+class FakeReader:
+    """WindowIndex: the items of the asked buckets with start <= recorded_at <= end (BETWEEN)."""
+
+    def __init__(self, items: Sequence[dict[str, Any]]):
+        self.items = list(items)
+        self.asked: list[str] = []
+
+    def read(self, window_keys: Sequence[str], start: str, end: str) -> list[dict[str, Any]]:
+        self.asked += window_keys
+        return [
+            item
+            for item in self.items
+            if item["window_key"] in window_keys and start <= item["recorded_at"] <= end
+        ]
+
+
+@dataclass
+class FakeReports:
+    objects: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+
+    def uri(self, key: str) -> str:
+        return f"s3://artifacts/{key}"
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        self.objects[key] = (body, content_type)
+
+    def json(self, key: str) -> dict[str, Any]:
+        return dict(json.loads(self.objects[key][0]))
+
+
+@dataclass
+class FakeMonitoring:
+    items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def put(self, item: dict[str, Any]) -> None:
+        self.items[(item["pk"], item["sk"])] = item
+
+
+@dataclass
+class FakeCooldown:
+    """The conditional claim of DynamoRetrainingCooldown, in memory."""
+
+    triggered: dict[str, tuple[float, str]] = field(default_factory=dict)
+    released: list[str] = field(default_factory=list)
+
+    def claim(
+        self, model_version: str, claim_id: str, now: datetime, cooldown_hours: float
+    ) -> bool:
+        last = self.triggered.get(model_version)
+        if last is not None and last[0] >= now.timestamp() - cooldown_hours * 3600:
+            return False
+        self.triggered[model_version] = (now.timestamp(), claim_id)
+        return True
+
+    def release(self, model_version: str, claim_id: str) -> None:
+        if self.triggered.get(model_version, (0.0, ""))[1] == claim_id:
+            del self.triggered[model_version]
+            self.released.append(claim_id)
+
+
+@dataclass
+class FakeEvents:
+    entries: list[Mapping[str, str]] = field(default_factory=list)
+    fail: bool = False
+
+    def put_events(self, entries: Sequence[Mapping[str, str]]) -> list[int]:
+        if self.fail:
+            return list(range(len(entries)))
+        self.entries += entries
+        return []
+
+    def of_type(self, detail_type: str) -> list[dict[str, Any]]:
+        return [json.loads(e["Detail"]) for e in self.entries if e["DetailType"] == detail_type]
+
+
+@dataclass
+class Ports:
+    reader: FakeReader
+    reports: FakeReports = field(default_factory=FakeReports)
+    monitoring: FakeMonitoring = field(default_factory=FakeMonitoring)
+    cooldown: FakeCooldown = field(default_factory=FakeCooldown)
+    events: FakeEvents = field(default_factory=FakeEvents)
+
+    def wired(self) -> DriftCheckPorts:
+        return DriftCheckPorts(
+            self.reader, self.reports, self.monitoring, self.cooldown, self.events
+        )
+
+
+def drifted_amount(baseline: DriftBaseline, n: int) -> list[int]:
+    """amount_log with its mass moved into the top three bins."""
+    bins = len(baseline.variables["amount_log"].proportions)
+    counts = [n // (2 * bins)] * bins
+    for i in range(bins - 3, bins):
+        counts[i] += (n - sum(counts)) // (bins - i)
+    counts[-1] += n - sum(counts)
+    return counts
+
+
+# ---------------------------------------------------------------- the window
+
+
+def test_scheduled_event_checks_the_minutes_before_its_time() -> None:
+    event = json.loads((EVENTS / "drift_check_scheduled.json").read_text())
+
+    window = resolve_window(event, now=datetime(2030, 1, 1, tzinfo=UTC), minutes=90)
+
+    assert window.end == datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+    assert window.start == datetime(2026, 3, 4, 10, 30, tzinfo=UTC)
+    assert window.window_keys("HIST") == ["HIST#2026-03-04T10", "HIST#2026-03-04T11"]
+
+
+def test_on_demand_event_names_its_window() -> None:
+    event = json.loads((EVENTS / "drift_check_window.json").read_text())
+
+    window = resolve_window(event, now=datetime(2030, 1, 1, tzinfo=UTC), minutes=60)
+
+    assert (window.start, window.end) == (END - timedelta(days=1), END)
+    assert len(window.hours()) == 24
+    assert window.window_id == "20260303T120000Z--20260304T120000Z"
+
+
+def test_without_a_time_the_window_ends_now_and_offsets_become_utc() -> None:
+    now = datetime(2026, 3, 4, 12, 5, 30, tzinfo=UTC)
+
+    assert resolve_window({}, now, 60) == DriftWindow(now - timedelta(hours=1), now)
+    window = resolve_window(
+        {"window": {"start": "2026-03-04T13:00:00+01:00", "end": "2026-03-04T13:30:00+01:00"}},
+        now,
+        60,
+    )
+    assert window.start == datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+    assert window.recorded_bounds == (
+        "2026-03-04T12:00:00.000+00:00",
+        "2026-03-04T12:30:00.000+00:00",
+    )
+    assert window.window_keys("STATS") == ["STATS#2026-03-04T12"]
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ({"start": "2026-03-04T12:00:00", "end": "2026-03-04T13:00:00+00:00"}, "UTC offset"),
+        ({"start": "2026-03-04T12:00:00Z", "end": "2026-03-04T12:00:00Z"}, "not after its start"),
+        ({"start": "2026-03-01T00:00:00Z", "end": "2026-03-09T00:00:00Z"}, "longer than 7 days"),
+        ({"start": "yesterday", "end": "2026-03-04T12:00:00Z"}, "not an ISO 8601 time"),
+        ({"start": 1700000000, "end": "2026-03-04T12:00:00Z"}, "ISO 8601 time string"),
+        ("last week", "must be an object"),
+    ],
+)
+def test_bad_windows_are_refused_with_a_reason(window: Any, message: str) -> None:
+    with pytest.raises(InvalidWindowError, match=message):
+        resolve_window({"window": window}, END, 60)
+
+
+# ---------------------------------------------------------------- the baseline
+
+
+def test_shipped_baseline_has_every_feature_of_the_card_and_the_score(
+    baseline: DriftBaseline,
+) -> None:
+    card = json.loads((ARTIFACTS / "model_card.json").read_text())
+
+    assert baseline.model_version == card["model_version"]
+    assert baseline.features == tuple(card["feature_names"])
+    assert set(baseline.variables) == {*card["feature_names"], SCORE}
+    for reference in baseline.variables.values():
+        assert len(reference.edges) == len(reference.proportions) + 1
+        assert sum(reference.proportions) == pytest.approx(1.0)
+
+
+def test_baseline_of_another_model_or_without_a_feature_fails_the_cold_start(
+    tmp_path: Path,
+) -> None:
+    card = json.loads((ARTIFACTS / "model_card.json").read_text())
+    reference = json.loads((ARTIFACTS / "baseline.json").read_text())
+    (tmp_path / "model_card.json").write_text(json.dumps(card | {"model_version": "other"}))
+    (tmp_path / "baseline.json").write_text(json.dumps(reference))
+
+    with pytest.raises(SystemicError, match=r"baseline\.json is of model"):
+        load_baseline(tmp_path)
+
+    del reference["features"]["amount_log"]
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    (tmp_path / "baseline.json").write_text(json.dumps(reference))
+    with pytest.raises(SystemicError, match="no reference for 'amount_log'"):
+        load_baseline(tmp_path)
+
+    with pytest.raises(SystemicError, match="cannot load the drift baseline from"):
+        load_baseline(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------- summing the window
+
+
+def test_items_are_summed_once_per_key_within_the_window_per_model_version(
+    baseline: DriftBaseline,
+) -> None:
+    version = baseline.model_version
+    hour = END - timedelta(hours=2)
+    histograms = baseline_histograms(baseline, 100)
+    items = [
+        hist_item(version, hour, histograms, 100, "1"),
+        hist_item(version, hour, histograms, 100, "1"),  # the same item, read twice
+        hist_item(version, hour + timedelta(minutes=5), histograms, 100, "2"),
+        hist_item(version, END, histograms, 100, "3"),  # the end is not in the window
+        hist_item(version, DAY_WINDOW.start, histograms, 100, "4"),  # the start is
+        hist_item("older-model", hour, {"amount_log": {"counts": [1, 2]}}, 40, "5"),
+        stats_item(hour, 330, {"invalid_amount": 3}, "1"),
+        stats_item(hour, 10, {}, "2"),
+    ]
+
+    totals = sum_items(items, DAY_WINDOW, baseline)
+
+    compared = totals.versions[version]
+    assert (compared.batches, compared.n, compared.scored) == (3, 300, 300)
+    assert compared.histograms["amount_log"].counts == [
+        3 * c for c in histograms["amount_log"]["counts"]
+    ]
+    assert totals.versions["older-model"].n == 40
+    assert totals.versions["older-model"].histograms == {}  # counted, not compared
+    assert (totals.preprocess.records, totals.preprocess.quarantined) == (340, 3)
+    assert totals.ignored_items == 1
+    assert totals.per_hour["2026-03-04T10"] == {
+        "transactions": 340,
+        "feature_records": 240,
+        "scored": 240,
+    }
+
+
+def test_histograms_with_other_bins_are_counted_apart(baseline: DriftBaseline) -> None:
+    histograms = baseline_histograms(baseline, 100)
+    histograms["amount_log"] = {"counts": [100], "missing": 0, "out_of_range": 0}
+    item = hist_item(baseline.model_version, END - timedelta(hours=1), histograms, 100)
+
+    totals = sum_items([item], DAY_WINDOW, baseline)
+
+    assert totals.mismatched_histograms == {"amount_log": 1}
+    assert "amount_log" not in totals.versions[baseline.model_version].histograms
+
+
+# ---------------------------------------------------------------- the check
+
+
+def run_check(
+    ports: Ports, window: DriftWindow = DAY_WINDOW, now: datetime = END, **policy: Any
+) -> Any:
+    baseline = load_baseline(ARTIFACTS)
+    chosen = DriftCheckPolicy(**{**POLICY.__dict__, **policy})
+    return check_drift(window, baseline, ports.wired(), chosen, now)
+
+
+def window_items(
+    baseline: DriftBaseline,
+    n_per_batch: int = 400,
+    batches: int = 3,
+    shifted: Mapping[str, list[int]] | None = None,
+) -> list[dict[str, Any]]:
+    return [
+        hist_item(
+            baseline.model_version,
+            END - timedelta(hours=3 * (i + 1)),
+            baseline_histograms(baseline, n_per_batch, shifted),
+            n_per_batch,
+            str(i),
+        )
+        for i in range(batches)
+    ]
+
+
+def test_traffic_like_the_baseline_is_ok_and_triggers_nothing(baseline: DriftBaseline) -> None:
+    ports = Ports(FakeReader(window_items(baseline)))
+
+    outcome = run_check(ports)
+
+    assert outcome.report.status == "ok"
+    assert outcome.trigger == "not_drift"
+    assert all(v.status == "ok" for v in outcome.report.features.values())
+    assert outcome.report.max_psi[1] < 0.01
+    assert ports.events.entries == []
+    assert sorted(set(ports.reader.asked)) == sorted(
+        DAY_WINDOW.window_keys("HIST") + DAY_WINDOW.window_keys("STATS")
+    )
+
+
+def test_drift_sends_both_events_once_with_the_report_location(baseline: DriftBaseline) -> None:
+    n = 400
+    ports = Ports(
+        FakeReader(window_items(baseline, n, shifted={"amount_log": drifted_amount(baseline, n)}))
+    )
+
+    outcome = run_check(ports)
+
+    report = outcome.report
+    assert report.status == "drift"
+    assert [v.name for v in report.drifted] == ["amount_log"]
+    assert outcome.trigger == "sent"
+    json_key, _ = report_keys(DAY_WINDOW)
+    assert outcome.report_uri == f"s3://artifacts/{json_key}"
+    assert [e["Source"] for e in ports.events.entries] == [MONITORING_SOURCE] * 2
+    (detected,) = ports.events.of_type(DRIFT_DETECTED)
+    (requested,) = ports.events.of_type(RETRAINING_REQUESTED)
+    assert detected == requested
+    assert requested["report_uri"] == outcome.report_uri
+    assert requested["model_version"] == baseline.model_version
+    assert requested["window"] == {
+        "start": "2026-03-03T12:00:00+00:00",
+        "end": "2026-03-04T12:00:00+00:00",
+        "minutes": 1440.0,
+    }
+    (amount,) = requested["drifted"]
+    assert amount["name"] == "amount_log"
+    assert amount["psi"] == pytest.approx(report.features["amount_log"].stats.psi, abs=1e-6)
+    assert amount["js_distance"] > 0.1
+    assert requested["sample"] == {
+        "n": 3 * n,
+        "scored": 3 * n,
+        "batches": 3,
+        "records": 3 * n,
+        "transactions": 0,
+    }
+
+
+def test_a_second_run_inside_the_cooldown_sends_nothing_and_after_it_sends_again(
+    baseline: DriftBaseline,
+) -> None:
+    n = 400
+    ports = Ports(
+        FakeReader(window_items(baseline, n, shifted={"amount_log": drifted_amount(baseline, n)}))
+    )
+
+    first = run_check(ports)
+    again = run_check(ports, now=END + timedelta(hours=23, minutes=59))
+    later_window = DriftWindow(DAY_WINDOW.start + timedelta(hours=1), END + timedelta(hours=1))
+    later = run_check(ports, window=later_window, now=END + timedelta(hours=1))
+    after = run_check(ports, now=END + timedelta(hours=24, seconds=1))
+
+    assert [first.trigger, again.trigger, later.trigger, after.trigger] == [
+        "sent",
+        "cooldown",
+        "cooldown",
+        "sent",
+    ]
+    assert len(ports.events.of_type(RETRAINING_REQUESTED)) == 2
+    assert (
+        ports.monitoring.items[
+            ("REPORT#2026-03-03T12:00:00.000+00:00#2026-03-04T12:00:00.000+00:00", "REPORT")
+        ]["retraining"]
+        == "sent"
+    )
+
+
+def test_zero_cooldown_triggers_on_every_drifted_run(baseline: DriftBaseline) -> None:
+    n = 400
+    ports = Ports(
+        FakeReader(window_items(baseline, n, shifted={"amount_log": drifted_amount(baseline, n)}))
+    )
+
+    triggers = [
+        run_check(ports, now=END + timedelta(minutes=m), cooldown_hours=0).trigger for m in (1, 2)
+    ]
+
+    assert triggers == ["sent", "sent"]
+
+
+def test_insufficient_data_is_reported_and_triggers_nothing(baseline: DriftBaseline) -> None:
+    n = 100  # 3 x 100 < 500, even though amount_log moved completely
+    ports = Ports(
+        FakeReader(window_items(baseline, n, shifted={"amount_log": drifted_amount(baseline, n)}))
+    )
+
+    outcome = run_check(ports)
+
+    assert outcome.report.status == "insufficient_data"
+    assert outcome.trigger == "not_drift"
+    assert {v.status for v in outcome.report.features.values()} == {"insufficient_data"}
+    assert outcome.report.max_psi is None
+    assert ports.events.entries == []
+    assert any("fewer than the 500" in note for note in outcome.report.notes)
+
+
+def test_an_empty_window_is_insufficient_data(baseline: DriftBaseline) -> None:
+    ports = Ports(FakeReader([]))
+
+    outcome = run_check(ports)
+
+    report = ports.reports.json(report_keys(DAY_WINDOW)[0])
+    assert outcome.report.status == report["status"] == "insufficient_data"
+    assert report["sample"] == {"n": 0, "scored": 0, "batches": 0, "records": 0}
+    assert report["prediction_psi"] is None
+    assert report["features"]["amount_log"]["observed"] == []
+
+
+def test_features_are_judged_by_psi_the_score_also_by_js(baseline: DriftBaseline) -> None:
+    n = 2000
+    # A small move between two equal bins: JS distance above 0.1, PSI below the warn threshold.
+    amount = expected_counts(baseline.variables["amount_log"].proportions, n)
+    amount[0] += 110
+    amount[1] -= 110
+    reference = baseline.variables["amount_log"]
+    expected = [*reference.proportions, 0.0]
+    observed = [c / n for c in [*amount, 0]]
+    assert psi(expected, observed) < THRESHOLDS.psi_warn  # the premise
+    score = expected_counts(baseline.variables[SCORE].proportions, n)
+    score[1] -= 250
+    score[-1] += 250
+    ports = Ports(
+        FakeReader(
+            window_items(baseline, n, batches=1, shifted={"amount_log": amount, SCORE: score})
+        )
+    )
+
+    report = run_check(ports).report
+
+    assert report.features["amount_log"].stats.js_distance >= THRESHOLDS.js_drift
+    assert report.features["amount_log"].status == "ok"
+    assert report.prediction.stats.psi < THRESHOLDS.psi_drift
+    assert report.prediction.stats.js_distance >= THRESHOLDS.js_drift
+    assert report.prediction.status == "drift"
+    assert report.status == "drift"
+    assert [v.name for v in report.drifted] == [SCORE]
+
+
+def test_s3_report_and_table_item_agree(baseline: DriftBaseline) -> None:
+    n = 400
+    items = window_items(baseline, n, shifted={"amount_log": drifted_amount(baseline, n)})
+    items.append(
+        stats_item(END - timedelta(hours=1), 1300, {"invalid_amount": 20, "invalid_json": 6})
+    )
+    items.append(
+        hist_item(
+            baseline.model_version,
+            END - timedelta(hours=1),
+            baseline_histograms(baseline, 50),
+            50,
+            "q",
+            quarantined={"missing_feature": 2},
+        )
+    )
+    ports = Ports(FakeReader(items))
+
+    outcome = run_check(ports)
+
+    json_key, _ = report_keys(DAY_WINDOW)
+    assert json_key == "reports/2026/03/04/20260303T120000Z--20260304T120000Z.json"
+    report = ports.reports.json(json_key)
+    assert ports.reports.objects[json_key][1] == "application/json"
+    (item,) = ports.monitoring.items.values()
+    assert item["pk"] == "REPORT#2026-03-03T12:00:00.000+00:00#2026-03-04T12:00:00.000+00:00"
+    assert item["window_key"] == "REPORT#2026-03-04T12"
+    assert item["recorded_at"] == "2026-03-04T12:00:00.000+00:00"
+    assert item["report_uri"] == report["report_uri"] == outcome.report_uri
+    shared = set(item) & set(report) - {"features", "prediction"}
+    assert shared >= {
+        "status",
+        "max_psi",
+        "drifted",
+        "sample",
+        "window",
+        "model_version",
+        "quarantine_rate",
+    }
+    assert {k: item[k] for k in shared} == {k: report[k] for k in shared}
+    for name, stats in item["features"].items():
+        assert stats == {k: report["features"][name][k] for k in stats}
+    assert item["prediction"] == {k: report["prediction"][k] for k in item["prediction"]}
+    # data quality: 26 of 1300 quarantined by preprocess, 2 more by score
+    assert report["quarantine_rate"] == pytest.approx(28 / 1300, abs=1e-6)
+    assert report["data_quality"]["preprocess"]["quarantined_by_reason"] == {
+        "invalid_amount": 20,
+        "invalid_json": 6,
+    }
+    assert report["data_quality"]["score"]["quarantined_by_reason"] == {"missing_feature": 2}
+    assert report["volume"]["transactions"] == 1300
+
+
+def test_a_rerun_of_the_window_overwrites_its_report(baseline: DriftBaseline) -> None:
+    ports = Ports(FakeReader(window_items(baseline)))
+
+    run_check(ports, now=END + timedelta(minutes=1))
+    run_check(ports, now=END + timedelta(minutes=7))
+
+    (item,) = ports.monitoring.items.values()
+    assert item["recorded_at"] == "2026-03-04T12:07:00.000+00:00"
+    assert len(ports.reports.objects) == 1
+
+
+def test_missing_values_and_out_of_range_shares_are_reported(baseline: DriftBaseline) -> None:
+    histograms = baseline_histograms(baseline, 1000)
+    histograms["amount_log"] = histograms["amount_log"] | {"missing": 10, "out_of_range": 40}
+    item = hist_item(baseline.model_version, END - timedelta(hours=1), histograms, 1010)
+    ports = Ports(FakeReader([item]))
+
+    run_check(ports)
+
+    report = ports.reports.json(report_keys(DAY_WINDOW)[0])
+    amount = report["features"]["amount_log"]
+    assert amount["n"] == 1040
+    assert amount["missing_share"] == pytest.approx(10 / 1050, abs=1e-6)
+    assert amount["out_of_range_share"] == pytest.approx(40 / 1040, abs=1e-6)
+    assert amount["baseline_out_of_range_share"] == pytest.approx(
+        baseline.variables["amount_log"].out_of_range_share, abs=1e-6
+    )
+    assert report["data_quality"]["missing_share"] == {"amount_log": amount["missing_share"]}
+
+
+def test_other_model_versions_are_reported_not_compared(baseline: DriftBaseline) -> None:
+    items = window_items(baseline)
+    items.append(hist_item("cardfraud-previous", END - timedelta(hours=1), {}, 70, "old"))
+    ports = Ports(FakeReader(items))
+
+    outcome = run_check(ports)
+
+    report = ports.reports.json(report_keys(DAY_WINDOW)[0])
+    assert report["other_versions"] == {
+        "cardfraud-previous": {"batches": 1, "n": 70, "scored": 70, "records": 70}
+    }
+    assert report["sample"]["n"] == 1200
+    assert any("cardfraud-previous" in note for note in outcome.report.notes)
+
+
+def test_failed_events_release_the_claim_and_fail_the_run(baseline: DriftBaseline) -> None:
+    n = 400
+    ports = Ports(
+        FakeReader(window_items(baseline, n, shifted={"amount_log": drifted_amount(baseline, n)}))
+    )
+    ports.events.fail = True
+
+    with pytest.raises(RetryableError, match="2 of 2 drift events"):
+        run_check(ports)
+    ports.events.fail = False
+    retried = run_check(ports, now=END + timedelta(minutes=2))
+
+    assert len(ports.cooldown.released) == 1
+    assert retried.trigger == "sent"
+    assert len(ports.events.of_type(RETRAINING_REQUESTED)) == 1
+
+
+def test_a_picture_that_cannot_be_drawn_leaves_a_note_not_a_failure(
+    baseline: DriftBaseline,
+) -> None:
+    ports = Ports(FakeReader(window_items(baseline)))
+
+    def broken(_: Any) -> bytes:
+        raise ImportError("No module named 'matplotlib'")
+
+    outcome = check_drift(DAY_WINDOW, baseline, ports.wired(), POLICY, END, draw=broken)
+
+    report = ports.reports.json(report_keys(DAY_WINDOW)[0])
+    assert outcome.plot_uri is None and report["plot_uri"] is None
+    assert "no picture: ImportError: No module named 'matplotlib'" in report["notes"]
+    assert report["status"] == "ok"
+
+
+def test_a_short_window_warns_about_the_daily_rhythm(baseline: DriftBaseline) -> None:
+    ports = Ports(FakeReader([]))
+
+    outcome = run_check(ports, window=DriftWindow(END - timedelta(hours=1), END))
+
+    assert any("shorter than a day" in note for note in outcome.report.notes)

@@ -1,0 +1,267 @@
+"""The drift check on simulated traffic: the real feature code, the shipped ONNX model and its histograms.
+
+Each window is the last WINDOW of a DAYS-long simulation of N_CARDS cards: the
+cards carry weeks of history, as in the baseline's reference slice (its decayed
+counters need it), and the window holds ~1,200 transactions, above the default
+MinSampleSize. The drift scenarios start exactly at the window's start.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from simulator import SimulationConfig, encode_transaction, simulate
+from streamscore.contracts import Transaction
+from streamscore.drift import DriftThresholds
+from streamscore.drift_report import (
+    DRIFT_DETECTED,
+    RETRAINING_REQUESTED,
+    SCORE,
+    DriftBaseline,
+    DriftCheckOutcome,
+    DriftCheckPolicy,
+    DriftCheckPorts,
+    DriftWindow,
+    check_drift,
+    load_baseline,
+)
+from streamscore.features import replay_features
+from streamscore.monitoring import batch_item_key, window_key
+from streamscore.scoring import ScoringModel, feature_matrix, histograms, load_model
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
+N_CARDS = 400
+DAYS = 30.0
+WINDOW = timedelta(days=2)
+BATCH = 250  # records per simulated score batch, one HIST and one STATS item each
+THRESHOLDS = DriftThresholds()  # the template's defaults
+POLICY = DriftCheckPolicy(thresholds=THRESHOLDS, cooldown_hours=24, monitoring_ttl_days=90)
+FALSE_ALARM_SEEDS = range(10)
+AMOUNT_FEATURES = {"amount_log", "amount_ratio_mean", "amount_zscore"}
+
+
+@functools.cache
+def shipped() -> tuple[ScoringModel, DriftBaseline]:
+    return load_model(ARTIFACTS), load_baseline(ARTIFACTS)
+
+
+@dataclass(frozen=True)
+class SimulatedWindow:
+    window: DriftWindow
+    items: list[dict[str, Any]]
+    transactions: int
+
+
+@functools.cache
+def simulated_window(
+    scenario: str, seed: int, overrides: tuple[tuple[str, float], ...] = ()
+) -> SimulatedWindow:
+    """The window's HIST and STATS items, as the pipeline would have written them."""
+    model, _ = shipped()
+    config = SimulationConfig(
+        seed=seed,
+        n_cards=N_CARDS,
+        days=DAYS,
+        scenario=scenario,  # type: ignore[arg-type]
+        drift_start=(DAYS - WINDOW / timedelta(days=1)) / DAYS,
+        **dict(overrides),  # type: ignore[arg-type]
+    )
+    batch = simulate(config)
+    transactions = [
+        Transaction.model_validate_json(encode_transaction(t)) for t in batch.transactions
+    ]
+    features = list(replay_features(transactions))
+    end = datetime.fromtimestamp(config.start_epoch, UTC) + timedelta(days=DAYS)
+    window = DriftWindow(end - WINDOW, end)
+    inside = np.flatnonzero(
+        (batch.timestamps >= window.start.timestamp()) & (batch.timestamps < end.timestamp())
+    ).tolist()
+    items = []
+    for first in range(0, len(inside), BATCH):
+        rows = inside[first : first + BATCH]
+        matrix, problems = feature_matrix([features[i] for i in rows], model.feature_names)
+        assert not any(problems)
+        scores = model.predict(matrix.astype(np.float32))
+        # a scorer keeping up: the batch is recorded when its last transaction happened
+        recorded_at = datetime.fromtimestamp(float(batch.timestamps[rows[-1]]), UTC)
+        common = {
+            "recorded_at": recorded_at.isoformat(timespec="milliseconds"),
+            "records": len(rows),
+            "quarantined_by_reason": {},
+        }
+        sequence = f"{first:020d}"
+        items.append(
+            batch_item_key("HIST", "features", "shardId-000", sequence)
+            | common
+            | {
+                "window_key": window_key("HIST", recorded_at),
+                "model_version": model.model_version,
+                "n": len(rows),
+                "scored": len(rows),
+                "histograms": histograms(matrix, scores, model),
+            }
+        )
+        items.append(
+            batch_item_key("STATS", "transactions", "shardId-000", sequence)
+            | common
+            | {"window_key": window_key("STATS", recorded_at), "quarantined": 0}
+        )
+    return SimulatedWindow(window, items, len(inside))
+
+
+class WindowIndex:
+    def __init__(self, items: Sequence[dict[str, Any]]):
+        self.items = items
+
+    def read(self, window_keys: Sequence[str], start: str, end: str) -> list[dict[str, Any]]:
+        keys = set(window_keys)
+        return [
+            i for i in self.items if i["window_key"] in keys and start <= i["recorded_at"] <= end
+        ]
+
+
+@dataclass
+class Sinks:
+    """Reports, table items, the cooldown and the bus, in memory (the cooldown as a conditional claim)."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    triggered: dict[str, float] = field(default_factory=dict)
+    events: list[Mapping[str, str]] = field(default_factory=list)
+
+    def uri(self, key: str) -> str:
+        return f"s3://artifacts/{key}"
+
+    def put(self, key_or_item: Any, body: bytes = b"", content_type: str = "") -> None:
+        if isinstance(key_or_item, dict):
+            self.items.append(key_or_item)
+        else:
+            self.objects[key_or_item] = body
+
+    def claim(
+        self, model_version: str, claim_id: str, now: datetime, cooldown_hours: float
+    ) -> bool:
+        last = self.triggered.get(model_version)
+        if last is not None and last >= now.timestamp() - cooldown_hours * 3600:
+            return False
+        self.triggered[model_version] = now.timestamp()
+        return True
+
+    def release(self, model_version: str, claim_id: str) -> None:
+        self.triggered.pop(model_version, None)
+
+    def put_events(self, entries: Sequence[Mapping[str, str]]) -> list[int]:
+        self.events += entries
+        return []
+
+    def details(self, detail_type: str) -> list[dict[str, Any]]:
+        return [json.loads(e["Detail"]) for e in self.events if e["DetailType"] == detail_type]
+
+
+def check(simulated: SimulatedWindow, sinks: Sinks, now: datetime) -> DriftCheckOutcome:
+    _, baseline = shipped()
+    ports = DriftCheckPorts(WindowIndex(simulated.items), sinks, sinks, sinks, sinks)
+    return check_drift(simulated.window, baseline, ports, POLICY, now)
+
+
+def psi_of(outcome: DriftCheckOutcome) -> dict[str, float]:
+    report = outcome.report
+    return {name: v.stats.psi for name, v in report.features.items()} | {
+        SCORE: report.prediction.stats.psi
+    }
+
+
+# ---------------------------------------------------------------- no drift: the false-alarm check
+
+
+@pytest.mark.parametrize("seed", FALSE_ALARM_SEEDS)
+def test_baseline_traffic_is_ok_and_asks_for_nothing(seed: int) -> None:
+    simulated = simulated_window("baseline", seed)
+    sinks = Sinks()
+
+    outcome = check(simulated, sinks, simulated.window.end)
+
+    report = outcome.report
+    assert report.sample()["n"] == simulated.transactions >= THRESHOLDS.min_samples
+    assert report.status == "ok", {n: round(p, 3) for n, p in psi_of(outcome).items() if p > 0.05}
+    assert max(psi_of(outcome).values()) < THRESHOLDS.psi_warn
+    assert report.prediction.stats.js_distance < THRESHOLDS.js_drift
+    assert outcome.trigger == "not_drift"
+    assert sinks.events == []
+    assert report.volume()["transactions"] == simulated.transactions
+
+
+# ---------------------------------------------------------------- the simulator's drift scenarios
+
+# The scenarios at the strength each test uses, and the features they shift. At the simulator's
+# defaults amount-inflation (x1.8) only reaches "warn", and new-fraud-pattern (0.6 % extra moto
+# bursts) moves no distribution beyond noise: see test_default_strengths_below_the_drift_threshold.
+SCENARIOS = [
+    pytest.param("channel-shift", (), {"channel_ecom"}, id="channel-shift"),
+    pytest.param(
+        "amount-inflation",
+        (("inflation_factor", 2.5),),
+        AMOUNT_FEATURES,
+        id="amount-inflation-x2.5",
+    ),
+    pytest.param(
+        "new-fraud-pattern", (("new_pattern_rate", 0.25),), {"channel_moto"}, id="new-fraud-25pct"
+    ),
+]
+
+
+@pytest.mark.parametrize(("scenario", "overrides", "shifted"), SCENARIOS)
+def test_each_scenario_drifts_on_what_it_shifts_and_triggers_once(
+    scenario: str, overrides: tuple[tuple[str, float], ...], shifted: set[str]
+) -> None:
+    simulated = simulated_window(scenario, 1, overrides)
+    sinks = Sinks()
+    now = simulated.window.end
+
+    outcome = check(simulated, sinks, now)
+    again = check(simulated, sinks, now + timedelta(hours=1))
+
+    report = outcome.report
+    drifted_features = {v.name for v in report.drifted} - {SCORE}
+    assert report.status == "drift"
+    assert drifted_features == shifted, {n: round(p, 3) for n, p in psi_of(outcome).items()}
+    assert report.prediction.status == "drift"  # the model's scores moved too
+    assert outcome.trigger == "sent"
+    assert again.trigger == "cooldown"
+    (detected,) = sinks.details(DRIFT_DETECTED)
+    (requested,) = sinks.details(RETRAINING_REQUESTED)
+    assert detected == requested
+    assert {d["name"] for d in requested["drifted"]} == shifted | {SCORE}
+    assert requested["report_uri"] == outcome.report_uri
+    assert requested["sample"]["n"] == simulated.transactions
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status", "warned"),
+    [
+        pytest.param("amount-inflation", "warn", AMOUNT_FEATURES, id="amount-inflation-x1.8"),
+        pytest.param("new-fraud-pattern", "ok", set(), id="new-fraud-0.6pct"),
+    ],
+)
+def test_default_strengths_below_the_drift_threshold(
+    scenario: str, status: str, warned: set[str]
+) -> None:
+    simulated = simulated_window(scenario, 1)
+    sinks = Sinks()
+
+    outcome = check(simulated, sinks, simulated.window.end)
+
+    report = outcome.report
+    assert report.status == status, {n: round(p, 3) for n, p in psi_of(outcome).items()}
+    assert {n for n, v in report.features.items() if v.status == "warn"} == warned
+    assert outcome.trigger == "not_drift"
+    assert sinks.events == []
