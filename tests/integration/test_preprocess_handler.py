@@ -7,6 +7,7 @@ function, so its module-scope clients talk to the moto stack built from the temp
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import itertools
 import json
@@ -685,6 +686,8 @@ def test_many_distinct_cards_are_read_and_written_within_the_batch_limits(
     gets = counter.requests("dynamodb.BatchGetItem")
     assert all(len(r["RequestItems"][state_table]["Keys"]) <= 100 for r in gets)
     assert sum(len(r["RequestItems"][state_table]["Keys"]) for r in gets) == n_cards
+    # the replay guard must see the previous batch's state write
+    assert all(r["RequestItems"][state_table].get("ConsistentRead") is True for r in gets)
     assert len(gets) == -(-n_cards // 100)
     writes = counter.requests("dynamodb.BatchWriteItem")
     assert all(len(items) <= 25 for r in writes for items in r["RequestItems"].values())
@@ -727,6 +730,7 @@ class FlakyDynamoDB:
         self.reads = dict(unprocessed_reads or {})
         self.raise_on = dict(raise_on or {})  # operation -> (table name, error)
         self.seen: Counter[tuple[str, str]] = Counter()
+        self.get_requests: list[dict[str, Any]] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -760,17 +764,19 @@ class FlakyDynamoDB:
 
     def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
         self._maybe_raise("BatchGetItem", RequestItems)
+        self.get_requests.append(copy.deepcopy(RequestItems))
         passed: dict[str, Any] = {}
         held: dict[str, Any] = {}
         for table, request in RequestItems.items():
             key_name = self.key_names[table]
             for key in request["Keys"]:
                 target = held if self._hold("read", self.reads, key[key_name]["S"]) else passed
-                target.setdefault(table, {"Keys": []})["Keys"].append(key)
+                # like the service: unprocessed keys come back with the request's other settings
+                target.setdefault(table, {**request, "Keys": []})["Keys"].append(key)
         response = self.real.batch_get_item(RequestItems=passed) if passed else {"Responses": {}}
         unprocessed = response.get("UnprocessedKeys") or {}
         for table, request in held.items():
-            unprocessed.setdefault(table, {"Keys": []})["Keys"].extend(request["Keys"])
+            unprocessed.setdefault(table, {**request, "Keys": []})["Keys"].extend(request["Keys"])
         return {"Responses": response.get("Responses", {}), "UnprocessedKeys": unprocessed}
 
 
@@ -856,13 +862,16 @@ def test_unprocessed_items_keys_and_failed_records_are_retried_until_everything_
     )
     kinesis = FlakyKinesis(app.kinesis, {txn_of[_seqs_of(event, "card_Z")[2]]: 2})
     _use_clients(app, monkeypatch, dynamodb, kinesis)
-
     # when
     result = invoke(event)
 
     # then
     assert result == {"batchItemFailures": []}
     assert invoke.metrics["Retries"] == 2 + 3 + 1 + 2
+    state_table = local_stack.tables["EntityStateTable"]
+    reads = [r[state_table] for r in dynamodb.get_requests]
+    assert [len(r["Keys"]) for r in reads] == [4, 1, 1]  # the batch's read, then card_W twice
+    assert all(r["ConsistentRead"] is True for r in reads)
     assert set(features_table(local_stack)) == set(txn_of.values())
     assert set(forwarded(local_stack)) == set(txn_of.values())
     assert {c: s["txn_count"] for c, s in states(local_stack).items()} == {

@@ -91,8 +91,9 @@ class FakeDynamoDB:
         found = [self.items[k] for k in keys if k in self.items and k not in left]
         response: dict[str, Any] = {"Responses": {TABLE: found}}
         if left:
+            # the service hands back the request's other settings with the keys
             response["UnprocessedKeys"] = {
-                TABLE: {"Keys": [{self.key_name: {"S": k}} for k in left]}
+                TABLE: RequestItems[TABLE] | {"Keys": [{self.key_name: {"S": k}} for k in left]}
             }
         return response
 
