@@ -163,11 +163,13 @@ class DynamoWindowReader:
         table_name: str,
         index_name: str = "WindowIndex",
         executor: Executor | None = None,
+        page_size: int | None = None,  # items per Query page; DynamoDB stops at 1 MB anyway
     ):
         self.client = client
         self.table_name = table_name
         self.index_name = index_name
         self.executor = executor
+        self.page_size = page_size
 
     def read(self, window_keys: Sequence[str], start: str, end: str) -> list[dict[str, Any]]:
         def query(keys: Sequence[str]) -> list[dict[str, Any]]:
@@ -183,6 +185,8 @@ class DynamoWindowReader:
             "KeyConditionExpression": "window_key = :key AND recorded_at BETWEEN :start AND :end",
             "ExpressionAttributeValues": serialize({":key": key, ":start": start, ":end": end}),
         }
+        if self.page_size is not None:
+            request["Limit"] = self.page_size
         items: list[dict[str, Any]] = []
         while True:
             try:
