@@ -395,6 +395,7 @@ def test_invalid_settings_fail_the_cold_start(
         load_handler("drift_check.app", environment | {"PSI_DRIFT_THRESHOLD": "0.05"})
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_a_malformed_window_fails_with_its_reason(
     handler: ModuleType, lambda_context: FakeLambdaContext
 ) -> None:
