@@ -14,7 +14,14 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeSerializer
-from conftest import REGION, FakeLambdaContext, LocalStack, emitted_metrics, plain_item
+from conftest import (
+    REGION,
+    CallCounter,
+    FakeLambdaContext,
+    LocalStack,
+    emitted_metrics,
+    plain_item,
+)
 
 from streamscore.drift_report import SCORE, DriftBaseline, load_baseline
 from streamscore.errors import SystemicError
@@ -61,6 +68,10 @@ class DriftStack:
 
     def monitoring(self, kind: str) -> list[dict[str, Any]]:
         return [i for i in self.local.scan("MonitoringTable") if i["sk"] == kind]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _wire(value: Any) -> dict[str, Any]:
@@ -404,3 +415,53 @@ def test_a_malformed_window_fails_with_its_reason(
             {"window": {"start": "2026-03-04T12:00:00Z", "end": "2026-03-04T11:00:00Z"}},
             lambda_context,
         )
+
+
+def test_the_role_grants_exactly_the_calls_the_handler_makes(
+    drift_stack: DriftStack,
+    baseline: DriftBaseline,
+    handler: ModuleType,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    # given: a drifted window, so every path runs (read, report, claim, events, cooldown)
+    drift_stack.put(hist_items(baseline, batches=3, n=300, shifted=channel_shift(baseline, 300)))
+    clients = (handler.dynamodb, handler.s3, handler.events)
+    counter = CallCounter().attach(*clients)
+
+    # when
+    try:
+        handler.lambda_handler(scheduled_event(), lambda_context)
+        handler.lambda_handler(scheduled_event(), lambda_context)
+    finally:
+        counter.detach(*clients)
+
+    # then: the calls, as IAM actions, are the role's AWS-service statements, resource by resource
+    called = {name.replace(".", ":") for name in counter.calls}
+    role = drift_stack.local.template["Resources"]["DriftCheckFunctionRole"]["Properties"]
+    statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+    granted = {
+        action
+        for sid in ("MonitoringWindows", "ReportsAndCooldown", "ReportObjects", "MonitoringEvents")
+        for action in _as_list(statements[sid]["Action"])
+    }
+    assert (
+        called
+        == granted
+        == {
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "s3:PutObject",
+            "events:PutEvents",
+        }
+    )
+    assert statements["MonitoringWindows"]["Resource"] == {
+        "Fn::Sub": "${MonitoringTable.Arn}/index/WindowIndex"
+    }
+    assert statements["ReportObjects"]["Resource"] == {
+        "Fn::Sub": "${ArtifactsBucket.Arn}/reports/*"
+    }
+    assert all(
+        params["IndexName"] == "WindowIndex" for params in counter.requests("dynamodb.Query")
+    )
+    assert all(params["Key"].startswith("reports/") for params in counter.requests("s3.PutObject"))
