@@ -163,11 +163,18 @@ def preprocess_batch(
 
     plan = _apply_states(valid, ports, now, failed, outcome)
     stored = _load_stored(plan.seen_before, ports, failed)
-    forward: list[_Forward] = [_Forward(a.record, a.feature_record) for a in plan.applied]
-    for record, txn in plan.seen_before:
-        if txn.transaction_id in stored:
-            forward.append(_Forward(record, stored[txn.transaction_id]))
-        elif record.sequence_number not in failed:
+    known = {a.feature_record["transaction_id"]: a.feature_record for a in plan.applied} | stored
+    first_of = {t.transaction_id: r for r, t in plan.seen_before}  # where each id was met first
+    first_of |= {a.feature_record["transaction_id"]: a.record for a in plan.applied}
+    forward = [_Forward(a.record, a.feature_record) for a in plan.applied]
+    for record, txn_id in [
+        (r, t.transaction_id) for r, t in plan.seen_before
+    ] + plan.in_batch_duplicates:
+        if txn_id in known:
+            forward.append(_Forward(record, known[txn_id]))
+        elif first_of[txn_id].sequence_number in failed:
+            failed.add(record.sequence_number)  # its original could not be read: retry both
+        else:
             # applied before, but its features are gone (FeaturesTable TTL shorter than the replay)
             invalid.append(
                 (
@@ -178,7 +185,6 @@ def preprocess_batch(
                     ),
                 )
             )
-    forward += [_Forward(r, original.feature_record) for r, original in plan.in_batch_duplicates]
     forward.sort(key=lambda f: f.record.position)
 
     quarantine_items = [quarantine_item(r, e, STAGE, now, quarantine_ttl_days) for r, e in invalid]
@@ -213,8 +219,8 @@ def preprocess_batch(
     # a duplicate stands or falls with the record it repeats
     failed.update(
         r.sequence_number
-        for r, original in plan.in_batch_duplicates
-        if original.record.sequence_number in failed
+        for r, txn_id in plan.in_batch_duplicates
+        if first_of[txn_id].sequence_number in failed
     )
 
     _save_states(plan.applied, plan.card_order, ports, now, failed, outcome)
@@ -240,7 +246,9 @@ class _Forward:
 class _StatePlan:
     applied: list[_Applied] = field(default_factory=list)
     seen_before: list[tuple[StreamRecord, Transaction]] = field(default_factory=list)
-    in_batch_duplicates: list[tuple[StreamRecord, _Applied]] = field(default_factory=list)
+    in_batch_duplicates: list[tuple[StreamRecord, str]] = field(
+        default_factory=list
+    )  # → original id
     card_order: list[str] = field(default_factory=list)
 
 
@@ -263,16 +271,18 @@ def _apply_states(
         states, unread = ports.states.load(plan.card_order) if plan.card_order else ({}, set())
     except RetryableError:
         states, unread = {}, set(plan.card_order)
-    applied_here: dict[str, _Applied] = {}
+    seen_here: set[str] = set()  # transaction ids met earlier in this batch
     for record, txn in sorted(valid, key=lambda pair: pair[0].position):
         if txn.card_id in unread:
             failed.add(record.sequence_number)
             continue
         state = states.get(txn.card_id)
         last = state.last_sequence_number if state else None
-        if txn.transaction_id in applied_here:
-            plan.in_batch_duplicates.append((record, applied_here[txn.transaction_id]))
-        elif (last is not None and record.position <= int(last)) or (
+        if txn.transaction_id in seen_here:
+            plan.in_batch_duplicates.append((record, txn.transaction_id))
+            continue
+        seen_here.add(txn.transaction_id)
+        if (last is not None and record.position <= int(last)) or (
             state is not None and txn.transaction_id in state.recent_transaction_ids
         ):
             plan.seen_before.append((record, txn))
@@ -282,7 +292,6 @@ def _apply_states(
             applied = _Applied(
                 record, feature_record(record, txn, features, now), states[txn.card_id]
             )
-            applied_here[txn.transaction_id] = applied
             plan.applied.append(applied)
     return plan
 
