@@ -648,6 +648,7 @@ def test_a_crash_after_a_write_then_the_same_batch_again_loses_and_doubles_nothi
 
     # then
     assert result == {"batchItemFailures": []}
+    assert_accounted(local_stack, event, result, invoke.metrics)
     expected = expected_features([t for _, t in valid])
     table = features_table(local_stack)
     assert {k: v["features"] for k, v in table.items()} == expected
@@ -919,6 +920,7 @@ def test_faults_that_outlast_the_retries_are_reported_then_redelivery_applies_ea
 
     # then: every record forwarded, every state applied exactly once per transaction
     assert result == {"batchItemFailures": []}
+    assert_accounted(local_stack, retry, result, invoke.metrics)
     expected = expected_features([t for _, t in valid])
     assert {k: v["features"] for k, v in features_table(local_stack).items()} == expected
     on_stream = forwarded(local_stack)
