@@ -1,0 +1,242 @@
+"""`python -m local`: run the pipeline locally, invoke one function, or smoke-test a deployed stack.
+
+    python -m local run [--transactions N] [--scenario S] [--invalid-rate R] [--seed N]
+                        [--input FILE] [--json FILE] [--rate N] [--parameter KEY=VALUE ...]
+    python -m local run --stack-name NAME [--region R] ...   (a deployed stack, real credentials)
+    python -m local invoke FUNCTION --event FILE [--parameter KEY=VALUE ...]
+
+Exit status: 0 when the run balances (in = scored + quarantined, nothing failed, no duplicate
+prediction, the drift check ran), 1 when it finished but did not, 2 when it could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from embedded.deploy import StackError, TemplateError
+from embedded.producer import SCENARIO_SETTINGS
+from embedded.remote import run_against_stack
+from embedded.run import (
+    DEFAULT_INVALID_RATE,
+    DEFAULT_SEED,
+    DEFAULT_TRANSACTIONS,
+    RunError,
+    RunOptions,
+    invoke_function,
+    run_embedded,
+)
+from embedded.server import ServerStartError
+from embedded.summary import render_summary
+
+EXIT_OK, EXIT_CHECKS_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE (a template parameter)")
+    return key, value
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("a share from 0 to 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m local",
+        description="The streamscore pipeline on embedded AWS (moto): no Docker, no AWS account.",
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="stream traffic through the template's stack and print a summary",
+        description=(
+            "Start moto on 127.0.0.1, deploy template.yaml into it, run the handlers in-process "
+            "behind an emulator of the stack's event-source mappings, stream the traffic, run "
+            "the drift check and print a summary. With --stack-name: the producer and the "
+            "checks against a deployed stack instead."
+        ),
+    )
+    traffic = run.add_argument_group("traffic")
+    traffic.add_argument(
+        "--transactions", type=_positive, default=DEFAULT_TRANSACTIONS,
+        help=f"simulated transactions to stream (default {DEFAULT_TRANSACTIONS:,})",
+    )  # fmt: skip
+    traffic.add_argument(
+        "--scenario", choices=list(SCENARIO_SETTINGS), default="baseline",
+        help="simulated traffic: baseline, or drift that starts after the warm-up (default baseline)",
+    )  # fmt: skip
+    traffic.add_argument(
+        "--invalid-rate", type=_rate, default=DEFAULT_INVALID_RATE,
+        help=f"share of transactions preceded by an invalid record (default {DEFAULT_INVALID_RATE})",
+    )  # fmt: skip
+    traffic.add_argument("--seed", type=int, default=DEFAULT_SEED, help="simulator seed")
+    traffic.add_argument(
+        "--input", type=Path, metavar="FILE",
+        help="stream this file instead: one record payload per line, sent as the line's bytes "
+        "(even when not valid JSON); partition key = its card_id when it has one",
+    )  # fmt: skip
+    traffic.add_argument(
+        "--rate", type=float, metavar="N",
+        help="records per second (default: as fast as the pipeline takes them)",
+    )  # fmt: skip
+    output = run.add_argument_group("output")
+    output.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON too")
+    output.add_argument(
+        "--out", type=Path, default=Path("out"),
+        help="directory of the drift picture and the functions' log (default out/)",
+    )  # fmt: skip
+    local = run.add_argument_group("embedded stack")
+    _stack_options(local)
+    local.add_argument(
+        "--timeout", type=float, default=1800.0, metavar="SECONDS",
+        help="give up when the streams are not drained by then (default 1800)",
+    )  # fmt: skip
+    deployed = run.add_argument_group("a deployed stack (real credentials, no emulator)")
+    deployed.add_argument("--stack-name", help="smoke-test this deployed stack instead")
+    deployed.add_argument("--region", help="its region (default: your AWS configuration's)")
+    deployed.add_argument(
+        "--drift-check", action="store_true",
+        help="also invoke the deployed DriftCheckFunction over the run's window",
+    )  # fmt: skip
+
+    invoke = commands.add_parser(
+        "invoke",
+        help="invoke one function with an event file, like `sam local invoke`",
+        description=(
+            "Deploy template.yaml into a fresh embedded moto, invoke FUNCTION in-process with the "
+            "event, print its response on stdout (its logs go to stderr)."
+        ),
+    )
+    invoke.add_argument(
+        "function",
+        help="logical id (PreprocessFunction, ScoreFunction, DriftCheckFunction) or short name "
+        "(preprocess, score, drift-check)",
+    )
+    invoke.add_argument("--event", "-e", type=Path, required=True, help="event JSON (see events/)")
+    _stack_options(invoke)
+    return root
+
+
+def _stack_options(group: Any) -> None:
+    group.add_argument(
+        "--parameter", type=_parameter, action="append", default=[], metavar="KEY=VALUE",
+        help="template parameter override (repeatable), e.g. PreprocessBatchSize=100",
+    )  # fmt: skip
+    group.add_argument(
+        "--port", type=int, default=0, help="moto's port on 127.0.0.1 (default: a free one)"
+    )
+
+
+def _problems(summary: dict[str, Any]) -> list[str]:
+    counts = summary["counts"]
+    problems = []
+    if counts["unaccounted"]:
+        problems.append(
+            f"in = scored + quarantined + failed is off by {counts['unaccounted']:,} records"
+        )
+    if counts["duplicate_predictions"]:
+        problems.append(f"{counts['duplicate_predictions']:,} duplicate prediction items")
+    if counts["failed"]:
+        problems.append(
+            f"{counts['failed']:,} records ended in FailureQueue (see the incidents above and "
+            f"{summary.get('log', 'the functions log')})"
+        )
+    if counts.get("not_seen"):
+        problems.append(f"{counts['not_seen']:,} records were neither scored nor quarantined")
+    drift = summary.get("drift") or {}
+    if drift.get("error"):
+        problems.append(f"the drift check failed: {drift['error']}")
+    return problems
+
+
+def _run(args: argparse.Namespace) -> int:
+    options = RunOptions(
+        transactions=args.transactions,
+        scenario=args.scenario,
+        invalid_rate=args.invalid_rate,
+        seed=args.seed,
+        input_path=args.input,
+        rate=args.rate,
+        parameters=dict(args.parameter),
+        port=args.port,
+        out_dir=args.out,
+        timeout_s=args.timeout,
+    )
+    if args.stack_name:
+        summary = run_against_stack(options, args.stack_name, args.region, args.drift_check)
+    else:
+        summary = run_embedded(options)
+    print(render_summary(summary))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        print(f"summary written to {args.json}")
+    problems = _problems(summary)
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return EXIT_CHECKS_FAILED if problems else EXIT_OK
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    try:
+        event = json.loads(args.event.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise RunError(f"cannot read the event {args.event}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise RunError(f"the event {args.event} is not JSON: {error}") from None
+    try:
+        container, invocation = invoke_function(
+            args.function, event, dict(args.parameter), args.port
+        )
+    except KeyError as error:
+        raise RunError(str(error.args[0])) from None
+    name = container.config.name
+    if invocation.error is not None:
+        print(json.dumps(invocation.error.payload(), indent=2))
+        print(
+            f"{name} failed: {invocation.error}. The traceback is above (stackTrace); the "
+            "handler's logs are on stderr.",
+            file=sys.stderr,
+        )
+        return EXIT_CHECKS_FAILED
+    print(json.dumps(invocation.response, indent=2, default=str))
+    print(
+        f"{name}: {invocation.duration_s * 1000:.0f} ms"
+        + (
+            f" (cold start {invocation.init_duration_s * 1000:.0f} ms)"
+            if invocation.init_duration_s
+            else ""
+        ),
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _run(args) if args.command == "run" else _invoke(args)
+    except (RunError, ServerStartError, TemplateError, StackError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

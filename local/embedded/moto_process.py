@@ -1,0 +1,176 @@
+"""The moto server process of the embedded run: `python -m embedded.moto_process --host H --port P`.
+
+It prints one JSON line on stdout, `{"port": N}` once it listens or `{"error": ...}` when it
+cannot, and exits when its parent closes stdin, so a crashed run never leaves a server behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+from typing import Any
+
+from moto.awslambda.models import LambdaBackend
+from moto.core.base_backend import BackendDict
+from moto.dynamodb.responses import DynamoHandler
+from moto.kinesis.models import Shard
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+
+def _disable_moto_stream_triggers() -> None:
+    """Leave Kinesis event-source mappings to the emulator.
+
+    moto invokes a mapped function itself on every PutRecord, in Docker: one container per
+    record where Docker exists, an error per record where it does not. The emulator is the
+    event source of the local run, so moto only stores the mappings.
+    """
+
+    def store_only(self: Any, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    LambdaBackend.send_kinesis_message = store_only  # type: ignore[method-assign]
+
+
+def _memoize_backend_lookup() -> None:
+    """Find a request's moto backend once per host, not per request.
+
+    moto lists its package directory and tries every service's URL patterns on each request,
+    under one lock for all request threads: a third of its time in the local run (sampled).
+    The answer depends on the host name alone.
+    """
+    lookup = DomainDispatcherApplication.get_backend_for_host
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in known:
+            known[host] = lookup(self, host)
+        return known[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+def _constant_time_stream_appends() -> None:
+    """Append to a shard without copying its keys: moto takes the last sequence number from a list
+    of all of them, once per record (quadratic in the records of a run)."""
+
+    def get_max_sequence_number(self: Any) -> int:
+        return next(reversed(self.records)) if self.records else 0
+
+    Shard.get_max_sequence_number = get_max_sequence_number  # type: ignore[method-assign]
+
+
+def _remember_account_backends() -> None:
+    """Create a service's per-account backend once, not check for it under a global lock per call.
+
+    moto copies the accounts into a list and compares the registry of every service on each
+    backend access (6 % of its CPU here). Nothing in the local run resets moto's backends.
+    """
+    create = BackendDict._create_account_specific_backend
+    created: set[tuple[int, str]] = set()
+
+    def create_once(self: Any, account_id: str) -> None:
+        key = (id(self), account_id)
+        if key not in created:
+            create(self, account_id)
+            created.add(key)
+
+    BackendDict._create_account_specific_backend = create_once  # type: ignore[method-assign]
+
+
+# DynamoDB's data-plane answers: plain dicts of wire-format attribute values once moto built them.
+_ITEM_ACTIONS = frozenset(
+    {
+        "BatchGetItem",
+        "BatchWriteItem",
+        "GetItem",
+        "PutItem",
+        "DeleteItem",
+        "UpdateItem",
+        "Query",
+        "Scan",
+    }
+)
+
+
+def _dump_dynamodb_items_directly() -> None:
+    """Answer DynamoDB item calls with json.dumps of moto's result instead of its model walk.
+
+    moto serialises every response by walking the service model attribute by attribute; for
+    the item calls the handlers make by the thousand that was 40 % of the server's CPU in the
+    local run (sampled), and the result is already the wire format (same JSON, compared).
+    Anything else, errors included, takes moto's own path.
+    """
+    generic = DynamoHandler.serialized
+
+    def serialized(self: Any, action_result: Any) -> Any:
+        result = action_result.result
+        if type(result) is dict and self._get_action() in _ITEM_ACTIONS:
+            try:
+                body = json.dumps(result)
+            except (TypeError, ValueError):
+                return generic(self, action_result)
+            return (
+                200,
+                {"Content-Type": "application/x-amz-json-1.0", **self.response_headers},
+                body,
+            )
+        return generic(self, action_result)
+
+    DynamoHandler.serialized = serialized  # type: ignore[method-assign]
+
+
+def _exit_with_parent() -> None:
+    sys.stdin.read()
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port")
+    args = parser.parse_args(argv)
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    _disable_moto_stream_triggers()
+    _memoize_backend_lookup()
+    _dump_dynamodb_items_directly()
+    _constant_time_stream_appends()
+    _remember_account_backends()
+    # The socket is bound here rather than by werkzeug, which exits on a bind error with
+    # nothing but a message on stderr; the parent reads the reason from stdout.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((args.host, args.port))
+        listener.listen(128)
+    except OSError as error:
+        print(json.dumps({"error": error.strerror or str(error), "errno": error.errno}), flush=True)
+        sys.exit(2)
+    port = listener.getsockname()[1]
+    server = make_server(
+        args.host,
+        port,
+        DomainDispatcherApplication(create_backend_app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+        fd=listener.fileno(),
+    )
+    # moto puts its own port into the ARNs and URLs it builds (e.g. SQS queue URLs).
+    os.environ["MOTO_PORT"] = str(port)
+    print(json.dumps({"port": port}), flush=True)
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""What the local run streams, and the producer that puts it on TransactionsStream.
+
+Traffic is simulated card transactions (with their fraud labels, and invalid records mixed in
+at a rate) or a file of payloads, one per line. The producer sends PutRecords of at most 500
+records and 5 MiB, partition key = card_id, and resends the entries a call hands back as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator import Label, SimulationConfig, encode_transaction, inject_invalid, simulate
+
+PUT_RECORDS_MAX_RECORDS = 500
+PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024
+MAX_RECORD_BYTES = 1024 * 1024  # Kinesis refuses a larger record (data plus partition key)
+RESEND_ATTEMPTS = 8
+# The simulated period, and the share of it that only builds card state. The model's drift
+# baseline comes from cards with weeks of history (its decayed counters need it): fresh cards
+# look drifted. Streaming 18 days of warm-up first, and checking drift over the last 6, keeps
+# baseline traffic clear of false alarms (a drift test's set-up, measured for 100-600 cards).
+SIMULATED_DAYS = 24.0
+WARM_UP_SHARE = 0.75
+# Each scenario strong enough to cross the drift threshold over the checked days (at the
+# simulator's defaults amount-inflation only reaches "warn" and new-fraud-pattern nothing).
+SCENARIO_SETTINGS: dict[str, dict[str, float]] = {
+    "baseline": {},
+    "amount-inflation": {"inflation_factor": 2.5},
+    "channel-shift": {"ecom_shift": 0.5},
+    "new-fraud-pattern": {"new_pattern_rate": 0.25},
+}
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Payloads in sending order, their partition keys, and what is known about them."""
+
+    payloads: list[bytes]
+    partition_keys: list[str]
+    labels: dict[str, Label] = field(default_factory=dict)  # by transaction_id (simulated only)
+    invalid: int | None = None  # invalid records mixed in, when known
+    repeats: int = 0  # payloads whose transaction_id was sent before (producer duplicates)
+    monitored_from: int = 0  # payloads before this index warm card state up; drift looks after
+    description: str = ""
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+
+def simulated_traffic(
+    transactions: int, scenario: str = "baseline", invalid_rate: float = 0.0, seed: int = 2026
+) -> Traffic:
+    """`transactions` simulated transactions in event time, invalid records mixed in.
+
+    The cards are as many as the period needs for at least `transactions` transactions; the
+    surplus is left out at the start. The scenario's drift starts where the warm-up ends.
+    """
+    if transactions < 1:
+        raise ValueError("stream at least one transaction")
+    if scenario not in SCENARIO_SETTINGS:
+        raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIO_SETTINGS)}")
+    per_card = SIMULATED_DAYS * SimulationConfig().mean_daily_txns
+    cards = max(1, math.ceil(transactions / per_card))
+    for _ in range(6):
+        config = SimulationConfig(
+            seed=seed,
+            n_cards=cards,
+            days=SIMULATED_DAYS,
+            scenario=scenario,  # type: ignore[arg-type]
+            drift_start=WARM_UP_SHARE,
+            **SCENARIO_SETTINGS[scenario],  # type: ignore[arg-type]
+        )
+        batch = simulate(config)
+        if len(batch) >= transactions:
+            break
+        cards = math.ceil(cards * transactions / max(len(batch), 1) * 1.02)
+    # The surplus goes from the start of the warm-up, so the checked days stay whole.
+    skip = max(0, len(batch) - transactions)
+    chosen = batch.transactions[skip:]
+    labels = {label.transaction_id: label for label in batch.labels[skip:]}
+    warm_up_end = config.start_epoch + WARM_UP_SHARE * SIMULATED_DAYS * 86_400
+    warm_up = int(np.searchsorted(batch.timestamps[skip:], warm_up_end))
+    rng = np.random.default_rng(seed)
+    mixed = inject_invalid([encode_transaction(t) for t in chosen], rng, invalid_rate)
+    keys: list[str] = []
+    monitored_from = len(mixed)
+    valid_seen = 0
+    upcoming = iter(str(t["card_id"]) for t in chosen)
+    next_card = next(upcoming, "invalid")
+    for index, (_, category) in enumerate(mixed):
+        # an invalid record travels with the next valid one, as if from the same producer
+        keys.append(next_card)
+        if category is None:
+            if valid_seen == warm_up:
+                monitored_from = min(monitored_from, index)
+            valid_seen += 1
+            next_card = next(upcoming, next_card)
+    invalid = sum(1 for _, category in mixed if category is not None)
+    return Traffic(
+        payloads=[payload for payload, _ in mixed],
+        partition_keys=keys,
+        labels=labels,
+        invalid=invalid,
+        monitored_from=monitored_from,
+        description=(
+            f"{len(chosen):,} simulated transactions ({scenario}, seed {seed}, {cards:,} cards, "
+            f"{SIMULATED_DAYS:g} days of which the first {WARM_UP_SHARE * SIMULATED_DAYS:g} warm "
+            f"card state up) + {invalid:,} invalid records"
+        ),
+    )
+
+
+def file_traffic(path: Path) -> Traffic:
+    """One payload per line, sent as the line's bytes (without its line break); blank lines skipped."""
+    payloads: list[bytes] = []
+    keys: list[str] = []
+    seen: set[str] = set()
+    repeats = 0
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            payload = line.rstrip(b"\r\n")
+            if not payload.strip():
+                continue
+            card, transaction_id = _identity(payload)
+            if transaction_id is not None:
+                repeats += transaction_id in seen
+                seen.add(transaction_id)
+            payloads.append(payload)
+            keys.append(card or f"line-{number}")
+    return Traffic(
+        payloads=payloads,
+        partition_keys=keys,
+        repeats=repeats,
+        description=f"{len(payloads):,} records from {path}",
+    )
+
+
+def _identity(payload: bytes) -> tuple[str | None, str | None]:
+    """card_id (the partition key) and transaction_id of a payload, where it has them."""
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    card, transaction_id = document.get("card_id"), document.get("transaction_id")
+    card = card if isinstance(card, str) and 0 < len(card) <= 256 else None
+    return card, transaction_id if isinstance(transaction_id, str) else None
+
+
+@dataclass
+class ProducerResult:
+    sent: int = 0
+    refused: int = 0  # never accepted after every resend
+    put_calls: int = 0
+    resent: int = 0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    positions: dict[int, tuple[str, str]] = field(default_factory=dict)  # payload -> shard, seq
+
+
+class Producer:
+    """PutRecords to one stream, in order, with optional pacing and backpressure."""
+
+    def __init__(
+        self,
+        kinesis: Any,
+        stream_name: str,
+        rate_per_s: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.kinesis = kinesis
+        self.stream_name = stream_name
+        self.rate_per_s = rate_per_s
+        self.sleep = sleep
+
+    def send(
+        self,
+        traffic: Traffic,
+        start: int = 0,
+        stop: int | None = None,
+        result: ProducerResult | None = None,
+        progress: Callable[[int], None] | None = None,
+        backlog: Callable[[int], None] | None = None,
+    ) -> ProducerResult:
+        """Send payloads [start, stop); `progress(sent)` after each call, `backlog(sent)` may wait."""
+        result = result or ProducerResult()
+        if not result.started_at:
+            result.started_at = time.time()
+        stop = len(traffic) if stop is None else stop
+        for chunk in _chunks(traffic.payloads, traffic.partition_keys, start, stop):
+            if backlog is not None:
+                backlog(result.sent)
+            if self.rate_per_s:
+                due = result.started_at + result.sent / self.rate_per_s
+                self.sleep(max(0.0, due - time.time()))
+            accepted = self._put(chunk, result)
+            result.sent += accepted
+            result.refused += len(chunk) - accepted
+            if progress is not None:
+                progress(result.sent)
+        result.finished_at = time.time()
+        return result
+
+    def _put(self, entries: list[tuple[int, dict[str, Any]]], result: ProducerResult) -> int:
+        pending = entries
+        for attempt in range(RESEND_ATTEMPTS):
+            response = self.kinesis.put_records(
+                StreamName=self.stream_name, Records=[entry for _, entry in pending]
+            )
+            result.put_calls += 1
+            failed = []
+            for (index, entry), outcome in zip(pending, response["Records"], strict=True):
+                if "ErrorCode" in outcome:
+                    failed.append((index, entry))
+                else:
+                    result.positions[index] = (outcome["ShardId"], outcome["SequenceNumber"])
+            if not failed:
+                return len(entries)
+            pending = failed
+            result.resent += len(pending)
+            self.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+        return len(entries) - len(pending)
+
+
+def _chunks(
+    payloads: Sequence[bytes], keys: Sequence[str], start: int, stop: int
+) -> list[list[tuple[int, dict[str, Any]]]]:
+    chunks: list[list[tuple[int, dict[str, Any]]]] = []
+    current: list[tuple[int, dict[str, Any]]] = []
+    size = 0
+    for index in range(start, stop):
+        payload, key = payloads[index], keys[index]
+        entry_size = len(payload) + len(key.encode())
+        if entry_size > MAX_RECORD_BYTES:
+            raise ValueError(
+                f"record {index + 1} has {entry_size:,} bytes, above Kinesis' 1 MiB per record"
+            )
+        if current and (
+            len(current) == PUT_RECORDS_MAX_RECORDS or size + entry_size > PUT_RECORDS_MAX_BYTES
+        ):
+            chunks.append(current)
+            current, size = [], 0
+        current.append((index, {"Data": payload, "PartitionKey": key}))
+        size += entry_size
+    if current:
+        chunks.append(current)
+    return chunks

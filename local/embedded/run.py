@@ -1,0 +1,317 @@
+"""The local run: traffic through the template's stack on embedded AWS, then the drift check and a summary.
+
+`run_embedded(options)` starts moto, deploys template.yaml, starts the event-source emulator,
+streams the traffic (warm-up first, then the days the drift check looks at), waits until both
+streams are drained, invokes the drift check over the window the checked days were processed
+in, and returns the summary. `invoke_function` runs one handler with one event file against a
+fresh embedded stack, as `sam local invoke` does in Docker.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from embedded.containers import FUNCTION_OUTPUT, FunctionContainer, Invocation
+from embedded.emulator import EventSourceEmulator, Incident, MappingStats
+from embedded.producer import Producer, ProducerResult, Traffic, file_traffic, simulated_traffic
+from embedded.progress import ProgressBar
+from embedded.stack import STACK_NAME, TEMPLATE_PATH, EmbeddedStack
+from embedded.summary import (
+    build_summary,
+    drift_summary,
+    functions_summary,
+    observe_stack,
+)
+
+DEFAULT_TRANSACTIONS = 20_000
+DEFAULT_SEED = 2026
+DEFAULT_INVALID_RATE = 0.01
+DRIFT_FUNCTION = "DriftCheckFunction"
+INCIDENTS_SHOWN = 10
+# Records the producer lets wait in the pipeline, in preprocess batches: enough to keep both
+# functions busy; more would only queue, and the latency would measure the queue.
+IN_FLIGHT_BATCHES = 2
+
+
+class RunError(RuntimeError):
+    """The run could not go on; the message says what happened and what to do."""
+
+
+@dataclass
+class RunOptions:
+    transactions: int = DEFAULT_TRANSACTIONS
+    scenario: str = "baseline"
+    invalid_rate: float = DEFAULT_INVALID_RATE
+    seed: int = DEFAULT_SEED
+    input_path: Path | None = None
+    rate: float | None = None  # records per second; None: as fast as the pipeline takes them
+    parameters: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    out_dir: Path = Path("out")
+    timeout_s: float = 1800.0
+    template_path: Path = TEMPLATE_PATH
+    stack_name: str = STACK_NAME
+
+
+def make_traffic(options: RunOptions) -> Traffic:
+    if options.input_path is not None:
+        try:
+            traffic = file_traffic(options.input_path)
+        except OSError as error:
+            raise RunError(f"cannot read {options.input_path}: {error.strerror}") from None
+        if not traffic.payloads:
+            raise RunError(f"{options.input_path} has no records (one payload per line)")
+        return traffic
+    try:
+        return simulated_traffic(
+            options.transactions, options.scenario, options.invalid_rate, options.seed
+        )
+    except ValueError as error:
+        raise RunError(str(error)) from None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+class _Console:
+    """Status lines and the progress bar on one stream; incidents shown up to a limit."""
+
+    def __init__(self, stream: TextIO, log_path: Path):
+        self.stream = stream
+        self.log_path = log_path
+        self.bar: ProgressBar | None = None
+        self.incidents = 0
+
+    def say(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.message(text)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def incident(self, incident: Incident) -> None:
+        self.incidents += 1
+        name = incident.function_arn.rsplit(":", 1)[-1]
+        if self.incidents <= INCIDENTS_SHOWN:
+            self.say(f"! {name} {incident.message}")
+        if self.incidents == INCIDENTS_SHOWN:
+            self.say(
+                f"! (further incidents are counted in the summary; tracebacks in {self.log_path})"
+            )
+
+
+def _start_functions(stack: EmbeddedStack, log: TextIO, log_path: Path) -> None:
+    """Cold-start every function before traffic flows: a broken init stops the run at once."""
+    for logical_id, container in stack.functions.items():
+        error = container.load()
+        if error is not None:
+            log.write("\n".join(error.stack_trace) + "\n")
+            raise RunError(
+                f"{logical_id} ({container.config.handler}) failed to start: {error}. "
+                f"The traceback is in {log_path}. Its environment comes from the deployed "
+                "function's configuration in template.yaml; fix the handler or the template "
+                "and run again."
+            )
+
+
+def _mapping_of(emulator: EventSourceEmulator, stream_arn: str) -> MappingStats:
+    for mapping in emulator.mappings:
+        if mapping.event_source_arn == stream_arn:
+            return emulator.stats[mapping.uuid]
+    raise RunError(f"no event-source mapping reads {stream_arn}: the template must map it")
+
+
+def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> dict[str, Any]:
+    """The whole local run; its summary (see summary.build_summary)."""
+    console_stream = console_stream or sys.stderr
+    traffic = make_traffic(options)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = options.out_dir / "functions.log"
+    console = _Console(console_stream, log_path)
+    with log_path.open("w", encoding="utf-8") as log, FUNCTION_OUTPUT.to(log):
+        console.say(f"traffic: {traffic.description}")
+        started = time.monotonic()
+        with EmbeddedStack(
+            options.template_path, options.stack_name, options.parameters, options.port
+        ) as stack:
+            outputs = stack.deployed.outputs
+            console.say(
+                f"moto at {stack.server.endpoint}: stack {stack.stack_name} deployed from "
+                f"{options.template_path.name} in {time.monotonic() - started:.1f} s; "
+                f"function logs go to {log_path}"
+            )
+            _start_functions(stack, log, log_path)
+            emulator = stack.emulator(on_incident=console.incident)
+            for warning in emulator.warnings:
+                console.say(f"note: {warning}")
+            sent = ProducerResult()
+            emulator.start()
+            try:
+                window_start, finished = _stream(options, traffic, stack, emulator, sent, console)
+            finally:
+                emulator.stop()
+                if console.bar is not None:
+                    console.bar.close()
+                    console.bar = None
+            window_end = datetime.now(UTC) + timedelta(milliseconds=1)
+            drift = _check_drift(stack, window_start, window_end, options.out_dir, console)
+            observed = observe_stack(stack.client, outputs)
+            extra = {
+                "stack": {
+                    "name": stack.stack_name,
+                    "endpoint": stack.server.endpoint,
+                    "template": str(options.template_path),
+                    "parameters": options.parameters,
+                },
+                "functions": functions_summary(stack.functions.items()),
+                "event_source_mappings": {
+                    mapping.function_arn.rsplit(":", 1)[-1]: emulator.stats[mapping.uuid].as_dict()
+                    for mapping in emulator.mappings
+                },
+                "incidents": [
+                    {"function": i.function_arn.rsplit(":", 1)[-1], "message": i.message}
+                    for i in emulator.incidents[:100]
+                ],
+                "log": str(log_path),
+            }
+            return build_summary(
+                traffic, sent.sent, observed, finished - sent.started_at, drift, extra
+            )
+
+
+def _stream(
+    options: RunOptions,
+    traffic: Traffic,
+    stack: EmbeddedStack,
+    emulator: EventSourceEmulator,
+    sent: ProducerResult,
+    console: _Console,
+) -> tuple[datetime, float]:
+    """Produce the warm-up, drain, produce the checked part, drain; (drift window start, end time)."""
+    outputs = stack.deployed.outputs
+    first = _mapping_of(emulator, outputs["TransactionsStreamArn"])
+    second = _mapping_of(emulator, outputs["FeaturesStreamArn"])
+    batch = max(
+        m.batch_size
+        for m in emulator.mappings
+        if m.event_source_arn == outputs["TransactionsStreamArn"]
+    )
+    limit = IN_FLIGHT_BATCHES * batch
+    producer = Producer(
+        stack.client("kinesis"), outputs["TransactionsStreamName"], rate_per_s=options.rate
+    )
+    bar = console.bar = ProgressBar(len(traffic), "records")
+    deadline = time.monotonic() + options.timeout_s
+
+    def done() -> int:
+        return first.records_succeeded + first.records_discarded
+
+    def show() -> None:
+        bar.update(done(), f"sent {sent.sent:,} | at score {second.records_succeeded:,}")
+
+    def backlog(count: int) -> int:
+        """Records waiting: not yet through preprocess, plus features not yet through score."""
+        at_score = second.records_read - second.records_succeeded - second.records_discarded
+        return count - done() + at_score
+
+    def wait_for_room(count: int) -> None:
+        while backlog(count) > limit and time.monotonic() < deadline:
+            if emulator.crashed():
+                raise RunError(f"the event-source emulator stopped: {emulator.crashed()[0]!r}")
+            show()
+            time.sleep(0.02)
+
+    def drain() -> None:
+        if not emulator.wait_until_drained(max(0.0, deadline - time.monotonic()), progress=show):
+            crashed = emulator.crashed()
+            reason = (
+                f"the emulator stopped: {crashed[0]!r}"
+                if crashed
+                else (f"not drained within --timeout {options.timeout_s:.0f} s")
+            )
+            raise RunError(
+                f"the pipeline did not finish: {reason}; {done():,} of {sent.sent:,} records "
+                f"passed preprocess. Function logs: {console.log_path}"
+            )
+        show()
+
+    window_start = datetime.now(UTC)
+    phases = [(0, traffic.monitored_from), (traffic.monitored_from, len(traffic))]
+    for start, stop in phases:
+        if start == stop:
+            continue
+        if start > 0:
+            drain()  # the warm-up is scored before the checked window opens
+            window_start = datetime.now(UTC)
+        producer.send(traffic, start, stop, sent, progress=lambda _: show(), backlog=wait_for_room)
+    drain()
+    if sent.refused:
+        console.say(f"! {sent.refused:,} records were refused by PutRecords after every resend")
+    return window_start, time.time()
+
+
+def _check_drift(
+    stack: EmbeddedStack,
+    start: datetime,
+    end: datetime,
+    out_dir: Path,
+    console: _Console,
+) -> dict[str, Any]:
+    """Invoke the drift check over [start, end) of processing time; its report and picture."""
+    event = {"window": {"start": _iso(start), "end": _iso(end)}}
+    invocation = stack.function(DRIFT_FUNCTION).invoke(event)
+    if invocation.error is not None:
+        return {"error": str(invocation.error), "window": event["window"]}
+    response = invocation.response or {}
+    s3 = stack.client("s3")
+    report = _read_json(s3, response.get("report_uri"))
+    picture = None
+    if response.get("plot_uri"):
+        picture_path = out_dir / f"drift-{response.get('report_id', 'report')}.png"
+        bucket, key = _split_s3(response["plot_uri"])
+        picture_path.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        picture = str(picture_path)
+    return drift_summary(response, report, picture)
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _read_json(s3: Any, uri: str | None) -> dict[str, Any] | None:
+    if not uri:
+        return None
+    bucket, key = _split_s3(uri)
+    return dict(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+
+
+# ---------------------------------------------------------------- invoke
+
+
+def invoke_function(
+    function: str,
+    event: Mapping[str, Any],
+    parameters: Mapping[str, str] | None = None,
+    port: int = 0,
+    template_path: Path = TEMPLATE_PATH,
+    log_stream: TextIO | None = None,
+    prepare: Callable[[EmbeddedStack], None] | None = None,
+) -> tuple[FunctionContainer, Invocation]:
+    """Invoke one function of a fresh embedded stack with `event`, logs to `log_stream`."""
+    with (
+        FUNCTION_OUTPUT.to(log_stream or sys.stderr),
+        EmbeddedStack(template_path, STACK_NAME, parameters, port) as stack,
+    ):
+        container = stack.function(function)
+        if prepare is not None:
+            prepare(stack)
+        return container, container.invoke(dict(event))

@@ -1,0 +1,395 @@
+"""What a run did, from the stack's own tables and queues: counts, speed, decisions, quality, drift.
+
+`observe_stack` reads a fresh local stack whole (scans); `build_summary` joins what it saw with
+what was sent (and the simulator's labels); `render_summary` prints it for people, and the
+same dict is the `--json` summary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from boto3.dynamodb.types import TypeDeserializer
+
+from embedded.producer import Traffic
+from streamscore.items import from_item_value
+
+_deserializer = TypeDeserializer()
+PATTERN_ORDER = ("card_testing", "account_takeover", "high_risk_mcc", "moto_burst")
+
+
+@dataclass
+class Observed:
+    """What the stack holds after a run."""
+
+    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by transaction_id
+    prediction_items: int = 0  # items read, before keying them by transaction_id
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    # on-failure metadata and RetrainingRequested events; None where the queue was not read
+    failure_records: list[dict[str, Any]] | None = field(default_factory=list)
+    retraining_requests: list[dict[str, Any]] | None = field(default_factory=list)
+    not_seen: int | None = None  # remote checks: sent records found nowhere (yet)
+
+
+def plain_item(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(from_item_value({k: _deserializer.deserialize(v) for k, v in raw.items()}))
+
+
+def scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        items += [plain_item(item) for item in page["Items"]]
+    return items
+
+
+def drain_queue(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every message body on the queue (JSON), received once and left in place."""
+    bodies: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not messages:
+            return bodies
+        for message in messages:
+            try:
+                bodies.append(json.loads(message["Body"]))
+            except json.JSONDecodeError:
+                bodies.append({"unparsed": message["Body"]})
+
+
+def observe_stack(clients: Any, outputs: Mapping[str, str]) -> Observed:
+    """A local stack's predictions, quarantine, failure and retraining queues, read whole."""
+    dynamodb, sqs = clients("dynamodb"), clients("sqs")
+    items = scan(dynamodb, outputs["PredictionsTableName"])
+    return Observed(
+        predictions={item["transaction_id"]: item for item in items},
+        prediction_items=len(items),
+        quarantine=scan(dynamodb, outputs["QuarantineTableName"]),
+        failure_records=drain_queue(sqs, outputs["FailureQueueUrl"]),
+        retraining_requests=[
+            body
+            for body in drain_queue(sqs, outputs["RetrainingQueueUrl"])
+            if body.get("detail-type") == "RetrainingRequested"
+        ],
+    )
+
+
+# ---------------------------------------------------------------- the numbers
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"n": 0, "p50": None, "p90": None, "p99": None, "max": None}
+    array = np.asarray(values, dtype=float)
+    p50, p90, p99 = np.percentile(array, [50, 90, 99])
+    return {
+        "n": len(values),
+        "p50": round(float(p50)),
+        "p90": round(float(p90)),
+        "p99": round(float(p99)),
+        "max": round(float(array.max())),
+    }
+
+
+def average_precision(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
+    """Area under the precision-recall curve as a step sum (scikit-learn's average_precision)."""
+    labels = np.asarray(positive, dtype=bool)
+    if not labels.any():
+        return None
+    values = np.asarray(scores, dtype=float)
+    order = np.argsort(-values, kind="mergesort")
+    values, labels = values[order], labels[order]
+    # one point per distinct score: ties count together
+    last_of_tie = np.r_[np.flatnonzero(np.diff(values)), len(values) - 1]
+    true_positives = np.cumsum(labels)[last_of_tie]
+    flagged = last_of_tie + 1
+    precision = true_positives / flagged
+    recall = true_positives / labels.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def quality(traffic: Traffic, predictions: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Fraud detection against the simulator's labels, at the decisions the pipeline made."""
+    joined = [
+        (label, predictions[txn_id])
+        for txn_id, label in traffic.labels.items()
+        if txn_id in predictions
+    ]
+    if not joined:
+        return {"labelled": 0}
+    fraud = [label.is_fraud for label, _ in joined]
+    total_fraud = sum(fraud)
+    result: dict[str, Any] = {"labelled": len(joined), "fraud": total_fraud}
+    for level, decisions in (("review", {"review", "decline"}), ("decline", {"decline"})):
+        flagged = [p["decision"] in decisions for _, p in joined]
+        caught = sum(f and y for f, y in zip(flagged, fraud, strict=True))
+        result[level] = {
+            "flagged": sum(flagged),
+            "precision": _rate(caught, sum(flagged)),
+            "recall": _rate(caught, total_fraud),
+        }
+    ap = average_precision([float(p["score"]) for _, p in joined], fraud)
+    result["pr_auc"] = round(ap, 4) if ap is not None else None
+    by_pattern: dict[str, dict[str, Any]] = {}
+    for pattern in sorted(
+        {label.pattern for label, _ in joined if label.is_fraud},
+        key=lambda p: (PATTERN_ORDER.index(p) if p in PATTERN_ORDER else 99, p),
+    ):
+        rows = [p for label, p in joined if label.pattern == pattern]
+        by_pattern[pattern] = {
+            "n": len(rows),
+            "review_recall": _rate(sum(p["decision"] != "approve" for p in rows), len(rows)),
+            "decline_recall": _rate(sum(p["decision"] == "decline" for p in rows), len(rows)),
+        }
+    result["recall_by_pattern"] = by_pattern
+    return result
+
+
+def build_summary(
+    traffic: Traffic,
+    sent: int,
+    observed: Observed,
+    seconds: float,
+    drift: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run's summary as plain JSON-ready values."""
+    by_stage: dict[str, Counter[str]] = {}
+    for item in observed.quarantine:
+        by_stage.setdefault(str(item.get("stage", "?")), Counter())[str(item.get("reason"))] += 1
+    quarantined = len(observed.quarantine)
+    failure_records = observed.failure_records or []
+    failed = sum(int(r.get("KinesisBatchInfo", {}).get("batchSize", 0)) for r in failure_records)
+    scored = len(observed.predictions)
+    duplicates = observed.prediction_items - scored
+    accounted = scored + quarantined + failed + traffic.repeats
+    counts: dict[str, Any] = {
+        "in": sent,
+        "scored": scored,
+        "quarantined": quarantined,
+        "failed": failed,
+        "duplicate_predictions": duplicates,
+        "repeats_absorbed": traffic.repeats,
+        "unaccounted": sent - accounted,
+        "quarantined_by_stage": {
+            stage: dict(sorted(reasons.items())) for stage, reasons in sorted(by_stage.items())
+        },
+    }
+    if traffic.invalid is not None:
+        counts["invalid_sent"] = traffic.invalid
+    if observed.not_seen is not None:
+        counts["not_seen"] = observed.not_seen
+    predictions = list(observed.predictions.values())
+    summary: dict[str, Any] = {
+        "traffic": traffic.description,
+        "counts": counts,
+        "throughput": {
+            "seconds": round(seconds, 2),
+            "records_per_second": round(sent / seconds, 1) if seconds > 0 else None,
+        },
+        "latency_ms": percentiles([p["latency_ms"] for p in predictions if "latency_ms" in p]),
+        "decisions": dict(sorted(Counter(p["decision"] for p in predictions).items())),
+        "model_versions": dict(Counter(p.get("model_version", "?") for p in predictions)),
+        "quality": quality(traffic, observed.predictions),
+        "failure_queue": None
+        if observed.failure_records is None
+        else {
+            "messages": len(failure_records),
+            "records": failed,
+            "conditions": dict(
+                Counter(r.get("requestContext", {}).get("condition", "?") for r in failure_records)
+            ),
+        },
+        "retraining_requests": None
+        if observed.retraining_requests is None
+        else len(observed.retraining_requests),
+    }
+    if drift is not None:
+        summary["drift"] = dict(drift)
+    summary.update(extra or {})
+    return summary
+
+
+def drift_summary(
+    response: Mapping[str, Any], report: Mapping[str, Any] | None, picture: str | None
+) -> dict[str, Any]:
+    """The drift check's answer and the per-feature verdicts of its report."""
+    result: dict[str, Any] = {
+        "status": response.get("status"),
+        "retraining": response.get("retraining"),
+        "report_uri": response.get("report_uri"),
+        "picture": picture,
+    }
+    if report:
+        result["window"] = report.get("window")
+        result["sample"] = report.get("sample")
+        result["features"] = {
+            name: {"status": v.get("status"), "psi": v.get("psi")}
+            for name, v in report.get("features", {}).items()
+        }
+        prediction = report.get("prediction", {})
+        result["score"] = {
+            "status": prediction.get("status"),
+            "psi": prediction.get("psi"),
+            "js_distance": prediction.get("js_distance"),
+        }
+        result["drifted"] = [d.get("name") for d in report.get("drifted", [])]
+        result["notes"] = report.get("notes", [])
+    return result
+
+
+# ---------------------------------------------------------------- for people
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def render_summary(summary: Mapping[str, Any]) -> str:
+    """The summary for people: records, speed, decisions, detection quality, drift."""
+    lines = ["", f"streamscore local run: {summary['traffic']}", ""]
+    lines += _records(summary["counts"])
+    lines += ["", *_speed(summary), "", *_quality(summary["quality"]), "", *_drift(summary)]
+    lines += [f"Note           {line}" for line in summary.get("notes", [])]
+    return "\n".join([*lines, ""])
+
+
+def _records(counts: Mapping[str, Any]) -> list[str]:
+    stages = "; ".join(
+        f"{stage}: " + ", ".join(f"{reason} {n}" for reason, n in reasons.items())
+        for stage, reasons in counts["quarantined_by_stage"].items()
+    )
+    lines = [
+        "Records",
+        f"  in           {_number(counts['in']):>10}",
+        f"  scored       {_number(counts['scored']):>10}",
+        f"  quarantined  {_number(counts['quarantined']):>10}"
+        + (f"   ({stages})" if stages else ""),
+        f"  failed       {_number(counts['failed']):>10}   (their batches' metadata is in FailureQueue)",
+    ]
+    if counts.get("repeats_absorbed"):
+        lines.append(
+            f"  repeats      {_number(counts['repeats_absorbed']):>10}   (producer duplicates, scored once)"
+        )
+    if "not_seen" in counts:
+        lines.append(
+            f"  not seen     {_number(counts['not_seen']):>10}   (neither scored nor quarantined when the checks ended)"
+        )
+    balance = "holds" if counts["unaccounted"] == 0 else f"is off by {counts['unaccounted']:,}"
+    lines.append(
+        f"  in = scored + quarantined + failed {balance}; "
+        f"duplicate prediction items: {counts['duplicate_predictions']}"
+    )
+    return lines
+
+
+def _speed(summary: Mapping[str, Any]) -> list[str]:
+    throughput, latency = summary["throughput"], summary["latency_ms"]
+    lines = [
+        f"Throughput     {_number(throughput['records_per_second'])} records/s "
+        f"({_number(summary['counts']['in'])} records in {throughput['seconds']:.1f} s, "
+        "first put to last prediction)"
+    ]
+    if latency["n"]:
+        lines.append(
+            f"Latency        p50 {latency['p50']:,} ms, p90 {latency['p90']:,} ms, "
+            f"p99 {latency['p99']:,} ms, max {latency['max']:,} ms "
+            "(arrival on TransactionsStream to prediction written)"
+        )
+    decisions = summary["decisions"]
+    total = sum(decisions.values())
+    if total:
+        mix = ", ".join(f"{name} {n:,} ({n / total * 100:.1f}%)" for name, n in decisions.items())
+        lines.append(f"Decisions      {mix}")
+    return lines
+
+
+def _quality(quality_: Mapping[str, Any]) -> list[str]:
+    if not quality_.get("labelled"):
+        return ["Fraud detection: no labels for this traffic"]
+    lines = [
+        f"Fraud detection against the simulator's labels "
+        f"({quality_['fraud']:,} fraud in {quality_['labelled']:,})"
+    ]
+    for level, title in (("review", "review or above"), ("decline", "decline")):
+        q = quality_[level]
+        lines.append(
+            f"  {title:<16} precision {_percent(q['precision'])}, "
+            f"recall {_percent(q['recall'])}  ({q['flagged']:,} flagged)"
+        )
+    lines.append(f"  PR-AUC           {_number(quality_['pr_auc'])}")
+    for pattern, row in quality_["recall_by_pattern"].items():
+        lines.append(
+            f"  {pattern:<16} {row['n']:>5,} fraud, recall {_percent(row['review_recall'])} "
+            f"at review, {_percent(row['decline_recall'])} at decline"
+        )
+    return lines
+
+
+def _drift(summary: Mapping[str, Any]) -> list[str]:
+    drift = summary.get("drift")
+    requests = summary["retraining_requests"]
+    retraining = (
+        "Retraining     RetrainingQueue not read"
+        if requests is None
+        else f"Retraining     {requests} RetrainingRequested message{'s' if requests != 1 else ''} "
+        "in RetrainingQueue"
+    )
+    if drift is None:
+        return ["Drift check    not run", retraining]
+    if drift.get("error"):
+        return [f"Drift check    failed: {drift['error']}", retraining]
+    sample = drift.get("sample") or {}
+    lines = [
+        f"Drift check    {str(drift.get('status')).upper()} over {_number(sample.get('n'))} scored "
+        f"transactions; retraining: {drift.get('retraining')}"
+    ]
+    by_status: dict[str, list[str]] = {}
+    features = drift.get("features", {})
+    for name, v in sorted(features.items(), key=lambda kv: -(kv[1].get("psi") or 0)):
+        by_status.setdefault(str(v.get("status")), []).append(f"{name} {v.get('psi') or 0:.3f}")
+    for status in ("drift", "warn", "ok", "insufficient_data"):
+        if status in by_status:
+            lines.append(f"  {status:<10} PSI {', '.join(by_status[status])}")
+    if features:
+        score = drift.get("score", {})
+        lines.append(
+            f"  score      {score.get('status')} (PSI {score.get('psi') or 0:.3f}, "
+            f"JS distance {score.get('js_distance') or 0:.3f})"
+        )
+    if drift.get("picture"):
+        lines.append(f"  picture    {drift['picture']}")
+    return [*lines, retraining]
+
+
+def functions_summary(stats: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Per function: invocations, errors, cold start, time in the handler."""
+    return {
+        name: {
+            "invocations": c.invocations,
+            "errors": c.errors,
+            "cold_start_s": round(c.init_seconds, 3) if c.init_seconds is not None else None,
+            "handler_s": round(c.busy_seconds, 2),
+        }
+        for name, c in stats
+    }
