@@ -6,6 +6,7 @@ physical ids, exactly as after `sam deploy`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,7 @@ def local_template(
     try:
         return transform_template(template, parameter_overrides, region=region)
     except InvalidDocumentException as error:
-        causes = "; ".join(str(cause) for cause in error.causes) or str(error)
+        causes = "; ".join(str(cause).rstrip(".") for cause in error.causes) or str(error)
         raise TemplateError(
             f"the SAM translator rejected {template_path.name}: {causes}. Fix the template "
             "(`make validate` runs cfn-lint and `sam validate --lint` on it), then run again."
@@ -123,7 +124,8 @@ def deploy_local_stack(
     s3 = clients("s3")
     # The transformed template points every function and layer at this object; the handlers
     # themselves run in-process.
-    s3.create_bucket(Bucket=LOCAL_CODE_BUCKET)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):  # a stack deployed before
+        s3.create_bucket(Bucket=LOCAL_CODE_BUCKET)
     s3.put_object(Bucket=LOCAL_CODE_BUCKET, Key=LOCAL_CODE_KEY, Body=b"code runs in-process")
     try:
         cloudformation.create_stack(

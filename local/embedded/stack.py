@@ -35,24 +35,28 @@ class EmbeddedStack:
         parameters: Mapping[str, str] | None = None,
         port: int = 0,
         model_dir: Path = MODEL_DIR,
+        server: MotoServer | None = None,
     ):
+        """`server`: deploy into a running moto (left running) instead of starting one."""
         self.template_path = template_path
         self.stack_name = stack_name
         self.parameters = dict(parameters or {})
         self.model_dir = model_dir
-        self.server = MotoServer(port=port)
+        self._owns_server = server is None
+        self.server = server or MotoServer(port=port)
         self.stack: DeployedStack | None = None
         self.functions: dict[str, FunctionContainer] = {}  # by logical id
 
     def __enter__(self) -> Self:
-        self.server.start()
+        if self._owns_server:
+            self.server.start()
         try:
             self.stack = deploy_local_stack(
                 self.client, self.template_path, self.stack_name, self.parameters
             )
             self._build_containers()
         except BaseException:
-            self.server.stop()
+            self.__exit__(None, None, None)
             raise
         return self
 
@@ -62,7 +66,8 @@ class EmbeddedStack:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.server.stop()
+        if self._owns_server:
+            self.server.stop()
 
     def client(self, service: str) -> Any:
         return self.server.client(service)

@@ -21,6 +21,7 @@ from streamscore.items import from_item_value
 
 _deserializer = TypeDeserializer()
 PATTERN_ORDER = ("card_testing", "account_takeover", "high_risk_mcc", "moto_burst")
+QUARANTINE_EXAMPLES = 5  # quarantined records shown whole in the JSON summary
 
 
 @dataclass
@@ -214,6 +215,10 @@ def build_summary(
         if observed.retraining_requests is None
         else len(observed.retraining_requests),
     }
+    summary["quarantine_examples"] = [
+        {k: item.get(k) for k in ("record_id", "stage", "reason", "message", "payload_b64")}
+        for item in observed.quarantine[:QUARANTINE_EXAMPLES]
+    ]
     if drift is not None:
         summary["drift"] = dict(drift)
     summary.update(extra or {})

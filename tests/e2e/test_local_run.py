@@ -1,0 +1,194 @@
+"""The local run end to end: simulated traffic through the template's stack on embedded moto.
+
+Small runs, each with its own moto: the real handlers behind the event-source emulator, the
+drift check over the checked days, the summary read back from the stack's tables and queues.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from embedded.cli import main
+from embedded.deploy import TemplateError, local_template
+from embedded.run import RunError, RunOptions, run_embedded
+from embedded.server import MotoServer, ServerStartError
+
+ROOT = Path(__file__).resolve().parents[2]
+TRANSACTIONS = 4_000  # ~110 cards: enough for the drift check's sample over the checked days
+
+
+def test_baseline_run_balances_and_asks_for_no_retraining(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given
+    summary_path = tmp_path / "summary.json"
+
+    # when: the command line, as `make demo` runs it
+    code = main(
+        [
+            "run",
+            "--transactions", str(TRANSACTIONS),
+            "--invalid-rate", "0.03",
+            "--seed", "11",
+            "--json", str(summary_path),
+            "--out", str(tmp_path / "out"),
+        ]
+    )  # fmt: skip
+
+    # then
+    out = capsys.readouterr().out
+    summary = json.loads(summary_path.read_text())
+    counts = summary["counts"]
+    assert code == 0, out
+    assert counts["in"] == TRANSACTIONS + counts["invalid_sent"]
+    assert counts["invalid_sent"] > 50
+    assert counts["scored"] == TRANSACTIONS
+    assert counts["quarantined"] == counts["invalid_sent"]
+    assert counts["in"] == counts["scored"] + counts["quarantined"]
+    assert (counts["failed"], counts["duplicate_predictions"], counts["unaccounted"]) == (0, 0, 0)
+    assert set(counts["quarantined_by_stage"]) == {"preprocess"}
+    assert summary["latency_ms"]["n"] == TRANSACTIONS
+    assert sum(summary["decisions"].values()) == TRANSACTIONS
+    assert summary["quality"]["labelled"] == TRANSACTIONS
+    assert summary["quality"]["pr_auc"] > 0.7
+    drift = summary["drift"]
+    assert drift["status"] in ("ok", "warn")
+    assert drift["retraining"] == "not_drift"
+    assert drift["sample"]["n"] >= 500  # the checked days only
+    assert summary["retraining_requests"] == 0
+    assert Path(drift["picture"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert summary["failure_queue"] == {"messages": 0, "records": 0, "conditions": {}}
+    assert summary["functions"]["PreprocessFunction"]["errors"] == 0
+    assert "in = scored + quarantined + failed holds" in out
+    assert "Drift check" in out and drift["picture"] in out
+
+
+# channel-shift moves e-commerce share; cross-border e-commerce moves the foreign counter with it,
+# and at ~110 cards that counter is the noisiest feature (PSI up to ~0.3 across seeds).
+CHANNEL_SHIFT_MAY_DRIFT = {"channel_ecom", "foreign_count_24h"}
+
+
+def test_drift_scenario_detects_the_shift_and_requests_retraining_once(tmp_path: Path) -> None:
+    # when: from the checked days on, every card moves half its channel mix to e-commerce
+    summary = run_embedded(
+        RunOptions(transactions=TRANSACTIONS, scenario="channel-shift", out_dir=tmp_path)
+    )
+
+    # then
+    drift = summary["drift"]
+    features = drift["features"]
+    drifted = {name for name, v in features.items() if v["status"] == "drift"}
+    assert drift["status"] == "drift"
+    assert max(features, key=lambda name: features[name]["psi"]) == "channel_ecom"
+    assert "channel_ecom" in drifted <= CHANNEL_SHIFT_MAY_DRIFT
+    assert drift["score"]["status"] == "drift"  # the model's scores moved with it
+    assert drift["retraining"] == "sent"
+    assert summary["retraining_requests"] == 1
+    counts = summary["counts"]
+    assert (counts["failed"], counts["duplicate_predictions"], counts["unaccounted"]) == (0, 0, 0)
+
+
+def test_input_file_lines_are_sent_as_their_bytes(tmp_path: Path) -> None:
+    # given: two transactions, one of them twice, and two lines that are not JSON
+    transaction = {
+        "transaction_id": "file-1", "card_id": "card_9", "merchant_id": "m_1", "amount": 12.5,
+        "currency": "EUR", "country": "DE", "mcc": "5411", "channel": "pos",
+        "event_time": "2026-03-02T10:00:00+01:00",
+    }  # fmt: skip
+    second = transaction | {"transaction_id": "file-2", "amount": 30.0}
+    lines = [
+        json.dumps(transaction).encode(),
+        b"not json at all \xff",
+        json.dumps(second).encode(),
+        b"",
+        json.dumps(transaction).encode(),
+        b'{"transaction_id": "file-3"',
+    ]
+    path = tmp_path / "records.txt"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    # when
+    summary = run_embedded(RunOptions(input_path=path, out_dir=tmp_path))
+
+    # then: 5 records (the blank line is skipped), the repeat scored once
+    counts = summary["counts"]
+    assert (counts["in"], counts["scored"], counts["quarantined"]) == (5, 2, 2)
+    assert counts["repeats_absorbed"] == 1
+    assert counts["unaccounted"] == 0
+    assert counts["quarantined_by_stage"] == {"preprocess": {"invalid_json": 1, "not_utf8": 1}}
+    payloads = {base64.b64decode(e["payload_b64"]) for e in summary["quarantine_examples"]}
+    assert payloads == {b"not json at all \xff", b'{"transaction_id": "file-3"'}
+
+
+# ---------------------------------------------------------------- clear errors
+
+
+def test_a_port_in_use_says_so_and_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        with pytest.raises(ServerStartError, match=f"port {port} on 127.0.0.1 is in use") as error:
+            MotoServer(port=port).start()
+        code = main(
+            ["invoke", "score", "--event", str(ROOT / "events" / "score_features.json"),
+             "--port", str(port)]
+        )  # fmt: skip
+
+    assert "--port" in str(error.value)
+    assert code == 2
+    assert f"error: port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+
+
+BAD_TEMPLATE = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/
+      Handler: preprocess.app.lambda_handler
+      Runtime: python3.13
+      Events:
+        Tick:
+          Type: Schedule
+          Properties:
+            Schedule: [not, a, string]
+"""
+
+
+def test_a_template_the_translator_rejects_says_why_and_what_to_do(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(BAD_TEMPLATE)
+
+    with pytest.raises(TemplateError) as error:
+        local_template(template, {}, "us-east-1")
+
+    message = str(error.value)
+    assert "the SAM translator rejected template.yaml" in message
+    assert "Property 'Schedule' should be a string" in message
+    assert "make validate" in message
+
+
+def test_a_handler_that_fails_to_start_stops_the_run_naming_it(tmp_path: Path) -> None:
+    # given: thresholds the score function refuses at cold start
+    options = RunOptions(
+        transactions=100,
+        parameters={"ReviewThreshold": "0.9", "DeclineThreshold": "0.1"},
+        out_dir=tmp_path,
+    )
+
+    with pytest.raises(RunError) as error:
+        run_embedded(options)
+
+    message = str(error.value)
+    assert "ScoreFunction (score.app.lambda_handler) failed to start" in message
+    assert "invalid decision thresholds" in message
+    assert str(tmp_path / "functions.log") in message
+    assert "SystemicError" in (tmp_path / "functions.log").read_text()
