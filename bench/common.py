@@ -1,0 +1,255 @@
+"""What every benchmark shares: environments, handler loading, a log sink, statistics, the machine."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from bench import ROOT
+
+REGION = "us-east-1"
+MODEL_DIR = ROOT / "models" / "artifacts"
+TEMPLATE_PATH = ROOT / "template.yaml"
+AWS_ENV = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+# Table, stream, bus and bucket names the handlers are configured with in the benchmarks.
+NAMES = {
+    "EntityStateTable": "bench-entity-state",
+    "FeaturesTable": "bench-features",
+    "QuarantineTable": "bench-quarantine",
+    "MonitoringTable": "bench-monitoring",
+    "PredictionsTable": "bench-predictions",
+    "TransactionsStream": "bench-transactions",
+    "FeaturesStream": "bench-features-stream",
+    "EventBus": "bench-bus",
+    "ArtifactsBucket": "bench-artifacts",
+}
+COMMON_FUNCTION_ENV = {
+    "POWERTOOLS_METRICS_NAMESPACE": "StreamScore",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+# Each function's environment as template.yaml gives it (names replaced by NAMES).
+FUNCTION_ENV: dict[str, dict[str, str]] = {
+    "preprocess": {
+        "POWERTOOLS_SERVICE_NAME": "preprocess",
+        "ENTITY_STATE_TABLE": NAMES["EntityStateTable"],
+        "FEATURES_TABLE": NAMES["FeaturesTable"],
+        "QUARANTINE_TABLE": NAMES["QuarantineTable"],
+        "MONITORING_TABLE": NAMES["MonitoringTable"],
+        "FEATURES_STREAM_NAME": NAMES["FeaturesStream"],
+    },
+    "score": {
+        "POWERTOOLS_SERVICE_NAME": "score",
+        "PREDICTIONS_TABLE": NAMES["PredictionsTable"],
+        "QUARANTINE_TABLE": NAMES["QuarantineTable"],
+        "MONITORING_TABLE": NAMES["MonitoringTable"],
+        "EVENT_BUS_NAME": NAMES["EventBus"],
+        "MODEL_DIR": str(MODEL_DIR),
+        "REVIEW_THRESHOLD": "",
+        "DECLINE_THRESHOLD": "",
+        "ALERT_ON_REVIEW": "false",
+    },
+    "drift_check": {
+        "POWERTOOLS_SERVICE_NAME": "drift-check",
+        "MONITORING_TABLE": NAMES["MonitoringTable"],
+        "ARTIFACTS_BUCKET": NAMES["ArtifactsBucket"],
+        "EVENT_BUS_NAME": NAMES["EventBus"],
+        "MODEL_DIR": str(MODEL_DIR),
+    },
+}
+FUNCTIONS = ("preprocess", "score", "drift_check")
+LOGICAL_IDS = {
+    "preprocess": "PreprocessFunction",
+    "score": "ScoreFunction",
+    "drift_check": "DriftCheckFunction",
+}
+
+
+def prepare_process() -> None:
+    """Fake credentials, region and Powertools settings for the whole process: some are read
+    at call time (single_metric reads the namespace), and nothing may reach a real account."""
+    os.environ.update(AWS_ENV | COMMON_FUNCTION_ENV)
+
+
+def function_env(function: str) -> dict[str, str]:
+    return AWS_ENV | COMMON_FUNCTION_ENV | FUNCTION_ENV[function]
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class CountingSink(io.TextIOBase):
+    """A stdout that keeps nothing and counts the UTF-8 bytes written (log and EMF volume)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.keep: list[str] | None = None  # when a list, what is written is kept too
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.bytes += len(text.encode())
+        if self.keep is not None:
+            self.keep.append(text)
+        return len(text)
+
+
+# One sink for the process: Powertools' Logger keeps the stream it found at its first import.
+SINK = CountingSink()
+
+
+def load_app(function: str, env: Mapping[str, str] | None = None) -> ModuleType:
+    """`<function>.app` imported afresh (module-scope settings, clients, model), logging to SINK."""
+    for name in (f"{function}.app", "streamscore.observability"):
+        sys.modules.pop(name, None)
+    with environment(env or function_env(function)), contextlib.redirect_stdout(SINK):
+        return importlib.import_module(f"{function}.app")
+
+
+@contextlib.contextmanager
+def into_sink() -> Iterator[CountingSink]:
+    with contextlib.redirect_stdout(SINK):
+        yield SINK
+
+
+class LambdaContext:
+    function_version = "$LATEST"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    log_stream_name = "bench"
+
+    def __init__(self, function: str = "bench", memory_mb: int = 1024) -> None:
+        self.function_name = f"streamscore-{function}"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{function}"
+        self.memory_limit_in_mb = memory_mb
+        self.log_group_name = f"/aws/lambda/streamscore-{function}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def summary(values: Sequence[float], digits: int = 2) -> dict[str, float]:
+    """Median and min-max (and how many samples) of one figure."""
+    if not values:
+        raise ValueError("no samples")
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "n": len(values),
+    }
+
+
+def interleaved[T](
+    variants: Mapping[str, Callable[[T], float]], items: Sequence[T], warmup: int = 1
+) -> dict[str, list[float]]:
+    """Every variant on every item, the variants' order rotating item by item, so that a burst
+    of load on a shared machine falls on all of them alike; the first `warmup` items are
+    run but not kept. Returns each variant's samples in item order (pairs line up)."""
+    names = list(variants)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for index, item in enumerate(items):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            value = variants[name](item)
+            if index >= warmup:
+                samples[name].append(value)
+    return samples
+
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> dict[str, float]:
+    """Ratios of samples taken side by side (same item, same moment), summarised."""
+    return summary([a / b for a, b in zip(numerator, denominator, strict=True)])
+
+
+# ----------------------------------------------------------------------------- the machine
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def versions() -> dict[str, str]:
+    packages = (
+        "boto3",
+        "botocore",
+        "aws-lambda-powertools",
+        "pydantic",
+        "numpy",
+        "onnxruntime",
+        "moto",
+    )
+    found = {"python": platform.python_version()}
+    for name in packages:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--short"))}
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,366 @@
+"""The capacity and cost model: pure arithmetic on measured figures and the price/latency table.
+
+Nothing here measures or calls AWS; tests/unit/test_bench_model.py checks it by hand.
+
+Duration of one batch of n records in Lambda = CPU measured here / CPU share + time with an AWS
+call in flight (measured with the stated p50 latencies injected). The CPU share is
+memory / 1,769 MB, at most one vCPU: the handlers are Python (one thread holds the GIL) and run
+ONNX Runtime on one thread. CPU speed of a Lambda vCPU is taken as that of this machine's core.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HOURS_PER_MONTH = 730.0
+KB = 1024
+GB = 1024**3  # AWS bills "GB" of data and memory as 2^30 bytes
+
+
+def load_table(path: Path) -> dict[str, Any]:
+    table: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return table
+
+
+def price(table: Mapping[str, Any], name: str) -> float:
+    return float(table["prices"][name]["usd"])
+
+
+def limit(table: Mapping[str, Any], name: str) -> float:
+    return float(table["limits"][name]["value"])
+
+
+def latencies_s(table: Mapping[str, Any]) -> dict[str, float]:
+    return {op: spec["ms"] / 1000 for op, spec in table["latency_ms_p50"].items()}
+
+
+# ----------------------------------------------------------------------------- DynamoDB units
+
+
+def _number_size(text: str) -> int:
+    mantissa = text.lower().split("e")[0].lstrip("+-").replace(".", "")
+    digits = mantissa.strip("0") or "0"
+    return (len(digits) + 1) // 2 + 1
+
+
+def attribute_size(value: Mapping[str, Any]) -> int:
+    """Bytes of one attribute value in DynamoDB's accounting (names are counted by the caller).
+
+    Strings and binary: their bytes; numbers: 1 byte per two significant digits + 1; booleans
+    and null: 1; lists and maps: 3 bytes + 1 per element + the elements (and a map's keys).
+    """
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        return _number_size(inner)
+    if kind == "B":
+        return len(inner) if isinstance(inner, (bytes, bytearray)) else len(inner.encode())
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(v) for v in inner)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + attribute_size(v) for k, v in inner.items())
+    if kind == "SS":
+        return sum(len(s.encode()) for s in inner)
+    if kind == "NS":
+        return sum(_number_size(s) for s in inner)
+    raise ValueError(f"unknown attribute type {kind}")
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """Bytes of a wire-format item as DynamoDB counts them: names plus values."""
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+def write_units(size: int) -> int:
+    """WRUs of writing one item of `size` bytes (standard table class)."""
+    return max(1, math.ceil(size / KB))
+
+
+def read_units(size: int | None, consistent: bool) -> float:
+    """RRUs of reading one item by key; None = not found (still the minimum charge)."""
+    units = max(1, math.ceil((size or 0) / (4 * KB)))
+    return float(units) if consistent else units / 2
+
+
+def query_read_units(sizes: Sequence[int]) -> float:
+    """RRUs of one Query page on a global secondary index (always eventually consistent)."""
+    return max(1, math.ceil(sum(sizes) / (4 * KB))) / 2
+
+
+def kinesis_billed_kb(size: int) -> int:
+    """On-demand ingest and retrieval round each record up to a whole KB."""
+    return max(1, math.ceil(size / KB))
+
+
+# ----------------------------------------------------------------------------- capacity
+
+
+def cpu_share(memory_mb: float, mb_per_vcpu: float) -> float:
+    return min(1.0, memory_mb / mb_per_vcpu)
+
+
+def fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares (intercept, slope) of y = a + b x."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
+    return mean_y - slope * mean_x, slope
+
+
+def interpolate(points: Sequence[tuple[float, float]], x: float) -> float:
+    """Piecewise-linear through `points` (sorted by x), flat beyond both ends."""
+    xs = [p[0] for p in points]
+    if x <= xs[0]:
+        return points[0][1]
+    if x >= xs[-1]:
+        return points[-1][1]
+    i = bisect.bisect_right(xs, x)
+    (x0, y0), (x1, y1) = points[i - 1], points[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+@dataclass(frozen=True)
+class FunctionProfile:
+    """One stream consumer: its configuration and what it was measured to cost per batch."""
+
+    name: str
+    memory_mb: int
+    batch_size: int
+    batching_window_s: float
+    parallelization: int
+    cpu_ms_per_batch: tuple[tuple[float, float], ...]  # (records, CPU ms here)
+    io_ms_per_batch: tuple[tuple[float, float], ...]  # (records, ms with a call in flight)
+    log_bytes_per_batch: tuple[tuple[float, float], ...] = ((1, 0.0),)
+
+    def cpu_ms(self, records: float) -> float:
+        intercept, slope = fit_line(self.cpu_ms_per_batch)
+        return max(0.0, intercept) + slope * records
+
+    def duration_ms(self, records: float, mb_per_vcpu: float) -> float:
+        """Billed duration of one invocation of `records` records."""
+        share = cpu_share(self.memory_mb, mb_per_vcpu)
+        return self.cpu_ms(records) / share + interpolate(self.io_ms_per_batch, records)
+
+    def records_per_second(
+        self, mb_per_vcpu: float, overhead_ms: float, records: float | None = None
+    ) -> float:
+        """Records/s one shard's consumer sustains with full batches (x the parallelization)."""
+        n = records or self.batch_size
+        return n / ((self.duration_ms(n, mb_per_vcpu) + overhead_ms) / 1000) * self.parallelization
+
+
+def per_record_rate(
+    cpu_us_per_record: float,
+    latency_ms_per_record: float,
+    memory_mb: float,
+    mb_per_vcpu: float,
+) -> float:
+    """Records/s of a record-at-a-time consumer: its calls one after the other."""
+    per_record_ms = cpu_us_per_record / 1000 / cpu_share(memory_mb, mb_per_vcpu)
+    return 1000 / (per_record_ms + latency_ms_per_record)
+
+
+def shard_write_limit(record_bytes: float, records_per_s: float, bytes_per_s: float) -> float:
+    """Records/s one shard accepts: 1,000 records/s or 1 MiB/s, whichever binds first."""
+    return min(records_per_s, bytes_per_s / record_bytes)
+
+
+# ----------------------------------------------------------------------------- cost
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the pipeline uses per transaction and per batch (counted against moto)."""
+
+    records_per_transaction: float  # TransactionsStream records (valid + invalid)
+    features_per_transaction: float  # FeaturesStream records
+    transaction_record_bytes: float
+    feature_record_bytes: float
+    transaction_billed_kb: float  # on-demand KB per transaction record (rounded up per record)
+    feature_billed_kb: float
+    wru_per_transaction: float  # features, state, prediction, quarantine
+    rru_per_transaction: float  # state reads and the stored-prediction lookup
+    wru_per_preprocess_batch: float  # the STATS item
+    wru_per_score_batch: float  # the HIST item
+    monitoring_bytes_per_preprocess_batch: float
+    monitoring_bytes_per_score_batch: float
+    alerts_per_transaction: float
+    drift_wru_per_check: float
+    drift_s3_puts_per_check: float
+    drift_events_per_check: float
+    custom_metrics: int
+    alarms: int
+    dashboards: int
+    kms_keys: int = 1
+
+
+@dataclass(frozen=True)
+class DriftProfile:
+    memory_mb: int
+    checks_per_hour: float
+    window_hours: float
+    cpu_ms_fixed: float
+    cpu_us_per_item: float
+    io_ms_fixed: float
+    io_ms_per_item: float
+
+
+@dataclass(frozen=True)
+class Scenario:
+    rate_tps: float  # valid transactions per second, sustained
+    architecture: str  # "x86_64" or "arm64"
+    stream_mode: str  # "ON_DEMAND" or "PROVISIONED"
+
+
+def shards_needed(rate_records: float, record_bytes: float, table: Mapping[str, Any]) -> int:
+    per_shard = shard_write_limit(
+        record_bytes,
+        limit(table, "kinesis_shard_write_records_per_s"),
+        limit(table, "kinesis_shard_write_bytes_per_s"),
+    )
+    return max(1, math.ceil(rate_records / per_shard))
+
+
+def batch_fill(rate_per_shard: float, profile: FunctionProfile) -> float:
+    """Records per invocation: a full batch, or what one batching window gathers."""
+    return max(1.0, min(float(profile.batch_size), rate_per_shard * profile.batching_window_s))
+
+
+def cost_per_million(
+    scenario: Scenario,
+    preprocess: FunctionProfile,
+    score: FunctionProfile,
+    drift: DriftProfile,
+    usage: Usage,
+    table: Mapping[str, Any],
+) -> dict[str, Any]:
+    """USD per million transactions at a sustained rate, by component, with the batch fill."""
+    p = {name: float(spec["usd"]) for name, spec in table["prices"].items()}
+    mb_per_vcpu = limit(table, "lambda_mb_per_vcpu")
+    gb_second = p[f"lambda_{scenario.architecture}_gb_second"]
+    rate = scenario.rate_tps
+    million_hours = 1e6 / (rate * 3600)  # hours it takes to see a million transactions
+
+    tx_shards = shards_needed(
+        rate * usage.records_per_transaction, usage.transaction_record_bytes, table
+    )
+    feature_shards = shards_needed(
+        rate * usage.features_per_transaction, usage.feature_record_bytes, table
+    )
+    if scenario.stream_mode == "ON_DEMAND":
+        initial = int(limit(table, "kinesis_on_demand_initial_shards"))
+        tx_shards, feature_shards = max(initial, tx_shards), max(initial, feature_shards)
+
+    def lambda_part(profile: FunctionProfile, records_per_tx: float, shards: int) -> dict[str, float]:
+        fill = batch_fill(rate * records_per_tx / shards, profile)
+        invocations = 1e6 * records_per_tx / fill
+        seconds = math.ceil(profile.duration_ms(fill, mb_per_vcpu)) / 1000
+        log_bytes = interpolate(profile.log_bytes_per_batch, fill) + limit(
+            table, "lambda_platform_log_bytes_per_invocation"
+        )
+        return {
+            "fill": fill,
+            "invocations": invocations,
+            "compute": invocations * seconds * profile.memory_mb / 1024 * gb_second,
+            "requests": invocations * p["lambda_request"],
+            "logs": invocations * log_bytes / GB * p["cloudwatch_logs_ingestion_gb"],
+            "traces": invocations
+            * limit(table, "xray_traces_per_invocation")
+            * p["xray_trace_recorded"],
+        }
+
+    pre = lambda_part(preprocess, usage.records_per_transaction, tx_shards)
+    sco = lambda_part(score, usage.features_per_transaction, feature_shards)
+
+    # the drift check reads every monitoring item of its window, each hour
+    batches_per_hour = (pre["invocations"] + sco["invocations"]) / million_hours
+    items = batches_per_hour * drift.window_hours
+    item_bytes_per_hour = (
+        pre["invocations"] * usage.monitoring_bytes_per_preprocess_batch
+        + sco["invocations"] * usage.monitoring_bytes_per_score_batch
+    ) / million_hours
+    drift_seconds = (
+        (drift.cpu_ms_fixed + drift.cpu_us_per_item * items / 1000)
+        / cpu_share(drift.memory_mb, mb_per_vcpu)
+        + drift.io_ms_fixed
+        + drift.io_ms_per_item * items
+    ) / 1000
+    drift_per_hour = drift.checks_per_hour * (
+        drift_seconds * drift.memory_mb / 1024 * gb_second
+        + p["lambda_request"]
+        + item_bytes_per_hour * drift.window_hours / (4 * KB) / 2 * p["dynamodb_on_demand_read_request_unit"]
+        + usage.drift_wru_per_check * p["dynamodb_on_demand_write_request_unit"]
+        + usage.drift_s3_puts_per_check * p["s3_put_request"]
+        + usage.drift_events_per_check * p["eventbridge_custom_event"]
+    )
+
+    if scenario.stream_mode == "ON_DEMAND":
+        kinesis_fixed = 2 * p["kinesis_on_demand_stream_hour"]
+        billed_kb = (
+            usage.records_per_transaction * usage.transaction_billed_kb
+            + usage.features_per_transaction * usage.feature_billed_kb
+        )
+        kinesis_variable = 1e6 * billed_kb * KB / GB * (
+            p["kinesis_on_demand_ingest_gb"] + p["kinesis_on_demand_retrieval_gb"]
+        )
+    else:
+        kinesis_fixed = (tx_shards + feature_shards) * p["kinesis_provisioned_shard_hour"]
+        kinesis_variable = (
+            1e6
+            * (usage.records_per_transaction + usage.features_per_transaction)
+            * p["kinesis_provisioned_put_payload_unit"]
+        )
+
+    monthly_fixed = (
+        usage.custom_metrics * p["cloudwatch_custom_metric_month"]
+        + usage.alarms * p["cloudwatch_alarm_month"]
+        + usage.dashboards * p["cloudwatch_dashboard_month"]
+        + usage.kms_keys * p["kms_key_month"]
+    )
+    dynamodb = (
+        1e6 * usage.wru_per_transaction * p["dynamodb_on_demand_write_request_unit"]
+        + 1e6 * usage.rru_per_transaction * p["dynamodb_on_demand_read_request_unit"]
+        + pre["invocations"] * usage.wru_per_preprocess_batch * p["dynamodb_on_demand_write_request_unit"]
+        + sco["invocations"] * usage.wru_per_score_batch * p["dynamodb_on_demand_write_request_unit"]
+    )
+    parts = {
+        "lambda_preprocess": pre["compute"] + pre["requests"],
+        "lambda_score": sco["compute"] + sco["requests"],
+        "dynamodb": dynamodb,
+        "kinesis": kinesis_variable + kinesis_fixed * million_hours,
+        "eventbridge": 1e6 * usage.alerts_per_transaction * p["eventbridge_custom_event"],
+        "cloudwatch_logs": pre["logs"] + sco["logs"],
+        "xray": pre["traces"] + sco["traces"],
+        "drift_check": drift_per_hour * million_hours,
+        "monthly_fixed": monthly_fixed / HOURS_PER_MONTH * million_hours,
+    }
+    return {
+        "usd_per_million": {k: round(v, 4) for k, v in parts.items()},
+        "total_usd_per_million": round(sum(parts.values()), 4),
+        "preprocess_batch_fill": round(pre["fill"], 1),
+        "score_batch_fill": round(sco["fill"], 1),
+        "shards": {"transactions": tx_shards, "features": feature_shards},
+        "drift_window_items": round(items),
+        "drift_check_seconds": round(drift_seconds, 2),
+    }
+
+
+def endpoint_per_million(rate_tps: float, instances: int, hourly_usd: float) -> float:
+    """USD per million transactions of an always-on endpoint at a sustained rate."""
+    return instances * hourly_usd / (rate_tps * 3600 / 1e6)
+
+
+def break_even_rate(instances: int, hourly_usd: float, lambda_usd_per_million: float) -> float:
+    """Transactions/s above which the endpoint's hours cost less than the Lambda's per-use bill."""
+    return instances * hourly_usd / (lambda_usd_per_million * 3600 / 1e6)

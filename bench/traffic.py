@@ -1,0 +1,115 @@
+"""Benchmark traffic from the simulator: Kinesis batches of transactions and of feature records.
+
+A large card population (20,000 cards over 3 days) so that, as in production, nearly every
+record of a batch is a different card; the cards' states after the first part of the period
+are what EntityStateTable holds when the measured records arrive.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from embedded.lambda_events import KinesisEntry, kinesis_event
+from simulator import SimulationConfig, encode_transaction, inject_invalid, simulate
+from streamscore.adapters.dynamodb import serialize
+from streamscore.contracts import Transaction
+from streamscore.features import CardState, advance_state, build_features
+from streamscore.items import to_item_value
+from streamscore.preprocess import encode_feature_record, feature_record
+from streamscore.records import StreamRecord
+
+SEED = 11
+N_CARDS = 20_000
+DAYS = 3.0
+INVALID_RATE = 0.01  # the local run's default share of invalid records
+TRANSACTIONS_STREAM = "bench-transactions"
+FEATURES_STREAM = "bench-features-stream"
+SHARD = "shardId-000000000000"
+STATE_TTL_DAYS = 400
+MEASURED = 8_000  # the period's last transactions; the benchmarks take prefixes of them
+
+
+@dataclass(frozen=True)
+class Window:
+    """The measured transactions (the period's last ones) and the card states before them."""
+
+    transactions: list[Transaction]
+    payloads: list[bytes]  # their encodings, in order
+    states: dict[str, CardState]
+    features: list[dict[str, float]]  # each transaction's features given the states
+
+
+@functools.cache
+def window() -> Window:
+    simulated = simulate(SimulationConfig(seed=SEED, n_cards=N_CARDS, days=DAYS))
+    raw = simulated.transactions
+    states: dict[str, CardState] = {}
+    history, measured = raw[:-MEASURED], raw[-MEASURED:]
+    for item in history:
+        txn = Transaction.model_validate_json(encode_transaction(item))
+        states[txn.card_id] = advance_state(states.get(txn.card_id), txn)
+    before = dict(states)
+    transactions, features = [], []
+    for item in measured:
+        txn = Transaction.model_validate_json(encode_transaction(item))
+        transactions.append(txn)
+        features.append(build_features(txn, states.get(txn.card_id)))
+        states[txn.card_id] = advance_state(states.get(txn.card_id), txn)
+    return Window(transactions, [encode_transaction(t) for t in measured], before, features)
+
+
+def state_items(states: dict[str, CardState], now: datetime) -> list[dict[str, Any]]:
+    """EntityStateTable items (wire format) as the state store writes them."""
+    expires = int(now.timestamp()) + STATE_TTL_DAYS * 86400
+    return [serialize(to_item_value(s.to_dict()) | {"expires_at": expires}) for s in states.values()]
+
+
+def transaction_events(
+    batch_size: int, batches: int = 1, records: int | None = None
+) -> list[dict[str, Any]]:
+    """Consecutive TransactionsStream batches (`batches` full ones, or `records` records): the
+    window's transactions with invalid records interleaved, partition key = card id, sequence
+    numbers growing along the shard."""
+    needed = records or batch_size * batches
+    win = window()
+    mixed = inject_invalid(win.payloads, np.random.default_rng(SEED), INVALID_RATE)[:needed]
+    if len(mixed) < needed:
+        raise ValueError(f"{needed} records asked for, the window has {len(mixed)}")
+    entries = []
+    for payload, category in mixed:
+        key = "card_bad" if category is not None else json.loads(payload)["card_id"]
+        entries.append(KinesisEntry(key, payload, arrival=1_772_442_000.0))
+    return [
+        kinesis_event(entries[i : i + batch_size], TRANSACTIONS_STREAM, SHARD, first_index=i)
+        for i in range(0, needed, batch_size)
+    ]
+
+
+def feature_events(batch_size: int, batches: int) -> list[dict[str, Any]]:
+    """Consecutive FeaturesStream batches: the feature records preprocess forwards for the window."""
+    needed = batch_size * batches
+    win = window()
+    if needed > len(win.transactions):
+        raise ValueError(f"{needed} feature records asked for, the window has {MEASURED}")
+    entries = []
+    pairs = zip(win.transactions[:needed], win.features[:needed], strict=True)
+    for index, (txn, features) in enumerate(pairs):
+        arrived = txn.event_time.timestamp() + 0.3
+        source = StreamRecord(TRANSACTIONS_STREAM, SHARD, str(index), txn.card_id, "", arrived)
+        now = datetime.fromtimestamp(arrived + 0.2, UTC)
+        payload = encode_feature_record(feature_record(source, txn, features, now))
+        entries.append(KinesisEntry(txn.card_id, payload, arrival=arrived + 0.25))
+    return [
+        kinesis_event(entries[i : i + batch_size], FEATURES_STREAM, SHARD, first_index=i)
+        for i in range(0, needed, batch_size)
+    ]
+
+
+def distinct_cards(event: dict[str, Any]) -> int:
+    return len({r["kinesis"]["partitionKey"] for r in event["Records"]} - {"card_bad"})
