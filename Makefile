@@ -122,3 +122,29 @@ model-check: $(STAMP) ## Retrain into a temp dir and cmp with the committed mode
 .PHONY: events
 events: $(STAMP) ## Regenerate the sample events in events/ from the simulator
 	$(BIN)/python -m embedded.sample_events --out events
+
+# The local run: moto in a subprocess on 127.0.0.1, template.yaml deployed into it, the handlers
+# in-process behind an emulator of the event-source mappings. No Docker, no AWS account.
+RUN_ARGS ?=
+.PHONY: demo
+demo: $(STAMP) ## Run the whole pipeline locally (20,000 simulated transactions), print the summary; drift picture in out/
+	$(BIN)/python -m local run
+
+.PHONY: run
+run: $(STAMP) ## The local run with options, e.g. make run RUN_ARGS="--scenario channel-shift --json out/summary.json"
+	$(BIN)/python -m local run $(RUN_ARGS)
+
+# `sam local invoke` runs the built functions in Docker (Lambda's image) with events/; their AWS
+# calls go wherever the environment points them (SAM_INVOKE_ARGS="--env-vars env.json ...").
+SAM_INVOKE_ARGS ?=
+.PHONY: invoke-preprocess
+invoke-preprocess: build ## sam local invoke PreprocessFunction with events/preprocess_transactions.json (needs Docker)
+	$(BIN)/sam local invoke PreprocessFunction -e events/preprocess_transactions.json $(SAM_INVOKE_ARGS)
+
+.PHONY: invoke-score
+invoke-score: build ## sam local invoke ScoreFunction with events/score_features.json (needs Docker)
+	$(BIN)/sam local invoke ScoreFunction -e events/score_features.json $(SAM_INVOKE_ARGS)
+
+.PHONY: invoke-drift
+invoke-drift: build ## sam local invoke DriftCheckFunction with events/drift_check_scheduled.json (needs Docker)
+	$(BIN)/sam local invoke DriftCheckFunction -e events/drift_check_scheduled.json $(SAM_INVOKE_ARGS)
