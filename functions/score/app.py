@@ -11,7 +11,6 @@ import boto3
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from streamscore.adapters.dynamodb import BatchTable
 from streamscore.adapters.events import EventPublisher
@@ -57,10 +56,7 @@ policy = ScorePolicy(
 io_executor = ThreadPoolExecutor(max_workers=settings.io_threads)
 step_executor = ThreadPoolExecutor(max_workers=3)
 backoff = Backoff()
-# Client-side parameter validation walks every attribute of every item: a third of botocore's
-# CPU for a BatchWriteItem (bench/score_bench.py). Our adapters build the requests; the service
-# still validates them, and its ValidationException fails the invocation as a SystemicError.
-config = client_config().merge(Config(parameter_validation=False))
+config = client_config()  # no client-side parameter validation: see client_config
 dynamodb = boto3.client("dynamodb", config=config)
 events = boto3.client("events", config=config)
 
