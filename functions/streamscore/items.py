@@ -24,7 +24,9 @@ def to_item_value(value: Any) -> Any:
         if not math.isfinite(value):
             raise ValueError(f"DynamoDB cannot store the non-finite number {value!r}")
         if abs(value) >= MAX_MAGNITUDE:
-            raise ValueError(f"DynamoDB cannot store the number {value!r} (magnitude 1e126 or more)")
+            raise ValueError(
+                f"DynamoDB cannot store the number {value!r} (magnitude 1e126 or more)"
+            )
         if abs(value) < MIN_MAGNITUDE:
             return Decimal(0)  # DynamoDB cannot store a non-zero magnitude below 1e-130
         return Decimal(repr(value))
