@@ -148,3 +148,10 @@ invoke-score: build ## sam local invoke ScoreFunction with events/score_features
 .PHONY: invoke-drift
 invoke-drift: build ## sam local invoke DriftCheckFunction with events/drift_check_scheduled.json (needs Docker)
 	$(BIN)/sam local invoke DriftCheckFunction -e events/drift_check_scheduled.json $(SAM_INVOKE_ARGS)
+
+# Benchmarks: about 5-7 minutes on 2 cores. Writes bench/results/latest.json (the previous run
+# kept as previous.json) and docs/PERFORMANCE.md, and prints the change of every figure.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks: CPU per record, cold start, AWS calls, capacity, cost; BENCH_ARGS="--quick" for a smoke run
+	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -122,6 +122,7 @@ def lambda_like_env(function: str) -> dict[str, str]:
         "MPLCONFIGDIR": str(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-matplotlib"),
         "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("", "functions", "local", "models")),
         "PYTHONDONTWRITEBYTECODE": "1",
+        "BOTO_DISABLE_CRT": "true",
     }
     return env
 

@@ -12,7 +12,6 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -77,6 +76,9 @@ FUNCTION_ENV: dict[str, dict[str, str]] = {
         "MODEL_DIR": str(MODEL_DIR),
     },
 }
+# The Lambda runtime's boto3 has no awscrt, the dev environment does: botocore would sign with
+# the CRT here and in pure Python there. Read by botocore at import.
+LAMBDA_LIKE_BOTOCORE = {"BOTO_DISABLE_CRT": "true"}
 FUNCTIONS = ("preprocess", "score", "drift_check")
 LOGICAL_IDS = {
     "preprocess": "PreprocessFunction",
@@ -88,7 +90,7 @@ LOGICAL_IDS = {
 def prepare_process() -> None:
     """Fake credentials, region and Powertools settings for the whole process: some are read
     at call time (single_metric reads the namespace), and nothing may reach a real account."""
-    os.environ.update(AWS_ENV | COMMON_FUNCTION_ENV)
+    os.environ.update(AWS_ENV | COMMON_FUNCTION_ENV | LAMBDA_LIKE_BOTOCORE)
 
 
 def function_env(function: str) -> dict[str, str]:

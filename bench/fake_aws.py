@@ -17,9 +17,16 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0"}
+
+
+def _headers(values: Mapping[str, str]) -> HTTPHeaders:
+    headers = HTTPHeaders()
+    for name, value in values.items():
+        headers[name] = value
+    return headers
 
 
 class _Body:
@@ -53,12 +60,16 @@ class FakeAWS:
         table_keys: Mapping[str, Sequence[str]],
         latency_s: Mapping[str, float] | None = None,
         query_page_bytes: int = 1024 * 1024,
+        latency_scale: float = 1.0,
     ) -> None:
         self.table_keys = {t: tuple(k) for t, k in table_keys.items()}
         self.items: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {
             t: {} for t in self.table_keys
         }
         self.latency_s = dict(latency_s or {})
+        # Latencies are slept `latency_scale` times longer and in-flight time divided by it:
+        # the CPU that staggers calls on a shared machine then hardly adds to the I/O time.
+        self.latency_scale = latency_scale
         self.query_page_bytes = query_page_bytes
         self.calls: Counter[str] = Counter()
         self.answer_cpu_s = 0.0
@@ -84,9 +95,9 @@ class FakeAWS:
             self.in_flight.clear()
 
     def io_seconds(self) -> float:
-        """Time with at least one call in flight since the last reset."""
+        """Time with at least one call in flight since the last reset, at unscaled latencies."""
         with self._lock:
-            return union_seconds(self.in_flight)
+            return union_seconds(self.in_flight) / self.latency_scale
 
     def reset_timing(self) -> None:
         with self._lock:
@@ -111,13 +122,13 @@ class FakeAWS:
         with self._lock:
             self.calls[operation] += 1
             self.answer_cpu_s += time.thread_time() - started
-        wait = self.latency_s.get(operation, 0.0)
+        wait = self.latency_s.get(operation, 0.0) * self.latency_scale
         if wait:
             # the nominal interval: waking up late for the GIL is CPU contention, counted as CPU
             with self._lock:
                 self.in_flight.append((sent, sent + wait))
             time.sleep(wait)
-        return AWSResponse(request.url, 200, dict(headers), _Body(answer))
+        return AWSResponse(request.url, 200, _headers(headers), _Body(answer))
 
     # ------------------------------------------------------------------ DynamoDB
 
@@ -166,7 +177,11 @@ class FakeAWS:
             ),
             key=lambda item: (_key_value(item["recorded_at"]), _key_value(item["pk"])),
         )
-        offset = int(_key_value(body["ExclusiveStartKey"]["offset"])) if "ExclusiveStartKey" in body else 0
+        offset = (
+            int(_key_value(body["ExclusiveStartKey"]["offset"]))
+            if "ExclusiveStartKey" in body
+            else 0
+        )
         page: list[dict[str, Any]] = []
         size = 0
         for item in matching[offset:]:

@@ -24,9 +24,9 @@ import boto3
 from botocore.config import Config
 
 from bench.common import (
+    AWS_ENV,
     NAMES,
     SINK,
-    AWS_ENV,
     LambdaContext,
     environment,
     interleaved,
@@ -47,6 +47,7 @@ from streamscore.records import parse_kinesis_event
 SIZES = (100, 500, 1000)
 RECORDS_PER_SIZE = 6000  # 60 batches of 100, 12 of 500, 6 of 1000 (+ one warm-up batch each)
 IO_BATCHES = 3  # batches per size with latencies injected (+ one warm-up)
+LATENCY_SCALE = 10.0  # latencies slept 10x longer, in-flight time divided by 10 (fake_aws)
 DRIFT_WINDOW_ITEMS = (1000, 4000)
 DRIFT_RUNS = 3
 
@@ -136,216 +137,278 @@ def _use_preprocess_clients(app: ModuleType, dynamodb: Any, kinesis: Any) -> Non
     app.ports.forwarder.writer.client = kinesis
 
 
-def preprocess_cpu(
-    template: Mapping[str, Any], latency_s: Mapping[str, float], records_per_size: int
-) -> dict[str, Any]:
-    keys = _table_keys(template)
-    app = load_app("preprocess")
-    config = app.client_config()
-    handler_fake = FakeAWS(keys).attach(app.dynamodb, app.kinesis)
-    unvalidated = _clients(config.merge(Config(parameter_validation=False)), "dynamodb", "kinesis")
-    unvalidated_fake = FakeAWS(keys).attach(*unvalidated)
-    per_record = _clients(config, "dynamodb", "kinesis")
-    per_record_fake = FakeAWS(keys).attach(*per_record)
-    tables = {
-        "state": NAMES["EntityStateTable"],
-        "features": NAMES["FeaturesTable"],
-        "quarantine": NAMES["QuarantineTable"],
-    }
-    now = datetime.now(UTC)
-    seed = {NAMES["EntityStateTable"]: state_items(window().states, now)}
-    context = LambdaContext("preprocess", 1024)
-    results: dict[str, Any] = {}
-    monitoring_items: list[dict[str, Any]] = []
-    for size in SIZES:
-        progress(f"preprocess CPU, batch {size}")
-        batches = max(2, records_per_size // size)
-        events = transaction_events(size, batches + 1)
-        for fake in (handler_fake, unvalidated_fake, per_record_fake):
-            fake.reset(seed)
-        memory = _MemoryPorts(window().states)
-        log_bytes: list[int] = []
-        calls_before = handler_fake.calls.copy()
-        per_record_before = per_record_fake.calls.total()
+class _Variants:
+    """One function's variants on one batch size at a time; each returns µs of CPU per record."""
 
-        def handler(event: dict[str, Any]) -> float:
-            _use_preprocess_clients(app, app.dynamodb, app.kinesis)
-            written = SINK.bytes
-            with into_sink():
-                seconds = _timed(lambda: _check(app.lambda_handler(event, context)), handler_fake)
-            log_bytes.append(SINK.bytes - written)
-            return _us_per_record(seconds, size)
+    name = ""
+    handler_fake: FakeAWS
+    app: ModuleType
+    context: LambdaContext
 
-        def handler_unvalidated(event: dict[str, Any]) -> float:
-            _use_preprocess_clients(app, *unvalidated)
-            with into_sink():
-                seconds = _timed(lambda: _check(app.lambda_handler(event, context)), unvalidated_fake)
-            return _us_per_record(seconds, size)
+    def __init__(self) -> None:
+        self.size = 0
+        self.log_bytes: list[int] = []
 
-        def domain(event: dict[str, Any]) -> float:
-            records = parse_kinesis_event(event)
-            ports = memory.ports()
-            seconds = _timed(
-                lambda: preprocess_batch(
-                    records, ports, now=now, quarantine_ttl_days=30, monitoring_ttl_days=90
-                )
-            )
-            return _us_per_record(seconds, size)
+    def start(self, size: int) -> None:
+        self.size = size
+        self.log_bytes = []
 
-        def record_at_a_time(event: dict[str, Any]) -> float:
-            seconds = _timed(
-                lambda: preprocess_per_record(
-                    event, *per_record, tables, NAMES["FeaturesStream"], now
-                ),
-                per_record_fake,
-            )
-            return _us_per_record(seconds, size)
+    def variants(self) -> dict[str, Callable[[dict[str, Any]], float]]:
+        raise NotImplementedError
 
-        samples = interleaved(
-            {
-                "handler": handler,
-                "handler_no_param_validation": handler_unvalidated,
-                "domain_only": domain,
-                "per_record": record_at_a_time,
-            },
-            events,
+    def fakes(self) -> tuple[FakeAWS, ...]:
+        raise NotImplementedError
+
+    def seed(self) -> dict[str, list[dict[str, Any]]]:
+        return {}
+
+    def events(self, size: int, batches: int) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def per_record_fake(self) -> FakeAWS:
+        raise NotImplementedError
+
+    def _handler(self, event: dict[str, Any], fake: FakeAWS) -> float:
+        written = SINK.bytes
+        with into_sink():
+            seconds = _timed(lambda: _check(self.app.lambda_handler(event, self.context)), fake)
+        self.log_bytes.append(SINK.bytes - written)
+        return _us_per_record(seconds, self.size)
+
+
+class _Preprocess(_Variants):
+    name = "preprocess"
+
+    def __init__(self, template: Mapping[str, Any]) -> None:
+        super().__init__()
+        keys = _table_keys(template)
+        self.app = load_app("preprocess")
+        config = self.app.client_config()
+        self.handler_fake = FakeAWS(keys).attach(self.app.dynamodb, self.app.kinesis)
+        self.unvalidated = _clients(
+            config.merge(Config(parameter_validation=False)), "dynamodb", "kinesis"
         )
-        _use_preprocess_clients(app, app.dynamodb, app.kinesis)
-        calls = handler_fake.calls - calls_before
-        results[str(size)] = {
-            "batches": batches,
-            "distinct_cards_per_batch": round(
-                sum(distinct_cards(e) for e in events) / len(events), 1
-            ),
-            "cpu_us_per_record": {name: summary(values) for name, values in samples.items()},
-            "per_record_over_handler": paired_ratio(samples["per_record"], samples["handler"]),
-            "handler_over_domain": paired_ratio(samples["handler"], samples["domain_only"]),
-            "handler_over_no_param_validation": paired_ratio(
-                samples["handler"], samples["handler_no_param_validation"]
-            ),
-            "handler_calls_per_batch": {
-                k: round(v / len(events), 2) for k, v in sorted(calls.items())
-            },
-            "per_record_calls_per_batch": round(
-                (per_record_fake.calls.total() - per_record_before) / len(events), 1
-            ),
-            "log_bytes_per_batch": summary(log_bytes[1:], 0),
+        self.unvalidated_fake = FakeAWS(keys).attach(*self.unvalidated)
+        self.per_record_dynamodb, self.per_record_kinesis = _clients(config, "dynamodb", "kinesis")
+        self._per_record_fake = FakeAWS(keys).attach(
+            self.per_record_dynamodb, self.per_record_kinesis
+        )
+        self.tables = {
+            "state": NAMES["EntityStateTable"],
+            "features": NAMES["FeaturesTable"],
+            "quarantine": NAMES["QuarantineTable"],
         }
-        monitoring_items = list(handler_fake.items[NAMES["MonitoringTable"]].values())
-    results["io_path"] = _io_path(
-        "preprocess", app, handler_fake, seed, latency_s, transaction_events, context
-    )
-    results["_monitoring_items"] = monitoring_items
+        self.now = datetime.now(UTC)
+        self.states = {NAMES["EntityStateTable"]: state_items(window().states, self.now)}
+        self.context = LambdaContext("preprocess", 1024)
+        self.memory = _MemoryPorts({})
+
+    def seed(self) -> dict[str, list[dict[str, Any]]]:
+        return self.states
+
+    def fakes(self) -> tuple[FakeAWS, ...]:
+        return (self.handler_fake, self.unvalidated_fake, self._per_record_fake)
+
+    def per_record_fake(self) -> FakeAWS:
+        return self._per_record_fake
+
+    def events(self, size: int, batches: int) -> list[dict[str, Any]]:
+        return transaction_events(size, batches)
+
+    def start(self, size: int) -> None:
+        super().start(size)
+        self.memory = _MemoryPorts(window().states)
+
+    def variants(self) -> dict[str, Callable[[dict[str, Any]], float]]:
+        return {
+            "handler": self.handler,
+            "handler_no_param_validation": self.handler_unvalidated,
+            "domain_only": self.domain,
+            "per_record": self.record_at_a_time,
+        }
+
+    def handler(self, event: dict[str, Any]) -> float:
+        _use_preprocess_clients(self.app, self.app.dynamodb, self.app.kinesis)
+        return self._handler(event, self.handler_fake)
+
+    def handler_unvalidated(self, event: dict[str, Any]) -> float:
+        _use_preprocess_clients(self.app, *self.unvalidated)
+        try:
+            with into_sink():
+                seconds = _timed(
+                    lambda: _check(self.app.lambda_handler(event, self.context)),
+                    self.unvalidated_fake,
+                )
+            return _us_per_record(seconds, self.size)
+        finally:
+            _use_preprocess_clients(self.app, self.app.dynamodb, self.app.kinesis)
+
+    def domain(self, event: dict[str, Any]) -> float:
+        records = parse_kinesis_event(event)
+        ports = self.memory.ports()
+        seconds = _timed(
+            lambda: preprocess_batch(
+                records, ports, now=self.now, quarantine_ttl_days=30, monitoring_ttl_days=90
+            )
+        )
+        return _us_per_record(seconds, self.size)
+
+    def record_at_a_time(self, event: dict[str, Any]) -> float:
+        seconds = _timed(
+            lambda: preprocess_per_record(
+                event,
+                self.per_record_dynamodb,
+                self.per_record_kinesis,
+                self.tables,
+                NAMES["FeaturesStream"],
+                self.now,
+            ),
+            self._per_record_fake,
+        )
+        return _us_per_record(seconds, self.size)
+
+
+class _Score(_Variants):
+    name = "score"
+
+    def __init__(self, template: Mapping[str, Any]) -> None:
+        super().__init__()
+        keys = _table_keys(template)
+        self.app = load_app("score")
+        self.handler_fake = FakeAWS(keys).attach(self.app.dynamodb, self.app.events)
+        self.per_record_dynamodb, self.per_record_events = _clients(
+            self.app.config, "dynamodb", "events"
+        )
+        self._per_record_fake = FakeAWS(keys).attach(
+            self.per_record_dynamodb, self.per_record_events
+        )
+        self.now = datetime.now(UTC)
+        self.context = LambdaContext("score", 2048)
+
+    def fakes(self) -> tuple[FakeAWS, ...]:
+        return (self.handler_fake, self._per_record_fake)
+
+    def per_record_fake(self) -> FakeAWS:
+        return self._per_record_fake
+
+    def events(self, size: int, batches: int) -> list[dict[str, Any]]:
+        return feature_events(size, batches)
+
+    def variants(self) -> dict[str, Callable[[dict[str, Any]], float]]:
+        return {"handler": self.handler, "floor": self.floor, "per_record": self.record_at_a_time}
+
+    def handler(self, event: dict[str, Any]) -> float:
+        return self._handler(event, self.handler_fake)
+
+    def floor(self, event: dict[str, Any]) -> float:
+        return _us_per_record(_timed(lambda: score_floor(self.app.model, event)), self.size)
+
+    def record_at_a_time(self, event: dict[str, Any]) -> float:
+        seconds = _timed(
+            lambda: score_per_record(
+                self.app.model,
+                self.app.thresholds,
+                event,
+                self.per_record_dynamodb,
+                self.per_record_events,
+                NAMES["PredictionsTable"],
+                NAMES["EventBus"],
+                self.now,
+            ),
+            self._per_record_fake,
+        )
+        return _us_per_record(seconds, self.size)
+
+
+RATIOS = {
+    "preprocess": {
+        "per_record_over_handler": ("per_record", "handler"),
+        "handler_over_domain": ("handler", "domain_only"),
+        "handler_over_no_param_validation": ("handler", "handler_no_param_validation"),
+    },
+    "score": {
+        "handler_over_floor": ("handler", "floor"),
+        "per_record_over_handler": ("per_record", "handler"),
+    },
+}
+
+
+def _measure(
+    bench: _Variants, records_per_size: int, latency_s: Mapping[str, float]
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    monitoring: list[dict[str, Any]] = []
+    for size in SIZES:
+        progress(f"{bench.name} CPU, batch {size}")
+        batches = max(2, records_per_size // size)
+        events = bench.events(size, batches + 1)  # the first batch warms up, uncounted
+        for fake in bench.fakes():
+            fake.reset(bench.seed())
+        bench.start(size)
+        calls_before = bench.handler_fake.calls.copy()
+        per_record_before = bench.per_record_fake().calls.total()
+        samples = interleaved(bench.variants(), events)
+        calls = bench.handler_fake.calls - calls_before
+        row: dict[str, Any] = {"batches": batches}
+        if bench.name == "preprocess":
+            row["distinct_cards_per_batch"] = round(
+                sum(distinct_cards(e) for e in events) / len(events), 1
+            )
+        row["cpu_us_per_record"] = {name: summary(values) for name, values in samples.items()}
+        for ratio, (top, bottom) in RATIOS[bench.name].items():
+            row[ratio] = paired_ratio(samples[top], samples[bottom])
+        row["handler_calls_per_batch"] = {
+            k: round(v / len(events), 2) for k, v in sorted(calls.items())
+        }
+        row["per_record_calls_per_batch"] = round(
+            (bench.per_record_fake().calls.total() - per_record_before) / len(events), 1
+        )
+        row["log_bytes_per_batch"] = summary(bench.log_bytes[1:], 0)
+        results[str(size)] = row
+        monitoring = list(bench.handler_fake.items[NAMES["MonitoringTable"]].values())
+    results["io_path"] = _io_path(bench, bench.seed(), latency_s)
+    results["_monitoring_items"] = monitoring
     return results
 
 
-# ----------------------------------------------------------------------------- score
+def preprocess_cpu(
+    template: Mapping[str, Any], latency_s: Mapping[str, float], records_per_size: int
+) -> dict[str, Any]:
+    return _measure(_Preprocess(template), records_per_size, latency_s)
 
 
 def score_cpu(
     template: Mapping[str, Any], latency_s: Mapping[str, float], records_per_size: int
 ) -> dict[str, Any]:
-    keys = _table_keys(template)
-    app = load_app("score")
-    handler_fake = FakeAWS(keys).attach(app.dynamodb, app.events)
-    per_record = _clients(app.config, "dynamodb", "events")
-    per_record_fake = FakeAWS(keys).attach(*per_record)
-    now = datetime.now(UTC)
-    context = LambdaContext("score", 2048)
-    results: dict[str, Any] = {"model_version": app.model.model_version}
-    monitoring_items: list[dict[str, Any]] = []
-    for size in SIZES:
-        progress(f"score CPU, batch {size}")
-        batches = max(2, records_per_size // size)
-        events = feature_events(size, batches + 1)
-        for fake in (handler_fake, per_record_fake):
-            fake.reset({})
-        log_bytes: list[int] = []
-        calls_before = handler_fake.calls.copy()
-        per_record_before = per_record_fake.calls.total()
-
-        def handler(event: dict[str, Any]) -> float:
-            written = SINK.bytes
-            with into_sink():
-                seconds = _timed(lambda: _check(app.lambda_handler(event, context)), handler_fake)
-            log_bytes.append(SINK.bytes - written)
-            return _us_per_record(seconds, size)
-
-        def floor(event: dict[str, Any]) -> float:
-            return _us_per_record(_timed(lambda: score_floor(app.model, event)), size)
-
-        def record_at_a_time(event: dict[str, Any]) -> float:
-            seconds = _timed(
-                lambda: score_per_record(
-                    app.model,
-                    app.thresholds,
-                    event,
-                    *per_record,
-                    NAMES["PredictionsTable"],
-                    NAMES["EventBus"],
-                    now,
-                ),
-                per_record_fake,
-            )
-            return _us_per_record(seconds, size)
-
-        samples = interleaved(
-            {"handler": handler, "floor": floor, "per_record": record_at_a_time}, events
-        )
-        calls = handler_fake.calls - calls_before
-        results[str(size)] = {
-            "batches": batches,
-            "cpu_us_per_record": {name: summary(values) for name, values in samples.items()},
-            "handler_over_floor": paired_ratio(samples["handler"], samples["floor"]),
-            "per_record_over_handler": paired_ratio(samples["per_record"], samples["handler"]),
-            "handler_calls_per_batch": {
-                k: round(v / len(events), 2) for k, v in sorted(calls.items())
-            },
-            "per_record_calls_per_batch": round(
-                (per_record_fake.calls.total() - per_record_before) / len(events), 1
-            ),
-            "log_bytes_per_batch": summary(log_bytes[1:], 0),
-        }
-        monitoring_items = list(handler_fake.items[NAMES["MonitoringTable"]].values())
-    results["io_path"] = _io_path("score", app, handler_fake, {}, latency_s, feature_events, context)
-    results["_monitoring_items"] = monitoring_items
-    return results
+    bench = _Score(template)
+    measured = _measure(bench, records_per_size, latency_s)
+    return {"model_version": bench.app.model.model_version} | measured
 
 
 # ----------------------------------------------------------------------------- I/O path
 
 
 def _io_path(
-    name: str,
-    app: ModuleType,
-    fake: FakeAWS,
-    seed: Mapping[str, list[dict[str, Any]]],
-    latency_s: Mapping[str, float],
-    make_events: Callable[[int, int], list[dict[str, Any]]],
-    context: LambdaContext,
+    bench: _Variants, seed: Mapping[str, list[dict[str, Any]]], latency_s: Mapping[str, float]
 ) -> dict[str, Any]:
-    """Per batch size: time with an AWS call in flight, and CPU, with the p50 latencies injected."""
-    progress(f"{name} I/O path with stated latencies")
+    """Per batch size: time with an AWS call in flight, with the p50 latencies injected."""
+    progress(f"{bench.name} I/O path with stated latencies")
     results: dict[str, Any] = {}
-    fake.latency_s = dict(latency_s)
+    fake = bench.handler_fake
+    fake.latency_s, fake.latency_scale = dict(latency_s), LATENCY_SCALE
     try:
         for size in SIZES:
             fake.reset(seed)
-            io_ms, wall_ms = [], []
-            for index, event in enumerate(make_events(size, IO_BATCHES + 1)):
+            io_ms = []
+            for index, event in enumerate(bench.events(size, IO_BATCHES + 1)):
                 fake.reset_timing()
-                started = time.perf_counter()
                 with into_sink():
-                    _check(app.lambda_handler(event, context))
+                    _check(bench.app.lambda_handler(event, bench.context))
                 if index:
-                    wall_ms.append((time.perf_counter() - started) * 1e3)
                     io_ms.append(fake.io_seconds() * 1e3)
-            results[str(size)] = {
-                "io_ms_per_batch": summary(io_ms, 1),
-                "wall_ms_per_batch_here": summary(wall_ms, 1),
-            }
+            results[str(size)] = {"io_ms_per_batch": summary(io_ms, 1)}
     finally:
-        fake.latency_s = {}
+        fake.latency_s, fake.latency_scale = {}, 1.0
     return results
 
 
@@ -394,6 +457,7 @@ def drift_cpu(
         for run in range(last + 1):
             fake.reset({monitoring: items})
             fake.latency_s = dict(latency_s) if run == last else {}
+            fake.latency_scale = LATENCY_SCALE if run == last else 1.0
             fake.reset_timing()
             with into_sink():
                 seconds = _timed(lambda: app.lambda_handler(event, context), fake)
@@ -401,10 +465,40 @@ def drift_cpu(
                 cpu_ms.append(seconds * 1e3)
             elif run == last:
                 io_ms.append(fake.io_seconds() * 1e3)
-        fake.latency_s = {}
+        fake.latency_s, fake.latency_scale = {}, 1.0
         results[str(count)] = {
             "cpu_ms_per_check": summary(cpu_ms, 1),
             "cpu_us_per_item": summary([ms * 1e3 / count for ms in cpu_ms], 1),
             "io_ms_per_check": summary(io_ms, 1),
         }
     return results
+
+
+# ----------------------------------------------------------------------------- ONNX Runtime threads
+
+
+def ort_threads(batch: int = 500, repeats: int = 60) -> dict[str, Any]:
+    """One model run at `batch` rows with 1 and 2 intra-op threads, interleaved run by run."""
+    import numpy as np  # noqa: PLC0415
+
+    from bench.common import MODEL_DIR  # noqa: PLC0415
+    from streamscore.scoring import load_model  # noqa: PLC0415
+
+    progress("ONNX Runtime threads")
+    models = {f"intra_op_{n}": load_model(MODEL_DIR, n, 1) for n in (1, 2)}
+    features = [
+        [features[name] for name in models["intra_op_1"].feature_names]
+        for features in window().features[:batch]
+    ]
+    matrix = np.array(features, dtype=np.float32)
+
+    def run(model: Any) -> Callable[[int], float]:
+        def once(_: int) -> float:
+            started = time.perf_counter()
+            model.predict(matrix)
+            return (time.perf_counter() - started) * 1e3
+
+        return once
+
+    samples = interleaved({name: run(m) for name, m in models.items()}, range(repeats + 1))
+    return {name: {"wall_ms": summary(values, 3)} for name, values in samples.items()}

@@ -49,7 +49,7 @@ def _number_size(text: str) -> int:
     return (len(digits) + 1) // 2 + 1
 
 
-def attribute_size(value: Mapping[str, Any]) -> int:
+def attribute_size(value: Mapping[str, Any]) -> int:  # noqa: PLR0911 - a return per type
     """Bytes of one attribute value in DynamoDB's accounting (names are counted by the caller).
 
     Strings and binary: their bytes; numbers: 1 byte per two significant digits + 1; booleans
@@ -214,6 +214,7 @@ class DriftProfile:
     cpu_us_per_item: float
     io_ms_fixed: float
     io_ms_per_item: float
+    timeout_s: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,13 @@ def shards_needed(rate_records: float, record_bytes: float, table: Mapping[str, 
         limit(table, "kinesis_shard_write_bytes_per_s"),
     )
     return max(1, math.ceil(rate_records / per_shard))
+
+
+def traces_sampled(invocations_per_s: float, table: Mapping[str, Any]) -> float:
+    """Traces/s X-Ray records of one function: the reservoir each second, a share of the rest."""
+    reservoir = limit(table, "xray_reservoir_per_second")
+    share = limit(table, "xray_sampled_share_beyond_reservoir")
+    return min(invocations_per_s, reservoir) + share * max(0.0, invocations_per_s - reservoir)
 
 
 def batch_fill(rate_per_shard: float, profile: FunctionProfile) -> float:
@@ -262,7 +270,9 @@ def cost_per_million(
         initial = int(limit(table, "kinesis_on_demand_initial_shards"))
         tx_shards, feature_shards = max(initial, tx_shards), max(initial, feature_shards)
 
-    def lambda_part(profile: FunctionProfile, records_per_tx: float, shards: int) -> dict[str, float]:
+    def lambda_part(
+        profile: FunctionProfile, records_per_tx: float, shards: int
+    ) -> dict[str, float]:
         fill = batch_fill(rate * records_per_tx / shards, profile)
         invocations = 1e6 * records_per_tx / fill
         seconds = math.ceil(profile.duration_ms(fill, mb_per_vcpu)) / 1000
@@ -275,8 +285,9 @@ def cost_per_million(
             "compute": invocations * seconds * profile.memory_mb / 1024 * gb_second,
             "requests": invocations * p["lambda_request"],
             "logs": invocations * log_bytes / GB * p["cloudwatch_logs_ingestion_gb"],
-            "traces": invocations
-            * limit(table, "xray_traces_per_invocation")
+            "traces": traces_sampled(invocations / (million_hours * 3600), table)
+            * million_hours
+            * 3600
             * p["xray_trace_recorded"],
         }
 
@@ -299,7 +310,11 @@ def cost_per_million(
     drift_per_hour = drift.checks_per_hour * (
         drift_seconds * drift.memory_mb / 1024 * gb_second
         + p["lambda_request"]
-        + item_bytes_per_hour * drift.window_hours / (4 * KB) / 2 * p["dynamodb_on_demand_read_request_unit"]
+        + item_bytes_per_hour
+        * drift.window_hours
+        / (4 * KB)
+        / 2
+        * p["dynamodb_on_demand_read_request_unit"]
         + usage.drift_wru_per_check * p["dynamodb_on_demand_write_request_unit"]
         + usage.drift_s3_puts_per_check * p["s3_put_request"]
         + usage.drift_events_per_check * p["eventbridge_custom_event"]
@@ -311,8 +326,12 @@ def cost_per_million(
             usage.records_per_transaction * usage.transaction_billed_kb
             + usage.features_per_transaction * usage.feature_billed_kb
         )
-        kinesis_variable = 1e6 * billed_kb * KB / GB * (
-            p["kinesis_on_demand_ingest_gb"] + p["kinesis_on_demand_retrieval_gb"]
+        kinesis_variable = (
+            1e6
+            * billed_kb
+            * KB
+            / GB
+            * (p["kinesis_on_demand_ingest_gb"] + p["kinesis_on_demand_retrieval_gb"])
         )
     else:
         kinesis_fixed = (tx_shards + feature_shards) * p["kinesis_provisioned_shard_hour"]
@@ -331,8 +350,12 @@ def cost_per_million(
     dynamodb = (
         1e6 * usage.wru_per_transaction * p["dynamodb_on_demand_write_request_unit"]
         + 1e6 * usage.rru_per_transaction * p["dynamodb_on_demand_read_request_unit"]
-        + pre["invocations"] * usage.wru_per_preprocess_batch * p["dynamodb_on_demand_write_request_unit"]
-        + sco["invocations"] * usage.wru_per_score_batch * p["dynamodb_on_demand_write_request_unit"]
+        + pre["invocations"]
+        * usage.wru_per_preprocess_batch
+        * p["dynamodb_on_demand_write_request_unit"]
+        + sco["invocations"]
+        * usage.wru_per_score_batch
+        * p["dynamodb_on_demand_write_request_unit"]
     )
     parts = {
         "lambda_preprocess": pre["compute"] + pre["requests"],
@@ -353,6 +376,7 @@ def cost_per_million(
         "shards": {"transactions": tx_shards, "features": feature_shards},
         "drift_window_items": round(items),
         "drift_check_seconds": round(drift_seconds, 2),
+        "drift_check_times_out": drift_seconds > drift.timeout_s,
     }
 
 

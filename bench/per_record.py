@@ -120,5 +120,7 @@ def preprocess_per_record(
         )
         dynamodb.put_item(
             TableName=tables["state"],
-            Item=serialize(to_item_value(new_state.to_dict()) | {"expires_at": expires + 400 * DAY}),
+            Item=serialize(
+                to_item_value(new_state.to_dict()) | {"expires_at": expires + 400 * DAY}
+            ),
         )

@@ -67,7 +67,9 @@ def window() -> Window:
 def state_items(states: dict[str, CardState], now: datetime) -> list[dict[str, Any]]:
     """EntityStateTable items (wire format) as the state store writes them."""
     expires = int(now.timestamp()) + STATE_TTL_DAYS * 86400
-    return [serialize(to_item_value(s.to_dict()) | {"expires_at": expires}) for s in states.values()]
+    return [
+        serialize(to_item_value(s.to_dict()) | {"expires_at": expires}) for s in states.values()
+    ]
 
 
 def transaction_events(

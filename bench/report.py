@@ -1,0 +1,477 @@
+"""Results on disk and for people: latest.json (previous.json rotated), the change per figure,
+and docs/PERFORMANCE.md."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from bench import ROOT
+
+RESULTS = ROOT / "bench" / "results"
+LATEST = RESULTS / "latest.json"
+PREVIOUS = RESULTS / "previous.json"
+PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _figure(stat: Mapping[str, Any], unit: str, better: str) -> dict[str, Any]:
+    return {
+        "median": stat["median"],
+        "min": stat.get("min", stat["median"]),
+        "max": stat.get("max", stat["median"]),
+        "unit": unit,
+        "better": better,
+    }
+
+
+def _exact(value: float, unit: str, better: str) -> dict[str, Any]:
+    return {"median": value, "min": value, "max": value, "unit": unit, "better": better}
+
+
+def _cpu_figures(cpu: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for function in ("preprocess", "score"):
+        sizes = {k: v for k, v in cpu[function].items() if k.isdigit()}
+        for size, row in sizes.items():
+            for variant, stat in row["cpu_us_per_record"].items():
+                out[f"cpu.{function}.{variant}.{size}"] = _figure(stat, "µs/record", "lower")
+            for name in (n for n in row if "_over_" in n):
+                out[f"ratio.{function}.{name}.{size}"] = _figure(row[name], "x", "info")
+        for size, row in cpu[function]["io_path"].items():
+            out[f"io.{function}.{size}"] = _figure(row["io_ms_per_batch"], "ms/batch", "lower")
+    for size, row in cpu["drift_check"].items():
+        out[f"cpu.drift_check.per_item.{size}"] = _figure(
+            row["cpu_us_per_item"], "µs/item", "lower"
+        )
+    return out
+
+
+def figures(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every tracked figure under a stable name, with its unit and which way is better."""
+    out = _cpu_figures(results["cpu"])
+    cold = results["cold_start"]
+    for function in ("preprocess", "score", "drift_check"):
+        for phase in ("imports_ms", "model_load_ms", "init_ms", "first_batch_ms", "cold_total_ms"):
+            name = f"cold.{function}.{phase.removesuffix('_ms')}"
+            out[name] = _figure(cold[function][phase], "ms", "lower")
+    calls = results["calls"]
+    for function, row in calls["per_1000_transactions"].items():
+        out[f"calls.{function}.per_1000"] = _exact(row["calls_total"], "calls", "lower")
+    out["calls.path.per_1000"] = _exact(
+        calls["total_calls_per_1000_transactions"], "calls", "lower"
+    )
+    drift_calls = calls["drift_check_per_check"]["calls_total"] / 1000
+    out["calls.drift_check.per_check"] = _exact(drift_calls, "calls", "lower")
+    usage = results["cost"]["usage"]
+    for unit in ("wru", "rru"):
+        value = round(usage[f"{unit}_per_transaction"], 3)
+        out[f"units.{unit}_per_transaction"] = _exact(value, unit.upper(), "lower")
+    capacity = results["capacity"]
+    for function, row in capacity["functions"].items():
+        rate = row["records_per_second"]
+        out[f"capacity.{function}.records_per_s"] = _exact(rate, "records/s", "higher")
+    out["capacity.pipeline.tps_per_shard"] = _exact(
+        capacity["sustained_transactions_per_second_per_shard"], "tx/s", "higher"
+    )
+    for key, row in results["cost"]["scenarios"].items():
+        out[f"cost.{key}"] = _exact(row["total_usd_per_million"], "USD/million", "lower")
+    embedded = results.get("embedded") or {}
+    if "records_per_second" in embedded:
+        out["embedded.records_per_s"] = _exact(
+            embedded["records_per_second"], "records/s", "higher"
+        )
+        for p in ("p50", "p90", "p99"):
+            out[f"embedded.latency_{p}"] = _exact(embedded["latency_ms"][p], "ms", "lower")
+    return out
+
+
+def changes(
+    current: Mapping[str, Mapping[str, Any]], previous: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """Per figure: the change of the median, and whether it left the previous run's min-max."""
+    result: dict[str, dict[str, Any]] = {}
+    for name, now in current.items():
+        before = (previous or {}).get(name)
+        if before is None:
+            result[name] = {"previous": None, "change_pct": None, "verdict": "new"}
+            continue
+        old = before["median"]
+        pct = None if old == 0 else round((now["median"] - old) / abs(old) * 100, 1)
+        if now["median"] == old:
+            verdict = "same"
+        elif before["min"] <= now["median"] <= before["max"] and now["min"] <= old <= now["max"]:
+            verdict = "within noise"
+        elif now["better"] == "info":
+            verdict = "changed"
+        else:
+            improved = (now["median"] < old) == (now["better"] == "lower")
+            verdict = "better" if improved else "WORSE"
+        result[name] = {"previous": old, "change_pct": pct, "verdict": verdict}
+    return result
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def load_latest() -> dict[str, Any] | None:
+    """The last run's results, if any: the figures the new ones are compared with."""
+    if not LATEST.exists():
+        return None
+    previous: dict[str, Any] = json.loads(LATEST.read_text(encoding="utf-8"))
+    return previous
+
+
+def save(results: dict[str, Any]) -> None:
+    """Rotate latest.json to previous.json, then write the new latest.json."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if LATEST.exists():
+        LATEST.replace(PREVIOUS)
+    LATEST.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def print_changes(delta: Mapping[str, Mapping[str, Any]], current: Mapping[str, Any]) -> None:
+    print(f"\n{'figure':<52}{'now':>12}{'before':>12}{'change':>9}  verdict")
+    for name, row in delta.items():
+        now = current[name]["median"]
+        before = "—" if row["previous"] is None else f"{row['previous']:g}"
+        pct = "" if row["change_pct"] is None else f"{row['change_pct']:+.1f}%"
+        print(f"{name:<52}{now:>12g}{before:>12}{pct:>9}  {row['verdict']}")
+
+
+# ----------------------------------------------------------------------------- markdown
+
+
+def _cell(stat: Mapping[str, Any], digits: int = 0) -> str:
+    fmt = f"{{:,.{digits}f}}"
+    median, low, high = (fmt.format(stat[k]) for k in ("median", "min", "max"))
+    return median if low == high else f"{median} [{low}-{high}]"
+
+
+def _change(delta: Mapping[str, Mapping[str, Any]], name: str) -> str:
+    row = delta.get(name)
+    if row is None or row["change_pct"] is None:
+        return "new" if row else ""
+    mark = {"WORSE": " ⚠", "better": " ✓"}.get(row["verdict"], "")
+    return f"{row['change_pct']:+.0f}%{mark}"
+
+
+def _drift_cell(scenario: Mapping[str, Any]) -> str:
+    cell = f"{scenario['drift_window_items']:,} / {scenario['drift_check_seconds']:,.0f}"
+    return cell + (" **times out**" if scenario["drift_check_times_out"] else "")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> Iterator[str]:
+    yield "| " + " | ".join(header) + " |"
+    yield "|" + "|".join("---" for _ in header) + "|"
+    for row in rows:
+        yield "| " + " | ".join(row) + " |"
+
+
+def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -> str:  # noqa: PLR0915
+    m, v = results["machine"], results["versions"]
+    cpu, cold, calls = results["cpu"], results["cold_start"], results["calls"]
+    capacity, cost, prices = results["capacity"], results["cost"], results["prices"]
+    lines = [
+        "# Performance",
+        "",
+        f"Generated by `make bench` ({results['date']}, commit {results['git']['commit']}"
+        f"{' with local changes' if results['git']['dirty'] else ''}); do not edit by hand. "
+        "Figures are medians with [min-max] over batches or processes; every figure of a table "
+        "was measured side by side in one run, variants interleaved batch by batch, so the "
+        "ratios hold even on a loaded machine. The change column compares the median with the "
+        f"previous run ({results.get('previous_date') or 'none'}); ⚠ marks a figure that got "
+        "worse beyond the previous run's spread, ✓ one that got better.",
+        "",
+        f"- Machine: {m['cpu']} x {m['cpus']} ({m['system']}), load average "
+        f"{m['load_average'][0]} before and {results['load_average_after'][0]} after the run",
+        "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        "- Template defaults: " + ", ".join(f"{k}={val}" for k, val in results["template"].items()),
+        "",
+        "## 1. Handler CPU per record",
+        "",
+        "Process CPU time (all threads) per record, µs, with AWS answered in memory at "
+        "botocore's send step (our code and botocore's validation, serialisation, signing and "
+        "parsing run; the CPU spent answering is taken out). Logs and EMF are formatted and "
+        "written to a sink. Tracing off. Simulated traffic, 20,000 cards, 1% invalid records.",
+        "",
+    ]
+    rows = []
+    for function, variants in (
+        ("preprocess", ("handler", "handler_no_param_validation", "domain_only", "per_record")),
+        ("score", ("handler", "floor", "per_record")),
+    ):
+        for variant in variants:
+            row = [function, variant.replace("_", " ")]
+            for size in ("100", "500", "1000"):
+                row.append(_cell(cpu[function][size]["cpu_us_per_record"][variant]))
+                row.append(_change(delta, f"cpu.{function}.{variant}.{size}"))
+            rows.append(row)
+    lines += _table(
+        ["function", "variant", "batch 100", "Δ", "batch 500", "Δ", "batch 1000", "Δ"], rows
+    )
+    lines += ["", "Ratios of paired measurements (same batch, moments apart):", ""]
+    rows = []
+    for function, names in (
+        ("score", ("handler_over_floor", "per_record_over_handler")),
+        (
+            "preprocess",
+            ("per_record_over_handler", "handler_over_no_param_validation", "handler_over_domain"),
+        ),
+    ):
+        for name in names:
+            rows.append(
+                [function, name.replace("_", " ")]
+                + [_cell(cpu[function][s][name], 2) for s in ("100", "500", "1000")]
+            )
+    lines += _table(["function", "ratio", "batch 100", "batch 500", "batch 1000"], rows)
+    lines += [
+        "",
+        "- *floor*: base64 + JSON decode of the same records, the float32 matrix and one model run.",
+        "- *per record*: preprocess: GetItem of the card's state, PutItem of features, PutRecord, "
+        "PutItem of state, per transaction; score: one model run, one PutItem (and PutEvents "
+        "when declined) per record; same item conversions and clients as the handlers.",
+        "- *domain only*: `preprocess_batch` with in-memory ports (no item conversion, no botocore).",
+        "- *no param validation*: the handler with clients built with "
+        "`parameter_validation=False`, as the score function already does.",
+        "",
+        "Drift check CPU per window item read (HIST and STATS items, fixed cost of the report "
+        "and picture spread over the items): "
+        + ", ".join(
+            f"{n} items: {_cell(row['cpu_us_per_item'])} µs ({_cell(row['cpu_ms_per_check'])} ms a check)"
+            for n, row in cpu["drift_check"].items()
+        )
+        + ".",
+        "",
+        "## 2. Cold start",
+        "",
+        f"A fresh interpreter per sample, {cold['runs']} per function, functions in rotating "
+        "order; tracing on as in Lambda; AWS answered in memory. The first batch is "
+        f"{results['template']['PreprocessBatchSize']} records (the drift check: a "
+        "window of 1,000 items, and its first run imports matplotlib). Interpreter start-up "
+        f"({_cell(cold['interpreter_startup_ms'])} ms here) is not included. ms:",
+        "",
+    ]
+    rows = []
+    for function in ("preprocess", "score", "drift_check"):
+        phases = cold[function]
+        rows.append(
+            [function]
+            + [
+                _cell(phases[p])
+                for p in (
+                    "imports_ms",
+                    "model_load_ms",
+                    "init_ms",
+                    "first_batch_ms",
+                    "cold_total_ms",
+                    "second_batch_ms",
+                )
+            ]
+            + [_change(delta, f"cold.{function}.cold_total")]
+        )
+    lines += _table(
+        [
+            "function",
+            "imports",
+            "model load",
+            "init",
+            "first batch",
+            "cold total",
+            "warm batch",
+            "Δ total",
+        ],
+        rows,
+    )
+    per = calls["per_1000_transactions"]
+    lines += [
+        "",
+        "## 3. AWS calls per 1,000 transactions",
+        "",
+        f"moto with the template's tables, one shard per stream so batches are full "
+        f"({calls['batch_sizes']}); {calls['records_sent']} records in, "
+        f"{calls['valid_transactions']} valid; counted with botocore `before-call` hooks, items "
+        "sized as DynamoDB counts them.",
+        "",
+    ]
+    apis = sorted({api for row in per.values() for api in row["calls"]})
+    lines += _table(
+        ["API", *per.keys()],
+        [[api] + [f"{per[f]['calls'].get(api, 0):g}" for f in per] for api in apis]
+        + [["**total**"] + [f"**{per[f]['calls_total']:g}**" for f in per]],
+    )
+    drift = calls["drift_check_per_check"]
+    lines += [
+        "",
+        f"Whole path: **{calls['total_calls_per_1000_transactions']:g} calls per 1,000 "
+        f"transactions** (Δ {_change(delta, 'calls.path.per_1000') or '—'}). The drift check, per "
+        f"run (hourly, not per transaction): "
+        + ", ".join(f"{api} {n / 1000:g}" for api, n in drift["calls"].items())
+        + f" (window of this run: outcome {drift['outcome']}).",
+        "",
+        "Request units per 1,000 transactions and item sizes:",
+        "",
+    ]
+    tables = sorted({t for row in per.values() for t in (*row["wru"], *row["rru"])})
+    lines += _table(
+        ["table", "WRU", "RRU", "items written", "mean bytes", "WRU each"],
+        [
+            [
+                t,
+                f"{sum(per[f]['wru'].get(t, 0) for f in per):g}",
+                f"{sum(per[f]['rru'].get(t, 0) for f in per):g}",
+                str(calls["item_bytes"].get(t, {}).get("items", 0)),
+                f"{calls['item_bytes'].get(t, {}).get('mean', 0):g}",
+                f"{calls['item_bytes'].get(t, {}).get('wru_each', 0):g}",
+            ]
+            for t in tables
+        ],
+    )
+    lines += [
+        "",
+        f"Records: transaction {calls['transaction_record_bytes']:g} B, feature record "
+        f"{calls['feature_record_bytes']:g} B; logs {calls['log_bytes']:,} B for the run; "
+        f"{calls['custom_metrics']} custom metrics from the EMF.",
+        "",
+        "## 4. Capacity of one shard",
+        "",
+    ]
+    rows = []
+    for function, row in capacity["functions"].items():
+        rows.append(
+            [
+                function,
+                f"{row['memory_mb']} MB ({row['cpu_share_vcpu']} vCPU)",
+                str(row["batch_size"]),
+                f"{row['cpu_ms_per_batch_here']:g}",
+                f"{row['io_ms_per_batch']:g}",
+                f"{row['duration_ms_per_batch']:g}",
+                f"**{row['records_per_second']:,.0f}**",
+                " / ".join(f"{v:,.0f}" for v in row["records_per_second_by_batch_size"].values()),
+                f"{row['per_record_version_records_per_second']:,.0f}",
+            ]
+        )
+    lines += _table(
+        [
+            "function",
+            "memory",
+            "batch",
+            "CPU ms/batch here",
+            "I/O ms/batch",
+            "Lambda ms/batch",
+            "records/s",
+            "records/s at 100 / 500 / 1000",
+            "per-record version records/s",
+        ],
+        rows,
+    )
+    limits = capacity["transactions_per_second_per_shard"]
+    lines += [
+        "",
+        "Transactions/s one shard carries, by link: "
+        + ", ".join(f"{k} {val:,.0f}" for k, val in limits.items())
+        + f". **Bottleneck: {capacity['bottleneck']}** at "
+        f"{capacity['sustained_transactions_per_second_per_shard']:,.0f} transactions/s per shard.",
+        "",
+    ]
+    d = capacity["drift_check"]
+    lines += [
+        f"Drift check: {d['ms_per_window_item']} ms per window item at {d['memory_mb']} MB, so "
+        f"at most {d['max_window_items_within_timeout']:,} items in its {d['timeout_s']:g} s "
+        f"timeout: {d['max_batches_per_second_both_functions']} batches/s over a "
+        f"{d['window_hours']:g} h window, {d['max_transactions_per_second_at_full_batches']:,.0f} "
+        "transactions/s at full batches. On-demand streams (4 shards) with a 1 s batching window "
+        f"write about {d['batches_per_second_on_demand_at_low_traffic']:g} monitoring items/s as soon as each shard sees a few records a second.",
+        "",
+    ]
+    lines += [f"- {a}" for a in capacity["assumptions"]]
+    lines += ["", "## 5. Cost per million transactions", ""]
+    scenarios = cost["scenarios"]
+    components = list(next(iter(scenarios.values()))["usd_per_million"])
+    for mode in ("on_demand", "provisioned"):
+        keys = [k for k in scenarios if k.startswith(mode)]
+        lines += [f"Streams {mode.replace('_', '-')}, USD per million transactions:", ""]
+        lines += _table(
+            ["component", *(k.split("/", 1)[1] for k in keys)],
+            [[c] + [f"{scenarios[k]['usd_per_million'][c]:.3f}" for k in keys] for c in components]
+            + [["**total**"] + [f"**{scenarios[k]['total_usd_per_million']:.2f}**" for k in keys]]
+            + [
+                ["batch fill pre/score"]
+                + [
+                    f"{scenarios[k]['preprocess_batch_fill']:g}/{scenarios[k]['score_batch_fill']:g}"
+                    for k in keys
+                ]
+            ]
+            + [["drift check: window items / s"] + [_drift_cell(scenarios[k]) for k in keys]]
+            + [["Δ total"] + [_change(delta, f"cost.{k}") for k in keys]],
+        )
+        lines.append("")
+    lines += ["Always-on real-time endpoint (SageMaker, 2 instances), instance hours only:", ""]
+    lines += _table(
+        [
+            "instance",
+            "USD/month",
+            *(
+                f"USD/million at {r}"
+                for r in next(iter(cost["endpoint"].values()))["usd_per_million"]
+            ),
+            "break-even vs score function",
+        ],
+        [
+            [name, f"{row['usd_per_month']:,.0f}"]
+            + [f"{x:.2f}" for x in row["usd_per_million"].values()]
+            + [f"{row['break_even_tps_vs_score_function']:,.0f} tx/s"]
+            for name, row in cost["endpoint"].items()
+        ],
+    )
+    lines += [""] + [f"- {n}" for n in cost["notes"]]
+    embedded = results.get("embedded") or {}
+    lines += ["", "## 6. Embedded local run", ""]
+    if "records_per_second" in embedded:
+        lat = embedded["latency_ms"]
+        lines += [
+            f"`python -m local run --transactions {embedded['transactions']:,}`: "
+            f"{embedded['records_in']:,} records in {embedded['seconds']:g} s, "
+            f"**{embedded['records_per_second']:g} records/s** "
+            f"(Δ {_change(delta, 'embedded.records_per_s') or '—'}); latency from arrival to "
+            f"prediction p50 {lat['p50']:,} ms, p90 {lat['p90']:,} ms, p99 {lat['p99']:,} ms. "
+            "One run. moto (one local server process), the event-source emulator and this "
+            "machine bound these numbers, not AWS; they show that the pipeline runs end to end "
+            "and catch regressions of the local run, not production speed.",
+        ]
+    else:
+        lines += [f"Not measured: {embedded.get('error', 'skipped')}."]
+    lines += ["", "## Sources and assumptions", "", f"Prices: {prices['about']}", ""]
+    lines += _table(
+        ["price", "USD", "per", "source"],
+        [[k, f"{s['usd']:g}", s["per"], s["source"]] for k, s in prices["prices"].items()],
+    )
+    lines += [""]
+    lines += _table(
+        ["call", "p50 ms (assumed)", "source"],
+        [[k, f"{s['ms']:g}", s["source"]] for k, s in prices["latency_ms_p50"].items()],
+    )
+    lines += [""]
+    lines += _table(
+        ["limit", "value", "source"],
+        [[k, f"{s['value']:g}", s["source"]] for k, s in prices["limits"].items()],
+    )
+    worse = [name for name, row in delta.items() if row["verdict"] == "WORSE"]
+    lines += [
+        "",
+        "## Changes since the previous run",
+        "",
+        "Figures whose median moved beyond the previous run's spread: "
+        + (", ".join(f"`{n}` {delta[n]['change_pct']:+.0f}%" for n in worse) if worse else "none")
+        + ". All figures and their changes are in bench/results/latest.json (`changes`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_markdown(text: str) -> None:
+    PERFORMANCE_MD.parent.mkdir(parents=True, exist_ok=True)
+    PERFORMANCE_MD.write_text(text, encoding="utf-8")

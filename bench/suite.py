@@ -1,0 +1,151 @@
+"""`make bench` / `python -m bench`: run every benchmark, write bench/results/latest.json (the
+previous one kept as previous.json) and docs/PERFORMANCE.md, print the change per figure.
+
+    python -m bench [--quick] [--records N] [--cold-runs N] [--embedded-transactions N | --no-embedded]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import ROOT
+from bench.common import (
+    TEMPLATE_PATH,
+    git_state,
+    machine,
+    now_iso,
+    prepare_process,
+    progress,
+    versions,
+)
+
+PRICES = ROOT / "bench" / "prices.json"
+TRACKED_PARAMETERS = (
+    "PreprocessMemorySize",
+    "ScoreMemorySize",
+    "DriftCheckMemorySize",
+    "PreprocessBatchSize",
+    "ScoreBatchSize",
+    "PreprocessMaximumBatchingWindowInSeconds",
+    "ScoreMaximumBatchingWindowInSeconds",
+    "PreprocessParallelizationFactor",
+    "ScoreParallelizationFactor",
+    "StreamMode",
+    "DriftSchedule",
+    "DriftWindowMinutes",
+    "DriftCheckTimeout",
+    "Architecture",
+)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--records", type=int, help="records per batch size (default 6000)")
+    parser.add_argument("--cold-runs", type=int, help="processes per function (default 5)")
+    parser.add_argument(
+        "--embedded-transactions", type=int, help="transactions of the local run (default 5000)"
+    )
+    parser.add_argument("--no-embedded", action="store_true", help="skip the local run")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    records = args.records or (1000 if args.quick else 6000)
+    cold_runs = args.cold_runs or (2 if args.quick else 5)
+    embedded_n = args.embedded_transactions or (1000 if args.quick else 5000)
+    prepare_process()
+
+    # heavy imports after the environment is set
+    from bench import analysis, calls, cold_start, embedded_run, report  # noqa: PLC0415
+    from bench.handler_cpu import (  # noqa: PLC0415
+        _table_keys,
+        _window_items,
+        drift_cpu,
+        ort_threads,
+        preprocess_cpu,
+        score_cpu,
+    )
+    from bench.model import latencies_s, load_table  # noqa: PLC0415
+    from embedded.template import load_template, parameter_values  # noqa: PLC0415
+
+    started = now_iso()
+    box = machine()
+    template = load_template(TEMPLATE_PATH)
+    values = parameter_values(template)
+    table = load_table(PRICES)
+    latency = latencies_s(table)
+
+    progress("part 1: handler CPU per record")
+    pre = preprocess_cpu(template, latency, records)
+    sco = score_cpu(template, latency, records)
+    captured = pre.pop("_monitoring_items") + sco.pop("_monitoring_items")
+    drift = drift_cpu(template, latency, captured)
+    threads = ort_threads()
+
+    progress("part 3: AWS calls along the whole path")
+    path_calls = calls.whole_path(template)
+
+    progress("part 2: cold start")
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as directory:
+        from datetime import UTC, datetime  # noqa: PLC0415
+
+        setups = cold_start.write_setups(
+            Path(directory),
+            _table_keys(template),
+            {
+                "preprocess": int(values["PreprocessBatchSize"]),
+                "score": int(values["ScoreBatchSize"]),
+            },
+            _window_items(captured, 1000, datetime.now(UTC)),
+        )
+        cold = cold_start.measure(setups, cold_runs)
+
+    embedded: dict[str, Any] = {"error": "skipped (--no-embedded)"}
+    if not args.no_embedded:
+        progress("part 6: embedded local run")
+        embedded = embedded_run.run(embedded_n)
+
+    progress("parts 4 and 5: capacity and cost")
+    cpu = {"preprocess": pre, "score": sco, "drift_check": drift}
+    pre_profile = analysis.function_profile("preprocess", pre, values, "Preprocess")
+    score_profile = analysis.function_profile("score", sco, values, "Score")
+    drift_profile = analysis.drift_profile(drift, values)
+    usage = analysis.usage(path_calls, template)
+    results: dict[str, Any] = {
+        "schema": 1,
+        "date": started,
+        "machine": box,
+        "load_average_after": machine()["load_average"],
+        "versions": versions(),
+        "git": git_state(),
+        "quick": args.quick,
+        "template": {k: values[k] for k in TRACKED_PARAMETERS},
+        "cpu": cpu,
+        "ort_threads_batch_500": threads,
+        "cold_start": cold,
+        "calls": path_calls,
+        "capacity": analysis.capacity(
+            pre_profile, score_profile, drift_profile, usage, cpu, values, table
+        ),
+        "cost": analysis.cost(pre_profile, score_profile, drift_profile, usage, table),
+        "embedded": embedded,
+        "prices": table,
+    }
+    tracked = report.figures(results)
+    previous = report.load_latest()
+    results["previous_date"] = previous["date"] if previous else None
+    results["figures"] = tracked
+    results["changes"] = report.changes(tracked, (previous or {}).get("figures"))
+    report.save(results)
+    report.write_markdown(report.render(results, results["changes"]))
+    report.print_changes(results["changes"], tracked)
+    print(
+        f"\nwritten: {report.LATEST.relative_to(ROOT)}, {report.PERFORMANCE_MD.relative_to(ROOT)}"
+    )
+    return 0

@@ -1,0 +1,262 @@
+"""The benchmark's capacity and cost arithmetic (bench/model.py), checked against numbers worked by hand.
+
+Nothing is timed here: the figures in, and the expected figures out, are fixed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# bench/ is a package at the repository root, next to the import roots pytest is given.
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.analysis import checks_per_hour  # noqa: E402
+from bench.model import (  # noqa: E402
+    DriftProfile,
+    FunctionProfile,
+    Scenario,
+    Usage,
+    batch_fill,
+    break_even_rate,
+    cost_per_million,
+    cpu_share,
+    endpoint_per_million,
+    fit_line,
+    interpolate,
+    item_size,
+    per_record_rate,
+    query_read_units,
+    read_units,
+    shard_write_limit,
+    traces_sampled,
+    write_units,
+)
+
+PRICE_NAMES = (
+    "lambda_x86_64_gb_second",
+    "lambda_arm64_gb_second",
+    "lambda_request",
+    "dynamodb_on_demand_write_request_unit",
+    "dynamodb_on_demand_read_request_unit",
+    "kinesis_on_demand_stream_hour",
+    "kinesis_on_demand_ingest_gb",
+    "kinesis_on_demand_retrieval_gb",
+    "kinesis_provisioned_shard_hour",
+    "kinesis_provisioned_put_payload_unit",
+    "eventbridge_custom_event",
+    "cloudwatch_logs_ingestion_gb",
+    "cloudwatch_custom_metric_month",
+    "cloudwatch_alarm_month",
+    "cloudwatch_dashboard_month",
+    "xray_trace_recorded",
+    "s3_put_request",
+    "kms_key_month",
+)
+
+
+def table(**prices: float) -> dict[str, Any]:
+    """A price table with every price 0 but the ones given, and round limits."""
+    return {
+        "prices": {name: {"usd": prices.get(name, 0.0)} for name in PRICE_NAMES},
+        "limits": {
+            name: {"value": value}
+            for name, value in {
+                "lambda_mb_per_vcpu": 1024,
+                "lambda_platform_log_bytes_per_invocation": 0,
+                "kinesis_shard_write_records_per_s": 1000,
+                "kinesis_shard_write_bytes_per_s": 1_048_576,
+                "kinesis_on_demand_initial_shards": 4,
+                "xray_reservoir_per_second": 1,
+                "xray_sampled_share_beyond_reservoir": 0.05,
+            }.items()
+        },
+    }
+
+
+def flat_profile(cpu_ms: float, io_ms: float, memory_mb: int = 1024) -> FunctionProfile:
+    return FunctionProfile(
+        name="f",
+        memory_mb=memory_mb,
+        batch_size=500,
+        batching_window_s=1.0,
+        parallelization=1,
+        cpu_ms_per_batch=((1, cpu_ms), (1000, cpu_ms)),
+        io_ms_per_batch=((1, io_ms), (1000, io_ms)),
+    )
+
+
+USAGE = Usage(
+    records_per_transaction=1.0,
+    features_per_transaction=1.0,
+    transaction_record_bytes=200,
+    feature_record_bytes=800,
+    transaction_billed_kb=1,
+    feature_billed_kb=1,
+    wru_per_transaction=3.0,
+    rru_per_transaction=2.0,
+    wru_per_preprocess_batch=0.0,
+    wru_per_score_batch=0.0,
+    monitoring_bytes_per_preprocess_batch=0.0,
+    monitoring_bytes_per_score_batch=0.0,
+    alerts_per_transaction=0.02,
+    drift_wru_per_check=0.0,
+    drift_s3_puts_per_check=0.0,
+    drift_events_per_check=0.0,
+    custom_metrics=0,
+    alarms=0,
+    dashboards=0,
+    kms_keys=0,
+)
+NO_DRIFT = DriftProfile(
+    memory_mb=1024,
+    checks_per_hour=0.0,
+    window_hours=24,
+    cpu_ms_fixed=0,
+    cpu_us_per_item=0,
+    io_ms_fixed=0,
+    io_ms_per_item=0,
+)
+
+
+def test_item_size_counts_names_values_and_nesting_as_dynamodb_documents() -> None:
+    item = {
+        "pk": {"S": "abc"},  # 2 + 3
+        "n": {"N": "123.45"},  # 1 + (5 digits -> 3 bytes + 1)
+        "flag": {"BOOL": True},  # 4 + 1
+        "m": {"M": {"a": {"N": "1"}}},  # 1 + 3 + (1 + 1 + 2)
+        "l": {"L": [{"S": "xy"}]},  # 1 + 3 + (1 + 2)
+    }
+    assert item_size(item) == 5 + 5 + 5 + 8 + 7
+
+
+def test_numbers_are_sized_by_significant_digits() -> None:
+    assert item_size({"x": {"N": "1000"}}) == 1 + 2  # one significant digit
+    assert item_size({"x": {"N": "-0.001234"}}) == 1 + 3  # 1234: two bytes + 1
+
+
+def test_request_units_round_up_per_item() -> None:
+    assert [write_units(s) for s in (0, 1024, 1025, 3000)] == [1, 1, 2, 3]
+    assert read_units(None, consistent=True) == 1.0  # a missing item still costs the minimum
+    assert read_units(5000, consistent=True) == 2.0
+    assert read_units(5000, consistent=False) == 1.0
+    assert query_read_units([3000, 3000]) == 1.0  # 6,000 B -> 2 x 4 KB, halved (GSI)
+
+
+def test_cpu_share_is_memory_over_1769_mb_at_most_one_vcpu() -> None:
+    assert cpu_share(1024, 1769) == pytest.approx(0.5789, abs=1e-4)
+    assert cpu_share(2048, 1769) == 1.0
+
+
+def test_fit_line_and_interpolation() -> None:
+    assert fit_line([(100, 30), (500, 110), (1000, 210)]) == pytest.approx((10.0, 0.2))
+    points = ((100, 20.0), (500, 60.0), (1000, 100.0))
+    assert interpolate(points, 300) == pytest.approx(40.0)
+    assert interpolate(points, 10) == 20.0
+    assert interpolate(points, 5000) == 100.0
+
+
+def test_batch_duration_and_records_per_second() -> None:
+    profile = FunctionProfile(
+        name="f",
+        memory_mb=1769,
+        batch_size=500,
+        batching_window_s=1.0,
+        parallelization=1,
+        cpu_ms_per_batch=((100, 30), (500, 110), (1000, 210)),
+        io_ms_per_batch=((100, 20), (500, 60), (1000, 100)),
+    )
+    assert profile.duration_ms(500, 1769) == pytest.approx(170.0)
+    # 500 records in 170 ms + 30 ms between batches
+    assert profile.records_per_second(1769, 30) == pytest.approx(2500.0)
+    half = FunctionProfile(**{**profile.__dict__, "memory_mb": 884.5, "parallelization": 2})
+    assert half.duration_ms(500, 1769) == pytest.approx(110 / 0.5 + 60)
+    assert half.records_per_second(1769, 20) == pytest.approx(2 * 500 / 0.3)
+
+
+def test_per_record_consumer_and_shard_limits() -> None:
+    assert per_record_rate(1000, 24, 1769, 1769) == pytest.approx(40.0)  # 1 ms CPU + 24 ms calls
+    assert shard_write_limit(200, 1000, 1_048_576) == 1000  # records bind
+    assert shard_write_limit(2048, 1000, 1_048_576) == 512  # bytes bind
+
+
+def test_xray_samples_one_a_second_then_five_percent() -> None:
+    prices = table()
+    assert traces_sampled(0.5, prices) == 0.5
+    assert traces_sampled(11, prices) == pytest.approx(1.5)
+
+
+def test_batches_fill_to_what_one_window_gathers() -> None:
+    profile = flat_profile(10, 10)
+    assert batch_fill(250, profile) == 250
+    assert batch_fill(2000, profile) == 500
+    assert batch_fill(0.1, profile) == 1.0
+
+
+def test_lambda_dynamodb_and_provisioned_kinesis_cost_per_million() -> None:
+    prices = table(
+        lambda_x86_64_gb_second=0.0000166667,
+        lambda_request=0.0000002,
+        dynamodb_on_demand_write_request_unit=0.000000625,
+        dynamodb_on_demand_read_request_unit=0.000000125,
+        kinesis_provisioned_shard_hour=0.015,
+        kinesis_provisioned_put_payload_unit=0.000000014,
+        eventbridge_custom_event=0.000001,
+    )
+    # 100 tx/s on one shard per stream, 1 s window: batches of 100, 10,000 invocations a
+    # million; 50 ms CPU at a full vCPU (1024 MB, 1024 MB per vCPU here) + 50 ms I/O = 0.1 s
+    result = cost_per_million(
+        Scenario(100, "x86_64", "PROVISIONED"),
+        flat_profile(50, 50),
+        flat_profile(50, 50),
+        NO_DRIFT,
+        USAGE,
+        prices,
+    )
+    parts = result["usd_per_million"]
+    assert result["preprocess_batch_fill"] == 100
+    assert result["shards"] == {"transactions": 1, "features": 1}
+    # 10,000 x 0.1 s x 1 GB x price + 10,000 requests
+    assert parts["lambda_preprocess"] == pytest.approx(0.0166667 + 0.002, abs=1e-4)
+    # 3 WRU at $0.625/M + 2 RRU at $0.125/M
+    assert parts["dynamodb"] == pytest.approx(1.875 + 0.25)
+    # 2 shards x $0.015 x 2.78 h a million + 2 PUT payload units per transaction
+    assert parts["kinesis"] == pytest.approx(0.03 * 1e6 / 360_000 + 2 * 0.014, abs=1e-4)
+    assert parts["eventbridge"] == pytest.approx(0.02)
+
+
+def test_on_demand_streams_start_with_four_shards_and_bill_per_kb() -> None:
+    prices = table(
+        kinesis_on_demand_stream_hour=0.04,
+        kinesis_on_demand_ingest_gb=0.08,
+        kinesis_on_demand_retrieval_gb=0.04,
+    )
+    result = cost_per_million(
+        Scenario(1000, "arm64", "ON_DEMAND"),
+        flat_profile(50, 50),
+        flat_profile(50, 50),
+        NO_DRIFT,
+        USAGE,
+        prices,
+    )
+    assert result["shards"] == {"transactions": 4, "features": 4}
+    assert result["preprocess_batch_fill"] == 250  # 1,000 tx/s over 4 shards, 1 s window
+    # 2 KB a transaction in and out: 2e6 KB = 1.9073 GB x $0.12, + 2 streams x $0.04 x 0.2778 h
+    expected = 2e6 / 1024**2 * 0.12 + 0.08 * 1e6 / 3_600_000
+    assert result["usd_per_million"]["kinesis"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_endpoint_cost_and_break_even() -> None:
+    assert endpoint_per_million(100, 2, 0.1) == pytest.approx(0.2 / 0.36)
+    assert break_even_rate(2, 0.1, 0.02) == pytest.approx(0.2 / (0.02 * 0.0036))
+
+
+def test_drift_schedule_rates() -> None:
+    assert checks_per_hour("rate(1 hour)") == 1.0
+    assert checks_per_hour("rate(15 minutes)") == 4.0
+    assert checks_per_hour("rate(1 day)") == pytest.approx(1 / 24)
