@@ -38,7 +38,8 @@ class FunctionOutput(io.TextIOBase):
 
     Powertools binds its log handler to the stream stdout is when the first Logger of a
     service is built, so the handlers are imported while stdout is this object, and each run
-    points it somewhere (a log file, stderr) without re-creating any logger.
+    points it somewhere (a log file, stderr) without re-creating any logger. Between runs it
+    writes to the current stdout.
     """
 
     def __init__(self) -> None:
@@ -51,15 +52,20 @@ class FunctionOutput(io.TextIOBase):
 
     def write(self, text: str) -> int:
         with self._lock:
-            target = self._target or sys.__stdout__
+            target = self._target or self._stdout()
             if target is not None:
                 target.write(text)
         return len(text)
 
+    def _stdout(self) -> TextIO | None:
+        # Outside a run, whatever stdout is now (a test's capture, say), as if never redirected.
+        return sys.stdout if sys.stdout is not self else sys.__stdout__
+
     def flush(self) -> None:
         with self._lock:
-            if self._target is not None:
-                self._target.flush()
+            target = self._target or self._stdout()
+            if target is not None:
+                target.flush()
 
     @contextlib.contextmanager
     def to(self, target: TextIO) -> Iterator[None]:
