@@ -304,11 +304,14 @@ def _current_target() -> TextIO:
 
 @contextlib.contextmanager
 def _environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """os.environ with `variables` set, put back as it was afterwards."""
-    saved = dict(os.environ)
+    """os.environ with `variables` set, put back as it was afterwards (other variables untouched)."""
+    saved = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

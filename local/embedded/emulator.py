@@ -40,6 +40,7 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 RECORD_OVERHEAD_BYTES = 600  # the JSON around one record's data in the event
 IDLE_POLL_SECONDS = 0.2
 RETRY_PAUSE_SECONDS = (0.05, 1.0)  # first pause before a retry, and the most it grows to
+POLL_ATTEMPTS = 5  # failed GetRecords in a row before a poller gives up
 
 Clock = Callable[[], float]
 
@@ -268,6 +269,23 @@ class ShardPoller:
             )
 
     def _read(self) -> None:
+        """GetRecords into the buffer; a failed poll is retried, as Lambda's poller does."""
+        for attempt in range(1, POLL_ATTEMPTS + 1):
+            try:
+                self._get_records()
+                return
+            except Exception as error:
+                if attempt == POLL_ATTEMPTS:
+                    raise
+                self.report(
+                    Incident(
+                        self.mapping.function_arn,
+                        f"GetRecords on {self.shard_id} failed ({error}); polling again",
+                    )
+                )
+                self._stop.wait(min(5.0, 0.2 * 2**attempt))
+
+    def _get_records(self) -> None:
         started = time.monotonic()
         page = self.kinesis.get_records(
             ShardIterator=self._iterator,

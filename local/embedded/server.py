@@ -86,8 +86,10 @@ class MotoServer:
             self.stop()
             raise ServerStartError(self._explain(status))
         self.port = int(status["port"])
-        # moto logs every request with a traceback on stderr when it fails; keep the pipe drained.
-        threading.Thread(target=self._drain, args=(self._process.stderr,), daemon=True).start()
+        # moto prints warnings (resource types it skips) and tracebacks of failed requests:
+        # keep both pipes drained, or a full pipe would block the server.
+        for stream in (self._process.stdout, self._process.stderr):
+            threading.Thread(target=self._drain, args=(stream,), daemon=True).start()
         return self
 
     def _explain(self, status: dict[str, object]) -> str:
