@@ -155,9 +155,16 @@ def _problems(summary: dict[str, Any]) -> list[str]:
     if counts["duplicate_predictions"]:
         problems.append(f"{counts['duplicate_predictions']:,} duplicate prediction items")
     if counts["failed"]:
+        errors = [
+            f"{function} raised {stats['last_error']}"
+            for function, stats in summary.get("event_source_mappings", {}).items()
+            if stats.get("last_error")
+        ]
         problems.append(
-            f"{counts['failed']:,} records ended in FailureQueue (see the incidents above and "
-            f"{summary.get('log', 'the functions log')})"
+            f"{counts['failed']:,} records ended in FailureQueue"
+            + (f" ({'; '.join(errors)})" if errors else "")
+            + f". The tracebacks are in {summary.get('log', 'the functions log')}; fix the cause "
+            "and run again"
         )
     if counts.get("not_seen"):
         problems.append(f"{counts['not_seen']:,} records were neither scored nor quarantined")

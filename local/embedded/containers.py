@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import os
 import sys
 import threading
@@ -234,10 +235,17 @@ class FunctionContainer:
         try:
             seconds = self._load()
         except Exception as error:
-            return None, _function_error(error, during_init=True)
+            return None, self._logged(_function_error(error, during_init=True))
         self.cold_starts += 1
         self.init_seconds = seconds
         return seconds, None
+
+    def _logged(self, error: FunctionError) -> FunctionError:
+        """Write the error to the function's log, as the Lambda runtime does, and return it."""
+        FUNCTION_OUTPUT.write(
+            json.dumps({"function_name": self.config.name, **error.payload()}) + "\n"
+        )
+        return error
 
     def __call__(self, event: dict[str, Any]) -> Invocation:
         return self.invoke(event)
@@ -263,7 +271,7 @@ class FunctionContainer:
             except Exception as error:
                 self.errors += 1
                 return Invocation(
-                    error=_function_error(error),
+                    error=self._logged(_function_error(error)),
                     duration_s=time.perf_counter() - started,
                     init_duration_s=init_seconds,
                 )

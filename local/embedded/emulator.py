@@ -125,6 +125,7 @@ class MappingStats:
             "failure_records_sent": self.failure_records_sent,
             "handler_seconds": round(self.handler_seconds, 3),
             "mean_batch_size": round(sum(sizes) / len(sizes), 1) if sizes else None,
+            "last_error": str(self.last_error) if self.last_error else None,
         }
 
 

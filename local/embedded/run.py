@@ -113,7 +113,6 @@ def _start_functions(stack: EmbeddedStack, log: TextIO, log_path: Path) -> None:
     for logical_id, container in stack.functions.items():
         error = container.load()
         if error is not None:
-            log.write("\n".join(error.stack_trace) + "\n")
             raise RunError(
                 f"{logical_id} ({container.config.handler}) failed to start: {error}. "
                 f"The traceback is in {log_path}. Its environment comes from the deployed "
