@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from embedded.cli import main
+from embedded.containers import FunctionContainer
 from embedded.deploy import TemplateError, local_template
+from embedded.producer import simulated_traffic
 from embedded.run import RunError, RunOptions, run_embedded
 from embedded.server import MotoServer, ServerStartError
 
@@ -22,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TRANSACTIONS = 4_000  # ~110 cards: enough for the drift check's sample over the checked days
 
 
+@pytest.mark.slow
 def test_baseline_run_balances_and_asks_for_no_retraining(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -73,6 +78,7 @@ def test_baseline_run_balances_and_asks_for_no_retraining(
 CHANNEL_SHIFT_MAY_DRIFT = {"channel_ecom", "foreign_count_24h"}
 
 
+@pytest.mark.slow
 def test_drift_scenario_detects_the_shift_and_requests_retraining_once(tmp_path: Path) -> None:
     # when: from the checked days on, every card moves half its channel mix to e-commerce
     summary = run_embedded(
@@ -93,6 +99,7 @@ def test_drift_scenario_detects_the_shift_and_requests_retraining_once(tmp_path:
     assert (counts["failed"], counts["duplicate_predictions"], counts["unaccounted"]) == (0, 0, 0)
 
 
+@pytest.mark.slow
 def test_input_file_lines_are_sent_as_their_bytes(tmp_path: Path) -> None:
     # given: two transactions, one of them twice, and two lines that are not JSON
     transaction = {
@@ -176,6 +183,7 @@ def test_a_template_the_translator_rejects_says_why_and_what_to_do(tmp_path: Pat
     assert "make validate" in message
 
 
+@pytest.mark.slow
 def test_a_handler_that_fails_to_start_stops_the_run_naming_it(tmp_path: Path) -> None:
     # given: thresholds the score function refuses at cold start
     options = RunOptions(
@@ -192,3 +200,45 @@ def test_a_handler_that_fails_to_start_stops_the_run_naming_it(tmp_path: Path) -
     assert "invalid decision thresholds" in message
     assert str(tmp_path / "functions.log") in message
     assert "SystemicError" in (tmp_path / "functions.log").read_text()
+
+
+@pytest.mark.slow
+def test_a_handler_that_raises_on_a_record_is_bisected_and_the_run_says_what_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: the real preprocess handler, made to raise on any batch holding one transaction
+    poison = f'"{next(iter(simulated_traffic(600, seed=3).labels))}"'.encode()
+    load = FunctionContainer._load
+
+    def load_with_a_bug(container: FunctionContainer) -> float:
+        seconds = load(container)
+        handler = container._handler
+        if container.config.handler.startswith("preprocess.") and handler is not None:
+
+            def buggy(event: dict[str, Any], context: Any) -> Any:
+                if any(poison in base64.b64decode(r["kinesis"]["data"]) for r in event["Records"]):
+                    raise RuntimeError("a bug on one record")
+                return handler(event, context)
+
+            container._handler = buggy
+        return seconds
+
+    monkeypatch.setattr(FunctionContainer, "_load", load_with_a_bug)
+
+    # when
+    code = main(
+        ["run", "--transactions", "600", "--seed", "3", "--invalid-rate", "0", "--out", str(tmp_path),
+         "--parameter", "PreprocessMaximumRetryAttempts=1"]
+    )  # fmt: skip
+
+    # then: only the poison record is given up; the run says what raised and where to look
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "failed                1" in captured.out
+    sizes = [int(n) for n in re.findall(r"raised on a batch of (\d+) records", captured.err)]
+    assert sizes[0] > 100 and sizes == sorted(sizes, reverse=True)  # halved towards the record
+    assert (
+        "problem: 1 records ended in FailureQueue (streamscore-local-preprocess raised "
+        "RuntimeError: a bug on one record). The tracebacks are in"
+    ) in captured.err
+    assert "a bug on one record" in (tmp_path / "functions.log").read_text()
