@@ -5,6 +5,11 @@ streams the traffic (warm-up first, then the days the drift check looks at), wai
 streams are drained, invokes the drift check over the window the checked days were processed
 in, and returns the summary. `invoke_function` runs one handler with one event file against a
 fresh embedded stack, as `sam local invoke` does in Docker.
+
+RetrainingRequested reaches RetrainingQueue through the stack's own rule: moto delivers bus
+events to a rule's SQS target itself (the channel-shift e2e test checks that it arrives). moto
+cannot deliver to the optional Step Functions or SageMaker targets: with those parameters set,
+the local drift check's PutEvents fails.
 """
 
 from __future__ import annotations

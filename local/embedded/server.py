@@ -6,6 +6,7 @@ a free port unless one is asked for, and it goes away with the process that star
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -73,10 +74,18 @@ class MotoServer:
         )
         ready = self._first_line(self._process.stdout, START_TIMEOUT_SECONDS)
         if ready is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # still running: it hangs
+                self._process.wait(timeout=2)
+            exited = self._process.poll() is not None
+            tail = self._stderr_tail()
             self.stop()
             raise ServerStartError(
-                f"moto did not start within {START_TIMEOUT_SECONDS:.0f} s; is the environment "
-                "complete? (`make venv` installs moto[server])"
+                (
+                    f"moto exited at start: {tail or 'no message'}"
+                    if exited
+                    else f"moto did not start within {START_TIMEOUT_SECONDS:.0f} s"
+                )
+                + "; is the environment complete? (`make venv` installs the pinned moto[server])"
             )
         try:
             status = json.loads(ready)
