@@ -21,6 +21,7 @@ from bench.model import (
     endpoint_per_million,
     fit_line,
     limit,
+    memory_to_sustain,
     per_record_rate,
     price,
     shard_write_limit,
@@ -28,7 +29,7 @@ from bench.model import (
 
 RATES_TPS = (10, 100, 1000)
 ENDPOINT_INSTANCES = 2  # two instances in two Availability Zones, as AWS recommends for production
-TEMPLATE_SIZES = ("100", "500", "1000")
+TEMPLATE_SIZES = ("10", "100", "500", "1000")
 
 
 def _points(section: Mapping[str, Any], figure: Any) -> tuple[tuple[float, float], ...]:
@@ -118,6 +119,10 @@ def usage(calls: Mapping[str, Any], template: Mapping[str, Any]) -> Usage:
     )
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value)
+
+
 def capacity(
     preprocess: FunctionProfile,
     score: FunctionProfile,
@@ -160,11 +165,7 @@ def capacity(
             "parallelization": profile.parallelization,
             "cpu_share_vcpu": round(cpu_share(profile.memory_mb, mb_per_vcpu), 3),
             "cpu_ms_per_batch_here": round(profile.cpu_ms(n), 1),
-            "io_ms_per_batch": round(
-                profile.duration_ms(n, mb_per_vcpu)
-                - profile.cpu_ms(n) / cpu_share(profile.memory_mb, mb_per_vcpu),
-                1,
-            ),
+            "io_ms_per_batch": round(profile.io_ms(n), 1),
             "duration_ms_per_batch": round(profile.duration_ms(n, mb_per_vcpu), 1),
             "records_per_second": round(rate, 1),
             "transactions_per_second": round(rate / records_per_tx, 1),
@@ -179,6 +180,9 @@ def capacity(
                 1,
             ),
             "per_record_version_latency_ms_per_record": round(per_record_latency, 2),
+            "memory_mb_to_sustain_shard_limit": _rounded(
+                memory_to_sustain(profile, records_limit, mb_per_vcpu, overhead)
+            ),
         }
     shard_limits = {
         "transactions_stream_records_per_second": round(

@@ -144,13 +144,17 @@ class FunctionProfile:
     log_bytes_per_batch: tuple[tuple[float, float], ...] = ((1, 0.0),)
 
     def cpu_ms(self, records: float) -> float:
-        intercept, slope = fit_line(self.cpu_ms_per_batch)
-        return max(0.0, intercept) + slope * records
+        """CPU of a batch, piecewise-linear between the measured sizes, flat outside them
+        (a batch smaller than the smallest measured one costs as much as that one)."""
+        return interpolate(self.cpu_ms_per_batch, records)
+
+    def io_ms(self, records: float) -> float:
+        return interpolate(self.io_ms_per_batch, records)
 
     def duration_ms(self, records: float, mb_per_vcpu: float) -> float:
         """Billed duration of one invocation of `records` records."""
         share = cpu_share(self.memory_mb, mb_per_vcpu)
-        return self.cpu_ms(records) / share + interpolate(self.io_ms_per_batch, records)
+        return self.cpu_ms(records) / share + self.io_ms(records)
 
     def records_per_second(
         self, mb_per_vcpu: float, overhead_ms: float, records: float | None = None
@@ -158,6 +162,19 @@ class FunctionProfile:
         """Records/s one shard's consumer sustains with full batches (x the parallelization)."""
         n = records or self.batch_size
         return n / ((self.duration_ms(n, mb_per_vcpu) + overhead_ms) / 1000) * self.parallelization
+
+
+def memory_to_sustain(
+    profile: FunctionProfile, records_per_s: float, mb_per_vcpu: float, overhead_ms: float
+) -> float | None:
+    """Least memory (MB) at which one shard's consumer keeps up with `records_per_s` in full
+    batches; None when even a whole vCPU does not."""
+    n = profile.batch_size
+    budget_ms = n / records_per_s * 1000 * profile.parallelization - profile.io_ms(n) - overhead_ms
+    if budget_ms <= 0:
+        return None
+    share = profile.cpu_ms(n) / budget_ms
+    return None if share > 1 else share * mb_per_vcpu
 
 
 def per_record_rate(

@@ -30,6 +30,7 @@ from bench.model import (  # noqa: E402
     fit_line,
     interpolate,
     item_size,
+    memory_to_sustain,
     per_record_rate,
     query_read_units,
     read_units,
@@ -260,3 +261,19 @@ def test_drift_schedule_rates() -> None:
     assert checks_per_hour("rate(1 hour)") == 1.0
     assert checks_per_hour("rate(15 minutes)") == 4.0
     assert checks_per_hour("rate(1 day)") == pytest.approx(1 / 24)
+
+
+def test_memory_a_consumer_needs_to_keep_up_with_a_full_shard() -> None:
+    profile = FunctionProfile(
+        name="f",
+        memory_mb=1024,
+        batch_size=500,
+        batching_window_s=1.0,
+        parallelization=1,
+        cpu_ms_per_batch=((100, 30), (500, 110), (1000, 210)),
+        io_ms_per_batch=((100, 20), (500, 60), (1000, 100)),
+    )
+    # 500 records in 500 ms: 500 - 60 ms I/O - 20 ms gap leaves 420 ms for 110 ms of CPU
+    assert memory_to_sustain(profile, 1000, 1769, 20) == pytest.approx(110 / 420 * 1769)
+    heavy = FunctionProfile(**{**profile.__dict__, "cpu_ms_per_batch": ((1, 500), (1000, 500))})
+    assert memory_to_sustain(heavy, 1000, 1769, 20) is None  # 500 ms of CPU in a 420 ms budget
