@@ -37,8 +37,10 @@ def _points(section: Mapping[str, Any], figure: Any) -> tuple[tuple[float, float
 
 
 def function_profile(
-    name: str, cpu: Mapping[str, Any], values: Mapping[str, str], prefix: str
+    name: str, cpu: Mapping[str, Any], values: Mapping[str, str], prefix: str, stat: str = "median"
 ) -> FunctionProfile:
+    """The consumer as configured in the template, with its CPU per batch at `stat` (median,
+    min or max over the measured batches)."""
     return FunctionProfile(
         name=name,
         memory_mb=int(values[f"{prefix}MemorySize"]),
@@ -46,7 +48,7 @@ def function_profile(
         batching_window_s=float(values[f"{prefix}MaximumBatchingWindowInSeconds"]),
         parallelization=int(values[f"{prefix}ParallelizationFactor"]),
         cpu_ms_per_batch=tuple(
-            (float(size), cpu[size]["cpu_us_per_record"]["handler"]["median"] * int(size) / 1000)
+            (float(size), cpu[size]["cpu_us_per_record"]["handler"][stat] * int(size) / 1000)
             for size in TEMPLATE_SIZES
         ),
         io_ms_per_batch=_points(cpu["io_path"], lambda row: row["io_ms_per_batch"]["median"]),
@@ -140,14 +142,16 @@ def capacity(
     u = pipeline_usage
 
     functions: dict[str, Any] = {}
-    for profile, records_per_tx, per_record_latency in (
+    for profile, prefix, records_per_tx, per_record_latency in (
         (
             preprocess,
+            "Preprocess",
             u.records_per_transaction,
             latency["GetItem"] + latency["PutItem"] + latency["PutRecord"] + latency["PutItem"],
         ),
         (
             score,
+            "Score",
             u.features_per_transaction,
             latency["PutItem"] + u.alerts_per_transaction * latency["PutEvents"],
         ),
@@ -158,6 +162,10 @@ def capacity(
             for size in TEMPLATE_SIZES
         }
         rate = profile.records_per_second(mb_per_vcpu, overhead)
+        spread = [
+            function_profile(profile.name, cpu[profile.name], values, prefix, stat)
+            for stat in ("max", "min")  # most CPU gives the fewest records/s
+        ]
         per_record_cpu = cpu[profile.name][str(n) if str(n) in cpu[profile.name] else "500"]
         functions[profile.name] = {
             "memory_mb": profile.memory_mb,
@@ -168,6 +176,9 @@ def capacity(
             "io_ms_per_batch": round(profile.io_ms(n), 1),
             "duration_ms_per_batch": round(profile.duration_ms(n, mb_per_vcpu), 1),
             "records_per_second": round(rate, 1),
+            "records_per_second_range": [
+                round(p.records_per_second(mb_per_vcpu, overhead), 1) for p in spread
+            ],
             "transactions_per_second": round(rate / records_per_tx, 1),
             "records_per_second_by_batch_size": by_size,
             "per_record_version_records_per_second": round(

@@ -21,8 +21,30 @@ from bench import ROOT
 from bench.common import progress
 
 
-def run(transactions: int, timeout_s: float = 900.0) -> dict[str, Any]:
-    progress(f"embedded local run, {transactions:,} transactions")
+def runs(transactions: int, count: int) -> dict[str, Any]:
+    """`count` local runs one after the other: their median and min-max per figure."""
+    from bench.common import summary  # noqa: PLC0415
+
+    done = [run(transactions, index + 1, count) for index in range(count)]
+    failed = [d for d in done if "error" in d]
+    if failed:
+        return failed[0]
+    latency = {p: summary([d["latency_ms"][p] for d in done], 0) for p in ("p50", "p90", "p99")}
+    return {
+        "runs": count,
+        "transactions": transactions,
+        "records_in": done[0]["records_in"],
+        "records_per_second": summary([d["records_per_second"] for d in done], 1),
+        "seconds": summary([d["seconds"] for d in done], 1),
+        "latency_ms": latency,
+        "each": done,
+    }
+
+
+def run(
+    transactions: int, index: int = 1, count: int = 1, timeout_s: float = 900.0
+) -> dict[str, Any]:
+    progress(f"embedded local run {index} of {count}, {transactions:,} transactions")
     with tempfile.TemporaryDirectory(prefix="bench-local-run-") as directory:
         summary_path = Path(directory) / "summary.json"
         env = dict(os.environ)

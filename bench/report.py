@@ -81,11 +81,11 @@ def figures(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         out[f"cost.{key}"] = _exact(row["total_usd_per_million"], "USD/million", "lower")
     embedded = results.get("embedded") or {}
     if "records_per_second" in embedded:
-        out["embedded.records_per_s"] = _exact(
+        out["embedded.records_per_s"] = _figure(
             embedded["records_per_second"], "records/s", "higher"
         )
         for p in ("p50", "p90", "p99"):
-            out[f"embedded.latency_{p}"] = _exact(embedded["latency_ms"][p], "ms", "lower")
+            out[f"embedded.latency_{p}"] = _figure(embedded["latency_ms"][p], "ms", "lower")
     return out
 
 
@@ -353,7 +353,8 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
                 f"{row['cpu_ms_per_batch_here']:g}",
                 f"{row['io_ms_per_batch']:g}",
                 f"{row['duration_ms_per_batch']:g}",
-                f"**{row['records_per_second']:,.0f}**",
+                f"**{row['records_per_second']:,.0f}** "
+                + "[{:,.0f}-{:,.0f}]".format(*row["records_per_second_range"]),
                 " / ".join(f"{v:,.0f}" for v in row["records_per_second_by_batch_size"].values()),
                 f"{row['per_record_version_records_per_second']:,.0f}",
                 "beyond 1 vCPU"
@@ -442,14 +443,15 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
     if "records_per_second" in embedded:
         lat = embedded["latency_ms"]
         lines += [
-            f"`python -m local run --transactions {embedded['transactions']:,}`: "
-            f"{embedded['records_in']:,} records in {embedded['seconds']:g} s, "
-            f"**{embedded['records_per_second']:g} records/s** "
-            f"(Δ {_change(delta, 'embedded.records_per_s') or '—'}); latency from arrival to "
-            f"prediction p50 {lat['p50']:,} ms, p90 {lat['p90']:,} ms, p99 {lat['p99']:,} ms. "
-            "One run. moto (one local server process), the event-source emulator and this "
-            "machine bound these numbers, not AWS; they show that the pipeline runs end to end "
-            "and catch regressions of the local run, not production speed.",
+            f"`python -m local run --transactions {embedded['transactions']:,}`, "
+            f"{embedded['runs']} runs one after the other, {embedded['records_in']:,} records "
+            f"each: **{_cell(embedded['records_per_second'])} records/s** "
+            f"(Δ {_change(delta, 'embedded.records_per_s') or '-'}), from the first put to the "
+            f"last prediction; latency from arrival to prediction p50 {_cell(lat['p50'])} ms, "
+            f"p90 {_cell(lat['p90'])} ms, p99 {_cell(lat['p99'])} ms. moto (one local server "
+            "process), the event-source emulator and this machine bound these numbers, not "
+            "AWS; they show that the pipeline runs end to end and catch regressions of the "
+            "local run, not production speed.",
         ]
     else:
         lines += [f"Not measured: {embedded.get('error', 'skipped')}."]

@@ -48,7 +48,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--records", type=int, help="records per batch size (default 6000)")
     parser.add_argument("--cold-runs", type=int, help="processes per function (default 5)")
     parser.add_argument(
-        "--embedded-transactions", type=int, help="transactions of the local run (default 5000)"
+        "--embedded-transactions",
+        type=int,
+        help="transactions of each local run (default 3000, three runs)",
     )
     parser.add_argument("--no-embedded", action="store_true", help="skip the local run")
     return parser.parse_args(argv)
@@ -58,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     records = args.records or (1000 if args.quick else 6000)
     cold_runs = args.cold_runs or (2 if args.quick else 5)
-    embedded_n = args.embedded_transactions or (1000 if args.quick else 5000)
+    embedded_n = args.embedded_transactions or (1000 if args.quick else 3000)
+    embedded_runs = 1 if args.quick else 3
     prepare_process()
 
     # heavy imports after the environment is set
@@ -109,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedded: dict[str, Any] = {"error": "skipped (--no-embedded)"}
     if not args.no_embedded:
         progress("part 6: embedded local run")
-        embedded = embedded_run.run(embedded_n)
+        embedded = embedded_run.runs(embedded_n, embedded_runs)
 
     progress("parts 4 and 5: capacity and cost")
     cpu = {"preprocess": pre, "score": sco, "drift_check": drift}
