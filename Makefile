@@ -66,7 +66,7 @@ test: $(STAMP) $(CHECKOV_STAMP) ## Set up everything, then run the whole test su
 lint: $(STAMP) ## ruff lint + format check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy functions local models
+	$(BIN)/mypy functions local models bench
 
 .PHONY: format
 format: $(STAMP) ## Format and auto-fix with ruff
