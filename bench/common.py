@@ -11,6 +11,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
@@ -193,9 +194,24 @@ def interleaved[T](
     return samples
 
 
-def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> dict[str, float]:
+_CALIBRATION_DOC = {f"field_{i}": i * 0.5 for i in range(200)}
+
+
+def calibration_us(_: object = None) -> float:
+    """CPU µs of a fixed piece of work that never changes (JSON round trips, a sort): measured
+    next to the handlers, it tells a slower machine from slower code."""
+    started = time.process_time()
+    for _round in range(20):
+        json.loads(json.dumps(_CALIBRATION_DOC))
+    sorted(range(5000, 0, -1))
+    return (time.process_time() - started) * 1e6
+
+
+def paired_ratio(
+    numerator: Sequence[float], denominator: Sequence[float], digits: int = 2
+) -> dict[str, float]:
     """Ratios of samples taken side by side (same item, same moment), summarised."""
-    return summary([a / b for a, b in zip(numerator, denominator, strict=True)])
+    return summary([a / b for a, b in zip(numerator, denominator, strict=True)], digits)
 
 
 # ----------------------------------------------------------------------------- the machine

@@ -28,6 +28,7 @@ from bench.common import (
     NAMES,
     SINK,
     LambdaContext,
+    calibration_us,
     environment,
     interleaved,
     into_sink,
@@ -321,7 +322,8 @@ def _measure(
         bench.start(size)
         calls_before = bench.handler_fake.calls.copy()
         per_record_before = bench.per_record_fake().calls.total()
-        samples = interleaved(bench.variants(), events)
+        samples = interleaved(bench.variants() | {"calibration": calibration_us}, events)
+        calibration = samples.pop("calibration")
         calls = bench.handler_fake.calls - calls_before
         row: dict[str, Any] = {"batches": batches}
         if bench.name == "preprocess":
@@ -329,6 +331,12 @@ def _measure(
                 sum(distinct_cards(e) for e in events) / len(events), 1
             )
         row["cpu_us_per_record"] = {name: summary(values) for name, values in samples.items()}
+        row["calibration_us"] = summary(calibration)
+        # each variant's CPU over the calibration measured moments apart: the machine's speed
+        # cancels out, what is left moves with the code
+        row["cpu_over_calibration"] = {
+            name: paired_ratio(values, calibration, 4) for name, values in samples.items()
+        }
         for ratio, (top, bottom) in RATIOS[bench.name].items():
             row[ratio] = paired_ratio(samples[top], samples[bottom])
         row["handler_calls_per_batch"] = {

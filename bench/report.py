@@ -38,7 +38,11 @@ def _cpu_figures(cpu: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         sizes = {k: v for k, v in cpu[function].items() if k.isdigit()}
         for size, row in sizes.items():
             for variant, stat in row["cpu_us_per_record"].items():
-                out[f"cpu.{function}.{variant}.{size}"] = _figure(stat, "µs/record", "lower")
+                # absolute CPU moves with the machine's load: judged through the calibration
+                out[f"cpu.{function}.{variant}.{size}"] = _figure(stat, "µs/record", "info")
+            for variant, stat in row.get("cpu_over_calibration", {}).items():
+                name = f"norm.{function}.{variant}.{size}"
+                out[name] = _figure(stat, "x calibration", "lower")
             for name in (n for n in row if "_over_" in n):
                 out[f"ratio.{function}.{name}.{size}"] = _figure(row[name], "x", "info")
         for size, row in cpu[function]["io_path"].items():
@@ -187,9 +191,11 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         f"{' with local changes' if results['git']['dirty'] else ''}); do not edit by hand. "
         "Figures are medians with [min-max] over batches or processes; every figure of a table "
         "was measured side by side in one run, variants interleaved batch by batch, so the "
-        "ratios hold even on a loaded machine. The change column compares the median with the "
-        f"previous run ({results.get('previous_date') or 'none'}); ⚠ marks a figure that got "
-        "worse by 5% or more beyond both runs' spreads, ✓ one that got better.",
+        "ratios hold even on a loaded machine. The change column (Δ) compares the median with "
+        f"the previous run ({results.get('previous_date') or 'none'}); ⚠ marks a figure that "
+        "got worse by 5% or more beyond both runs' spreads, ✓ one that got better. Handler CPU "
+        "changes are judged relative to a fixed calibration workload measured between the "
+        "variants (CPU / calibration), so that a busier machine is not taken for slower code.",
         "",
         f"- Machine: {m['cpu']} x {m['cpus']} ({m['system']}), load average "
         f"{m['load_average'][0]} before and {results['load_average_after'][0]} after the run",
@@ -214,7 +220,7 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
             row = [function, variant.replace("_", " ")]
             for size in sizes:
                 row.append(_cell(cpu[function][size]["cpu_us_per_record"][variant]))
-                row.append(_change(delta, f"cpu.{function}.{variant}.{size}"))
+                row.append(_change(delta, f"norm.{function}.{variant}.{size}"))
             rows.append(row)
     header = ["function", "variant"]
     for size in sizes:
