@@ -334,7 +334,7 @@ def _measure(
         row["calibration_us"] = summary(calibration)
         # each variant's CPU over the calibration measured moments apart: the machine's speed
         # cancels out, what is left moves with the code
-        row["cpu_over_calibration"] = {
+        row["normalised_cpu"] = {
             name: paired_ratio(values, calibration, 4) for name, values in samples.items()
         }
         for ratio, (top, bottom) in RATIOS[bench.name].items():

@@ -40,7 +40,7 @@ def _cpu_figures(cpu: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             for variant, stat in row["cpu_us_per_record"].items():
                 # absolute CPU moves with the machine's load: judged through the calibration
                 out[f"cpu.{function}.{variant}.{size}"] = _figure(stat, "µs/record", "info")
-            for variant, stat in row.get("cpu_over_calibration", {}).items():
+            for variant, stat in row.get("normalised_cpu", {}).items():
                 name = f"norm.{function}.{variant}.{size}"
                 out[name] = _figure(stat, "x calibration", "lower")
             for name in (n for n in row if "_over_" in n):
