@@ -68,7 +68,7 @@ def figures(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     out["calls.path.per_1000"] = _exact(
         calls["total_calls_per_1000_transactions"], "calls", "lower"
     )
-    drift_calls = calls["drift_check_per_check"]["calls_total"] / 1000
+    drift_calls = calls["drift_check_per_check"]["calls_total"]
     out["calls.drift_check.per_check"] = _exact(drift_calls, "calls", "lower")
     usage = results["cost"]["usage"]
     for unit in ("wru", "rru"):
@@ -301,8 +301,9 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         "",
         "## 3. AWS calls per 1,000 transactions",
         "",
-        f"moto with the template's tables, one shard per stream so batches are full "
-        f"({calls['batch_sizes']}); {calls['records_sent']} records in, "
+        "moto with the template's tables, one shard per stream so batches are full (preprocess "
+        f"{calls['batch_sizes']['preprocess']}, score {calls['batch_sizes']['score']}); "
+        f"{calls['records_sent']} records in, "
         f"{calls['valid_transactions']} valid; counted with botocore `before-call` hooks, items "
         "sized as DynamoDB counts them.",
         "",
@@ -319,7 +320,7 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         f"Whole path: **{calls['total_calls_per_1000_transactions']:g} calls per 1,000 "
         f"transactions** (Δ {_change(delta, 'calls.path.per_1000') or '—'}). The drift check, per "
         f"run (hourly, not per transaction): "
-        + ", ".join(f"{api} {n / 1000:g}" for api, n in drift["calls"].items())
+        + ", ".join(f"{api} {n:g}" for api, n in drift["calls"].items())
         + f" (window of this run: outcome {drift['outcome']}).",
         "",
         "Request units per 1,000 transactions and item sizes:",
