@@ -66,7 +66,10 @@ def js_distance(p: Sequence[float], q: Sequence[float]) -> float:
     m = [(pi + qi) / 2 for pi, qi in zip(p, q, strict=True)]
 
     def kl(x: Sequence[float]) -> float:
-        return sum(xi * math.log2(xi / mi) for xi, mi in zip(x, m, strict=True) if xi > 0)
+        # mi can underflow to 0 for a denormal xi; such a term is below 1e-323 anyway
+        return sum(
+            xi * math.log2(xi / mi) for xi, mi in zip(x, m, strict=True) if xi > 0 and mi > 0
+        )
 
     return math.sqrt(max(0.0, (kl(p) + kl(q)) / 2))
 
