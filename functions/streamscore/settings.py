@@ -53,8 +53,9 @@ class ScoreSettings(FunctionSettings):
     quarantine_ttl_days: Days = 30
     monitoring_ttl_days: Days = 90
     io_threads: Annotated[int, Field(ge=1, le=32)] = 4
-    # ONNX Runtime threads: one. At batch 500 a run is ~0.5 ms and a second thread was never
-    # faster (bench/results/score.json, ort_threads_batch_500); Lambda at 2048 MB has ~1.2 vCPU.
+    # ONNX Runtime threads: one. At batch 500 a run takes 0.3-0.5 ms (< 1 us a record) with one
+    # or two threads (bench/results/latest.json, ort_threads_batch_500): a second thread buys
+    # nothing that matters, and Lambda at 2048 MB has ~1.2 vCPU to share with the I/O threads.
     ort_intra_op_threads: Annotated[int, Field(ge=1, le=16)] = 1
     ort_inter_op_threads: Annotated[int, Field(ge=1, le=16)] = 1
 
