@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -131,7 +132,7 @@ class _MemoryPorts:
         return PreprocessPorts(States(), Features(), Sink(), Sink(), Sink())
 
 
-class _Variants:
+class _Variants(ABC):
     """One function's variants on one batch size at a time; each returns µs of CPU per record."""
 
     name = ""
@@ -147,20 +148,24 @@ class _Variants:
         self.size = size
         self.log_bytes = []
 
+    @abstractmethod
     def variants(self) -> dict[str, Callable[[dict[str, Any]], float]]:
-        raise NotImplementedError
+        """Implemented by each function's variants."""
 
+    @abstractmethod
     def fakes(self) -> tuple[FakeAWS, ...]:
-        raise NotImplementedError
+        """Implemented by each function's variants."""
 
     def seed(self) -> dict[str, list[dict[str, Any]]]:
         return {}
 
+    @abstractmethod
     def events(self, size: int, batches: int) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Implemented by each function's variants."""
 
+    @abstractmethod
     def per_record_fake(self) -> FakeAWS:
-        raise NotImplementedError
+        """Implemented by each function's variants."""
 
     def _handler(self, event: dict[str, Any], fake: FakeAWS) -> float:
         written = SINK.bytes
