@@ -96,27 +96,20 @@ class BatchTable:
         return found, failed
 
     def _get_chunk(self, keys: Sequence[Mapping[str, Any]]) -> tuple[dict[Key, Item], list[Key]]:
-        request: dict[str, Any] = {
-            self.table_name: {
-                "Keys": [serialize({n: k[n] for n in self.key_names}) for k in keys],
-                "ConsistentRead": self.consistent_read,
-            }
-        }
         found: dict[Key, Item] = {}
-        for attempt in range(1, self.backoff.attempts + 1):
+
+        def send(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            request = {self.table_name: {"Keys": pending, "ConsistentRead": self.consistent_read}}
             response = self._call("BatchGetItem", self.client.batch_get_item, RequestItems=request)
             for raw in response.get("Responses", {}).get(self.table_name, []):
                 item = deserialize(raw)
                 found[self.key_of(item)] = item
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                return found, []
-            if attempt < self.backoff.attempts:
-                self.backoff.pause(attempt)
-        left = [
-            self.key_of(deserialize(k)) for k in request.get(self.table_name, {}).get("Keys", [])
-        ]
-        return found, left
+            unprocessed = (response.get("UnprocessedKeys") or {}).get(self.table_name, {})
+            return list(unprocessed.get("Keys", []))
+
+        first = [serialize({n: k[n] for n in self.key_names}) for k in keys]
+        left = self.backoff.until_done(send, first)
+        return found, [self.key_of(deserialize(k)) for k in left]
 
     def put_many(self, items: Iterable[Mapping[str, Any]]) -> list[Key]:
         """Write every item (the last one wins per key); the keys still unprocessed after retries."""
@@ -127,19 +120,17 @@ class BatchTable:
         return failed
 
     def _put_chunk(self, items: Sequence[Mapping[str, Any]]) -> list[Key]:
-        requests = [{"PutRequest": {"Item": serialize(i)}} for i in items]
-        for attempt in range(1, self.backoff.attempts + 1):
+        def send(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
             response = self._call(
                 "BatchWriteItem",
                 self.client.batch_write_item,
                 RequestItems={self.table_name: requests},
             )
-            requests = (response.get("UnprocessedItems") or {}).get(self.table_name, [])
-            if not requests:
-                return []
-            if attempt < self.backoff.attempts:
-                self.backoff.pause(attempt)
-        return [self.key_of(deserialize(r["PutRequest"]["Item"])) for r in requests]
+            return list((response.get("UnprocessedItems") or {}).get(self.table_name, []))
+
+        requests = [{"PutRequest": {"Item": serialize(i)}} for i in items]
+        left = self.backoff.until_done(send, requests)
+        return [self.key_of(deserialize(r["PutRequest"]["Item"])) for r in left]
 
     def _call(self, action: str, method: Any, **kwargs: Any) -> dict[str, Any]:
         try:

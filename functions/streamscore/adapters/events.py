@@ -31,8 +31,7 @@ class EventPublisher:
         return failed
 
     def _put_call(self, entries: Sequence[Mapping[str, str]], indexes: list[int]) -> list[int]:
-        pending = indexes
-        for attempt in range(1, self.backoff.attempts + 1):
+        def send(pending: list[int]) -> list[int]:
             batch = [dict(entries[i]) | {"EventBusName": self.bus_name} for i in pending]
             try:
                 response = self.client.put_events(Entries=batch)
@@ -40,12 +39,11 @@ class EventPublisher:
                 raise translate_error(error, f"EventBridge PutEvents on {self.bus_name}") from error
             if not response.get("FailedEntryCount"):
                 return []
-            pending = [
+            return [
                 i for i, r in zip(pending, response["Entries"], strict=True) if r.get("ErrorCode")
             ]
-            if attempt < self.backoff.attempts:
-                self.backoff.pause(attempt)
-        return pending
+
+        return self.backoff.until_done(send, indexes)
 
 
 __all__ = ["MAX_ENTRIES", "EventPublisher", "chunked"]

@@ -43,8 +43,7 @@ class StreamWriter:
         return failed
 
     def _put_call(self, entries: Sequence[tuple[str, bytes]], indexes: list[int]) -> list[int]:
-        pending = indexes
-        for attempt in range(1, self.backoff.attempts + 1):
+        def send(pending: list[int]) -> list[int]:
             records = [{"PartitionKey": entries[i][0], "Data": entries[i][1]} for i in pending]
             try:
                 response = self.client.put_records(StreamName=self.stream_name, Records=records)
@@ -52,9 +51,8 @@ class StreamWriter:
                 raise translate_error(error, f"Kinesis PutRecords on {self.stream_name}") from error
             if not response.get("FailedRecordCount"):
                 return []
-            pending = [
+            return [
                 i for i, r in zip(pending, response["Records"], strict=True) if "ErrorCode" in r
             ]
-            if attempt < self.backoff.attempts:
-                self.backoff.pause(attempt)
-        return pending
+
+        return self.backoff.until_done(send, indexes)

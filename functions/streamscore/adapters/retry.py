@@ -84,6 +84,21 @@ class Backoff:
             self.pauses += 1
         self.sleep(self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt)))
 
+    def until_done[T](self, send: Callable[[list[T]], list[T]], pending: list[T]) -> list[T]:
+        """Call `send` on what is pending until nothing comes back or the attempts run out.
+
+        `send` makes one call and returns the part the service handed back as
+        not done (UnprocessedItems, failed entries); between calls, a pause.
+        Returns what is still not done.
+        """
+        for attempt in range(1, self.attempts + 1):
+            pending = send(pending)
+            if not pending:
+                return []
+            if attempt < self.attempts:
+                self.pause(attempt)
+        return pending
+
 
 def translate_error(error: Exception, action: str) -> Exception:
     """The project's exception for a botocore error raised while doing `action`."""
