@@ -22,14 +22,13 @@ from pydantic import ValidationError
 from streamscore.contracts import Transaction
 from streamscore.errors import InvalidRecordError, RetryableError
 from streamscore.features import FEATURE_SCHEMA, CardState, advance_state, build_features
-from streamscore.monitoring import batch_item_key, window_key
+from streamscore.monitoring import batch_item, settled
 from streamscore.records import (
     StreamRecord,
     decode_payload,
     diagnose_json,
     field_errors,
     iso_time,
-    lowest_failure,
     quarantine_item,
 )
 
@@ -352,32 +351,18 @@ def _record_stats(
     ttl_days: int,
     failed: set[str],
 ) -> None:
-    """One MonitoringTable item per batch: counts of the records Kinesis will not deliver again.
-
-    Kinesis resumes at the lowest failed sequence number, so only the records
-    below it are counted here; the retry's own item counts the rest.
-    """
-    if not records:
-        return
-    resume_at = lowest_failure(records, failed)
-    counted = [r for r in records if resume_at is None or r.position < resume_at]
+    """One MonitoringTable item per batch, over the records Kinesis will not deliver again."""
+    counted = settled(records, failed)
     if not counted:
         return
-    reasons = Counter(e.reason for r, e in invalid if resume_at is None or r.position < resume_at)
-    first = counted[0]
-    item = batch_item_key("STATS", first.stream_name, first.shard_id, first.sequence_number) | {
-        "window_key": window_key("STATS", now),
-        "recorded_at": now.isoformat(timespec="milliseconds"),
-        "stage": STAGE,
-        "first_sequence_number": first.sequence_number,
-        "last_sequence_number": counted[-1].sequence_number,
-        "records": len(counted),
+    positions = {r.sequence_number for r in counted}
+    reasons = Counter(e.reason for r, e in invalid if r.sequence_number in positions)
+    item = batch_item("STATS", STAGE, counted, now, ttl_days) | {
         "quarantined": sum(reasons.values()),
         "quarantined_by_reason": dict(reasons),
-        "expires_at": int(now.timestamp()) + ttl_days * 86400,
     }
     try:
         ports.monitoring.put(item)
     except RetryableError:
         # without its stats the batch must be seen again: fail it from its first record
-        failed.add(first.sequence_number)
+        failed.add(counted[0].sequence_number)

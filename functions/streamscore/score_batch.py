@@ -25,12 +25,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from streamscore.errors import InvalidRecordError, RetryableError
-from streamscore.monitoring import batch_item_key, window_key
+from streamscore.monitoring import batch_item, settled
 from streamscore.records import (
     StreamRecord,
     decode_payload,
     diagnose_json,
-    lowest_failure,
     quarantine_item,
 )
 from streamscore.scoring import (
@@ -377,39 +376,26 @@ def _record_histograms(
     are counted here, the retry's own item counts the rest. Keyed by the first
     record, a full replay overwrites this item, even in a later hour.
     """
-    if not records:
-        return
-    resume_at = lowest_failure(records, outcome.failed)
-
-    def below(record: StreamRecord) -> bool:
-        return resume_at is None or record.position < resume_at
-
-    seen = [r for r in records if below(r)]
+    seen = settled(records, outcome.failed)
     if not seen:
         return
-    counted = sorted(i for i in batch.counted if below(batch.rows[i].record))
+    positions = {r.sequence_number for r in seen}
+    counted = sorted(i for i in batch.counted if batch.rows[i].record.sequence_number in positions)
     scores = batch.scores[counted]
-    first = seen[0]
-    item = batch_item_key("HIST", first.stream_name, first.shard_id, first.sequence_number) | {
-        "window_key": window_key("HIST", now),
-        "recorded_at": now.isoformat(timespec="milliseconds"),
-        "stage": STAGE,
+    reasons = Counter(e.reason for r, e in batch.invalid if r.sequence_number in positions)
+    item = batch_item("HIST", STAGE, seen, now, policy.monitoring_ttl_days) | {
         "model_version": model.model_version,
-        "first_sequence_number": first.sequence_number,
-        "last_sequence_number": seen[-1].sequence_number,
-        "records": len(seen),
-        "quarantined_by_reason": dict(Counter(e.reason for r, e in batch.invalid if below(r))),
+        "quarantined_by_reason": dict(reasons),
         "n": len(counted),
         "scored": int(np.count_nonzero(~np.isnan(scores))),
         "histograms": histograms(batch.matrix[counted], scores, model),
-        "expires_at": int(now.timestamp()) + policy.monitoring_ttl_days * 86400,
     }
     try:
         ports.monitoring.put(item)
         outcome.histogram_records = len(counted)
     except RetryableError:
         # without its histograms the batch must be seen again: fail it from its first record
-        outcome.failed.add(first.sequence_number)
+        outcome.failed.add(seen[0].sequence_number)
 
 
 def _submit(executor: Executor | None, work: Callable[..., Any], *args: Any) -> Future[Any]:
