@@ -28,6 +28,7 @@ from streamscore.drift import (
 )
 from streamscore.errors import RetryableError, SystemicError
 from streamscore.monitoring import window_key
+from streamscore.ports import MonitoringStore
 
 HIST = "HIST"
 STATS = "STATS"
@@ -696,10 +697,6 @@ class ReportWriter(Protocol):
     def put(self, key: str, body: bytes, content_type: str) -> None: ...
 
 
-class MonitoringWriter(Protocol):
-    def put(self, item: dict[str, Any]) -> None: ...
-
-
 class RetrainingCooldown(Protocol):
     def claim(
         self, model_version: str, claim_id: str, now: datetime, cooldown_hours: float
@@ -722,7 +719,7 @@ class EventSink(Protocol):
 class DriftCheckPorts:
     reader: WindowReader
     reports: ReportWriter
-    monitoring: MonitoringWriter
+    monitoring: MonitoringStore
     cooldown: RetrainingCooldown
     events: EventSink
 

@@ -19,10 +19,12 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from streamscore.concurrency import submit_or_run
 from streamscore.contracts import Transaction
 from streamscore.errors import InvalidRecordError, RetryableError
 from streamscore.features import FEATURE_SCHEMA, CardState, advance_state, build_features
 from streamscore.monitoring import batch_item, settled
+from streamscore.ports import MonitoringStore, QuarantineStore
 from streamscore.records import (
     StreamRecord,
     decode_payload,
@@ -60,16 +62,6 @@ class FeatureForwarder(Protocol):
     def forward(self, feature_records: Sequence[dict[str, Any]]) -> set[str]:
         """Transaction ids whose put still failed after retries."""
         ...
-
-
-class QuarantineStore(Protocol):
-    def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
-        """record_ids whose write still failed after retries."""
-        ...
-
-
-class MonitoringStore(Protocol):
-    def put(self, item: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -207,10 +199,10 @@ def preprocess_batch(
             [f.record for f in forward],
         ),
     ]
-    futures = [step_executor.submit(step) if step_executor else None for step, _, _ in steps]
-    for future, (step, records_of, step_records) in zip(futures, steps, strict=True):
+    futures = [submit_or_run(step_executor, step) for step, _, _ in steps]
+    for future, (_, records_of, step_records) in zip(futures, steps, strict=True):
         try:
-            not_done = future.result() if future else step()
+            not_done = future.result()
         except RetryableError:
             failed.update(r.sequence_number for r in step_records)
             continue

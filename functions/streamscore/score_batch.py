@@ -17,15 +17,17 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 
+from streamscore.concurrency import submit_or_run
 from streamscore.errors import InvalidRecordError, RetryableError
 from streamscore.monitoring import batch_item, settled
+from streamscore.ports import MonitoringStore, QuarantineStore
 from streamscore.records import (
     StreamRecord,
     decode_payload,
@@ -57,16 +59,6 @@ class PredictionStore(Protocol):
     def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
         """Transaction ids whose write still failed after retries."""
         ...
-
-
-class QuarantineStore(Protocol):
-    def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
-        """record_ids whose write still failed after retries."""
-        ...
-
-
-class MonitoringStore(Protocol):
-    def put(self, item: dict[str, Any]) -> None: ...
 
 
 class AlertPublisher(Protocol):
@@ -194,7 +186,7 @@ def score_batch(
     outcome.duplicates = len(batch.scoreable) - len(unique)
 
     # The stored-prediction lookup (I/O) overlaps the model run (CPU).
-    lookup = _submit(executor, ports.predictions.load, list(first_of))
+    lookup = submit_or_run(executor, ports.predictions.load, list(first_of))
     started = time.perf_counter()
     batch.scores[unique] = model.predict(batch.matrix[unique].astype(np.float32))
     outcome.inference_ms = (time.perf_counter() - started) * 1000
@@ -227,7 +219,7 @@ def score_batch(
         (_alert_then_save, (ports, alerts, now), by_txn_id, _records_of(alerts, by_txn_id)),
     ]
     running = [
-        (_submit(executor, work, *args), key_to_record, step_records)
+        (submit_or_run(executor, work, *args), key_to_record, step_records)
         for work, args, key_to_record, step_records in steps
         if step_records
     ]
@@ -396,15 +388,3 @@ def _record_histograms(
     except RetryableError:
         # without its histograms the batch must be seen again: fail it from its first record
         outcome.failed.add(seen[0].sequence_number)
-
-
-def _submit(executor: Executor | None, work: Callable[..., Any], *args: Any) -> Future[Any]:
-    """`work(*args)` on `executor`, or run now into a completed future when there is none."""
-    if executor is not None:
-        return executor.submit(work, *args)
-    future: Future[Any] = Future()
-    try:
-        future.set_result(work(*args))
-    except Exception as error:
-        future.set_exception(error)
-    return future
