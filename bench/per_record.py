@@ -109,8 +109,8 @@ def preprocess_per_record(
             else None
         )
         features = build_features(txn, state)
-        new_state = advance_state(state, txn, record.sequence_number)
-        record_out = feature_record(record, txn, features, now)
+        new_state = advance_state(state, txn)
+        record_out = feature_record(record, txn, features, new_state.txn_count, now)
         dynamodb.put_item(
             TableName=tables["features"],
             Item=serialize(to_item_value(record_out) | {"expires_at": expires + 7 * DAY}),

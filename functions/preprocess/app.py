@@ -44,7 +44,9 @@ ports = PreprocessPorts(
         _table(settings.entity_state_table, "card_id"), settings.state_ttl_days
     ),
     features=DynamoFeatureStore(
-        _table(settings.features_table, "transaction_id"), settings.features_ttl_days
+        _table(settings.features_table, "transaction_id"),
+        settings.features_ttl_days,
+        settings.stream_retention_hours,
     ),
     forwarder=KinesisFeatureForwarder(
         StreamWriter(kinesis, settings.features_stream_name, backoff), encode_feature_record
@@ -69,9 +71,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         step_executor=step_executor,
     )
     metrics.add_metric("RecordsIn", MetricUnit.Count, outcome.records_in)
+    metrics.add_metric("TransactionsApplied", MetricUnit.Count, outcome.applied)
     metrics.add_metric("FeaturesWritten", MetricUnit.Count, outcome.features_written)
     metrics.add_metric("RecordsForwarded", MetricUnit.Count, outcome.forwarded)
     metrics.add_metric("RecordsReplayed", MetricUnit.Count, outcome.replayed)
+    metrics.add_metric("RecordsRepeated", MetricUnit.Count, outcome.repeats)
     metrics.add_metric("RecordsFailed", MetricUnit.Count, len(outcome.failed))
     metrics.add_metric("StateReads", MetricUnit.Count, outcome.cards_read)
     metrics.add_metric("Retries", MetricUnit.Count, backoff.pauses - pauses_before)
@@ -82,8 +86,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "batch preprocessed",
         extra={
             "records_in": outcome.records_in,
+            "applied": outcome.applied,
             "forwarded": outcome.forwarded,
             "replayed": outcome.replayed,
+            "repeats": outcome.repeats,
             "quarantined": dict(outcome.quarantined),
             "failed": len(outcome.failed),
             "shard_id": records[0].shard_id if records else None,

@@ -59,7 +59,6 @@ MOMENT_ALPHA = 0.05  # weight of a new amount in the running moments, once histo
 ZSCORE_CLIP = 10.0
 MIN_STD = 0.1  # floor of the log-amount std, so a card of identical amounts stays finite
 NEGLIGIBLE = 1e-12  # decayed counters below this are exactly zero
-RECENT_IDS = 8  # transaction ids a card remembers, to spot a producer's duplicate
 MIN_TYPICAL_AMOUNT = 0.01  # floor of the typical amount, so sub-cent amounts keep the ratio finite
 
 
@@ -78,10 +77,8 @@ class CardState:
     foreign_24h: float
     log_amount_mean: float
     log_amount_var: float
-    last_sequence_number: str | None = None  # replay guard for the stream path
-    recent_transaction_ids: tuple[str, ...] = ()  # guard against producers that send twice
 
-    def to_dict(self) -> dict[str, str | int | float | None]:
+    def to_dict(self) -> dict[str, str | int | float]:
         return asdict(self)
 
     @classmethod
@@ -98,11 +95,6 @@ class CardState:
             foreign_24h=float(str(data["foreign_24h"])),
             log_amount_mean=float(str(data["log_amount_mean"])),
             log_amount_var=float(str(data["log_amount_var"])),
-            last_sequence_number=(
-                None
-                if data.get("last_sequence_number") is None
-                else str(data["last_sequence_number"])
-            ),
         )
 
 
@@ -166,10 +158,8 @@ def build_features(txn: Transaction, state: CardState | None) -> dict[str, float
     return features
 
 
-def advance_state(
-    state: CardState | None, txn: Transaction, sequence_number: str | None = None
-) -> CardState:
-    """The card's state after applying `txn` (recording its stream position, if any)."""
+def advance_state(state: CardState | None, txn: Transaction) -> CardState:
+    """The card's state after applying `txn`; `txn_count` numbers the card's applications."""
     now = txn.event_time.timestamp()
     log_amount = math.log1p(txn.amount)
     if state is None:
@@ -185,8 +175,6 @@ def advance_state(
             foreign_24h=0.0,
             log_amount_mean=log_amount,
             log_amount_var=0.0,
-            last_sequence_number=sequence_number,
-            recent_transaction_ids=(txn.transaction_id,),
         )
     elapsed = max(0.0, now - state.last_event_ts)
     count = state.txn_count + 1
@@ -207,8 +195,6 @@ def advance_state(
         + float(txn.country != state.home_country),
         log_amount_mean=mean,
         log_amount_var=var,
-        last_sequence_number=sequence_number,
-        recent_transaction_ids=(*state.recent_transaction_ids, txn.transaction_id)[-RECENT_IDS:],
     )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from streamscore.records import StreamRecord, lowest_failure
+from streamscore.records import StreamRecord, lowest_failure, utc_iso_ms
 
 
 def batch_item_key(
@@ -41,7 +41,7 @@ def batch_item(
     first, last = counted[0], counted[-1]
     return batch_item_key(kind, first.stream_name, first.shard_id, first.sequence_number) | {
         "window_key": window_key(kind, now),
-        "recorded_at": now.isoformat(timespec="milliseconds"),
+        "recorded_at": utc_iso_ms(now),
         "stage": stage,
         "first_sequence_number": first.sequence_number,
         "last_sequence_number": last.sequence_number,

@@ -1,18 +1,34 @@
 """Preprocess one Kinesis batch: validate, quarantine, apply per-card state, store and forward features.
 
-Write order is the commit protocol. Quarantine, features (table and stream) come
-first; a card's state is written last and only up to its first failed record,
-remembering the last applied sequence number. A replayed record (at or below
-that number) is not applied again: its stored features are forwarded instead,
-so every retry or replay yields the same features and never double-counts state.
+Effectively once, by transaction id, whatever the batch boundaries, the shard or the retry:
+
+1. A transaction is *applied* when its card's state item says so: the state write
+   commits it and carries its feature record in `pending` until FeaturesTable holds it.
+   FeaturesTable is written only after that commit, so a FeaturesTable item (or a
+   pending entry) for a transaction id means "applied", exactly: the ledger.
+2. Before applying, the batch reads its cards' states and the ledger for every
+   transaction id of the batch (and for the cards' pending ids, to drop the stored ones).
+   An id found with the same content is a replay or a producer's repeat: its stored
+   features are forwarded again, its card is not touched. An id found with other
+   content is a conflicting duplicate: the first version wins, the other is quarantined.
+3. Per card, records are applied in stream order, and the state commits only up to the
+   card's first failed record: nothing of a card after a failure is committed or forwarded.
+4. After the commit, the feature records go to FeaturesTable and FeaturesStream. A failure
+   there fails the record; its retry finds it applied (pending or stored) and finishes.
+
+No stream position is compared, so a resharded stream, a replay with other batch
+boundaries and a re-drive of a range Lambda gave up on (possibly long after later
+records of the same card) all find the same answer. Feature items live at least as
+long as the stream keeps records, so every record that can be replayed finds its entry.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,6 +39,7 @@ from streamscore.concurrency import submit_or_run
 from streamscore.contracts import Transaction
 from streamscore.errors import InvalidRecordError, RetryableError
 from streamscore.features import FEATURE_SCHEMA, CardState, advance_state, build_features
+from streamscore.items import MIN_MAGNITUDE
 from streamscore.monitoring import batch_item, settled
 from streamscore.ports import MonitoringStore, QuarantineStore
 from streamscore.records import (
@@ -32,18 +49,28 @@ from streamscore.records import (
     field_errors,
     iso_time,
     quarantine_item,
+    utc_iso_ms,
 )
 
 STAGE = "preprocess"
 MAX_TRANSACTION_BYTES = 16 * 1024  # a transaction is a few hundred bytes; more is not one
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+
+
+@dataclass(frozen=True)
+class CardRecord:
+    """One EntityStateTable item: the card's state and the applied feature records not yet stored."""
+
+    state: CardState
+    pending: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # by transaction id
 
 
 class StateStore(Protocol):
-    def load(self, card_ids: Sequence[str]) -> tuple[dict[str, CardState], set[str]]:
-        """States found, and card ids whose read still failed after retries."""
+    def load(self, card_ids: Sequence[str]) -> tuple[dict[str, CardRecord], set[str]]:
+        """Cards found, and card ids whose read still failed after retries."""
         ...
 
-    def save(self, states: Sequence[CardState], now: datetime) -> set[str]:
+    def save(self, cards: Sequence[CardRecord], now: datetime) -> set[str]:
         """Card ids whose write still failed after retries."""
         ...
 
@@ -75,23 +102,18 @@ class PreprocessPorts:
 
 @dataclass
 class PreprocessOutcome:
-    """What happened to every record of the batch: forwarded, quarantined or failed (to be retried)."""
+    """What happened to every record of the batch: applied, replayed, repeated, quarantined or failed."""
 
     records_in: int = 0
-    forwarded: int = 0
-    replayed: int = 0
+    applied: int = 0  # transactions applied to their card's state by this invocation
+    forwarded: int = 0  # feature records put on FeaturesStream (applied and replayed)
+    replayed: int = 0  # records of transactions applied before (a retry, replay or repeat)
+    repeats: int = 0  # records repeating a transaction met earlier in this batch
     quarantined: Counter[str] = field(default_factory=Counter)
     failed: set[str] = field(default_factory=set)  # sequence numbers
     cards_read: int = 0
     features_written: int = 0
     states_written: int = 0
-
-
-@dataclass
-class _Applied:
-    record: StreamRecord
-    feature_record: dict[str, Any]
-    state_after: CardState
 
 
 def decode_transaction(record: StreamRecord) -> Transaction:
@@ -107,8 +129,22 @@ def decode_transaction(record: StreamRecord) -> Transaction:
         raise diagnose_json(payload) or field_errors(error) from None
 
 
+def transaction_digest(txn: Transaction) -> str:
+    """The transaction's content, canonical: two records repeat each other when their digests match."""
+    return hashlib.sha256(txn.model_dump_json().encode()).hexdigest()[:32]
+
+
+def storable(value: float) -> float:
+    """`value` as DynamoDB keeps it: magnitudes below 1e-130 are zero, so stored and sent agree."""
+    return 0.0 if abs(value) < MIN_MAGNITUDE else value
+
+
 def feature_record(
-    record: StreamRecord, txn: Transaction, features: dict[str, float], now: datetime
+    record: StreamRecord,
+    txn: Transaction,
+    features: dict[str, float],
+    state_version: int,
+    now: datetime,
 ) -> dict[str, Any]:
     """The Feature record contract: what FeaturesTable stores and FeaturesStream carries."""
     return {
@@ -116,16 +152,39 @@ def feature_record(
         "card_id": txn.card_id,
         "event_time": txn.event_time.isoformat(),
         "feature_schema": FEATURE_SCHEMA,
-        "features": features,
+        "features": {name: storable(value) for name, value in features.items()},
+        "state_version": state_version,
+        "transaction_digest": transaction_digest(txn),
         "source_sequence_number": record.sequence_number,
         "source_shard_id": record.shard_id,
         "arrived_at": iso_time(record.arrived_at),
-        "ingested_at": now.isoformat(timespec="milliseconds"),
+        "ingested_at": utc_iso_ms(now),
     }
 
 
 def encode_feature_record(item: dict[str, Any]) -> bytes:
     return json.dumps(item, separators=(",", ":"), allow_nan=False).encode()
+
+
+@dataclass
+class _Valid:
+    record: StreamRecord
+    txn: Transaction
+    digest: str
+
+
+@dataclass
+class _Plan:
+    """What the batch does with each valid record, decided from the cards and the ledger."""
+
+    applied: list[tuple[_Valid, dict[str, Any]]] = field(default_factory=list)  # new, in order
+    states: dict[str, CardRecord] = field(default_factory=dict)  # per card, after its applications
+    recovered: list[tuple[_Valid, dict[str, Any]]] = field(
+        default_factory=list
+    )  # pending, unstored
+    replayed: list[tuple[_Valid, dict[str, Any]]] = field(default_factory=list)  # stored before
+    repeats: list[tuple[_Valid, _Valid]] = field(default_factory=list)  # (repeat, first)
+    conflicts: list[tuple[StreamRecord, InvalidRecordError]] = field(default_factory=list)
 
 
 def preprocess_batch(
@@ -143,196 +202,196 @@ def preprocess_batch(
     """
     outcome = PreprocessOutcome(records_in=len(records))
     failed = outcome.failed
-
-    valid: list[tuple[StreamRecord, Transaction]] = []
+    valid: list[_Valid] = []
     invalid: list[tuple[StreamRecord, InvalidRecordError]] = []
-    for record in records:
+    for record in sorted(records, key=lambda r: r.position):
         try:
-            valid.append((record, decode_transaction(record)))
+            txn = decode_transaction(record)
         except InvalidRecordError as error:
             invalid.append((record, error))
-
-    plan = _apply_states(valid, ports, now, failed, outcome)
-    stored = _load_stored(plan.seen_before, ports, failed)
-    known = {a.feature_record["transaction_id"]: a.feature_record for a in plan.applied} | stored
-    first_of = {t.transaction_id: r for r, t in plan.seen_before}  # where each id was met first
-    first_of |= {a.feature_record["transaction_id"]: a.record for a in plan.applied}
-    forward = [_Forward(a.record, a.feature_record) for a in plan.applied]
-    for record, txn_id in [
-        (r, t.transaction_id) for r, t in plan.seen_before
-    ] + plan.in_batch_duplicates:
-        if txn_id in known:
-            forward.append(_Forward(record, known[txn_id]))
-        elif first_of[txn_id].sequence_number in failed:
-            failed.add(record.sequence_number)  # its original could not be read: retry both
         else:
-            # applied before, but its features are gone (FeaturesTable TTL shorter than the replay)
-            invalid.append(
-                (
-                    record,
-                    InvalidRecordError(
-                        "replay_features_missing",
-                        "record was applied before but its stored features have expired",
-                    ),
-                )
-            )
-    forward.sort(key=lambda f: f.record.position)
+            valid.append(_Valid(record, txn, transaction_digest(txn)))
 
+    cards = _read_cards(valid, ports, failed, outcome)
+    stored = _read_ledger(valid, cards, ports, failed)
+    plan = _plan(valid, cards, stored, failed, now)
+    invalid += plan.conflicts
+
+    # Phase 1: quarantine and the state commit, side by side.
     quarantine_items = [quarantine_item(r, e, STAGE, now, quarantine_ttl_days) for r, e in invalid]
-    records_of_txn: dict[str, list[StreamRecord]] = defaultdict(list)
-    for entry in forward:
-        records_of_txn[entry.feature_record["transaction_id"]].append(entry.record)
-    records_of_id = {r.record_id: [r] for r, _ in invalid}
+    quarantining = submit_or_run(step_executor, ports.quarantine.save, quarantine_items)
+    committed = _commit_states(plan, ports, now, failed, outcome)
+    by_record_id = {r.record_id: r for r, _ in invalid}
+    _collect(quarantining, by_record_id, [r for r, _ in invalid], failed)
 
-    steps: list[
-        tuple[Callable[[], set[str]], dict[str, list[StreamRecord]], list[StreamRecord]]
-    ] = [
-        (lambda: ports.quarantine.save(quarantine_items), records_of_id, [r for r, _ in invalid]),
-        (
-            lambda: ports.features.save([a.feature_record for a in plan.applied], now),
-            records_of_txn,
-            [a.record for a in plan.applied],
-        ),
-        (
-            lambda: ports.forwarder.forward([f.feature_record for f in forward]),
-            records_of_txn,
-            [f.record for f in forward],
-        ),
+    # Phase 2: store and forward what is applied; forward again what was applied before.
+    to_store = [*committed, *plan.recovered]
+    to_forward = sorted([*to_store, *plan.replayed], key=lambda pair: pair[0].record.position)
+    by_txn = {v.txn.transaction_id: v.record for v, _ in to_forward}
+    running = [
+        (submit_or_run(step_executor, work), pairs)
+        for work, pairs in (
+            (lambda: ports.features.save([doc for _, doc in to_store], now), to_store),
+            (lambda: ports.forwarder.forward([doc for _, doc in to_forward]), to_forward),
+        )
+        if pairs
     ]
-    futures = [submit_or_run(step_executor, step) for step, _, _ in steps]
-    for future, (_, records_of, step_records) in zip(futures, steps, strict=True):
-        try:
-            not_done = future.result()
-        except RetryableError:
-            failed.update(r.sequence_number for r in step_records)
-            continue
-        failed.update(r.sequence_number for key in not_done for r in records_of[key])
-    # a duplicate stands or falls with the record it repeats
+    for future, pairs in running:
+        _collect(future, by_txn, [v.record for v, _ in pairs], failed)
+    # a repeat stands or falls with the record it repeats
     failed.update(
-        r.sequence_number
-        for r, txn_id in plan.in_batch_duplicates
-        if first_of[txn_id].sequence_number in failed
+        repeat.record.sequence_number
+        for repeat, first in plan.repeats
+        if first.record.sequence_number in failed
     )
 
-    _save_states(plan.applied, plan.card_order, ports, now, failed, outcome)
     _record_stats(records, invalid, ports, now, monitoring_ttl_days, failed)
 
     def ok(record: StreamRecord) -> bool:
         return record.sequence_number not in failed
 
-    outcome.features_written = sum(1 for a in plan.applied if ok(a.record))
-    outcome.replayed = len(plan.seen_before) + len(plan.in_batch_duplicates)
-    outcome.forwarded = sum(1 for f in forward if ok(f.record))
+    outcome.applied = sum(1 for v, _ in committed if ok(v.record))
+    outcome.features_written = sum(1 for v, _ in to_store if ok(v.record))
+    outcome.forwarded = sum(1 for v, _ in to_forward if ok(v.record))
+    outcome.replayed = sum(1 for v, _ in (*plan.recovered, *plan.replayed) if ok(v.record))
+    outcome.repeats = sum(1 for repeat, _ in plan.repeats if ok(repeat.record))
     outcome.quarantined = Counter(e.reason for r, e in invalid if ok(r))
     return outcome
 
 
-@dataclass
-class _Forward:
-    record: StreamRecord
-    feature_record: dict[str, Any]
-
-
-@dataclass
-class _StatePlan:
-    applied: list[_Applied] = field(default_factory=list)
-    seen_before: list[tuple[StreamRecord, Transaction]] = field(default_factory=list)
-    in_batch_duplicates: list[tuple[StreamRecord, str]] = field(
-        default_factory=list
-    )  # → original id
-    card_order: list[str] = field(default_factory=list)
-
-
-def _apply_states(
-    valid: list[tuple[StreamRecord, Transaction]],
-    ports: PreprocessPorts,
-    now: datetime,
+def _collect(
+    future: Future[set[str]],
+    records_by_key: Mapping[str, StreamRecord],
+    step: list[StreamRecord],
     failed: set[str],
-    outcome: PreprocessOutcome,
-) -> _StatePlan:
-    """Read the cards' states once, then apply the records in sequence order per card.
-
-    A record is not applied again when its position is at or below the card's
-    last applied sequence number (a Lambda retry or a replay), or when its
-    transaction id was applied recently (a producer that sent it twice).
-    """
-    plan = _StatePlan(card_order=list(dict.fromkeys(t.card_id for _, t in valid)))
-    outcome.cards_read = len(plan.card_order)
+) -> None:
+    """Fail the step's records whose keys came back not done (all of them when the step raised)."""
     try:
-        states, unread = ports.states.load(plan.card_order) if plan.card_order else ({}, set())
+        not_done = future.result()
     except RetryableError:
-        states, unread = {}, set(plan.card_order)
-    seen_here: set[str] = set()  # transaction ids met earlier in this batch
-    for record, txn in sorted(valid, key=lambda pair: pair[0].position):
-        if txn.card_id in unread:
-            failed.add(record.sequence_number)
-            continue
-        state = states.get(txn.card_id)
-        last = state.last_sequence_number if state else None
-        if txn.transaction_id in seen_here:
-            plan.in_batch_duplicates.append((record, txn.transaction_id))
-            continue
-        seen_here.add(txn.transaction_id)
-        if (last is not None and record.position <= int(last)) or (
-            state is not None and txn.transaction_id in state.recent_transaction_ids
-        ):
-            plan.seen_before.append((record, txn))
-        else:
-            features = build_features(txn, state)
-            states[txn.card_id] = advance_state(state, txn, record.sequence_number)
-            applied = _Applied(
-                record, feature_record(record, txn, features, now), states[txn.card_id]
-            )
-            plan.applied.append(applied)
-    return plan
+        failed.update(r.sequence_number for r in step)
+        return
+    failed.update(records_by_key[key].sequence_number for key in not_done)
 
 
-def _load_stored(
-    seen_before: list[tuple[StreamRecord, Transaction]], ports: PreprocessPorts, failed: set[str]
-) -> dict[str, dict[str, Any]]:
-    """The stored feature records of transactions applied before this batch."""
-    if not seen_before:
+def _read_cards(
+    valid: list[_Valid], ports: PreprocessPorts, failed: set[str], outcome: PreprocessOutcome
+) -> dict[str, CardRecord | None]:
+    """Every card of the batch (None: no state yet); records of unreadable cards fail."""
+    card_ids = list(dict.fromkeys(v.txn.card_id for v in valid))
+    outcome.cards_read = len(card_ids)
+    if not card_ids:
         return {}
-    ids = list(dict.fromkeys(t.transaction_id for _, t in seen_before))
+    try:
+        found, unread = ports.states.load(card_ids)
+    except RetryableError:
+        found, unread = {}, set(card_ids)
+    failed.update(v.record.sequence_number for v in valid if v.txn.card_id in unread)
+    return {c: found.get(c) for c in card_ids if c not in unread}
+
+
+def _read_ledger(
+    valid: list[_Valid],
+    cards: Mapping[str, CardRecord | None],
+    ports: PreprocessPorts,
+    failed: set[str],
+) -> dict[str, dict[str, Any]]:
+    """Stored feature records of the batch's transaction ids and of its cards' pending ids."""
+    ids = [v.txn.transaction_id for v in valid if v.txn.card_id in cards]
+    ids += [t for card in cards.values() if card is not None for t in card.pending]
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return {}
     try:
         stored, unread = ports.features.load(ids)
     except RetryableError:
         stored, unread = {}, set(ids)
-    failed.update(r.sequence_number for r, t in seen_before if t.transaction_id in unread)
+    # without its ledger entry a record cannot be told new from applied: retry it
+    failed.update(v.record.sequence_number for v in valid if v.txn.transaction_id in unread)
     return stored
 
 
-def _save_states(
-    applied: list[_Applied],
-    card_order: list[str],
-    ports: PreprocessPorts,
-    now: datetime,
+def _plan(
+    valid: list[_Valid],
+    cards: Mapping[str, CardRecord | None],
+    stored: Mapping[str, dict[str, Any]],
     failed: set[str],
-    outcome: PreprocessOutcome,
-) -> None:
-    """Write each card's state as of its last record before its first failure."""
-    per_card: dict[str, list[_Applied]] = defaultdict(list)
-    for item in applied:
-        per_card[item.state_after.card_id].append(item)
-    committed: dict[str, list[_Applied]] = {}
-    for card_id in card_order:
-        prefix: list[_Applied] = []
-        for item in per_card.get(card_id, []):
-            if item.record.sequence_number in failed:
-                break
-            prefix.append(item)
-        if prefix:
-            committed[card_id] = prefix
-    if not committed:
-        return
+    now: datetime,
+) -> _Plan:
+    """Decide per record, in stream order: apply, recover, replay, repeat or conflict."""
+    plan = _Plan()
+    first: dict[str, _Valid] = {}  # the first record of each transaction id in this batch
+    blocked: set[str] = set()  # cards with a failed record: nothing after it is applied
+    for item in valid:
+        txn_id, card_id = item.txn.transaction_id, item.txn.card_id
+        earlier = first.get(txn_id)
+        if earlier is not None:
+            if earlier.digest == item.digest:
+                plan.repeats.append((item, earlier))
+            else:
+                plan.conflicts.append((item.record, _conflict(txn_id)))
+            continue
+        first[txn_id] = item
+        if item.record.sequence_number in failed or card_id in blocked:
+            failed.add(item.record.sequence_number)
+            blocked.add(card_id)
+            continue
+        card = plan.states.get(card_id) or cards[card_id]
+        known = stored.get(txn_id) or (card.pending.get(txn_id) if card else None)
+        if known is not None:
+            if not _same_transaction(known, item):
+                plan.conflicts.append((item.record, _conflict(txn_id)))
+            elif txn_id in stored:
+                plan.replayed.append((item, known))
+            else:
+                plan.recovered.append((item, known))
+            continue
+        state = card.state if card else None
+        after = advance_state(state, item.txn)
+        doc = feature_record(
+            item.record, item.txn, build_features(item.txn, state), after.txn_count, now
+        )
+        pending = {t: d for t, d in (card.pending if card else {}).items() if t not in stored}
+        plan.states[card_id] = CardRecord(after, pending | {txn_id: doc})
+        plan.applied.append((item, doc))
+    return plan
+
+
+def _same_transaction(known: Mapping[str, Any], item: _Valid) -> bool:
+    """Whether an applied feature record is of this very transaction (not another with its id)."""
+    digest = known.get("transaction_digest")  # absent on records stored before digests existed
+    return known.get("card_id") == item.txn.card_id and digest in (None, item.digest)
+
+
+def _conflict(transaction_id: str) -> InvalidRecordError:
+    return InvalidRecordError(
+        CONFLICTING_DUPLICATE,
+        f"transaction {transaction_id} was applied before with other content; the first wins",
+    )
+
+
+def _commit_states(
+    plan: _Plan, ports: PreprocessPorts, now: datetime, failed: set[str], outcome: PreprocessOutcome
+) -> list[tuple[_Valid, dict[str, Any]]]:
+    """Write each card as of its applied records; the applied records whose card committed.
+
+    `_plan` never applies a card's record after one of its failed records (reads fail
+    a card's or a transaction's records before planning), so every card's applications
+    are one prefix, committed whole or not at all.
+    """
+    per_card: dict[str, list[tuple[_Valid, dict[str, Any]]]] = defaultdict(list)
+    for pair in plan.applied:
+        per_card[pair[0].txn.card_id].append(pair)
+    if not per_card:
+        return []
     try:
-        unsaved = ports.states.save([items[-1].state_after for items in committed.values()], now)
+        unsaved = ports.states.save([plan.states[c] for c in per_card], now)
     except RetryableError:
-        unsaved = set(committed)
+        unsaved = set(per_card)
     for card_id in unsaved:
-        # the card's state did not move: its records must be applied again
-        failed.update(item.record.sequence_number for item in committed[card_id])
-    outcome.states_written = len(committed) - len(unsaved)
+        failed.update(v.record.sequence_number for v, _ in per_card[card_id])
+    outcome.states_written = len(per_card) - len(unsaved)
+    return [pair for pair in plan.applied if pair[0].txn.card_id not in unsaved]
 
 
 def _record_stats(

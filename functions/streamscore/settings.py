@@ -31,6 +31,7 @@ class PreprocessSettings(FunctionSettings):
     monitoring_table: Name
     features_stream_name: Name
     features_ttl_days: Days = 7
+    stream_retention_hours: Annotated[int, Field(ge=24, le=8760)] = 24  # feature items outlive it
     quarantine_ttl_days: Days = 30
     monitoring_ttl_days: Days = 90
     state_ttl_days: Days = 400  # a card unseen this long starts afresh

@@ -18,6 +18,7 @@ from streamscore.adapters.kinesis import StreamWriter
 from streamscore.adapters.retry import translate_error
 from streamscore.features import CardState
 from streamscore.items import from_item_value, to_item_value
+from streamscore.preprocess import CardRecord
 
 
 def _expires_at(now: datetime, ttl_days: int) -> int:
@@ -25,40 +26,53 @@ def _expires_at(now: datetime, ttl_days: int) -> int:
 
 
 class DynamoStateStore:
-    """EntityStateTable: one item per card."""
+    """EntityStateTable: one item per card, its state and its pending feature records."""
 
     def __init__(self, table: BatchTable, ttl_days: int):
         self.table = table
         self.ttl_days = ttl_days
 
-    def load(self, card_ids: Sequence[str]) -> tuple[dict[str, CardState], set[str]]:
+    def load(self, card_ids: Sequence[str]) -> tuple[dict[str, CardRecord], set[str]]:
         found, failed = self.table.get_many({"card_id": c} for c in card_ids)
-        states = {key[0]: CardState.from_dict(from_item_value(item)) for key, item in found.items()}
-        return states, {key[0] for key in failed}
+        cards = {}
+        for key, item in found.items():
+            plain = from_item_value(item)
+            pending = {t: _feature_record(doc) for t, doc in plain.get("pending", {}).items()}
+            cards[key[0]] = CardRecord(CardState.from_dict(plain), pending)
+        return cards, {key[0] for key in failed}
 
-    def save(self, states: Sequence[CardState], now: datetime) -> set[str]:
+    def save(self, cards: Sequence[CardRecord], now: datetime) -> set[str]:
+        expires = _expires_at(now, self.ttl_days)
         items = [
-            to_item_value(s.to_dict()) | {"expires_at": _expires_at(now, self.ttl_days)}
-            for s in states
+            to_item_value(c.state.to_dict() | {"pending": dict(c.pending)})
+            | {"expires_at": expires}
+            for c in cards
         ]
         return {key[0] for key in self.table.put_many(items)}
 
 
-class DynamoFeatureStore:
-    """FeaturesTable: one feature record per transaction, expiring after its TTL."""
+def _feature_record(item: dict[str, Any]) -> dict[str, Any]:
+    """A feature record read back from DynamoDB: features as floats, no expiry."""
+    record = {k: v for k, v in item.items() if k != "expires_at"}
+    record["features"] = {name: float(v) for name, v in record["features"].items()}
+    return record
 
-    def __init__(self, table: BatchTable, ttl_days: int):
+
+class DynamoFeatureStore:
+    """FeaturesTable: one feature record per transaction, the ledger of applied transactions.
+
+    An item lives `ttl_days`, and never less than a day past the stream's retention: a
+    record that can still be replayed must find its transaction's entry, or it would be
+    applied twice.
+    """
+
+    def __init__(self, table: BatchTable, ttl_days: int, stream_retention_hours: int = 24):
         self.table = table
-        self.ttl_days = ttl_days
+        self.ttl_days = max(ttl_days, -(-stream_retention_hours // 24) + 1)
 
     def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
         found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
-        records = {}
-        for key, item in found.items():
-            record = from_item_value(item)
-            record.pop("expires_at", None)
-            record["features"] = {name: float(v) for name, v in record["features"].items()}
-            records[key[0]] = record
+        records = {key[0]: _feature_record(from_item_value(item)) for key, item in found.items()}
         return records, {key[0] for key in failed}
 
     def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[str]:

@@ -74,7 +74,7 @@ def score_event() -> dict[str, Any]:
         features = build_features(txn, states.get(txn.card_id))
         states[txn.card_id] = advance_state(states.get(txn.card_id), txn)
         ingested = datetime.fromtimestamp(_arrival(raw) + 0.2, UTC)
-        item = feature_record(source, txn, features, ingested)
+        item = feature_record(source, txn, features, states[txn.card_id].txn_count, ingested)
         entries.append(
             KinesisEntry(txn.card_id, encode_feature_record(item), arrival=_arrival(raw) + 0.3)
         )

@@ -82,7 +82,7 @@ def test_channel_and_mcc_flags() -> None:
 def test_decayed_counters_hand_checked() -> None:
     # given two transactions 30 minutes apart
     first = txn()
-    state = advance_state(None, first, "100")
+    state = advance_state(None, first)
     second = txn(transaction_id="t2", event_time=T0 + timedelta(minutes=30), country="FR")
 
     # when
@@ -102,7 +102,7 @@ def test_decayed_counters_hand_checked() -> None:
 
 def test_state_update_hand_checked() -> None:
     first = txn(amount=10.0, channel="ecom")
-    state1 = advance_state(None, first, "100")
+    state1 = advance_state(None, first)
     assert state1 == CardState(
         card_id="card_1",
         home_country="DE",
@@ -115,8 +115,6 @@ def test_state_update_hand_checked() -> None:
         foreign_24h=0.0,
         log_amount_mean=math.log1p(10.0),
         log_amount_var=0.0,
-        last_sequence_number="100",
-        recent_transaction_ids=("t1",),
     )
 
     second = txn(
@@ -127,7 +125,7 @@ def test_state_update_hand_checked() -> None:
         merchant_id="m_2",
         event_time=T0 + timedelta(hours=1),
     )
-    state2 = advance_state(state1, second, "101")
+    state2 = advance_state(state1, second)
 
     # exact moments while the history is short: weight 1/2
     delta = math.log1p(1.0) - math.log1p(10.0)
@@ -139,26 +137,15 @@ def test_state_update_hand_checked() -> None:
     assert state2.foreign_24h == 1.0
     assert state2.home_country == "DE"  # home stays the first seen country
     assert state2.last_merchant_id == "m_2"
-    assert state2.last_sequence_number == "101"
-    assert state2.recent_transaction_ids == ("t1", "t2")
-
-
-def test_recent_transaction_ids_are_bounded() -> None:
-    state = None
-    for i in range(20):
-        state = advance_state(state, txn(transaction_id=f"t{i}"), None)
-
-    assert state is not None
-    assert state.recent_transaction_ids == tuple(f"t{i}" for i in range(12, 20))
 
 
 def test_decayed_counters_reach_exact_zero_instead_of_denormals() -> None:
     # given a card idle for 20 days: exp(-480) on the 1 h counter is ~1e-209
-    state = advance_state(None, txn(), None)
+    state = advance_state(None, txn())
     later = txn(transaction_id="t2", event_time=T0 + timedelta(days=20))
 
     features = build_features(later, state)
-    after = advance_state(state, later, None)
+    after = advance_state(state, later)
 
     assert features["txn_count_1h"] == 0.0
     assert features["small_ecom_count_1h"] == 0.0
@@ -167,25 +154,25 @@ def test_decayed_counters_reach_exact_zero_instead_of_denormals() -> None:
 
 
 def test_moments_become_exponential_after_long_history() -> None:
-    state = advance_state(None, txn(amount=100.0), None)
+    state = advance_state(None, txn(amount=100.0))
     for i in range(1, 200):
-        state = advance_state(state, txn(transaction_id=f"t{i}", amount=100.0), None)
+        state = advance_state(state, txn(transaction_id=f"t{i}", amount=100.0))
     before = state.log_amount_mean
-    after = advance_state(state, txn(transaction_id="big", amount=10_000.0), None)
+    after = advance_state(state, txn(transaction_id="big", amount=10_000.0))
 
     expected = before + MOMENT_ALPHA * (math.log1p(10_000.0) - before)
     assert math.isclose(after.log_amount_mean, expected)
 
 
 def test_out_of_order_event_time_counts_as_simultaneous() -> None:
-    state = advance_state(None, txn(), None)
+    state = advance_state(None, txn())
     earlier = txn(transaction_id="t0", event_time=T0 - timedelta(hours=2))
 
     features = build_features(earlier, state)
 
     assert features["seconds_since_last_log"] == 0.0
     assert features["txn_count_1h"] == 1.0
-    assert advance_state(state, earlier, None).last_event_ts == T0.timestamp()
+    assert advance_state(state, earlier).last_event_ts == T0.timestamp()
 
 
 def test_card_testing_burst_raises_small_ecom_counter() -> None:
@@ -195,7 +182,7 @@ def test_card_testing_burst_raises_small_ecom_counter() -> None:
             transaction_id=f"p{i}", amount=1.0, channel="ecom", event_time=T0 + timedelta(minutes=i)
         )
         last = build_features(probe, state)
-        state = advance_state(state, probe, None)
+        state = advance_state(state, probe)
 
     assert last["small_ecom_count_1h"] > 8.0
     assert last["txn_count_1h"] > 8.0
@@ -216,15 +203,13 @@ def stream_in_batches(transactions: list[Transaction], cuts: list[int]) -> list[
     table: dict[str, dict[str, Any]] = {}  # card_id -> stored item
     out: list[dict[str, float]] = []
     bounds = [0, *sorted(set(cuts)), len(transactions)]
-    sequence = 0
     for start, end in itertools.pairwise(bounds):
         # each batch reads its cards' states once, applies in order, writes back once
         states = {card: CardState.from_dict(from_item_value(item)) for card, item in table.items()}
         for t in transactions[start:end]:
-            sequence += 1
             state = states.get(t.card_id)
             out.append(build_features(t, state))
-            states[t.card_id] = advance_state(state, t, str(sequence))
+            states[t.card_id] = advance_state(state, t)
         table = {card: to_item_value(s.to_dict()) for card, s in states.items()}
     return out
 

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
-from streamscore.adapters.dynamodb import BatchTable
+from streamscore.adapters.dynamodb import BatchTable, Key, deserialize, serialize
 from streamscore.adapters.retry import Backoff
 from streamscore.contracts import Transaction
 from streamscore.errors import RetryableError
-from streamscore.features import FEATURE_NAMES, CardState
+from streamscore.features import FEATURE_NAMES, CardState, build_features
 from streamscore.preprocess import (
     MAX_TRANSACTION_BYTES,
     PreprocessOutcome,
@@ -51,36 +51,54 @@ FIELDS = (
 # ----------------------------------------------------------------------------- in-memory ports
 
 
-class MemoryStates:
+class MemoryTable:
+    """A table in DynamoDB's wire format: what goes in comes back as DynamoDB gives it back."""
+
+    def __init__(self, key: str, unreadable: frozenset[str], unwritable: frozenset[str]):
+        self.key = key
+        self.raw: dict[str, dict[str, Any]] = {}
+        self.unreadable = unreadable
+        self.unwritable = unwritable
+
+    def get_many(self, keys: Any) -> tuple[dict[Key, dict[str, Any]], list[Key]]:
+        wanted = [k[self.key] for k in keys]
+        found = {
+            (k,): deserialize(self.raw[k])
+            for k in wanted
+            if k in self.raw and k not in self.unreadable
+        }
+        return found, [(k,) for k in wanted if k in self.unreadable]
+
+    def put_many(self, items: Any) -> list[Key]:
+        failed = []
+        for item in items:
+            if item[self.key] in self.unwritable:
+                failed.append((item[self.key],))
+            else:
+                self.raw[item[self.key]] = serialize(item)
+        return failed
+
+
+class MemoryStates(DynamoStateStore):
+    """EntityStateTable's store over a MemoryTable: states round-trip as they do in DynamoDB."""
+
     def __init__(
         self, unreadable: frozenset[str] = frozenset(), unsaveable: frozenset[str] = frozenset()
     ):
-        self.items: dict[str, CardState] = {}
-        self.unreadable = unreadable
-        self.unsaveable = unsaveable
+        super().__init__(MemoryTable("card_id", unreadable, unsaveable), 400)  # type: ignore[arg-type]
 
-    def load(self, card_ids: Sequence[str]) -> tuple[dict[str, CardState], set[str]]:
-        found = {c: self.items[c] for c in card_ids if c in self.items and c not in self.unreadable}
-        return found, {c for c in card_ids if c in self.unreadable}
-
-    def save(self, states: Sequence[CardState], now: datetime) -> set[str]:
-        for state in states:
-            if state.card_id not in self.unsaveable:
-                self.items[state.card_id] = state
-        return {s.card_id for s in states if s.card_id in self.unsaveable}
+    @property
+    def items(self) -> dict[str, CardState]:
+        return {c: card.state for c, card in self.load(list(self.table.raw))[0].items()}  # type: ignore[attr-defined]
 
 
-class MemoryFeatures:
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
+class MemoryFeatures(DynamoFeatureStore):
+    def __init__(self, unwritable: frozenset[str] = frozenset()) -> None:
+        super().__init__(MemoryTable("transaction_id", frozenset(), unwritable), 7)  # type: ignore[arg-type]
 
-    def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
-        return {t: copy.deepcopy(self.items[t]) for t in transaction_ids if t in self.items}, set()
-
-    def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[str]:
-        for record in feature_records:
-            self.items[record["transaction_id"]] = copy.deepcopy(record)
-        return set()
+    @property
+    def items(self) -> dict[str, dict[str, Any]]:
+        return self.load(list(self.table.raw))[0]  # type: ignore[attr-defined]
 
 
 class MemoryForwarder:
@@ -185,10 +203,10 @@ def is_transaction(record: StreamRecord) -> bool:
 def check_accounting(
     records: Sequence[StreamRecord], ports: PreprocessPorts, outcome: PreprocessOutcome
 ) -> None:
-    """Each record forwarded or quarantined (never both) or failed; the counts add up.
+    """Each record forwarded, repeated, quarantined or failed (one of them); the counts add up.
 
-    A forwarded record is found on the stream by its transaction id: a producer's
-    duplicate is forwarded with the features (and source position) of the record it repeats.
+    A forwarded record is found on the stream by its transaction id; a producer's repeat
+    in the same batch is not forwarded again, it stands or falls with the record it repeats.
     """
     forwarder: MemoryForwarder = ports.forwarder  # type: ignore[assignment]
     quarantine: MemoryQuarantine = ports.quarantine  # type: ignore[assignment]
@@ -202,8 +220,11 @@ def check_accounting(
     quarantined = {i["sequence_number"] for i in quarantine.items.values()} & seqs
     assert not on_stream & quarantined
     assert on_stream | quarantined | outcome.failed == seqs
-    assert outcome.records_in == outcome.forwarded + sum(outcome.quarantined.values()) + len(
-        outcome.failed
+    assert outcome.records_in == (
+        outcome.forwarded
+        + outcome.repeats
+        + sum(outcome.quarantined.values())
+        + len(outcome.failed)
     )
 
 
@@ -374,16 +395,23 @@ def test_a_state_that_cannot_be_saved_fails_all_its_cards_records() -> None:
     check_accounting(records, ports, outcome)
 
 
-def test_a_forward_failure_stops_the_cards_state_before_that_record() -> None:
+def test_a_forward_failure_fails_that_record_and_its_retry_forwards_what_was_applied() -> None:
+    # given a card's five records, the third of which FeaturesStream refuses
     records = stream_records([encoded(valid_txn(i, "card_a", minutes=i)) for i in range(5)])
     ports = memory_ports(forwarder=MemoryForwarder(failing=frozenset({"t2"})))
 
     outcome = run(records, ports)
 
+    # then only it fails; the state committed all five before anything was forwarded
     assert outcome.failed == {records[2].sequence_number}
-    state = ports.states.items["card_a"]  # type: ignore[attr-defined]
-    assert state.txn_count == 2
-    assert state.last_sequence_number == records[1].sequence_number
+    assert ports.states.items["card_a"].txn_count == 5  # type: ignore[attr-defined]
+    # when Kinesis retries from it, nothing is applied again and it is forwarded as stored
+    ports.forwarder.failing = frozenset()  # type: ignore[attr-defined]
+    again = run(records[2:], ports)
+    assert again.failed == set() and again.applied == 0 and again.replayed == 3
+    assert ports.states.items["card_a"].txn_count == 5  # type: ignore[attr-defined]
+    forwarded = {r["transaction_id"]: r for r in ports.forwarder.records}  # type: ignore[attr-defined]
+    assert forwarded["t2"] == ports.features.items["t2"]  # type: ignore[attr-defined]
 
 
 def test_lost_stats_fail_the_batch_from_its_first_record_and_the_retry_replays_it() -> None:
@@ -405,7 +433,7 @@ def test_lost_stats_fail_the_batch_from_its_first_record_and_the_retry_replays_i
     first_forward = list(broken.forwarder.records)  # type: ignore[attr-defined]
     again = run(records, healthy)
     assert again.failed == set()
-    assert again.replayed == 6
+    assert again.replayed == 6 and again.applied == 0
     assert broken.forwarder.records[len(first_forward) :] == first_forward  # type: ignore[attr-defined]
     (stats,) = healthy.monitoring.items.values()  # type: ignore[attr-defined]
     assert stats["records"] == 7 and stats["quarantined"] == 1
@@ -430,22 +458,24 @@ def test_a_transaction_its_producer_sent_twice_is_applied_once_with_one_set_of_f
     assert ports.features.items["t1"]["features"] == copies[0]  # type: ignore[attr-defined]
 
 
-def test_a_transaction_id_reused_on_another_card_is_forwarded_alike_on_replay() -> None:
-    # ids are meant to be unique; one reused on another card must still replay identically
-    records = stream_records(
-        [encoded(valid_txn(1, "card_a")), encoded(valid_txn(1, "card_b", amount=999.0))]
-    )
-    ports = memory_ports()
-    forwarder: MemoryForwarder = ports.forwarder  # type: ignore[assignment]
+def test_a_transaction_id_reused_with_other_content_is_quarantined_whatever_the_batches() -> None:
+    # the first version wins; the other is kept in quarantine as a conflicting duplicate,
+    # in the same batch or in a later one
+    first, other = valid_txn(1, "card_a"), valid_txn(1, "card_b", amount=999.0)
+    for cut in (2, 1):
+        records = stream_records([encoded(first), encoded(other)])
+        ports = memory_ports()
+        run(records[:cut], ports)
+        outcome = run(records[cut:], ports) if cut < 2 else run([], ports)
+        forwarder: MemoryForwarder = ports.forwarder  # type: ignore[assignment]
+        quarantine: MemoryQuarantine = ports.quarantine  # type: ignore[assignment]
 
-    run(records, ports)
-    first = list(forwarder.records)
-    stored = copy.deepcopy(ports.features.items)  # type: ignore[attr-defined]
-    again = run(records, ports)
-
-    assert again.failed == set()
-    assert forwarder.records[len(first) :] == first
-    assert ports.features.items == stored  # type: ignore[attr-defined]
+        assert outcome.failed == set()
+        assert [r["card_id"] for r in forwarder.records] == ["card_a"]
+        (item,) = quarantine.items.values()
+        assert item["reason"] == "conflicting_duplicate"
+        assert item["sequence_number"] == records[1].sequence_number
+        assert set(ports.states.items) == {"card_a"}  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------------------- thread pool
@@ -532,4 +562,106 @@ def test_a_batch_finishes_on_the_handlers_pools_at_any_allowed_io_threads(
 
     assert not deadlocked, f"preprocess_batch deadlocked with io_threads={io_threads}"
     assert done[0].failed == set()
-    assert client.written == 2 * n_valid + n_invalid  # features and states, quarantine
+    assert client.written == 2 * n_valid + n_invalid  # states and features, quarantine
+
+
+# ----------------------------------------------------------------------------- effectively once
+
+
+def test_case_1_a_producer_repeat_in_a_later_batch_is_not_applied_again() -> None:
+    # given t1 applied in one batch, then sent again by its producer in the next
+    t1, t2, t3 = (valid_txn(i, "card_a", minutes=i) for i in (1, 2, 3))
+    ports = memory_ports()
+    run(stream_records([encoded(t1), encoded(t2)]), ports)
+    state_before = ports.states.items["card_a"]  # type: ignore[attr-defined]
+    stored_t1 = ports.features.items["t1"]  # type: ignore[attr-defined]
+
+    # when the repeat arrives with a new transaction, in a batch of its own boundaries
+    outcome = run(stream_records([encoded(t1), encoded(t3)]), ports)
+
+    # then t1 is forwarded as stored and only t3 moves the card, from the state of t1 and t2
+    assert outcome.failed == set() and outcome.applied == 1 and outcome.replayed == 1
+    state = ports.states.items["card_a"]  # type: ignore[attr-defined]
+    assert state.txn_count == 3
+    assert ports.features.items["t1"] == stored_t1  # type: ignore[attr-defined]
+    expected = build_features(Transaction.model_validate_json(encoded(t3)), state_before)
+    assert ports.features.items["t3"]["features"] == expected  # type: ignore[attr-defined]
+    assert ports.features.items["t3"]["state_version"] == 3  # type: ignore[attr-defined]
+
+
+def test_case_4_a_range_lambda_gave_up_on_is_applied_when_re_driven_after_later_records() -> None:
+    # given a batch whose card_a state cannot be saved, until Lambda gives up on it
+    a1, a2, b1, a3 = (
+        valid_txn(1, "card_a", minutes=1),
+        valid_txn(2, "card_a", minutes=2),
+        valid_txn(3, "card_b", minutes=3),
+        valid_txn(4, "card_a", minutes=4),
+    )
+    skipped = stream_records([encoded(a1), encoded(a2), encoded(b1)])
+    ports = memory_ports(states=MemoryStates(unsaveable=frozenset({"card_a"})))
+    outcome = run(skipped, ports)
+    assert outcome.failed == {skipped[0].sequence_number, skipped[1].sequence_number}
+    # nothing of card_a was forwarded: what is not committed is never scored
+    assert [r["transaction_id"] for r in ports.forwarder.records] == ["t3"]  # type: ignore[attr-defined]
+
+    # when a later record of card_a is applied first (the state store recovered) ...
+    ports.states.table.unwritable = frozenset()  # type: ignore[attr-defined]
+    run(stream_records([encoded(a3)]), ports)
+    assert ports.states.items["card_a"].txn_count == 1  # type: ignore[attr-defined]
+    # ... and the given-up range is re-driven from the stream
+    again = run(skipped, ports)
+
+    # then a1 and a2 are applied now, once; b1 is a replay
+    assert again.failed == set() and again.applied == 2 and again.replayed == 1
+    assert ports.states.items["card_a"].txn_count == 3  # type: ignore[attr-defined]
+    versions = {t: ports.features.items[t]["state_version"] for t in ("t1", "t2", "t4")}  # type: ignore[attr-defined]
+    assert versions == {"t4": 1, "t1": 2, "t2": 3}
+    # a second re-drive changes nothing
+    assert run(skipped, ports).applied == 0
+    assert ports.states.items["card_a"].txn_count == 3  # type: ignore[attr-defined]
+
+
+def test_case_6_feature_items_outlive_the_streams_retention() -> None:
+    # a record can be replayed as long as the stream keeps it: its ledger entry must live longer
+    table = MemoryTable("transaction_id", frozenset(), frozenset())
+    store = DynamoFeatureStore(table, ttl_days=1, stream_retention_hours=7 * 24)  # type: ignore[arg-type]
+    store.save([{"transaction_id": "t1", "features": {}}], NOW)
+
+    expires_at = int(deserialize(table.raw["t1"])["expires_at"])
+    assert expires_at >= NOW.timestamp() + 7 * 86400 + 86400
+    default = DynamoFeatureStore(table, ttl_days=7)  # type: ignore[arg-type]
+    assert default.ttl_days == 7
+
+
+def test_a_pending_feature_record_finishes_on_the_retry_when_its_table_write_failed() -> None:
+    # given the state committed, then FeaturesTable refused t1's item
+    records = stream_records([encoded(valid_txn(1, "card_a")), encoded(valid_txn(2, "card_b"))])
+    ports = memory_ports(features=MemoryFeatures(unwritable=frozenset({"t1"})))
+    outcome = run(records, ports)
+    assert outcome.failed == {records[0].sequence_number}
+    assert "t1" not in ports.features.items  # type: ignore[attr-defined]
+
+    # when the table recovers and Kinesis retries
+    ports.features.table.unwritable = frozenset()  # type: ignore[attr-defined]
+    again = run(records, ports)
+
+    # then t1 is finished from the card's pending entry, not applied again
+    assert again.failed == set() and again.applied == 0 and again.replayed == 2
+    assert ports.states.items["card_a"].txn_count == 1  # type: ignore[attr-defined]
+    assert ports.features.items["t1"]["state_version"] == 1  # type: ignore[attr-defined]
+    # and the next commit of the card drops the entry the table now holds
+    run(stream_records([encoded(valid_txn(3, "card_a", minutes=5))]), ports)
+    (card,) = ports.states.load(["card_a"])[0].values()
+    assert set(card.pending) == {"t3"}
+
+
+def test_amounts_below_dynamodbs_smallest_number_forward_and_replay_the_same_features() -> None:
+    records = stream_records([encoded(valid_txn(1, amount=1e-140))])
+    ports = memory_ports()
+
+    run(records, ports)
+    run(records, ports)
+
+    first, replayed = ports.forwarder.records  # type: ignore[attr-defined]
+    assert first["features"] == replayed["features"]
+    assert first["features"]["amount_log"] == 0.0

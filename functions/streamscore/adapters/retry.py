@@ -13,31 +13,51 @@ import time
 from collections.abc import Callable
 
 from botocore.config import Config
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
 
 from streamscore.errors import RetryableError, SystemicError
 
-RETRYABLE_CODES = frozenset(
+
+def _botocore_codes(checker: type, attribute: str) -> frozenset[str]:
+    """The error codes one of botocore's standard-mode retry checkers treats as retryable.
+
+    `attribute` is a PRIVATE class attribute of botocore (no public API lists
+    these codes); it is read here so that a botocore upgrade that adds codes
+    keeps us in line. Should it disappear, this gives nothing (only our own
+    codes and the 5xx rule would stay) and tests/unit/test_retryable_codes.py
+    fails: botocore is pinned (functions/requirements.txt), so an upgrade meets
+    that test before a deploy.
+    """
+    codes = getattr(checker, attribute, ())
+    return frozenset(code for code in codes if isinstance(code, str))
+
+
+# What botocore's standard retry mode (see `client_config`) retries by error code.
+BOTOCORE_THROTTLED_CODES = _botocore_codes(ThrottledRetryableChecker, "_THROTTLED_ERROR_CODES")
+BOTOCORE_TRANSIENT_CODES = _botocore_codes(TransientRetryableChecker, "_TRANSIENT_ERROR_CODES")
+
+# Codes of the services we call that botocore's lists lack (server faults that may
+# come with a status below 500 from some endpoints, and KMS throttling under SSE).
+SERVICE_RETRYABLE_CODES = frozenset(
     {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "RequestLimitExceeded",
-        "LimitExceededException",
         "InternalServerError",
         "InternalFailure",
         "ServiceUnavailable",
         "ServiceUnavailableException",
         "KMSThrottlingException",
-        "TransactionInProgressException",
     }
 )
+
+RETRYABLE_CODES = BOTOCORE_THROTTLED_CODES | BOTOCORE_TRANSIENT_CODES | SERVICE_RETRYABLE_CODES
+
+# The transport faults botocore's standard mode retries (timeouts, refused or
+# dropped connections, a response cut short), by their public base classes:
+# ConnectionError covers EndpointConnectionError, ConnectTimeoutError,
+# ProxyConnectionError and SSLError; HTTPClientError covers ReadTimeoutError,
+# ConnectionClosedError and ResponseStreamingError.
+RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (BotocoreConnectionError, HTTPClientError)
 
 
 def client_config(
@@ -102,10 +122,7 @@ class Backoff:
 
 def translate_error(error: Exception, action: str) -> Exception:
     """The project's exception for a botocore error raised while doing `action`."""
-    if isinstance(
-        error,
-        (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError),
-    ):
+    if isinstance(error, RETRYABLE_EXCEPTIONS):
         return RetryableError(f"{action}: {type(error).__name__}: {error}")
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")

@@ -1,0 +1,151 @@
+"""Stored times have one format, UTC to the millisecond, whatever offset the clock handed us.
+
+The drift check selects monitoring items by comparing `recorded_at` strings with
+bounds in that format, so a time stored with another offset would be counted in
+the wrong window (or in none).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import given
+
+from streamscore.drift_report import DriftWindow
+from streamscore.errors import InvalidRecordError
+from streamscore.monitoring import batch_item, window_key
+from streamscore.records import StreamRecord, iso_time, quarantine_item, utc_iso_ms
+
+PLUS_TWO = timezone(timedelta(hours=2))
+# one instant: 10:15:30.123456 UTC
+INSTANT_UTC = datetime(2026, 3, 4, 10, 15, 30, 123456, tzinfo=UTC)
+INSTANT_PLUS_TWO = INSTANT_UTC.astimezone(PLUS_TWO)  # 12:15:30.123456+02:00
+EXPECTED = "2026-03-04T10:15:30.123+00:00"
+
+RECORD = StreamRecord(
+    stream_name="transactions",
+    shard_id="shardId-000000000000",
+    sequence_number="49650000000000000000000000000000000000000000000000000001",
+    partition_key="card0001",
+    data_b64="bm90IGpzb24=",
+    arrived_at=INSTANT_UTC.timestamp(),
+)
+
+
+def test_utc_iso_ms_converts_to_utc_and_keeps_milliseconds() -> None:
+    assert INSTANT_PLUS_TWO.isoformat(timespec="milliseconds") == "2026-03-04T12:15:30.123+02:00"
+
+    assert utc_iso_ms(INSTANT_PLUS_TWO) == EXPECTED
+    assert utc_iso_ms(INSTANT_UTC) == EXPECTED
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [timedelta(0), timedelta(hours=2), timedelta(hours=-5, minutes=-30), timedelta(hours=14)],
+)
+def test_the_same_instant_at_any_offset_gives_the_same_string(offset: timedelta) -> None:
+    moment = INSTANT_UTC.astimezone(timezone(offset))
+
+    assert utc_iso_ms(moment) == EXPECTED
+    assert utc_iso_ms(moment) == utc_iso_ms(INSTANT_PLUS_TWO)
+
+
+class NoOffset(tzinfo):
+    """A tzinfo that knows no offset: Python counts its datetimes as naive."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [datetime(2026, 3, 4, 12, 15, 30), datetime(2026, 3, 4, 12, 15, 30, tzinfo=NoOffset())],
+    ids=["no-tzinfo", "tzinfo-without-offset"],
+)
+def test_a_naive_datetime_is_refused(moment: datetime) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        utc_iso_ms(moment)
+
+
+def test_iso_time_of_an_epoch_is_in_the_same_format() -> None:
+    assert iso_time(INSTANT_UTC.timestamp()) == EXPECTED
+
+
+# real offsets are whole minutes, under a day either way
+offsets = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+moments = st.builds(
+    lambda naive, zone: naive.replace(tzinfo=UTC).astimezone(zone),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+    offsets,
+)
+
+
+@given(moments, moments)
+def test_strings_compare_as_the_instants_they_name(a: datetime, b: datetime) -> None:
+    def to_ms(moment: datetime) -> datetime:
+        utc = moment.astimezone(UTC)
+        return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+    assert (utc_iso_ms(a) == utc_iso_ms(b)) == (to_ms(a) == to_ms(b))
+    assert (utc_iso_ms(a) < utc_iso_ms(b)) == (to_ms(a) < to_ms(b))
+    assert datetime.fromisoformat(utc_iso_ms(a)) == to_ms(a)
+
+
+# ----------------------------------------------------------------- stored items
+
+
+def test_a_batch_item_records_a_non_utc_now_in_utc() -> None:
+    item = batch_item("STATS", "preprocess", [RECORD], INSTANT_PLUS_TWO, ttl_days=30)
+
+    assert item["recorded_at"] == EXPECTED
+    assert (
+        item["recorded_at"]
+        == batch_item("STATS", "preprocess", [RECORD], INSTANT_UTC, 30)["recorded_at"]
+    )
+    # the hour partition and the time agree
+    assert item["window_key"] == window_key("STATS", INSTANT_UTC) == "STATS#2026-03-04T10"
+    assert item["window_key"].split("#")[1] == item["recorded_at"][:13]
+
+
+def test_a_batch_item_written_at_a_non_utc_offset_is_in_its_drift_window() -> None:
+    item = batch_item("HIST", "score", [RECORD], INSTANT_PLUS_TWO, ttl_days=30)
+    window = DriftWindow(
+        datetime(2026, 3, 4, 10, 0, tzinfo=UTC), datetime(2026, 3, 4, 10, 30, tzinfo=UTC)
+    )
+
+    assert window.contains(item["recorded_at"])
+    assert item["window_key"] in window.window_keys("HIST")
+
+
+def test_a_quarantine_item_records_a_non_utc_now_in_utc() -> None:
+    error = InvalidRecordError("invalid_json", "payload is not JSON")
+
+    item = quarantine_item(RECORD, error, "preprocess", INSTANT_PLUS_TWO, ttl_days=14)
+
+    assert item["quarantined_at"] == EXPECTED
+    assert item["arrived_at"] == EXPECTED
+    assert item["expires_at"] == int(INSTANT_UTC.timestamp()) + 14 * 86400
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda now: batch_item("STATS", "preprocess", [RECORD], now, 30),
+        lambda now: quarantine_item(RECORD, InvalidRecordError("r", "m"), "preprocess", now, 14),
+    ],
+    ids=["batch_item", "quarantine_item"],
+)
+def test_stored_items_refuse_a_naive_now(write: object) -> None:
+    assert callable(write)
+    with pytest.raises(ValueError, match="naive"):
+        write(datetime(2026, 3, 4, 12, 15, 30))
