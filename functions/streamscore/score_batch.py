@@ -1,9 +1,14 @@
 """Score one FeaturesStream batch: decode, quarantine, one model run, predictions, alerts, histograms.
 
-Write order is the commit protocol. A prediction is written only after its
-alert (if any) was published, so a stored prediction means "done": a retry or
-replay that finds the prediction it wrote itself (same stream record, same
-model version) neither writes nor alerts again, and its item stays identical.
+Write order is the commit protocol. Every prediction is written first; one that
+alerts is written with `alert: pending`, then its HighRiskTransaction event is put,
+then the prediction is written again with `alert: sent`. A retry or replay that
+finds a stored prediction writes nothing and alerts nothing, unless its alert is
+still pending: then the put's outcome is unknown (a lost response, a timeout right
+after it) or it failed, and the alert goes out again with the same `alert_id`,
+which consumers dedupe on. An alert is never lost; it is repeated only when the
+outcome of its put is unknown to the invocation that retries it (the publisher
+remembers the ids it saw accepted, so a failed `sent` write alone repeats nothing).
 A prediction written from another stream record of the same transaction means
 preprocess forwarded it twice; that record is a duplicate: no write, no alert,
 not counted. The batch's histogram item counts only what Kinesis will not
@@ -47,6 +52,7 @@ STAGE = "score"
 ALERT_SOURCE = "streamscore.scoring"
 ALERT_DETAIL_TYPE = "HighRiskTransaction"
 MAX_FEATURE_RECORD_BYTES = 64 * 1024  # a feature record is under a kilobyte
+PENDING, SENT = "pending", "sent"  # a prediction's `alert`: put not yet confirmed, or confirmed
 _REQUIRED_TEXT = ("transaction_id", "event_time", "feature_schema")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the Transaction contract's; a table key
 
@@ -203,31 +209,46 @@ def score_batch(
         _prediction(
             batch.rows[i], float(batch.scores[i]), DECISIONS[code], model.model_version, now
         )
+        | ({"alert": PENDING} if DECISIONS[code] in alerting else {})
         for i, code in zip(to_write, codes, strict=True)
     ]
-    alerts = [p for p in predictions if p["decision"] in alerting]
-    quiet = [p for p in predictions if p["decision"] not in alerting]
-    by_txn_id = {batch.rows[i].doc["transaction_id"]: batch.rows[i].record for i in to_write}
+    # stored predictions of this batch whose alert may not have gone out
+    rewritten = set(to_write)
+    unconfirmed = [
+        stored[batch.rows[i].doc["transaction_id"]]
+        for i in unique
+        if i not in rewritten
+        and stored.get(batch.rows[i].doc["transaction_id"], {}).get("alert") == PENDING
+        and batch.rows[i].record.sequence_number not in outcome.failed
+    ]
+    by_txn_id = {batch.rows[i].doc["transaction_id"]: batch.rows[i].record for i in unique}
     by_record_id = {r.record_id: r for r, _ in batch.invalid}
     quarantine_items = [
         quarantine_item(r, e, STAGE, now, policy.quarantine_ttl_days) for r, e in batch.invalid
     ]
-    # Independent writes, concurrently; a step with nothing to write makes no call.
-    steps: list[_Step] = [
-        (ports.quarantine.save, (quarantine_items,), by_record_id, [r for r, _ in batch.invalid]),
-        (ports.predictions.save, (quiet, now), by_txn_id, _records_of(quiet, by_txn_id)),
-        (_alert_then_save, (ports, alerts, now), by_txn_id, _records_of(alerts, by_txn_id)),
+    quarantining = (
+        submit_or_run(executor, ports.quarantine.save, quarantine_items)
+        if quarantine_items
+        else None
+    )
+    _save(ports, predictions, now, by_txn_id, outcome.failed)
+    saved = [
+        p
+        for p in predictions
+        if by_txn_id[p["transaction_id"]].sequence_number not in outcome.failed
     ]
-    running = [
-        (submit_or_run(executor, work, *args), key_to_record, step_records)
-        for work, args, key_to_record, step_records in steps
-        if step_records
-    ]
-    for future, key_to_record, step_records in running:
+    _send_alerts(
+        ports,
+        [p for p in saved if p.get("alert") == PENDING] + unconfirmed,
+        now,
+        by_txn_id,
+        outcome.failed,
+    )
+    if quarantining is not None:
         try:
-            outcome.failed.update(key_to_record[k].sequence_number for k in future.result())
+            outcome.failed.update(by_record_id[k].sequence_number for k in quarantining.result())
         except RetryableError:
-            outcome.failed.update(r.sequence_number for r in step_records)
+            outcome.failed.update(r.sequence_number for r, _ in batch.invalid)
 
     _record_histograms(records, batch, model, ports, policy, now, outcome)
 
@@ -238,14 +259,11 @@ def score_batch(
     outcome.scored = len(written)
     outcome.decisions = Counter(p["decision"] for p in written)
     outcome.latencies_ms = [p["latency_ms"] for p in written if "latency_ms" in p]
-    outcome.alerts = sum(1 for p in written if p["decision"] in alerting)
+    outcome.alerts = sum(1 for p in written if "alert" in p) + sum(
+        1 for p in unconfirmed if ok(by_txn_id[p["transaction_id"]])
+    )
     outcome.quarantined = Counter(e.reason for r, e in batch.invalid if ok(r))
     return outcome
-
-
-_Step = tuple[
-    Callable[..., set[str]], tuple[Any, ...], Mapping[str, StreamRecord], list[StreamRecord]
-]
 
 
 @dataclass
@@ -310,12 +328,6 @@ def _triage(
     return to_write
 
 
-def _records_of(
-    predictions: list[dict[str, Any]], by_txn_id: Mapping[str, StreamRecord]
-) -> list[StreamRecord]:
-    return [by_txn_id[p["transaction_id"]] for p in predictions]
-
-
 def _prediction(
     row: _Row, score: float, decision: str, model_version: str, now: datetime
 ) -> dict[str, Any]:
@@ -334,9 +346,10 @@ def _prediction(
     return item
 
 
-def alert_detail(prediction: dict[str, Any]) -> dict[str, Any]:
-    """The HighRiskTransaction detail: enough for consumers to act and to de-duplicate."""
+def alert_detail(prediction: Mapping[str, Any]) -> dict[str, Any]:
+    """The HighRiskTransaction detail: enough for consumers to act and to de-duplicate (alert_id)."""
     return {
+        "alert_id": alert_id(prediction),
         "transaction_id": prediction["transaction_id"],
         "score": prediction["score"],
         "decision": prediction["decision"],
@@ -346,11 +359,50 @@ def alert_detail(prediction: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _alert_then_save(ports: ScorePorts, alerts: list[dict[str, Any]], now: datetime) -> set[str]:
-    """Publish the alerts, then store the predictions whose alert landed (the prediction commits)."""
-    unsent = ports.alerts.publish([alert_detail(a) for a in alerts])
-    sent = [a for a in alerts if a["transaction_id"] not in unsent]
-    return unsent | (ports.predictions.save(sent, now) if sent else set())
+def alert_id(prediction: Mapping[str, Any]) -> str:
+    """The alert's stable identity: one transaction scored by one model version."""
+    return f"{prediction['transaction_id']}/{prediction['model_version']}"
+
+
+def _save(
+    ports: ScorePorts,
+    predictions: list[dict[str, Any]],
+    now: datetime,
+    by_txn_id: Mapping[str, StreamRecord],
+    failed: set[str],
+) -> None:
+    """Write predictions; the records of those still not written fail."""
+    if not predictions:
+        return
+    try:
+        unsaved = ports.predictions.save(predictions, now)
+    except RetryableError:
+        unsaved = {p["transaction_id"] for p in predictions}
+    failed.update(by_txn_id[t].sequence_number for t in unsaved)
+
+
+def _send_alerts(
+    ports: ScorePorts,
+    pending: list[dict[str, Any]],
+    now: datetime,
+    by_txn_id: Mapping[str, StreamRecord],
+    failed: set[str],
+) -> None:
+    """Put the stored, pending alerts, then mark the accepted ones sent; the rest fail their records.
+
+    A put that raised has an unknown outcome: its records fail and their retry puts
+    them again under the same alert ids.
+    """
+    if not pending:
+        return
+    try:
+        unsent = ports.alerts.publish([alert_detail(p) for p in pending])
+    except RetryableError:
+        failed.update(by_txn_id[p["transaction_id"]].sequence_number for p in pending)
+        return
+    failed.update(by_txn_id[t].sequence_number for t in unsent)
+    sent = [p | {"alert": SENT} for p in pending if p["transaction_id"] not in unsent]
+    _save(ports, sent, now, by_txn_id, failed)
 
 
 def _record_histograms(

@@ -247,7 +247,13 @@ def feature_matrix(
         for index, row in enumerate(rows):
             if not set(map(type, row)) <= _NUMBER_TYPES:
                 rows[index], problems[index] = _usable(row, names)
-    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+    try:
+        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+    except OverflowError:  # an integer beyond any float: that record alone is unusable
+        for index, row in enumerate(rows):
+            rows[index], problem = _floats(row, names)
+            problems[index] = problems[index] or problem
+        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
     with np.errstate(over="ignore", invalid="ignore"):
         usable = np.isfinite(matrix.astype(np.float32))
     for index in np.flatnonzero(~usable.all(axis=1)).tolist():
@@ -263,6 +269,29 @@ def feature_matrix(
                 ],
             )
     return matrix, problems
+
+
+def _floats(
+    row: Sequence[Any], names: Sequence[str]
+) -> tuple[list[float], InvalidRecordError | None]:
+    """The row as floats, NaN for integers too large for one, and the problem they make."""
+    values, too_large = [], []
+    for name, value in zip(names, row, strict=True):
+        try:
+            values.append(float(value))
+        except OverflowError:
+            values.append(math.nan)
+            too_large.append(name)
+    if not too_large:
+        return values, None
+    return values, InvalidRecordError(
+        "non_finite_feature",
+        f"too large for a float: {', '.join(too_large[:10])}",
+        [
+            {"field": f"features.{n}", "type": "too_large", "message": "too large"}
+            for n in too_large
+        ],
+    )
 
 
 def _usable(row: Sequence[Any], names: Sequence[str]) -> tuple[list[Any], InvalidRecordError]:

@@ -31,6 +31,7 @@ from conftest import (
 )
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
+from embedded.template import parameter_values
 from streamscore.contracts import Transaction
 from streamscore.errors import SystemicError
 from streamscore.features import replay_features
@@ -548,10 +549,10 @@ def test_the_same_batch_delivered_twice_changes_nothing_but_the_stream(
     assert features_table(local_stack) == table_once
     assert states(local_stack) == states_once
     per_card = Counter(t.card_id for _, t in valid)
-    last_seq = {t.card_id: s for s, t in valid}
+    last_txn = {t.card_id: t.transaction_id for _, t in valid}
     for card, count in per_card.items():
         assert states_once[card]["txn_count"] == count
-        assert states_once[card]["last_sequence_number"] == last_seq[card]
+        assert table_once[last_txn[card]]["state_version"] == count
     assert set(quarantine(local_stack)) == set(quarantine_once)
     assert len(quarantine_once) == 3
     on_stream = forwarded(local_stack)
@@ -563,13 +564,15 @@ def test_the_same_batch_delivered_twice_changes_nothing_but_the_stream(
     assert len(stats_items(local_stack)) == 1
 
 
-def test_a_replay_whose_features_have_expired_is_quarantined_not_recomputed(
+def test_a_replay_finds_its_transactions_applied_even_without_their_feature_items(
     local_stack: LocalStack, invoke: Invoker
 ) -> None:
-    # given: a batch applied once, then its FeaturesTable items expired
+    # given: a batch applied once, then its FeaturesTable items deleted (they outlive the
+    # stream's retention, so only an operator can do this)
     event = _mixed_batch(local_stack, n_cards=2, per_card=2)
     invoke(event)
-    for txn_id in features_table(local_stack):
+    table_once = features_table(local_stack)
+    for txn_id in table_once:
         local_stack.dynamodb.delete_item(
             TableName=local_stack.tables["FeaturesTable"], Key={"transaction_id": {"S": txn_id}}
         )
@@ -578,11 +581,27 @@ def test_a_replay_whose_features_have_expired_is_quarantined_not_recomputed(
     # when
     result = invoke(event)
 
-    # then: state untouched, every valid record accounted for as replay_features_missing
+    # then: the cards still hold them pending: nothing applied twice, nothing quarantined,
+    # the same feature records stored and forwarded again
     assert result == {"batchItemFailures": []}
+    assert invoke.metrics["RecordsReplayed"] == len(valid_transactions(event))
     assert states(local_stack) == states_once
-    reasons = Counter(i["reason"] for i in quarantine(local_stack).values())
-    assert reasons["replay_features_missing"] == len(valid_transactions(event))
+    assert features_table(local_stack) == table_once
+    assert "replay_features_missing" not in {i["reason"] for i in quarantine(local_stack).values()}
+
+
+def test_feature_items_outlive_the_streams_retention(
+    local_stack: LocalStack, invoke: Invoker
+) -> None:
+    # a replayable record must find its ledger entry: FeaturesTable's TTL is at least the
+    # stream's retention plus a day, whatever FeaturesTtlDays says
+    event = _mixed_batch(local_stack, n_cards=1, per_card=1)
+    before = datetime.now(UTC).timestamp()
+    invoke(event)
+
+    (item,) = features_table(local_stack).values()
+    retention_hours = int(parameter_values(local_stack.template)["StreamRetentionHours"])
+    assert item["expires_at"] >= before + retention_hours * 3600 + 86400
 
 
 # ----------------------------------------------------------------------------- crashes
@@ -657,9 +676,7 @@ def test_a_crash_after_a_write_then_the_same_batch_again_loses_and_doubles_nothi
     for txn_id, copies in on_stream.items():
         assert all(c["features"] == expected[txn_id] for c in copies)
     per_card = Counter(t.card_id for _, t in valid)
-    last_seq = {t.card_id: s for s, t in valid}
     assert {c: s["txn_count"] for c, s in states(local_stack).items()} == dict(per_card)
-    assert {c: s["last_sequence_number"] for c, s in states(local_stack).items()} == last_seq
     bad = set(sequences(event)) - {s for s, _ in valid}
     assert set(quarantine(local_stack)) == {record_id(local_stack, s) for s in bad}
     assert sum(i["records"] for i in stats_items(local_stack)) == len(event["Records"])
@@ -684,7 +701,7 @@ def test_many_distinct_cards_are_read_and_written_within_the_batch_limits(
     # then
     assert result == {"batchItemFailures": []}
     state_table = local_stack.tables["EntityStateTable"]
-    gets = counter.requests("dynamodb.BatchGetItem")
+    gets = [r for r in counter.requests("dynamodb.BatchGetItem") if state_table in r["RequestItems"]]
     assert all(len(r["RequestItems"][state_table]["Keys"]) <= 100 for r in gets)
     assert sum(len(r["RequestItems"][state_table]["Keys"]) for r in gets) == n_cards
     # the replay guard must see the previous batch's state write
@@ -870,7 +887,7 @@ def test_unprocessed_items_keys_and_failed_records_are_retried_until_everything_
     assert result == {"batchItemFailures": []}
     assert invoke.metrics["Retries"] == 2 + 3 + 1 + 2
     state_table = local_stack.tables["EntityStateTable"]
-    reads = [r[state_table] for r in dynamodb.get_requests]
+    reads = [r[state_table] for r in dynamodb.get_requests if state_table in r]
     assert [len(r["Keys"]) for r in reads] == [4, 1, 1]  # the batch's read, then card_W twice
     assert all(r["ConsistentRead"] is True for r in reads)
     assert set(features_table(local_stack)) == set(txn_of.values())
@@ -906,11 +923,17 @@ def test_faults_that_outlast_the_retries_are_reported_then_redelivery_applies_ea
     failed = failures(result)
     assert failed == [s for s in sequences(event) if s in {x[1], *y, *z}]
     assert_accounted(local_stack, event, result, invoke.metrics)
+    # the states commit first: X and Y are applied whole, X's second record waits in its
+    # card's pending entries for its feature item, Y's are stored but not yet on the stream
     after_failure = states(local_stack)
-    assert after_failure["card_X"]["txn_count"] == 1
-    assert after_failure["card_X"]["last_sequence_number"] == x[0]
-    assert "card_Y" not in after_failure and "card_Z" not in after_failure
-    assert after_failure["card_W"]["txn_count"] == 4
+    assert {c: s["txn_count"] for c, s in after_failure.items()} == {
+        "card_W": 4,
+        "card_X": 4,
+        "card_Y": 4,
+    }
+    assert txn_of[x[1]] in after_failure["card_X"]["pending"]
+    assert txn_of[x[1]] not in features_table(local_stack)
+    assert not set(forwarded(local_stack)) & {txn_of[s] for s in y}
 
     # when: Kinesis delivers again from the lowest failed record, on a healthy function
     monkeypatch.undo()
@@ -929,8 +952,6 @@ def test_faults_that_outlast_the_retries_are_reported_then_redelivery_applies_ea
         assert all(c["features"] == expected[txn_id] for c in copies)
     final = states(local_stack)
     assert {c: s["txn_count"] for c, s in final.items()} == {f"card_{c}": 4 for c in "WXYZ"}
-    last_seq = {t.card_id: s for s, t in valid}
-    assert {c: s["last_sequence_number"] for c, s in final.items()} == last_seq
     assert sum(i["records"] for i in stats_items(local_stack)) == len(event["Records"])
 
 
@@ -957,10 +978,13 @@ def test_throttling_that_outlasts_the_retries_fails_records_not_the_invocation(
     # when
     result = invoke(event)
 
-    # then: every valid record is reported; the bad one is quarantined, not failed
+    # then: every valid record is reported; the bad one is quarantined, not failed; the
+    # states committed, each with its records pending until their feature items land
     assert failures(result) == [s for s, _ in valid]
     assert_accounted(local_stack, event, result, invoke.metrics)
-    assert states(local_stack) == {}
+    assert features_table(local_stack) == {}
+    pending = {t for card in states(local_stack).values() for t in card["pending"]}
+    assert pending == {t.transaction_id for _, t in valid}
     assert len(quarantine(local_stack)) == 1
 
 
@@ -1033,8 +1057,9 @@ def test_one_card_many_times_in_a_batch_is_applied_in_sequence_order(
     assert result == {"batchItemFailures": []}
     state = states(local_stack)["card_busy"]
     assert state["txn_count"] == 30
-    assert state["last_sequence_number"] == busy[-1][0]
     table = features_table(local_stack)
+    versions = [table[t.transaction_id]["state_version"] for _, t in busy]
+    assert versions == list(range(1, 31))
     counts = [table[t.transaction_id]["features"]["txn_count_1h"] for _, t in busy]
     assert counts[0] == 0.0
     assert all(b > a for a, b in itertools.pairwise(counts)), counts

@@ -21,7 +21,15 @@ from embedded.lambda_events import KinesisEntry, kinesis_event
 from streamscore.errors import RetryableError, SystemicError
 from streamscore.features import FEATURE_NAMES, FEATURE_SCHEMA
 from streamscore.records import StreamRecord, parse_kinesis_event
-from streamscore.score_batch import ScoreOutcome, ScorePolicy, ScorePorts, score_batch
+from streamscore.score_batch import (
+    ALERT_DETAIL_TYPE,
+    ALERT_SOURCE,
+    ScoreOutcome,
+    ScorePolicy,
+    ScorePorts,
+    score_batch,
+)
+from streamscore.stores import EventBridgeAlertPublisher
 from streamscore.scoring import (
     SCORE,
     ScoringModel,
@@ -482,7 +490,9 @@ def _scored_once(model: ScoringModel, records: list[StreamRecord]) -> Fakes:
     return fakes
 
 
-def test_a_failed_alert_keeps_its_prediction_back_until_the_retry(model: ScoringModel) -> None:
+def test_a_refused_alert_stays_pending_on_its_prediction_until_the_retry_sends_it(
+    model: ScoringModel,
+) -> None:
     fakes = Fakes()
     records = batch([feature_doc(i, 1.2) for i in range(4)])
     fakes.alerts.fail = {"t00002"}
@@ -490,16 +500,104 @@ def test_a_failed_alert_keeps_its_prediction_back_until_the_retry(model: Scoring
     first = run(records, model, fakes)
 
     assert first.failed == {records[2].sequence_number}
-    assert "t00002" not in fakes.predictions.items
+    assert fakes.predictions.items["t00002"]["alert"] == "pending"
+    assert {fakes.predictions.items[f"t0000{i}"]["alert"] for i in (0, 1, 3)} == {"sent"}
     fakes.alerts.fail = set()
-    run(records[2:], model, fakes)
+    retry = run(records[2:], model, fakes)
+    assert not retry.failed and retry.alerts == 1
     assert [a["transaction_id"] for a in fakes.alerts.sent] == [
         "t00000",
         "t00001",
         "t00003",
         "t00002",
     ]
-    assert "t00002" in fakes.predictions.items
+    assert fakes.predictions.items["t00002"]["alert"] == "sent"
+
+
+class FlakyEvents:
+    """EventBridge PutEvents as EventPublisher sees it: accepts, refuses, or takes it and loses the answer."""
+
+    def __init__(self) -> None:
+        self.delivered: list[dict[str, Any]] = []
+        self.lose_response = 0  # calls that take effect and then raise
+
+    def put_events(self, entries: Sequence[dict[str, str]]) -> list[int]:
+        self.delivered += [json.loads(e["Detail"]) for e in entries]
+        if self.lose_response:
+            self.lose_response -= 1
+            raise RetryableError("EventBridge PutEvents: ReadTimeoutError")
+        return []
+
+
+def real_publisher(fakes: Fakes) -> FlakyEvents:
+    events = FlakyEvents()
+    publisher = EventBridgeAlertPublisher(events, ALERT_SOURCE, ALERT_DETAIL_TYPE)  # type: ignore[arg-type]
+    fakes.ports = ScorePorts(fakes.predictions, publisher, fakes.quarantine, fakes.monitoring)
+    return events
+
+
+def test_case_3_a_failed_prediction_write_after_a_confirmed_put_sends_nothing_again(
+    model: ScoringModel,
+) -> None:
+    # given: the alert is accepted, then marking its prediction sent fails
+    fakes = Fakes()
+    events = real_publisher(fakes)
+    records = batch([feature_doc(i, 1.2) for i in range(3)])
+    original_save = fakes.predictions.save
+
+    def fail_marks(predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+        if any(p.get("alert") == "sent" for p in predictions):
+            return {p["transaction_id"] for p in predictions}
+        return original_save(predictions, now)
+
+    fakes.predictions.save = fail_marks  # type: ignore[method-assign]
+    first = run(records, model, fakes)
+    assert first.failed == {r.sequence_number for r in records}
+    assert len(events.delivered) == 3
+
+    # when Kinesis retries on the same container, the writes healthy again
+    fakes.predictions.save = original_save  # type: ignore[method-assign]
+    retry = run(records, model, fakes)
+
+    # then no alert goes out twice, and every prediction now says sent
+    assert not retry.failed
+    assert len(events.delivered) == 3
+    assert {p["alert"] for p in fakes.predictions.items.values()} == {"sent"}
+
+
+def test_case_3_an_unknown_put_outcome_is_the_only_repeat_and_keeps_its_alert_id(
+    model: ScoringModel,
+) -> None:
+    # given: PutEvents takes the alerts but the answer is lost (a timeout right after it)
+    fakes = Fakes()
+    events = real_publisher(fakes)
+    records = batch([feature_doc(i, 1.2) for i in range(2)] + [feature_doc(5, 0.0)])
+    events.lose_response = 1
+
+    first = run(records, model, fakes)
+    retry = run(records, model, fakes)
+    again = run(records, model, fakes)  # a replay later: nothing pending, nothing sent
+
+    assert first.failed == {records[0].sequence_number, records[1].sequence_number}
+    assert not retry.failed and not again.failed
+    ids = [d["alert_id"] for d in events.delivered]
+    assert sorted(ids) == sorted([f"t0000{i}/{model.model_version}" for i in (0, 1)] * 2)
+    assert {p.get("alert") for p in fakes.predictions.items.values()} == {"sent", None}
+
+
+def test_case_3_a_prediction_write_that_fails_first_sends_no_alert_until_it_lands(
+    model: ScoringModel,
+) -> None:
+    fakes = Fakes()
+    events = real_publisher(fakes)
+    records = batch([feature_doc(0, 1.2)])
+    fakes.predictions.fail_saving = {"t00000"}
+
+    assert run(records, model, fakes).failed == {records[0].sequence_number}
+    assert events.delivered == []
+    fakes.predictions.fail_saving = set()
+    assert not run(records, model, fakes).failed
+    assert [d["transaction_id"] for d in events.delivered] == ["t00000"]
 
 
 def test_a_transaction_forwarded_twice_is_scored_alerted_and_counted_once(
@@ -569,3 +667,22 @@ def test_an_empty_batch_does_nothing(model: ScoringModel) -> None:
     outcome = run([], model, fakes)
 
     assert outcome.records_in == 0 and not fakes.monitoring.items and not fakes.predictions.saves
+
+
+def test_a_feature_too_large_for_a_float_quarantines_its_record_not_the_batch(
+    model: ScoringModel,
+) -> None:
+    # a 401-digit JSON integer: json reads it, float() cannot hold it
+    poison = json.dumps(feature_doc(1, 0.0)).replace(
+        '"amount_log": 0.0', '"amount_log": ' + "9" * 401
+    )
+    records = batch([feature_doc(0, 0.0), poison.encode(), feature_doc(2, 1.2)])
+    fakes = Fakes()
+
+    outcome = run(records, model, fakes)
+
+    assert not outcome.failed and outcome.scored == 2
+    assert outcome.quarantined == Counter({"non_finite_feature": 1})
+    (item,) = fakes.quarantine.items.values()
+    assert item["sequence_number"] == records[1].sequence_number
+    assert "amount_log" in item["message"]
