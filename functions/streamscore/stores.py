@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from datetime import datetime
@@ -146,23 +148,42 @@ class DynamoPredictionStore:
 
 
 class EventBridgeAlertPublisher:
-    """Alerts as events of one source and detail type; each detail names its transaction_id."""
+    """Alerts as events of one source and detail type; each detail names its transaction_id and alert_id.
 
-    def __init__(self, publisher: EventPublisher, source: str, detail_type: str):
+    It remembers the alert ids EventBridge accepted (the last `remembered` of them), so a
+    retry in the same container does not put an accepted alert again when only the
+    prediction write after it failed.
+    """
+
+    def __init__(
+        self, publisher: EventPublisher, source: str, detail_type: str, remembered: int = 10_000
+    ):
         self.publisher = publisher
         self.source = source
         self.detail_type = detail_type
+        self._accepted: OrderedDict[str, None] = OrderedDict()
+        self._remembered = remembered
+        self._lock = threading.Lock()
 
     def publish(self, details: Sequence[dict[str, Any]]) -> set[str]:
+        with self._lock:
+            new = [d for d in details if d["alert_id"] not in self._accepted]
         entries = [
             {
                 "Source": self.source,
                 "DetailType": self.detail_type,
                 "Detail": json.dumps(d, separators=(",", ":"), allow_nan=False),
             }
-            for d in details
+            for d in new
         ]
-        return {details[i]["transaction_id"] for i in self.publisher.put_events(entries)}
+        failed = set(self.publisher.put_events(entries)) if entries else set()
+        with self._lock:
+            for i, detail in enumerate(new):
+                if i not in failed:
+                    self._accepted[detail["alert_id"]] = None
+            while len(self._accepted) > self._remembered:
+                self._accepted.popitem(last=False)
+        return {new[i]["transaction_id"] for i in failed}
 
 
 class DynamoWindowReader:
