@@ -14,13 +14,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from streamscore.adapters.dynamodb import BatchTable
 from streamscore.adapters.kinesis import StreamWriter
 from streamscore.adapters.retry import Backoff, client_config
+from streamscore.fact_writer import DynamoFactWriter
 from streamscore.observability import logger, metrics, tracer
 from streamscore.preprocess import PreprocessPorts, encode_feature_record, preprocess_batch
 from streamscore.records import batch_item_failures, parse_kinesis_event
 from streamscore.settings import PreprocessSettings, load_settings
 from streamscore.stores import (
     DynamoFeatureStore,
-    DynamoMonitoringStore,
     DynamoQuarantineStore,
     DynamoStateStore,
     KinesisFeatureForwarder,
@@ -44,15 +44,22 @@ ports = PreprocessPorts(
         _table(settings.entity_state_table, "card_id"), settings.state_ttl_days
     ),
     features=DynamoFeatureStore(
-        _table(settings.features_table, "transaction_id"),
-        settings.features_ttl_days,
-        settings.stream_retention_hours,
+        _table(settings.features_table, "transaction_id"), settings.features_ttl_days
     ),
     forwarder=KinesisFeatureForwarder(
         StreamWriter(kinesis, settings.features_stream_name, backoff), encode_feature_record
     ),
-    quarantine=DynamoQuarantineStore(_table(settings.quarantine_table, "record_id")),
-    monitoring=DynamoMonitoringStore(dynamodb, settings.monitoring_table),
+    quarantine=DynamoQuarantineStore(
+        DynamoFactWriter(
+            dynamodb,
+            settings.quarantine_table,
+            "record_id",
+            settings.monitoring_table,
+            backoff=backoff,
+            executor=io_executor,
+        ),
+        settings.monitoring_ttl_days,
+    ),
 )
 
 
@@ -67,7 +74,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         ports,
         now=datetime.now(UTC),
         quarantine_ttl_days=settings.quarantine_ttl_days,
-        monitoring_ttl_days=settings.monitoring_ttl_days,
         step_executor=step_executor,
     )
     metrics.add_metric("RecordsIn", MetricUnit.Count, outcome.records_in)

@@ -16,6 +16,7 @@ from streamscore.adapters.dynamodb import BatchTable
 from streamscore.adapters.events import EventPublisher
 from streamscore.adapters.retry import Backoff, client_config
 from streamscore.errors import SystemicError
+from streamscore.fact_writer import DynamoFactWriter
 from streamscore.observability import logger, metrics, tracer
 from streamscore.records import batch_item_failures, parse_kinesis_event
 from streamscore.score_batch import (
@@ -28,10 +29,10 @@ from streamscore.score_batch import (
 from streamscore.scoring import load_model, resolve_thresholds
 from streamscore.settings import ScoreSettings, load_settings
 from streamscore.stores import (
-    DynamoMonitoringStore,
     DynamoPredictionStore,
     DynamoQuarantineStore,
     EventBridgeAlertPublisher,
+    prediction_condition,
 )
 
 # Latencies per batch as metric values; more are summarised as evenly spaced quantiles. Each
@@ -50,7 +51,6 @@ policy = ScorePolicy(
     thresholds=thresholds,
     alert_on_review=settings.alert_on_review,
     quarantine_ttl_days=settings.quarantine_ttl_days,
-    monitoring_ttl_days=settings.monitoring_ttl_days,
 )
 # Two pools: the batch's steps wait on the stores, which fan their calls out on the other.
 io_executor = ThreadPoolExecutor(max_workers=settings.io_threads)
@@ -65,15 +65,25 @@ def _table(name: str, *keys: str) -> BatchTable:
     return BatchTable(dynamodb, name, keys, backoff=backoff, executor=io_executor)
 
 
+def _facts(name: str, key: str, condition: Any = None) -> DynamoFactWriter:
+    return DynamoFactWriter(
+        dynamodb, name, key, settings.monitoring_table, condition, backoff, io_executor
+    )
+
+
 ports = ScorePorts(
     predictions=DynamoPredictionStore(
-        _table(settings.predictions_table, "transaction_id"), settings.predictions_ttl_days
+        _table(settings.predictions_table, "transaction_id"),
+        _facts(settings.predictions_table, "transaction_id", prediction_condition),
+        settings.predictions_ttl_days,
+        settings.monitoring_ttl_days,
     ),
     alerts=EventBridgeAlertPublisher(
         EventPublisher(events, settings.event_bus_name, backoff), ALERT_SOURCE, ALERT_DETAIL_TYPE
     ),
-    quarantine=DynamoQuarantineStore(_table(settings.quarantine_table, "record_id")),
-    monitoring=DynamoMonitoringStore(dynamodb, settings.monitoring_table),
+    quarantine=DynamoQuarantineStore(
+        _facts(settings.quarantine_table, "record_id"), settings.monitoring_ttl_days
+    ),
 )
 
 

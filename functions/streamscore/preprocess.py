@@ -40,8 +40,7 @@ from streamscore.contracts import Transaction
 from streamscore.errors import InvalidRecordError, RetryableError
 from streamscore.features import FEATURE_SCHEMA, CardState, advance_state, build_features
 from streamscore.items import MIN_MAGNITUDE
-from streamscore.monitoring import batch_item, settled
-from streamscore.ports import MonitoringStore, QuarantineStore
+from streamscore.ports import QuarantineStore
 from streamscore.records import (
     StreamRecord,
     decode_payload,
@@ -97,7 +96,6 @@ class PreprocessPorts:
     features: FeatureStore
     forwarder: FeatureForwarder
     quarantine: QuarantineStore
-    monitoring: MonitoringStore
 
 
 @dataclass
@@ -192,7 +190,6 @@ def preprocess_batch(
     ports: PreprocessPorts,
     now: datetime,
     quarantine_ttl_days: int,
-    monitoring_ttl_days: int,
     step_executor: Executor | None = None,
 ) -> PreprocessOutcome:
     """Process one batch; never raises for bad input, raises SystemicError for broken setup.
@@ -244,8 +241,6 @@ def preprocess_batch(
         for repeat, first in plan.repeats
         if first.record.sequence_number in failed
     )
-
-    _record_stats(records, invalid, ports, now, monitoring_ttl_days, failed)
 
     def ok(record: StreamRecord) -> bool:
         return record.sequence_number not in failed
@@ -392,28 +387,3 @@ def _commit_states(
         failed.update(v.record.sequence_number for v, _ in per_card[card_id])
     outcome.states_written = len(per_card) - len(unsaved)
     return [pair for pair in plan.applied if pair[0].txn.card_id not in unsaved]
-
-
-def _record_stats(
-    records: Sequence[StreamRecord],
-    invalid: list[tuple[StreamRecord, InvalidRecordError]],
-    ports: PreprocessPorts,
-    now: datetime,
-    ttl_days: int,
-    failed: set[str],
-) -> None:
-    """One MonitoringTable item per batch, over the records Kinesis will not deliver again."""
-    counted = settled(records, failed)
-    if not counted:
-        return
-    positions = {r.sequence_number for r in counted}
-    reasons = Counter(e.reason for r, e in invalid if r.sequence_number in positions)
-    item = batch_item("STATS", STAGE, counted, now, ttl_days) | {
-        "quarantined": sum(reasons.values()),
-        "quarantined_by_reason": dict(reasons),
-    }
-    try:
-        ports.monitoring.put(item)
-    except RetryableError:
-        # without its stats the batch must be seen again: fail it from its first record
-        failed.add(counted[0].sequence_number)

@@ -1,4 +1,4 @@
-"""Score one FeaturesStream batch: decode, quarantine, one model run, predictions, alerts, histograms.
+"""Score one FeaturesStream batch: decode, quarantine, one model run, predictions and their counts, alerts.
 
 Write order is the commit protocol. Every prediction is written first; one that
 alerts is written with `alert: pending`, then its HighRiskTransaction event is put,
@@ -11,8 +11,9 @@ outcome of its put is unknown to the invocation that retries it (the publisher
 remembers the ids it saw accepted, so a failed `sent` write alone repeats nothing).
 A prediction written from another stream record of the same transaction means
 preprocess forwarded it twice; that record is a duplicate: no write, no alert,
-not counted. The batch's histogram item counts only what Kinesis will not
-deliver again, so retries and replays never count a record twice.
+not counted. A prediction is created with what it adds to the hourly counts (its
+decision, the drift bins of its features and score) in one transaction, on the
+condition that it does not exist: counts move exactly once per prediction (counts.py).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from streamscore.concurrency import submit_or_run
+from streamscore.counts import PREDICTIONS, CountKey, Fact, bin_indexes, hour_of, prediction_counts
 from streamscore.errors import InvalidRecordError, RetryableError
-from streamscore.monitoring import batch_item, settled
-from streamscore.ports import MonitoringStore, QuarantineStore
+from streamscore.ports import QuarantineStore
 from streamscore.records import (
     StreamRecord,
     decode_payload,
@@ -41,11 +42,11 @@ from streamscore.records import (
 )
 from streamscore.scoring import (
     DECISIONS,
+    SCORE,
     ScoringModel,
     Thresholds,
     decide,
     feature_matrix,
-    histograms,
 )
 
 STAGE = "score"
@@ -62,8 +63,12 @@ class PredictionStore(Protocol):
         """Stored predictions by transaction id, and the ids whose read still failed."""
         ...
 
+    def create(self, facts: Sequence[Fact], now: datetime) -> tuple[set[str], set[str]]:
+        """Create predictions not stored yet, with their counts: ids that exist now, ids that failed."""
+        ...
+
     def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
-        """Transaction ids whose write still failed after retries."""
+        """Overwrite stored predictions; the transaction ids whose write still failed."""
         ...
 
 
@@ -78,7 +83,6 @@ class ScorePorts:
     predictions: PredictionStore
     alerts: AlertPublisher
     quarantine: QuarantineStore
-    monitoring: MonitoringStore
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,6 @@ class ScorePolicy:
     thresholds: Thresholds
     alert_on_review: bool
     quarantine_ttl_days: int
-    monitoring_ttl_days: int
 
 
 @dataclass
@@ -103,7 +106,6 @@ class ScoreOutcome:
     alerts: int = 0
     inference_ms: float = 0.0
     latencies_ms: list[int] = field(default_factory=list)  # of the predictions written
-    histogram_records: int = 0
 
 
 @dataclass(slots=True)
@@ -139,6 +141,12 @@ def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
         and _IDENTIFIER.fullmatch(doc["transaction_id"])
     ):
         raise _not_a_feature_record(doc, feature_schema)
+    try:
+        hour_of(doc["event_time"])
+    except ValueError:
+        raise _undecodable(
+            "invalid_field", "event_time is not an ISO 8601 time with offset"
+        ) from None
     arrived = doc.get("arrived_at")
     try:
         arrived_at = datetime.fromisoformat(arrived).timestamp() if arrived is not None else None
@@ -231,7 +239,7 @@ def score_batch(
         if quarantine_items
         else None
     )
-    _save(ports, predictions, now, by_txn_id, outcome.failed)
+    _create(ports, _facts(batch, to_write, predictions, model), now, by_txn_id, outcome.failed)
     saved = [
         p
         for p in predictions
@@ -249,8 +257,6 @@ def score_batch(
             outcome.failed.update(by_record_id[k].sequence_number for k in quarantining.result())
         except RetryableError:
             outcome.failed.update(r.sequence_number for r, _ in batch.invalid)
-
-    _record_histograms(records, batch, model, ports, policy, now, outcome)
 
     def ok(record: StreamRecord) -> bool:
         return record.sequence_number not in outcome.failed
@@ -275,7 +281,6 @@ class _Batch:
     matrix: np.ndarray
     scoreable: list[int]
     scores: np.ndarray
-    counted: list[int] = field(default_factory=list)  # rows the histograms count
 
 
 def _decode(records: Sequence[StreamRecord], model: ScoringModel) -> _Batch:
@@ -294,8 +299,6 @@ def _decode(records: Sequence[StreamRecord], model: ScoringModel) -> _Batch:
         matrix=matrix,
         scoreable=[i for i, p in enumerate(problems) if p is None],
         scores=np.full(len(rows), np.nan),
-        # records of known schema with unusable values are counted, as missing values
-        counted=[i for i, p in enumerate(problems) if p is not None],
     )
 
 
@@ -319,10 +322,8 @@ def _triage(
             outcome.failed.add(row.record.sequence_number)
         elif previous is None or (same_record and previous.get("model_version") != model_version):
             to_write.append(i)
-            batch.counted.append(i)
         elif same_record:
             outcome.already_scored += 1
-            batch.counted.append(i)
         else:
             outcome.duplicates += 1
     return to_write
@@ -364,6 +365,51 @@ def alert_id(prediction: Mapping[str, Any]) -> str:
     return f"{prediction['transaction_id']}/{prediction['model_version']}"
 
 
+def _facts(
+    batch: _Batch, rows: list[int], predictions: list[dict[str, Any]], model: ScoringModel
+) -> list[Fact]:
+    """Each new prediction with what it adds to its hour's counts: decision and drift bins."""
+    if not rows:
+        return []
+    columns = [
+        bin_indexes(batch.matrix[rows, j], model.edges[name])
+        for j, name in enumerate(model.feature_names)
+    ]
+    columns.append(bin_indexes(batch.scores[rows], model.edges[SCORE]))
+    bins = np.column_stack(columns).tolist()
+    return [
+        Fact(
+            item=prediction,
+            key=prediction["transaction_id"],
+            count_key=CountKey(
+                PREDICTIONS,
+                prediction["model_version"],
+                hour_of(prediction["event_time"]),
+                batch.rows[i].record.shard_id,
+            ),
+            counts=prediction_counts(prediction["decision"], row_bins),
+        )
+        for i, prediction, row_bins in zip(rows, predictions, bins, strict=True)
+    ]
+
+
+def _create(
+    ports: ScorePorts,
+    facts: list[Fact],
+    now: datetime,
+    by_txn_id: Mapping[str, StreamRecord],
+    failed: set[str],
+) -> None:
+    """Create the predictions with their counts; the records of those still not created fail."""
+    if not facts:
+        return
+    try:
+        _, unsaved = ports.predictions.create(facts, now)
+    except RetryableError:
+        unsaved = {f.key for f in facts}
+    failed.update(by_txn_id[t].sequence_number for t in unsaved)
+
+
 def _save(
     ports: ScorePorts,
     predictions: list[dict[str, Any]],
@@ -403,40 +449,3 @@ def _send_alerts(
     failed.update(by_txn_id[t].sequence_number for t in unsent)
     sent = [p | {"alert": SENT} for p in pending if p["transaction_id"] not in unsent]
     _save(ports, sent, now, by_txn_id, failed)
-
-
-def _record_histograms(
-    records: Sequence[StreamRecord],
-    batch: _Batch,
-    model: ScoringModel,
-    ports: ScorePorts,
-    policy: ScorePolicy,
-    now: datetime,
-    outcome: ScoreOutcome,
-) -> None:
-    """One MonitoringTable item per batch over the records Kinesis will not deliver again.
-
-    Kinesis resumes at the lowest failed sequence number: the records below it
-    are counted here, the retry's own item counts the rest. Keyed by the first
-    record, a full replay overwrites this item, even in a later hour.
-    """
-    seen = settled(records, outcome.failed)
-    if not seen:
-        return
-    positions = {r.sequence_number for r in seen}
-    counted = sorted(i for i in batch.counted if batch.rows[i].record.sequence_number in positions)
-    scores = batch.scores[counted]
-    reasons = Counter(e.reason for r, e in batch.invalid if r.sequence_number in positions)
-    item = batch_item("HIST", STAGE, seen, now, policy.monitoring_ttl_days) | {
-        "model_version": model.model_version,
-        "quarantined_by_reason": dict(reasons),
-        "n": len(counted),
-        "scored": int(np.count_nonzero(~np.isnan(scores))),
-        "histograms": histograms(batch.matrix[counted], scores, model),
-    }
-    try:
-        ports.monitoring.put(item)
-        outcome.histogram_records = len(counted)
-    except RetryableError:
-        # without its histograms the batch must be seen again: fail it from its first record
-        outcome.failed.add(seen[0].sequence_number)

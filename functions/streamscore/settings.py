@@ -12,6 +12,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from streamscore.errors import SystemicError
@@ -24,6 +25,19 @@ class FunctionSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+def replay_safe_days(ttl_days: int, stream_retention_hours: int) -> int:
+    """`ttl_days`, but never less than a day past the stream's retention.
+
+    Feature items, predictions and quarantine items are the facts a replay is checked
+    against: while a record can still be read from its stream, its fact must exist,
+    or the replay would apply, score, count or alert it again.
+    """
+    return max(ttl_days, -(-stream_retention_hours // 24) + 1)
+
+
+Retention = Annotated[int, Field(ge=24, le=8760)]
+
+
 class PreprocessSettings(FunctionSettings):
     entity_state_table: Name
     features_table: Name
@@ -31,11 +45,18 @@ class PreprocessSettings(FunctionSettings):
     monitoring_table: Name
     features_stream_name: Name
     features_ttl_days: Days = 7
-    stream_retention_hours: Annotated[int, Field(ge=24, le=8760)] = 24  # feature items outlive it
+    stream_retention_hours: Retention = 24
     quarantine_ttl_days: Days = 30
     monitoring_ttl_days: Days = 90
     state_ttl_days: Days = 400  # a card unseen this long starts afresh
     io_threads: Annotated[int, Field(ge=1, le=32)] = 4
+
+    @model_validator(mode="after")
+    def _facts_outlive_the_stream(self) -> PreprocessSettings:
+        for name in ("features_ttl_days", "quarantine_ttl_days"):
+            days = replay_safe_days(getattr(self, name), self.stream_retention_hours)
+            object.__setattr__(self, name, days)
+        return self
 
 
 Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -53,6 +74,7 @@ class ScoreSettings(FunctionSettings):
     predictions_ttl_days: Days = 90
     quarantine_ttl_days: Days = 30
     monitoring_ttl_days: Days = 90
+    stream_retention_hours: Retention = 24
     io_threads: Annotated[int, Field(ge=1, le=32)] = 4
     # ONNX Runtime threads: one. At batch 500 a run takes 0.3-0.5 ms (< 1 us a record) with one
     # or two threads (bench/results/latest.json, ort_threads_batch_500): a second thread buys
@@ -64,6 +86,13 @@ class ScoreSettings(FunctionSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _facts_outlive_the_stream(self) -> ScoreSettings:
+        for name in ("predictions_ttl_days", "quarantine_ttl_days"):
+            days = replay_safe_days(getattr(self, name), self.stream_retention_hours)
+            object.__setattr__(self, name, days)
+        return self
 
 
 def load_settings[S: FunctionSettings](model: type[S], environ: Mapping[str, str]) -> S:

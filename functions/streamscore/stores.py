@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -18,9 +18,21 @@ from streamscore.adapters.dynamodb import BatchTable, deserialize, serialize
 from streamscore.adapters.events import EventPublisher
 from streamscore.adapters.kinesis import StreamWriter
 from streamscore.adapters.retry import translate_error
+from streamscore.counts import (
+    NO_VERSION,
+    QUARANTINE,
+    CountKey,
+    Fact,
+    quarantine_counts,
+    quarantine_hour,
+)
+from streamscore.drift_report import TriggerClaim
+from streamscore.errors import RetryableError
+from streamscore.fact_writer import DynamoFactWriter
 from streamscore.features import CardState
 from streamscore.items import from_item_value, to_item_value
 from streamscore.preprocess import CardRecord
+from streamscore.records import utc_iso_ms
 
 
 def _expires_at(now: datetime, ttl_days: int) -> int:
@@ -61,16 +73,11 @@ def _feature_record(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class DynamoFeatureStore:
-    """FeaturesTable: one feature record per transaction, the ledger of applied transactions.
+    """FeaturesTable: one feature record per transaction, the ledger of applied transactions."""
 
-    An item lives `ttl_days`, and never less than a day past the stream's retention: a
-    record that can still be replayed must find its transaction's entry, or it would be
-    applied twice.
-    """
-
-    def __init__(self, table: BatchTable, ttl_days: int, stream_retention_hours: int = 24):
+    def __init__(self, table: BatchTable, ttl_days: int):
         self.table = table
-        self.ttl_days = max(ttl_days, -(-stream_retention_hours // 24) + 1)
+        self.ttl_days = ttl_days
 
     def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
         found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
@@ -96,15 +103,26 @@ class KinesisFeatureForwarder:
 
 
 class DynamoQuarantineStore:
-    """QuarantineTable: one item per bad record, keyed by its stream position."""
+    """QuarantineTable: one item per bad record, keyed by its stream position, created with its count."""
 
-    def __init__(self, table: BatchTable):
-        self.table = table
+    def __init__(self, facts: DynamoFactWriter, counts_ttl_days: int):
+        self.facts = facts
+        self.counts_ttl_days = counts_ttl_days
 
     def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
         if not items:
             return set()
-        return {key[0] for key in self.table.put_many(to_item_value(i) for i in items)}
+        facts = [
+            Fact(
+                item=item,
+                key=item["record_id"],
+                count_key=CountKey(QUARANTINE, NO_VERSION, quarantine_hour(item), item["shard_id"]),
+                counts=quarantine_counts(item["stage"], item["reason"]),
+            )
+            for item in items
+        ]
+        quarantined_at = datetime.fromisoformat(items[0]["quarantined_at"])
+        return self.facts.create(facts, _expires_at(quarantined_at, self.counts_ttl_days))[1]
 
 
 class DynamoMonitoringStore:
@@ -122,11 +140,15 @@ class DynamoMonitoringStore:
 
 
 class DynamoPredictionStore:
-    """PredictionsTable: one prediction per transaction, expiring after its TTL."""
+    """PredictionsTable: one prediction per transaction, created with its counts, expiring after its TTL."""
 
-    def __init__(self, table: BatchTable, ttl_days: int):
+    def __init__(
+        self, table: BatchTable, facts: DynamoFactWriter, ttl_days: int, counts_ttl_days: int
+    ):
         self.table = table
+        self.facts = facts
         self.ttl_days = ttl_days
+        self.counts_ttl_days = counts_ttl_days
 
     def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
         found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
@@ -134,6 +156,12 @@ class DynamoPredictionStore:
             {key[0]: from_item_value(item) for key, item in found.items()},
             {key[0] for key in failed},
         )
+
+    def create(self, facts: Sequence[Fact], now: datetime) -> tuple[set[str], set[str]]:
+        expires = _expires_at(now, self.ttl_days)
+        for fact in facts:
+            fact.item = fact.item | {"expires_at": expires}
+        return self.facts.create(facts, _expires_at(now, self.counts_ttl_days))
 
     def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
         if not predictions:
@@ -145,6 +173,14 @@ class DynamoPredictionStore:
             p | {"score": Decimal(repr(p["score"])), "expires_at": expires} for p in predictions
         ]
         return {key[0] for key in self.table.put_many(items)}
+
+
+def prediction_condition(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A prediction is new when none is stored, or the stored one is of another model version."""
+    return (
+        "attribute_not_exists(transaction_id) OR model_version <> :version",
+        {":version": item["model_version"]},
+    )
 
 
 class EventBridgeAlertPublisher:
@@ -254,11 +290,31 @@ class S3ReportStore:
 
 
 class DynamoRetrainingCooldown:
-    """One MonitoringTable item per model version holding its last retraining trigger.
+    """One MonitoringTable item per model version: its retraining trigger, a small state machine.
 
-    A claim is one conditional UpdateItem: it succeeds when no trigger is recorded or
-    the last one is older than the cooldown, so of concurrent claims exactly one wins.
+    `trigger_id` and `status` (`sending`, then `sent`) are the latest claim and
+    `claimed_epoch` its start (the lease runs from it); `triggered_epoch`/`triggered_at`
+    the latest completed trigger (the cooldown runs from it); `sent_triggers` the latest
+    completed trigger ids, newest last (a re-run of their windows sends nothing).
+    `accepted` holds "trigger_id#DetailType" for each detail type EventBridge accepted of a
+    trigger not completed yet: keyed by trigger id, it survives the takeover of a dead
+    claim, so a later run of that trigger sends only what is missing. Every change is one
+    conditional UpdateItem, so of concurrent claims one wins. The rules are those of
+    `RetrainingCooldown` in drift_report.py.
     """
+
+    SENDING = "sending"
+    SENT = "sent"
+    HISTORY = 50  # completed trigger ids kept (~4 KB): past them a re-run of a window sends again
+    ATTEMPTS = 3  # claims tried while the item keeps changing under us
+    NAMES: ClassVar[dict[str, str]] = {"#status": "status"}  # a reserved word
+    FREE = (
+        "NOT contains(sent_triggers, :id)"
+        " AND (attribute_not_exists(trigger_id) OR trigger_id <> :id)"
+        " AND (attribute_not_exists(triggered_epoch) OR triggered_epoch < :cutoff)"
+        " AND (attribute_not_exists(#status) OR #status <> :sending OR claimed_epoch < :lease)"
+    )
+    OURS = "trigger_id = :id AND #status = :sending"
 
     def __init__(self, client: Any, table_name: str):
         self.client = client
@@ -269,51 +325,117 @@ class DynamoRetrainingCooldown:
         return serialize({"pk": f"RETRAIN#{model_version}", "sk": "COOLDOWN"})
 
     def claim(
-        self, model_version: str, claim_id: str, now: datetime, cooldown_hours: float
-    ) -> bool:
+        self,
+        model_version: str,
+        trigger_id: str,
+        now: datetime,
+        cooldown_hours: float,
+        lease_seconds: float,
+    ) -> TriggerClaim:
         cutoff = now.timestamp() - cooldown_hours * 3600
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self.key(model_version),
-                UpdateExpression=(
-                    "SET triggered_epoch = :now, triggered_at = :at, claim_id = :claim, "
-                    "model_version = :version"
-                ),
-                ConditionExpression="attribute_not_exists(triggered_epoch) OR triggered_epoch < :cutoff",
-                ExpressionAttributeValues=serialize(
-                    to_item_value(
-                        {
-                            ":now": now.timestamp(),
-                            ":at": now.isoformat(timespec="milliseconds"),
-                            ":claim": claim_id,
-                            ":version": model_version,
-                            ":cutoff": cutoff,
-                        }
-                    )
-                ),
+        lease = now.timestamp() - lease_seconds
+        ours = {":id": trigger_id, ":sending": self.SENDING}
+        started = ours | {":now": now.timestamp(), ":at": utc_iso_ms(now)}
+        for _ in range(self.ATTEMPTS):
+            taken, item = self._update(
+                model_version,
+                "SET trigger_id = :id, #status = :sending, claimed_epoch = :now, "
+                "claimed_at = :at, model_version = :version "
+                "REMOVE claim_id, released_claim_id",  # the fields of the claims before these
+                self.FREE,
+                started | {":version": model_version, ":cutoff": cutoff, ":lease": lease},
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error
-        except BotoCoreError as error:
-            raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error
-        return True
+            if taken:
+                return self._ours(model_version, trigger_id, item)
+            if trigger_id in item.get("sent_triggers", []):
+                return TriggerClaim(model_version, trigger_id, "sent")
+            if item.get("trigger_id") == trigger_id and item.get("status") == self.SENDING:
+                resumed, item = self._update(
+                    model_version, "SET claimed_epoch = :now, claimed_at = :at", self.OURS, started
+                )
+                if resumed:
+                    return self._ours(model_version, trigger_id, item)
+                continue  # it changed hands in between: look again
+            if float(item.get("triggered_epoch", cutoff - 1)) >= cutoff:
+                return TriggerClaim(model_version, trigger_id, "cooldown")
+            if item.get("status") == self.SENDING and float(item["claimed_epoch"]) >= lease:
+                return TriggerClaim(model_version, trigger_id, "in_flight")
+        raise RetryableError(
+            f"the retraining cooldown of {model_version} kept changing while {trigger_id} "
+            f"claimed it ({self.ATTEMPTS} attempts)"
+        )
 
-    def release(self, model_version: str, claim_id: str) -> None:
-        """Remove our trigger time, unless another claim has replaced ours since."""
+    def record(
+        self, claim: TriggerClaim, accepted: frozenset[str], complete: bool, now: datetime
+    ) -> bool:
+        values: dict[str, Any] = {":id": claim.trigger_id, ":sending": self.SENDING}
+        if complete:  # its accepted entries have served: the trigger is in sent_triggers now
+            update = (
+                "SET #status = :sent, triggered_epoch = :now, triggered_at = :at, "
+                "sent_triggers = :history"
+            )
+            values |= {
+                ":sent": self.SENT,
+                ":now": now.timestamp(),
+                ":at": utc_iso_ms(now),
+                ":history": [*claim.history, claim.trigger_id][-self.HISTORY :],
+            }
+            entries = claim.accepted
+            if entries:
+                update += " DELETE accepted :entries"
+        else:
+            update = "ADD accepted :entries"
+            entries = accepted - claim.accepted
+            if not entries:
+                return True
+        string_set = {"SS": sorted(f"{claim.trigger_id}#{kind}" for kind in entries)}
+        recorded, _ = self._update(
+            claim.model_version,
+            update,
+            self.OURS,
+            values,
+            {":entries": string_set} if entries else {},
+        )
+        return recorded
+
+    def _ours(self, model_version: str, trigger_id: str, item: dict[str, Any]) -> TriggerClaim:
+        entries = (entry.rpartition("#") for entry in item.get("accepted", set()))
+        return TriggerClaim(
+            model_version,
+            trigger_id,
+            "ours",
+            accepted=frozenset(kind for trigger, _, kind in entries if trigger == trigger_id),
+            history=tuple(item.get("sent_triggers", [])),
+        )
+
+    def _update(
+        self,
+        model_version: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        wire_values: dict[str, Any] | None = None,
+    ) -> tuple[bool, dict[str, Any]]:
+        """(True, the item after) when the condition held, else (False, the item it was held against).
+
+        `wire_values` are values already in DynamoDB's format (a string set).
+        """
         try:
-            self.client.update_item(
+            response = self.client.update_item(
                 TableName=self.table_name,
                 Key=self.key(model_version),
-                UpdateExpression="REMOVE triggered_epoch, triggered_at SET released_claim_id = :claim",
-                ConditionExpression="claim_id = :claim",
-                ExpressionAttributeValues=serialize({":claim": claim_id}),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=self.NAMES,
+                ExpressionAttributeValues=serialize(to_item_value(values)) | (wire_values or {}),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return
+                held: dict[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
+                return False, from_item_value(deserialize(held))
             raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error
         except BotoCoreError as error:
             raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error
+        return True, from_item_value(deserialize(response.get("Attributes", {})))

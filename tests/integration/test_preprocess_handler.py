@@ -33,9 +33,9 @@ from conftest import (
 from embedded.lambda_events import KinesisEntry, kinesis_event
 from embedded.template import parameter_values
 from streamscore.contracts import Transaction
+from streamscore.counts import QUARANTINE, Counts, window_key
 from streamscore.errors import SystemicError
 from streamscore.features import replay_features
-from streamscore.monitoring import window_key
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SHARD = "shardId-000000000000"
@@ -199,8 +199,16 @@ def forwarded(stack: LocalStack) -> dict[str, list[dict[str, Any]]]:
     return dict(by_txn)
 
 
-def stats_items(stack: LocalStack) -> list[dict[str, Any]]:
-    return [i for i in stack.scan("MonitoringTable") if i["sk"] == "STATS"]
+def count_items(stack: LocalStack, kind: str = QUARANTINE) -> list[dict[str, Any]]:
+    return [i for i in stack.scan("MonitoringTable") if i["sk"] == "COUNT" and i["kind"] == kind]
+
+
+def quarantine_counted(stack: LocalStack) -> Counts:
+    """What the count items say was quarantined, summed."""
+    total = Counts()
+    for item in count_items(stack):
+        total.add(Counts.from_item(item))
+    return total
 
 
 def assert_accounted(
@@ -218,9 +226,9 @@ def assert_accounted(
     } & seqs
 
     assert metrics["RecordsIn"] == len(seqs)
-    assert metrics["RecordsForwarded"] + metrics["RecordsQuarantined"] + metrics[
-        "RecordsFailed"
-    ] == len(seqs)
+    assert metrics["RecordsForwarded"] + metrics["RecordsRepeated"] + metrics[
+        "RecordsQuarantined"
+    ] + metrics["RecordsFailed"] == len(seqs)
     assert metrics["RecordsFailed"] == len(failed)
     assert quarantined | on_stream | failed == seqs, (
         "a record was neither forwarded, quarantined nor failed"
@@ -561,7 +569,7 @@ def test_the_same_batch_delivered_twice_changes_nothing_but_the_stream(
         assert len(copies) == 2
         assert copies[0] == copies[1], f"{txn_id} forwarded with different content on replay"
         assert copies[0]["features"] == table_once[txn_id]["features"]
-    assert len(stats_items(local_stack)) == 1
+    assert quarantine_counted(local_stack).n == 3  # counted once, though quarantined twice
 
 
 def test_a_replay_finds_its_transactions_applied_even_without_their_feature_items(
@@ -637,7 +645,6 @@ class CrashAfter:
         ("features", "save"),
         ("forwarder", "forward"),
         ("states", "save"),
-        ("monitoring", "put"),
     ],
 )
 def test_a_crash_after_a_write_then_the_same_batch_again_loses_and_doubles_nothing(
@@ -679,7 +686,7 @@ def test_a_crash_after_a_write_then_the_same_batch_again_loses_and_doubles_nothi
     assert {c: s["txn_count"] for c, s in states(local_stack).items()} == dict(per_card)
     bad = set(sequences(event)) - {s for s, _ in valid}
     assert set(quarantine(local_stack)) == {record_id(local_stack, s) for s in bad}
-    assert sum(i["records"] for i in stats_items(local_stack)) == len(event["Records"])
+    assert quarantine_counted(local_stack).n == len(bad)
 
 
 # ----------------------------------------------------------------------------- batch limits
@@ -701,7 +708,9 @@ def test_many_distinct_cards_are_read_and_written_within_the_batch_limits(
     # then
     assert result == {"batchItemFailures": []}
     state_table = local_stack.tables["EntityStateTable"]
-    gets = [r for r in counter.requests("dynamodb.BatchGetItem") if state_table in r["RequestItems"]]
+    gets = [
+        r for r in counter.requests("dynamodb.BatchGetItem") if state_table in r["RequestItems"]
+    ]
     assert all(len(r["RequestItems"][state_table]["Keys"]) <= 100 for r in gets)
     assert sum(len(r["RequestItems"][state_table]["Keys"]) for r in gets) == n_cards
     # the replay guard must see the previous batch's state write
@@ -719,7 +728,8 @@ def test_many_distinct_cards_are_read_and_written_within_the_batch_limits(
     assert written[local_stack.tables["FeaturesTable"]] == len(entries)
     assert counter.calls["dynamodb.BatchWriteItem"] == -(-n_cards // 25) + -(-len(entries) // 25)
     assert counter.calls["kinesis.PutRecords"] == 1
-    assert counter.calls["dynamodb.PutItem"] == 1  # the batch's STATS item
+    # nothing was quarantined: no transaction, and no per-batch item any more
+    assert counter.calls["dynamodb.TransactWriteItems"] == counter.calls["dynamodb.PutItem"] == 0
     assert len(states(local_stack)) == n_cards
     assert sum(s["txn_count"] for s in states(local_stack).values()) == len(entries)
 
@@ -842,9 +852,9 @@ def _use_clients(
 ) -> None:
     ports = app.ports
     if dynamodb is not None:
-        for store in (ports.states, ports.features, ports.quarantine):
+        for store in (ports.states, ports.features):
             monkeypatch.setattr(store.table, "client", dynamodb)
-        monkeypatch.setattr(ports.monitoring, "client", dynamodb)
+        monkeypatch.setattr(ports.quarantine.facts, "client", dynamodb)
     if kinesis is not None:
         monkeypatch.setattr(ports.forwarder.writer, "client", kinesis)
 
@@ -952,7 +962,7 @@ def test_faults_that_outlast_the_retries_are_reported_then_redelivery_applies_ea
         assert all(c["features"] == expected[txn_id] for c in copies)
     final = states(local_stack)
     assert {c: s["txn_count"] for c, s in final.items()} == {f"card_{c}": 4 for c in "WXYZ"}
-    assert sum(i["records"] for i in stats_items(local_stack)) == len(event["Records"])
+    assert quarantine_counted(local_stack).n == 1
 
 
 def test_throttling_that_outlasts_the_retries_fails_records_not_the_invocation(
@@ -1072,60 +1082,31 @@ def test_one_card_many_times_in_a_batch_is_applied_in_sequence_order(
     assert [r.json()["transaction_id"] for r in records] == [t.transaction_id for _, t in busy]
 
 
-def test_one_stats_item_per_batch_counts_its_records(
+def test_quarantined_records_are_counted_per_hour_and_reason_once(
     local_stack: LocalStack, invoke: Invoker
 ) -> None:
     event = _mixed_batch(local_stack)
 
     invoke(event)
+    invoke(event)  # a replay: the quarantine items exist, nothing is counted again
 
-    (item,) = stats_items(local_stack)
-    assert item["records"] == len(event["Records"])
-    assert item["quarantined"] == 3
-    assert item["quarantined_by_reason"] == {
-        "invalid_json": 1,
-        "invalid_field": 1,
-        "not_an_object": 1,
+    items = count_items(local_stack)
+    counted = quarantine_counted(local_stack)
+    assert counted.n == 3
+    assert counted.reasons == {
+        "preprocess/invalid_json": 1,
+        "preprocess/invalid_field": 1,
+        "preprocess/not_an_object": 1,
     }
-    assert item["first_sequence_number"] == sequences(event)[0]
-    assert item["last_sequence_number"] == sequences(event)[-1]
-    assert item["window_key"] == window_key("STATS", datetime.fromisoformat(item["recorded_at"]))
-
-
-def test_stats_of_a_failed_batch_and_its_retry_add_up_to_the_batch_exactly(
-    local_stack: LocalStack, app: ModuleType, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given: the 8th record's features never reach the stream on the first delivery
-    event = _mixed_batch(local_stack)
-    valid = valid_transactions(event)
-    victim = valid[7]
-    _use_clients(
-        app, monkeypatch, kinesis=FlakyKinesis(app.kinesis, {victim[1].transaction_id: None})
-    )
-    first = invoke(event)
-    assert failures(first) == [victim[0]]
-
-    # when: the retry from the failed record, healthy; then the same retry once more (a replay)
-    monkeypatch.undo()
-    monkeypatch.setattr(app.backoff, "sleep", lambda seconds: None)
-    retry = from_sequence(event, victim[0])
-    assert invoke(retry) == {"batchItemFailures": []}
-    assert invoke(retry) == {"batchItemFailures": []}
-
-    # then: the window's STATS items, found through WindowIndex, count each record once
-    windows = {i["window_key"] for i in stats_items(local_stack)}
-    found = []
-    for key in windows:
+    # found per hour through WindowIndex
+    for item in items:
         page = local_stack.dynamodb.query(
             TableName=local_stack.tables["MonitoringTable"],
             IndexName="WindowIndex",
             KeyConditionExpression="window_key = :w",
-            ExpressionAttributeValues={":w": {"S": key}},
+            ExpressionAttributeValues={":w": {"S": window_key(item["hour"])}},
         )
-        found += page["Items"]
-    assert len(found) == 2
-    assert sum(int(i["records"]["N"]) for i in found) == len(event["Records"])
-    assert sum(int(i["quarantined"]["N"]) for i in found) == 3
+        assert item["pk"] in {i["pk"]["S"] for i in page["Items"]}
 
 
 # ----------------------------------------------------------------------------- settings

@@ -20,11 +20,13 @@ import boto3
 import numpy as np
 import onnxruntime as ort
 import pytest
+from botocore.exceptions import ClientError
 from conftest import REGION, CallCounter, FakeLambdaContext, LocalStack, emitted_metrics, log_lines
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
+from streamscore.counts import PREDICTIONS, QUARANTINE, Counts
 from streamscore.errors import SystemicError
-from streamscore.scoring import SCORE, histogram
+from streamscore.scoring import histogram
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -160,8 +162,15 @@ def failures(result: Mapping[str, Any]) -> list[str]:
     return [f["itemIdentifier"] for f in result["batchItemFailures"]]
 
 
-def histogram_items(stack: LocalStack) -> list[dict[str, Any]]:
-    return [i for i in stack.scan("MonitoringTable") if i["pk"].startswith("HIST#")]
+def count_items(stack: LocalStack, kind: str = PREDICTIONS) -> list[dict[str, Any]]:
+    return [i for i in stack.scan("MonitoringTable") if i["sk"] == "COUNT" and i["kind"] == kind]
+
+
+def counted(stack: LocalStack, kind: str = PREDICTIONS) -> Counts:
+    total = Counts()
+    for item in count_items(stack, kind):
+        total.add(Counts.from_item(item))
+    return total
 
 
 # ----------------------------------------------------------------------------- tests
@@ -192,8 +201,10 @@ def test_the_sample_event_is_scored_and_its_stale_schema_quarantined(
     (quarantined,) = local_stack.scan("QuarantineTable")
     assert quarantined["reason"] == "unknown_feature_schema" and quarantined["stage"] == "score"
     assert "card-v0" in quarantined["message"]
-    (hist,) = histogram_items(local_stack)
-    assert hist["n"] == hist["scored"] == len(valid) and hist["records"] == len(docs)
+    predicted, quarantined_counts = counted(local_stack), counted(local_stack, QUARANTINE)
+    assert predicted.n == len(valid) and quarantined_counts.n == 1
+    assert quarantined_counts.reasons == {"score/unknown_feature_schema": 1}
+    assert sum(predicted.decisions.values()) == len(valid)
     out = capsys.readouterr().out
     metrics = emitted_metrics(out)
     assert metrics["RecordsScored"] == len(valid)
@@ -244,18 +255,18 @@ def test_a_replay_leaves_identical_predictions_one_histogram_and_no_new_alerts(
     event = event_of(local_stack, feature_records(15))
     app.lambda_handler(event, FakeLambdaContext())
     predictions = local_stack.items_by("PredictionsTable", "transaction_id")
-    histograms = histogram_items(local_stack)
+    counts = count_items(local_stack)
     calls = CallCounter().attach(app.events, app.dynamodb)
 
     result = app.lambda_handler(event, FakeLambdaContext())
 
     assert result == {"batchItemFailures": []}
     assert local_stack.items_by("PredictionsTable", "transaction_id") == predictions
-    (again,) = histogram_items(local_stack)
-    assert again["pk"] == histograms[0]["pk"]
-    assert again["histograms"] == histograms[0]["histograms"]
+    assert count_items(local_stack) == counts
+    assert {p["alert"] for p in predictions.values()} == {"sent"}
     assert calls.calls["events.PutEvents"] == 0
     assert calls.calls["dynamodb.BatchWriteItem"] == 0
+    assert calls.calls["dynamodb.TransactWriteItems"] == 0
     assert len(received_alerts(bus)) == 15
 
 
@@ -271,47 +282,64 @@ def test_a_failure_in_the_middle_and_its_retry_count_every_record_once(
     docs = feature_records(40)
     event = event_of(local_stack, docs)
     victim = docs[17]["transaction_id"]
-    table = local_stack.tables["PredictionsTable"]
-    real_write = app.dynamodb.batch_write_item
+    real_transact = app.dynamodb.transact_write_items
 
     def throttled(**kwargs: Any) -> dict[str, Any]:
-        """DynamoDB keeps handing back one item as unprocessed."""
-        requests = kwargs["RequestItems"].get(table, [])
-        held = [r for r in requests if r["PutRequest"]["Item"]["transaction_id"]["S"] == victim]
-        if not held:
-            return real_write(**kwargs)
-        rest = [r for r in requests if r not in held]
-        response = real_write(RequestItems={table: rest}) if rest else {}
-        return response | {"UnprocessedItems": {table: held}}
+        """DynamoDB keeps cancelling the transaction that holds one prediction (a hot key)."""
+        keys = [
+            a["Put"]["Item"].get("transaction_id", {}).get("S")
+            for a in kwargs["TransactItems"]
+            if "Put" in a
+        ]
+        if victim not in keys:
+            return real_transact(**kwargs)
+        reasons = [{"Code": "TransactionConflict"}] * len(kwargs["TransactItems"])
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                "CancellationReasons": reasons,
+            },
+            "TransactWriteItems",
+        )
 
-    monkeypatch.setattr(app.dynamodb, "batch_write_item", throttled)
+    monkeypatch.setattr(app.dynamodb, "transact_write_items", throttled)
+    monkeypatch.setattr(app.backoff, "sleep", lambda seconds: None)
     first = app.lambda_handler(event, FakeLambdaContext())
 
-    assert failures(first) == [event["Records"][17]["kinesis"]["sequenceNumber"]]
-    monkeypatch.setattr(app.dynamodb, "batch_write_item", real_write)
-    retry = app.lambda_handler(from_sequence(event, failures(first)[0]), FakeLambdaContext())
+    # the victim's transaction held every record of its chunk: they all fail, nothing of
+    # them is counted; Kinesis resumes at the lowest of them
+    failed = failures(first)
+    assert event["Records"][17]["kinesis"]["sequenceNumber"] in failed
+    assert counted(local_stack).n == 40 - len(failed)
+    monkeypatch.setattr(app.dynamodb, "transact_write_items", real_transact)
+    retry = app.lambda_handler(from_sequence(event, min(failed, key=int)), FakeLambdaContext())
 
     assert failures(retry) == []
-    items = histogram_items(local_stack)
-    assert len(items) == 2 and sum(i["n"] for i in items) == 40
-    # the window's histograms, summed, are those of the 40 records counted once
-    window = local_stack.dynamodb.query(
-        TableName=local_stack.tables["MonitoringTable"],
-        IndexName="WindowIndex",
-        KeyConditionExpression="window_key = :w",
-        ExpressionAttributeValues={":w": {"S": items[0]["window_key"]}},
-    )
-    assert window["Count"] == 2
+    total = counted(local_stack)
+    assert total.n == 40
+    # the hour's count items, found through WindowIndex, hold the histograms of the 40 once
+    items = count_items(local_stack)
+    found_by_hour = [
+        local_stack.dynamodb.query(
+            TableName=local_stack.tables["MonitoringTable"],
+            IndexName="WindowIndex",
+            KeyConditionExpression="window_key = :w",
+            ExpressionAttributeValues={":w": {"S": key}},
+        )["Count"]
+        for key in {i["window_key"] for i in items}
+    ]
+    assert sum(found_by_hour) == len(items)
     matrix = np.array([[d["features"][n] for n in card["feature_names"]] for d in docs])
     for j, name in enumerate(card["feature_names"]):
-        expected = histogram(matrix[:, j], np.array(baseline["features"][name]["edges"]))
-        summed = np.sum([i["histograms"][name]["counts"] for i in items], axis=0).tolist()
-        assert summed == expected["counts"], name
-        assert sum(i["histograms"][name]["out_of_range"] for i in items) == expected["out_of_range"]
+        edges = np.array(baseline["features"][name]["edges"])
+        expected = histogram(matrix[:, j], edges)
+        found = total.histogram(j, len(edges) - 1)
+        assert found["counts"] == expected["counts"], name
+        assert found["out_of_range"] == expected["out_of_range"], name
     scores = direct_scores([d["features"] for d in docs])
-    expected_score = histogram(scores, np.array(baseline["score"]["edges"]))
-    summed = np.sum([i["histograms"][SCORE]["counts"] for i in items], axis=0).tolist()
-    assert summed == expected_score["counts"]
+    edges = np.array(baseline["score"]["edges"])
+    found = total.histogram(len(card["feature_names"]), len(edges) - 1)
+    assert found["counts"] == histogram(scores, edges)["counts"]
     assert len(local_stack.scan("PredictionsTable")) == 40
 
 
@@ -366,7 +394,7 @@ def test_a_transaction_forwarded_twice_is_not_scored_twice(
 
     assert local_stack.items_by("PredictionsTable", "transaction_id") == before
     assert len(received_alerts(bus)) == 5
-    assert sum(i["n"] for i in histogram_items(local_stack)) == 5
+    assert counted(local_stack).n == 5
 
 
 def test_a_model_that_cannot_load_fails_the_init_naming_path_and_reason(

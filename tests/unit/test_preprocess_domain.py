@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import math
 import threading
@@ -21,6 +20,7 @@ from streamscore.adapters.dynamodb import BatchTable, Key, deserialize, serializ
 from streamscore.adapters.retry import Backoff
 from streamscore.contracts import Transaction
 from streamscore.errors import RetryableError
+from streamscore.fact_writer import DynamoFactWriter
 from streamscore.features import FEATURE_NAMES, CardState, build_features
 from streamscore.preprocess import (
     MAX_TRANSACTION_BYTES,
@@ -30,6 +30,7 @@ from streamscore.preprocess import (
     preprocess_batch,
 )
 from streamscore.records import StreamRecord, batch_item_failures, parse_kinesis_event
+from streamscore.settings import PreprocessSettings, ScoreSettings, load_settings
 from streamscore.stores import DynamoFeatureStore, DynamoQuarantineStore, DynamoStateStore
 
 NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
@@ -115,24 +116,16 @@ class MemoryForwarder:
 
 
 class MemoryQuarantine:
-    def __init__(self) -> None:
+    def __init__(self, broken: bool = False) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.broken = broken
 
     def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
+        if self.broken:
+            raise RetryableError("DynamoDB TransactWriteItems on quarantine: ThrottlingException")
         for item in items:
             self.items[item["record_id"]] = item
         return set()
-
-
-class MemoryMonitoring:
-    def __init__(self, broken: bool = False) -> None:
-        self.items: dict[tuple[str, str], dict[str, Any]] = {}
-        self.broken = broken
-
-    def put(self, item: dict[str, Any]) -> None:
-        if self.broken:
-            raise RetryableError("DynamoDB PutItem on monitoring: ThrottlingException")
-        self.items[item["pk"], item["sk"]] = item
 
 
 def memory_ports(**overrides: Any) -> PreprocessPorts:
@@ -141,7 +134,6 @@ def memory_ports(**overrides: Any) -> PreprocessPorts:
         "features": MemoryFeatures(),
         "forwarder": MemoryForwarder(),
         "quarantine": MemoryQuarantine(),
-        "monitoring": MemoryMonitoring(),
     }
     return PreprocessPorts(**(ports | overrides))
 
@@ -154,7 +146,6 @@ def run(
         ports,
         now=NOW,
         quarantine_ttl_days=30,
-        monitoring_ttl_days=90,
         step_executor=step_executor,
     )
 
@@ -414,29 +405,26 @@ def test_a_forward_failure_fails_that_record_and_its_retry_forwards_what_was_app
     assert forwarded["t2"] == ports.features.items["t2"]  # type: ignore[attr-defined]
 
 
-def test_lost_stats_fail_the_batch_from_its_first_record_and_the_retry_replays_it() -> None:
+def test_a_lost_quarantine_write_fails_its_record_and_the_retry_applies_nothing_twice() -> None:
     records = stream_records(
         [encoded(valid_txn(i, CARDS[i % 3], minutes=i)) for i in range(6)] + [b"{}"]
     )
-    broken = memory_ports(monitoring=MemoryMonitoring(broken=True))
+    broken = memory_ports(quarantine=MemoryQuarantine(broken=True))
 
     outcome = run(records, broken)
 
-    assert outcome.failed == {records[0].sequence_number}
-    # Kinesis delivers the whole batch again; the stats get written, nothing is applied twice
+    assert outcome.failed == {records[6].sequence_number}
+    assert outcome.applied == 6
+    # Kinesis delivers from the failed record on, here with the whole batch again (a replay)
     healthy = memory_ports(
-        states=broken.states,
-        features=broken.features,
-        forwarder=broken.forwarder,
-        quarantine=broken.quarantine,
+        states=broken.states, features=broken.features, forwarder=broken.forwarder
     )
     first_forward = list(broken.forwarder.records)  # type: ignore[attr-defined]
     again = run(records, healthy)
     assert again.failed == set()
     assert again.replayed == 6 and again.applied == 0
+    assert sum(again.quarantined.values()) == 1
     assert broken.forwarder.records[len(first_forward) :] == first_forward  # type: ignore[attr-defined]
-    (stats,) = healthy.monitoring.items.values()  # type: ignore[attr-defined]
-    assert stats["records"] == 7 and stats["quarantined"] == 1
 
 
 def test_a_transaction_its_producer_sent_twice_is_applied_once_with_one_set_of_features() -> None:
@@ -496,6 +484,11 @@ class FakeDynamoDB:
             self.written += sum(len(v) for v in RequestItems.values())
         return {"UnprocessedItems": {}}
 
+    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        with self.lock:
+            self.written += sum(1 for action in TransactItems if "Put" in action)
+        return {}
+
 
 class BoundedExecutor(Executor):
     """A pool of `workers` (daemon threads, so a deadlocked test cannot hang the run); `release()` lifts the bound."""
@@ -543,7 +536,9 @@ def test_a_batch_finishes_on_the_handlers_pools_at_any_allowed_io_threads(
     ports = memory_ports(
         states=DynamoStateStore(table("card_id"), 400),
         features=DynamoFeatureStore(table("transaction_id"), 7),
-        quarantine=DynamoQuarantineStore(table("record_id")),
+        quarantine=DynamoQuarantineStore(
+            DynamoFactWriter(client, "q", "record_id", "m", backoff=backoff, executor=io_pool), 90
+        ),
     )
     records = stream_records(
         [encoded(valid_txn(i, f"card_{i}")) for i in range(n_valid)] + [b"junk"] * n_invalid
@@ -621,16 +616,35 @@ def test_case_4_a_range_lambda_gave_up_on_is_applied_when_re_driven_after_later_
     assert ports.states.items["card_a"].txn_count == 3  # type: ignore[attr-defined]
 
 
-def test_case_6_feature_items_outlive_the_streams_retention() -> None:
-    # a record can be replayed as long as the stream keeps it: its ledger entry must live longer
-    table = MemoryTable("transaction_id", frozenset(), frozenset())
-    store = DynamoFeatureStore(table, ttl_days=1, stream_retention_hours=7 * 24)  # type: ignore[arg-type]
-    store.save([{"transaction_id": "t1", "features": {}}], NOW)
-
-    expires_at = int(deserialize(table.raw["t1"])["expires_at"])
-    assert expires_at >= NOW.timestamp() + 7 * 86400 + 86400
-    default = DynamoFeatureStore(table, ttl_days=7)  # type: ignore[arg-type]
-    assert default.ttl_days == 7
+def test_case_6_facts_outlive_the_streams_retention() -> None:
+    # a record can be replayed as long as the stream keeps it: the facts a replay is checked
+    # against (feature items, quarantine items, predictions) must live longer
+    environment = {
+        "ENTITY_STATE_TABLE": "s",
+        "FEATURES_TABLE": "f",
+        "QUARANTINE_TABLE": "q",
+        "MONITORING_TABLE": "m",
+        "FEATURES_STREAM_NAME": "fs",
+        "FEATURES_TTL_DAYS": "1",
+        "QUARANTINE_TTL_DAYS": "1",
+        "STREAM_RETENTION_HOURS": str(7 * 24 + 1),
+    }
+    settings = load_settings(PreprocessSettings, environment)
+    assert settings.features_ttl_days == settings.quarantine_ttl_days == 9
+    score = load_settings(
+        ScoreSettings,
+        {
+            "PREDICTIONS_TABLE": "p",
+            "QUARANTINE_TABLE": "q",
+            "MONITORING_TABLE": "m",
+            "EVENT_BUS_NAME": "b",
+            "PREDICTIONS_TTL_DAYS": "3",
+            "STREAM_RETENTION_HOURS": "96",
+        },
+    )
+    assert score.predictions_ttl_days == 5 and score.quarantine_ttl_days == 30
+    default = load_settings(PreprocessSettings, environment | {"STREAM_RETENTION_HOURS": "24"})
+    assert default.features_ttl_days == 2
 
 
 def test_a_pending_feature_record_finishes_on_the_retry_when_its_table_write_failed() -> None:

@@ -18,6 +18,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
+from streamscore.counts import CountKey, Counts, Fact
 from streamscore.errors import RetryableError, SystemicError
 from streamscore.features import FEATURE_NAMES, FEATURE_SCHEMA
 from streamscore.records import StreamRecord, parse_kinesis_event
@@ -29,7 +30,6 @@ from streamscore.score_batch import (
     ScorePorts,
     score_batch,
 )
-from streamscore.stores import EventBridgeAlertPublisher
 from streamscore.scoring import (
     SCORE,
     ScoringModel,
@@ -40,6 +40,7 @@ from streamscore.scoring import (
     load_model,
     resolve_thresholds,
 )
+from streamscore.stores import EventBridgeAlertPublisher
 
 STREAM = "streamscore-FeaturesStream-test"
 NOW = datetime(2026, 3, 5, 12, 30, tzinfo=UTC)
@@ -256,11 +257,31 @@ class Predictions:
         self.fail_saving: set[str] = set()
         self.fail_loading = False
         self.saves = 0
+        self.counts: dict[CountKey, Counts] = {}
+        self.lose_responses = 0  # creates that take effect and then raise
 
     def load(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
         if self.fail_loading:
             raise RetryableError("DynamoDB BatchGetItem: ThrottlingException")
         return {i: dict(self.items[i]) for i in ids if i in self.items}, set()
+
+    def create(self, facts: Sequence[Fact], now: datetime) -> tuple[set[str], set[str]]:
+        """As DynamoFactWriter does it: a new prediction and its counts together, or neither."""
+        self.saves += 1
+        done, failed = set(), set()
+        for fact in facts:
+            if fact.key in self.fail_saving:
+                failed.add(fact.key)
+                continue
+            stored = self.items.get(fact.key)
+            if stored is None or stored["model_version"] != fact.item["model_version"]:
+                self.items[fact.key] = dict(fact.item)
+                self.counts.setdefault(fact.count_key, Counts()).add(fact.counts)
+            done.add(fact.key)
+        if self.lose_responses:
+            self.lose_responses -= 1
+            raise RetryableError("DynamoDB TransactWriteItems: ReadTimeoutError")
+        return done, failed
 
     def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
         self.saves += 1
@@ -269,6 +290,12 @@ class Predictions:
             if p["transaction_id"] not in failed:
                 self.items[p["transaction_id"]] = dict(p)
         return failed
+
+    def total(self) -> Counts:
+        total = Counts()
+        for counts in self.counts.values():
+            total.add(counts)
+        return total
 
 
 class Alerts:
@@ -291,24 +318,12 @@ class Quarantine:
         return set()
 
 
-class Monitoring:
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], dict[str, Any]] = {}
-        self.fail = False
-
-    def put(self, item: dict[str, Any]) -> None:
-        if self.fail:
-            raise RetryableError("DynamoDB PutItem: ProvisionedThroughputExceededException")
-        self.items[(item["pk"], item["sk"])] = item
-
-
 class Fakes:
     def __init__(self) -> None:
         self.predictions = Predictions()
         self.alerts = Alerts()
         self.quarantine = Quarantine()
-        self.monitoring = Monitoring()
-        self.ports = ScorePorts(self.predictions, self.alerts, self.quarantine, self.monitoring)
+        self.ports = ScorePorts(self.predictions, self.alerts, self.quarantine)
 
 
 def feature_doc(index: int, amount_log: float, **changes: Any) -> dict[str, Any]:
@@ -333,7 +348,7 @@ def batch(docs: Sequence[dict[str, Any] | bytes], first_index: int = 0) -> list[
     return parse_kinesis_event(kinesis_event(entries, STREAM, first_index=first_index))
 
 
-POLICY = ScorePolicy(Thresholds(0.5, 0.9), False, quarantine_ttl_days=30, monitoring_ttl_days=90)
+POLICY = ScorePolicy(Thresholds(0.5, 0.9), False, quarantine_ttl_days=30)
 # amount_log → score: 0.0 → 0.12 (approve), 0.6 → 0.60 (review), 1.2 → 0.94 (decline)
 AMOUNTS = [0.0, 0.6, 1.2]
 
@@ -348,14 +363,10 @@ def run(
     return score_batch(records, model, fakes.ports, policy, clock=lambda: now)
 
 
-def hist_total(fakes: Fakes, name: str = SCORE) -> Counter[str]:
-    """Bin counts over every histogram item: bin index → count (plus missing, out of range)."""
-    total: Counter[str] = Counter()
-    for item in fakes.monitoring.items.values():
-        hist = item["histograms"][name]
-        total.update({str(i): c for i, c in enumerate(hist["counts"])})
-        total.update({"missing": hist["missing"], "out_of_range": hist["out_of_range"]})
-    return total
+def hist_total(fakes: Fakes, model: ScoringModel, name: str = SCORE) -> dict[str, Any]:
+    """One variable's histogram over every count the predictions added."""
+    names = [*model.feature_names, SCORE]
+    return fakes.predictions.total().histogram(names.index(name), len(model.edges[name]) - 1)
 
 
 def test_a_batch_is_scored_decided_stored_and_counted(model: ScoringModel) -> None:
@@ -373,17 +384,17 @@ def test_a_batch_is_scored_decided_stored_and_counted(model: ScoringModel) -> No
     assert {a["transaction_id"] for a in fakes.alerts.sent} == {
         f"t{i:05d}" for i in range(2, 30, 3)
     }
-    (hist,) = fakes.monitoring.items.values()
-    assert hist["n"] == hist["scored"] == 30 and hist["model_version"] == "tiny-1"
-    assert hist["window_key"] == "HIST#2026-03-05T12"
-    amount = hist["histograms"]["amount_log"]
+    ((key, counts),) = fakes.predictions.counts.items()
+    assert counts.n == 30 and key.model_version == "tiny-1" and key.hour == "2026-03-05T12"
+    assert counts.decisions == {"approve": 10, "review": 10, "decline": 10}
+    amount = hist_total(fakes, model, "amount_log")
     assert amount["counts"] == [0, 0, 10, 10] and amount["out_of_range"] == 10
-    assert sum(hist["histograms"][SCORE]["counts"]) == 30
+    assert sum(hist_total(fakes, model)["counts"]) == 30
 
 
 def test_alerts_cover_reviews_when_asked(model: ScoringModel) -> None:
     fakes = Fakes()
-    policy = ScorePolicy(Thresholds(0.5, 0.9), True, 30, 90)
+    policy = ScorePolicy(Thresholds(0.5, 0.9), True, 30)
 
     run(batch([feature_doc(i, AMOUNTS[i % 3]) for i in range(6)]), model, fakes, policy)
 
@@ -433,12 +444,8 @@ def test_every_invalid_record_is_quarantined_with_its_reason(model: ScoringModel
     ]
     assert outcome.scored + sum(outcome.quarantined.values()) == outcome.records_in == 12
     assert all(item["stage"] == "score" for item in fakes.quarantine.items.values())
-    (hist,) = fakes.monitoring.items.values()
-    # records with a known schema and bad values still show up in the histograms, as missing
-    assert hist["n"] == 4 and hist["scored"] == 1
-    assert hist["histograms"]["hour_sin"]["missing"] == 1
-    assert hist["histograms"][SCORE]["missing"] == 3
-    assert hist["quarantined_by_reason"]["undecodable"] == 7
+    # only the scored record is counted with the predictions; the rest are quarantine facts
+    assert fakes.predictions.total().n == 1
 
 
 def test_a_replay_writes_nothing_new_alerts_nothing_and_counts_the_same(
@@ -447,7 +454,7 @@ def test_a_replay_writes_nothing_new_alerts_nothing_and_counts_the_same(
     fakes = Fakes()
     records = batch([feature_doc(i, AMOUNTS[i % 3]) for i in range(12)])
     run(records, model, fakes)
-    predictions, histograms = dict(fakes.predictions.items), dict(fakes.monitoring.items)
+    predictions, counts = dict(fakes.predictions.items), fakes.predictions.total()
     saves, alerts = fakes.predictions.saves, len(fakes.alerts.sent)
 
     outcome = run(records, model, fakes, now=NOW + timedelta(hours=3))
@@ -455,10 +462,7 @@ def test_a_replay_writes_nothing_new_alerts_nothing_and_counts_the_same(
     assert outcome.already_scored == 12 and outcome.scored == 0
     assert fakes.predictions.items == predictions and fakes.predictions.saves == saves
     assert len(fakes.alerts.sent) == alerts
-    assert list(fakes.monitoring.items) == list(histograms)  # the same item, overwritten
-    (item,) = fakes.monitoring.items.values()
-    assert item["window_key"] == "HIST#2026-03-05T15"
-    assert item["histograms"] == next(iter(histograms.values()))["histograms"]
+    assert fakes.predictions.total() == counts
 
 
 def test_a_partial_failure_and_its_retry_count_every_record_once(model: ScoringModel) -> None:
@@ -470,16 +474,14 @@ def test_a_partial_failure_and_its_retry_count_every_record_once(model: ScoringM
     first = run(records, model, fakes)
 
     assert first.failed == {records[7].sequence_number, records[13].sequence_number}
-    (item,) = fakes.monitoring.items.values()
-    assert item["n"] == 7 and item["last_sequence_number"] == records[6].sequence_number
+    assert fakes.predictions.total().n == 18
     # Kinesis resumes at the lowest failed record
     fakes.predictions.fail_saving = set()
     retry = run(records[7:], model, fakes)
 
     assert not retry.failed and retry.scored == 2 and retry.already_scored == 11
-    assert len(fakes.monitoring.items) == 2
-    assert sum(i["n"] for i in fakes.monitoring.items.values()) == 20
-    assert hist_total(fakes) == hist_total(_scored_once(model, records))
+    assert fakes.predictions.total() == _scored_once(model, records).predictions.total()
+    assert fakes.predictions.total().n == 20
     assert len(fakes.predictions.items) == 20
     assert len(fakes.alerts.sent) == len({a["transaction_id"] for a in fakes.alerts.sent})
 
@@ -532,7 +534,7 @@ class FlakyEvents:
 def real_publisher(fakes: Fakes) -> FlakyEvents:
     events = FlakyEvents()
     publisher = EventBridgeAlertPublisher(events, ALERT_SOURCE, ALERT_DETAIL_TYPE)  # type: ignore[arg-type]
-    fakes.ports = ScorePorts(fakes.predictions, publisher, fakes.quarantine, fakes.monitoring)
+    fakes.ports = ScorePorts(fakes.predictions, publisher, fakes.quarantine)
     return events
 
 
@@ -619,7 +621,7 @@ def test_a_transaction_forwarded_twice_is_scored_alerted_and_counted_once(
         "t00002",
         "t00003",
     ]
-    assert sum(i["n"] for i in fakes.monitoring.items.values()) == 4
+    assert fakes.predictions.total().n == 4
 
 
 def test_a_new_model_version_scores_a_replay_again(model: ScoringModel, tmp_path: Path) -> None:
@@ -642,23 +644,23 @@ def test_an_unreadable_prediction_table_fails_the_scoreable_records(model: Scori
 
     assert outcome.failed == {records[1].sequence_number, records[2].sequence_number}
     assert outcome.quarantined == {"undecodable": 1} and not fakes.predictions.items
-    (item,) = fakes.monitoring.items.values()
-    assert item["records"] == 1 and item["n"] == 0
+    assert not fakes.predictions.counts
 
 
-def test_unwritten_histograms_fail_the_batch_from_its_first_record(model: ScoringModel) -> None:
+def test_case_2_a_create_whose_response_was_lost_counts_once_and_alerts_on_the_retry(
+    model: ScoringModel,
+) -> None:
     fakes = Fakes()
     records = batch([feature_doc(i, 1.2) for i in range(3)])
-    fakes.monitoring.fail = True
+    fakes.predictions.lose_responses = 1
 
     outcome = run(records, model, fakes)
 
-    assert outcome.failed == {records[0].sequence_number}
-    fakes.monitoring.fail = False
+    assert outcome.failed == {r.sequence_number for r in records}
+    assert fakes.alerts.sent == []  # not known to be stored: no alert yet
     retry = run(records, model, fakes)
     assert retry.already_scored == 3 and len(fakes.alerts.sent) == 3
-    (item,) = fakes.monitoring.items.values()
-    assert item["n"] == 3
+    assert fakes.predictions.total().n == 3
 
 
 def test_an_empty_batch_does_nothing(model: ScoringModel) -> None:
@@ -666,7 +668,7 @@ def test_an_empty_batch_does_nothing(model: ScoringModel) -> None:
 
     outcome = run([], model, fakes)
 
-    assert outcome.records_in == 0 and not fakes.monitoring.items and not fakes.predictions.saves
+    assert outcome.records_in == 0 and not fakes.predictions.counts and not fakes.predictions.saves
 
 
 def test_a_feature_too_large_for_a_float_quarantines_its_record_not_the_batch(
