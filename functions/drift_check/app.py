@@ -17,6 +17,7 @@ from streamscore.adapters.retry import Backoff, client_config
 from streamscore.drift import DriftThresholds
 from streamscore.drift_plot import draw_report
 from streamscore.drift_report import (
+    RETRAINING_REQUESTED,
     DriftCheckPolicy,
     DriftCheckPorts,
     DriftReport,
@@ -70,13 +71,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(model_version=baseline.model_version, window_id=window.window_id)
     outcome = check_drift(window, baseline, ports, policy, now, draw=draw_report)
     report = outcome.report
-    _emit_metrics(report, retraining_requested=outcome.trigger == "sent")
+    # RetrainingRequested counts the events this run put, not a re-run's "sent"
+    _emit_metrics(report, retraining_requested=RETRAINING_REQUESTED in outcome.sent)
     headline = report.headline()
     logger.info(
         "drift checked",
         extra={
             "status": report.status,
             "retraining": outcome.trigger,
+            "events_sent": list(outcome.sent),
             "max_psi": headline["max_psi"],
             "max_psi_feature": headline["max_psi_feature"],
             "prediction_psi": headline["prediction_psi"],

@@ -5,6 +5,36 @@ the shipped model's sums are compared with its baseline.json; STATS items (one
 per preprocess batch) give the volume and the quarantine rate. Pure apart from
 `load_baseline`, which reads the model directory: AWS sits behind the ports of
 `check_drift`, so the same code runs in Lambda, in tests and in the local run.
+
+The retraining trigger. EventBridge PutEvents takes no idempotency token and its
+targets get at-least-once delivery, so exactly-once is not on offer. What is: a
+drifted window's trigger is never lost, a detail type of it is sent again only when
+the function cannot know whether PutEvents took it, and it carries a stable
+`trigger_id` (model version / window) that consumers dedupe on. The cooldown item
+of the model version is a small state machine, changed only by conditional writes:
+
+- claim: `sending` with our trigger id, unless this id completed before (a re-run
+  of its window: "sent", nothing sent), another trigger completed within the
+  cooldown ("cooldown"), or another trigger's claim is younger than the lease
+  ("in_flight"). A claim of the same id still `sending` is resumed whatever its
+  age (a retry, or a run after one that died); an older claim of another id is
+  dead (the lease outlives any run) and is taken over by our own trigger.
+- send only the detail types not recorded as accepted for this trigger id, then
+  record the accepted ones; once all are, the claim becomes `sent` and the
+  cooldown starts from then.
+- nothing is ever released: after a lost response, a timeout or a crash the
+  outcome is unknown, so the claim stays `sending` and the retry sends what is not
+  recorded as accepted (also when recording the outcome itself failed); entries
+  EventBridge refused (an ErrorCode) are not recorded and the run raises
+  RetryableError, so the retry sends only those.
+
+Why not the claim-and-release this replaces: a release runs only in-process, so a
+run that died after its claim blocked every trigger for a whole cooldown, and a
+release after an exception re-opened the claim even when EventBridge had taken the
+events. A lease bounds how long a dead claim blocks (one lease, not one cooldown)
+and never lets two live runs send different triggers. Accepted detail types are
+kept per trigger id (not per claim) until the trigger completes, so a trigger whose
+claim was taken over still sends only what it is missing when its window runs again.
 """
 
 from __future__ import annotations
@@ -29,6 +59,7 @@ from streamscore.drift import (
 from streamscore.errors import RetryableError, SystemicError
 from streamscore.monitoring import window_key
 from streamscore.ports import MonitoringStore
+from streamscore.records import utc_iso_ms
 
 HIST = "HIST"
 STATS = "STATS"
@@ -44,7 +75,22 @@ DRIFT_DETECTED = "DriftDetected"
 RETRAINING_REQUESTED = "RetrainingRequested"
 PLOTTED_FEATURES = 5  # the most drifted features drawn next to the score (a 2 x 3 grid)
 
-Trigger = Literal["sent", "cooldown", "not_drift"]
+# Every detail type a trigger sends, in order; the cooldown item records which were accepted.
+TRIGGER_EVENTS = (DRIFT_DETECTED, RETRAINING_REQUESTED)
+# How long a claim in progress keeps other triggers out. Longer than any run (Lambda's
+# maximum timeout is 900 s, plus clock skew); shorter than the hourly schedule, so the
+# next scheduled run takes over the claim of a run that died.
+CLAIM_LEASE_SECONDS = 1200.0
+
+# The report item's `retraining`, for a drifted window:
+#   sent       its trigger id was delivered (every detail type accepted by EventBridge),
+#              by this run or by an earlier run of the window
+#   cooldown   nothing sent: another trigger of the model version completed within the cooldown
+#   in_flight  nothing sent: another trigger's claim is younger than the lease (its run may
+#              still be sending; if it died, a run after the lease sends a trigger)
+# and `not_drift` for a window that did not drift.
+Trigger = Literal["sent", "cooldown", "in_flight", "not_drift"]
+ClaimState = Literal["ours", "sent", "cooldown", "in_flight"]
 
 
 class InvalidWindowError(ValueError):
@@ -52,11 +98,6 @@ class InvalidWindowError(ValueError):
 
 
 # ---------------------------------------------------------------- the window
-
-
-def _iso_ms(moment: datetime) -> str:
-    """`recorded_at`'s format (UTC, milliseconds), so bounds and items compare as strings."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _compact(moment: datetime) -> str:
@@ -92,7 +133,7 @@ class DriftWindow:
 
     @property
     def recorded_bounds(self) -> tuple[str, str]:
-        return _iso_ms(self.start), _iso_ms(self.end)
+        return utc_iso_ms(self.start), utc_iso_ms(self.end)
 
     def hours(self) -> list[datetime]:
         """Start of every UTC hour the window touches."""
@@ -528,7 +569,7 @@ class DriftReport:
         return {
             "report_id": self.report_id,
             "window": self.window.to_dict(),
-            "generated_at": _iso_ms(self.generated_at),
+            "generated_at": utc_iso_ms(self.generated_at),
             "model_version": self.model_version,
             "status": self.status,
             "max_psi": _round(worst[1]) if worst else None,
@@ -646,25 +687,35 @@ def report_item(
     trigger: Trigger,
     ttl_days: int,
 ) -> dict[str, Any]:
-    """The MonitoringTable item of the report: one per window, overwritten by a rerun of that window."""
+    """The MonitoringTable item of the report: one per window, overwritten by a rerun of that window.
+
+    `retraining` is the window's `Trigger`; a drifted window also names its `trigger_id`.
+    """
     start, end = report.window.recorded_bounds
     return {
         "pk": f"{REPORT}#{start}#{end}",
         "sk": REPORT,
         "window_key": window_key(REPORT, report.generated_at),
-        "recorded_at": _iso_ms(report.generated_at),
+        "recorded_at": utc_iso_ms(report.generated_at),
         **report.summary(),
         "report_uri": report_uri,
         "plot_uri": plot_uri,
         "retraining": trigger,
+        "trigger_id": trigger_id(report) if report.status == "drift" else None,
         "expires_at": int(report.generated_at.timestamp()) + ttl_days * 86400,
     }
 
 
+def trigger_id(report: DriftReport) -> str:
+    """The retraining trigger's stable id: model version and window, the same in every run of that window."""
+    return f"{report.model_version}/{report.window.window_id}"
+
+
 def trigger_detail(report: DriftReport, report_uri: str, plot_uri: str | None) -> dict[str, Any]:
-    """The detail of DriftDetected and RetrainingRequested."""
+    """The detail of DriftDetected and RetrainingRequested; consumers dedupe on `trigger_id`."""
     headline = report.headline()
     return {
+        "trigger_id": trigger_id(report),
         "report_id": report.report_id,
         "report_uri": report_uri,
         "plot_uri": plot_uri,
@@ -697,15 +748,50 @@ class ReportWriter(Protocol):
     def put(self, key: str, body: bytes, content_type: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class TriggerClaim:
+    """What claiming a trigger found: ours to send, or why not.
+
+    `ours`: the claim is ours (new, resumed by a retry, or taken over from a dead run);
+    `accepted` names the detail types EventBridge already accepted for this trigger id.
+    `sent`: this trigger id was completed before (a re-run of its window).
+    `cooldown`: another trigger of the model version completed within the cooldown.
+    `in_flight`: another trigger's claim is younger than the lease: its run may be sending it.
+    `history` is the store's own bookkeeping (the latest completed trigger ids), handed back
+    to it by `record`.
+    """
+
+    model_version: str
+    trigger_id: str
+    state: ClaimState
+    accepted: frozenset[str] = frozenset()
+    history: tuple[str, ...] = ()
+
+
 class RetrainingCooldown(Protocol):
     def claim(
-        self, model_version: str, claim_id: str, now: datetime, cooldown_hours: float
-    ) -> bool:
-        """True when no trigger of `model_version` fired within the cooldown: the claim is now ours."""
+        self,
+        model_version: str,
+        trigger_id: str,
+        now: datetime,
+        cooldown_hours: float,
+        lease_seconds: float,
+    ) -> TriggerClaim:
+        """Claim `trigger_id` in one conditional write, or say why it is not ours (see TriggerClaim).
+
+        Ours when it was never completed and either it is the claim in progress (a retry
+        resumes it, whatever its age) or no other trigger completed within the cooldown
+        and no other claim is younger than `lease_seconds`.
+        """
         ...
 
-    def release(self, model_version: str, claim_id: str) -> None:
-        """Give back our claim (its events could not be sent)."""
+    def record(
+        self, claim: TriggerClaim, accepted: frozenset[str], complete: bool, now: datetime
+    ) -> bool:
+        """Store the detail types EventBridge accepted; with `complete`, commit the trigger at `now`.
+
+        Conditional on the claim still being ours and in progress; False when it is not.
+        """
         ...
 
 
@@ -729,6 +815,7 @@ class DriftCheckPolicy:
     thresholds: DriftThresholds
     cooldown_hours: float
     monitoring_ttl_days: int
+    claim_lease_seconds: float = CLAIM_LEASE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -738,6 +825,7 @@ class DriftCheckOutcome:
     plot_uri: str | None
     trigger: Trigger
     items_read: int
+    sent: tuple[str, ...] = ()  # the detail types this run put (and EventBridge accepted)
 
 
 def check_drift(
@@ -750,9 +838,10 @@ def check_drift(
 ) -> DriftCheckOutcome:
     """Read, compare, store the report (S3 first, then the table item) and trigger retraining on drift.
 
-    Reruns of a window overwrite its report; the trigger is claimed in the cooldown item
-    before its events are sent, so concurrent or repeated runs send it at most once
-    per cooldown; when the events fail the claim is released and RetryableError raised.
+    Reruns of a window overwrite its report. The trigger is claimed in the cooldown item
+    before its events are sent and committed only when EventBridge accepted every one of
+    them; a run that fails (or dies) in between leaves the claim for its retry, or after
+    the lease for a later run (see the module docstring).
     """
     items = ports.reader.read(
         [*window.window_keys(HIST), *window.window_keys(STATS)], *window.recorded_bounds
@@ -775,11 +864,11 @@ def check_drift(
         allow_nan=False,
     )
     ports.reports.put(json_key, body.encode(), "application/json")
-    trigger = _trigger(report, report_uri, plot_uri, ports, policy, now)
+    trigger, sent = _trigger(report, report_uri, plot_uri, ports, policy, now)
     ports.monitoring.put(
         report_item(report, report_uri, plot_uri, trigger, policy.monitoring_ttl_days)
     )
-    return DriftCheckOutcome(report, report_uri, plot_uri, trigger, len(items))
+    return DriftCheckOutcome(report, report_uri, plot_uri, trigger, len(items), sent)
 
 
 def _trigger(
@@ -789,27 +878,40 @@ def _trigger(
     ports: DriftCheckPorts,
     policy: DriftCheckPolicy,
     now: datetime,
-) -> Trigger:
+) -> tuple[Trigger, tuple[str, ...]]:
+    """The window's Trigger and the detail types this run sent.
+
+    No exception is caught here: whatever PutEvents raised, its outcome is unknown, so the
+    claim stays in progress and the retry sends the entries not recorded as accepted again.
+    """
     if report.status != "drift":
-        return "not_drift"
-    claim_id = f"{report.report_id}@{_iso_ms(now)}"
-    if not ports.cooldown.claim(report.model_version, claim_id, now, policy.cooldown_hours):
-        return "cooldown"
+        return "not_drift", ()
+    claim = ports.cooldown.claim(
+        report.model_version,
+        trigger_id(report),
+        now,
+        policy.cooldown_hours,
+        policy.claim_lease_seconds,
+    )
+    if claim.state != "ours":
+        return claim.state, ()
     detail = json.dumps(
         trigger_detail(report, report_uri, plot_uri), separators=(",", ":"), allow_nan=False
     )
     entries = [
         {"Source": MONITORING_SOURCE, "DetailType": detail_type, "Detail": detail}
-        for detail_type in (DRIFT_DETECTED, RETRAINING_REQUESTED)
+        for detail_type in TRIGGER_EVENTS
+        if detail_type not in claim.accepted
     ]
-    try:
-        failed = ports.events.put_events(entries)
-    except Exception:
-        ports.cooldown.release(report.model_version, claim_id)
-        raise
-    if failed:
-        ports.cooldown.release(report.model_version, claim_id)
+    failed = set(ports.events.put_events(entries)) if entries else set()
+    sent = tuple(e["DetailType"] for i, e in enumerate(entries) if i not in failed)
+    accepted = claim.accepted | set(sent)
+    complete = accepted >= set(TRIGGER_EVENTS)
+    if sent or complete:
+        ports.cooldown.record(claim, accepted, complete, now)
+    if not complete:
         raise RetryableError(
-            f"{len(failed)} of {len(entries)} drift events were not accepted; retrying the check"
+            f"{len(failed)} of {len(entries)} drift events of {claim.trigger_id} were refused; "
+            "the retry sends only those"
         )
-    return "sent"
+    return "sent", sent

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import ReadTimeoutError
 from conftest import (
     REGION,
     CallCounter,
@@ -23,8 +24,14 @@ from conftest import (
     plain_item,
 )
 
-from streamscore.drift_report import SCORE, DriftBaseline, load_baseline
-from streamscore.errors import SystemicError
+from streamscore.drift_report import (
+    SCORE,
+    TRIGGER_EVENTS,
+    DriftBaseline,
+    TriggerClaim,
+    load_baseline,
+)
+from streamscore.errors import RetryableError, SystemicError
 from streamscore.items import to_item_value
 from streamscore.monitoring import batch_item_key, window_key
 from streamscore.stores import DynamoRetrainingCooldown, DynamoWindowReader
@@ -268,13 +275,15 @@ def test_drift_requests_retraining_once_and_the_rule_delivers_it_to_the_queue(
         lambda_context,
     )
 
-    # then: one trigger, delivered by the template's rule; the other runs hit the cooldown
+    # then: one trigger, delivered by the template's rule; the retry finds it sent, the other
+    # window hits the cooldown
     assert [r["status"] for r in (first, retry, on_demand)] == ["drift"] * 3
-    assert [r["retraining"] for r in (first, retry, on_demand)] == ["sent", "cooldown", "cooldown"]
+    assert [r["retraining"] for r in (first, retry, on_demand)] == ["sent", "sent", "cooldown"]
     (message,) = drift_stack.retraining_messages()
     assert message["source"] == "streamscore.monitoring"
     assert message["detail-type"] == "RetrainingRequested"
     detail = message["detail"]
+    assert detail["trigger_id"] == f"{baseline.model_version}/{first['report_id']}"
     assert detail["report_uri"] == first["report_uri"]
     assert detail["plot_uri"] == first["plot_uri"]
     assert detail["model_version"] == baseline.model_version
@@ -285,9 +294,10 @@ def test_drift_requests_retraining_once_and_the_rule_delivers_it_to_the_queue(
     assert detail["sample"]["n"] == 1500
     (cooldown,) = drift_stack.monitoring("COOLDOWN")
     assert cooldown["pk"] == f"RETRAIN#{baseline.model_version}"
-    assert cooldown["claim_id"].startswith(first["report_id"] + "@")
+    assert cooldown["trigger_id"] == detail["trigger_id"]
+    assert (cooldown["status"], cooldown["sent_triggers"]) == ("sent", [detail["trigger_id"]])
     reports = {r["report_id"]: r for r in drift_stack.monitoring("REPORT")}
-    assert reports[first["report_id"]]["retraining"] == "cooldown"  # the retry overwrote it
+    assert reports[first["report_id"]]["retraining"] == "sent"  # the retry overwrote it
     assert reports[on_demand["report_id"]]["retraining"] == "cooldown"
     assert on_demand["report_id"] == "20260303T180000Z--20260304T120000Z"
     # metrics: PSI per feature with its dimension, drift detected on every run
@@ -306,7 +316,7 @@ def test_drift_requests_retraining_once_and_the_rule_delivers_it_to_the_queue(
     assert metrics["PredictionPSI"] > 0
     # the logger's stream is bound when its service's logger is first built: read the records
     logged = [r for r in caplog.records if r.getMessage() == "drift checked"]
-    assert [r.__dict__["retraining"] for r in logged] == ["sent", "cooldown", "cooldown"]
+    assert [r.__dict__["retraining"] for r in logged] == ["sent", "sent", "cooldown"]
 
 
 def test_insufficient_data_triggers_nothing(
@@ -375,28 +385,335 @@ def test_window_reader_follows_every_page(drift_stack: DriftStack, baseline: Dri
     )
 
 
-def test_cooldown_claim_is_conditional_per_model_version(drift_stack: DriftStack) -> None:
+def test_cooldown_claims_are_conditional_per_model_version(drift_stack: DriftStack) -> None:
     cooldown = DynamoRetrainingCooldown(drift_stack.local.dynamodb, drift_stack.table)
     now = SCHEDULED_AT
+    lease = 1200
 
-    claims = [
-        cooldown.claim("m1", "a", now, 24),
-        cooldown.claim("m1", "b", now + timedelta(hours=1), 24),  # inside the cooldown
-        cooldown.claim("m2", "c", now + timedelta(hours=1), 24),  # another model version
-        cooldown.claim("m1", "d", now + timedelta(hours=24, seconds=1), 24),  # after it
-    ]
-    cooldown.release("m1", "a")  # not ours any more: a no-op
-    held = plain_item(
+    def claim(version: str, trigger: str, at: datetime) -> TriggerClaim:
+        return cooldown.claim(version, trigger, at, 24, lease)
+
+    first = claim("m1", "a", now)
+    assert (first.state, first.accepted) == ("ours", frozenset())
+    assert claim("m1", "b", now + timedelta(minutes=1)).state == "in_flight"  # a's run is alive
+    assert claim("m2", "c", now + timedelta(minutes=1)).state == "ours"  # another model version
+    assert cooldown.record(first, frozenset({"DriftDetected"}), False, now)
+    assert cooldown_item(drift_stack, "m1")["accepted"] == {"a#DriftDetected"}
+    resumed = claim("m1", "a", now + timedelta(minutes=2))  # a retry
+    assert (resumed.state, resumed.accepted) == ("ours", frozenset({"DriftDetected"}))
+    assert cooldown.record(resumed, frozenset(TRIGGER_EVENTS), True, now + timedelta(minutes=3))
+    held = cooldown_item(drift_stack, "m1")
+    assert [claim("m1", "a", now + timedelta(hours=h)).state for h in (1, 30)] == ["sent"] * 2
+    assert claim("m1", "b", now + timedelta(hours=24)).state == "cooldown"
+    b = claim("m1", "b", now + timedelta(hours=24, minutes=4))
+    assert b.state == "ours"
+    assert not cooldown.record(first, frozenset(TRIGGER_EVENTS), True, now)  # not a's any more
+    assert claim("m1", "c", now + timedelta(hours=24, minutes=10)).state == "in_flight"
+    assert cooldown.record(b, frozenset({"RetrainingRequested"}), False, now)
+    c = claim("m1", "c", now + timedelta(hours=24, minutes=25))  # b's run died: the lease is over
+    assert (c.state, c.history) == ("ours", ("a",))
+    assert cooldown.record(
+        c, frozenset(TRIGGER_EVENTS), True, now + timedelta(hours=24, minutes=26)
+    )
+    later_b = claim("m1", "b", now + timedelta(hours=49))  # b again, after c's cooldown
+    assert (later_b.state, later_b.accepted) == ("ours", frozenset({"RetrainingRequested"}))
+
+    assert held["status"] == "sent"
+    assert "accepted" not in held  # kept until the trigger completes
+    assert held["triggered_at"] == "2026-03-04T12:03:00.000+00:00"
+    assert held["triggered_epoch"] == (now + timedelta(minutes=3)).timestamp()
+    assert held["sent_triggers"] == ["a"]
+    assert cooldown_item(drift_stack, "m1")["trigger_id"] == "b"
+
+
+def test_a_cooldown_item_of_the_claims_before_is_honoured(drift_stack: DriftStack) -> None:
+    # given: items as the claim-and-release cooldown left them
+    drift_stack.put(
+        [
+            {
+                "pk": f"RETRAIN#{version}",
+                "sk": "COOLDOWN",
+                "model_version": version,
+                "triggered_epoch": (SCHEDULED_AT - timedelta(hours=hours)).timestamp(),
+                "triggered_at": (SCHEDULED_AT - timedelta(hours=hours)).isoformat(),
+                "claim_id": "old@2026-03-03T00:00:00.000+00:00",
+            }
+            for version, hours in (("recent", 2), ("old", 30))
+        ]
+    )
+    cooldown = DynamoRetrainingCooldown(drift_stack.local.dynamodb, drift_stack.table)
+
+    assert cooldown.claim("recent", "x", SCHEDULED_AT, 24, 1200).state == "cooldown"
+    assert cooldown.claim("old", "x", SCHEDULED_AT, 24, 1200).state == "ours"
+    assert "claim_id" not in cooldown_item(drift_stack, "old")
+
+
+def test_the_cooldown_remembers_its_latest_triggers_only(drift_stack: DriftStack) -> None:
+    cooldown = DynamoRetrainingCooldown(drift_stack.local.dynamodb, drift_stack.table)
+    keep = DynamoRetrainingCooldown.HISTORY
+
+    for i in range(keep + 1):
+        at = SCHEDULED_AT + timedelta(hours=i)
+        claim = cooldown.claim("m", f"t{i}", at, 0, 1200)
+        assert cooldown.record(claim, frozenset(TRIGGER_EVENTS), True, at)
+
+    assert cooldown_item(drift_stack, "m")["sent_triggers"] == [f"t{i}" for i in range(1, keep + 1)]
+    assert cooldown.claim("m", f"t{keep}", SCHEDULED_AT, 0, 1200).state == "sent"
+
+
+def cooldown_item(drift_stack: DriftStack, version: str) -> dict[str, Any]:
+    return plain_item(
         drift_stack.local.dynamodb.get_item(
-            TableName=drift_stack.table, Key={"pk": {"S": "RETRAIN#m1"}, "sk": {"S": "COOLDOWN"}}
+            TableName=drift_stack.table,
+            Key={"pk": {"S": f"RETRAIN#{version}"}, "sk": {"S": "COOLDOWN"}},
         )["Item"]
     )
-    cooldown.release("m1", "d")
-    reclaimed = cooldown.claim("m1", "e", now + timedelta(hours=25), 24)
 
-    assert claims == [True, False, True, True]
-    assert held["claim_id"] == "d"
-    assert reclaimed is True
+
+# ---------------------------------------------------------------- the trigger, effectively once
+
+
+class Crash(BaseException):
+    """The run dies (a timeout, the sandbox killed): no handler of the run's code runs."""
+
+
+class FlakyEventBridge:
+    """The handler's EventBridge client with a fault on PutEvents until `heal()`.
+
+    crash: the run dies before the call. lost: the call takes effect, its response is lost
+    (a read timeout). refuse: entries of these detail types come back with an ErrorCode.
+    """
+
+    def __init__(self, client: Any, fault: str, refuse: Sequence[str] = ()):
+        self.client, self.fault, self.refuse = client, fault, set(refuse)
+
+    def heal(self) -> None:
+        self.fault = ""
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        if self.fault == "crash":
+            raise Crash("the run died before PutEvents")
+        if self.fault != "refuse":
+            response: dict[str, Any] = self.client.put_events(Entries=Entries)
+            if self.fault == "lost":
+                raise ReadTimeoutError(endpoint_url="https://events.eu-west-1.amazonaws.com/")
+            return response
+        taken = [e for e in Entries if e["DetailType"] not in self.refuse]
+        accepted = iter(self.client.put_events(Entries=taken)["Entries"] if taken else [])
+        results = [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "refused"}
+            if e["DetailType"] in self.refuse
+            else next(accepted)
+            for e in Entries
+        ]
+        return {"FailedEntryCount": len(Entries) - len(taken), "Entries": results}
+
+
+@pytest.fixture
+def flaky_events(handler: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`flaky_events(fault, refuse=())` puts a FlakyEventBridge under the handler's EventPublisher."""
+    publisher = handler.ports.events
+    monkeypatch.setattr(publisher.backoff, "sleep", lambda _: None)
+
+    def install(fault: str, refuse: Sequence[str] = ()) -> FlakyEventBridge:
+        flaky = FlakyEventBridge(handler.events, fault, refuse)
+        monkeypatch.setattr(publisher, "client", flaky)
+        return flaky
+
+    return install
+
+
+@pytest.fixture
+def clock(handler: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`clock(moment)`: the handler's `datetime.now` returns `moment` from now on."""
+
+    def set_to(moment: datetime) -> None:
+        class Frozen(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:
+                return moment.astimezone(tz)
+
+        monkeypatch.setattr(handler, "datetime", Frozen)
+
+    return set_to
+
+
+@pytest.fixture
+def drift_events(drift_stack: DriftStack) -> Any:
+    """`drift_events()`: every DriftDetected and RetrainingRequested put on the bus so far."""
+    queue = drift_stack.sqs.create_queue(QueueName="AllDriftEvents")["QueueUrl"]
+    arn = drift_stack.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(
+        Name="AllDriftEvents",
+        EventBusName=BUS,
+        EventPattern=json.dumps({"source": ["streamscore.monitoring"]}),
+    )
+    events.put_targets(Rule="AllDriftEvents", EventBusName=BUS, Targets=[{"Id": "all", "Arn": arn}])
+    seen: list[dict[str, Any]] = []
+
+    def received() -> list[tuple[str, str | None]]:
+        while messages := drift_stack.sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        ).get("Messages", []):
+            seen.extend(json.loads(m["Body"]) for m in messages)
+            for m in messages:
+                drift_stack.sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+        return sorted((e["detail-type"], e["detail"].get("trigger_id")) for e in seen)
+
+    return received
+
+
+def scheduled_at(moment: datetime) -> dict[str, Any]:
+    return scheduled_event() | {"time": moment.isoformat()}
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_regression_a_a_death_between_claim_and_put_events_is_sent_by_the_next_run(
+    drift_stack: DriftStack,
+    baseline: DriftBaseline,
+    handler: ModuleType,
+    lambda_context: FakeLambdaContext,
+    flaky_events: Any,
+    clock: Any,
+    drift_events: Any,
+) -> None:
+    drift_stack.put(hist_items(baseline, batches=5, n=300, shifted=channel_shift(baseline, 300)))
+    trigger = f"{baseline.model_version}/20260303T120000Z--20260304T120000Z"
+    clock(SCHEDULED_AT + timedelta(minutes=1))
+    flaky = flaky_events("crash")
+
+    with pytest.raises(Crash):
+        handler.lambda_handler(scheduled_event(), lambda_context)
+    flaky.heal()
+    clock(SCHEDULED_AT + timedelta(hours=1))  # within the cooldown; the event's retry, late
+    again = handler.lambda_handler(scheduled_event(), lambda_context)
+
+    print("the run after the death:", again["retraining"], drift_events())
+    assert again["retraining"] == "sent"
+    assert drift_events() == [("DriftDetected", trigger), ("RetrainingRequested", trigger)]
+    (message,) = drift_stack.retraining_messages()
+    assert message["detail"]["trigger_id"] == trigger
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_a_dead_claim_is_taken_over_by_the_next_hourly_run(
+    drift_stack: DriftStack,
+    baseline: DriftBaseline,
+    handler: ModuleType,
+    lambda_context: FakeLambdaContext,
+    flaky_events: Any,
+    clock: Any,
+    drift_events: Any,
+) -> None:
+    drift_stack.put(hist_items(baseline, batches=5, n=300, shifted=channel_shift(baseline, 300)))
+    clock(SCHEDULED_AT + timedelta(minutes=1))
+    flaky = flaky_events("crash")
+    with pytest.raises(Crash):
+        handler.lambda_handler(scheduled_event(), lambda_context)
+    flaky.heal()
+
+    next_hour = SCHEDULED_AT + timedelta(hours=1)
+    clock(next_hour)
+    result = handler.lambda_handler(scheduled_at(next_hour), lambda_context)
+
+    trigger = f"{baseline.model_version}/20260303T130000Z--20260304T130000Z"
+    assert result["retraining"] == "sent"
+    assert drift_events() == [("DriftDetected", trigger), ("RetrainingRequested", trigger)]
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_regression_b_a_lost_put_events_response_is_re_sent_with_the_same_trigger_id(
+    drift_stack: DriftStack,
+    baseline: DriftBaseline,
+    handler: ModuleType,
+    lambda_context: FakeLambdaContext,
+    flaky_events: Any,
+    drift_events: Any,
+) -> None:
+    drift_stack.put(hist_items(baseline, batches=5, n=300, shifted=channel_shift(baseline, 300)))
+    trigger = f"{baseline.model_version}/20260303T120000Z--20260304T120000Z"
+    flaky = flaky_events("lost")
+
+    with pytest.raises(RetryableError, match="ReadTimeoutError"):
+        handler.lambda_handler(scheduled_event(), lambda_context)
+    flaky.heal()
+    retry = handler.lambda_handler(scheduled_event(), lambda_context)
+    rerun = handler.lambda_handler(scheduled_event(), lambda_context)
+
+    print("after the lost response, its retry and a re-run:", drift_events())
+    assert [retry["retraining"], rerun["retraining"]] == ["sent", "sent"]
+    assert (
+        drift_events() == [("DriftDetected", trigger)] * 2 + [("RetrainingRequested", trigger)] * 2
+    )
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_regression_b_a_death_after_the_trigger_committed_sends_nothing_again(
+    drift_stack: DriftStack,
+    baseline: DriftBaseline,
+    handler: ModuleType,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    drift_events: Any,
+) -> None:
+    drift_stack.put(hist_items(baseline, batches=5, n=300, shifted=channel_shift(baseline, 300)))
+    trigger = f"{baseline.model_version}/20260303T120000Z--20260304T120000Z"
+
+    def die(item: dict[str, Any]) -> None:
+        raise Crash("the run died before its report item")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(handler.ports.monitoring, "put", die)
+        with pytest.raises(Crash):
+            handler.lambda_handler(scheduled_event(), lambda_context)
+    retry = handler.lambda_handler(scheduled_event(), lambda_context)
+
+    assert retry["retraining"] == "sent"
+    assert drift_events() == [("DriftDetected", trigger), ("RetrainingRequested", trigger)]
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_regression_c_after_a_partial_failure_the_retry_sends_only_the_refused_entry(
+    drift_stack: DriftStack,
+    baseline: DriftBaseline,
+    handler: ModuleType,
+    lambda_context: FakeLambdaContext,
+    flaky_events: Any,
+    drift_events: Any,
+) -> None:
+    drift_stack.put(hist_items(baseline, batches=5, n=300, shifted=channel_shift(baseline, 300)))
+    trigger = f"{baseline.model_version}/20260303T120000Z--20260304T120000Z"
+    flaky = flaky_events("refuse", refuse=["RetrainingRequested"])
+
+    with pytest.raises(RetryableError, match="1 of 2 drift events"):
+        handler.lambda_handler(scheduled_event(), lambda_context)
+    flaky.heal()
+    retry = handler.lambda_handler(scheduled_event(), lambda_context)
+
+    print("after the partial failure and its retry:", drift_events())
+    assert retry["retraining"] == "sent"
+    assert drift_events() == [("DriftDetected", trigger), ("RetrainingRequested", trigger)]
+
+
+def test_regression_d_the_report_of_a_re_run_after_a_send_says_sent(
+    drift_stack: DriftStack,
+    baseline: DriftBaseline,
+    handler: ModuleType,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    drift_stack.put(hist_items(baseline, batches=5, n=300, shifted=channel_shift(baseline, 300)))
+
+    first = handler.lambda_handler(scheduled_event(), lambda_context)
+    rerun = handler.lambda_handler(scheduled_event(), lambda_context)
+
+    (item,) = drift_stack.monitoring("REPORT")
+    print("the re-run says", rerun["retraining"], "and its report item", item["retraining"])
+    assert [first["retraining"], rerun["retraining"], item["retraining"]] == ["sent"] * 3
+    assert item["trigger_id"] == f"{baseline.model_version}/{first['report_id']}"
+    assert len(drift_stack.retraining_messages()) == 1
 
 
 def test_invalid_settings_fail_the_cold_start(

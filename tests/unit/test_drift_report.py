@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given, settings
 
 from streamscore.drift import DriftThresholds, psi
 from streamscore.drift_report import (
@@ -17,11 +22,14 @@ from streamscore.drift_report import (
     MONITORING_SOURCE,
     RETRAINING_REQUESTED,
     SCORE,
+    TRIGGER_EVENTS,
     DriftBaseline,
+    DriftCheckOutcome,
     DriftCheckPolicy,
     DriftCheckPorts,
     DriftWindow,
     InvalidWindowError,
+    TriggerClaim,
     check_drift,
     load_baseline,
     report_keys,
@@ -150,39 +158,131 @@ class FakeMonitoring:
 
 @dataclass
 class FakeCooldown:
-    """The conditional claim of DynamoRetrainingCooldown, in memory."""
+    """DynamoRetrainingCooldown's state machine in memory: one item per model version.
 
-    triggered: dict[str, tuple[float, str]] = field(default_factory=dict)
-    released: list[str] = field(default_factory=list)
+    The detail types accepted are kept per trigger id until it completes (a takeover of a
+    dead claim does not forget them).
+    """
+
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accepted: dict[str, frozenset[str]] = field(default_factory=dict)  # by trigger id
+    commits: list[tuple[str, datetime]] = field(default_factory=list)  # (trigger id, when)
 
     def claim(
-        self, model_version: str, claim_id: str, now: datetime, cooldown_hours: float
-    ) -> bool:
-        last = self.triggered.get(model_version)
-        if last is not None and last[0] >= now.timestamp() - cooldown_hours * 3600:
-            return False
-        self.triggered[model_version] = (now.timestamp(), claim_id)
-        return True
+        self,
+        model_version: str,
+        trigger_id: str,
+        now: datetime,
+        cooldown_hours: float,
+        lease_seconds: float,
+    ) -> TriggerClaim:
+        item = self.items.setdefault(model_version, {})
+        if trigger_id in item.get("sent_triggers", []):
+            return TriggerClaim(model_version, trigger_id, "sent")
+        if item.get("trigger_id") != trigger_id or item.get("status") != "sending":
+            if item.get("triggered_epoch", -math.inf) >= now.timestamp() - cooldown_hours * 3600:
+                return TriggerClaim(model_version, trigger_id, "cooldown")
+            if item.get("status") == "sending" and item["claimed_epoch"] >= (
+                now.timestamp() - lease_seconds
+            ):
+                return TriggerClaim(model_version, trigger_id, "in_flight")
+            item |= {"trigger_id": trigger_id, "status": "sending"}
+        item["claimed_epoch"] = now.timestamp()
+        accepted = self.accepted.get(trigger_id, frozenset())
+        return TriggerClaim(model_version, trigger_id, "ours", accepted)
 
-    def release(self, model_version: str, claim_id: str) -> None:
-        if self.triggered.get(model_version, (0.0, ""))[1] == claim_id:
-            del self.triggered[model_version]
-            self.released.append(claim_id)
+    def record(
+        self, claim: TriggerClaim, accepted: frozenset[str], complete: bool, now: datetime
+    ) -> bool:
+        item = self.items.get(claim.model_version, {})
+        if item.get("trigger_id") != claim.trigger_id or item.get("status") != "sending":
+            return False
+        self.accepted[claim.trigger_id] = frozenset(accepted)
+        if complete:
+            del self.accepted[claim.trigger_id]
+            item |= {"status": "sent", "triggered_epoch": now.timestamp()}
+            item["sent_triggers"] = [*item.get("sent_triggers", []), claim.trigger_id]
+            self.commits.append((claim.trigger_id, now))
+        return True
 
 
 @dataclass
 class FakeEvents:
+    """EventBridge: takes the entries, except those of a `refuse`d detail type (an ErrorCode)."""
+
     entries: list[Mapping[str, str]] = field(default_factory=list)
     fail: bool = False
+    refuse: set[str] = field(default_factory=set)
+    calls: list[list[str]] = field(default_factory=list)  # the detail types of each call
 
     def put_events(self, entries: Sequence[Mapping[str, str]]) -> list[int]:
+        self.calls.append([e["DetailType"] for e in entries])
         if self.fail:
             return list(range(len(entries)))
-        self.entries += entries
-        return []
+        failed = [i for i, e in enumerate(entries) if e["DetailType"] in self.refuse]
+        self.entries += [e for i, e in enumerate(entries) if i not in failed]
+        return failed
 
     def of_type(self, detail_type: str) -> list[dict[str, Any]]:
         return [json.loads(e["Detail"]) for e in self.entries if e["DetailType"] == detail_type]
+
+
+class Crash(BaseException):
+    """The run dies (a timeout, the sandbox killed): no handler of the run's code runs."""
+
+
+# Port calls a fault can hit, in the order a drifted run makes them (without a picture).
+PORT_CALLS = (
+    "reader.read",
+    "reports.put",
+    "cooldown.claim",
+    "events.put_events",
+    "cooldown.record",
+    "monitoring.put",
+)
+Fault = Literal["fail", "lost", "crash"]  # before the call | after it took effect | the run dies
+
+
+class FaultyPorts:
+    """The ports with one fault: at the `at`-th port call of the run, or the first call of `at`.
+
+    fail: the call raises RetryableError without effect. lost: the call takes effect and its
+    response is lost (RetryableError). crash: the call takes effect and the run dies before
+    its next call (Crash, which no `except Exception` catches).
+    """
+
+    def __init__(self, ports: DriftCheckPorts, at: int | str | None, fault: Fault):
+        self.at, self.fault = at, fault
+        self.made: list[tuple[str, Fault | None]] = []  # every call made, with its fault
+        wrapped = {f.name: _Proxy(getattr(ports, f.name), f.name, self) for f in fields(ports)}
+        self.ports = DriftCheckPorts(**wrapped)
+
+    def call(self, name: str, method: Any, *args: Any) -> Any:
+        hit = self.at == len(self.made) or (
+            self.at == name and all(made != name for made, _ in self.made)
+        )
+        fault = self.fault if hit else None
+        self.made.append((name, fault))
+        if fault == "fail":
+            raise RetryableError(f"{name} failed")
+        result = method(*args)
+        if fault == "lost":
+            raise RetryableError(f"{name}: the response was lost")
+        if fault == "crash":
+            raise Crash(f"the run died after {name}")
+        return result
+
+
+class _Proxy:
+    def __init__(self, target: Any, port: str, faults: FaultyPorts):
+        self.target, self.port, self.faults = target, port, faults
+
+    def __getattr__(self, method: str) -> Any:
+        bound = getattr(self.target, method)
+        name = f"{self.port}.{method}"
+        if name not in PORT_CALLS:
+            return bound
+        return lambda *args: self.faults.call(name, bound, *args)
 
 
 @dataclass
@@ -355,11 +455,16 @@ def test_histograms_with_other_bins_are_counted_apart(baseline: DriftBaseline) -
 
 
 def run_check(
-    ports: Ports, window: DriftWindow = DAY_WINDOW, now: datetime = END, **policy: Any
+    ports: Ports,
+    window: DriftWindow = DAY_WINDOW,
+    now: datetime = END,
+    fault: tuple[int | str, Fault] | None = None,
+    **policy: Any,
 ) -> Any:
     baseline = load_baseline(ARTIFACTS)
     chosen = DriftCheckPolicy(**{**POLICY.__dict__, **policy})
-    return check_drift(window, baseline, ports.wired(), chosen, now)
+    wired = ports.wired() if fault is None else FaultyPorts(ports.wired(), *fault).ports
+    return check_drift(window, baseline, wired, chosen, now)
 
 
 def window_items(
@@ -413,6 +518,7 @@ def test_drift_sends_both_events_once_with_the_report_location(baseline: DriftBa
     (detected,) = ports.events.of_type(DRIFT_DETECTED)
     (requested,) = ports.events.of_type(RETRAINING_REQUESTED)
     assert detected == requested
+    assert requested["trigger_id"] == f"{baseline.model_version}/{DAY_WINDOW.window_id}"
     assert requested["report_uri"] == outcome.report_uri
     assert requested["model_version"] == baseline.model_version
     assert requested["window"] == {
@@ -442,37 +548,42 @@ def test_a_second_run_inside_the_cooldown_sends_nothing_and_after_it_sends_again
     )
 
     first = run_check(ports)
-    again = run_check(ports, now=END + timedelta(hours=23, minutes=59))
     later_window = DriftWindow(DAY_WINDOW.start + timedelta(hours=1), END + timedelta(hours=1))
-    later = run_check(ports, window=later_window, now=END + timedelta(hours=1))
-    after = run_check(ports, now=END + timedelta(hours=24, seconds=1))
+    later = run_check(ports, window=later_window, now=END + timedelta(hours=23, minutes=59))
+    after_window = DriftWindow(DAY_WINDOW.start + timedelta(hours=2), END + timedelta(hours=2))
+    after = run_check(ports, window=after_window, now=END + timedelta(hours=24, seconds=1))
 
-    assert [first.trigger, again.trigger, later.trigger, after.trigger] == [
-        "sent",
-        "cooldown",
-        "cooldown",
-        "sent",
+    assert [first.trigger, later.trigger, after.trigger] == ["sent", "cooldown", "sent"]
+    assert [d["trigger_id"] for d in ports.events.of_type(RETRAINING_REQUESTED)] == [
+        f"{baseline.model_version}/{DAY_WINDOW.window_id}",
+        f"{baseline.model_version}/{after_window.window_id}",
     ]
-    assert len(ports.events.of_type(RETRAINING_REQUESTED)) == 2
-    assert (
-        ports.monitoring.items[
-            ("REPORT#2026-03-03T12:00:00.000+00:00#2026-03-04T12:00:00.000+00:00", "REPORT")
-        ]["retraining"]
-        == "sent"
+    items = {item["pk"]: item for item in ports.monitoring.items.values()}
+    start, end = later_window.recorded_bounds
+    assert items[f"REPORT#{start}#{end}"]["retraining"] == "cooldown"
+    assert items[f"REPORT#{start}#{end}"]["trigger_id"] == (
+        f"{baseline.model_version}/{later_window.window_id}"
     )
 
 
-def test_zero_cooldown_triggers_on_every_drifted_run(baseline: DriftBaseline) -> None:
+def test_zero_cooldown_triggers_on_every_drifted_window(baseline: DriftBaseline) -> None:
     n = 400
     ports = Ports(
         FakeReader(window_items(baseline, n, shifted={"amount_log": drifted_amount(baseline, n)}))
     )
 
-    triggers = [
-        run_check(ports, now=END + timedelta(minutes=m), cooldown_hours=0).trigger for m in (1, 2)
+    outcomes = [
+        run_check(
+            ports,
+            window=DriftWindow(DAY_WINDOW.start + timedelta(minutes=m), END + timedelta(minutes=m)),
+            now=END + timedelta(minutes=m),
+            cooldown_hours=0,
+        )
+        for m in (1, 2)
     ]
 
-    assert triggers == ["sent", "sent"]
+    assert [o.trigger for o in outcomes] == ["sent", "sent"]
+    assert [o.sent for o in outcomes] == [TRIGGER_EVENTS, TRIGGER_EVENTS]
 
 
 def test_insufficient_data_is_reported_and_triggers_nothing(baseline: DriftBaseline) -> None:
@@ -631,7 +742,7 @@ def test_other_model_versions_are_reported_not_compared(baseline: DriftBaseline)
     assert any("cardfraud-previous" in note for note in outcome.report.notes)
 
 
-def test_failed_events_release_the_claim_and_fail_the_run(baseline: DriftBaseline) -> None:
+def test_refused_events_fail_the_run_and_its_retry_sends_them(baseline: DriftBaseline) -> None:
     n = 400
     ports = Ports(
         FakeReader(window_items(baseline, n, shifted={"amount_log": drifted_amount(baseline, n)}))
@@ -643,9 +754,141 @@ def test_failed_events_release_the_claim_and_fail_the_run(baseline: DriftBaselin
     ports.events.fail = False
     retried = run_check(ports, now=END + timedelta(minutes=2))
 
-    assert len(ports.cooldown.released) == 1
     assert retried.trigger == "sent"
     assert len(ports.events.of_type(RETRAINING_REQUESTED)) == 1
+    assert len(ports.events.of_type(DRIFT_DETECTED)) == 1
+
+
+# ---------------------------------------------------------------- the trigger, effectively once
+
+
+def drifted_ports(baseline: DriftBaseline, n: int = 400) -> Ports:
+    return Ports(
+        FakeReader(window_items(baseline, n, shifted={"amount_log": drifted_amount(baseline, n)}))
+    )
+
+
+def trigger_ids(ports: Ports, detail_type: str) -> list[str]:
+    return [detail["trigger_id"] for detail in ports.events.of_type(detail_type)]
+
+
+def test_regression_a_a_death_between_claim_and_put_events_is_sent_by_the_next_run(
+    baseline: DriftBaseline,
+) -> None:
+    ports = drifted_ports(baseline)
+    trigger = f"{baseline.model_version}/{DAY_WINDOW.window_id}"
+
+    with pytest.raises(Crash):
+        run_check(ports, fault=("cooldown.claim", "crash"))  # claimed, then died
+    assert ports.events.calls == []
+    # the window's next run, an hour later (within the cooldown): a late retry, or a re-run
+    again = run_check(ports, now=END + timedelta(hours=1))
+
+    assert again.trigger == "sent"
+    assert (
+        trigger_ids(ports, DRIFT_DETECTED) == trigger_ids(ports, RETRAINING_REQUESTED) == [trigger]
+    )
+
+
+def test_a_dead_claim_blocks_other_windows_for_the_lease_only(baseline: DriftBaseline) -> None:
+    ports = drifted_ports(baseline)
+    with pytest.raises(Crash):
+        run_check(ports, fault=("cooldown.claim", "crash"))
+
+    def shifted(minutes: int) -> DriftWindow:
+        return DriftWindow(
+            DAY_WINDOW.start + timedelta(minutes=minutes), END + timedelta(minutes=minutes)
+        )
+
+    soon = run_check(ports, window=shifted(10), now=END + timedelta(minutes=10))
+    next_hour = run_check(ports, window=shifted(60), now=END + timedelta(hours=1))
+
+    assert soon.trigger == "in_flight" and soon.sent == ()
+    assert next_hour.trigger == "sent"  # the dead claim is taken over by the run's own trigger
+    assert trigger_ids(ports, RETRAINING_REQUESTED) == [
+        f"{baseline.model_version}/{shifted(60).window_id}"
+    ]
+
+
+def test_regression_b_a_lost_put_events_response_is_re_sent_with_the_same_trigger_id(
+    baseline: DriftBaseline,
+) -> None:
+    ports = drifted_ports(baseline)
+    trigger = f"{baseline.model_version}/{DAY_WINDOW.window_id}"
+
+    with pytest.raises(RetryableError, match="response was lost"):
+        run_check(ports, fault=("events.put_events", "lost"))
+    retry = run_check(ports, now=END + timedelta(minutes=1))
+    rerun = run_check(ports, now=END + timedelta(minutes=3))
+
+    assert (retry.trigger, retry.sent) == ("sent", TRIGGER_EVENTS)
+    assert (rerun.trigger, rerun.sent) == ("sent", ())
+    assert ports.events.calls == [list(TRIGGER_EVENTS)] * 2
+    assert (
+        trigger_ids(ports, DRIFT_DETECTED)
+        == trigger_ids(ports, RETRAINING_REQUESTED)
+        == [trigger] * 2
+    )
+
+
+# A run's PutEvents outcome is unknown to its retry after a lost response or a death right
+# after the call, and after a failed write of the outcome (the retry reads what was stored).
+UNKNOWN_OUTCOME = {("events.put_events", "lost"), ("events.put_events", "crash")}
+UNRECORDED_OUTCOME = UNKNOWN_OUTCOME | {("cooldown.record", "fail")}
+
+
+@pytest.mark.parametrize("kind", ["fail", "lost", "crash"])
+@pytest.mark.parametrize("call", PORT_CALLS)
+def test_regression_b_only_an_unknown_outcome_sends_a_second_time(
+    baseline: DriftBaseline, call: str, kind: Fault
+) -> None:
+    ports = drifted_ports(baseline)
+
+    with pytest.raises((RetryableError, Crash)):
+        run_check(ports, fault=(call, kind))
+    retry = run_check(ports, now=END + timedelta(minutes=1))
+
+    sends = 2 if (call, kind) in UNRECORDED_OUTCOME else 1
+    assert retry.trigger == "sent"
+    for detail_type in TRIGGER_EVENTS:
+        assert (
+            trigger_ids(ports, detail_type)
+            == [f"{baseline.model_version}/{DAY_WINDOW.window_id}"] * sends
+        )
+
+
+def test_regression_c_after_a_partial_failure_the_retry_sends_only_the_refused_entry(
+    baseline: DriftBaseline,
+) -> None:
+    ports = drifted_ports(baseline)
+    ports.events.refuse = {RETRAINING_REQUESTED}
+
+    with pytest.raises(RetryableError, match="1 of 2 drift events"):
+        run_check(ports)
+    ports.events.refuse = set()
+    retry = run_check(ports, now=END + timedelta(minutes=1))
+
+    assert ports.events.calls == [[DRIFT_DETECTED, RETRAINING_REQUESTED], [RETRAINING_REQUESTED]]
+    assert (retry.trigger, retry.sent) == ("sent", (RETRAINING_REQUESTED,))
+    assert len(trigger_ids(ports, DRIFT_DETECTED)) == len(trigger_ids(ports, RETRAINING_REQUESTED))
+    assert len(trigger_ids(ports, DRIFT_DETECTED)) == 1
+
+
+def test_regression_d_a_rerun_of_a_sent_window_reports_sent_and_sends_nothing(
+    baseline: DriftBaseline,
+) -> None:
+    ports = drifted_ports(baseline)
+
+    first = run_check(ports)
+    rerun = run_check(ports, now=END + timedelta(minutes=5))
+    after_the_cooldown = run_check(ports, now=END + timedelta(hours=30))
+
+    assert [first.trigger, rerun.trigger, after_the_cooldown.trigger] == ["sent"] * 3
+    assert [first.sent, rerun.sent, after_the_cooldown.sent] == [TRIGGER_EVENTS, (), ()]
+    (item,) = ports.monitoring.items.values()
+    assert item["retraining"] == "sent"
+    assert item["trigger_id"] == f"{baseline.model_version}/{DAY_WINDOW.window_id}"
+    assert len(ports.events.entries) == 2
 
 
 def test_a_picture_that_cannot_be_drawn_leaves_a_note_not_a_failure(
@@ -670,3 +913,141 @@ def test_a_short_window_warns_about_the_daily_rhythm(baseline: DriftBaseline) ->
     outcome = run_check(ports, window=DriftWindow(END - timedelta(hours=1), END))
 
     assert any("shorter than a day" in note for note in outcome.report.notes)
+
+
+# ---------------------------------------------------------------- property: runs with faults
+
+POOL = tuple(
+    DriftWindow(DAY_WINDOW.start + timedelta(hours=k), END + timedelta(hours=k)) for k in range(4)
+)
+PROPERTY_COOLDOWN = timedelta(hours=5.5)  # runs are whole hours apart: never at its edge
+RETRY_AFTER = timedelta(minutes=2)  # between the attempts of a run; the lease is 20 minutes
+
+
+class PoolReader:
+    """The drifted items for the drifted windows of POOL, baseline-like ones for the others."""
+
+    def __init__(self, baseline: DriftBaseline, drifted: set[int]):
+        n = 400
+        self.drifted = {POOL[i].recorded_bounds[0] for i in drifted}
+        self.shifted = window_items(
+            baseline, n, shifted={"amount_log": drifted_amount(baseline, n)}
+        )
+        self.like_baseline = window_items(baseline, n)
+
+    def read(self, window_keys: Sequence[str], start: str, end: str) -> list[dict[str, Any]]:
+        return list(self.shifted if start in self.drifted else self.like_baseline)
+
+
+# One attempt's fault: the port call it hits (past the run's calls: none), how, and the detail
+# types EventBridge refuses in that attempt.
+attempt_faults = st.tuples(
+    st.integers(0, len(PORT_CALLS)),
+    st.sampled_from(["fail", "lost", "crash"]),
+    st.frozensets(st.sampled_from(TRIGGER_EVENTS)),
+)
+runs = st.lists(
+    st.tuples(
+        st.integers(1, 8),  # hours after the previous run
+        st.integers(0, len(POOL) - 1),  # its window
+        st.lists(attempt_faults, max_size=3),  # faulty attempts, then a clean one...
+        st.sampled_from([False, False, False, True]),  # ...unless the run is abandoned
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@dataclass
+class RunLog:
+    start: datetime
+    trigger_id: str
+    drifted: bool
+    outcome: DriftCheckOutcome | None = None  # None: every attempt failed (abandoned)
+    deliveries: list[tuple[str, str, datetime]] = field(default_factory=list)
+
+
+Plan = list[tuple[int, int, list[tuple[int, Fault, frozenset[str]]], bool]]
+
+
+def play(
+    baseline: DriftBaseline, drifted: set[int], plan: Plan
+) -> tuple[list[RunLog], Counter[str], list[tuple[str, datetime]]]:
+    """The runs of `plan`, each attempt with its fault; the runs' logs, the attempts per trigger
+    id whose PutEvents outcome went unstored, and the triggers the cooldown committed."""
+    ports = Ports(PoolReader(baseline, drifted))  # type: ignore[arg-type]
+    policy = DriftCheckPolicy(THRESHOLDS, PROPERTY_COOLDOWN / timedelta(hours=1), 90)
+    unrecorded: Counter[str] = Counter()
+    logs: list[RunLog] = []
+    start = END
+    for hours, window_index, faults, abandoned in plan:
+        start += timedelta(hours=hours)
+        window = POOL[window_index]
+        log = RunLog(start, f"{baseline.model_version}/{window.window_id}", window_index in drifted)
+        logs.append(log)
+        attempts = [*faults, None] if not abandoned or not faults else faults
+        for attempt, fault in enumerate(attempts):
+            now = start + attempt * RETRY_AFTER
+            at, kind, refused = fault or (None, "fail", frozenset())
+            faulty = FaultyPorts(ports.wired(), at, kind)
+            ports.events.refuse = set(refused)
+            sent_before = len(ports.events.entries)
+            with contextlib.suppress(RetryableError, Crash):
+                log.outcome = check_drift(window, baseline, faulty.ports, policy, now)
+            log.deliveries += [
+                (json.loads(e["Detail"])["trigger_id"], e["DetailType"], now)
+                for e in ports.events.entries[sent_before:]
+            ]
+            unrecorded[log.trigger_id] += any(made in UNRECORDED_OUTCOME for made in faulty.made)
+            if log.outcome is not None:
+                break
+    return logs, unrecorded, ports.cooldown.commits
+
+
+def expected_trigger(log: RunLog, commits: list[tuple[str, datetime]]) -> str:
+    before = [(trigger, when) for trigger, when in commits if when < log.start]
+    if not log.drifted:
+        return "not_drift"
+    if any(trigger == log.trigger_id for trigger, _ in before):
+        return "sent"  # a re-run of a window whose trigger completed: nothing to send
+    if any(log.start - when <= PROPERTY_COOLDOWN for _, when in before):
+        return "cooldown"
+    return "send"
+
+
+@settings(max_examples=200, deadline=None)
+@given(drifted=st.sets(st.integers(0, len(POOL) - 1), min_size=1), plan=runs)
+def test_faulty_runs_deliver_each_trigger_at_least_once_and_twice_only_when_unknown(
+    baseline: DriftBaseline, drifted: set[int], plan: Plan
+) -> None:
+    logs, unrecorded, commits = play(baseline, drifted, plan)
+
+    deliveries = [d for log in logs for d in log.deliveries]
+    # every run that ended on a drifted window outside the cooldown of a completed trigger
+    # has its trigger delivered by then; a run inside it, or on another window, sent nothing
+    for i, log in enumerate(logs):
+        if log.outcome is None:
+            continue  # abandoned: its retries ran out
+        expected = expected_trigger(log, commits)
+        if expected == "send":
+            so_far = {
+                kind
+                for earlier in logs[: i + 1]
+                for t, kind, _ in earlier.deliveries
+                if t == log.trigger_id
+            }
+            assert log.outcome.trigger == "sent"
+            assert so_far >= set(TRIGGER_EVENTS)
+        else:
+            assert (log.outcome.trigger, log.deliveries) == (expected, [])
+    # a detail type goes out twice only after an attempt whose PutEvents outcome went unstored
+    sends = Counter((trigger, kind) for trigger, kind, _ in deliveries)
+    for (trigger, _), count in sends.items():
+        assert count <= 1 + unrecorded[trigger], (trigger, count, unrecorded)
+    # a trigger commits once every detail type went out; nothing is sent within its cooldown
+    for trigger, when in commits:
+        out = {kind for t, kind, at in deliveries if t == trigger and at <= when}
+        assert out == set(TRIGGER_EVENTS)
+        for t, _, at in deliveries:
+            assert not (t != trigger and when < at <= when + PROPERTY_COOLDOWN)
+            assert not (t == trigger and at > when)
