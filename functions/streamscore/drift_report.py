@@ -1,8 +1,11 @@
-"""Drift check of one time window: sum the window's monitoring items, compare them with the shipped baseline, report.
+"""Drift check of one time window: sum the window's hourly counts, compare them with the shipped baseline, report.
 
-The window's HIST items (one per score batch) are summed per model version and
-the shipped model's sums are compared with its baseline.json; STATS items (one
-per preprocess batch) give the volume and the quarantine rate. Pure apart from
+The window's prediction counts (streamscore.counts: one item per model version, event
+hour, shard and writer slot, each written with the predictions it counts) are summed
+per model version and the shipped model's sums are compared with its baseline.json;
+the quarantine counts give the quarantine rate. Counts are hourly, so a window is read
+as the whole hours it touches: a run reads a few items per hour and shard, whatever
+the traffic. Pure apart from
 `load_baseline`, which reads the model directory: AWS sits behind the ports of
 `check_drift`, so the same code runs in Lambda, in tests and in the local run.
 
@@ -47,6 +50,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from streamscore.counts import COUNT, PREDICTIONS, QUARANTINE, Counts
+from streamscore.counts import window_key as count_window_key
 from streamscore.drift import (
     DriftStats,
     DriftThresholds,
@@ -57,12 +62,9 @@ from streamscore.drift import (
     with_out_of_range,
 )
 from streamscore.errors import RetryableError, SystemicError
-from streamscore.monitoring import window_key
 from streamscore.ports import MonitoringStore
 from streamscore.records import utc_iso_ms
 
-HIST = "HIST"
-STATS = "STATS"
 REPORT = "REPORT"
 SCORE = "score"  # the baseline's and the histograms' name for the model's output
 CARD_FILE = "model_card.json"
@@ -144,12 +146,21 @@ class DriftWindow:
             hour += timedelta(hours=1)
         return hours
 
-    def window_keys(self, kind: str) -> list[str]:
-        return [window_key(kind, hour) for hour in self.hours()]
+    def count_hours(self) -> list[str]:
+        """The hours of count items the window reads: every UTC hour it touches."""
+        return [hour.strftime("%Y-%m-%dT%H") for hour in self.hours()]
 
-    def contains(self, recorded_at: str) -> bool:
-        start, end = self.recorded_bounds
-        return start <= recorded_at < end
+    def count_keys(self) -> list[str]:
+        return [count_window_key(hour) for hour in self.count_hours()]
+
+    @property
+    def count_bounds(self) -> tuple[str, str]:
+        """`recorded_at` bounds of the count items (each is recorded at its hour's start)."""
+        return utc_iso_ms(self.hours()[0]), utc_iso_ms(self.end)
+
+    @property
+    def whole_hours(self) -> bool:
+        return self.start == self.hours()[0] and self.end.minute == self.end.second == 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,7 +183,11 @@ def _parse_time(value: Any, what: str) -> datetime:
 
 
 def resolve_window(event: Mapping[str, Any], now: datetime, minutes: int) -> DriftWindow:
-    """The on-demand `{"window": {"start", "end"}}`, else the `minutes` before the event's `time` (or now)."""
+    """The on-demand `{"window": {"start", "end"}}`, else the `minutes` before the event's `time` (or now).
+
+    A scheduled window ends at the whole hour of its event time: counts are hourly, and
+    an hourly schedule then checks the same whole hours however late it fires.
+    """
     if "window" in event:
         window = event["window"]
         if not isinstance(window, Mapping):
@@ -181,7 +196,8 @@ def resolve_window(event: Mapping[str, Any], now: datetime, minutes: int) -> Dri
             _parse_time(window.get("start"), "window.start"),
             _parse_time(window.get("end"), "window.end"),
         )
-    end = _parse_time(event["time"], "time") if "time" in event else now
+    moment = _parse_time(event["time"], "time") if "time" in event else now
+    end = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return DriftWindow(end - timedelta(minutes=minutes), end)
 
 
@@ -273,21 +289,21 @@ class VariableCounts:
 
 @dataclass
 class VersionTotals:
-    """HIST items of one model version."""
+    """Prediction counts of one model version."""
 
-    batches: int = 0
-    records: int = 0  # records the score batches received
-    n: int = 0  # rows counted in the histograms
+    batches: int = 0  # count items read
+    records: int = 0  # predictions
+    n: int = 0  # rows counted in the histograms (every prediction)
     scored: int = 0
-    quarantined_by_reason: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)
     histograms: dict[str, VariableCounts] = field(default_factory=dict)
 
 
 @dataclass
 class StageTotals:
-    """STATS items of the preprocess stage."""
+    """Quarantine counts of one stage, and the records it saw (scored or quarantined)."""
 
-    batches: int = 0
+    batches: int = 0  # count items read
     records: int = 0
     quarantined: int = 0
     quarantined_by_reason: Counter[str] = field(default_factory=Counter)
@@ -297,89 +313,67 @@ class StageTotals:
 class WindowTotals:
     versions: dict[str, VersionTotals] = field(default_factory=dict)
     preprocess: StageTotals = field(default_factory=StageTotals)
+    score: StageTotals = field(default_factory=StageTotals)
     per_hour: dict[str, Counter[str]] = field(default_factory=dict)
-    mismatched_histograms: Counter[str] = field(default_factory=Counter)  # wrong bin count
     ignored_items: int = 0  # outside the window, or of no known kind
 
     @property
     def score_records(self) -> int:
-        return sum(v.records for v in self.versions.values())
+        return self.score.records
 
     @property
     def score_quarantined(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for version in self.versions.values():
-            total.update(version.quarantined_by_reason)
-        return total
+        return self.score.quarantined_by_reason
 
 
 def sum_items(
     items: Iterable[Mapping[str, Any]], window: DriftWindow, baseline: DriftBaseline
 ) -> WindowTotals:
-    """HIST sums per model version and STATS sums; each item once (by key), only those recorded in the window.
+    """Count items summed per model version and per quarantine stage; each once (by key), its hour in the window.
 
-    The baseline's model version is summed per baseline variable; a histogram whose
-    bin count differs from the baseline's cannot be compared and is counted apart.
-    Other versions' histograms are left out: their items are counted, not compared.
+    The baseline's model version is summed per baseline variable (the bins of its
+    features in model order, then of the score); other versions are counted, not compared.
     """
     totals = WindowTotals()
-    seen: set[tuple[Any, Any]] = set()
+    hours = set(window.count_hours())
+    names = [*baseline.features, SCORE]
+    seen: set[Any] = set()
     for item in items:
-        key = (item.get("pk"), item.get("sk"))
-        if key in seen:
+        if item.get("pk") in seen:
             continue
-        seen.add(key)
-        recorded_at = str(item.get("recorded_at", ""))
-        kind = item.get("sk")
-        if not window.contains(recorded_at) or kind not in (HIST, STATS):
+        seen.add(item.get("pk"))
+        hour, kind = str(item.get("hour", "")), item.get("kind")
+        if item.get("sk") != COUNT or hour not in hours or kind not in (PREDICTIONS, QUARANTINE):
             totals.ignored_items += 1
             continue
-        hour = totals.per_hour.setdefault(recorded_at[:13], Counter())
-        if kind == STATS:
-            stage = totals.preprocess
-            stage.batches += 1
-            stage.records += int(item.get("records", 0))
-            stage.quarantined += int(item.get("quarantined", 0))
-            stage.quarantined_by_reason.update(_counter(item.get("quarantined_by_reason")))
-            hour["transactions"] += int(item.get("records", 0))
+        counts = Counts.from_item(item)
+        per_hour = totals.per_hour.setdefault(hour, Counter())
+        if kind == QUARANTINE:
+            per_hour["quarantined"] += counts.n
+            for stage_reason, count in counts.reasons.items():
+                stage_name, _, reason = stage_reason.partition("/")
+                stage = totals.score if stage_name == "score" else totals.preprocess
+                stage.quarantined += count
+                stage.quarantined_by_reason[reason] += count
+            totals.preprocess.batches += 1
             continue
         version = str(item.get("model_version", ""))
         sums = totals.versions.setdefault(version, VersionTotals())
         sums.batches += 1
-        sums.records += int(item.get("records", 0))
-        sums.n += int(item.get("n", 0))
-        sums.scored += int(item.get("scored", 0))
-        sums.quarantined_by_reason.update(_counter(item.get("quarantined_by_reason")))
-        hour["feature_records"] += int(item.get("records", 0))
-        hour["scored"] += int(item.get("scored", 0))
+        sums.records += counts.n
+        sums.n += counts.n
+        sums.scored += counts.n
+        sums.decisions.update(counts.decisions)
+        per_hour["scored"] += counts.n
         if version == baseline.model_version:
-            _add_histograms(sums, item.get("histograms") or {}, baseline, totals)
+            for index, name in enumerate(names):
+                bins = len(baseline.variables[name].proportions)
+                histogram = counts.histogram(index, bins)
+                sums.histograms.setdefault(name, VariableCounts([0] * bins)).add(histogram)
+    scored = sum(v.scored for v in totals.versions.values())
+    totals.score.records = scored + totals.score.quarantined
+    totals.preprocess.records = totals.score.records + totals.preprocess.quarantined
     return totals
-
-
-def _counter(value: Any) -> Counter[str]:
-    return (
-        Counter({str(k): int(v) for k, v in value.items()})
-        if isinstance(value, Mapping)
-        else Counter()
-    )
-
-
-def _add_histograms(
-    sums: VersionTotals,
-    histograms: Mapping[str, Any],
-    baseline: DriftBaseline,
-    totals: WindowTotals,
-) -> None:
-    for name, reference in baseline.variables.items():
-        histogram = histograms.get(name)
-        if histogram is None:
-            continue
-        if len(histogram.get("counts", ())) != len(reference.proportions):
-            totals.mismatched_histograms[name] += 1
-            continue
-        counts = sums.histograms.setdefault(name, VariableCounts([0] * len(reference.proportions)))
-        counts.add(histogram)
 
 
 # ---------------------------------------------------------------- the report
@@ -515,7 +509,7 @@ class DriftReport:
         return {
             "n": compared.n,
             "scored": compared.scored,
-            "batches": compared.batches,
+            "count_items": compared.batches,
             "records": compared.records,
         }
 
@@ -541,15 +535,14 @@ class DriftReport:
             "missing_share": {
                 name: v.to_dict()["missing_share"] for name, v in self.features.items() if v.missing
             },
-            "mismatched_histograms": dict(self.totals.mismatched_histograms),
         }
 
     def volume(self) -> dict[str, Any]:
         return {
             "transactions": self.totals.preprocess.records,
-            "preprocess_batches": self.totals.preprocess.batches,
+            "quarantine_count_items": self.totals.preprocess.batches,
             "feature_records": self.totals.score_records,
-            "score_batches": sum(v.batches for v in self.totals.versions.values()),
+            "prediction_count_items": sum(v.batches for v in self.totals.versions.values()),
             "scored": sum(v.scored for v in self.totals.versions.values()),
             "per_hour": {
                 hour: dict(counts) for hour, counts in sorted(self.totals.per_hour.items())
@@ -558,7 +551,7 @@ class DriftReport:
 
     def other_versions(self) -> dict[str, dict[str, int]]:
         return {
-            version: {"batches": v.batches, "n": v.n, "scored": v.scored, "records": v.records}
+            version: {"count_items": v.batches, "n": v.n, "scored": v.scored}
             for version, v in sorted(self.totals.versions.items())
             if version != self.model_version
         }
@@ -644,6 +637,11 @@ def build_report(
         SCORE, baseline.variables[SCORE], compared.histograms.get(SCORE), thresholds
     )
     notes = []
+    if not window.whole_hours:
+        notes.append(
+            "counts are hourly: the window was read as the whole UTC hours it touches, "
+            f"{window.count_hours()[0]}:00 to {window.end.isoformat()}"
+        )
     if window.end - window.start < DAY:
         notes.append(
             "the window is shorter than a day: features that follow the clock (time of day, "
@@ -695,7 +693,7 @@ def report_item(
     return {
         "pk": f"{REPORT}#{start}#{end}",
         "sk": REPORT,
-        "window_key": window_key(REPORT, report.generated_at),
+        "window_key": f"{REPORT}#{report.generated_at.astimezone(UTC).strftime('%Y-%m-%dT%H')}",
         "recorded_at": utc_iso_ms(report.generated_at),
         **report.summary(),
         "report_uri": report_uri,
@@ -843,9 +841,7 @@ def check_drift(
     them; a run that fails (or dies) in between leaves the claim for its retry, or after
     the lease for a later run (see the module docstring).
     """
-    items = ports.reader.read(
-        [*window.window_keys(HIST), *window.window_keys(STATS)], *window.recorded_bounds
-    )
+    items = ports.reader.read(window.count_keys(), *window.count_bounds)
     totals = sum_items(items, window, baseline)
     report = build_report(window, baseline, totals, policy.thresholds, now)
     json_key, png_key = report_keys(window)

@@ -4,6 +4,7 @@ its RetrainingRequested rule delivering to RetrainingQueue (moto delivers rule t
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,16 +25,24 @@ from conftest import (
     plain_item,
 )
 
+from streamscore.counts import (
+    NO_VERSION,
+    PREDICTIONS,
+    QUARANTINE,
+    CountKey,
+    Counts,
+    window_key,
+)
 from streamscore.drift_report import (
     SCORE,
     TRIGGER_EVENTS,
     DriftBaseline,
+    DriftWindow,
     TriggerClaim,
     load_baseline,
 )
 from streamscore.errors import RetryableError, SystemicError
 from streamscore.items import to_item_value
-from streamscore.monitoring import batch_item_key, window_key
 from streamscore.stores import DynamoRetrainingCooldown, DynamoWindowReader
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,6 +147,25 @@ def _spread(proportions: Sequence[float], n: int) -> list[int]:
     return counts
 
 
+def _count_item(
+    kind: str, version: str, moment: datetime, slot: int, counts: Counts
+) -> dict[str, Any]:
+    """A count item as DynamoFactWriter leaves it in MonitoringTable."""
+    key = CountKey(
+        kind, version, moment.astimezone(UTC).strftime("%Y-%m-%dT%H"), "shardId-000000000000", slot
+    )
+    return {
+        "pk": key.pk,
+        "sk": "COUNT",
+        "kind": kind,
+        "model_version": version,
+        "hour": key.hour,
+        "shard_id": key.shard_id,
+        "window_key": window_key(key.hour),
+        "recorded_at": f"{key.hour}:00:00.000+00:00",
+    } | counts.attributes()
+
+
 def hist_items(
     baseline: DriftBaseline,
     batches: int,
@@ -146,51 +174,32 @@ def hist_items(
     version: str | None = None,
     end: datetime = SCHEDULED_AT,
 ) -> list[dict[str, Any]]:
-    """`batches` HIST items of `n` rows each, spread over the day before `end`."""
+    """`batches` prediction count items of `n` predictions each, spread over the day before `end`."""
+    names = [*baseline.features, SCORE]
     items = []
     for i in range(batches):
-        recorded_at = end - timedelta(hours=23) + timedelta(hours=22 * i / max(1, batches - 1))
-        histograms = {
-            name: {
-                "counts": (shifted or {}).get(name) or _spread(reference.proportions, n),
-                "missing": 0,
-                "out_of_range": 0,
-            }
-            for name, reference in baseline.variables.items()
-        }
-        items.append(
-            batch_item_key("HIST", "features", "shardId-000000000000", f"{i:056d}")
-            | {
-                "window_key": window_key("HIST", recorded_at),
-                "recorded_at": recorded_at.isoformat(timespec="milliseconds"),
-                "stage": "score",
-                "model_version": version or baseline.model_version,
-                "records": n,
-                "quarantined_by_reason": {},
-                "n": n,
-                "scored": n,
-                "histograms": histograms,
-            }
-        )
+        moment = end - timedelta(hours=23) + timedelta(hours=22 * i / max(1, batches - 1))
+        counts = Counts(n=n, decisions=Counter({"approve": n}))
+        for index, name in enumerate(names):
+            spread = (shifted or {}).get(name) or _spread(baseline.variables[name].proportions, n)
+            for b, count in enumerate(spread):
+                counts.bins[index, b] += count
+        items.append(_count_item(PREDICTIONS, version or baseline.model_version, moment, i, counts))
     return items
 
 
-def stats_items(batches: int, records: int, quarantined: int) -> list[dict[str, Any]]:
-    items = []
-    for i in range(batches):
-        recorded_at = SCHEDULED_AT - timedelta(hours=20 - i)
-        items.append(
-            batch_item_key("STATS", "transactions", "shardId-000000000000", f"{i:056d}")
-            | {
-                "window_key": window_key("STATS", recorded_at),
-                "recorded_at": recorded_at.isoformat(timespec="milliseconds"),
-                "stage": "preprocess",
-                "records": records,
-                "quarantined": quarantined,
-                "quarantined_by_reason": {"invalid_amount": quarantined} if quarantined else {},
-            }
+def stats_items(batches: int, quarantined: int) -> list[dict[str, Any]]:
+    """`batches` quarantine count items of `quarantined` invalid amounts each."""
+    return [
+        _count_item(
+            QUARANTINE,
+            NO_VERSION,
+            SCHEDULED_AT - timedelta(hours=20 - i),
+            i,
+            Counts(n=quarantined, reasons=Counter({"preprocess/invalid_amount": quarantined})),
         )
-    return items
+        for i in range(batches)
+    ]
 
 
 def channel_shift(baseline: DriftBaseline, n: int) -> dict[str, list[int]]:
@@ -218,7 +227,7 @@ def test_baseline_like_window_reports_ok_in_s3_and_table_and_asks_for_nothing(
 ) -> None:
     # given: a day of histograms like the baseline, and preprocess stats with 1 % quarantined
     drift_stack.put(hist_items(baseline, batches=6, n=200))
-    drift_stack.put(stats_items(batches=4, records=303, quarantined=3))
+    drift_stack.put(stats_items(batches=4, quarantined=3))
 
     # when
     result = handler.lambda_handler(scheduled_event(), lambda_context)
@@ -362,27 +371,24 @@ def test_items_outside_the_window_and_of_other_versions_are_not_compared(
     assert result["status"] == "ok"
     assert report["sample"]["n"] == 900
     assert report["other_versions"] == {
-        "cardfraud-older": {"batches": 4, "n": 1200, "scored": 1200, "records": 1200}
+        "cardfraud-older": {"count_items": 4, "n": 1200, "scored": 1200}
     }
 
 
 def test_window_reader_follows_every_page(drift_stack: DriftStack, baseline: DriftBaseline) -> None:
     drift_stack.put(hist_items(baseline, batches=7, n=10))
     reader = DynamoWindowReader(drift_stack.local.dynamodb, drift_stack.table, page_size=2)
-    hours = [SCHEDULED_AT - timedelta(hours=h) for h in range(24, 0, -1)]
+    window = DriftWindow(SCHEDULED_AT - timedelta(days=1), SCHEDULED_AT)
 
-    items = reader.read(
-        [window_key("HIST", h) for h in hours],
-        (SCHEDULED_AT - timedelta(days=1)).isoformat(timespec="milliseconds"),
-        SCHEDULED_AT.isoformat(timespec="milliseconds"),
-    )
+    items = reader.read(window.count_keys(), *window.count_bounds)
 
     assert sorted(i["pk"] for i in items) == sorted(
         i["pk"] for i in hist_items(baseline, batches=7, n=10)
     )
-    assert items[0]["histograms"]["amount_log"]["counts"] == _spread(
-        baseline.variables["amount_log"].proportions, 10
+    amount = Counts.from_item(items[0]).histogram(
+        baseline.features.index("amount_log"), len(baseline.variables["amount_log"].proportions)
     )
+    assert amount["counts"] == _spread(baseline.variables["amount_log"].proportions, 10)
 
 
 def test_cooldown_claims_are_conditional_per_model_version(drift_stack: DriftStack) -> None:

@@ -16,6 +16,16 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
+from streamscore.counts import (
+    MISSING,
+    NO_VERSION,
+    OUT_OF_RANGE,
+    PREDICTIONS,
+    QUARANTINE,
+    CountKey,
+    Counts,
+    window_key,
+)
 from streamscore.drift import DriftThresholds, psi
 from streamscore.drift_report import (
     DRIFT_DETECTED,
@@ -37,7 +47,6 @@ from streamscore.drift_report import (
     sum_items,
 )
 from streamscore.errors import RetryableError, SystemicError
-from streamscore.monitoring import batch_item_key, window_key
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "models" / "artifacts"
@@ -81,41 +90,56 @@ def baseline_histograms(
     }
 
 
+def _count_item(
+    kind: str, version: str, moment: datetime, shard: str, counts: Counts
+) -> dict[str, Any]:
+    """A MonitoringTable count item as DynamoFactWriter leaves it (its ADDs summed)."""
+    key = CountKey(kind, version, moment.astimezone(UTC).strftime("%Y-%m-%dT%H"), shard)
+    return {
+        "pk": key.pk,
+        "sk": "COUNT",
+        "kind": kind,
+        "model_version": version,
+        "hour": key.hour,
+        "shard_id": shard,
+        "window_key": window_key(key.hour),
+        "recorded_at": f"{key.hour}:00:00.000+00:00",
+    } | counts.attributes()
+
+
 def hist_item(
     version: str,
     recorded_at: datetime,
     histograms: Mapping[str, Any],
     n: int,
-    first_sequence: str = "1",
-    records: int | None = None,
-    quarantined: Mapping[str, int] | None = None,
+    shard: str = "1",
 ) -> dict[str, Any]:
-    """A MonitoringTable HIST item as score_batch writes it."""
-    return batch_item_key("HIST", "features", "shardId-000", first_sequence) | {
-        "window_key": window_key("HIST", recorded_at),
-        "recorded_at": recorded_at.isoformat(timespec="milliseconds"),
-        "stage": "score",
-        "model_version": version,
-        "records": n + sum((quarantined or {}).values()) if records is None else records,
-        "quarantined_by_reason": dict(quarantined or {}),
-        "n": n,
-        "scored": n,
-        "histograms": dict(histograms),
-    }
+    """The prediction count item of `n` predictions with these histograms (event hour of `recorded_at`)."""
+    names = [*load_baseline(ARTIFACTS).features, SCORE]
+    counts = Counts(n=n, decisions=Counter({"approve": n}))
+    for index, name in enumerate(names):
+        histogram = histograms.get(name)
+        if histogram is None:
+            continue
+        for b, count in enumerate(histogram["counts"]):
+            counts.bins[index, b] += count
+        counts.bins[index, MISSING] += histogram.get("missing", 0)
+        counts.bins[index, OUT_OF_RANGE] += histogram.get("out_of_range", 0)
+    return _count_item(PREDICTIONS, version, recorded_at, f"shard-{shard}", counts)
 
 
 def stats_item(
-    recorded_at: datetime, records: int, quarantined: Mapping[str, int], first_sequence: str = "1"
+    recorded_at: datetime,
+    quarantined: Mapping[str, int],
+    shard: str = "1",
+    stage: str = "preprocess",
 ) -> dict[str, Any]:
-    """A MonitoringTable STATS item as preprocess writes it."""
-    return batch_item_key("STATS", "transactions", "shardId-000", first_sequence) | {
-        "window_key": window_key("STATS", recorded_at),
-        "recorded_at": recorded_at.isoformat(timespec="milliseconds"),
-        "stage": "preprocess",
-        "records": records,
-        "quarantined": sum(quarantined.values()),
-        "quarantined_by_reason": dict(quarantined),
-    }
+    """The quarantine count item of these reasons."""
+    counts = Counts(
+        n=sum(quarantined.values()),
+        reasons=Counter({f"{stage}/{r}": c for r, c in quarantined.items()}),
+    )
+    return _count_item(QUARANTINE, NO_VERSION, recorded_at, f"shard-{shard}", counts)
 
 
 class FakeReader:
@@ -319,7 +343,17 @@ def test_scheduled_event_checks_the_minutes_before_its_time() -> None:
 
     assert window.end == datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
     assert window.start == datetime(2026, 3, 4, 10, 30, tzinfo=UTC)
-    assert window.window_keys("HIST") == ["HIST#2026-03-04T10", "HIST#2026-03-04T11"]
+    assert window.count_keys() == ["COUNT#2026-03-04T10", "COUNT#2026-03-04T11"]
+
+
+def test_a_scheduled_window_ends_at_the_whole_hour_of_its_time() -> None:
+    # counts are hourly: a schedule that fires late still checks the same whole hours
+    late = {"time": "2026-03-04T12:00:41Z"}
+
+    window = resolve_window(late, now=datetime(2030, 1, 1, tzinfo=UTC), minutes=1440)
+
+    assert (window.start, window.end) == (END - timedelta(days=1), END)
+    assert window.whole_hours and len(window.count_keys()) == 24
 
 
 def test_on_demand_event_names_its_window() -> None:
@@ -334,8 +368,9 @@ def test_on_demand_event_names_its_window() -> None:
 
 def test_without_a_time_the_window_ends_now_and_offsets_become_utc() -> None:
     now = datetime(2026, 3, 4, 12, 5, 30, tzinfo=UTC)
+    hour = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 
-    assert resolve_window({}, now, 60) == DriftWindow(now - timedelta(hours=1), now)
+    assert resolve_window({}, now, 60) == DriftWindow(hour - timedelta(hours=1), hour)
     window = resolve_window(
         {"window": {"start": "2026-03-04T13:00:00+01:00", "end": "2026-03-04T13:30:00+01:00"}},
         now,
@@ -346,7 +381,8 @@ def test_without_a_time_the_window_ends_now_and_offsets_become_utc() -> None:
         "2026-03-04T12:00:00.000+00:00",
         "2026-03-04T12:30:00.000+00:00",
     )
-    assert window.window_keys("STATS") == ["STATS#2026-03-04T12"]
+    assert window.count_keys() == ["COUNT#2026-03-04T12"]
+    assert not window.whole_hours
 
 
 @pytest.mark.parametrize(
@@ -414,12 +450,12 @@ def test_items_are_summed_once_per_key_within_the_window_per_model_version(
     items = [
         hist_item(version, hour, histograms, 100, "1"),
         hist_item(version, hour, histograms, 100, "1"),  # the same item, read twice
-        hist_item(version, hour + timedelta(minutes=5), histograms, 100, "2"),
-        hist_item(version, END, histograms, 100, "3"),  # the end is not in the window
-        hist_item(version, DAY_WINDOW.start, histograms, 100, "4"),  # the start is
+        hist_item(version, hour + timedelta(minutes=5), histograms, 100, "2"),  # its shard's
+        hist_item(version, END, histograms, 100, "3"),  # the end's hour is not in the window
+        hist_item(version, DAY_WINDOW.start, histograms, 100, "4"),  # the start's is
         hist_item("older-model", hour, {"amount_log": {"counts": [1, 2]}}, 40, "5"),
-        stats_item(hour, 330, {"invalid_amount": 3}, "1"),
-        stats_item(hour, 10, {}, "2"),
+        stats_item(hour, {"invalid_amount": 3}, "1"),
+        stats_item(hour, {"missing_feature": 2}, "2", stage="score"),
     ]
 
     totals = sum_items(items, DAY_WINDOW, baseline)
@@ -431,24 +467,27 @@ def test_items_are_summed_once_per_key_within_the_window_per_model_version(
     ]
     assert totals.versions["older-model"].n == 40
     assert totals.versions["older-model"].histograms == {}  # counted, not compared
-    assert (totals.preprocess.records, totals.preprocess.quarantined) == (340, 3)
+    # records seen: every prediction and every quarantined record, once
+    assert (totals.preprocess.records, totals.preprocess.quarantined) == (345, 3)
+    assert (totals.score.records, totals.score.quarantined_by_reason) == (
+        342,
+        {"missing_feature": 2},
+    )
     assert totals.ignored_items == 1
-    assert totals.per_hour["2026-03-04T10"] == {
-        "transactions": 340,
-        "feature_records": 240,
-        "scored": 240,
-    }
+    assert totals.per_hour["2026-03-04T10"] == {"scored": 240, "quarantined": 5}
 
 
-def test_histograms_with_other_bins_are_counted_apart(baseline: DriftBaseline) -> None:
+def test_bins_beyond_the_baselines_count_as_out_of_range(baseline: DriftBaseline) -> None:
+    # a count item written under other edges (more bins) cannot put rows in bins that do not exist
     histograms = baseline_histograms(baseline, 100)
-    histograms["amount_log"] = {"counts": [100], "missing": 0, "out_of_range": 0}
+    reference = len(baseline.variables["amount_log"].proportions)
+    histograms["amount_log"] = {"counts": [0] * reference + [100], "missing": 0, "out_of_range": 0}
     item = hist_item(baseline.model_version, END - timedelta(hours=1), histograms, 100)
 
     totals = sum_items([item], DAY_WINDOW, baseline)
 
-    assert totals.mismatched_histograms == {"amount_log": 1}
-    assert "amount_log" not in totals.versions[baseline.model_version].histograms
+    amount = totals.versions[baseline.model_version].histograms["amount_log"]
+    assert amount.counts == [0] * reference and amount.out_of_range == 100
 
 
 # ---------------------------------------------------------------- the check
@@ -495,9 +534,7 @@ def test_traffic_like_the_baseline_is_ok_and_triggers_nothing(baseline: DriftBas
     assert all(v.status == "ok" for v in outcome.report.features.values())
     assert outcome.report.max_psi[1] < 0.01
     assert ports.events.entries == []
-    assert sorted(set(ports.reader.asked)) == sorted(
-        DAY_WINDOW.window_keys("HIST") + DAY_WINDOW.window_keys("STATS")
-    )
+    assert sorted(set(ports.reader.asked)) == sorted(DAY_WINDOW.count_keys())
 
 
 def test_drift_sends_both_events_once_with_the_report_location(baseline: DriftBaseline) -> None:
@@ -533,9 +570,9 @@ def test_drift_sends_both_events_once_with_the_report_location(baseline: DriftBa
     assert requested["sample"] == {
         "n": 3 * n,
         "scored": 3 * n,
-        "batches": 3,
+        "count_items": 3,
         "records": 3 * n,
-        "transactions": 0,
+        "transactions": 3 * n,
     }
 
 
@@ -609,7 +646,7 @@ def test_an_empty_window_is_insufficient_data(baseline: DriftBaseline) -> None:
 
     report = ports.reports.json(report_keys(DAY_WINDOW)[0])
     assert outcome.report.status == report["status"] == "insufficient_data"
-    assert report["sample"] == {"n": 0, "scored": 0, "batches": 0, "records": 0}
+    assert report["sample"] == {"n": 0, "scored": 0, "count_items": 0, "records": 0}
     assert report["prediction_psi"] is None
     assert report["features"]["amount_log"]["observed"] == []
 
@@ -647,9 +684,7 @@ def test_features_are_judged_by_psi_the_score_also_by_js(baseline: DriftBaseline
 def test_s3_report_and_table_item_agree(baseline: DriftBaseline) -> None:
     n = 400
     items = window_items(baseline, n, shifted={"amount_log": drifted_amount(baseline, n)})
-    items.append(
-        stats_item(END - timedelta(hours=1), 1300, {"invalid_amount": 20, "invalid_json": 6})
-    )
+    items.append(stats_item(END - timedelta(hours=1), {"invalid_amount": 20, "invalid_json": 6}))
     items.append(
         hist_item(
             baseline.model_version,
@@ -657,9 +692,9 @@ def test_s3_report_and_table_item_agree(baseline: DriftBaseline) -> None:
             baseline_histograms(baseline, 50),
             50,
             "q",
-            quarantined={"missing_feature": 2},
         )
     )
+    items.append(stats_item(END - timedelta(hours=1), {"missing_feature": 2}, "q", "score"))
     ports = Ports(FakeReader(items))
 
     outcome = run_check(ports)
@@ -687,14 +722,14 @@ def test_s3_report_and_table_item_agree(baseline: DriftBaseline) -> None:
     for name, stats in item["features"].items():
         assert stats == {k: report["features"][name][k] for k in stats}
     assert item["prediction"] == {k: report["prediction"][k] for k in item["prediction"]}
-    # data quality: 26 of 1300 quarantined by preprocess, 2 more by score
-    assert report["quarantine_rate"] == pytest.approx(28 / 1300, abs=1e-6)
+    # data quality: 1250 scored, 26 quarantined by preprocess, 2 by score: 1278 records
+    assert report["quarantine_rate"] == pytest.approx(28 / 1278, abs=1e-6)
     assert report["data_quality"]["preprocess"]["quarantined_by_reason"] == {
         "invalid_amount": 20,
         "invalid_json": 6,
     }
     assert report["data_quality"]["score"]["quarantined_by_reason"] == {"missing_feature": 2}
-    assert report["volume"]["transactions"] == 1300
+    assert report["volume"]["transactions"] == 1278
 
 
 def test_a_rerun_of_the_window_overwrites_its_report(baseline: DriftBaseline) -> None:
@@ -736,7 +771,7 @@ def test_other_model_versions_are_reported_not_compared(baseline: DriftBaseline)
 
     report = ports.reports.json(report_keys(DAY_WINDOW)[0])
     assert report["other_versions"] == {
-        "cardfraud-previous": {"batches": 1, "n": 70, "scored": 70, "records": 70}
+        "cardfraud-previous": {"count_items": 1, "n": 70, "scored": 70}
     }
     assert report["sample"]["n"] == 1200
     assert any("cardfraud-previous" in note for note in outcome.report.notes)

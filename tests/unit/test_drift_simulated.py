@@ -21,6 +21,14 @@ import pytest
 
 from simulator import SimulationConfig, encode_transaction, simulate
 from streamscore.contracts import Transaction
+from streamscore.counts import (
+    PREDICTIONS,
+    CountKey,
+    Counts,
+    bin_indexes,
+    prediction_counts,
+    window_key,
+)
 from streamscore.drift import DriftThresholds
 from streamscore.drift_report import (
     DRIFT_DETECTED,
@@ -31,18 +39,25 @@ from streamscore.drift_report import (
     DriftCheckPolicy,
     DriftCheckPorts,
     DriftWindow,
+    TriggerClaim,
     check_drift,
     load_baseline,
 )
 from streamscore.features import replay_features
-from streamscore.monitoring import batch_item_key, window_key
-from streamscore.scoring import ScoringModel, feature_matrix, histograms, load_model
+from streamscore.scoring import (
+    DECISIONS,
+    ScoringModel,
+    decide,
+    feature_matrix,
+    load_model,
+    resolve_thresholds,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
 N_CARDS = 400
 DAYS = 30.0
 WINDOW = timedelta(days=2)
-BATCH = 250  # records per simulated score batch, one HIST and one STATS item each
+BATCH = 250  # records per simulated score batch, each writing its own count items (a slot)
 THRESHOLDS = DriftThresholds()  # the template's defaults
 POLICY = DriftCheckPolicy(thresholds=THRESHOLDS, cooldown_hours=24, monitoring_ttl_days=90)
 FALSE_ALARM_SEEDS = range(10)
@@ -65,7 +80,7 @@ class SimulatedWindow:
 def simulated_window(
     scenario: str, seed: int, overrides: tuple[tuple[str, float], ...] = ()
 ) -> SimulatedWindow:
-    """The window's HIST and STATS items, as the pipeline would have written them."""
+    """The window's prediction count items, as the score function would have written them."""
     model, _ = shipped()
     config = SimulationConfig(
         seed=seed,
@@ -85,36 +100,38 @@ def simulated_window(
     inside = np.flatnonzero(
         (batch.timestamps >= window.start.timestamp()) & (batch.timestamps < end.timestamp())
     ).tolist()
-    items = []
-    for first in range(0, len(inside), BATCH):
+    thresholds = resolve_thresholds(model.card.thresholds, None, None)
+    totals: dict[CountKey, Counts] = {}
+    for slot, first in enumerate(range(0, len(inside), BATCH)):
         rows = inside[first : first + BATCH]
         matrix, problems = feature_matrix([features[i] for i in rows], model.feature_names)
         assert not any(problems)
         scores = model.predict(matrix.astype(np.float32))
-        # a scorer keeping up: the batch is recorded when its last transaction happened
-        recorded_at = datetime.fromtimestamp(float(batch.timestamps[rows[-1]]), UTC)
-        common = {
-            "recorded_at": recorded_at.isoformat(timespec="milliseconds"),
-            "records": len(rows),
-            "quarantined_by_reason": {},
+        # what score_batch adds per prediction: its decision and the bins of its features and score
+        columns = [
+            bin_indexes(matrix[:, j], model.edges[name])
+            for j, name in enumerate(model.feature_names)
+        ]
+        columns.append(bin_indexes(scores, model.edges[SCORE]))
+        bins = np.column_stack(columns).tolist()
+        codes = decide(scores, thresholds).tolist()
+        for row, row_bins, code in zip(rows, bins, codes, strict=True):
+            hour = datetime.fromtimestamp(float(batch.timestamps[row]), UTC).strftime("%Y-%m-%dT%H")
+            key = CountKey(PREDICTIONS, model.model_version, hour, "shardId-000", slot)
+            totals.setdefault(key, Counts()).add(prediction_counts(DECISIONS[code], row_bins))
+    items = [
+        {
+            "pk": key.pk,
+            "sk": "COUNT",
+            "kind": key.kind,
+            "model_version": key.model_version,
+            "hour": key.hour,
+            "window_key": window_key(key.hour),
+            "recorded_at": f"{key.hour}:00:00.000+00:00",
         }
-        sequence = f"{first:020d}"
-        items.append(
-            batch_item_key("HIST", "features", "shardId-000", sequence)
-            | common
-            | {
-                "window_key": window_key("HIST", recorded_at),
-                "model_version": model.model_version,
-                "n": len(rows),
-                "scored": len(rows),
-                "histograms": histograms(matrix, scores, model),
-            }
-        )
-        items.append(
-            batch_item_key("STATS", "transactions", "shardId-000", sequence)
-            | common
-            | {"window_key": window_key("STATS", recorded_at), "quarantined": 0}
-        )
+        | counts.attributes()
+        for key, counts in totals.items()
+    ]
     return SimulatedWindow(window, items, len(inside))
 
 
@@ -136,6 +153,7 @@ class Sinks:
     objects: dict[str, bytes] = field(default_factory=dict)
     items: list[dict[str, Any]] = field(default_factory=list)
     triggered: dict[str, float] = field(default_factory=dict)
+    completed: set[str] = field(default_factory=set)
     events: list[Mapping[str, str]] = field(default_factory=list)
 
     def uri(self, key: str) -> str:
@@ -148,16 +166,27 @@ class Sinks:
             self.objects[key_or_item] = body
 
     def claim(
-        self, model_version: str, claim_id: str, now: datetime, cooldown_hours: float
-    ) -> bool:
+        self,
+        model_version: str,
+        trigger_id: str,
+        now: datetime,
+        cooldown_hours: float,
+        lease_seconds: float,
+    ) -> TriggerClaim:
+        if trigger_id in self.completed:
+            return TriggerClaim(model_version, trigger_id, "sent")
         last = self.triggered.get(model_version)
         if last is not None and last >= now.timestamp() - cooldown_hours * 3600:
-            return False
-        self.triggered[model_version] = now.timestamp()
-        return True
+            return TriggerClaim(model_version, trigger_id, "cooldown")
+        return TriggerClaim(model_version, trigger_id, "ours")
 
-    def release(self, model_version: str, claim_id: str) -> None:
-        self.triggered.pop(model_version, None)
+    def record(
+        self, claim: TriggerClaim, accepted: frozenset[str], complete: bool, now: datetime
+    ) -> bool:
+        if complete:
+            self.triggered[claim.model_version] = now.timestamp()
+            self.completed.add(claim.trigger_id)
+        return True
 
     def put_events(self, entries: Sequence[Mapping[str, str]]) -> list[int]:
         self.events += entries
@@ -236,7 +265,7 @@ def test_each_scenario_drifts_on_what_it_shifts_and_triggers_once(
     assert drifted_features == shifted, {n: round(p, 3) for n, p in psi_of(outcome).items()}
     assert report.prediction.status == "drift"  # the model's scores moved too
     assert outcome.trigger == "sent"
-    assert again.trigger == "cooldown"
+    assert again.trigger == "sent" and again.sent == ()  # the same window: its trigger went out
     (detected,) = sinks.details(DRIFT_DETECTED)
     (requested,) = sinks.details(RETRAINING_REQUESTED)
     assert detected == requested

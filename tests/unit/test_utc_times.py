@@ -1,21 +1,22 @@
 """Stored times have one format, UTC to the millisecond, whatever offset the clock handed us.
 
-The drift check selects monitoring items by comparing `recorded_at` strings with
-bounds in that format, so a time stored with another offset would be counted in
-the wrong window (or in none).
+The drift check selects count items by their UTC hour and compares `recorded_at`
+strings with bounds in that format, so a time stored with another offset would be
+counted in the wrong window (or in none).
 """
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
+from streamscore.counts import hour_of, quarantine_hour, window_key
 from streamscore.drift_report import DriftWindow
 from streamscore.errors import InvalidRecordError
-from streamscore.monitoring import batch_item, window_key
 from streamscore.records import StreamRecord, iso_time, quarantine_item, utc_iso_ms
 
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -104,27 +105,24 @@ def test_strings_compare_as_the_instants_they_name(a: datetime, b: datetime) -> 
 # ----------------------------------------------------------------- stored items
 
 
-def test_a_batch_item_records_a_non_utc_now_in_utc() -> None:
-    item = batch_item("STATS", "preprocess", [RECORD], INSTANT_PLUS_TWO, ttl_days=30)
-
-    assert item["recorded_at"] == EXPECTED
-    assert (
-        item["recorded_at"]
-        == batch_item("STATS", "preprocess", [RECORD], INSTANT_UTC, 30)["recorded_at"]
-    )
-    # the hour partition and the time agree
-    assert item["window_key"] == window_key("STATS", INSTANT_UTC) == "STATS#2026-03-04T10"
-    assert item["window_key"].split("#")[1] == item["recorded_at"][:13]
+def test_a_count_hour_is_the_utc_hour_of_a_time_at_any_offset() -> None:
+    assert hour_of(INSTANT_PLUS_TWO.isoformat()) == hour_of(INSTANT_UTC.isoformat())
+    assert hour_of(INSTANT_PLUS_TWO.isoformat()) == "2026-03-04T10"
+    # a quarantined record counts in the hour of the event time it carries
+    payload = base64.b64encode(b'{"event_time": "2026-03-04T12:15:30+02:00"}').decode()
+    assert quarantine_hour({"payload_b64": payload, "arrived_at": EXPECTED}) == "2026-03-04T10"
 
 
-def test_a_batch_item_written_at_a_non_utc_offset_is_in_its_drift_window() -> None:
-    item = batch_item("HIST", "score", [RECORD], INSTANT_PLUS_TWO, ttl_days=30)
+def test_a_count_item_of_a_non_utc_time_is_in_its_drift_window() -> None:
     window = DriftWindow(
         datetime(2026, 3, 4, 10, 0, tzinfo=UTC), datetime(2026, 3, 4, 10, 30, tzinfo=UTC)
     )
+    hour = hour_of(INSTANT_PLUS_TWO.isoformat())
 
-    assert window.contains(item["recorded_at"])
-    assert item["window_key"] in window.window_keys("HIST")
+    assert hour in window.count_hours()
+    assert window_key(hour) in window.count_keys()
+    start, end = window.count_bounds
+    assert start <= f"{hour}:00:00.000+00:00" <= end
 
 
 def test_a_quarantine_item_records_a_non_utc_now_in_utc() -> None:
@@ -140,12 +138,17 @@ def test_a_quarantine_item_records_a_non_utc_now_in_utc() -> None:
 @pytest.mark.parametrize(
     "write",
     [
-        lambda now: batch_item("STATS", "preprocess", [RECORD], now, 30),
         lambda now: quarantine_item(RECORD, InvalidRecordError("r", "m"), "preprocess", now, 14),
+        utc_iso_ms,
     ],
-    ids=["batch_item", "quarantine_item"],
+    ids=["quarantine_item", "utc_iso_ms"],
 )
 def test_stored_items_refuse_a_naive_now(write: object) -> None:
     assert callable(write)
     with pytest.raises(ValueError, match="naive"):
         write(datetime(2026, 3, 4, 12, 15, 30))
+
+
+def test_a_count_hour_refuses_a_time_without_offset() -> None:
+    with pytest.raises(ValueError, match="no UTC offset"):
+        hour_of("2026-03-04T12:15:30")
