@@ -8,9 +8,11 @@ from typing import Any, Protocol
 
 class QuarantineStore(Protocol):
     def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
-        """record_ids whose write still failed after retries."""
+        """Create the items not stored yet, each with its count; record_ids still not written."""
         ...
 
 
 class MonitoringStore(Protocol):
-    def put(self, item: dict[str, Any]) -> None: ...
+    def put(self, item: dict[str, Any]) -> None:
+        """Write one whole MonitoringTable item (a drift report's summary)."""
+        ...

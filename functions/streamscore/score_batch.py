@@ -22,7 +22,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -239,7 +239,14 @@ def score_batch(
         if quarantine_items
         else None
     )
-    _create(ports, _facts(batch, to_write, predictions, model), now, by_txn_id, outcome.failed)
+    facts = _facts(batch, to_write, predictions, model)
+    if facts:
+        _write(
+            lambda: ports.predictions.create(facts, now)[1],
+            [f.key for f in facts],
+            by_txn_id,
+            outcome.failed,
+        )
     saved = [
         p
         for p in predictions
@@ -393,38 +400,18 @@ def _facts(
     ]
 
 
-def _create(
-    ports: ScorePorts,
-    facts: list[Fact],
-    now: datetime,
+def _write(
+    work: Callable[[], set[str]],
+    keys: Iterable[str],
     by_txn_id: Mapping[str, StreamRecord],
     failed: set[str],
 ) -> None:
-    """Create the predictions with their counts; the records of those still not created fail."""
-    if not facts:
-        return
+    """Run one write; the records of the keys it left unwritten (all, if it raised) fail."""
     try:
-        _, unsaved = ports.predictions.create(facts, now)
+        unwritten = work()
     except RetryableError:
-        unsaved = {f.key for f in facts}
-    failed.update(by_txn_id[t].sequence_number for t in unsaved)
-
-
-def _save(
-    ports: ScorePorts,
-    predictions: list[dict[str, Any]],
-    now: datetime,
-    by_txn_id: Mapping[str, StreamRecord],
-    failed: set[str],
-) -> None:
-    """Write predictions; the records of those still not written fail."""
-    if not predictions:
-        return
-    try:
-        unsaved = ports.predictions.save(predictions, now)
-    except RetryableError:
-        unsaved = {p["transaction_id"] for p in predictions}
-    failed.update(by_txn_id[t].sequence_number for t in unsaved)
+        unwritten = set(keys)
+    failed.update(by_txn_id[k].sequence_number for k in unwritten)
 
 
 def _send_alerts(
@@ -448,4 +435,10 @@ def _send_alerts(
         return
     failed.update(by_txn_id[t].sequence_number for t in unsent)
     sent = [p | {"alert": SENT} for p in pending if p["transaction_id"] not in unsent]
-    _save(ports, sent, now, by_txn_id, failed)
+    if sent:
+        _write(
+            lambda: ports.predictions.save(sent, now),
+            [p["transaction_id"] for p in sent],
+            by_txn_id,
+            failed,
+        )
