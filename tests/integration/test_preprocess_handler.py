@@ -594,7 +594,11 @@ def test_a_replay_finds_its_transactions_applied_even_without_their_feature_item
     assert result == {"batchItemFailures": []}
     assert invoke.metrics["RecordsReplayed"] == len(valid_transactions(event))
     assert states(local_stack) == states_once
-    assert features_table(local_stack) == table_once
+
+    def without_expiry(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {k: {n: v for n, v in i.items() if n != "expires_at"} for k, i in table.items()}
+
+    assert without_expiry(features_table(local_stack)) == without_expiry(table_once)
     assert "replay_features_missing" not in {i["reason"] for i in quarantine(local_stack).values()}
 
 
