@@ -2,11 +2,15 @@
 
     python -m local run [--transactions N] [--scenario S] [--invalid-rate R] [--seed N]
                         [--input FILE] [--json FILE] [--rate N] [--parameter KEY=VALUE ...]
+                        [--outage FUNCTION=SECONDS ...] [--redrive] [--replay [--replay-batch-size N]]
     python -m local run --stack-name NAME [--region R] ...   (a deployed stack, real credentials)
+    python -m local redrive --stack-name NAME [--region R] [--dry-run] [--delete-lost] [--json FILE]
     python -m local invoke FUNCTION --event FILE [--parameter KEY=VALUE ...]
 
 Exit status: 0 when the run balances (in = scored + quarantined, nothing failed, no duplicate
-prediction, the drift check ran), 1 when it finished but did not, 2 when it could not run.
+prediction, the drift check ran; a re-drive left nothing behind, a replay changed nothing),
+1 when it finished but did not, 2 when it could not run. `redrive`: 0 when every range in
+FailureQueue was re-driven whole, 1 when some were kept (still failing) or records were lost.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from embedded.deploy import StackError, TemplateError
 from embedded.producer import SCENARIO_SETTINGS
+from embedded.redrive import ATTEMPTS, redrive_deployed, render_redrive
 from embedded.remote import run_against_stack
+from embedded.replay import replay_problems
 from embedded.run import (
     DEFAULT_INVALID_RATE,
     DEFAULT_SEED,
@@ -48,6 +56,19 @@ def _rate(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("a share from 0 to 1")
     return value
+
+
+def _outage(text: str) -> tuple[str, float]:
+    name, separator, seconds = text.partition("=")
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = -1.0
+    if not separator or not name or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected FUNCTION=SECONDS (e.g. preprocess=5), seconds above 0"
+        )
+    return name, value
 
 
 def _positive(text: str) -> int:
@@ -109,6 +130,27 @@ def parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=1800.0, metavar="SECONDS",
         help="give up when the streams are not drained by then (default 1800)",
     )  # fmt: skip
+    recovery = run.add_argument_group("failures and recovery (embedded stack)")
+    recovery.add_argument(
+        "--outage", type=_outage, action="append", default=[], metavar="FUNCTION=SECONDS",
+        help="the function (preprocess, score) reports every record of its batches failed for "
+        "SECONDS from its first invocation, as while a dependency is down (repeatable); with the "
+        "mapping's retries spent, the batches go to FailureQueue",
+    )  # fmt: skip
+    recovery.add_argument(
+        "--redrive", action="store_true",
+        help="once the streams drained, re-drive what landed in FailureQueue (as `python -m local "
+        "redrive` does for a deployed stack), drain again, and show it in the summary",
+    )  # fmt: skip
+    recovery.add_argument(
+        "--replay", action="store_true",
+        help="then replay both streams from TRIM_HORIZON through a second mapping each, with "
+        "another batch size, drain again, and check that the replay changed nothing",
+    )  # fmt: skip
+    recovery.add_argument(
+        "--replay-batch-size", type=_positive, metavar="N",
+        help="the replay mappings' batch size (default: about two thirds of each mapping's)",
+    )  # fmt: skip
     deployed = run.add_argument_group("a deployed stack (real credentials, no emulator)")
     deployed.add_argument("--stack-name", help="smoke-test this deployed stack instead")
     deployed.add_argument("--region", help="its region (default: your AWS configuration's)")
@@ -116,6 +158,36 @@ def parser() -> argparse.ArgumentParser:
         "--drift-check", action="store_true",
         help="also invoke the deployed DriftCheckFunction over the run's window",
     )  # fmt: skip
+
+    redrive = commands.add_parser(
+        "redrive",
+        help="re-drive the Kinesis ranges in a deployed stack's FailureQueue",
+        description=(
+            "Receive FailureQueue's messages (Lambda's on-failure records of the Kinesis batches "
+            "it gave up on), read each recorded range back from its stream, invoke the mapped "
+            "function with exactly those records (in batches of the mapping's BatchSize) and "
+            "delete a message once its whole range succeeded. Run it once the cause of the "
+            "failures is fixed, before the records expire from the stream (StreamRetentionHours). "
+            "The embedded stack exists only while `python -m local run` runs: re-drive it with "
+            "`python -m local run --redrive`."
+        ),
+    )
+    redrive.add_argument("--stack-name", help="the deployed stack (real credentials)")
+    redrive.add_argument("--region", help="its region (default: your AWS configuration's)")
+    redrive.add_argument(
+        "--attempts", type=_positive, default=ATTEMPTS,
+        help=f"tries of a failing range, a backoff apart, before it is kept (default {ATTEMPTS})",
+    )  # fmt: skip
+    redrive.add_argument(
+        "--dry-run", action="store_true",
+        help="read the ranges back and report them; invoke nothing, delete nothing",
+    )  # fmt: skip
+    redrive.add_argument(
+        "--delete-lost", action="store_true",
+        help="delete the messages of ranges whose records expired from the stream, once the "
+        "rest of the range is re-driven (by default they stay, as the record of the loss)",
+    )  # fmt: skip
+    redrive.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON too")
 
     invoke = commands.add_parser(
         "invoke",
@@ -171,6 +243,14 @@ def _problems(summary: dict[str, Any]) -> list[str]:
     drift = summary.get("drift") or {}
     if drift.get("error"):
         problems.append(f"the drift check failed: {drift['error']}")
+    redriven = summary.get("redrive")
+    if redriven and (redriven["records_kept"] or redriven["records_lost"]):
+        problems.append(
+            f"the re-drive kept {redriven['records_kept']:,} records (still failing) and lost "
+            f"{redriven['records_lost']:,}"
+        )
+    if summary.get("replay"):
+        problems += replay_problems(summary["replay"])
     return problems
 
 
@@ -186,8 +266,28 @@ def _run(args: argparse.Namespace) -> int:
         port=args.port,
         out_dir=args.out,
         timeout_s=args.timeout,
+        redrive=args.redrive,
+        replay=args.replay,
+        replay_batch_size=args.replay_batch_size,
+        outages=dict(args.outage),
     )
+    if args.replay_batch_size and not args.replay:
+        raise RunError("--replay-batch-size is the replay's batch size: add --replay")
     if args.stack_name:
+        local_only = [
+            name
+            for name, given in (
+                ("--outage", args.outage),
+                ("--redrive", args.redrive),
+                ("--replay", args.replay),
+            )
+            if given
+        ]
+        if local_only:
+            raise RunError(
+                f"{', '.join(local_only)}: embedded stack only; for a deployed stack's "
+                "FailureQueue run `python -m local redrive --stack-name NAME`"
+            )
         summary = run_against_stack(options, args.stack_name, args.region, args.drift_check)
     else:
         summary = run_embedded(options)
@@ -237,10 +337,42 @@ def _invoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _redrive(args: argparse.Namespace) -> int:
+    if not args.stack_name:
+        raise RunError(
+            "the embedded stack exists only while `python -m local run` runs: re-drive it with "
+            "`python -m local run --redrive`; for a deployed stack, give --stack-name"
+        )
+    try:
+        report = redrive_deployed(
+            args.stack_name,
+            args.region,
+            attempts=args.attempts,
+            dry_run=args.dry_run,
+            delete_lost=args.delete_lost,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except (ClientError, BotoCoreError) as error:
+        raise RunError(
+            f"the re-drive of {args.stack_name} stopped: {error}. Nothing is lost: a message "
+            "not yet deleted is re-driven by the next run (re-driving twice changes nothing)"
+        ) from None
+    section = report.as_dict()
+    print("\n".join(["", *render_redrive(section), ""]))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(section, indent=2) + "\n", encoding="utf-8")
+        print(f"report written to {args.json}")
+    return EXIT_OK if report.ok else EXIT_CHECKS_FAILED
+
+
+COMMANDS = {"run": _run, "invoke": _invoke, "redrive": _redrive}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return _run(args) if args.command == "run" else _invoke(args)
+        return COMMANDS[args.command](args)
     except (RunError, ServerStartError, TemplateError, StackError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CANNOT_RUN

@@ -16,6 +16,12 @@ honouring what the mapping says:
   DestinationConfig OnFailure queue or topic;
 - StartingPosition (LATEST, TRIM_HORIZON) and State (a disabled mapping is not polled).
 
+Mappings can change while the emulator runs, as they can in Lambda: `reload()` reads every
+mapping's configuration again (after an update_event_source_mapping: a new BatchSize, window,
+retry limit or State applies from its next poll on), `add()` polls new mappings (a replay
+is a second mapping of the function from TRIM_HORIZON: Lambda cannot move an existing
+mapping's position) and `remove()` stops polling one.
+
 Not emulated: ParallelizationFactor above 1 (each shard runs one batch at a time; order and
 results are the same, concurrency is not), resharding, tumbling windows, filter criteria.
 """
@@ -28,7 +34,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -244,6 +250,11 @@ class ShardPoller:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                if not self.mapping.enabled and not self._buffer:
+                    with self._state_lock:  # disabled by an update: idle, as a drained shard
+                        self._last_empty_poll_started = time.monotonic()
+                    self._stop.wait(self.idle_poll_s)
+                    continue
                 if len(self._buffer) < self.mapping.batch_size:
                     self._read()
                 if not self._buffer:
@@ -309,7 +320,7 @@ class ShardPoller:
         with self._state_lock:
             self._busy = True
             while self._buffer and len(batch) < self.mapping.batch_size:
-                record_size = len(self._buffer[0]["Data"]) * 4 // 3 + RECORD_OVERHEAD_BYTES
+                record_size = payload_bytes(self._buffer[0])
                 if batch and size + record_size > MAX_PAYLOAD_BYTES:
                     break
                 size += record_size
@@ -373,7 +384,7 @@ class ShardPoller:
             return _Attempt(invocation, 0)
         if not self.mapping.report_batch_item_failures:
             return _Attempt(invocation, None)
-        failed_from, problem = _lowest_failure(invocation.response, records)
+        failed_from, problem = lowest_failure(invocation.response, records)
         if problem is not None:
             self.report(
                 Incident(
@@ -386,20 +397,9 @@ class ShardPoller:
         return _Attempt(invocation, failed_from)
 
     def _event(self, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        entries = [
-            KinesisEntry(
-                partition_key=r["PartitionKey"],
-                data=r["Data"],
-                sequence_number=r["SequenceNumber"],
-                arrival=_epoch(r["ApproximateArrivalTimestamp"]),
-            )
-            for r in records
-        ]
-        event = kinesis_event(entries, self.mapping.stream_name, self.shard_id, region=self.region)
-        for record in event["Records"]:
-            record["eventSourceARN"] = self.mapping.event_source_arn
-            record["invokeIdentityArn"] = self.role_arn
-        return event
+        return batch_event(
+            records, self.mapping.event_source_arn, self.shard_id, self.role_arn, self.region
+        )
 
     def _discard_expired(
         self, records: list[dict[str, Any]], invocations: int, last: Invocation | None
@@ -455,7 +455,32 @@ class ShardPoller:
                 setattr(self.stats, name, getattr(self.stats, name) + value)
 
 
-def _lowest_failure(
+def batch_event(
+    records: Sequence[dict[str, Any]], stream_arn: str, shard_id: str, role_arn: str, region: str
+) -> dict[str, Any]:
+    """The Kinesis event Lambda sends for `records` of one shard (as GetRecords returns them)."""
+    entries = [
+        KinesisEntry(
+            partition_key=r["PartitionKey"],
+            data=r["Data"],
+            sequence_number=r["SequenceNumber"],
+            arrival=_epoch(r["ApproximateArrivalTimestamp"]),
+        )
+        for r in records
+    ]
+    event = kinesis_event(entries, stream_arn.rsplit("/", 1)[-1], shard_id, region=region)
+    for record in event["Records"]:
+        record["eventSourceARN"] = stream_arn
+        record["invokeIdentityArn"] = role_arn
+    return event
+
+
+def payload_bytes(record: Mapping[str, Any]) -> int:
+    """About what one record adds to an event's JSON: its data in base64 and the fields around it."""
+    return len(record["Data"]) * 4 // 3 + RECORD_OVERHEAD_BYTES
+
+
+def lowest_failure(
     response: Any, records: Sequence[dict[str, Any]]
 ) -> tuple[int | None, str | None]:
     """Index of the lowest failed record of a ReportBatchItemFailures response, or what is wrong with it."""
@@ -538,15 +563,26 @@ class EventSourceEmulator:
         idle_poll_s: float = IDLE_POLL_SECONDS,
         on_incident: Callable[[Incident], None] | None = None,
     ):
-        self.mappings = [m for m in mappings if m.enabled]
-        self.stats = {m.uuid: MappingStats() for m in self.mappings}
+        self.mappings: list[MappingConfig] = []
+        self.stats: dict[str, MappingStats] = {}
         self.incidents: list[Incident] = []
         self._incident_lock = threading.Lock()
         self._on_incident = on_incident
         self.pollers: list[ShardPoller] = []
         self.warnings: list[str] = []
-        destinations: dict[str, FailureDestination] = {}
-        for mapping in self.mappings:
+        self.invokers = dict(invokers)
+        self._roles = dict(roles)
+        self._clients = clients
+        self._region = region
+        self._clock = clock
+        self._idle_poll_s = idle_poll_s
+        self._destinations: dict[str, FailureDestination] = {}
+        self._started = False
+        self._add_pollers([m for m in mappings if m.enabled])
+
+    def _add_pollers(self, mappings: Sequence[MappingConfig]) -> list[ShardPoller]:
+        added: list[ShardPoller] = []
+        for mapping in mappings:
             if mapping.parallelization_factor > 1:
                 self.warnings.append(
                     f"{mapping.stream_name}: ParallelizationFactor "
@@ -554,26 +590,30 @@ class EventSourceEmulator:
                     "per shard; same order and results, less concurrency)"
                 )
             arn = mapping.on_failure_destination
-            if arn and arn not in destinations:
-                destinations[arn] = FailureDestination(arn, clients)
-            kinesis = clients("kinesis")
+            if arn and arn not in self._destinations:
+                self._destinations[arn] = FailureDestination(arn, self._clients)
+            self.mappings.append(mapping)
+            self.stats[mapping.uuid] = MappingStats()
+            kinesis = self._clients("kinesis")
             shards = kinesis.list_shards(StreamARN=mapping.event_source_arn)["Shards"]
             for shard in shards:
-                self.pollers.append(
+                added.append(
                     ShardPoller(
                         mapping,
                         shard["ShardId"],
                         kinesis,
-                        invokers[mapping.function_arn],
-                        roles.get(mapping.function_arn, ""),
-                        region,
-                        destinations.get(arn) if arn else None,
+                        self.invokers[mapping.function_arn],
+                        self._roles.get(mapping.function_arn, ""),
+                        self._region,
+                        self._destinations.get(arn) if arn else None,
                         self.stats[mapping.uuid],
                         self._report,
-                        clock,
-                        idle_poll_s,
+                        self._clock,
+                        self._idle_poll_s,
                     )
                 )
+        self.pollers += added
+        return added
 
     def _report(self, incident: Incident) -> None:
         with self._incident_lock:
@@ -587,12 +627,52 @@ class EventSourceEmulator:
             poller.open()
         for poller in self.pollers:
             poller.start()
+        self._started = True
 
     def stop(self) -> None:
         for poller in self.pollers:  # all of them told before any is waited for
             poller.signal_stop()
         for poller in self.pollers:
             poller.stop()
+
+    def add(self, mappings: Sequence[MappingConfig]) -> None:
+        """Poll these mappings too (each from its starting position), from now on if running."""
+        added = self._add_pollers(mappings)
+        if self._started:
+            for poller in added:
+                poller.open()
+            for poller in added:
+                poller.start()
+
+    def remove(self, uuid: str) -> None:
+        """Stop polling a mapping (its stats stay, under its UUID): a deleted mapping."""
+        leaving = [p for p in self.pollers if p.mapping.uuid == uuid]
+        for poller in leaving:
+            poller.stop()
+        self.pollers = [p for p in self.pollers if p.mapping.uuid != uuid]
+        self.mappings = [m for m in self.mappings if m.uuid != uuid]
+
+    def reload(self) -> list[MappingConfig]:
+        """Read every polled mapping's configuration again; pollers use it from their next poll.
+
+        What update_event_source_mapping changes (BatchSize, the batching window, retries,
+        bisect, the maximum age, State) applies; the starting position, the stream and the
+        function of a running mapping do not change (nor can they in Lambda).
+        """
+        lambda_ = self._clients("lambda")
+        fresh: dict[str, MappingConfig] = {}
+        for mapping in self.mappings:
+            current = MappingConfig.from_api(lambda_.get_event_source_mapping(UUID=mapping.uuid))
+            fresh[mapping.uuid] = replace(
+                current,
+                function_arn=mapping.function_arn,
+                event_source_arn=mapping.event_source_arn,
+                starting_position=mapping.starting_position,
+            )
+        self.mappings = [fresh[m.uuid] for m in self.mappings]
+        for poller in self.pollers:
+            poller.mapping = fresh[poller.mapping.uuid]
+        return self.mappings
 
     def crashed(self) -> list[BaseException]:
         return [p.crashed for p in self.pollers if p.crashed is not None]

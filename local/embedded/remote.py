@@ -22,7 +22,14 @@ from embedded.deploy import StackError, describe_stack
 from embedded.producer import Producer, ProducerResult, Traffic
 from embedded.progress import ProgressBar
 from embedded.run import RunError, RunOptions, make_traffic
-from embedded.summary import Observed, build_summary, drift_summary, plain_item
+from embedded.summary import (
+    Observed,
+    build_summary,
+    drift_summary,
+    plain_item,
+    sent_record_ids,
+    transaction_id,
+)
 
 BATCH_GET_KEYS = 100
 POLL_SECONDS = 2.0
@@ -56,19 +63,6 @@ def batch_get(
     return found
 
 
-def _transaction_ids(traffic: Traffic) -> list[str | None]:
-    ids: list[str | None] = []
-    for payload in traffic.payloads:
-        try:
-            document = json.loads(payload)
-        except (ValueError, RecursionError):
-            ids.append(None)
-            continue
-        value = document.get("transaction_id") if isinstance(document, dict) else None
-        ids.append(value if isinstance(value, str) and value else None)
-    return ids
-
-
 def _settle(
     clients: Callable[[str], Any],
     outputs: dict[str, str],
@@ -80,10 +74,8 @@ def _settle(
     """Look up every sent record until each is scored or quarantined, or the deadline passes."""
     dynamodb = clients("dynamodb")
     stream = outputs["TransactionsStreamName"]
-    ids = _transaction_ids(traffic)
-    record_ids = {
-        index: f"{stream}#{shard}#{sequence}" for index, (shard, sequence) in sent.positions.items()
-    }
+    ids = [transaction_id(payload) for payload in traffic.payloads]
+    record_ids = sent_record_ids(stream, sent.positions)
     pending = set(sent.positions)
     predictions: dict[str, dict[str, Any]] = {}
     quarantine: dict[str, dict[str, Any]] = {}
@@ -188,4 +180,5 @@ def run_against_stack(
             "(FailureQueue is left unread); its depth and RetrainingQueue's are in the JSON",
         ],
     }
-    return build_summary(traffic, sent.sent, observed, finished - sent.started_at, drift, extra)
+    record_ids = sent_record_ids(stack.outputs["TransactionsStreamName"], sent.positions)
+    return build_summary(traffic, record_ids, observed, finished - sent.started_at, drift, extra)

@@ -3,7 +3,12 @@
 `run_embedded(options)` starts moto, deploys template.yaml, starts the event-source emulator,
 streams the traffic (warm-up first, then the days the drift check looks at), waits until both
 streams are drained, invokes the drift check over the window the checked days were processed
-in, and returns the summary. `invoke_function` runs one handler with one event file against a
+in, and returns the summary. With `redrive`, what landed in FailureQueue is re-driven after
+the streams drained (embedded/redrive.py), and drained again; with `replay`, both streams
+are then read again from TRIM_HORIZON by second mappings with other batch sizes
+(embedded/replay.py), after the drift check's window closed. `outages` makes a function
+report every record of its batches failed for a while, as a handler does while a dependency
+is down, to see the retries, FailureQueue and the re-drive at work. `invoke_function` runs one handler with one event file against a
 fresh embedded stack, as `sam local invoke` does in Docker.
 
 RetrainingRequested reaches RetrainingQueue through the stack's own rule: moto delivers bus
@@ -14,6 +19,7 @@ the local drift check's PutEvents fails.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -23,16 +29,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from embedded.containers import FUNCTION_OUTPUT, FunctionContainer, Invocation
+from embedded.containers import FUNCTION_OUTPUT, FunctionContainer, Invocation, Invoker
 from embedded.emulator import EventSourceEmulator, Incident, MappingStats
 from embedded.producer import Producer, ProducerResult, Traffic, file_traffic, simulated_traffic
 from embedded.progress import ProgressBar
+from embedded.redrive import in_process, redrive
+from embedded.replay import replay
 from embedded.stack import STACK_NAME, TEMPLATE_PATH, EmbeddedStack
 from embedded.summary import (
     build_summary,
     drift_summary,
     functions_summary,
     observe_stack,
+    sent_record_ids,
 )
 
 DEFAULT_TRANSACTIONS = 20_000
@@ -43,6 +52,9 @@ INCIDENTS_SHOWN = 10
 # Records the producer lets wait in the pipeline, in preprocess batches: enough to keep both
 # functions busy; more would only queue, and the latency would measure the queue.
 IN_FLIGHT_BATCHES = 2
+# The run's own re-drive: the functions run in-process, so a short backoff between tries.
+REDRIVE_ATTEMPTS = 3
+REDRIVE_BACKOFF_SECONDS = (0.5, 2.0)
 
 
 class RunError(RuntimeError):
@@ -63,6 +75,11 @@ class RunOptions:
     timeout_s: float = 1800.0
     template_path: Path = TEMPLATE_PATH
     stack_name: str = STACK_NAME
+    redrive: bool = False  # re-drive FailureQueue once the streams drained
+    replay: bool = False  # then replay both streams from TRIM_HORIZON
+    replay_batch_size: int | None = None  # None: about two thirds of each mapping's
+    # function name -> seconds from its first invocation during which it fails every record
+    outages: dict[str, float] = field(default_factory=dict)
 
 
 def make_traffic(options: RunOptions) -> Traffic:
@@ -153,21 +170,40 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
                 f"function logs go to {log_path}"
             )
             _start_functions(stack, log, log_path)
-            emulator = stack.emulator(on_incident=console.incident)
+            emulator = stack.emulator(
+                invokers=_outages(stack, options.outages), on_incident=console.incident
+            )
             for warning in emulator.warnings:
                 console.say(f"note: {warning}")
             sent = ProducerResult()
+            sections: dict[str, Any] = {}
+            clients = functools.cache(stack.client)  # one client per service from here on
             emulator.start()
             try:
                 window_start, finished = _stream(options, traffic, stack, emulator, sent, console)
+                if console.bar is not None:
+                    console.bar.close()
+                    console.bar = None
+                if options.redrive:
+                    sections["redrive"] = _redrive(stack, clients, emulator, options, console)
+                    finished = time.time()  # the re-driven records' predictions are the last
+                window_end = datetime.now(UTC) + timedelta(milliseconds=1)
+                if options.replay:
+                    console.say("replaying both streams from TRIM_HORIZON")
+                    sections["replay"] = replay(
+                        clients,
+                        outputs,
+                        emulator,
+                        lambda: _drain(emulator, options, console, "the replay"),
+                        options.replay_batch_size,
+                    )
             finally:
                 emulator.stop()
                 if console.bar is not None:
                     console.bar.close()
                     console.bar = None
-            window_end = datetime.now(UTC) + timedelta(milliseconds=1)
             drift = _check_drift(stack, window_start, window_end, options.out_dir, console)
-            observed = observe_stack(stack.client, outputs)
+            observed = observe_stack(clients, outputs)
             extra = {
                 "stack": {
                     "name": stack.stack_name,
@@ -175,6 +211,7 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
                     "template": str(options.template_path),
                     "parameters": options.parameters,
                 },
+                **sections,
                 "functions": functions_summary(stack.functions.items()),
                 "event_source_mappings": {
                     mapping.function_arn.rsplit(":", 1)[-1]: emulator.stats[mapping.uuid].as_dict()
@@ -186,9 +223,82 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
                 ],
                 "log": str(log_path),
             }
+            record_ids = sent_record_ids(outputs["TransactionsStreamName"], sent.positions)
             return build_summary(
-                traffic, sent.sent, observed, finished - sent.started_at, drift, extra
+                traffic, record_ids, observed, finished - sent.started_at, drift, extra
             )
+
+
+class _Outage:
+    """A function that reports every record failed for `seconds` from its first invocation.
+
+    As the handlers do while a dependency is down past their retries: batchItemFailures
+    naming every record, nothing written. Afterwards the real handler runs again.
+    """
+
+    def __init__(self, invoke: Invoker, seconds: float):
+        self.invoke = invoke
+        self.seconds = seconds
+        self.began: float | None = None
+
+    def __call__(self, event: dict[str, Any]) -> Invocation:
+        now = time.monotonic()
+        if self.began is None:
+            self.began = now
+        if now - self.began >= self.seconds:
+            return self.invoke(event)
+        failures = [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in event["Records"]]
+        return Invocation(response={"batchItemFailures": failures})
+
+
+def _outages(stack: EmbeddedStack, outages: Mapping[str, float]) -> dict[str, Invoker]:
+    invokers: dict[str, Invoker] = {}
+    for name, seconds in outages.items():
+        try:
+            container = stack.function(name)
+        except KeyError as error:
+            raise RunError(f"--outage: {error.args[0]}") from None
+        invokers[container.config.arn] = _Outage(container.invoke, seconds)
+    return invokers
+
+
+def _drain(
+    emulator: EventSourceEmulator, options: RunOptions, console: _Console, after: str
+) -> None:
+    if not emulator.wait_until_drained(options.timeout_s):
+        crashed = emulator.crashed()
+        reason = (
+            f"the emulator stopped: {crashed[0]!r}"
+            if crashed
+            else f"not drained within --timeout {options.timeout_s:.0f} s"
+        )
+        raise RunError(
+            f"the pipeline did not finish after {after}: {reason}. "
+            f"Function logs: {console.log_path}"
+        )
+
+
+def _redrive(
+    stack: EmbeddedStack,
+    clients: Callable[[str], Any],
+    emulator: EventSourceEmulator,
+    options: RunOptions,
+    console: _Console,
+) -> dict[str, Any]:
+    """Re-drive FailureQueue with the stack's functions in-process, then drain what it forwarded."""
+    report = redrive(
+        stack.deployed.output("FailureQueueUrl"),
+        clients,
+        in_process(emulator.invokers),
+        attempts=REDRIVE_ATTEMPTS,
+        backoff_s=REDRIVE_BACKOFF_SECONDS,
+    )
+    _drain(emulator, options, console, "the re-drive")
+    console.say(
+        f"re-drive: {report.messages} FailureQueue messages, {report.records_redriven:,} records "
+        f"re-driven, {report.records_kept:,} kept, {report.records_lost:,} lost"
+    )
+    return report.as_dict()
 
 
 def _stream(

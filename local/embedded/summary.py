@@ -1,12 +1,23 @@
 """What a run did, from the stack's own tables and queues: counts, speed, decisions, quality, drift.
 
-`observe_stack` reads a fresh local stack whole (scans); `build_summary` joins what it saw with
-what was sent (and the simulator's labels); `render_summary` prints it for people, and the
-same dict is the `--json` summary.
+`observe_stack` reads a fresh local stack whole (scans), and reads the records of every
+FailureQueue range back from its stream; `build_summary` joins what it saw with what was
+sent (and the simulator's labels); `render_summary` prints it for people, and the same dict
+is the `--json` summary.
+
+Every sent record is accounted for once, by what the tables hold for it, never by counting
+deliveries: a replay, a retry or a re-drive delivers a record again, and the tables (keyed by
+transaction id and by record id) hold it once. A sent record is, in this order: quarantined
+(its TransactionsStream record id is in QuarantineTable), a repeat (its transaction id was
+accounted for by an earlier record), scored (a prediction of its transaction id), quarantined
+by score (its transaction's feature record is in QuarantineTable: a preprocess replay forwards
+it again under a new FeaturesStream record id, and it counts once), failed (it, or its
+transaction's feature record, is in a FailureQueue range) or unaccounted.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,11 +28,13 @@ import numpy as np
 from boto3.dynamodb.types import TypeDeserializer
 
 from embedded.producer import Traffic
+from embedded.redrive import read_range, render_redrive
 from streamscore.items import from_item_value
 
 _deserializer = TypeDeserializer()
 PATTERN_ORDER = ("card_testing", "account_takeover", "high_risk_mcc", "moto_burst")
 QUARANTINE_EXAMPLES = 5  # quarantined records shown whole in the JSON summary
+PREPROCESS_STAGE = "preprocess"  # the stage of a TransactionsStream record's quarantine item
 
 
 @dataclass
@@ -35,6 +48,22 @@ class Observed:
     failure_records: list[dict[str, Any]] | None = field(default_factory=list)
     retraining_requests: list[dict[str, Any]] | None = field(default_factory=list)
     not_seen: int | None = None  # remote checks: sent records found nowhere (yet)
+    # the records of the FailureQueue ranges, read back from their streams; None: not read
+    failed_records: list[FailedRecord] | None = None
+
+
+@dataclass(frozen=True)
+class FailedRecord:
+    """A record of a range Lambda gave up on, as its stream still holds it."""
+
+    stream_name: str
+    shard_id: str
+    sequence_number: str
+    data: bytes
+
+    @property
+    def record_id(self) -> str:
+        return f"{self.stream_name}#{self.shard_id}#{self.sequence_number}"
 
 
 def plain_item(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,17 +97,99 @@ def observe_stack(clients: Any, outputs: Mapping[str, str]) -> Observed:
     """A local stack's predictions, quarantine, failure and retraining queues, read whole."""
     dynamodb, sqs = clients("dynamodb"), clients("sqs")
     items = scan(dynamodb, outputs["PredictionsTableName"])
+    failure_records = drain_queue(sqs, outputs["FailureQueueUrl"])
     return Observed(
         predictions={item["transaction_id"]: item for item in items},
         prediction_items=len(items),
         quarantine=scan(dynamodb, outputs["QuarantineTableName"]),
-        failure_records=drain_queue(sqs, outputs["FailureQueueUrl"]),
+        failure_records=failure_records,
         retraining_requests=[
             body
             for body in drain_queue(sqs, outputs["RetrainingQueueUrl"])
             if body.get("detail-type") == "RetrainingRequested"
         ],
+        failed_records=read_failed_records(clients("kinesis"), failure_records),
     )
+
+
+def read_failed_records(
+    kinesis: Any, failure_records: Sequence[Mapping[str, Any]]
+) -> list[FailedRecord]:
+    """The records of every FailureQueue range (each distinct range read once)."""
+    ranges = {
+        (i["streamArn"], i["shardId"], i["startSequenceNumber"], i["endSequenceNumber"])
+        for body in failure_records
+        if isinstance(i := body.get("KinesisBatchInfo"), dict)
+    }
+    found: dict[str, FailedRecord] = {}
+    for stream_arn, shard_id, start, end in sorted(ranges):
+        for record in read_range(kinesis, stream_arn, shard_id, start, end):
+            failed = FailedRecord(
+                stream_arn.rsplit("/", 1)[-1], shard_id, record["SequenceNumber"], record["Data"]
+            )
+            found[failed.record_id] = failed
+    return list(found.values())
+
+
+def sent_record_ids(stream_name: str, positions: Mapping[int, tuple[str, str]]) -> dict[int, str]:
+    """Each sent payload's record id on the stream (as quarantine items name it), by index."""
+    return {
+        index: f"{stream_name}#{shard}#{sequence}" for index, (shard, sequence) in positions.items()
+    }
+
+
+def transaction_id(payload: bytes) -> str | None:
+    """The transaction_id of a JSON payload (a transaction or a feature record), if it has one."""
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    value = document.get("transaction_id") if isinstance(document, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _quarantined(items: Sequence[Mapping[str, Any]]) -> tuple[set[str], set[str]]:
+    """Record ids quarantined by preprocess; transaction ids quarantined by score."""
+    preprocess_quarantined: set[str] = set()
+    score_quarantined: set[str] = set()
+    for item in items:
+        if item.get("stage") == PREPROCESS_STAGE:
+            preprocess_quarantined.add(str(item.get("record_id")))
+        elif txn := transaction_id(base64.b64decode(item.get("payload_b64") or "")):
+            score_quarantined.add(txn)
+    return preprocess_quarantined, score_quarantined
+
+
+def _failed(records: Sequence[FailedRecord]) -> tuple[set[str], set[str]]:
+    """Record ids and transaction ids of the FailureQueue ranges' records."""
+    return {r.record_id for r in records}, {t for r in records if (t := transaction_id(r.data))}
+
+
+def account(traffic: Traffic, record_ids: Mapping[int, str], observed: Observed) -> Counter[str]:
+    """Each sent record's one outcome (see the module docstring), counted."""
+    preprocess_quarantined, score_quarantined = _quarantined(observed.quarantine)
+    failed_record_ids, failed_transactions = _failed(observed.failed_records or [])
+    outcomes: Counter[str] = Counter()
+    accounted: set[str] = set()  # transaction ids with an outcome
+    for index in sorted(record_ids):
+        record_id = record_ids[index]
+        txn = transaction_id(traffic.payloads[index])
+        if record_id in preprocess_quarantined:
+            outcome = "quarantined"
+        elif txn is not None and txn in accounted:
+            outcome = "repeats"
+        elif txn is not None and txn in observed.predictions:
+            outcome = "scored"
+        elif txn is not None and txn in score_quarantined:
+            outcome = "quarantined"
+        elif record_id in failed_record_ids or (txn is not None and txn in failed_transactions):
+            outcome = "failed"
+        else:
+            outcome = "unaccounted"
+        if txn is not None and outcome != "unaccounted":
+            accounted.add(txn)
+        outcomes[outcome] += 1
+    return outcomes
 
 
 # ---------------------------------------------------------------- the numbers
@@ -158,30 +269,30 @@ def quality(traffic: Traffic, predictions: Mapping[str, Mapping[str, Any]]) -> d
 
 def build_summary(
     traffic: Traffic,
-    sent: int,
+    record_ids: Mapping[int, str],
     observed: Observed,
     seconds: float,
     drift: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The run's summary as plain JSON-ready values."""
+    """The run's summary as plain JSON-ready values; `record_ids`: payload index -> record id."""
     by_stage: dict[str, Counter[str]] = {}
     for item in observed.quarantine:
         by_stage.setdefault(str(item.get("stage", "?")), Counter())[str(item.get("reason"))] += 1
-    quarantined = len(observed.quarantine)
     failure_records = observed.failure_records or []
-    failed = sum(int(r.get("KinesisBatchInfo", {}).get("batchSize", 0)) for r in failure_records)
-    scored = len(observed.predictions)
-    duplicates = observed.prediction_items - scored
-    accounted = scored + quarantined + failed + traffic.repeats
+    failed_in_queue = sum(
+        int(r.get("KinesisBatchInfo", {}).get("batchSize", 0)) for r in failure_records
+    )
+    outcomes = account(traffic, record_ids, observed)
+    sent = len(record_ids)
     counts: dict[str, Any] = {
         "in": sent,
-        "scored": scored,
-        "quarantined": quarantined,
-        "failed": failed,
-        "duplicate_predictions": duplicates,
-        "repeats_absorbed": traffic.repeats,
-        "unaccounted": sent - accounted,
+        "scored": outcomes["scored"],
+        "quarantined": outcomes["quarantined"],
+        "failed": outcomes["failed"],
+        "duplicate_predictions": observed.prediction_items - len(observed.predictions),
+        "repeats_absorbed": outcomes["repeats"],
+        "unaccounted": outcomes["unaccounted"],
         "quarantined_by_stage": {
             stage: dict(sorted(reasons.items())) for stage, reasons in sorted(by_stage.items())
         },
@@ -206,7 +317,7 @@ def build_summary(
         if observed.failure_records is None
         else {
             "messages": len(failure_records),
-            "records": failed,
+            "records": failed_in_queue,
             "conditions": dict(
                 Counter(r.get("requestContext", {}).get("condition", "?") for r in failure_records)
             ),
@@ -274,9 +385,43 @@ def render_summary(summary: Mapping[str, Any]) -> str:
     """The summary for people: records, speed, decisions, detection quality, drift."""
     lines = ["", f"streamscore local run: {summary['traffic']}", ""]
     lines += _records(summary["counts"])
+    if summary.get("redrive"):
+        lines += ["", *render_redrive(summary["redrive"])]
+    if summary.get("replay"):
+        lines += ["", *render_replay(summary["replay"])]
     lines += ["", *_speed(summary), "", *_quality(summary["quality"]), "", *_drift(summary)]
     lines += [f"Note           {line}" for line in summary.get("notes", [])]
     return "\n".join([*lines, ""])
+
+
+def render_replay(section: Mapping[str, Any]) -> list[str]:
+    """The replay's lines (see replay.replay)."""
+    lines = [f"Replay         both streams again from TRIM_HORIZON ({section['seconds']:.1f} s)"]
+    for stream, m in section["mappings"].items():
+        lines.append(
+            f"  {stream:<20} {m['records_replayed']:>8,} records in batches of "
+            f"{m['replay_batch_size']:,} (the mapping's: {m['batch_size']:,}; "
+            f"{m['invocations']:,} invocations of {m['function']})"
+        )
+    lines.append(
+        f"  changed by the replay: {section['predictions_changed']} prediction items, "
+        f"{section['card_states_changed']} card states, "
+        f"{section['feature_items_changed']} FeaturesTable items"
+    )
+    moved = section.get("monitoring", {})
+    if moved:
+        lines.append(
+            "  MonitoringTable items the replay added or changed: "
+            + ", ".join(
+                f"{kind} {v['items_added']:,} added, {v['items_changed']:,} changed"
+                + (f" ({v['records']:,} records counted in them)" if v["records"] else "")
+                for kind, v in moved.items()
+            )
+        )
+        lines.append(
+            "    (a drift check over a window with both passes counts what they count twice)"
+        )
+    return lines
 
 
 def _records(counts: Mapping[str, Any]) -> list[str]:

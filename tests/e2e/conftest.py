@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from embedded.server import MotoServer
+from embedded.server import DUMMY_CREDENTIALS, MotoServer
 
 _stack_numbers = itertools.count(1)
 
@@ -22,3 +22,12 @@ def moto_server() -> Iterator[MotoServer]:
 def stack_name() -> str:
     """A stack name of its own for each test (they share the module's moto)."""
     return f"e2e-{next(_stack_numbers)}"
+
+
+@pytest.fixture
+def moto_environment(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3's usual configuration pointing at moto: the endpoint and credentials in the env."""
+    for name, value in DUMMY_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", moto_server.region)

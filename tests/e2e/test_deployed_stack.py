@@ -16,17 +16,8 @@ from embedded.cli import main
 from embedded.containers import FUNCTION_OUTPUT
 from embedded.remote import run_against_stack
 from embedded.run import RunOptions
-from embedded.server import DUMMY_CREDENTIALS, MotoServer
+from embedded.server import MotoServer
 from embedded.stack import EmbeddedStack
-
-
-@pytest.fixture
-def moto_environment(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """boto3's usual configuration pointing at moto: the endpoint and credentials in the env."""
-    for name, value in DUMMY_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", moto_server.region)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from embedded.containers import FunctionError, Invocation
-from embedded.emulator import EventSourceEmulator, Incident
+from embedded.emulator import EventSourceEmulator, Incident, MappingConfig
 from embedded.server import MotoServer
 from embedded.stack import EmbeddedStack
 
@@ -308,3 +308,54 @@ def test_without_a_window_a_batch_goes_with_what_is_there(
     assert run.emulator.wait_until_drained(DRAIN_SECONDS)
 
     assert handler.batches == [records("a", 3), records("b", 5)]
+
+
+def test_a_batch_size_changed_mid_run_applies_from_the_next_poll(
+    harness: Callable[..., Harness],
+) -> None:
+    # given: batches of eight while the mapping says so
+    handler = FailingHandler()
+    run = harness(handler, records("a", 10))
+    assert [len(b) for b in handler.batches] == [8, 2]
+
+    # when: the mapping is updated, as `aws lambda update-event-source-mapping` would
+    mapping = run.emulator.mappings[0]
+    run.stack.client("lambda").update_event_source_mapping(UUID=mapping.uuid, BatchSize=3)
+    run.emulator.reload()
+    put(run.stack, records("b", 7))
+    assert run.emulator.wait_until_drained(DRAIN_SECONDS)
+
+    # then
+    assert [len(b) for b in handler.batches] == [8, 2, 3, 3, 1]
+    assert run.emulator.mappings[0].batch_size == 3
+
+
+def test_a_second_mapping_from_trim_horizon_replays_the_stream_with_its_own_batch_size(
+    harness: Callable[..., Harness],
+) -> None:
+    # given: ten records delivered in batches of eight
+    handler = FailingHandler()
+    run = harness(handler, records("r", 10))
+    mapping = run.emulator.mappings[0]
+
+    # when: a replay mapping of the same function with batches of four
+    created = run.stack.client("lambda").create_event_source_mapping(
+        EventSourceArn=mapping.event_source_arn,
+        FunctionName=mapping.function_arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=4,
+    )
+    run.emulator.add([MappingConfig.from_api(created)])
+    assert run.emulator.wait_until_drained(DRAIN_SECONDS)
+    run.emulator.remove(created["UUID"])
+
+    # then: the stream again, from its first record, in other batches
+    assert handler.batches == [
+        records("r", 8),
+        ["r8", "r9"],
+        records("r", 4),
+        ["r4", "r5", "r6", "r7"],
+        ["r8", "r9"],
+    ]
+    assert run.emulator.stats[created["UUID"]].records_read == 10
+    assert created["UUID"] not in {m.uuid for m in run.emulator.mappings}

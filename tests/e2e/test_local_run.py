@@ -242,3 +242,57 @@ def test_a_handler_that_raises_on_a_record_is_bisected_and_the_run_says_what_fai
         "RuntimeError: a bug on one record). The tracebacks are in"
     ) in captured.err
     assert "a bug on one record" in (tmp_path / "functions.log").read_text()
+
+
+@pytest.mark.slow
+def test_a_run_redrives_what_an_outage_failed_and_a_replay_in_other_batches_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: batches of 50, no retries, preprocess down for its first second
+    summary_path = tmp_path / "summary.json"
+
+    # when
+    code = main(
+        [
+            "run", "--transactions", "150", "--invalid-rate", "0.03", "--seed", "7",
+            "--parameter", "PreprocessBatchSize=50", "--parameter", "ScoreBatchSize=50",
+            "--parameter", "PreprocessMaximumRetryAttempts=0", "--outage", "preprocess=1",
+            "--redrive", "--replay", "--json", str(summary_path), "--out", str(tmp_path),
+        ]
+    )  # fmt: skip
+
+    # then: what the outage sent to FailureQueue was re-driven, and everything balances
+    out = capsys.readouterr().out
+    summary = json.loads(summary_path.read_text())
+    counts = summary["counts"]
+    assert code == 0, out
+    assert (counts["scored"], counts["quarantined"]) == (150, counts["invalid_sent"])
+    assert counts["in"] == 150 + counts["invalid_sent"]
+    assert (counts["failed"], counts["duplicate_predictions"], counts["unaccounted"]) == (0, 0, 0)
+    given_up = summary["event_source_mappings"]["streamscore-local-preprocess"]
+    redrive = summary["redrive"]
+    assert (
+        redrive["messages"] == redrive["messages_deleted"] == given_up["failure_records_sent"] > 0
+    )
+    assert redrive["records_redriven"] == given_up["records_discarded"] > 0
+    assert (redrive["records_kept"], redrive["records_lost"]) == (0, 0)
+    assert summary["failure_queue"]["messages"] == 0
+    # the replay: both streams again in batches of 33, and not one item changed
+    replay = summary["replay"]
+    by_function = {m["function"]: m for m in replay["mappings"].values()}
+    preprocess, score = (
+        by_function["streamscore-local-preprocess"],
+        by_function["streamscore-local-score"],
+    )
+    assert preprocess["records_replayed"] == counts["in"]
+    assert (preprocess["replay_batch_size"], score["replay_batch_size"]) == (33, 33)
+    assert preprocess["invocations"] >= counts["in"] // 33 + 1
+    assert score["records_replayed"] >= 2 * 150  # the features, and each again from the replay
+    assert (
+        replay["predictions_changed"],
+        replay["card_states_changed"],
+        replay["feature_items_changed"],
+    ) == (0, 0, 0)
+    assert "in = scored + quarantined + failed holds; duplicate prediction items: 0" in out
+    assert "changed by the replay: 0 prediction items, 0 card states, 0 FeaturesTable items" in out
+    assert f"re-driven    {redrive['records_redriven']:>8,} records" in out
