@@ -7,6 +7,7 @@ cannot, and exits when its parent closes stdin, so a crashed run never leaves a 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ from typing import Any
 
 from moto.awslambda.models import LambdaBackend
 from moto.core.base_backend import BackendDict
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.kinesis.models import Shard
 from moto.moto_server.werkzeug_app import (
@@ -129,6 +132,62 @@ def _dump_dynamodb_items_directly() -> None:
     DynamoHandler.serialized = serialized  # type: ignore[method-assign]
 
 
+_in_transaction = threading.local()
+
+
+def _transactions_roll_back_their_items() -> None:
+    """Roll a cancelled TransactWriteItems back by the items it touched, not by copies of tables.
+
+    moto deep-copies every table a transaction names before running it, to put the copies
+    back if it is cancelled: each call costs the size of the tables, and the local run's
+    prediction and quarantine writes are transactions (seconds a call, gigabytes over a run).
+    Here the tables are not copied while a transaction runs in this thread; the items it
+    touches are copied before it and put back when moto cancels it.
+    """
+
+    def copy_table(self: Table, memo: dict[int, Any]) -> Table:
+        if getattr(_in_transaction, "active", False):
+            return self
+        copied: Table = object.__new__(Table)
+        memo[id(self)] = copied
+        for name, value in self.__dict__.items():
+            setattr(copied, name, copy.deepcopy(value, memo))
+        return copied
+
+    Table.__deepcopy__ = copy_table  # type: ignore[attr-defined]
+    run = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        before = []
+        for action in transact_items:
+            op: Any = next(iter(action.values()), {})
+            table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+            attributes = (op.get("Item") or op.get("Key")) if table is not None else None
+            if table is None or not attributes:
+                continue
+            key = {
+                name: attributes[name]
+                for name in (table.hash_key_attr, table.range_key_attr)
+                if name is not None and name in attributes
+            }
+            current = self.get_item(table.name, key)
+            before.append((table.name, key, current.to_json()["Attributes"] if current else None))
+        _in_transaction.active = True
+        try:
+            run(self, transact_items)
+        except Exception:
+            for table_name, key, attributes in reversed(before):
+                if attributes is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, copy.deepcopy(attributes))
+            raise
+        finally:
+            _in_transaction.active = False
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def _exit_with_parent() -> None:
     sys.stdin.read()
     os._exit(0)
@@ -146,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     _dump_dynamodb_items_directly()
     _constant_time_stream_appends()
     _remember_account_backends()
+    _transactions_roll_back_their_items()
     # The socket is bound here rather than by werkzeug, which exits on a bind error with
     # nothing but a message on stderr; the parent reads the reason from stdout.
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
