@@ -145,10 +145,10 @@ def _transactions_roll_back_their_items() -> None:
     touches are copied before it and put back when moto cancels it.
     """
 
-    def copy_table(self: Table, memo: dict[int, Any]) -> Table:
+    def copy_table(self: Any, memo: dict[int, Any]) -> Any:
         if getattr(_in_transaction, "active", False):
             return self
-        copied: Table = object.__new__(Table)
+        copied = object.__new__(type(self))
         memo[id(self)] = copied
         for name, value in self.__dict__.items():
             setattr(copied, name, copy.deepcopy(value, memo))
