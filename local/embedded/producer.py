@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,19 @@ class Traffic:
 
     def __len__(self) -> int:
         return len(self.payloads)
+
+    def checked_window(self) -> tuple[datetime, datetime] | None:
+        """The event-time span of the payloads from `monitored_from` on: what the drift check reads.
+
+        Counts are bucketed by the transactions' own event hours, so the drift check looks at
+        the days the checked traffic happened on, not at when this run processed it. At most
+        the drift check's longest window (the last 7 days of it); None without event times.
+        """
+        times = [t for t in map(_event_time, self.payloads[self.monitored_from :]) if t]
+        if not times:
+            return None
+        end = max(times) + timedelta(seconds=1)
+        return max(min(times), end - timedelta(days=7)), end
 
 
 def simulated_traffic(
@@ -117,6 +131,15 @@ def simulated_traffic(
             f"card state up) + {invalid:,} invalid records"
         ),
     )
+
+
+def _event_time(payload: bytes) -> datetime | None:
+    try:
+        doc = json.loads(payload)
+        moment = datetime.fromisoformat(doc["event_time"]) if isinstance(doc, dict) else None
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return moment.astimezone(UTC) if moment is not None and moment.tzinfo else None
 
 
 def file_traffic(path: Path) -> Traffic:

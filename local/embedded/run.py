@@ -2,14 +2,14 @@
 
 `run_embedded(options)` starts moto, deploys template.yaml, starts the event-source emulator,
 streams the traffic (warm-up first, then the days the drift check looks at), waits until both
-streams are drained, invokes the drift check over the window the checked days were processed
-in, and returns the summary. With `redrive`, what landed in FailureQueue is re-driven after
+streams are drained, invokes the drift check over the checked days (their event times: the
+counts it reads are by event hour), and returns the summary. With `redrive`, what landed in FailureQueue is re-driven after
 the streams drained (embedded/redrive.py), and drained again; with `replay`, both streams
 are then read again from TRIM_HORIZON by second mappings with other batch sizes
 (embedded/replay.py), after the drift check's window closed. `outages` makes a function
 report every record of its batches failed for a while, as a handler does while a dependency
-is down, to see the retries, FailureQueue and the re-drive at work. `invoke_function` runs one handler with one event file against a
-fresh embedded stack, as `sam local invoke` does in Docker.
+is down, to see the retries, FailureQueue and the re-drive at work. `invoke_function` runs one
+handler with one event file against a fresh embedded stack, as `sam local invoke` does in Docker.
 
 RetrainingRequested reaches RetrainingQueue through the stack's own rule: moto delivers bus
 events to a rule's SQS target itself (the channel-shift e2e test checks that it arrives). moto
@@ -202,7 +202,10 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
                 if console.bar is not None:
                     console.bar.close()
                     console.bar = None
-            drift = _check_drift(stack, window_start, window_end, options.out_dir, console)
+            # counts are by the transactions' event hours: the window of the checked traffic's
+            # own days, or (traffic without event times) the time this run processed it
+            start, end = traffic.checked_window() or (window_start, window_end)
+            drift = _check_drift(stack, start, end, options.out_dir, console)
             observed = observe_stack(clients, outputs)
             extra = {
                 "stack": {
@@ -379,7 +382,7 @@ def _check_drift(
     out_dir: Path,
     console: _Console,
 ) -> dict[str, Any]:
-    """Invoke the drift check over [start, end) of processing time; its report and picture."""
+    """Invoke the drift check over [start, end); its report and picture."""
     event = {"window": {"start": _iso(start), "end": _iso(end)}}
     invocation = stack.function(DRIFT_FUNCTION).invoke(event)
     if invocation.error is not None:
