@@ -6,17 +6,20 @@ bytes, the template's configuration and bench/prices.json go through bench/model
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from bench.model import (
+    MAX_TRANSACTION_ACTIONS,
     DriftProfile,
     FunctionProfile,
     Scenario,
     Usage,
     break_even_rate,
     cost_per_million,
+    count_items_per_hour,
     cpu_share,
     endpoint_per_million,
     fit_line,
@@ -56,7 +59,11 @@ def function_profile(
     )
 
 
-def drift_profile(drift: Mapping[str, Any], values: Mapping[str, str]) -> DriftProfile:
+def drift_profile(drift: Mapping[str, Any], values: Mapping[str, str]) -> DriftProfile | None:
+    """The drift check's fixed and per-item cost, fitted over the measured window sizes; None
+    when it was not measured (handler_cpu.drift_cpu skipped it)."""
+    if "skipped" in drift:
+        return None
     sizes = sorted(drift, key=int)
     cpu_fixed, cpu_per_item = fit_line(
         [(int(n), drift[n]["cpu_ms_per_check"]["median"]) for n in sizes]
@@ -85,19 +92,27 @@ def checks_per_hour(schedule: str) -> float:
     return {"minute": 60.0, "hour": 1.0, "day": 1 / 24}[unit] / amount
 
 
+PER_TRANSACTION_TABLES = (
+    "EntityStateTable",
+    "FeaturesTable",
+    "PredictionsTable",
+    "QuarantineTable",
+)
+
+
 def usage(calls: Mapping[str, Any], template: Mapping[str, Any]) -> Usage:
+    """Per-transaction and per-chunk use from the calls part (calls.whole_path)."""
     per = calls["per_1000_transactions"]
     pre, sco = per["preprocess"], per["score"]
     drift = calls["drift_check_per_check"]
     resources = [r.get("Type") for r in template.get("Resources", {}).values()]
-    per_transaction_tables = (
-        "EntityStateTable",
-        "FeaturesTable",
-        "PredictionsTable",
-        "QuarantineTable",
-    )
-    wru = sum(f["wru"].get(t, 0.0) for f in (pre, sco) for t in per_transaction_tables)
-    rru = sum(f["rru"].get(t, 0.0) for f in (pre, sco) for t in per_transaction_tables)
+    wru = sum(f["wru"].get(t, 0.0) for f in (pre, sco) for t in PER_TRANSACTION_TABLES)
+    rru = sum(f["rru"].get(t, 0.0) for f in (pre, sco) for t in PER_TRANSACTION_TABLES)
+    chunks = calls["transaction_chunks"]
+    predictions = chunks["score"].get("PredictionsTable", {})
+    quarantine = chunks["preprocess"].get("QuarantineTable", {})
+    updates = math.ceil(predictions.get("updates_per_transaction", 1.0))
+    counts = calls["count_items"].get("PRED", {})
     return Usage(
         records_per_transaction=calls["records_sent"] / calls["valid_transactions"],
         features_per_transaction=pre["stream_records"] / 1000,
@@ -107,10 +122,11 @@ def usage(calls: Mapping[str, Any], template: Mapping[str, Any]) -> Usage:
         feature_billed_kb=calls["feature_billed_kb"],
         wru_per_transaction=wru / 1000,
         rru_per_transaction=rru / 1000,
-        wru_per_preprocess_batch=calls["per_batch"]["preprocess"]["monitoring_wru"],
-        wru_per_score_batch=calls["per_batch"]["score"]["monitoring_wru"],
-        monitoring_bytes_per_preprocess_batch=calls["per_batch"]["preprocess"]["monitoring_bytes"],
-        monitoring_bytes_per_score_batch=calls["per_batch"]["score"]["monitoring_bytes"],
+        prediction_chunk_wru=predictions.get("count_update_wru_per_transaction", 0.0),
+        predictions_per_chunk=MAX_TRANSACTION_ACTIONS - updates,
+        quarantine_chunk_wru=quarantine.get("count_update_wru_per_transaction", 0.0),
+        invalid_share=1 - calls["valid_transactions"] / calls["records_sent"],
+        count_item_bytes=counts.get("mean_bytes", 0.0),
         alerts_per_transaction=sco["event_entries"] / 1000,
         drift_wru_per_check=drift["wru"].get("MonitoringTable", 0.0),
         drift_s3_puts_per_check=drift["objects_put"],
@@ -128,7 +144,7 @@ def _rounded(value: float | None) -> float | None:
 def capacity(
     preprocess: FunctionProfile,
     score: FunctionProfile,
-    drift: DriftProfile,
+    drift: DriftProfile | None,
     pipeline_usage: Usage,
     cpu: Mapping[str, Mapping[str, Any]],
     values: Mapping[str, str],
@@ -215,34 +231,47 @@ def capacity(
     }
     bottleneck = min(in_transactions, key=lambda k: in_transactions[k])
 
-    timeout_ms = int(values["DriftCheckTimeout"]) * 1000
-    share = cpu_share(drift.memory_mb, mb_per_vcpu)
-    per_item_ms = drift.cpu_us_per_item / 1000 / share + drift.io_ms_per_item
-    max_items = max(
-        0.0, (timeout_ms - drift.cpu_ms_fixed / share - drift.io_ms_fixed) / per_item_ms
+    on_demand_shards = int(limit(table, "kinesis_on_demand_initial_shards"))
+    full = preprocess.batch_size  # a busy shard: full batches
+    per_hour_busy = count_items_per_hour(
+        on_demand_shards, score.batch_size, on_demand_shards, full * 3600, u
     )
-    window_s = drift.window_hours * 3600
-    max_batches_per_s = max_items / window_s
+    drift_check: dict[str, Any] = {
+        "window_hours": drift.window_hours if drift else int(values["DriftWindowMinutes"]) / 60,
+        "count_items_per_hour_4_busy_shards": round(per_hour_busy, 1),
+        "predictions_per_chunk": u.predictions_per_chunk,
+    }
+    if drift is None:
+        drift_check["skipped"] = "the drift check was not measured (see cpu.drift_check)"
+    else:
+        timeout_ms = int(values["DriftCheckTimeout"]) * 1000
+        share = cpu_share(drift.memory_mb, mb_per_vcpu)
+        per_item_ms = drift.cpu_us_per_item / 1000 / share + drift.io_ms_per_item
+        max_items = max(
+            0.0, (timeout_ms - drift.cpu_ms_fixed / share - drift.io_ms_fixed) / per_item_ms
+        )
+        drift_check |= {
+            "memory_mb": drift.memory_mb,
+            "timeout_s": timeout_ms / 1000,
+            "ms_per_window_item": round(per_item_ms, 3),
+            "max_window_items_within_timeout": round(max_items),
+            "seconds_at_4_busy_shards": round(
+                (
+                    drift.cpu_ms_fixed / share
+                    + drift.io_ms_fixed
+                    + per_item_ms * per_hour_busy * drift.window_hours
+                )
+                / 1000,
+                1,
+            ),
+        }
     return {
         "functions": functions,
         "shard_limits": shard_limits,
         "transactions_per_second_per_shard": {k: round(v, 1) for k, v in in_transactions.items()},
         "bottleneck": bottleneck,
         "sustained_transactions_per_second_per_shard": round(in_transactions[bottleneck], 1),
-        "drift_check": {
-            "memory_mb": drift.memory_mb,
-            "timeout_s": timeout_ms / 1000,
-            "window_hours": drift.window_hours,
-            "ms_per_window_item": round(per_item_ms, 3),
-            "max_window_items_within_timeout": round(max_items),
-            "max_batches_per_second_both_functions": round(max_batches_per_s, 2),
-            "max_transactions_per_second_at_full_batches": round(
-                max_batches_per_s / (1 / preprocess.batch_size + 1 / score.batch_size), 1
-            ),
-            "batches_per_second_on_demand_at_low_traffic": (
-                2 * limit(table, "kinesis_on_demand_initial_shards") / preprocess.batching_window_s
-            ),
-        },
+        "drift_check": drift_check,
         "assumptions": [
             "duration = CPU measured here / min(1, memory / 1,769 MB) + time with an AWS call in "
             "flight (stated p50 latencies injected); no overlap of CPU and I/O is assumed "
@@ -257,7 +286,7 @@ def capacity(
 def cost(
     preprocess: FunctionProfile,
     score: FunctionProfile,
-    drift: DriftProfile,
+    drift: DriftProfile | None,
     pipeline_usage: Usage,
     table: Mapping[str, Any],
 ) -> dict[str, Any]:
@@ -290,11 +319,25 @@ def cost(
                 break_even_rate(ENDPOINT_INSTANCES, hourly, reference), 1
             ),
         }
+    drift_note = (
+        [
+            "the drift check is left out of the totals: it was not measured (it does not read "
+            "the hourly count items yet); its window items are the count items it will read"
+        ]
+        if drift is None
+        else []
+    )
     return {
         "scenarios": scenarios,
         "endpoint": endpoints,
         "usage": pipeline_usage.__dict__,
         "notes": [
+            *drift_note,
+            "DynamoDB: per transaction (card state with its pending feature record, the ledger "
+            "reads, feature record, prediction created in a transaction at 2 WRU per KB, alert "
+            "re-writes, quarantine items) plus the count-item Updates of every transaction "
+            "(chunk): one set per score batch of up to 99 predictions, one per preprocess batch "
+            "with a bad record",
             "arm64 is priced at the x86_64 durations: its CPU speed was not measured",
             "rates are sustained valid transactions per second; on-demand streams start with "
             "4 shards, so batches fill to rate / 4 x the batching window",

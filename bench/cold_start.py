@@ -137,15 +137,24 @@ def write_setups(
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from bench.common import NAMES  # noqa: PLC0415
-    from bench.traffic import feature_events, state_items, transaction_events, window  # noqa: PLC0415
+    from bench.traffic import (  # noqa: PLC0415
+        feature_events,
+        ledger_items,
+        state_items,
+        transaction_events,
+        window,
+    )
     from embedded.lambda_events import scheduled_event  # noqa: PLC0415
 
     now = datetime.now(UTC).replace(microsecond=0)
     transactions = transaction_events(batch_sizes["preprocess"])[0]
     cards = {r["kinesis"]["partitionKey"] for r in transactions["Records"]}
-    states = [i for i in state_items(window().states, now) if i["card_id"]["S"] in cards]
+    tables = {
+        NAMES["EntityStateTable"]: state_items(window().states, now, cards),
+        NAMES["FeaturesTable"]: ledger_items(window().states, now, cards),
+    }
     setups = {
-        "preprocess": (transactions, {NAMES["EntityStateTable"]: states}),
+        "preprocess": (transactions, tables),
         "score": (feature_events(batch_sizes["score"], 1)[0], {}),
         "drift_check": (
             scheduled_event(now.isoformat().replace("+00:00", "Z")),

@@ -2,10 +2,15 @@
 
 `FakeAWS.attach(client)` registers a `before-send` hook: botocore has validated, serialised and
 signed the request, and parses the answer as if it came from the service, so only the network is
-missing. DynamoDB items are kept per table (reads see earlier writes), Kinesis, EventBridge and
-S3 answer success. The CPU spent answering is measured per thread and can be taken out of a
-handler's CPU; with `latency` set, each call also waits its stated service latency (a sleep: no
-CPU), and the time with at least one call in flight is recorded: the I/O on the handler's path.
+missing. DynamoDB items are kept per table (reads see earlier writes); TransactWriteItems
+evaluates every action's condition first (bench/expressions.py) and, when one fails, cancels the
+whole transaction with a TransactionCanceledException and one CancellationReason per action, as
+DynamoDB does; otherwise it applies its Puts, Updates (SET, ADD, REMOVE) and Deletes together.
+UpdateItem (the drift check's cooldown claim) is answered as done and not stored. Kinesis,
+EventBridge and S3 answer success. The CPU spent answering is measured per thread and can be
+taken out of a handler's CPU; with `latency` set, each call also waits its stated service latency
+(a sleep: no CPU), and the time with at least one call in flight is recorded: the I/O on the
+handler's path.
 """
 
 from __future__ import annotations
@@ -19,7 +24,24 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from bench.expressions import apply_update, condition_holds
+
 JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0"}
+DYNAMODB_ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+
+
+class ServiceError(Exception):
+    """An error answer: HTTP 400 with DynamoDB's JSON error body (`__type`, `message`, fields)."""
+
+    def __init__(self, code: str, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.fields = fields
+
+    def body(self) -> bytes:
+        return json.dumps(
+            {"__type": DYNAMODB_ERROR_PREFIX + self.code, "message": str(self)} | self.fields
+        ).encode()
 
 
 def _headers(values: Mapping[str, str]) -> HTTPHeaders:
@@ -76,6 +98,8 @@ class FakeAWS:
         self.in_flight: list[tuple[float, float]] = []
         self.stream_records = 0
         self.objects: list[str] = []  # URLs of the objects put
+        self.queried: Counter[str] = Counter()  # window keys the Query calls asked for
+        self.cancelled = 0  # transactions cancelled (a condition failed)
         self._lock = threading.Lock()
 
     def attach(self, *clients: Any) -> FakeAWS:
@@ -109,6 +133,7 @@ class FakeAWS:
         sent = time.perf_counter()
         started = time.thread_time()
         target = request.headers.get("X-Amz-Target")
+        status = 200
         if target is None:  # S3 (REST): the only one we fake is PutObject
             operation, answer, headers = "PutObject", b"", {"ETag": '"0"'}
             with self._lock:
@@ -116,9 +141,12 @@ class FakeAWS:
         else:
             operation = (target.decode() if isinstance(target, bytes) else target).split(".")[-1]
             body = json.loads(request.body or b"{}")
-            with self._lock:
-                result = getattr(self, operation)(body)
-            answer, headers = json.dumps(result).encode(), JSON_HEADERS
+            headers = JSON_HEADERS
+            try:
+                with self._lock:
+                    answer = json.dumps(getattr(self, operation)(body)).encode()
+            except ServiceError as error:
+                status, answer = 400, error.body()
         with self._lock:
             self.calls[operation] += 1
             self.answer_cpu_s += time.thread_time() - started
@@ -128,7 +156,7 @@ class FakeAWS:
             with self._lock:
                 self.in_flight.append((sent, sent + wait))
             time.sleep(wait)
-        return AWSResponse(request.url, 200, _headers(headers), _Body(answer))
+        return AWSResponse(request.url, status, _headers(headers), _Body(answer))
 
     # ------------------------------------------------------------------ DynamoDB
 
@@ -164,10 +192,65 @@ class FakeAWS:
     def UpdateItem(self, body: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         return {}
 
+    def TransactWriteItems(self, body: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        """All or nothing: every condition is checked before anything is written."""
+        staged: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]] = []
+        reasons: list[dict[str, Any]] = []
+        for action in body["TransactItems"]:
+            ((kind, spec),) = action.items()
+            table = spec["TableName"]
+            key = self._key(table, spec["Item"] if kind == "Put" else spec["Key"])
+            if any(t == table and k == key for _, t, k, _ in staged):
+                raise ServiceError(
+                    "ValidationException",
+                    "Transaction request cannot include multiple operations on one item",
+                )
+            current = self.items[table].get(key)
+            held = condition_holds(
+                spec.get("ConditionExpression"),
+                current,
+                spec.get("ExpressionAttributeNames"),
+                spec.get("ExpressionAttributeValues"),
+            )
+            if held:
+                reasons.append({"Code": "None"})
+            else:
+                reason: dict[str, Any] = {
+                    "Code": "ConditionalCheckFailed",
+                    "Message": "The conditional request failed",
+                }
+                if spec.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                    reason["Item"] = current
+                reasons.append(reason)
+            staged.append((kind, table, key, spec))
+        if any(r["Code"] != "None" for r in reasons):
+            self.cancelled += 1
+            codes = ", ".join(r["Code"] for r in reasons)
+            raise ServiceError(
+                "TransactionCanceledException",
+                f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]",
+                CancellationReasons=reasons,
+            )
+        for kind, table, key, spec in staged:
+            if kind == "Put":
+                self.put(table, spec["Item"])
+            elif kind == "Update":
+                self.items[table][key] = apply_update(
+                    self.items[table].get(key),
+                    spec["Key"],
+                    spec["UpdateExpression"],
+                    spec.get("ExpressionAttributeNames"),
+                    spec.get("ExpressionAttributeValues"),
+                )
+            elif kind == "Delete":
+                self.items[table].pop(key, None)
+        return {}
+
     def Query(self, body: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         """WindowIndex queries: items of one window_key with recorded_at in [start, end]."""
         values = body["ExpressionAttributeValues"]
         key, start, end = (_key_value(values[n]) for n in (":key", ":start", ":end"))
+        self.queried[key] += 1
         matching = sorted(
             (
                 item

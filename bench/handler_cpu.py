@@ -40,10 +40,16 @@ from bench.common import (
 )
 from bench.fake_aws import FakeAWS
 from bench.per_record import preprocess_per_record, score_floor, score_per_record
-from bench.traffic import distinct_cards, feature_events, state_items, transaction_events, window
-from streamscore.features import CardState
-from streamscore.monitoring import window_key
-from streamscore.preprocess import PreprocessPorts, preprocess_batch
+from bench.traffic import (
+    distinct_cards,
+    feature_events,
+    last_records,
+    ledger_items,
+    state_items,
+    transaction_events,
+    window,
+)
+from streamscore.preprocess import CardRecord, PreprocessPorts, preprocess_batch
 from streamscore.records import parse_kinesis_event
 
 SIZES = (10, 100, 500, 1000)  # 10: what a quiet shard's one-second window gathers
@@ -95,19 +101,21 @@ def _table_keys(template: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
 class _MemoryPorts:
     """The preprocess domain's ports as dicts: nothing but the domain runs."""
 
-    def __init__(self, states: dict[str, CardState]) -> None:
-        self.states = dict(states)
-        self.features: dict[str, dict[str, Any]] = {}
+    def __init__(
+        self, cards: dict[str, CardRecord], ledger: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        self.cards = dict(cards)
+        self.features: dict[str, dict[str, Any]] = dict(ledger or {})
 
     def ports(self) -> PreprocessPorts:
         outer = self
 
         class States:
-            def load(self, ids: Sequence[str]) -> tuple[dict[str, CardState], set[str]]:
-                return {c: outer.states[c] for c in ids if c in outer.states}, set()
+            def load(self, ids: Sequence[str]) -> tuple[dict[str, CardRecord], set[str]]:
+                return {c: outer.cards[c] for c in ids if c in outer.cards}, set()
 
-            def save(self, states: Sequence[CardState], now: datetime) -> set[str]:
-                outer.states.update((s.card_id, s) for s in states)
+            def save(self, cards: Sequence[CardRecord], now: datetime) -> set[str]:
+                outer.cards.update((c.state.card_id, c) for c in cards)
                 return set()
 
         class Features:
@@ -119,17 +127,15 @@ class _MemoryPorts:
                 outer.features.update((r["transaction_id"], r) for r in records)
                 return set()
 
-        class Sink:
+        class Forwarder:
             def forward(self, records: Sequence[dict[str, Any]]) -> set[str]:
                 return set()
 
+        class Quarantine:
             def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
                 return set()
 
-            def put(self, item: dict[str, Any]) -> None:
-                return None
-
-        return PreprocessPorts(States(), Features(), Sink(), Sink(), Sink())
+        return PreprocessPorts(States(), Features(), Forwarder(), Quarantine())
 
 
 class _Variants(ABC):
@@ -194,7 +200,12 @@ class _Preprocess(_Variants):
             "quarantine": NAMES["QuarantineTable"],
         }
         self.now = datetime.now(UTC)
-        self.states = {NAMES["EntityStateTable"]: state_items(window().states, self.now)}
+        # the cards as preprocess leaves them: each with its last feature record pending, stored
+        self.states = {
+            NAMES["EntityStateTable"]: state_items(window().states, self.now),
+            NAMES["FeaturesTable"]: ledger_items(window().states, self.now),
+        }
+        self.pending = last_records(window().states, self.now)
         self.context = LambdaContext("preprocess", 1024)
         self.memory = _MemoryPorts({})
 
@@ -212,7 +223,14 @@ class _Preprocess(_Variants):
 
     def start(self, size: int) -> None:
         super().start(size)
-        self.memory = _MemoryPorts(window().states)
+        states = window().states
+        self.memory = _MemoryPorts(
+            {
+                c: CardRecord(s, {self.pending[c]["transaction_id"]: self.pending[c]})
+                for c, s in states.items()
+            },
+            {r["transaction_id"]: r for r in self.pending.values()},
+        )
 
     def variants(self) -> dict[str, Callable[[dict[str, Any]], float]]:
         return {
@@ -228,9 +246,7 @@ class _Preprocess(_Variants):
         records = parse_kinesis_event(event)
         ports = self.memory.ports()
         seconds = _timed(
-            lambda: preprocess_batch(
-                records, ports, now=self.now, quarantine_ttl_days=30, monitoring_ttl_days=90
-            )
+            lambda: preprocess_batch(records, ports, now=self.now, quarantine_ttl_days=30)
         )
         return _us_per_record(seconds, self.size)
 
@@ -402,22 +418,42 @@ def _io_path(
 # ----------------------------------------------------------------------------- drift check
 
 
+COUNT_WINDOW_PREFIX = "COUNT#"
+WINDOW_HOURS = 23  # whole hours inside any 24 h window ending after them
+
+
 def _window_items(
     captured: Sequence[dict[str, Any]], count: int, end: datetime
 ) -> list[dict[str, Any]]:
-    """`count` MonitoringTable items spread evenly over the day before `end`, cycling through
-    the STATS and HIST items the handlers wrote (keys made unique, times and hours reassigned)."""
+    """`count` hourly count items (MonitoringTable, sk COUNT) spread over the 23 whole hours
+    before `end`'s hour, cycling through the count items the handlers wrote: each made another
+    (hour, slot) of its kind, model version and shard, found through its hour's WindowIndex
+    partition `COUNT#<YYYY-MM-DDTHH>` (functions/streamscore/counts.py)."""
+    counts = [i for i in captured if i.get("sk", {}).get("S") == "COUNT"]
+    if not counts:
+        raise SystemExit("the handlers wrote no hourly count items to build a window from")
+    top = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     items = []
     for index in range(count):
-        template = captured[index % len(captured)]
-        moment = end - timedelta(seconds=(index + 0.5) * 86_000 / count)
-        kind = template["sk"]["S"]
+        template = counts[index % len(counts)]
+        hour = (top - timedelta(hours=1 + index % WINDOW_HOURS)).strftime("%Y-%m-%dT%H")
+        slot = index // WINDOW_HOURS
+        kind, version = template["kind"]["S"], template["model_version"]["S"]
+        shard = template["shard_id"]["S"]
         item = dict(template)
-        item["pk"] = {"S": f"{template['pk']['S']}#{index}"}
-        item["window_key"] = {"S": window_key(kind, moment)}
-        item["recorded_at"] = {"S": moment.isoformat(timespec="milliseconds")}
+        item["pk"] = {"S": f"COUNT#{kind}#{version}#{hour}#{shard}#{slot}"}
+        item["hour"] = {"S": hour}
+        item["window_key"] = {"S": f"{COUNT_WINDOW_PREFIX}{hour}"}
+        item["recorded_at"] = {"S": f"{hour}:00:00.000+00:00"}
         items.append(item)
     return items
+
+
+DRIFT_NOT_SWITCHED = (
+    "not measured: the drift check still queries the per-batch HIST/STATS items, which the "
+    "handlers no longer write (it does not read the hourly COUNT items yet), so its CPU per "
+    "window item would be that of a dead path"
+)
 
 
 def drift_cpu(
@@ -425,7 +461,11 @@ def drift_cpu(
     latency_s: Mapping[str, float],
     captured: Sequence[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The drift check's CPU per window item read, and its I/O path, at two window sizes."""
+    """The drift check's CPU per window item read, and its I/O path, at two window sizes.
+
+    The window holds hourly count items. When a first run shows that the drift check does not
+    query their partitions (COUNT#<hour>), nothing is measured: {"skipped": why}.
+    """
     from embedded.lambda_events import scheduled_event  # noqa: PLC0415
 
     keys = _table_keys(template)
@@ -446,8 +486,14 @@ def drift_cpu(
             fake.latency_s = dict(latency_s) if run == last else {}
             fake.latency_scale = LATENCY_SCALE if run == last else 1.0
             fake.reset_timing()
+            queried = fake.queried.copy()
             with into_sink():
                 seconds = _timed(lambda: app.lambda_handler(event, context), fake)
+            asked = fake.queried - queried
+            if run == 0 and not any(k.startswith(COUNT_WINDOW_PREFIX) for k in asked):
+                progress("drift check: skipped, it does not read the hourly count items yet")
+                kinds = sorted({k.split("#")[0] for k in asked})
+                return {"skipped": DRIFT_NOT_SWITCHED, "queried_kinds": kinds}
             if 0 < run < last:
                 cpu_ms.append(seconds * 1e3)
             elif run == last:

@@ -21,6 +21,12 @@ from typing import Any
 HOURS_PER_MONTH = 730.0
 KB = 1024
 GB = 1024**3  # AWS bills "GB" of data and memory as 2^30 bytes
+# TransactWriteItems bills every action (Put, Update, Delete) at twice a plain write's units:
+# 2 WRU per KB of each item (the DynamoDB Developer Guide, "Capacity unit consumption for write
+# operations" and "Capacity management for transactions"). bench/prices.json carries the same
+# figure with its source (limits.dynamodb_transactional_write_factor); a unit test checks both.
+TRANSACTIONAL_WRITE_FACTOR = 2
+MAX_TRANSACTION_ACTIONS = 100  # TransactWriteItems' limit
 
 
 def load_table(path: Path) -> dict[str, Any]:
@@ -80,9 +86,11 @@ def item_size(item: Mapping[str, Any]) -> int:
     return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
 
 
-def write_units(size: int) -> int:
-    """WRUs of writing one item of `size` bytes (standard table class)."""
-    return max(1, math.ceil(size / KB))
+def write_units(size: int, factor: int = 1) -> int:
+    """WRUs of writing one item of `size` bytes (standard table class); `factor` 2 inside a
+    transaction (TRANSACTIONAL_WRITE_FACTOR). A write replacing or updating an item is billed by
+    the larger of the item before and after: the caller passes that one."""
+    return factor * max(1, math.ceil(size / KB))
 
 
 def read_units(size: int | None, consistent: bool) -> float:
@@ -206,12 +214,15 @@ class Usage:
     feature_record_bytes: float
     transaction_billed_kb: float  # on-demand KB per transaction record (rounded up per record)
     feature_billed_kb: float
-    wru_per_transaction: float  # features, state, prediction, quarantine
-    rru_per_transaction: float  # state reads and the stored-prediction lookup
-    wru_per_preprocess_batch: float  # the STATS item
-    wru_per_score_batch: float  # the HIST item
-    monitoring_bytes_per_preprocess_batch: float
-    monitoring_bytes_per_score_batch: float
+    # card states, feature records, predictions (transactional Puts and alert re-writes),
+    # quarantine items (transactional Puts): everything written per transaction
+    wru_per_transaction: float
+    rru_per_transaction: float  # card states, the ledger, the stored-prediction lookup
+    prediction_chunk_wru: float  # count-item Updates of one prediction transaction (chunk)
+    predictions_per_chunk: int  # predictions one transaction holds (100 actions less its Updates)
+    quarantine_chunk_wru: float  # count-item Updates of one preprocess quarantine transaction
+    invalid_share: float  # share of TransactionsStream records that are quarantined
+    count_item_bytes: float  # a prediction count item, as the drift check reads it
     alerts_per_transaction: float
     drift_wru_per_check: float
     drift_s3_puts_per_check: float
@@ -220,6 +231,31 @@ class Usage:
     alarms: int
     dashboards: int
     kms_keys: int = 1
+
+
+def prediction_chunks(fill: float, per_chunk: int) -> int:
+    """Transactions (each with its count Updates) a score batch of `fill` records writes."""
+    return max(1, math.ceil(fill / per_chunk))
+
+
+def batches_with_invalid(fill: float, invalid_share: float) -> float:
+    """Share of preprocess batches of `fill` records with at least one record to quarantine:
+    each of them writes one quarantine transaction with its count Updates."""
+    return 1.0 - (1.0 - invalid_share) ** fill
+
+
+def count_items_per_hour(
+    feature_shards: int,
+    score_fill: float,
+    transaction_shards: int,
+    records_per_shard_hour: float,
+    usage: Usage,
+) -> float:
+    """Hourly count items one hour leaves: per FeaturesStream shard one per writer slot (the
+    transactions of a batch), per TransactionsStream shard one when it saw a bad record."""
+    predictions = feature_shards * prediction_chunks(score_fill, usage.predictions_per_chunk)
+    quarantine = transaction_shards * (1.0 - (1.0 - usage.invalid_share) ** records_per_shard_hour)
+    return predictions + quarantine
 
 
 @dataclass(frozen=True)
@@ -266,11 +302,13 @@ def cost_per_million(
     scenario: Scenario,
     preprocess: FunctionProfile,
     score: FunctionProfile,
-    drift: DriftProfile,
+    drift: DriftProfile | None,
     usage: Usage,
     table: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """USD per million transactions at a sustained rate, by component, with the batch fill."""
+    """USD per million transactions at a sustained rate, by component, with the batch fill.
+
+    `drift` None: the drift check was not measured (its component is left out, not zero)."""
     p = {name: float(spec["usd"]) for name, spec in table["prices"].items()}
     mb_per_vcpu = limit(table, "lambda_mb_per_vcpu")
     gb_second = p[f"lambda_{scenario.architecture}_gb_second"]
@@ -311,31 +349,35 @@ def cost_per_million(
     pre = lambda_part(preprocess, usage.records_per_transaction, tx_shards)
     sco = lambda_part(score, usage.features_per_transaction, feature_shards)
 
-    # the drift check reads every monitoring item of its window, each hour
-    batches_per_hour = (pre["invocations"] + sco["invocations"]) / million_hours
-    items = batches_per_hour * drift.window_hours
-    item_bytes_per_hour = (
-        pre["invocations"] * usage.monitoring_bytes_per_preprocess_batch
-        + sco["invocations"] * usage.monitoring_bytes_per_score_batch
-    ) / million_hours
-    drift_seconds = (
-        (drift.cpu_ms_fixed + drift.cpu_us_per_item * items / 1000)
-        / cpu_share(drift.memory_mb, mb_per_vcpu)
-        + drift.io_ms_fixed
-        + drift.io_ms_per_item * items
-    ) / 1000
-    drift_per_hour = drift.checks_per_hour * (
-        drift_seconds * drift.memory_mb / 1024 * gb_second
-        + p["lambda_request"]
-        + item_bytes_per_hour
-        * drift.window_hours
-        / (4 * KB)
-        / 2
-        * p["dynamodb_on_demand_read_request_unit"]
-        + usage.drift_wru_per_check * p["dynamodb_on_demand_write_request_unit"]
-        + usage.drift_s3_puts_per_check * p["s3_put_request"]
-        + usage.drift_events_per_check * p["eventbridge_custom_event"]
+    # the drift check reads the hourly count items of its window, one Query per hour
+    items_per_hour = count_items_per_hour(
+        feature_shards,
+        sco["fill"],
+        tx_shards,
+        rate * usage.records_per_transaction / tx_shards * 3600,
+        usage,
     )
+    items = items_per_hour * (drift.window_hours if drift else 24.0)
+    drift_seconds: float | None = None
+    drift_per_hour: float | None = None
+    if drift is not None:
+        drift_seconds = (
+            (drift.cpu_ms_fixed + drift.cpu_us_per_item * items / 1000)
+            / cpu_share(drift.memory_mb, mb_per_vcpu)
+            + drift.io_ms_fixed
+            + drift.io_ms_per_item * items
+        ) / 1000
+        query_rru = drift.window_hours * query_read_units(
+            [round(items_per_hour * usage.count_item_bytes)]
+        )
+        drift_per_hour = drift.checks_per_hour * (
+            drift_seconds * drift.memory_mb / 1024 * gb_second
+            + p["lambda_request"]
+            + query_rru * p["dynamodb_on_demand_read_request_unit"]
+            + usage.drift_wru_per_check * p["dynamodb_on_demand_write_request_unit"]
+            + usage.drift_s3_puts_per_check * p["s3_put_request"]
+            + usage.drift_events_per_check * p["eventbridge_custom_event"]
+        )
 
     if scenario.stream_mode == "ON_DEMAND":
         kinesis_fixed = 2 * p["kinesis_on_demand_stream_hour"]
@@ -364,15 +406,19 @@ def cost_per_million(
         + usage.dashboards * p["cloudwatch_dashboard_month"]
         + usage.kms_keys * p["kms_key_month"]
     )
+    # per transaction, then the count-item Updates: one set per transaction (chunk) written
+    count_wru = (
+        sco["invocations"]
+        * prediction_chunks(sco["fill"], usage.predictions_per_chunk)
+        * usage.prediction_chunk_wru
+        + pre["invocations"]
+        * batches_with_invalid(pre["fill"], usage.invalid_share)
+        * usage.quarantine_chunk_wru
+    )
     dynamodb = (
         1e6 * usage.wru_per_transaction * p["dynamodb_on_demand_write_request_unit"]
         + 1e6 * usage.rru_per_transaction * p["dynamodb_on_demand_read_request_unit"]
-        + pre["invocations"]
-        * usage.wru_per_preprocess_batch
-        * p["dynamodb_on_demand_write_request_unit"]
-        + sco["invocations"]
-        * usage.wru_per_score_batch
-        * p["dynamodb_on_demand_write_request_unit"]
+        + count_wru * p["dynamodb_on_demand_write_request_unit"]
     )
     parts = {
         "lambda_preprocess": pre["compute"] + pre["requests"],
@@ -382,18 +428,23 @@ def cost_per_million(
         "eventbridge": 1e6 * usage.alerts_per_transaction * p["eventbridge_custom_event"],
         "cloudwatch_logs": pre["logs"] + sco["logs"],
         "xray": pre["traces"] + sco["traces"],
-        "drift_check": drift_per_hour * million_hours,
         "monthly_fixed": monthly_fixed / HOURS_PER_MONTH * million_hours,
     }
+    if drift_per_hour is not None:
+        parts["drift_check"] = drift_per_hour * million_hours
     return {
         "usd_per_million": {k: round(v, 4) for k, v in parts.items()},
         "total_usd_per_million": round(sum(parts.values()), 4),
         "preprocess_batch_fill": round(pre["fill"], 1),
         "score_batch_fill": round(sco["fill"], 1),
         "shards": {"transactions": tx_shards, "features": feature_shards},
+        "count_update_wru_per_million": round(count_wru, 1),
+        "drift_check_modelled": drift is not None,
         "drift_window_items": round(items),
-        "drift_check_seconds": round(drift_seconds, 2),
-        "drift_check_times_out": drift_seconds > drift.timeout_s,
+        "drift_check_seconds": None if drift_seconds is None else round(drift_seconds, 2),
+        "drift_check_times_out": drift is not None
+        and drift_seconds is not None
+        and drift_seconds > drift.timeout_s,
     }
 
 

@@ -48,9 +48,10 @@ def _cpu_figures(cpu: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         for size, row in cpu[function]["io_path"].items():
             out[f"io.{function}.{size}"] = _figure(row["io_ms_per_batch"], "ms/batch", "lower")
     for size, row in cpu["drift_check"].items():
-        out[f"cpu.drift_check.per_item.{size}"] = _figure(
-            row["cpu_us_per_item"], "µs/item", "lower"
-        )
+        if size.isdigit():  # absent when the drift check was skipped
+            out[f"cpu.drift_check.per_item.{size}"] = _figure(
+                row["cpu_us_per_item"], "µs/item", "lower"
+            )
     return out
 
 
@@ -169,8 +170,25 @@ def _change(delta: Mapping[str, Mapping[str, Any]], name: str) -> str:
 
 
 def _drift_cell(scenario: Mapping[str, Any]) -> str:
-    cell = f"{scenario['drift_window_items']:,} / {scenario['drift_check_seconds']:,.0f}"
+    seconds = scenario["drift_check_seconds"]
+    cell = f"{scenario['drift_window_items']:,} / " + (
+        "—" if seconds is None else f"{seconds:,.0f}"
+    )
     return cell + (" **times out**" if scenario["drift_check_times_out"] else "")
+
+
+def _drift_cpu_sentence(drift: Mapping[str, Any]) -> str:
+    if "skipped" in drift:
+        return f"Drift check CPU per window item: {drift['skipped']}."
+    return (
+        "Drift check CPU per window item read (hourly count items, fixed cost of the report "
+        "and picture spread over the items): "
+        + ", ".join(
+            f"{n} items: {_cell(row['cpu_us_per_item'])} µs ({_cell(row['cpu_ms_per_check'])} ms a check)"
+            for n, row in drift.items()
+        )
+        + "."
+    )
 
 
 def _table(header: list[str], rows: list[list[str]]) -> Iterator[str]:
@@ -243,18 +261,14 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         "- *floor*: base64 + JSON decode of the same records, the float32 matrix and one model run.",
         "- *per record*: preprocess: GetItem of the card's state, PutItem of features, PutRecord, "
         "PutItem of state, per transaction; score: one model run, one PutItem (and PutEvents "
-        "when declined) per record; same item conversions and clients as the handlers.",
+        "when declined) per record; same item conversions and clients as the handlers. They "
+        "give none of the handlers' effectively-once guarantees (no ledger read, no pending "
+        "record, no conditional transactional create, no alert commit): a lower bar of work.",
         "- *domain only*: `preprocess_batch` with in-memory ports (no item conversion, no botocore).",
         "- botocore's client-side parameter validation is off in every function (it cost a "
         "quarter of preprocess's CPU); the service still validates requests.",
         "",
-        "Drift check CPU per window item read (HIST and STATS items, fixed cost of the report "
-        "and picture spread over the items): "
-        + ", ".join(
-            f"{n} items: {_cell(row['cpu_us_per_item'])} µs ({_cell(row['cpu_ms_per_check'])} ms a check)"
-            for n, row in cpu["drift_check"].items()
-        )
-        + ".",
+        _drift_cpu_sentence(cpu["drift_check"]),
         "",
         "## 2. Cold start",
         "",
@@ -265,6 +279,12 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         f"({_cell(cold['interpreter_startup_ms'])} ms here) is not included. ms:",
         "",
     ]
+    if not calls["drift_check_per_check"].get("reads_count_items", True):
+        lines[-1:-1] = [
+            "The drift check's window holds hourly count items, which it does not read yet: its "
+            "first run here reads an empty window.",
+            "",
+        ]
     rows = []
     for function in ("preprocess", "score", "drift_check"):
         phases = cold[function]
@@ -315,15 +335,27 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         + [["**total**"] + [f"**{per[f]['calls_total']:g}**" for f in per]],
     )
     drift = calls["drift_check_per_check"]
+    dead = (
+        " **It queried "
+        + ", ".join(f"{n} {kind}" for kind, n in drift.get("queried_kinds", {}).items())
+        + " window partitions and no hourly count items: the per-batch items it looks for are "
+        "no longer written, so these are the calls of an empty window.**"
+        if not drift.get("reads_count_items", True)
+        else ""
+    )
     lines += [
         "",
         f"Whole path: **{calls['total_calls_per_1000_transactions']:g} calls per 1,000 "
         f"transactions** (Δ {_change(delta, 'calls.path.per_1000') or '—'}). The drift check, per "
         f"run (hourly, not per transaction): "
         + ", ".join(f"{api} {n:g}" for api, n in drift["calls"].items())
-        + f" (window of this run: outcome {drift['outcome']}).",
+        + f" (window of this run: outcome {drift['outcome']}).{dead}",
         "",
-        "Request units per 1,000 transactions and item sizes:",
+    ]
+    lines += _transactions_lines(calls)
+    lines += [
+        "Request units per 1,000 transactions and item sizes (WRU each: per item written, "
+        "2 per KB inside a transaction):",
         "",
     ]
     tables = sorted({t for row in per.values() for t in (*row["wru"], *row["rru"])})
@@ -394,16 +426,7 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         f"{capacity['sustained_transactions_per_second_per_shard']:,.0f} transactions/s per shard.",
         "",
     ]
-    d = capacity["drift_check"]
-    lines += [
-        f"Drift check: {d['ms_per_window_item']} ms per window item at {d['memory_mb']} MB, so "
-        f"at most {d['max_window_items_within_timeout']:,} items in its {d['timeout_s']:g} s "
-        f"timeout: {d['max_batches_per_second_both_functions']} batches/s over a "
-        f"{d['window_hours']:g} h window, {d['max_transactions_per_second_at_full_batches']:,.0f} "
-        "transactions/s at full batches. On-demand streams (4 shards) with a 1 s batching window "
-        f"write about {d['batches_per_second_on_demand_at_low_traffic']:g} monitoring items/s as soon as each shard sees a few records a second.",
-        "",
-    ]
+    lines += [_drift_capacity_sentence(capacity["drift_check"]), ""]
     lines += [f"- {a}" for a in capacity["assumptions"]]
     lines += ["", "## 5. Cost per million transactions", ""]
     scenarios = cost["scenarios"]
@@ -445,6 +468,7 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         ],
     )
     lines += [""] + [f"- {n}" for n in cost["notes"]]
+    lines += _effectively_once_lines(load_effectively_once())
     embedded = results.get("embedded") or {}
     lines += ["", "## 6. Embedded local run", ""]
     if "records_per_second" in embedded:
@@ -495,6 +519,103 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         "",
     ]
     return "\n".join(lines)
+
+
+def _transactions_lines(calls: Mapping[str, Any]) -> list[str]:
+    """What the TransactWriteItems chunks hold and the hourly count items the run left."""
+    rows = []
+    for function, tables in calls.get("transaction_chunks", {}).items():
+        per = calls["per_invocation"][function]
+        for table, row in tables.items():
+            rows.append(
+                [
+                    function,
+                    table,
+                    f"{row['transactions']} ({per['transactions']:g} a batch)",
+                    f"{row['puts_per_transaction']:g}",
+                    f"{row['updates_per_transaction']:g}",
+                    f"{row['put_wru_per_transaction']:g}",
+                    f"{row['count_update_wru_per_transaction']:g}",
+                    str(row["cancelled"]),
+                ]
+            )
+    if not rows:
+        return []
+    lines = [
+        "Facts created in transactions (TransactWriteItems, 2 WRU per KB of every item, Updates "
+        "included: the DynamoDB Developer Guide, see `dynamodb_transactional_write_factor` "
+        "below):",
+        "",
+    ]
+    lines += _table(
+        [
+            "function",
+            "facts in",
+            "transactions",
+            "Puts each",
+            "count Updates each",
+            "Put WRU each",
+            "Update WRU each",
+            "cancelled",
+        ],
+        rows,
+    )
+    counts = calls.get("count_items", {})
+    lines += [
+        "",
+        "Hourly count items left by the run: "
+        + ", ".join(
+            f"{kind} {row['items']} (mean {row['mean_bytes']:g} B, max {row['max_bytes']} B)"
+            for kind, row in counts.items()
+        )
+        + "; the measured records fall in one event hour, so each batch's chunks updated their "
+        "own slot items, fresh ones: an item updated all hour long grows a little (larger "
+        "counts), beyond 1 KB it costs 4 WRU an Update.",
+        "",
+    ]
+    return lines
+
+
+def _drift_capacity_sentence(d: Mapping[str, Any]) -> str:
+    busy = (
+        f"Count items the drift check reads: {d['count_items_per_hour_4_busy_shards']:g} an hour "
+        f"with 4 busy shards per stream (a score batch's {d['predictions_per_chunk']}-prediction "
+        "transactions each add to their own slot item), whatever the traffic beyond that."
+    )
+    if "skipped" in d:
+        return busy + " Its time per item: not measured (see part 1)."
+    return (
+        busy + f" At {d['ms_per_window_item']} ms per window item ({d['memory_mb']} MB) a "
+        f"{d['window_hours']:g} h window of them takes {d['seconds_at_4_busy_shards']:g} s; "
+        f"the {d['timeout_s']:g} s timeout allows {d['max_window_items_within_timeout']:,} items."
+    )
+
+
+EFFECTIVELY_ONCE = RESULTS / "effectively_once.json"
+
+
+def load_effectively_once() -> dict[str, Any] | None:
+    """The before/after comparison of the effectively-once change, when it was measured."""
+    if not EFFECTIVELY_ONCE.exists():
+        return None
+    found: dict[str, Any] = json.loads(EFFECTIVELY_ONCE.read_text(encoding="utf-8"))
+    return found
+
+
+def _effectively_once_lines(comparison: Mapping[str, Any] | None) -> list[str]:
+    if not comparison:
+        return []
+    lines = ["", "## Effectively once: what it costs", ""]
+    lines += [str(line) for line in comparison["intro"]] + [""]
+    lines += _table(comparison["header"], [list(map(str, r)) for r in comparison["rows"]])
+    lines += [""] + [f"- {note}" for note in comparison["notes"]]
+    if comparison.get("cost_rows"):
+        lines += ["", str(comparison["cost_intro"]), ""]
+        lines += _table(
+            comparison["cost_header"], [list(map(str, r)) for r in comparison["cost_rows"]]
+        )
+        lines += [""] + [f"- {note}" for note in comparison.get("cost_notes", [])]
+    return lines
 
 
 def write_markdown(text: str) -> None:

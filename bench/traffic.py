@@ -2,7 +2,10 @@
 
 A large card population (20,000 cards over 3 days) so that, as in production, nearly every
 record of a batch is a different card; the cards' states after the first part of the period
-are what EntityStateTable holds when the measured records arrive.
+are what EntityStateTable holds when the measured records arrive. As preprocess leaves them: a
+card's item carries, in `pending`, the feature record of its last transaction (the state commits
+before the record is stored, and the next batch of that card drops it once the ledger shows it
+stored), and FeaturesTable holds that record (`ledger_items`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from simulator import SimulationConfig, encode_transaction, inject_invalid, simu
 from streamscore.adapters.dynamodb import serialize
 from streamscore.contracts import Transaction
 from streamscore.features import CardState, advance_state, build_features
-from streamscore.items import to_item_value
-from streamscore.preprocess import encode_feature_record, feature_record
+from streamscore.preprocess import CardRecord, encode_feature_record, feature_record
 from streamscore.records import StreamRecord
+from streamscore.stores import DynamoFeatureStore, DynamoStateStore
 
 SEED = 11
 N_CARDS = 20_000
@@ -32,6 +35,7 @@ TRANSACTIONS_STREAM = "bench-transactions"
 FEATURES_STREAM = "bench-features-stream"
 SHARD = "shardId-000000000000"
 STATE_TTL_DAYS = 400
+FEATURES_TTL_DAYS = 7
 MEASURED = 8_000  # the period's last transactions; the benchmarks take prefixes of them
 
 
@@ -43,6 +47,8 @@ class Window:
     payloads: list[bytes]  # their encodings, in order
     states: dict[str, CardState]
     features: list[dict[str, float]]  # each transaction's features given the states
+    versions: list[int]  # each transaction's card state version (txn_count) after it
+    last: dict[str, tuple[Transaction, CardState | None]]  # each card's last earlier transaction
 
 
 @functools.cache
@@ -50,26 +56,75 @@ def window() -> Window:
     simulated = simulate(SimulationConfig(seed=SEED, n_cards=N_CARDS, days=DAYS))
     raw = simulated.transactions
     states: dict[str, CardState] = {}
+    last: dict[str, tuple[Transaction, CardState | None]] = {}
     history, measured = raw[:-MEASURED], raw[-MEASURED:]
     for item in history:
         txn = Transaction.model_validate_json(encode_transaction(item))
+        last[txn.card_id] = (txn, states.get(txn.card_id))
         states[txn.card_id] = advance_state(states.get(txn.card_id), txn)
     before = dict(states)
-    transactions, features = [], []
+    transactions, features, versions = [], [], []
     for item in measured:
         txn = Transaction.model_validate_json(encode_transaction(item))
         transactions.append(txn)
         features.append(build_features(txn, states.get(txn.card_id)))
         states[txn.card_id] = advance_state(states.get(txn.card_id), txn)
-    return Window(transactions, [encode_transaction(t) for t in measured], before, features)
+        versions.append(states[txn.card_id].txn_count)
+    payloads = [encode_transaction(t) for t in measured]
+    return Window(transactions, payloads, before, features, versions, last)
 
 
-def state_items(states: dict[str, CardState], now: datetime) -> list[dict[str, Any]]:
-    """EntityStateTable items (wire format) as the state store writes them."""
-    expires = int(now.timestamp()) + STATE_TTL_DAYS * 86400
-    return [
-        serialize(to_item_value(s.to_dict()) | {"expires_at": expires}) for s in states.values()
+class _Captured:
+    """A BatchTable that keeps what the stores would write (their own item conversion runs)."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def put_many(self, items: Any) -> list[Any]:
+        self.items += [serialize(i) for i in items]
+        return []
+
+
+def last_records(
+    states: dict[str, CardState], now: datetime, cards: set[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per card (only `cards`, when given): the feature record of its last earlier transaction,
+    as preprocess made it."""
+    records = {}
+    for card_id in states:
+        if cards is not None and card_id not in cards:
+            continue
+        txn, state = window().last[card_id]
+        after = advance_state(state, txn)
+        source = StreamRecord(TRANSACTIONS_STREAM, SHARD, "1", card_id, "", now.timestamp() - 60)
+        records[card_id] = feature_record(
+            source, txn, build_features(txn, state), after.txn_count, now
+        )
+    return records
+
+
+def state_items(
+    states: dict[str, CardState], now: datetime, cards: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """EntityStateTable items (wire format) as the state store writes them, each with its last
+    transaction's feature record pending (only `cards`, when given)."""
+    table = _Captured()
+    records = [
+        CardRecord(states[card_id], {record["transaction_id"]: record})
+        for card_id, record in last_records(states, now, cards).items()
     ]
+    DynamoStateStore(table, STATE_TTL_DAYS).save(records, now)  # type: ignore[arg-type]
+    return table.items
+
+
+def ledger_items(
+    states: dict[str, CardState], now: datetime, cards: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """FeaturesTable items of those pending records: stored, as the next batch finds them."""
+    table = _Captured()
+    records = list(last_records(states, now, cards).values())
+    DynamoFeatureStore(table, FEATURES_TTL_DAYS).save(records, now)  # type: ignore[arg-type]
+    return table.items
 
 
 def transaction_events(
@@ -100,12 +155,12 @@ def feature_events(batch_size: int, batches: int) -> list[dict[str, Any]]:
     if needed > len(win.transactions):
         raise ValueError(f"{needed} feature records asked for, the window has {MEASURED}")
     entries = []
-    pairs = zip(win.transactions[:needed], win.features[:needed], strict=True)
-    for index, (txn, features) in enumerate(pairs):
+    rows = zip(win.transactions[:needed], win.features[:needed], win.versions[:needed], strict=True)
+    for index, (txn, features, version) in enumerate(rows):
         arrived = txn.event_time.timestamp() + 0.3
         source = StreamRecord(TRANSACTIONS_STREAM, SHARD, str(index), txn.card_id, "", arrived)
         now = datetime.fromtimestamp(arrived + 0.2, UTC)
-        payload = encode_feature_record(feature_record(source, txn, features, now))
+        payload = encode_feature_record(feature_record(source, txn, features, version, now))
         entries.append(KinesisEntry(txn.card_id, payload, arrival=arrived + 0.25))
     return [
         kinesis_event(entries[i : i + batch_size], FEATURES_STREAM, SHARD, first_index=i)

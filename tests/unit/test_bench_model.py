@@ -101,10 +101,11 @@ USAGE = Usage(
     feature_billed_kb=1,
     wru_per_transaction=3.0,
     rru_per_transaction=2.0,
-    wru_per_preprocess_batch=0.0,
-    wru_per_score_batch=0.0,
-    monitoring_bytes_per_preprocess_batch=0.0,
-    monitoring_bytes_per_score_batch=0.0,
+    prediction_chunk_wru=0.0,
+    predictions_per_chunk=99,
+    quarantine_chunk_wru=0.0,
+    invalid_share=0.0,
+    count_item_bytes=0.0,
     alerts_per_transaction=0.02,
     drift_wru_per_check=0.0,
     drift_s3_puts_per_check=0.0,
@@ -277,3 +278,187 @@ def test_memory_a_consumer_needs_to_keep_up_with_a_full_shard() -> None:
     assert memory_to_sustain(profile, 1000, 1769, 20) == pytest.approx(110 / 420 * 1769)
     heavy = FunctionProfile(**{**profile.__dict__, "cpu_ms_per_batch": ((1, 500), (1000, 500))})
     assert memory_to_sustain(heavy, 1000, 1769, 20) is None  # 500 ms of CPU in a 420 ms budget
+
+
+# ----------------------------------------------------------------------------- transactions
+
+
+def test_transactional_writes_cost_twice_per_kb_as_prices_json_says() -> None:
+    from bench.model import TRANSACTIONAL_WRITE_FACTOR, load_table  # noqa: PLC0415
+
+    prices = load_table(ROOT / "bench" / "prices.json")
+    assert prices["limits"]["dynamodb_transactional_write_factor"]["value"] == 2
+    assert TRANSACTIONAL_WRITE_FACTOR == 2
+    assert [write_units(s, TRANSACTIONAL_WRITE_FACTOR) for s in (200, 1024, 1025)] == [2, 2, 4]
+
+
+def test_conditions_as_the_handlers_write_them() -> None:
+    from bench.expressions import condition_holds  # noqa: PLC0415
+
+    stored = {"transaction_id": {"S": "t1"}, "model_version": {"S": "v1"}}
+    new_or_other = "attribute_not_exists(transaction_id) OR model_version <> :version"
+    assert condition_holds(new_or_other, None, values={":version": {"S": "v1"}})
+    assert not condition_holds(new_or_other, stored, values={":version": {"S": "v1"}})
+    assert condition_holds(new_or_other, stored, values={":version": {"S": "v2"}})
+    assert condition_holds(
+        "NOT contains(sent, :id) AND (attribute_not_exists(#s) OR n < :n)",
+        {"sent": {"SS": ["a"]}, "s": {"S": "x"}, "n": {"N": "2"}},
+        {"#s": "s"},
+        {":id": {"S": "b"}, ":n": {"N": "10"}},
+    )
+
+
+def test_count_updates_add_numbers_and_set_attributes() -> None:
+    from bench.expressions import apply_update  # noqa: PLC0415
+
+    key = {"pk": {"S": "COUNT#PRED#v1#2026-03-04T19#s#0"}, "sk": {"S": "COUNT"}}
+    expression = "ADD #a0 :a0, #a1 :a1 SET kind = :kind, #hour = :hour"
+    names = {"#a0": "n", "#a1": "d_approve", "#hour": "hour"}
+    values = {
+        ":a0": {"N": "3"},
+        ":a1": {"N": "2"},
+        ":kind": {"S": "PRED"},
+        ":hour": {"S": "2026-03-04T19"},
+    }
+    once = apply_update(None, key, expression, names, values)
+    twice = apply_update(once, key, expression, names, values)
+    assert twice["n"] == {"N": "6"} and twice["d_approve"] == {"N": "4"}
+    assert twice["kind"] == {"S": "PRED"} and twice["pk"] == key["pk"]
+
+
+def test_fake_aws_cancels_a_transaction_whose_put_exists_as_dynamodb_does() -> None:
+    import boto3  # noqa: PLC0415
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    from bench.fake_aws import FakeAWS  # noqa: PLC0415
+
+    client = boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    fake = FakeAWS({"facts": ("id",), "counts": ("pk", "sk")}).attach(client)
+
+    def create(fact_id: str) -> None:
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": "facts",
+                        "Item": {"id": {"S": fact_id}},
+                        "ConditionExpression": "attribute_not_exists(id)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": "counts",
+                        "Key": {"pk": {"S": "h"}, "sk": {"S": "COUNT"}},
+                        "UpdateExpression": "ADD n :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+            ]
+        )
+
+    create("a")
+    with pytest.raises(ClientError) as raised:
+        create("a")
+    response = raised.value.response
+    assert response["Error"]["Code"] == "TransactionCanceledException"
+    reasons = response["CancellationReasons"]  # type: ignore[typeddict-item]
+    assert [r["Code"] for r in reasons] == ["ConditionalCheckFailed", "None"]
+    create("b")
+    assert fake.items["counts"][("h", "COUNT")]["n"] == {"N": "2"}  # nothing of the cancelled one
+    assert fake.cancelled == 1
+
+
+def test_score_batches_write_a_transaction_per_99_predictions_and_its_count_updates() -> None:
+    from bench.model import batches_with_invalid, count_items_per_hour, prediction_chunks  # noqa: PLC0415
+
+    assert [prediction_chunks(n, 99) for n in (1, 99, 100, 500)] == [1, 1, 2, 6]
+    assert batches_with_invalid(1, 0.01) == pytest.approx(0.01)
+    assert batches_with_invalid(500, 0.01) == pytest.approx(1 - 0.99**500)
+    usage = Usage(**{**USAGE.__dict__, "invalid_share": 0.01})
+    # 4 feature shards x 6 slots, and 4 transaction shards that each saw a bad record
+    assert count_items_per_hour(4, 500, 4, 1e6, usage) == pytest.approx(28.0)
+
+
+def test_dynamodb_cost_adds_the_count_updates_of_every_transaction() -> None:
+    prices = table(dynamodb_on_demand_write_request_unit=0.000001)
+    usage = Usage(
+        **{
+            **USAGE.__dict__,
+            "wru_per_transaction": 0.0,
+            "rru_per_transaction": 0.0,
+            "prediction_chunk_wru": 2.0,
+            "quarantine_chunk_wru": 2.0,
+            "invalid_share": 0.0,
+        }
+    )
+    # 1,000 tx/s over 4 on-demand shards, 1 s window: score batches of 250, 4,000 a million,
+    # each 3 transactions of up to 99 predictions, each transaction's count Update 2 WRU
+    result = cost_per_million(
+        Scenario(1000, "x86_64", "ON_DEMAND"),
+        flat_profile(1, 1),
+        flat_profile(1, 1),
+        None,
+        usage,
+        prices,
+    )
+    assert result["score_batch_fill"] == 250
+    assert result["count_update_wru_per_million"] == pytest.approx(4000 * 3 * 2)
+    assert result["usd_per_million"]["dynamodb"] == pytest.approx(4000 * 3 * 2 * 0.000001)
+    assert "drift_check" not in result["usd_per_million"]  # not measured: left out, not zero
+    assert result["drift_window_items"] == 24 * 4 * 3  # the count items a day's window holds
+
+
+def test_meter_charges_committed_transactions_twice_per_kb_updates_by_the_larger_item() -> None:
+    import boto3  # noqa: PLC0415
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    from bench.calls import Meter, Shadow  # noqa: PLC0415
+    from bench.common import NAMES  # noqa: PLC0415
+    from bench.fake_aws import FakeAWS  # noqa: PLC0415
+
+    facts, counts = NAMES["PredictionsTable"], NAMES["MonitoringTable"]
+    client = boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    FakeAWS({facts: ("transaction_id",), counts: ("pk", "sk")}).attach(client)
+    meter = Meter(Shadow({facts: ("transaction_id",), counts: ("pk", "sk")}))
+    meter.attach(client)
+    big = {f"b{i}": {"N": "1"} for i in range(200)}  # 200 x (2-3 + 2) bytes: over 1 KB
+
+    def create(fact_id: str) -> None:
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": facts,
+                        "Item": {"transaction_id": {"S": fact_id}},
+                        "ConditionExpression": "attribute_not_exists(transaction_id)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": counts,
+                        "Key": {"pk": {"S": "h"}, "sk": {"S": "COUNT"}},
+                        "UpdateExpression": "ADD " + ", ".join(f"{n} :one" for n in big),
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+            ]
+        )
+
+    create("a")
+    with pytest.raises(ClientError):
+        create("a")
+    row = meter.transactions["PredictionsTable"]
+    assert (row.calls, row.puts, row.updates, row.cancelled) == (1, 1, 1, 1)
+    assert meter.wru["PredictionsTable"] == 2  # a small item, in a transaction
+    assert meter.wru["MonitoringTable"] == 4  # the count item after the Update is over 1 KB
+    assert meter.calls["dynamodb.TransactWriteItems"] == 2
