@@ -44,6 +44,11 @@ def hour_of(moment: str) -> str:
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
+def source_of(stream_name: str, shard_id: str) -> str:
+    """The writer a count item belongs to: one stream shard (one batch at a time per key order)."""
+    return f"{stream_name}/{shard_id}"
+
+
 def window_key(hour: str) -> str:
     """The WindowIndex partition of the count items of one hour."""
     return f"{COUNT}#{hour}"
@@ -54,7 +59,9 @@ class CountKey:
     kind: str
     model_version: str
     hour: str  # YYYY-MM-DDTHH, UTC
-    shard_id: str
+    shard_id: (
+        str  # the writer's source: "<stream name>/<shard id>" (shard ids repeat across streams)
+    )
     slot: int = 0
 
     @property

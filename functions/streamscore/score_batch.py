@@ -31,7 +31,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from streamscore.concurrency import submit_or_run
-from streamscore.counts import PREDICTIONS, CountKey, Fact, bin_indexes, hour_of, prediction_counts
+from streamscore.counts import (
+    PREDICTIONS,
+    CountKey,
+    Fact,
+    bin_indexes,
+    hour_of,
+    prediction_counts,
+    source_of,
+)
 from streamscore.errors import InvalidRecordError, RetryableError
 from streamscore.ports import QuarantineStore
 from streamscore.records import (
@@ -392,7 +400,7 @@ def _facts(
                 PREDICTIONS,
                 prediction["model_version"],
                 hour_of(prediction["event_time"]),
-                batch.rows[i].record.shard_id,
+                source_of(batch.rows[i].record.stream_name, batch.rows[i].record.shard_id),
             ),
             counts=prediction_counts(prediction["decision"], row_bins),
         )

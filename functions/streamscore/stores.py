@@ -25,6 +25,7 @@ from streamscore.counts import (
     Fact,
     quarantine_counts,
     quarantine_hour,
+    source_of,
 )
 from streamscore.drift_report import TriggerClaim
 from streamscore.errors import RetryableError
@@ -116,7 +117,12 @@ class DynamoQuarantineStore:
             Fact(
                 item=item,
                 key=item["record_id"],
-                count_key=CountKey(QUARANTINE, NO_VERSION, quarantine_hour(item), item["shard_id"]),
+                count_key=CountKey(
+                    QUARANTINE,
+                    NO_VERSION,
+                    quarantine_hour(item),
+                    source_of(item["stream_name"], item["shard_id"]),
+                ),
                 counts=quarantine_counts(item["stage"], item["reason"]),
             )
             for item in items
