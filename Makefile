@@ -155,3 +155,11 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks: CPU per record, cold start, AWS calls, capacity, cost; BENCH_ARGS="--quick" for a smoke run
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Pipeline fuzz tests (tests/integration/test_pipeline_fuzz.py): both handlers on moto behind a
+# model of the event-source mappings, with injected AWS faults and replays. `make test` runs them
+# with a few dozen examples each; this explores FUZZ_EXAMPLES per test and shrinks what fails.
+FUZZ_EXAMPLES ?= 2000
+.PHONY: fuzz
+fuzz: $(STAMP) ## Pipeline fuzz tests with a big budget (FUZZ_EXAMPLES per test, default 2000; hours)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/integration/test_pipeline_fuzz.py -q -p no:cacheprovider

@@ -1,0 +1,1789 @@
+"""Pipeline fuzz harness: the real handlers on moto, a model of the Kinesis event-source mapping,
+AWS faults injected on the handlers' own clients, and effectively-once invariants against a reference.
+
+The pieces, in the order an example uses them:
+
+- `Pipeline`: moto started once, the template's tables and streams, the project's bus, and the
+  preprocess and score handlers imported with their template environment (steps inline, no
+  thread pools, no backoff sleeps). `reset()` recreates tables and streams between examples;
+  `cold_start(stage)` imports a handler afresh: a new container, nothing kept in memory.
+- `workloads()`: a hypothesis strategy of what producers put on TransactionsStream: windows of
+  simulated card histories, invalid records, exact producer repeats and an optional conflicting
+  duplicate (same transaction_id, other amount, or other card on the same shard).
+- `FaultInjector`: botocore `before-call` / `after-call` hooks on the handler modules' clients.
+  Per AWS call it may fail the call before it takes effect, lose the response of a call that took
+  effect, end the invocation (`InvocationTimeout`) just before or just after the call, or hand a
+  part of a batch call back as unprocessed. It records every EventBridge entry really delivered.
+- `ExampleRun`: the event-source mappings. One cursor per shard and stream follows the stream from
+  its checkpoint with random batch sizes: success moves the checkpoint past the batch,
+  `batchItemFailures` to the lowest failed record, a function error retries or bisects, a retry
+  limit discards the rest of the batch as a FailureQueue entry. Operator replays re-deliver an
+  already processed range with new boundaries; stages interleave at random; an invocation may land
+  in a new container, and always does after a timeout. At the end, faults off: the mappings
+  drain, every FailureQueue range is re-driven, and both streams drain again.
+- `verify()`: the invariants against a `Reference` (each distinct transaction once, its first
+  valid version winning): accounting of every record, features and card state reproduced by a
+  replay in `state_version` order, one prediction per transaction with the model's score,
+  alerts, the handlers' contract, monitoring totals. A broken invariant raises the subclass of
+  `InvariantError` named after it, listing the transactions or cards concerned, then the
+  workload, the injected faults and the invocation trace.
+
+Every random choice of the schedule and of the faults comes from a `Dice` over hypothesis'
+`st.randoms()`: examples shrink towards "no fault, batch size 1, first cursor".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import math
+import os
+import random
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import numpy as np
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from conftest import FAKE_CREDENTIALS, POWERTOOLS_TEST_ENV, REGION, FakeLambdaContext, LocalStack
+from hypothesis import strategies as st
+from moto import mock_aws
+from moto.dynamodb.responses import DynamoHandler
+from moto.kinesis.models import Shard
+from pydantic import ValidationError
+
+from embedded import moto_process
+from embedded.lambda_events import KinesisEntry, kinesis_event
+from embedded.template import load_template, stream_definitions, table_definitions
+from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
+from streamscore.adapters.dynamodb import BatchTable
+from streamscore.contracts import Transaction
+from streamscore.counts import PREDICTIONS, QUARANTINE, Counts, hour_of
+from streamscore.errors import RetryableError
+from streamscore.features import CardState, advance_state, build_features
+from streamscore.scoring import DECISIONS, ScoringModel, Thresholds, decide, load_model
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+MODEL_DIR = ROOT / "models" / "artifacts"
+BUS_NAME = "streamscore-EventBus-local"
+TRANSACTIONS = "TransactionsStream"
+FEATURES = "FeaturesStream"
+STAGE_OF = {TRANSACTIONS: "preprocess", FEATURES: "score"}
+ALERT_DETAIL_TYPE = "HighRiskTransaction"
+MAX_TRANSACTION_BYTES = 16 * 1024  # the contract's size limit (preprocess quarantines more)
+MAX_BATCH = 10  # batch sizes are drawn in 1..MAX_BATCH
+SCORE_TOLERANCE = 1e-6
+STUCK_AFTER = 4  # fault-free failures in a row at one checkpoint: the record counts as stuck
+DRAIN_LIMIT = 3000  # invocations of a fault-free drain before it counts as a livelock
+HANDLER_ENV = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+# CardState fields a replay of the transactions must reproduce (the rest is bookkeeping).
+STATE_FIELDS: tuple[str, ...] = (
+    "card_id",
+    "home_country",
+    "txn_count",
+    "last_event_ts",
+    "last_merchant_id",
+    "count_1h",
+    "count_24h",
+    "small_ecom_1h",
+    "foreign_24h",
+    "log_amount_mean",
+    "log_amount_var",
+)
+
+
+class InvocationTimeout(BaseException):
+    """Lambda's timeout between two AWS calls: the invocation ends there, whatever it was doing."""
+
+
+class HarnessError(Exception):
+    """The harness itself could not go on (not an invariant of the pipeline)."""
+
+
+# ============================================================================ randomness
+
+
+class Dice:
+    """Integer choices from a (hypothesis) Random; each shrinks towards 0, the plain case."""
+
+    def __init__(self, rnd: random.Random):
+        self.rnd = rnd
+
+    def below(self, n: int) -> int:
+        return self.rnd.randrange(n) if n > 1 else 0
+
+    def between(self, low: int, high: int) -> int:
+        return low + self.below(high - low + 1)
+
+    def permille(self, chance: int) -> bool:
+        """True with probability chance/1000 (False when the choice shrinks to 0)."""
+        return chance > 0 and self.below(1000) >= 1000 - chance
+
+    def pick(self, weighted: Sequence[tuple[str, int]]) -> str | None:
+        """One name with probability weight/1000 each, or None (what the choice shrinks to)."""
+        total = sum(w for _, w in weighted)
+        if total <= 0:
+            return None
+        roll = self.below(1000) - (1000 - total)
+        for name, weight in weighted:
+            if roll < 0:
+                return None
+            if roll < weight:
+                return name
+            roll -= weight
+        return None
+
+
+# ============================================================================ the workload
+
+
+@dataclass(frozen=True)
+class Produced:
+    """One record a producer puts on TransactionsStream, and what the generator meant by it."""
+
+    partition_key: str
+    payload: bytes
+    intent: str  # "valid", "invalid:<category>", "repeat of #i", "conflict (<field>) with #i"
+
+    def describe(self) -> str:
+        try:
+            doc = json.loads(self.payload)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and "transaction_id" in doc:
+            what = (
+                f"{doc.get('transaction_id')} card={doc.get('card_id')} amount={doc.get('amount')}"
+            )
+        else:
+            what = repr(self.payload[:48])
+        return f"{self.intent}: {what} (pk {self.partition_key})"
+
+
+@dataclass(frozen=True)
+class Workload:
+    records: tuple[Produced, ...]
+
+    def __repr__(self) -> str:
+        lines = [f"  #{i} {r.describe()}" for i, r in enumerate(self.records)]
+        return "Workload(\n" + "\n".join(lines) + "\n)"
+
+
+@dataclass(frozen=True)
+class TrafficPool:
+    """Simulated card histories to cut windows from, cards with fraud first (examples shrink to them)."""
+
+    cards: tuple[tuple[dict[str, Any], ...], ...]
+    invalid: tuple[tuple[bytes, str], ...]
+
+
+def traffic_pool(min_history: int = 40, n_cards: int = 24) -> TrafficPool:
+    batch = simulate(
+        SimulationConfig(
+            seed=20260302, n_cards=150, days=14.0, fraud_rate=0.08, mean_daily_txns=3.0
+        )
+    )
+    by_card: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    fraud: Counter[str] = Counter()
+    for txn, label in zip(batch.transactions, batch.labels, strict=True):
+        by_card[str(txn["card_id"])].append(dict(txn))
+        fraud[str(txn["card_id"])] += label.is_fraud
+    eligible = [c for c, txns in by_card.items() if len(txns) >= min_history]
+    eligible.sort(key=lambda c: (-min(fraud[c], 1), c))
+    cards = tuple(tuple(by_card[c]) for c in eligible[:n_cards])
+    invalid = tuple(invalid_payloads(np.random.default_rng(7), 30))
+    return TrafficPool(cards, invalid)
+
+
+def shard_of_key(shards: Sequence[Mapping[str, Any]], partition_key: str) -> str:
+    """The shard Kinesis puts `partition_key` on: the MD5 of the key within a hash key range."""
+    point = int(hashlib.md5(partition_key.encode()).hexdigest(), 16)
+    for shard in shards:
+        hash_range = shard["HashKeyRange"]
+        if int(hash_range["StartingHashKey"]) <= point <= int(hash_range["EndingHashKey"]):
+            return str(shard["ShardId"])
+    raise HarnessError(f"no shard covers partition key {partition_key!r}")
+
+
+@st.composite
+def workloads(
+    draw: Any,
+    pool: TrafficPool,
+    shard_of: Callable[[str], str],
+    min_txns: int = 10,
+    max_txns: int = 40,
+) -> Workload:
+    """2-6 cards, 10-40 of their transactions interleaved, invalid records, repeats, a conflict."""
+    n_cards = draw(st.integers(2, 6))
+    chosen = draw(
+        st.lists(
+            st.integers(0, len(pool.cards) - 1), min_size=n_cards, max_size=n_cards, unique=True
+        )
+    )
+    n_txns = draw(st.integers(min_txns, max_txns))
+    slots = draw(st.lists(st.integers(0, n_cards - 1), min_size=n_txns, max_size=n_txns))
+    taken = Counter(slots)
+    windows: list[Iterator[dict[str, Any]]] = []
+    for slot, card in enumerate(chosen):
+        history = pool.cards[card]
+        start = draw(st.integers(0, len(history) - taken[slot]))
+        windows.append(iter(history[start : start + taken[slot]]))
+    records = [
+        Produced(str(txn["card_id"]), encode_transaction(txn), "valid")
+        for txn in (next(windows[s]) for s in slots)
+    ]
+    card_ids = sorted({r.partition_key for r in records})
+
+    for _ in range(draw(st.integers(0, 5))):
+        payload, category = draw(st.sampled_from(pool.invalid))
+        key = draw(st.sampled_from([*card_ids, "card_bad"]))
+        records.insert(
+            draw(st.integers(0, len(records))), Produced(key, payload, f"invalid:{category}")
+        )
+
+    def valid_positions() -> list[int]:
+        return [i for i, r in enumerate(records) if r.intent == "valid"]
+
+    source_of: dict[int, Produced] = {}  # id() of a repeat or conflict -> the record it copies
+    for _ in range(draw(st.integers(0, 4))):
+        positions = valid_positions()
+        source = positions[draw(st.integers(0, len(positions) - 1))]
+        original = records[source]
+        repeat = Produced(original.partition_key, original.payload, "repeat of")
+        source_of[id(repeat)] = original
+        records.insert(draw(st.integers(source + 1, len(records))), repeat)
+
+    if draw(st.booleans()):
+        positions = valid_positions()
+        source = positions[draw(st.integers(0, len(positions) - 1))]
+        original = records[source]
+        doc = json.loads(original.payload)
+        home = shard_of(original.partition_key)
+        same_shard = [c for c in card_ids if c != doc["card_id"] and shard_of(c) == home]
+        if same_shard and draw(st.booleans()):
+            doc["card_id"] = draw(st.sampled_from(same_shard))
+            changed = "card"
+        else:
+            doc["amount"] = round(float(doc["amount"]) * 3 + 1, 2)
+            changed = "amount"
+        conflict = Produced(
+            str(doc["card_id"]), encode_transaction(doc), f"conflict ({changed}) with"
+        )
+        source_of[id(conflict)] = original
+        records.insert(draw(st.integers(source + 1, len(records))), conflict)
+
+    position = {id(r): i for i, r in enumerate(records)}
+    return Workload(
+        tuple(
+            Produced(r.partition_key, r.payload, f"{r.intent} #{position[id(source_of[id(r)])]}")
+            if id(r) in source_of
+            else r
+            for r in records
+        )
+    )
+
+
+# ============================================================================ the scenario
+
+
+@dataclass(frozen=True)
+class FaultRates:
+    """Chance per AWS call, in per mille, of each kind of fault."""
+
+    fail_before: int = 0  # (a) throttling or a 500 before the call takes effect
+    lost_response: int = 0  # (b) the call takes effect, its response is lost
+    timeout: int = 0  # (c) the invocation times out just before or just after the call
+    partial: int = 0  # (d) a part of a batch call handed back unprocessed (batch calls only)
+
+    @property
+    def any(self) -> bool:
+        return self.fail_before + self.lost_response + self.timeout + self.partial > 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How the mappings and the weather behave in one example."""
+
+    faults: FaultRates = FaultRates()
+    retry_limit: tuple[int | None, int | None] = (None, None)  # (preprocess, score); None: none
+    replay_permille: int = 0  # chance per delivery of starting an operator replay
+    max_replays: int = 0
+    min_replays: int = 0  # replays forced after the faulty phase when fewer happened
+    recycle_permille: int = 0  # chance per invocation that it lands in a new container
+    faulty_invocations: int = 150  # then the weather clears (faults off), so every example ends
+
+
+# ============================================================================ stream records
+
+
+@dataclass(frozen=True)
+class Rec:
+    """One record on one of the stack's streams."""
+
+    stream: str  # logical id
+    stream_name: str
+    shard_id: str
+    index: int  # position in its shard, from 0
+    sequence_number: str
+    partition_key: str
+    data: bytes
+    arrival: float
+
+    @property
+    def record_id(self) -> str:
+        """As the handlers name a record (QuarantineTable keys, features_record_id)."""
+        return f"{self.stream_name}#{self.shard_id}#{self.sequence_number}"
+
+    def label(self) -> str:
+        return f"{self.stream.removesuffix('Stream')}/{self.shard_id[-2:]}[{self.index}]"
+
+
+class StreamView:
+    """Every record of one stream, shard by shard, read incrementally with the harness' client."""
+
+    def __init__(self, kinesis: Any, logical_id: str, name: str):
+        self.kinesis = kinesis
+        self.logical_id = logical_id
+        self.name = name
+        self.shards = [s["ShardId"] for s in kinesis.list_shards(StreamName=name)["Shards"]]
+        self.records: dict[str, list[Rec]] = {s: [] for s in self.shards}
+        self._iterators = {
+            s: kinesis.get_shard_iterator(
+                StreamName=name, ShardId=s, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            for s in self.shards
+        }
+
+    def refresh(self) -> None:
+        for shard in self.shards:
+            while True:
+                page = self.kinesis.get_records(ShardIterator=self._iterators[shard], Limit=10_000)
+                self._iterators[shard] = page.get("NextShardIterator") or self._iterators[shard]
+                if not page["Records"]:
+                    break
+                for raw in page["Records"]:
+                    arrived = raw["ApproximateArrivalTimestamp"]
+                    self.records[shard].append(
+                        Rec(
+                            self.logical_id,
+                            self.name,
+                            shard,
+                            len(self.records[shard]),
+                            raw["SequenceNumber"],
+                            raw["PartitionKey"],
+                            raw["Data"],
+                            arrived.timestamp()
+                            if isinstance(arrived, datetime)
+                            else float(arrived),
+                        )
+                    )
+
+    def all(self) -> list[Rec]:
+        return [r for shard in self.shards for r in self.records[shard]]
+
+
+# ============================================================================ faults
+
+
+THROTTLING = {
+    "dynamodb": "ProvisionedThroughputExceededException",
+    "kinesis": "ProvisionedThroughputExceededException",
+    "events": "ThrottlingException",
+}
+SERVER_ERROR = {"dynamodb": "InternalServerError", "kinesis": "InternalFailure"}
+BATCH_CALLS = frozenset(
+    {"dynamodb.BatchWriteItem", "dynamodb.BatchGetItem", "kinesis.PutRecords", "events.PutEvents"}
+)
+PUT_EVENTS = "events.PutEvents"
+
+
+def _client_error(code: str, status: int, operation: str) -> ClientError:
+    response: Any = {
+        "Error": {"Code": code, "Message": "injected by the pipeline fuzz harness"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, operation)
+
+
+@dataclass
+class InvocationLog:
+    """One handler invocation, as the trace shows it."""
+
+    number: int
+    stage: str
+    cursor: str
+    first: Rec
+    last: Rec
+    size: int
+    faults: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)  # transaction ids of alerts delivered
+    outcome: str = ""
+    function_error: bool = False
+
+    def __str__(self) -> str:
+        span = f"{self.first.label()}..{self.last.index}"
+        text = f"{self.number:>4} {self.stage:<10} {self.cursor:<7} {span:<21} n={self.size:<2} {self.outcome}"
+        if self.faults:
+            text += " | " + "; ".join(self.faults)
+        if self.alerts:
+            text += " | alerts delivered: " + ", ".join(self.alerts)
+        return text
+
+
+class FaultInjector:
+    """botocore hooks on the handlers' clients: faults per call, and what EventBridge really got."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.dice: Dice | None = None
+        self.rates = FaultRates()
+        self.invocation: InvocationLog | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()  # (kind, "service.Operation")
+        self.calls: Counter[str] = Counter()
+        self.delivered: list[tuple[int, dict[str, Any]]] = []  # (invocation, event detail)
+        self.putevents_unknown = 0  # PutEvents that took effect, and whose response was lost
+
+    def attach(self, *clients: Any) -> None:
+        for client in clients:
+            client.meta.events.register("before-call.*.*", self._before_call)
+            client.meta.events.register("after-call.*.*", self._after_call)
+
+    def detach(self, *clients: Any) -> None:
+        for client in clients:
+            client.meta.events.unregister("before-call.*.*", self._before_call)
+            client.meta.events.unregister("after-call.*.*", self._after_call)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        summary: dict[str, dict[str, int]] = defaultdict(dict)
+        for (kind, operation), count in sorted(self.counts.items()):
+            summary[kind][operation] = count
+        return dict(summary)
+
+    def _note(self, kind: str, operation: str, detail: str = "") -> None:
+        self.counts[kind, operation] += 1
+        if self.invocation is not None:
+            self.invocation.faults.append(f"{kind} {operation}{' ' + detail if detail else ''}")
+
+    # ------------------------------------------------------------------ before the call
+
+    def _before_call(
+        self, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> Any:
+        service = model.service_model.service_name
+        operation = f"{service}.{model.name}"
+        context["fuzz_operation"] = operation
+        self.calls[operation] += 1
+        if operation == PUT_EVENTS:
+            context["fuzz_sent"] = json.loads(params["body"]).get("Entries", [])
+        if not self.enabled or self.dice is None:
+            return None
+        rates = self.rates
+        kinds = [
+            ("fail_before", rates.fail_before),
+            ("lost_response", rates.lost_response),
+            ("timeout", rates.timeout),
+        ]
+        if operation in BATCH_CALLS:
+            kinds.append(("partial", rates.partial))
+        kind = self.dice.pick(kinds)
+        if kind is None:
+            return None
+        if kind == "fail_before":
+            if self.dice.below(2) == 0:
+                code, status = THROTTLING[service], 400
+            else:
+                code, status = SERVER_ERROR.get(service, "InternalException"), 500
+            self._note(kind, operation, code)
+            raise _client_error(code, status, model.name)
+        if kind == "timeout":
+            if self.dice.below(2) == 0:
+                self._note("timeout_before", operation)
+                raise InvocationTimeout(f"timed out before {operation}")
+            context["fuzz_after"] = "timeout_after"
+            return None
+        if kind == "lost_response":
+            context["fuzz_after"] = "lost_response"
+            return None
+        return self._partial(operation, params, context)
+
+    def _partial(self, operation: str, params: dict[str, Any], context: dict[str, Any]) -> Any:
+        """Hand a run of the batch back as unprocessed: the rest is sent, or nothing is."""
+        assert self.dice is not None
+        body = json.loads(params["body"])
+        table, spec = next(iter(body.get("RequestItems", {"": None}).items()))
+        if operation == "dynamodb.BatchWriteItem":
+            entries = spec
+        elif operation == "dynamodb.BatchGetItem":
+            entries = spec["Keys"]
+        else:
+            entries = body["Records" if operation == "kinesis.PutRecords" else "Entries"]
+        if not entries:
+            return None
+        n = len(entries)
+        dropped = self.dice.between(1, n)
+        start = self.dice.below(n - dropped + 1)
+        drop = set(range(start, start + dropped))
+        kept = [e for i, e in enumerate(entries) if i not in drop]
+        self._note("partial", operation, f"{dropped}/{n} unprocessed")
+        context["fuzz_partial"] = (n, drop, [entries[i] for i in sorted(drop)], table, spec)
+        if operation == "dynamodb.BatchWriteItem":
+            body["RequestItems"][table] = kept
+        elif operation == "dynamodb.BatchGetItem":
+            body["RequestItems"][table] = spec | {"Keys": kept}
+        elif operation == "kinesis.PutRecords":
+            body["Records"] = kept
+        else:
+            body["Entries"] = kept
+            context["fuzz_sent"] = kept
+        if kept:
+            params["body"] = json.dumps(body).encode()
+            return None
+        # nothing left to send: answer as the service would, nothing takes effect
+        context["fuzz_short_circuit"] = True
+        return AWSResponse(params.get("url", ""), 200, HTTPHeaders(), None), _nothing_done(
+            operation, table
+        )
+
+    # ------------------------------------------------------------------ after the call
+
+    def _after_call(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        operation = context.get("fuzz_operation", "")
+        executed = not context.get("fuzz_short_circuit") and http_response.status_code < 300
+        if operation == PUT_EVENTS and executed:
+            self._record_delivered(context.get("fuzz_sent", []), parsed.get("Entries", []))
+        if "fuzz_partial" in context:
+            self._merge_unprocessed(operation, parsed, context["fuzz_partial"])
+        after = context.get("fuzz_after")
+        if after is None or not executed:
+            return
+        if operation == PUT_EVENTS:
+            self.putevents_unknown += 1
+        if after == "timeout_after":
+            self._note("timeout_after", operation)
+            raise InvocationTimeout(f"timed out after {operation} took effect")
+        self._note("lost_response", operation)
+        if self.dice is not None and self.dice.below(2) == 0:
+            raise ReadTimeoutError(endpoint_url=f"https://{operation}.fuzz.invalid")
+        raise _client_error("InternalServerError", 500, operation.split(".", 1)[1])
+
+    def _record_delivered(self, sent: Sequence[Mapping[str, Any]], results: Sequence[Any]) -> None:
+        number = self.invocation.number if self.invocation is not None else -1
+        for entry, result in zip(sent, results, strict=False):
+            if result.get("ErrorCode") or not result.get("EventId"):
+                continue
+            try:
+                detail = json.loads(entry.get("Detail", "{}"))
+            except ValueError:
+                detail = {"unparsable": entry.get("Detail")}
+            if not isinstance(detail, dict):
+                detail = {"value": detail}
+            detail = detail | {
+                "_detail_type": entry.get("DetailType"),
+                "_source": entry.get("Source"),
+            }
+            self.delivered.append((number, detail))
+            if self.invocation is not None:
+                self.invocation.alerts.append(str(detail.get("transaction_id")))
+
+    @staticmethod
+    def _merge_unprocessed(
+        operation: str, parsed: dict[str, Any], partial: tuple[Any, ...]
+    ) -> None:
+        n, drop, dropped, table, spec = partial
+        if operation == "dynamodb.BatchWriteItem":
+            unprocessed = parsed.setdefault("UnprocessedItems", {})
+            unprocessed[table] = list(unprocessed.get(table, [])) + dropped
+        elif operation == "dynamodb.BatchGetItem":
+            unprocessed = parsed.setdefault("UnprocessedKeys", {})
+            previous = unprocessed.get(table, {}).get("Keys", [])
+            unprocessed[table] = spec | {"Keys": list(previous) + dropped}
+        else:
+            name, count = (
+                ("Records", "FailedRecordCount")
+                if operation == "kinesis.PutRecords"
+                else ("Entries", "FailedEntryCount")
+            )
+            code = THROTTLING[operation.split(".", 1)[0]]
+            answered = iter(parsed.get(name, []))
+            parsed[name] = [
+                {"ErrorCode": code, "ErrorMessage": "injected"} if i in drop else next(answered)
+                for i in range(n)
+            ]
+            parsed[count] = int(parsed.get(count, 0) or 0) + len(drop)
+
+
+def _nothing_done(operation: str, table: str) -> dict[str, Any]:
+    """The parsed response of a batch call none of whose entries was processed (before the merge)."""
+    parsed: dict[str, Any] = {"ResponseMetadata": {"HTTPStatusCode": 200}}
+    if operation == "dynamodb.BatchWriteItem":
+        return parsed | {"UnprocessedItems": {}}
+    if operation == "dynamodb.BatchGetItem":
+        return parsed | {"Responses": {table: []}, "UnprocessedKeys": {}}
+    if operation == "kinesis.PutRecords":
+        return parsed | {"FailedRecordCount": 0, "Records": []}
+    return parsed | {"FailedEntryCount": 0, "Entries": []}
+
+
+# ============================================================================ the stack
+
+
+def _batch_tables(root: Any, depth: int = 4) -> Iterator[BatchTable]:
+    """Every BatchTable reachable from `root` through attributes (ports -> stores -> tables)."""
+    seen: set[int] = set()
+
+    def walk(node: Any, level: int) -> Iterator[BatchTable]:
+        if id(node) in seen or level > depth:
+            return
+        seen.add(id(node))
+        if isinstance(node, BatchTable):
+            yield node
+            return
+        attributes = getattr(node, "__dict__", None)
+        if attributes is None and hasattr(node, "__slots__"):
+            attributes = {s: getattr(node, s, None) for s in node.__slots__}
+        for value in (attributes or {}).values():
+            if value is not None and not isinstance(value, (str, bytes, int, float)):
+                yield from walk(value, level + 1)
+
+    yield from walk(root, 0)
+
+
+class Pipeline:
+    """moto with the template's tables and streams, and the two handlers' containers against it."""
+
+    def __init__(self) -> None:
+        self.template = load_template(TEMPLATE_PATH)
+        self.injector = FaultInjector()
+        self.model: ScoringModel = load_model(MODEL_DIR, 1, 1)
+        self.environments: dict[str, dict[str, str]] = {}
+        self.streams: dict[str, StreamView] = {}
+        self._containers: dict[str, ModuleType] = {}
+        self._saved_environ: dict[str, str] | None = None
+        self._saved_modules: dict[str, ModuleType | None] = {}
+        self._mock: Any = None
+        self._moto_methods: tuple[Any, Any] | None = None
+        self._shards: list[dict[str, Any]] = []
+        self.stack: LocalStack
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Pipeline:
+        # the local run's speed-ups of moto that keep its answers (JSON of DynamoDB item calls,
+        # constant-time shard appends): a third of an example's time; undone by close()
+        self._moto_methods = (DynamoHandler.serialized, Shard.get_max_sequence_number)
+        moto_process._dump_dynamodb_items_directly()
+        moto_process._constant_time_stream_appends()
+        self._saved_environ = dict(os.environ)
+        os.environ.update(FAKE_CREDENTIALS | POWERTOOLS_TEST_ENV | HANDLER_ENV)
+        self._mock = mock_aws()
+        self._mock.start()
+        self.stack = LocalStack(
+            template=self.template,
+            dynamodb=boto3.client("dynamodb", region_name=REGION),
+            kinesis=boto3.client("kinesis", region_name=REGION),
+        )
+        boto3.client("events", region_name=REGION).create_event_bus(Name=BUS_NAME)
+        for logical_id in table_definitions(self.template):
+            self.stack.tables[logical_id] = f"streamscore-{logical_id}-local"
+        for logical_id in stream_definitions(self.template):
+            self.stack.streams[logical_id] = f"streamscore-{logical_id}-local"
+        self.reset()
+        self.environments = {
+            "preprocess": self.stack.function_environment("PreprocessFunction", HANDLER_ENV),
+            "score": self.stack.function_environment(
+                "ScoreFunction",
+                HANDLER_ENV | {"EVENT_BUS_NAME": BUS_NAME, "MODEL_DIR": str(MODEL_DIR)},
+            ),
+        }
+        for name in ("preprocess.app", "score.app", "streamscore.observability"):
+            self._saved_modules[name] = sys.modules.get(name)
+        sys.modules.pop("streamscore.observability", None)  # its singletons read the environment
+        self.cold_start("preprocess")
+        self.cold_start("score")
+        return self
+
+    def close(self) -> None:
+        for app in self._containers.values():
+            self.injector.detach(*self._clients(app))
+            self._shutdown(app)
+        self._containers.clear()
+        for name, module in self._saved_modules.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+        if self._mock is not None:
+            self._mock.stop()
+        if self._moto_methods is not None:
+            serialized, max_sequence_number = self._moto_methods
+            setattr(DynamoHandler, "serialized", serialized)  # noqa: B010 - a method
+            setattr(Shard, "get_max_sequence_number", max_sequence_number)  # noqa: B010
+        if self._saved_environ is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+
+    def cold_start(self, stage: str) -> ModuleType:
+        """A new container for `stage`: its handler module imported afresh, nothing in memory.
+
+        Steps run inline and no BatchTable has a pool (determinism), backoff does not sleep,
+        and the fault hooks move to the new module's clients.
+        """
+        previous = self._containers.pop(stage, None)
+        if previous is not None:
+            self.injector.detach(*self._clients(previous))
+            self._shutdown(previous)
+        module_name = f"{stage}.app"
+        os.environ.update(self.environments[stage])
+        sys.modules.pop(module_name, None)
+        app: Any = importlib.import_module(module_name)
+        app.step_executor = None  # the handler reads it at call time: None runs steps inline
+        app.backoff.sleep = lambda seconds: None
+        app.backoff.rng = random.Random(0)
+        for table in _batch_tables(app.ports):
+            table.executor = None
+        self.injector.attach(*self._clients(app))
+        self._containers[stage] = app
+        return app
+
+    def handler(self, stage: str) -> ModuleType:
+        return self._containers[stage]
+
+    @property
+    def score(self) -> ModuleType:
+        return self._containers["score"]
+
+    @staticmethod
+    def _clients(app: ModuleType) -> list[Any]:
+        return [getattr(app, n) for n in ("dynamodb", "kinesis", "events") if hasattr(app, n)]
+
+    @staticmethod
+    def _shutdown(app: ModuleType) -> None:
+        for pool in ("io_executor", "step_executor"):
+            executor = getattr(app, pool, None)
+            if executor is not None and hasattr(executor, "shutdown"):
+                executor.shutdown(wait=False)
+
+    def reset(self) -> None:
+        """Fresh tables and streams (same names: the handlers' clients are bound to them)."""
+        dynamodb, kinesis = self.stack.dynamodb, self.stack.kinesis
+        existing_tables = set(dynamodb.list_tables()["TableNames"])
+        for logical_id, kwargs in table_definitions(self.template).items():
+            name = self.stack.tables[logical_id]
+            if name in existing_tables:
+                dynamodb.delete_table(TableName=name)
+            dynamodb.create_table(TableName=name, **kwargs)
+        existing_streams = set(kinesis.list_streams()["StreamNames"])
+        for logical_id, kwargs in stream_definitions(self.template).items():
+            name = self.stack.streams[logical_id]
+            if name in existing_streams:
+                kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+            kinesis.create_stream(StreamName=name, **kwargs)
+        self.streams = {
+            logical_id: StreamView(kinesis, logical_id, self.stack.streams[logical_id])
+            for logical_id in (TRANSACTIONS, FEATURES)
+        }
+        self._shards = kinesis.list_shards(StreamName=self.stack.streams[TRANSACTIONS])["Shards"]
+        self.injector.reset()
+
+    def shard_of(self, partition_key: str) -> str:
+        return shard_of_key(self._shards, partition_key)
+
+    def run(self, workload: Workload, scenario: Scenario, dice: Dice) -> ExampleRun:
+        """Fresh stack and containers, then one example played to its end; `verify` it after."""
+        self.reset()
+        self.cold_start("preprocess")
+        self.cold_start("score")
+        example = ExampleRun(self, workload, scenario, dice)
+        example.execute()
+        return example
+
+
+# ============================================================================ the event-source mappings
+
+
+@dataclass
+class FailureEntry:
+    """What the on-failure destination received: a discarded range of one shard."""
+
+    stream: str
+    shard_id: str
+    first: int  # indexes in the shard, inclusive
+    last: int
+    first_sequence_number: str
+    last_sequence_number: str
+    cursor: str
+    fault_free: bool  # discarded while no fault was injected: nothing re-drives it
+
+    def covers(self, record: Rec) -> bool:
+        return (
+            record.stream == self.stream
+            and record.shard_id == self.shard_id
+            and self.first <= record.index <= self.last
+        )
+
+    def __str__(self) -> str:
+        fate = "fault-free: never re-driven" if self.fault_free else "re-driven at the end"
+        return (
+            f"{self.stream}/{self.shard_id} [{self.first}..{self.last}] seq "
+            f"{self.first_sequence_number}..{self.last_sequence_number} ({self.cursor}; {fate})"
+        )
+
+
+@dataclass
+class Cursor:
+    """One mapping (or an operator's replay or re-drive) on one shard: a checkpoint, its retries."""
+
+    stream: str
+    shard_id: str
+    kind: str  # "main", "replay", "redrive"
+    position: int
+    stop: int | None  # exclusive end; None: follow the stream
+    retry_limit: int | None
+    attempts: int = 0
+    halves: list[int] = field(default_factory=list)  # batch ends still to deliver after a bisect
+    fault_free_failures: int = 0
+
+    @property
+    def stage(self) -> str:
+        return STAGE_OF[self.stream]
+
+
+@dataclass
+class Attempt:
+    failed_from: int | None  # shard index of the lowest failed record; None: all succeeded
+    error: str | None = None  # a function error (raised, timed out, or an invalid response)
+
+
+class ExampleRun:
+    """One example: produce, deliver with faults and replays, then re-drive and drain fault-free."""
+
+    def __init__(self, pipeline: Pipeline, workload: Workload, scenario: Scenario, dice: Dice):
+        self.pipeline = pipeline
+        self.workload = workload
+        self.scenario = scenario
+        self.dice = dice
+        self.injector = pipeline.injector
+        self.streams = pipeline.streams
+        self.produced: list[Rec] = []  # TransactionsStream records in put order (= workload order)
+        self.failures: list[FailureEntry] = []
+        self.trace: list[InvocationLog] = []
+        self.unsettled_alerts: set[str] = set()  # alerts delivered, their record not settled
+        self.contract: list[Violation] = []
+        self.cursors: list[Cursor] = []
+        self.replays = 0
+        self.bisects = 0
+        self.containers: Counter[str] = Counter({"preprocess": 1, "score": 1})
+
+    # ------------------------------------------------------------------ the example
+
+    def execute(self) -> None:
+        self._produce()
+        self.cursors = [
+            Cursor(stream, shard, "main", 0, None, self._limit(stream))
+            for stream in (TRANSACTIONS, FEATURES)
+            for shard in self.streams[stream].shards
+        ]
+        self.injector.dice = self.dice
+        self.injector.rates = self.scenario.faults
+        self.injector.enabled = self.scenario.faults.any
+        try:
+            while len(self.trace) < self.scenario.faulty_invocations:
+                if self.replays < self.scenario.max_replays and self.dice.permille(
+                    self.scenario.replay_permille
+                ):
+                    self._start_replay()
+                active = self._active()
+                if not active:
+                    break
+                self._step(active[self.dice.below(len(active))])
+            while self.replays < self.scenario.min_replays and self._start_replay():
+                pass
+        finally:
+            # the weather clears: drain, re-drive what was discarded, drain again
+            self.injector.enabled = False
+        calm = Dice(random.Random(self.dice.below(1 << 16)))  # fault-free, off the choice budget
+        self._drain(calm)
+        for entry in list(self.failures):
+            self.cursors.append(
+                Cursor(entry.stream, entry.shard_id, "redrive", entry.first, entry.last + 1, None)
+            )
+        self._drain(calm)
+
+    def _limit(self, stream: str) -> int | None:
+        return self.scenario.retry_limit[0 if stream == TRANSACTIONS else 1]
+
+    def _produce(self) -> None:
+        view = self.streams[TRANSACTIONS]
+        response = self.pipeline.stack.kinesis.put_records(
+            StreamName=view.name,
+            Records=[
+                {"PartitionKey": r.partition_key, "Data": r.payload} for r in self.workload.records
+            ],
+        )
+        if response.get("FailedRecordCount"):
+            raise HarnessError(f"moto refused records: {response}")
+        view.refresh()
+        by_position = {(r.shard_id, r.sequence_number): r for r in view.all()}
+        self.produced = [
+            by_position[(entry["ShardId"], entry["SequenceNumber"])]
+            for entry in response["Records"]
+        ]
+
+    def _records(self, cursor: Cursor) -> list[Rec]:
+        return self.streams[cursor.stream].records[cursor.shard_id]
+
+    def _end(self, cursor: Cursor) -> int:
+        available = len(self._records(cursor))
+        return available if cursor.stop is None else min(cursor.stop, available)
+
+    def _active(self) -> list[Cursor]:
+        self.cursors = [c for c in self.cursors if c.kind == "main" or c.position < self._end(c)]
+        return [c for c in self.cursors if c.position < self._end(c)]
+
+    def _drain(self, dice: Dice) -> None:
+        start = len(self.trace)
+        while active := self._active():
+            if len(self.trace) - start > DRAIN_LIMIT:
+                raise HarnessError(
+                    f"a fault-free drain did not end in {DRAIN_LIMIT} invocations{self.describe()}"
+                )
+            self._step(active[dice.below(len(active))], dice)
+
+    def _start_replay(self) -> bool:
+        """An operator replay: an already processed range of one shard, with new batch boundaries."""
+        mains = [c for c in self.cursors if c.kind == "main" and c.position > 0]
+        if not mains:
+            return False
+        main = mains[self.dice.below(len(mains))]
+        start = self.dice.below(main.position)
+        stop = start + 1 + self.dice.below(main.position - start)
+        self.cursors.append(
+            Cursor(main.stream, main.shard_id, "replay", start, stop, self._limit(main.stream))
+        )
+        self.replays += 1
+        return True
+
+    # ------------------------------------------------------------------ one delivery
+
+    def _step(self, cursor: Cursor, dice: Dice | None = None) -> None:
+        dice = dice or self.dice
+        end = (
+            cursor.halves[-1]
+            if cursor.halves
+            else min(cursor.position + dice.between(1, MAX_BATCH), self._end(cursor))
+        )
+        batch = self._records(cursor)[cursor.position : end]
+        attempt = self._invoke(cursor, batch, dice)
+        if attempt.failed_from is None:
+            cursor.position = end
+            cursor.attempts = 0
+            cursor.fault_free_failures = 0
+            if cursor.halves and cursor.halves[-1] == end:
+                cursor.halves.pop()
+            return
+        if attempt.error is None:
+            # ReportBatchItemFailures: the records below the lowest failure are done
+            if attempt.failed_from > cursor.position:
+                cursor.fault_free_failures = 0
+            cursor.position = attempt.failed_from
+        elif len(batch) > 1 and dice.below(2):
+            # BisectBatchOnFunctionError: each half on its own, no retry consumed
+            if not cursor.halves or cursor.halves[-1] != end:
+                cursor.halves.append(end)
+            cursor.halves.append(cursor.position + len(batch) // 2)
+            self.bisects += 1
+            return
+        if not self.injector.enabled:
+            cursor.fault_free_failures += 1
+        cursor.attempts += 1
+        limit = cursor.retry_limit
+        stuck = cursor.fault_free_failures >= STUCK_AFTER
+        if stuck:
+            self.contract.append(
+                Violation(
+                    "handler",
+                    f"{cursor.stream}/{cursor.shard_id} [{cursor.position}..{end - 1}]",
+                    f"failed {STUCK_AFTER} fault-free deliveries in a row ({cursor.kind} "
+                    "cursor): a record that never succeeds without faults; discarded",
+                )
+            )
+        if stuck or (limit is not None and cursor.attempts > limit):
+            self._discard(cursor, end)
+
+    def _discard(self, cursor: Cursor, end: int) -> None:
+        records = self._records(cursor)
+        first, last = records[cursor.position], records[end - 1]
+        self.failures.append(
+            FailureEntry(
+                cursor.stream,
+                cursor.shard_id,
+                first.index,
+                last.index,
+                first.sequence_number,
+                last.sequence_number,
+                cursor.kind,
+                fault_free=not self.injector.enabled,
+            )
+        )
+        cursor.position = end
+        cursor.attempts = 0
+        cursor.fault_free_failures = 0
+        if cursor.halves and cursor.halves[-1] == end:
+            cursor.halves.pop()
+
+    def _invoke(self, cursor: Cursor, batch: Sequence[Rec], dice: Dice) -> Attempt:
+        view = self.streams[cursor.stream]
+        event = kinesis_event(
+            [
+                KinesisEntry(
+                    r.partition_key, r.data, sequence_number=r.sequence_number, arrival=r.arrival
+                )
+                for r in batch
+            ],
+            view.name,
+            cursor.shard_id,
+            region=REGION,
+        )
+        log = InvocationLog(
+            len(self.trace) + 1, cursor.stage, cursor.kind, batch[0], batch[-1], len(batch)
+        )
+        self.trace.append(log)
+        if dice.permille(self.scenario.recycle_permille):
+            self._new_container(cursor.stage)
+            log.faults.append("new container")
+        app = self.pipeline.handler(cursor.stage)
+        puts_before = self.injector.calls["kinesis.PutRecords"]
+        self.injector.invocation = log
+        try:
+            response = app.lambda_handler(event, FakeLambdaContext())
+        except InvocationTimeout as timeout:
+            attempt = Attempt(batch[0].index, f"timeout: {timeout}")
+            self._new_container(cursor.stage)  # Lambda restarts the runtime after a timeout
+        except (RetryableError, ClientError, BotoCoreError) as error:
+            attempt = Attempt(batch[0].index, f"raised {type(error).__name__}")
+        except Exception as error:
+            attempt = Attempt(batch[0].index, f"raised {type(error).__name__}: {error}")
+            self.contract.append(
+                Violation(
+                    "handler",
+                    f"{cursor.stage} invocation {log.number}",
+                    f"raised {type(error).__name__}: {error}",
+                )
+            )
+        else:
+            attempt = self._response(cursor, batch, response, log)
+        finally:
+            self.injector.invocation = None
+            metrics = getattr(app, "metrics", None)
+            if metrics is not None:
+                metrics.clear_metrics()  # Powertools clears them only when it prints them
+        if self.injector.calls["kinesis.PutRecords"] != puts_before:
+            self.streams[FEATURES].refresh()
+        log.function_error = attempt.error is not None
+        log.outcome = (
+            "ok"
+            if attempt.failed_from is None
+            else attempt.error or f"batchItemFailures from [{attempt.failed_from}]"
+        )
+        if log.alerts:
+            unsettled = {
+                _transaction_id(r)
+                for r in batch
+                if attempt.failed_from is not None and r.index >= attempt.failed_from
+            }
+            self.unsettled_alerts.update(t for t in log.alerts if t in unsettled)
+        return attempt
+
+    def _new_container(self, stage: str) -> None:
+        self.pipeline.cold_start(stage)
+        self.containers[stage] += 1
+
+    def _response(
+        self, cursor: Cursor, batch: Sequence[Rec], response: Any, log: InvocationLog
+    ) -> Attempt:
+        failures = response.get("batchItemFailures") if isinstance(response, Mapping) else None
+        if not failures:
+            return Attempt(None)
+        index_of = {r.sequence_number: r.index for r in batch}
+        identifiers = [
+            str(f.get("itemIdentifier")) if isinstance(f, Mapping) else repr(f) for f in failures
+        ]
+        unknown = [i for i in identifiers if i not in index_of]
+        if unknown:
+            self.contract.append(
+                Violation(
+                    "handler",
+                    f"{cursor.stage} invocation {log.number}",
+                    f"batchItemFailures names {unknown!r}, not sequence numbers of its batch "
+                    "(Lambda fails the whole batch)",
+                )
+            )
+            return Attempt(batch[0].index, "invalid batchItemFailures response")
+        return Attempt(min(index_of[i] for i in identifiers))
+
+    # ------------------------------------------------------------------ reporting
+
+    def describe(self, trace_lines: int = 150) -> str:
+        function_errors = sum(1 for log in self.trace if log.function_error)
+        partials = sum(1 for log in self.trace if log.outcome.startswith("batchItemFailures"))
+        stages = Counter(log.stage for log in self.trace)
+        lines = [
+            "",
+            "--- the example ---",
+            f"scenario: {self.scenario}",
+            f"faults injected: {self.injector.summary() or 'none'}",
+            f"EventBridge PutEvents that took effect with an unknown outcome: "
+            f"{self.injector.putevents_unknown}",
+            f"invocations: {len(self.trace)} {dict(stages)}, function errors {function_errors}, "
+            f"partial batch responses {partials}, bisections {self.bisects}, "
+            f"replays {self.replays}, containers {dict(self.containers)}",
+            "FailureQueue: " + ("; ".join(str(f) for f in self.failures) or "empty"),
+            "TransactionsStream, in put order (#workload index, stream/shard[index]):",
+        ]
+        for i, (record, produced) in enumerate(
+            zip(self.produced, self.workload.records, strict=True)
+        ):
+            lines.append(f"  #{i:<3} {record.label():<17} {produced.describe()}")
+        lines.append("invocations (number, stage, cursor, records, size, outcome | faults):")
+        shown = self.trace[-trace_lines:]
+        if len(self.trace) > len(shown):
+            lines.append(f"  ... {len(self.trace) - len(shown)} earlier invocations left out")
+        lines += [f"  {log}" for log in shown]
+        return "\n".join(lines)
+
+
+def _transaction_id(record: Rec) -> str | None:
+    try:
+        doc = json.loads(record.data)
+    except ValueError:
+        return None
+    value = doc.get("transaction_id") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else None
+
+
+# ============================================================================ invariants
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str  # a key of INVARIANTS
+    subject: str  # the transaction, card or record concerned
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.invariant}] {self.subject}: {self.detail}"
+
+
+class InvariantError(AssertionError):
+    """An effectively-once invariant of the pipeline does not hold (the message says which)."""
+
+
+class AccountingError(InvariantError):
+    """A TransactionsStream record is not exactly one of: applied, absorbed, quarantined."""
+
+
+class FeatureStateError(InvariantError):
+    """Feature items or card state differ from a replay of the distinct transactions."""
+
+
+class ApplicationOrderError(InvariantError):
+    """A card's transactions were applied out of stream order."""
+
+
+class PredictionError(InvariantError):
+    """Not exactly one prediction per distinct transaction, or not the model's score."""
+
+
+class AlertError(InvariantError):
+    """A decline without an alert, an alert repeated without an unknown outcome, a stray alert."""
+
+
+class HandlerContractError(InvariantError):
+    """A handler broke Lambda's contract (unexpected exception, invalid response, stuck record)."""
+
+
+class StateVersionMissingError(InvariantError):
+    """FeaturesTable items do not carry their integer state_version."""
+
+
+class MonitoringTotalsError(InvariantError):
+    """The hourly count items do not count each prediction and each quarantined record once."""
+
+
+# In the order a failure names them: the first broken one gives the exception's class.
+INVARIANTS: dict[str, tuple[type[InvariantError], str]] = {
+    "accounting": (AccountingError, "each record applied, absorbed or quarantined, once"),
+    "features": (FeatureStateError, "features and card state reproduce a replay"),
+    "order": (ApplicationOrderError, "per card, the stream order of first versions"),
+    "predictions": (PredictionError, "one prediction per transaction, the model's score"),
+    "alerts": (AlertError, "an alert per decline, repeated only after an unknown outcome"),
+    "handler": (HandlerContractError, "the handlers keep Lambda's contract"),
+    "state_version": (StateVersionMissingError, "feature items carry state_version"),
+    "totals": (MonitoringTotalsError, "count items count each prediction and bad record once"),
+}
+CORE_CHECKS = (
+    "accounting",
+    "features",
+    "order",
+    "predictions",
+    "alerts",
+    "handler",
+    "state_version",
+    "totals",
+)
+
+
+@dataclass
+class Reference:
+    """The stream as the pipeline must take it: each distinct transaction once, first version wins."""
+
+    records: list[Rec]  # TransactionsStream, in put order
+    kind: dict[str, str]  # record_id -> "invalid" | "first" | "repeat" | "conflict"
+    transaction: dict[str, Transaction]  # record_id -> its transaction (valid records)
+    winner: dict[str, Rec]  # transaction_id -> the record whose version is applied
+    distinct: list[str]  # transaction ids, in stream order of their winners
+    discarded: list[FailureEntry]  # TransactionsStream ranges discarded at some point
+
+    def card(self, txn_id: str) -> str:
+        return self.txn(txn_id).card_id
+
+    def txn(self, txn_id: str) -> Transaction:
+        return self.transaction[self.winner[txn_id].record_id]
+
+    def in_discarded(self, record: Rec) -> bool:
+        return any(entry.covers(record) for entry in self.discarded)
+
+
+def parse_transaction(payload: bytes) -> Transaction | None:
+    """The record's Transaction when the contract accepts it, else None."""
+    if len(payload) > MAX_TRANSACTION_BYTES:
+        return None
+    try:
+        return Transaction.model_validate_json(payload)
+    except (ValidationError, ValueError):
+        return None
+
+
+def build_reference(run: ExampleRun, stored_features: Mapping[str, Mapping[str, Any]]) -> Reference:
+    discarded = [f for f in run.failures if f.stream == TRANSACTIONS]
+    ref = Reference(list(run.produced), {}, {}, {}, [], discarded)
+    versions: dict[str, list[Rec]] = defaultdict(list)
+    for record in ref.records:
+        txn = parse_transaction(record.data)
+        if txn is None:
+            ref.kind[record.record_id] = "invalid"
+            continue
+        ref.transaction[record.record_id] = txn
+        versions[txn.transaction_id].append(record)
+    for txn_id, records in versions.items():
+        # The first version wins. A discarded version comes back late, through the re-drive, in
+        # any order: so a later version may rightly win when every version before it was
+        # discarded (the pipeline met it first). The candidates run up to the first version
+        # outside the discarded ranges; the stored features tell which one won.
+        candidates: list[Rec] = []
+        for record in records:
+            candidates.append(record)
+            if not ref.in_discarded(record):
+                break
+        winner = _matching(candidates, ref.transaction, stored_features.get(txn_id))
+        ref.winner[txn_id] = winner
+        won = ref.transaction[winner.record_id]
+        for record in records:
+            if record is winner:
+                ref.kind[record.record_id] = "first"
+            elif ref.transaction[record.record_id] == won:
+                ref.kind[record.record_id] = "repeat"
+            else:
+                ref.kind[record.record_id] = "conflict"
+    order = {record.record_id: i for i, record in enumerate(ref.records)}
+    ref.distinct = sorted(ref.winner, key=lambda t: order[ref.winner[t].record_id])
+    return ref
+
+
+def _matching(
+    candidates: Sequence[Rec],
+    transactions: Mapping[str, Transaction],
+    stored: Mapping[str, Any] | None,
+) -> Rec:
+    """The candidate version the stored feature item was computed from (the first when unsure)."""
+    if len(candidates) == 1 or stored is None:
+        return candidates[0]
+    features = stored.get("features") or {}
+    for record in candidates:
+        txn = transactions[record.record_id]
+        if stored.get("card_id") == txn.card_id and features.get("amount_log") == math.log1p(
+            txn.amount
+        ):
+            return record
+    return candidates[0]
+
+
+@dataclass
+class Snapshot:
+    """The tables and FeaturesStream as the example left them."""
+
+    features: dict[str, dict[str, Any]]
+    states: dict[str, dict[str, Any]]
+    predictions: dict[str, dict[str, Any]]
+    quarantine: dict[str, dict[str, Any]]
+    monitoring: list[dict[str, Any]]
+    feature_records: dict[str, Rec]  # record_id -> FeaturesStream record
+
+
+def take_snapshot(pipeline: Pipeline) -> Snapshot:
+    stack = pipeline.stack
+    pipeline.streams[FEATURES].refresh()
+    return Snapshot(
+        features=stack.items_by("FeaturesTable", "transaction_id"),
+        states=stack.items_by("EntityStateTable", "card_id"),
+        predictions=stack.items_by("PredictionsTable", "transaction_id"),
+        quarantine=stack.items_by("QuarantineTable", "record_id"),
+        monitoring=stack.scan("MonitoringTable"),
+        feature_records={r.record_id: r for r in pipeline.streams[FEATURES].all()},
+    )
+
+
+def verify(run: ExampleRun, checks: Iterable[str] = CORE_CHECKS) -> None:
+    """Check the example's invariants; raise the first broken one's InvariantError subclass."""
+    wanted = set(checks)
+    snapshot = take_snapshot(run.pipeline)
+    ref = build_reference(run, snapshot.features)
+    violations: list[Violation] = []
+    if "accounting" in wanted:
+        violations += check_accounting(run, ref, snapshot)
+    if wanted & {"features", "order", "state_version"}:
+        found, applied = check_features_and_state(ref, snapshot)
+        violations += found
+        if "order" in wanted:
+            violations += check_order(ref, applied)
+    if "predictions" in wanted:
+        violations += check_predictions(run.pipeline, ref, snapshot)
+    if "alerts" in wanted:
+        violations += check_alerts(run, snapshot)
+    if "handler" in wanted:
+        violations += run.contract
+    if "totals" in wanted:
+        violations += check_totals(ref, snapshot)
+    violations = [v for v in violations if v.invariant in wanted]
+    if violations:
+        raise_violations(run, ref, violations)
+
+
+def raise_violations(run: ExampleRun, ref: Reference, violations: Sequence[Violation]) -> None:
+    names = list(INVARIANTS)
+    violations = sorted(violations, key=lambda v: names.index(v.invariant))
+    first = violations[0].invariant
+    error, title = INVARIANTS[first]
+    broken = ", ".join(dict.fromkeys(v.invariant for v in violations))
+    shown = violations[:40]
+    lines = [
+        f"invariant broken: {first} ({title}); all broken in this example: {broken}",
+        f"{len(violations)} violation(s); {len(ref.distinct)} distinct valid transactions, "
+        f"{len(ref.records)} TransactionsStream records; faults {run.injector.summary() or 'none'}",
+        *[f"  {v}" for v in shown],
+    ]
+    if len(violations) > len(shown):
+        lines.append(f"  ... and {len(violations) - len(shown)} more")
+    raise error("\n".join(lines) + run.describe())
+
+
+# ---------------------------------------------------------------------------- the checks
+
+
+def check_accounting(run: ExampleRun, ref: Reference, snap: Snapshot) -> list[Violation]:
+    """Each TransactionsStream record: its first version applied, absorbed, or quarantined."""
+    found: list[Violation] = []
+    quarantine = dict(snap.quarantine)
+    lost = [f for f in run.failures if f.fault_free]
+    for record in ref.records:
+        kind = ref.kind[record.record_id]
+        item = quarantine.pop(record.record_id, None)
+        txn = ref.transaction.get(record.record_id)
+        subject = f"record {record.label()} ({kind}"
+        subject += f" {txn.transaction_id}, card {txn.card_id})" if txn else ")"
+        found += [
+            Violation("accounting", subject, f"lost: discarded to FailureQueue ({entry})")
+            for entry in lost
+            if entry.covers(record)
+        ]
+        problem = _quarantine_problem(kind, item, ref, txn)
+        if problem:
+            found.append(Violation("accounting", subject, problem))
+    for record_id, item in sorted(quarantine.items()):
+        found.append(
+            Violation(
+                "accounting",
+                f"quarantine item {record_id}",
+                f"is not a bad TransactionsStream record (stage {item.get('stage')!r}, reason "
+                f"{item.get('reason')!r}): only bad input may be quarantined",
+            )
+        )
+    return found
+
+
+def _quarantine_problem(
+    kind: str, item: Mapping[str, Any] | None, ref: Reference, txn: Transaction | None
+) -> str | None:
+    """What is wrong with the record's quarantine item (or its absence), if anything."""
+    problem: str | None = None
+    if kind == "invalid":
+        if item is None:
+            problem = "invalid record is not quarantined"
+        elif item.get("stage") != "preprocess":
+            problem = f"quarantined by stage {item.get('stage')!r}, not by preprocess"
+    elif kind == "conflict":
+        first = ref.winner[txn.transaction_id].label() if txn else "?"
+        if item is None:
+            problem = f"conflicting duplicate of {first} is not quarantined"
+        elif item.get("reason") != "conflicting_duplicate":
+            problem = f"conflicting duplicate of {first} quarantined as {item.get('reason')!r}"
+        if problem:
+            problem += " (want reason conflicting_duplicate)"
+    elif item is not None:
+        role = "first valid version" if kind == "first" else "exact producer repeat"
+        problem = (
+            f"{role} was quarantined (stage {item.get('stage')!r}, reason {item.get('reason')!r})"
+        )
+    return problem
+
+
+def check_features_and_state(
+    ref: Reference, snap: Snapshot
+) -> tuple[list[Violation], dict[str, list[str]]]:
+    """FeaturesTable and EntityStateTable against a replay in state_version order, per card.
+
+    Returns the violations and each card's application order (by state_version; inferred
+    from the features when items have none).
+    """
+    found = _check_feature_items(ref, snap)
+    features = snap.features
+    per_card: dict[str, list[str]] = defaultdict(list)
+    for txn_id in ref.distinct:
+        if txn_id in features:
+            per_card[ref.card(txn_id)].append(txn_id)
+    applied: dict[str, list[str]] = {}
+    for card, txn_ids in per_card.items():
+        if all(type(features[t].get("state_version")) is int for t in txn_ids):
+            order = sorted(txn_ids, key=lambda t: features[t]["state_version"])
+            versions = [features[t]["state_version"] for t in order]
+            if versions != list(range(1, len(order) + 1)):
+                numbering = ", ".join(f"{t}={features[t]['state_version']}" for t in order)
+                found.append(
+                    Violation(
+                        "features",
+                        f"card {card}",
+                        f"state_versions {versions} of its {len(order)} transactions are not "
+                        f"1..{len(order)} ({numbering})",
+                    )
+                )
+        else:
+            order = _infer_order(txn_ids, ref, features)
+        applied[card] = order
+        found += _replay_card(card, order, ref, features, snap.states.get(card))
+    cards = {ref.card(t) for t in ref.distinct}
+    found += [
+        Violation("features", f"card {card}", "has an EntityStateTable item but no transaction")
+        for card in sorted(set(snap.states) - cards)
+    ]
+    return found, applied
+
+
+def _check_feature_items(ref: Reference, snap: Snapshot) -> list[Violation]:
+    found: list[Violation] = []
+    features = snap.features
+    for txn_id in ref.distinct:
+        item = features.get(txn_id)
+        subject = f"transaction {txn_id} (card {ref.card(txn_id)})"
+        if item is None:
+            found.append(Violation("features", subject, "no FeaturesTable item"))
+        elif item.get("card_id") != ref.card(txn_id):
+            found.append(
+                Violation("features", subject, f"feature item is of card {item.get('card_id')}")
+            )
+    found += [
+        Violation("features", f"FeaturesTable item {t}", "is no valid transaction of the stream")
+        for t in sorted(set(features) - set(ref.distinct))
+    ]
+    stored = [t for t in ref.distinct if t in features]
+    missing = [t for t in stored if type(features[t].get("state_version")) is not int]
+    if missing:
+        found.append(
+            Violation(
+                "state_version",
+                f"{len(missing)} of {len(stored)} feature items",
+                f"have no integer state_version (e.g. {missing[0]}: "
+                f"{features[missing[0]].get('state_version')!r}); the application order is "
+                "inferred from their features instead",
+            )
+        )
+    return found
+
+
+def _infer_order(txn_ids: Sequence[str], ref: Reference, features: Mapping[str, Any]) -> list[str]:
+    """Without state_version: the order whose replay reproduces the stored features (stream first)."""
+    remaining = list(txn_ids)
+    state: CardState | None = None
+    order: list[str] = []
+    while remaining:
+        chosen = next(
+            (
+                t
+                for t in remaining
+                if build_features(ref.txn(t), state) == features[t].get("features")
+            ),
+            remaining[0],
+        )
+        remaining.remove(chosen)
+        order.append(chosen)
+        state = advance_state(state, ref.txn(chosen))
+    return order
+
+
+def _replay_card(
+    card: str,
+    order: Sequence[str],
+    ref: Reference,
+    features: Mapping[str, Mapping[str, Any]],
+    stored_state: Mapping[str, Any] | None,
+) -> list[Violation]:
+    found: list[Violation] = []
+    state: CardState | None = None
+    for position, txn_id in enumerate(order, start=1):
+        txn = ref.txn(txn_id)
+        expected = build_features(txn, state)
+        stored = features[txn_id].get("features") or {}
+        if stored != expected:
+            differences = [
+                f"{name}: stored {stored.get(name)!r}, replay {expected.get(name)!r}"
+                for name in sorted(set(expected) | set(stored))
+                if stored.get(name) != expected.get(name)
+            ]
+            found.append(
+                Violation(
+                    "features",
+                    f"transaction {txn_id} (card {card}, applied #{position}, "
+                    f"state_version {features[txn_id].get('state_version')!r})",
+                    "features differ from a replay of the card's distinct transactions in "
+                    f"application order: {'; '.join(differences[:6])}",
+                )
+            )
+        state = advance_state(state, txn)
+    if state is None:
+        return found
+    if stored_state is None:
+        return [*found, Violation("features", f"card {card}", "no EntityStateTable item")]
+    differences = [
+        f"{name}: stored {stored_state.get(name)!r}, replay {getattr(state, name)!r}"
+        for name in STATE_FIELDS
+        if stored_state.get(name) != getattr(state, name)
+    ]
+    if differences:
+        found.append(
+            Violation(
+                "features",
+                f"card {card} ({len(order)} distinct transactions)",
+                f"EntityStateTable item differs from a replay: {'; '.join(differences)}",
+            )
+        )
+    return found
+
+
+def check_order(ref: Reference, applied: Mapping[str, list[str]]) -> list[Violation]:
+    """Per card, the application order is the stream order of first versions.
+
+    When the example discarded records (a retry limit), those come back late through the
+    re-drive: then only the transactions outside the discarded ranges must keep stream order.
+    """
+    found: list[Violation] = []
+    position = {t: i for i, t in enumerate(ref.distinct)}
+    for card, order in sorted(applied.items()):
+        kept = [t for t in order if not (ref.discarded and ref.in_discarded(ref.winner[t]))]
+        expected = sorted(kept, key=position.__getitem__)
+        if kept != expected:
+            scope = " (outside the discarded ranges)" if ref.discarded else ""
+            found.append(
+                Violation(
+                    "order",
+                    f"card {card}",
+                    f"applied as {kept}; the stream order of first versions{scope} is {expected}",
+                )
+            )
+    return found
+
+
+def check_predictions(pipeline: Pipeline, ref: Reference, snap: Snapshot) -> list[Violation]:
+    """One PredictionsTable item per distinct transaction: its features' record, the model's score."""
+    predictions = snap.predictions
+    found = [
+        Violation(
+            "predictions", f"prediction {t}", "is no distinct valid transaction of the stream"
+        )
+        for t in sorted(set(predictions) - set(ref.distinct))
+    ]
+    found += [
+        Violation(
+            "predictions", f"transaction {t} (card {ref.card(t)})", "no PredictionsTable item"
+        )
+        for t in ref.distinct
+        if t not in predictions
+    ]
+    scored = [t for t in ref.distinct if t in predictions and t in snap.features]
+    if not scored:
+        return found
+    model = pipeline.model
+    matrix = np.array(
+        [
+            [float(snap.features[t]["features"].get(n, math.nan)) for n in model.feature_names]
+            for t in scored
+        ],
+        dtype=np.float32,
+    )
+    scores = model.predict(matrix)
+    thresholds: Thresholds = getattr(pipeline.score, "thresholds", model.card.thresholds)
+    codes = decide(scores, thresholds)
+    for txn_id, expected, code in zip(scored, scores.tolist(), codes.tolist(), strict=True):
+        subject = f"transaction {txn_id} (card {ref.card(txn_id)})"
+        problem = _prediction_problem(predictions[txn_id], snap, txn_id, expected, DECISIONS[code])
+        if problem:
+            found.append(Violation("predictions", subject, problem))
+    return found
+
+
+def _prediction_problem(
+    prediction: Mapping[str, Any], snap: Snapshot, txn_id: str, expected: float, decision: str
+) -> str | None:
+    record_id = str(prediction.get("features_record_id"))
+    record = snap.feature_records.get(record_id)
+    if record is None:
+        return f"features_record_id {record_id!r} names no FeaturesStream record"
+    doc = json.loads(record.data)
+    if doc.get("transaction_id") != txn_id:
+        return f"features_record_id names {record.label()}, a record of {doc.get('transaction_id')}"
+    if doc.get("features") != snap.features[txn_id]["features"]:
+        return f"scored from {record.label()}, whose features differ from the FeaturesTable item's"
+    score = prediction.get("score")
+    if not isinstance(score, (int, float)) or abs(float(score) - expected) > SCORE_TOLERANCE:
+        return f"score {score!r}, the model gives {expected!r} on the stored features"
+    if prediction.get("decision") != decision:
+        return f"decision {prediction.get('decision')!r} for score {score!r}, want {decision!r}"
+    return None
+
+
+def check_alerts(run: ExampleRun, snap: Snapshot) -> list[Violation]:
+    """An alert per alerting prediction; two only when an alert's outcome was unknown.
+
+    An alert's outcome is unknown when the invocation that delivered it did not settle the
+    record it was for: the PutEvents response was lost, the invocation timed out or failed
+    afterwards, or the record was reported failed. Only then may the mapping's retry send the
+    alert again. (The brief's "PutEvents with an unknown outcome" is included: its invocation
+    always fails the record.)
+    """
+    policy = getattr(run.pipeline.score, "policy", None)
+    alerting = {"decline", "review"} if getattr(policy, "alert_on_review", False) else {"decline"}
+    delivered: Counter[str] = Counter()
+    for _, detail in run.injector.delivered:
+        if detail.get("_detail_type") == ALERT_DETAIL_TYPE:
+            delivered[str(detail.get("transaction_id"))] += 1
+    should = {t for t, p in snap.predictions.items() if p.get("decision") in alerting}
+    found: list[Violation] = []
+    for txn_id in sorted(should):
+        prediction = snap.predictions[txn_id]
+        subject = f"transaction {txn_id} ({prediction.get('decision')}, score {prediction.get('score')!r})"
+        count = delivered[txn_id]
+        if count == 0:
+            found.append(Violation("alerts", subject, "no HighRiskTransaction event delivered"))
+        elif count > 1 and txn_id not in run.unsettled_alerts:
+            found.append(
+                Violation(
+                    "alerts",
+                    subject,
+                    f"{count} HighRiskTransaction events delivered although each invocation that "
+                    "delivered one settled its record (no unknown outcome for this alert; "
+                    f"PutEvents with an unknown outcome in the example: "
+                    f"{run.injector.putevents_unknown})",
+                )
+            )
+    for txn_id in sorted(set(delivered) - should):
+        decision = snap.predictions.get(txn_id, {}).get("decision", "no prediction")
+        found.append(
+            Violation(
+                "alerts",
+                f"transaction {txn_id}",
+                f"{delivered[txn_id]} HighRiskTransaction event(s) for {decision!r}",
+            )
+        )
+    return found
+
+
+def check_totals(ref: Reference, snap: Snapshot) -> list[Violation]:
+    """The hourly count items add up to the facts: every prediction once, in its event hour, with
+    its decision and one bin per variable; every quarantine item once, by stage and reason."""
+    found: list[Violation] = []
+    predicted: dict[str, Counts] = defaultdict(Counts)
+    quarantined = Counts()
+    for item in snap.monitoring:
+        if item.get("sk") != "COUNT":
+            continue
+        if item.get("kind") == PREDICTIONS:
+            predicted[str(item["hour"])].add(Counts.from_item(item))
+        elif item.get("kind") == QUARANTINE:
+            quarantined.add(Counts.from_item(item))
+    want: dict[str, Counter[str]] = defaultdict(Counter)
+    for prediction in snap.predictions.values():
+        want[hour_of(prediction["event_time"])][prediction["decision"]] += 1
+    total = sum(c.n for c in predicted.values())
+    if total != len(ref.distinct):
+        found.append(
+            Violation(
+                "totals",
+                "prediction counts",
+                f"n sums to {total}, want {len(ref.distinct)} (distinct valid transactions)",
+            )
+        )
+    for hour in sorted(set(want) | set(predicted)):
+        counts = predicted.get(hour, Counts())
+        if +counts.decisions != want[hour]:
+            found.append(
+                Violation(
+                    "totals",
+                    f"hour {hour}",
+                    f"decisions counted {dict(counts.decisions)}, predictions {dict(want[hour])}",
+                )
+            )
+        per_variable: Counter[int] = Counter()
+        for (variable, _), count in counts.bins.items():
+            per_variable[variable] += count
+        wrong = {v: n for v, n in per_variable.items() if n != counts.n}
+        if wrong:
+            found.append(
+                Violation(
+                    "totals",
+                    f"hour {hour}",
+                    f"variables binned a number of times other than n={counts.n}: {wrong}",
+                )
+            )
+    bad = Counter(f"{i['stage']}/{i['reason']}" for i in snap.quarantine.values())
+    if +quarantined.reasons != bad or quarantined.n != len(snap.quarantine):
+        found.append(
+            Violation(
+                "totals",
+                "quarantine counts",
+                f"counted {quarantined.n} {dict(quarantined.reasons)}, "
+                f"{len(snap.quarantine)} quarantine items {dict(bad)}",
+            )
+        )
+    return found
