@@ -419,3 +419,29 @@ def test_a_missing_model_dir_fails_the_init_naming_it(score_app: Handler, tmp_pa
 def test_thresholds_out_of_order_fail_the_init(score_app: Handler) -> None:
     with pytest.raises(SystemicError, match="review <= decline"):
         score_app(REVIEW_THRESHOLD="0.9", DECLINE_THRESHOLD="0.5")
+
+
+def test_case_2_a_replay_with_other_batch_boundaries_counts_nothing_twice(
+    score_app: Handler, local_stack: LocalStack
+) -> None:
+    # given 120 feature records scored in batches of 10 (the issue: then replayed at 7 and at
+    # 100, the per-batch histogram total went from 120 to 200)
+    app = score_app()
+    docs = feature_records(120)
+    records = event_of(local_stack, docs)["Records"]
+    for start in range(0, 120, 10):
+        app.lambda_handler({"Records": records[start : start + 10]}, FakeLambdaContext())
+    counts = count_items(local_stack)
+    assert counted(local_stack).n == 120
+
+    # when the stream is replayed with batches of 7, then of 100
+    for size in (7, 100):
+        for start in range(0, 120, size):
+            result = app.lambda_handler(
+                {"Records": records[start : start + size]}, FakeLambdaContext()
+            )
+            assert result == {"batchItemFailures": []}
+
+    # then the count items are exactly as they were: 120 predictions, each once
+    assert count_items(local_stack) == counts
+    assert counted(local_stack).n == 120
