@@ -326,17 +326,20 @@ def _plan(
             else:
                 plan.conflicts.append((item.record, _conflict(txn_id)))
             continue
-        first[txn_id] = item
         if item.record.sequence_number in failed or card_id in blocked:
+            first[txn_id] = item
             failed.add(item.record.sequence_number)
             blocked.add(card_id)
             continue
         card = plan.states.get(card_id) or cards[card_id]
         known = stored.get(txn_id) or (card.pending.get(txn_id) if card else None)
+        if known is not None and not _same_transaction(known, item):
+            # not the version applied: the later records of this id are judged against that one
+            plan.conflicts.append((item.record, _conflict(txn_id)))
+            continue
+        first[txn_id] = item
         if known is not None:
-            if not _same_transaction(known, item):
-                plan.conflicts.append((item.record, _conflict(txn_id)))
-            elif txn_id in stored:
+            if txn_id in stored:
                 plan.replayed.append((item, known))
             else:
                 plan.recovered.append((item, known))

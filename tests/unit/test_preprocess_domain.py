@@ -733,3 +733,18 @@ def test_after_a_merge_a_parents_record_replayed_late_is_still_recognised() -> N
     assert late.applied == 1 and again.applied == 0 and again.replayed == 4
     states = ports.states.items  # type: ignore[attr-defined]
     assert (states["card_a"].txn_count, states["card_b"].txn_count) == (2, 2)
+
+
+def test_a_conflict_then_an_exact_repeat_in_one_batch_quarantines_only_the_conflict() -> None:
+    # found by the pipeline fuzz harness: t1 applied in one batch; the next batch holds a
+    # conflicting version of t1, then an exact repeat of the applied one. The repeat was judged
+    # against the conflict (the batch's first record of t1) and quarantined with it.
+    t1 = valid_txn(1, "card_a")
+    ports = memory_ports()
+    run(stream_records([encoded(t1)]), ports)
+
+    outcome = run(stream_records([encoded(t1 | {"amount": 62.86}), encoded(t1)]), ports)
+
+    assert outcome.failed == set() and outcome.replayed == 1
+    assert outcome.quarantined == {"conflicting_duplicate": 1}
+    assert ports.states.items["card_a"].txn_count == 1  # type: ignore[attr-defined]
