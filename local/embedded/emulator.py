@@ -22,8 +22,16 @@ retry limit or State applies from its next poll on), `add()` polls new mappings 
 is a second mapping of the function from TRIM_HORIZON: Lambda cannot move an existing
 mapping's position) and `remove()` stops polling one.
 
+Resharding (SplitShard, MergeShards): a poller that read a closed shard to its end finishes;
+the shards are listed again every `shard_poll_s` (and before a drain is declared), and a
+child shard is polled from its TRIM_HORIZON once every parent (ParentShardId,
+AdjacentParentShardId) it has on the stream has finished. The AWS sentence saying that Lambda
+processes a parent shard before its children could not be found (the docs state per-shard
+order); the parent-before-child rule is how Lambda keeps a partition key's order across a
+reshard, and this models that intended behaviour.
+
 Not emulated: ParallelizationFactor above 1 (each shard runs one batch at a time; order and
-results are the same, concurrency is not), resharding, tumbling windows, filter criteria.
+results are the same, concurrency is not), tumbling windows, filter criteria.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ RECORD_OVERHEAD_BYTES = 600  # the JSON around one record's data in the event
 IDLE_POLL_SECONDS = 0.2
 RETRY_PAUSE_SECONDS = (0.05, 1.0)  # first pause before a retry, and the most it grows to
 POLL_ATTEMPTS = 5  # failed GetRecords in a row before a poller gives up
+SHARD_POLL_SECONDS = 1.0  # how often the stream's shards are listed again (resharding)
 
 Clock = Callable[[], float]
 
@@ -210,12 +219,17 @@ class ShardPoller:
         self._busy = False
         self._last_empty_poll_started = 0.0
         self.crashed: BaseException | None = None
+        # resharding: set once the shard was seen closed (ListShards gave it an
+        # EndingSequenceNumber); the poller finishes at its first empty read after that
+        self.closed_seen_at: float | None = None
+        self._exhausted = False  # GetRecords gave no NextShardIterator: nothing more, ever
+        self.finished = threading.Event()
 
     # ------------------------------------------------------------- lifecycle
 
-    def open(self) -> None:
+    def open(self, position: str | None = None) -> None:
         """Take the shard iterator of the mapping's starting position (LATEST means: from now)."""
-        position = self.mapping.starting_position
+        position = position or self.mapping.starting_position
         if position not in ("LATEST", "TRIM_HORIZON"):
             raise ValueError(f"StartingPosition {position} is not emulated (LATEST, TRIM_HORIZON)")
         self._iterator = self.kinesis.get_shard_iterator(
@@ -240,6 +254,8 @@ class ShardPoller:
 
     def idle_since(self) -> float | None:
         """Start time of the last poll that found nothing, while nothing is buffered or running."""
+        if self.finished.is_set():
+            return time.monotonic()  # a finished shard stays drained
         with self._state_lock:
             if self._busy or self._buffer:
                 return None
@@ -255,9 +271,12 @@ class ShardPoller:
                         self._last_empty_poll_started = time.monotonic()
                     self._stop.wait(self.idle_poll_s)
                     continue
-                if len(self._buffer) < self.mapping.batch_size:
+                if len(self._buffer) < self.mapping.batch_size and not self._exhausted:
                     self._read()
                 if not self._buffer:
+                    if self._at_end():
+                        self.finished.set()
+                        return
                     self._stop.wait(self.idle_poll_s)
                     continue
                 if self._window_opened is None:
@@ -279,6 +298,14 @@ class ShardPoller:
             self.report(
                 Incident(self.mapping.function_arn, f"event-source poller stopped: {error!r}")
             )
+
+    def _at_end(self) -> bool:
+        """The shard is closed and everything in it was delivered (the buffer is empty)."""
+        if self._exhausted:
+            return True
+        closed = self.closed_seen_at
+        with self._state_lock:
+            return closed is not None and self._last_empty_poll_started > closed
 
     def _read(self) -> None:
         """GetRecords into the buffer; a failed poll is retried, as Lambda's poller does."""
@@ -304,7 +331,10 @@ class ShardPoller:
             StreamARN=self.mapping.event_source_arn,
             Limit=min(10_000, max(4 * self.mapping.batch_size, 1_000)),
         )
-        self._iterator = page.get("NextShardIterator") or self._iterator
+        next_iterator = page.get("NextShardIterator")
+        if next_iterator is None:
+            self._exhausted = True  # a closed shard read to its end
+        self._iterator = next_iterator or self._iterator
         records = page["Records"]
         with self._state_lock:
             self._buffer.extend(records)
@@ -538,6 +568,20 @@ def on_failure_record(
     }
 
 
+def _list_shards(kinesis: Any, stream_arn: str) -> list[dict[str, Any]]:
+    """Every shard of the stream, open and closed, over ListShards' pages."""
+    page = kinesis.list_shards(StreamARN=stream_arn)
+    shards = list(page["Shards"])
+    while page.get("NextToken"):
+        page = kinesis.list_shards(NextToken=page["NextToken"])
+        shards += page["Shards"]
+    return shards
+
+
+def _parents(shard: Mapping[str, Any]) -> list[str]:
+    return [shard[key] for key in ("ParentShardId", "AdjacentParentShardId") if shard.get(key)]
+
+
 def _epoch(moment: datetime | float) -> float:
     return moment.timestamp() if isinstance(moment, datetime) else float(moment)
 
@@ -562,6 +606,7 @@ class EventSourceEmulator:
         clock: Clock = time.time,
         idle_poll_s: float = IDLE_POLL_SECONDS,
         on_incident: Callable[[Incident], None] | None = None,
+        shard_poll_s: float = SHARD_POLL_SECONDS,
     ):
         self.mappings: list[MappingConfig] = []
         self.stats: dict[str, MappingStats] = {}
@@ -578,6 +623,12 @@ class EventSourceEmulator:
         self._idle_poll_s = idle_poll_s
         self._destinations: dict[str, FailureDestination] = {}
         self._started = False
+        self._shard_poll_s = shard_poll_s
+        self._shards_lock = threading.RLock()
+        # per mapping: shards it has a poller for, or will never poll (closed before a LATEST start)
+        self._known_shards: dict[str, set[str]] = {}
+        self._watcher_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
         self._add_pollers([m for m in mappings if m.enabled])
 
     def _add_pollers(self, mappings: Sequence[MappingConfig]) -> list[ShardPoller]:
@@ -595,25 +646,101 @@ class EventSourceEmulator:
             self.mappings.append(mapping)
             self.stats[mapping.uuid] = MappingStats()
             kinesis = self._clients("kinesis")
-            shards = kinesis.list_shards(StreamARN=mapping.event_source_arn)["Shards"]
+            shards = _list_shards(kinesis, mapping.event_source_arn)
+            listed = {s["ShardId"] for s in shards}
+            known = self._known_shards.setdefault(mapping.uuid, set())
             for shard in shards:
-                added.append(
-                    ShardPoller(
-                        mapping,
-                        shard["ShardId"],
-                        kinesis,
-                        self.invokers[mapping.function_arn],
-                        self._roles.get(mapping.function_arn, ""),
-                        self._region,
-                        self._destinations.get(arn) if arn else None,
-                        self.stats[mapping.uuid],
-                        self._report,
-                        self._clock,
-                        self._idle_poll_s,
-                    )
-                )
+                closed = "EndingSequenceNumber" in shard["SequenceNumberRange"]
+                if mapping.starting_position == "LATEST":
+                    if closed:  # nothing comes after "now" on a closed shard
+                        known.add(shard["ShardId"])
+                        continue
+                elif any(parent in listed for parent in _parents(shard)):
+                    continue  # TRIM_HORIZON: polled once its parents finished
+                known.add(shard["ShardId"])
+                added.append(self._poller(mapping, shard["ShardId"], kinesis))
         self.pollers += added
         return added
+
+    def _poller(self, mapping: MappingConfig, shard_id: str, kinesis: Any) -> ShardPoller:
+        arn = mapping.on_failure_destination
+        return ShardPoller(
+            mapping,
+            shard_id,
+            kinesis,
+            self.invokers[mapping.function_arn],
+            self._roles.get(mapping.function_arn, ""),
+            self._region,
+            self._destinations.get(arn) if arn else None,
+            self.stats[mapping.uuid],
+            self._report,
+            self._clock,
+            self._idle_poll_s,
+        )
+
+    def sync_shards(self) -> int:
+        """List every polled stream's shards again; start the children whose parents finished.
+
+        Marks the pollers of shards now closed, so that they finish once read to their end, and
+        returns how many shards still wait for a poller (started now or not yet startable).
+        """
+        with self._shards_lock:
+            if not self._started:
+                return 0
+            kinesis = self._clients("kinesis")
+            pending = 0
+            listings: dict[str, list[dict[str, Any]]] = {}
+            for mapping in list(self.mappings):
+                arn = mapping.event_source_arn
+                if arn not in listings:
+                    listings[arn] = _list_shards(kinesis, arn)
+                pending += self._sync_mapping(mapping, listings[arn], kinesis)
+            return pending
+
+    def _sync_mapping(
+        self, mapping: MappingConfig, shards: list[dict[str, Any]], kinesis: Any
+    ) -> int:
+        seen_at = time.monotonic()
+        pollers = {p.shard_id: p for p in self.pollers if p.mapping.uuid == mapping.uuid}
+        for shard in shards:
+            poller = pollers.get(shard["ShardId"])
+            closed = "EndingSequenceNumber" in shard["SequenceNumberRange"]
+            if poller is not None and closed and poller.closed_seen_at is None:
+                poller.closed_seen_at = seen_at
+        listed = {s["ShardId"] for s in shards}
+        known = self._known_shards.setdefault(mapping.uuid, set())
+        pending = 0
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            if shard_id in known:
+                continue
+            pending += 1
+            parents = [p for p in _parents(shard) if p in listed]  # expired parents: done
+            if all(
+                p in known and (p not in pollers or pollers[p].finished.is_set()) for p in parents
+            ):
+                poller = self._poller(mapping, shard_id, kinesis)
+                # a child's records all come after the reshard: from its start
+                poller.open("TRIM_HORIZON")
+                known.add(shard_id)
+                self.pollers.append(poller)
+                pollers[shard_id] = poller
+                poller.start()
+        return pending
+
+    def _no_shard_pending(self) -> bool:
+        try:
+            return self.sync_shards() == 0
+        except Exception as error:  # not known to be drained: listed again on the next pass
+            self._report(Incident("", f"listing the streams' shards failed: {error!r}"))
+            return False
+
+    def _watch_shards(self) -> None:
+        while not self._watcher_stop.wait(self._shard_poll_s):
+            try:
+                self.sync_shards()
+            except Exception as error:  # listed again at the next tick
+                self._report(Incident("", f"listing the streams' shards failed: {error!r}"))
 
     def _report(self, incident: Incident) -> None:
         with self._incident_lock:
@@ -628,29 +755,39 @@ class EventSourceEmulator:
         for poller in self.pollers:
             poller.start()
         self._started = True
+        self._watcher = threading.Thread(target=self._watch_shards, name="esm-shards", daemon=True)
+        self._watcher.start()
 
     def stop(self) -> None:
-        for poller in self.pollers:  # all of them told before any is waited for
+        self._watcher_stop.set()
+        if self._watcher is not None:
+            self._watcher.join(30.0)
+        with self._shards_lock:
+            pollers = list(self.pollers)
+        for poller in pollers:  # all of them told before any is waited for
             poller.signal_stop()
-        for poller in self.pollers:
+        for poller in pollers:
             poller.stop()
 
     def add(self, mappings: Sequence[MappingConfig]) -> None:
         """Poll these mappings too (each from its starting position), from now on if running."""
-        added = self._add_pollers(mappings)
-        if self._started:
-            for poller in added:
-                poller.open()
-            for poller in added:
-                poller.start()
+        with self._shards_lock:
+            added = self._add_pollers(mappings)
+            if self._started:
+                for poller in added:
+                    poller.open()
+                for poller in added:
+                    poller.start()
 
     def remove(self, uuid: str) -> None:
         """Stop polling a mapping (its stats stay, under its UUID): a deleted mapping."""
-        leaving = [p for p in self.pollers if p.mapping.uuid == uuid]
+        with self._shards_lock:
+            leaving = [p for p in self.pollers if p.mapping.uuid == uuid]
+            self.pollers = [p for p in self.pollers if p.mapping.uuid != uuid]
+            self.mappings = [m for m in self.mappings if m.uuid != uuid]
+            self._known_shards.pop(uuid, None)
         for poller in leaving:
             poller.stop()
-        self.pollers = [p for p in self.pollers if p.mapping.uuid != uuid]
-        self.mappings = [m for m in self.mappings if m.uuid != uuid]
 
     def reload(self) -> list[MappingConfig]:
         """Read every polled mapping's configuration again; pollers use it from their next poll.
@@ -684,7 +821,9 @@ class EventSourceEmulator:
 
         Drained: at some moment T every poller was idle, and each has since finished a poll
         that started after T and found nothing. Whatever an invocation wrote before T (the
-        features stream) is then seen, and no invocation runs to write more.
+        features stream) is then seen, and no invocation runs to write more. And no shard
+        waits for a poller: a child of a reshard whose parents have not finished, or that
+        has just been started, is work still to come.
         """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -692,14 +831,18 @@ class EventSourceEmulator:
                 return False
             if progress is not None:
                 progress()
-            if all(p.idle_since() is not None for p in self.pollers):
+            quiet = list(self.pollers)
+            if all(p.idle_since() is not None for p in quiet):
                 quiet_from = time.monotonic()
-                while time.monotonic() < deadline:
-                    since = [p.idle_since() for p in self.pollers]
+                # a poller started since T (a reshard's child) did its work after T: start over
+                while time.monotonic() < deadline and self.pollers == quiet:
+                    since = [p.idle_since() for p in quiet]
                     if any(s is None for s in since):
                         break
                     if all(s is not None and s >= quiet_from for s in since):
-                        return True
-                    time.sleep(self.pollers[0].idle_poll_s / 4 if self.pollers else 0.05)
+                        if self._no_shard_pending() and self.pollers == quiet:
+                            return True
+                        break
+                    time.sleep(self._idle_poll_s / 4)
             time.sleep(0.05)
         return False
