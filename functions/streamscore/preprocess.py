@@ -320,6 +320,11 @@ def _plan(
     for item in valid:
         txn_id, card_id = item.txn.transaction_id, item.txn.card_id
         earlier = first.get(txn_id)
+        if earlier is not None and earlier.record.sequence_number in failed:
+            # the id's first record could not be judged: neither can this one, retry both
+            failed.add(item.record.sequence_number)
+            blocked.add(card_id)
+            continue
         if earlier is not None:
             if earlier.digest == item.digest:
                 plan.repeats.append((item, earlier))

@@ -748,3 +748,22 @@ def test_a_conflict_then_an_exact_repeat_in_one_batch_quarantines_only_the_confl
     assert outcome.failed == set() and outcome.replayed == 1
     assert outcome.quarantined == {"conflicting_duplicate": 1}
     assert ports.states.items["card_a"].txn_count == 1  # type: ignore[attr-defined]
+
+
+def test_records_of_an_id_whose_first_record_failed_are_retried_not_judged() -> None:
+    # found by the pipeline fuzz harness: the ledger read failed, so the batch's first record
+    # of t1 (a conflicting version) failed unjudged; the exact repeat after it was then judged
+    # against it and quarantined, although it repeats the applied version
+    t1 = valid_txn(1, "card_a")
+    ports = memory_ports()
+    run(stream_records([encoded(t1)]), ports)
+    batch = stream_records([encoded(t1 | {"amount": 169.42}), encoded(t1)])
+    ports.features.table.unreadable = frozenset({"t1"})  # type: ignore[attr-defined]
+
+    outcome = run(batch, ports)
+
+    assert outcome.failed == {r.sequence_number for r in batch}
+    assert not ports.quarantine.items  # type: ignore[attr-defined]
+    ports.features.table.unreadable = frozenset()  # type: ignore[attr-defined]
+    retry = run(batch, ports)
+    assert retry.quarantined == {"conflicting_duplicate": 1} and retry.replayed == 1
