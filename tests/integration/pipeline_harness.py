@@ -17,10 +17,12 @@ The pieces, in the order an example uses them:
 - `ExampleRun`: the event-source mappings. One cursor per shard and stream follows the stream from
   its checkpoint with random batch sizes: success moves the checkpoint past the batch,
   `batchItemFailures` to the lowest failed record, a function error retries or bisects, a retry
-  limit discards the rest of the batch as a FailureQueue entry. Operator replays re-deliver an
-  already processed range with new boundaries; stages interleave at random; an invocation may land
-  in a new container, and always does after a timeout. At the end, faults off: the mappings
-  drain, every FailureQueue range is re-driven, and both streams drain again.
+  limit discards the rest of the batch: Lambda's on-failure record for the range goes to an SQS
+  FailureQueue in moto. Operator replays re-deliver an already processed range with new
+  boundaries; stages interleave at random; an invocation may land in a new container, and always
+  does after a timeout. At the end, faults off: the mappings drain, the operator's re-drive
+  command (`local/embedded/redrive.py`, `redrive()`, as `python -m local redrive` runs it) reads
+  the queue and re-drives every range through the handlers, and both streams drain again.
 - `verify()`: the invariants against a `Reference` (each distinct transaction once, its first
   valid version winning): accounting of every record, features and card state reproduced by a
   replay in `state_version` order, one prediction per transaction with the model's score,
@@ -44,7 +46,7 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -62,7 +64,10 @@ from moto.kinesis.models import Shard
 from pydantic import ValidationError
 
 from embedded import moto_process
+from embedded.containers import FunctionError, Invocation
+from embedded.emulator import MappingConfig, on_failure_record
 from embedded.lambda_events import KinesisEntry, kinesis_event
+from embedded.redrive import redrive
 from embedded.template import load_template, stream_definitions, table_definitions
 from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
 from streamscore.adapters.dynamodb import BatchTable
@@ -79,6 +84,15 @@ BUS_NAME = "streamscore-EventBus-local"
 TRANSACTIONS = "TransactionsStream"
 FEATURES = "FeaturesStream"
 STAGE_OF = {TRANSACTIONS: "preprocess", FEATURES: "score"}
+STAGES = tuple(STAGE_OF.values())
+ACCOUNT = "123456789012"  # moto's default account
+
+
+def function_arn_of(stage: str) -> str:
+    """The ARN the harness's FailureQueue messages name for a stage's function."""
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:streamscore-{stage}-local"
+
+
 ALERT_DETAIL_TYPE = "HighRiskTransaction"
 MAX_TRANSACTION_BYTES = 16 * 1024  # the contract's size limit (preprocess quarantines more)
 MAX_BATCH = 10  # batch sizes are drawn in 1..MAX_BATCH
@@ -677,6 +691,7 @@ class Pipeline:
         self._mock: Any = None
         self._moto_methods: tuple[Any, Any] | None = None
         self._shards: list[dict[str, Any]] = []
+        self.failure_queue_url = ""
         self.stack: LocalStack
 
     # ------------------------------------------------------------------ lifecycle
@@ -797,6 +812,12 @@ class Pipeline:
             for logical_id in (TRANSACTIONS, FEATURES)
         }
         self._shards = kinesis.list_shards(StreamName=self.stack.streams[TRANSACTIONS])["Shards"]
+        sqs = boto3.client("sqs", region_name=REGION)
+        if self.failure_queue_url:
+            sqs.delete_queue(QueueUrl=self.failure_queue_url)
+        self.failure_queue_url = sqs.create_queue(QueueName="streamscore-FailureQueue-local")[
+            "QueueUrl"
+        ]
         self.injector.reset()
 
     def shard_of(self, partition_key: str) -> str:
@@ -880,6 +901,7 @@ class ExampleRun:
         self.streams = pipeline.streams
         self.produced: list[Rec] = []  # TransactionsStream records in put order (= workload order)
         self.failures: list[FailureEntry] = []
+        self.redrive_report: dict[str, Any] | None = None  # the re-drive command's report
         self.trace: list[InvocationLog] = []
         self.unsettled_alerts: set[str] = set()  # alerts delivered, their record not settled
         self.contract: list[Violation] = []
@@ -917,11 +939,28 @@ class ExampleRun:
             self.injector.enabled = False
         calm = Dice(random.Random(self.dice.below(1 << 16)))  # fault-free, off the choice budget
         self._drain(calm)
-        for entry in list(self.failures):
-            self.cursors.append(
-                Cursor(entry.stream, entry.shard_id, "redrive", entry.first, entry.last + 1, None)
-            )
+        self._redrive(calm)
         self._drain(calm)
+
+    def _redrive(self, dice: Dice) -> None:
+        """The operator's re-drive command (`local.embedded.redrive`) on the example's FailureQueue."""
+        report = redrive(
+            self.pipeline.failure_queue_url,
+            lambda service: boto3.client(service, region_name=REGION),
+            lambda function_arn, event: self._redrive_invoke(function_arn, event, dice),
+            attempts=3,
+            sleep=lambda _seconds: None,
+        )
+        self.redrive_report = report.as_dict()
+        if not report.ok or report.messages != len(self.failures):
+            self.contract.append(
+                Violation(
+                    "redrive",
+                    self.pipeline.failure_queue_url.rsplit("/", 1)[-1],
+                    f"{report.messages} messages for {len(self.failures)} discarded ranges; "
+                    f"re-drive report: {json.dumps(self.redrive_report)[:2000]}",
+                )
+            )
 
     def _limit(self, stream: str) -> int | None:
         return self.scenario.retry_limit[0 if stream == TRANSACTIONS else 1]
@@ -1039,11 +1078,46 @@ class ExampleRun:
                 fault_free=not self.injector.enabled,
             )
         )
+        self._send_to_failure_queue(cursor, records[cursor.position : end])
         cursor.position = end
         cursor.attempts = 0
         cursor.fault_free_failures = 0
         if cursor.halves and cursor.halves[-1] == end:
             cursor.halves.pop()
+
+    def _send_to_failure_queue(self, cursor: Cursor, discarded: Sequence[Rec]) -> None:
+        """Lambda's on-failure record for the discarded range, as the mapping's destination gets it."""
+        region_account = f"{REGION}:{ACCOUNT}"
+        mapping = MappingConfig(
+            uuid=f"harness-{cursor.stage}",
+            function_arn=function_arn_of(cursor.stage),
+            event_source_arn=f"arn:aws:kinesis:{region_account}:stream/{discarded[0].stream_name}",
+            batch_size=MAX_BATCH,
+            batching_window_s=0.0,
+            parallelization_factor=1,
+            bisect_on_error=True,
+            maximum_retry_attempts=cursor.retry_limit if cursor.retry_limit is not None else -1,
+            maximum_record_age_s=-1,
+            report_batch_item_failures=True,
+            on_failure_destination=f"arn:aws:sqs:{region_account}:streamscore-FailureQueue-local",
+            starting_position="TRIM_HORIZON",
+            enabled=True,
+        )
+        body = on_failure_record(
+            mapping,
+            cursor.shard_id,
+            [
+                {"SequenceNumber": r.sequence_number, "ApproximateArrivalTimestamp": r.arrival}
+                for r in discarded
+            ],
+            "RetryAttemptsExhausted",
+            cursor.attempts,
+            None,
+            datetime.now(UTC),
+        )
+        boto3.client("sqs", region_name=REGION).send_message(
+            QueueUrl=self.pipeline.failure_queue_url, MessageBody=json.dumps(body)
+        )
 
     def _invoke(self, cursor: Cursor, batch: Sequence[Rec], dice: Dice) -> Attempt:
         view = self.streams[cursor.stream]
@@ -1058,21 +1132,41 @@ class ExampleRun:
             cursor.shard_id,
             region=REGION,
         )
-        log = InvocationLog(
-            len(self.trace) + 1, cursor.stage, cursor.kind, batch[0], batch[-1], len(batch)
-        )
+        return self._call(cursor.stage, cursor.kind, batch, event, dice)[0]
+
+    def _redrive_invoke(self, function_arn: str, event: dict[str, Any], dice: Dice) -> Invocation:
+        """The re-drive command's invoker: its event (from the stream) through the harness's handler."""
+        stage = next((s for s in STAGES if function_arn == function_arn_of(s)), None)
+        if stage is None:
+            return Invocation(error=FunctionError("ResourceNotFoundException", function_arn, []))
+        stream = next(name for name, s in STAGE_OF.items() if s == stage)
+        by_position = {(r.shard_id, r.sequence_number): r for r in self.streams[stream].all()}
+        batch = [
+            by_position[(raw["eventID"].split(":", 1)[0], raw["kinesis"]["sequenceNumber"])]
+            for raw in event["Records"]
+        ]
+        attempt, response = self._call(stage, "redrive", batch, event, dice)
+        if attempt.error is not None:
+            return Invocation(error=FunctionError("HandlerError", attempt.error, []))
+        return Invocation(response=response)
+
+    def _call(
+        self, stage: str, kind: str, batch: Sequence[Rec], event: dict[str, Any], dice: Dice
+    ) -> tuple[Attempt, Any]:
+        log = InvocationLog(len(self.trace) + 1, stage, kind, batch[0], batch[-1], len(batch))
         self.trace.append(log)
         if dice.permille(self.scenario.recycle_permille):
-            self._new_container(cursor.stage)
+            self._new_container(stage)
             log.faults.append("new container")
-        app = self.pipeline.handler(cursor.stage)
+        app = self.pipeline.handler(stage)
         puts_before = self.injector.calls["kinesis.PutRecords"]
         self.injector.invocation = log
+        response: Any = None
         try:
             response = app.lambda_handler(event, FakeLambdaContext())
         except InvocationTimeout as timeout:
             attempt = Attempt(batch[0].index, f"timeout: {timeout}")
-            self._new_container(cursor.stage)  # Lambda restarts the runtime after a timeout
+            self._new_container(stage)  # Lambda restarts the runtime after a timeout
         except (RetryableError, ClientError, BotoCoreError) as error:
             attempt = Attempt(batch[0].index, f"raised {type(error).__name__}")
         except Exception as error:
@@ -1080,12 +1174,12 @@ class ExampleRun:
             self.contract.append(
                 Violation(
                     "handler",
-                    f"{cursor.stage} invocation {log.number}",
+                    f"{stage} invocation {log.number}",
                     f"raised {type(error).__name__}: {error}",
                 )
             )
         else:
-            attempt = self._response(cursor, batch, response, log)
+            attempt = self._response(stage, batch, response, log)
         finally:
             self.injector.invocation = None
             metrics = getattr(app, "metrics", None)
@@ -1106,14 +1200,14 @@ class ExampleRun:
                 if attempt.failed_from is not None and r.index >= attempt.failed_from
             }
             self.unsettled_alerts.update(t for t in log.alerts if t in unsettled)
-        return attempt
+        return attempt, response
 
     def _new_container(self, stage: str) -> None:
         self.pipeline.cold_start(stage)
         self.containers[stage] += 1
 
     def _response(
-        self, cursor: Cursor, batch: Sequence[Rec], response: Any, log: InvocationLog
+        self, stage: str, batch: Sequence[Rec], response: Any, log: InvocationLog
     ) -> Attempt:
         failures = response.get("batchItemFailures") if isinstance(response, Mapping) else None
         if not failures:
@@ -1127,7 +1221,7 @@ class ExampleRun:
             self.contract.append(
                 Violation(
                     "handler",
-                    f"{cursor.stage} invocation {log.number}",
+                    f"{stage} invocation {log.number}",
                     f"batchItemFailures names {unknown!r}, not sequence numbers of its batch "
                     "(Lambda fails the whole batch)",
                 )
