@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.ast_nodes import UpdateExpression  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.validators import ActionCountValidator
 from moto.dynamodb.responses import DynamoHandler
-from moto.kinesis.models import Shard
+from moto.kinesis.models import Shard, Stream
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -206,6 +207,32 @@ def _count_update_clauses_once() -> None:
     ActionCountValidator.traverse = traverse
 
 
+def _route_records_to_open_shards() -> None:
+    """Route a put to the OPEN shard whose hash-key range holds its key, as Kinesis does.
+
+    moto 5.2.5 keeps routing PutRecord(s) to a closed parent shard after SplitShard and
+    MergeShards: its hash-key lookup does not skip closed shards. Kinesis hashes the partition
+    key with MD5 to a 128-bit integer (or takes the explicit hash key) and writes to the open
+    shard whose range holds it (Kinesis Data Streams API Reference, PutRecord: "Kinesis Data
+    Streams uses the partition key as input to a hash function that maps the partition key and
+    associated data to a specific shard").
+    """
+
+    def open_shard_for_key(
+        self: Any, partition_key: str, explicit_hash_key: str | None
+    ) -> Shard | None:
+        if explicit_hash_key:
+            key = int(explicit_hash_key)
+        else:
+            key = int(hashlib.md5(partition_key.encode("utf-8")).hexdigest(), 16)
+        for shard in self.shards.values():
+            if shard.is_open and shard.starting_hash <= key <= shard.ending_hash:
+                return shard
+        return None
+
+    Stream.get_shard_for_key = open_shard_for_key  # type: ignore[method-assign]
+
+
 def _exit_with_parent() -> None:
     sys.stdin.read()
     os._exit(0)
@@ -225,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     _remember_account_backends()
     _transactions_roll_back_their_items()
     _count_update_clauses_once()
+    _route_records_to_open_shards()
     # The socket is bound here rather than by werkzeug, which exits on a bind error with
     # nothing but a message on stderr; the parent reads the reason from stdout.
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,16 +1,15 @@
 """Resharding under the event-source emulator: a split and a merge of TransactionsStream mid-run.
 
 moto 5.2.5 keeps routing PutRecords to a closed parent shard after SplitShard and MergeShards
-(its hash-key lookup does not skip closed shards). This module's moto server loads a
-sitecustomize that routes records to the open shard whose hash-key range holds the key, as
-Kinesis does. moto also re-puts a split parent's records into its children and copies a
+(its hash-key lookup does not skip closed shards); the embedded run's moto server routes records
+to the open shard whose hash-key range holds the key, as Kinesis does
+(`embedded.moto_process._route_records_to_open_shards`). moto also re-puts a split parent's records into its children and copies a
 merge's parents' records into the child: the functions absorb those repeats by transaction id.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -37,41 +36,12 @@ PARAMETERS = {
     "ScoreMaximumBatchingWindowInSeconds": "0",
     "ScoreStartingPosition": "TRIM_HORIZON",
 }
-ROUTE_TO_OPEN_SHARDS = """
-import hashlib
-
-from moto.kinesis import models
-
-
-def _open_shard_for_key(self, partition_key, explicit_hash_key):
-    if explicit_hash_key:
-        key = int(explicit_hash_key)
-    else:
-        key = int(hashlib.md5(partition_key.encode("utf-8")).hexdigest(), 16)
-    for shard in self.shards.values():
-        if shard.is_open and shard.starting_hash <= key <= shard.ending_hash:
-            return shard
-    return None
-
-
-models.Stream.get_shard_for_key = _open_shard_for_key
-"""
 Reshard = Callable[[object, str], None]
 
 
 @pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    patch_dir = tmp_path_factory.mktemp("moto-patch")
-    (patch_dir / "sitecustomize.py").write_text(ROUTE_TO_OPEN_SHARDS)
-    previous = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(patch_dir), previous]))
-    try:
-        server = MotoServer().start()
-    finally:
-        if previous is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = previous
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer().start()
     try:
         yield server
     finally:
