@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from bench.model import (
     MAX_TRANSACTION_ACTIONS,
+    STORAGE_OVERHEAD_BYTES,
     DriftProfile,
     FunctionProfile,
     Scenario,
+    StoredKind,
     Usage,
     break_even_rate,
     cost_per_million,
@@ -31,6 +34,7 @@ from bench.model import (
 )
 
 RATES_TPS = (10, 100, 1000)
+STREAM_MODES = ("ON_DEMAND", "ON_DEMAND_ADVANTAGE", "PROVISIONED")
 ENDPOINT_INSTANCES = 2  # two instances in two Availability Zones, as AWS recommends for production
 TEMPLATE_SIZES = ("10", "100", "500", "1000")
 
@@ -39,11 +43,30 @@ def _points(section: Mapping[str, Any], figure: Any) -> tuple[tuple[float, float
     return tuple((float(size), figure(section[size])) for size in TEMPLATE_SIZES)
 
 
+INIT_PHASES = ("imports_ms", "model_load_ms", "init_ms")
+
+
+def init_ms(cold: Mapping[str, Any], function: str) -> float:
+    """The INIT phase of one cold start as part 2 measured it (medians): the interpreter's
+    start-up, the handler module's imports, its model load and the rest of its body. The
+    first batch is the INVOKE phase, billed as any batch."""
+    if function not in cold:
+        return 0.0
+    phases = cold[function]
+    startup = cold.get("interpreter_startup_ms", {}).get("median", 0.0)
+    return float(startup + sum(phases[p]["median"] for p in INIT_PHASES if p in phases))
+
+
 def function_profile(
-    name: str, cpu: Mapping[str, Any], values: Mapping[str, str], prefix: str, stat: str = "median"
+    name: str,
+    cpu: Mapping[str, Any],
+    values: Mapping[str, str],
+    prefix: str,
+    stat: str = "median",
+    init: float = 0.0,
 ) -> FunctionProfile:
     """The consumer as configured in the template, with its CPU per batch at `stat` (median,
-    min or max over the measured batches)."""
+    min or max over the measured batches) and its INIT phase (ms here, `init`)."""
     return FunctionProfile(
         name=name,
         memory_mb=int(values[f"{prefix}MemorySize"]),
@@ -56,10 +79,13 @@ def function_profile(
         ),
         io_ms_per_batch=_points(cpu["io_path"], lambda row: row["io_ms_per_batch"]["median"]),
         log_bytes_per_batch=_points(cpu, lambda row: row["log_bytes_per_batch"]["median"]),
+        init_ms=init,
     )
 
 
-def drift_profile(drift: Mapping[str, Any], values: Mapping[str, str]) -> DriftProfile | None:
+def drift_profile(
+    drift: Mapping[str, Any], values: Mapping[str, str], init: float = 0.0
+) -> DriftProfile | None:
     """The drift check's fixed and per-item cost, fitted over the measured window sizes; None
     when it was not measured (handler_cpu.drift_cpu skipped it)."""
     if "skipped" in drift:
@@ -80,6 +106,7 @@ def drift_profile(drift: Mapping[str, Any], values: Mapping[str, str]) -> DriftP
         io_ms_fixed=max(0.0, io_fixed),
         io_ms_per_item=max(0.0, io_per_item),
         timeout_s=float(values["DriftCheckTimeout"]),
+        init_ms=init,
     )
 
 
@@ -100,8 +127,18 @@ PER_TRANSACTION_TABLES = (
 )
 
 
-def usage(calls: Mapping[str, Any], template: Mapping[str, Any]) -> Usage:
-    """Per-transaction and per-chunk use from the calls part (calls.whole_path)."""
+def _tables_used(function: Mapping[str, Any]) -> int:
+    return len({*function["wru"], *function["rru"]})
+
+
+def usage(
+    calls: Mapping[str, Any],
+    template: Mapping[str, Any],
+    sizes: Mapping[str, Any] | None = None,
+    table: Mapping[str, Any] | None = None,
+) -> Usage:
+    """Per-transaction and per-chunk use from the calls part (calls.whole_path), and what the
+    tables keep (stored_kinds; left out without `table`, whose limits it needs)."""
     per = calls["per_1000_transactions"]
     pre, sco = per["preprocess"], per["score"]
     drift = calls["drift_check_per_check"]
@@ -113,7 +150,7 @@ def usage(calls: Mapping[str, Any], template: Mapping[str, Any]) -> Usage:
     quarantine = chunks["preprocess"].get("QuarantineTable", {})
     updates = math.ceil(predictions.get("updates_per_transaction", 1.0))
     counts = calls["count_items"].get("PRED", {})
-    return Usage(
+    base = Usage(
         records_per_transaction=calls["records_sent"] / calls["valid_transactions"],
         features_per_transaction=pre["stream_records"] / 1000,
         transaction_record_bytes=calls["transaction_record_bytes"],
@@ -134,7 +171,157 @@ def usage(calls: Mapping[str, Any], template: Mapping[str, Any]) -> Usage:
         custom_metrics=calls["custom_metrics"],
         alarms=resources.count("AWS::CloudWatch::Alarm"),
         dashboards=resources.count("AWS::CloudWatch::Dashboard"),
+        kms_keys=resources.count("AWS::KMS::Key"),
+        tables_preprocess=_tables_used(pre),
+        tables_score=_tables_used(sco),
     )
+    if table is None:
+        return base
+    stored = stored_kinds(base, calls, template, sizes or {}, table)
+    return Usage(**{**base.__dict__, "stored": stored})
+
+
+def _table_setup(template: Mapping[str, Any], name: str) -> tuple[bool, bool]:
+    """(point-in-time recovery on, a GSI projecting ALL) of one table in the template."""
+    properties = template["Resources"][name]["Properties"]
+    pitr = properties.get("PointInTimeRecoverySpecification", {})
+    indexes = properties.get("GlobalSecondaryIndexes", [])
+    projects_all = any(i.get("Projection", {}).get("ProjectionType") == "ALL" for i in indexes)
+    if indexes and not projects_all:
+        raise ValueError(f"{name}: only ALL projections are sized (an index item = the item)")
+    return str(pitr.get("PointInTimeRecoveryEnabled", "false")).lower() == "true", projects_all
+
+
+def stored_kinds(
+    pipeline: Usage,
+    calls: Mapping[str, Any],
+    template: Mapping[str, Any],
+    sizes: Mapping[str, Any],
+    table: Mapping[str, Any],
+) -> tuple[StoredKind, ...]:
+    """What each table keeps, for how long, at what size.
+
+    Sizes: the embedded local run's tables (part 7, `sizes`), but for two kinds it distorts
+    by streaming weeks of simulated traffic in a minute: card states (each carries the pending
+    feature records of its card's last batch, several there, one in a deployment) and count
+    items (each covers minutes of predictions there, a busy hour in a deployment). Those two
+    come from part 3, which seeds steady-state cards and writes one busy hour. Without part 7
+    every size comes from part 3.
+
+    Retention: each TTL of the template (the replay-safe ones raised to the stream retention
+    plus a day, as the functions do: streamscore.settings.replay_safe_days) plus the deletion
+    lag; card states are kept while the card transacts and state_ttl_days after."""
+    from embedded.template import parameter_values  # noqa: PLC0415 - local/ is a bench root
+    from streamscore.settings import PreprocessSettings, replay_safe_days  # noqa: PLC0415
+
+    values = parameter_values(dict(template))
+    kinds = sizes.get("kinds", {})
+    moto = calls.get("item_bytes", {})
+    retention_hours = int(values["StreamRetentionHours"])
+    lag = limit(table, "dynamodb_ttl_deletion_lag_days")
+
+    def measured(kind: str, table_name: str) -> tuple[float, float]:
+        """(mean bytes, indexed share) from part 7, else part 3's mean (no index copy)."""
+        row = kinds.get(kind)
+        if row and row["items"]:
+            return row["mean_bytes"], row["indexed_items"] / row["items"]
+        return moto.get(table_name, {}).get("mean", 0.0), 0.0
+
+    def replay_safe(parameter: str) -> float:
+        return replay_safe_days(int(values[parameter]), retention_hours) + lag
+
+    def kind(name: str, table_name: str, **fields: Any) -> StoredKind:
+        pitr, indexed = _table_setup(template, table_name)
+        share = fields.pop("indexed_share", 0.0)
+        return StoredKind(name=name, pitr=pitr, indexed_share=share if indexed else 0.0, **fields)
+
+    features_bytes, _ = measured("FeaturesTable", "FeaturesTable")
+    prediction_bytes, _ = measured("PredictionsTable", "PredictionsTable")
+    quarantine_bytes, _ = measured("QuarantineTable", "QuarantineTable")
+    report_bytes, report_share = measured("MonitoringTable:REPORT", "")
+    _, count_share = measured("MonitoringTable:COUNT#PRED", "")
+    state_ttl = float(PreprocessSettings.model_fields["state_ttl_days"].default)
+    active = limit(table, "card_active_days")
+    per_day = limit(table, "card_transactions_per_day")
+    monitoring_days = int(values["MonitoringTtlDays"]) + lag
+    found = [
+        kind(
+            "feature records",
+            "FeaturesTable",
+            bytes_per_item=features_bytes,
+            retention_days=replay_safe("FeaturesTtlDays"),
+            per_transaction=pipeline.features_per_transaction,
+        ),
+        kind(
+            "predictions",
+            "PredictionsTable",
+            bytes_per_item=prediction_bytes,
+            retention_days=replay_safe("PredictionsTtlDays"),
+            per_transaction=pipeline.features_per_transaction,
+        ),
+        kind(
+            "quarantine items",
+            "QuarantineTable",
+            bytes_per_item=quarantine_bytes,
+            retention_days=replay_safe("QuarantineTtlDays"),
+            per_transaction=pipeline.records_per_transaction * pipeline.invalid_share,
+        ),
+        kind(
+            # one item per card: per transaction, the days until the card's next one, plus
+            # its share of the TTL the card's item waits out once the card goes quiet
+            "card states",
+            "EntityStateTable",
+            bytes_per_item=moto.get("EntityStateTable", {}).get("mean", 0.0),
+            retention_days=(active + state_ttl + lag) / (active * per_day),
+            per_transaction=1.0,
+        ),
+        kind(
+            "count items",
+            "MonitoringTable",
+            bytes_per_item=pipeline.count_item_bytes,
+            retention_days=monitoring_days,
+            count_items=True,
+            indexed_share=count_share if kinds else 1.0,
+        ),
+    ]
+    if report_bytes:
+        found.append(
+            kind(
+                "drift reports",
+                "MonitoringTable",
+                bytes_per_item=report_bytes,
+                retention_days=monitoring_days,
+                per_hour=checks_per_hour(values["DriftSchedule"]),
+                indexed_share=report_share,
+            )
+        )
+    return tuple(found)
+
+
+def storage_rows(
+    pipeline: Usage, rate_tps: float, count_items_per_hour: float
+) -> list[dict[str, Any]]:
+    """Per stored kind: size, retention and GB held at a sustained rate (for the report)."""
+    from bench.model import item_days, storage_gb_months  # noqa: PLC0415
+
+    million_hours = 1e6 / (rate_tps * 3600)
+    rows = []
+    for kind in pipeline.stored:
+        days = item_days(kind, million_hours, count_items_per_hour)
+        table_gbm, index_gbm = storage_gb_months(kind, days)
+        months = million_hours / (730.0)  # GB-months a million leaves / months it takes = GB held
+        rows.append(
+            {
+                "kind": kind.name,
+                "bytes_per_item": round(kind.bytes_per_item, 1),
+                "billed_bytes_per_item": round(kind.bytes_per_item + STORAGE_OVERHEAD_BYTES, 1),
+                "retention_days": round(kind.retention_days, 2),
+                "indexed_share": round(kind.indexed_share, 3),
+                "pitr": kind.pitr,
+                "gb_held": round((table_gbm + index_gbm) / months, 4),
+            }
+        )
+    return rows
 
 
 def _rounded(value: float | None) -> float | None:
@@ -291,7 +478,7 @@ def cost(
     table: Mapping[str, Any],
 ) -> dict[str, Any]:
     scenarios: dict[str, Any] = {}
-    for mode in ("ON_DEMAND", "PROVISIONED"):
+    for mode in STREAM_MODES:
         for architecture in ("x86_64", "arm64"):
             for rate in RATES_TPS:
                 key = f"{mode.lower()}/{architecture}/{rate}tps"
@@ -327,10 +514,17 @@ def cost(
         if drift is None
         else []
     )
+    busy = scenarios["on_demand/x86_64/1000tps"]
     return {
         "scenarios": scenarios,
         "endpoint": endpoints,
-        "usage": pipeline_usage.__dict__,
+        "usage": asdict(pipeline_usage),
+        "storage_at_1000tps": storage_rows(pipeline_usage, 1000, busy["count_items_per_hour"]),
+        "init_ms": {
+            "preprocess": round(preprocess.init_ms, 1),
+            "score": round(score.init_ms, 1),
+            "drift_check": None if drift is None else round(drift.init_ms, 1),
+        },
         "notes": [
             *drift_note,
             "DynamoDB: per transaction (card state with its pending feature record, the ledger "
@@ -338,11 +532,34 @@ def cost(
             "re-writes, quarantine items) plus the count-item Updates of every transaction "
             "(chunk): one set per score batch of up to 99 predictions, one per preprocess batch "
             "with a bad record",
+            "dynamodb_storage: what the tables keep (Standard class, $0.25 per GB-month): each "
+            "item's measured size + 100 bytes, for its TTL (replay-safe TTLs at least the "
+            "stream retention + 1 day) + an assumed 2-day deletion lag, and again in WindowIndex "
+            "for the items it projects (count items, drift reports); card states per card "
+            "(1 transaction a day for 3 years, then the 400-day TTL: assumed). Storage per "
+            "million does not depend on the rate, except the count items (per hour and shard)",
+            "dynamodb_pitr: continuous backups on every table (template.yaml) priced on the "
+            "tables' size without their index",
+            "lambda_init: INIT billed since 1 August 2025 at the duration price; the INIT "
+            "measured in part 2 (interpreter start-up, imports, model load, module body) per "
+            "cold start; cold starts assumed: a stream consumer's environment (per shard) "
+            "replaced every 2 hours, every hourly drift check cold",
+            "kms: the key ($1 a month) and its yearly rotations ($1 a month each, capped at 2: "
+            "the price from the third year on), plus requests at $0.03 per 10,000: Kinesis "
+            "data keys per credential every ~5 minutes (documented), DynamoDB table keys per "
+            "table and environment alike (assumed), one environment-variable Decrypt per cold "
+            "start (assumed); SQS, S3 (bucket key) and CloudWatch Logs requests not modelled",
+            "on_demand_advantage: the account-level On-demand Advantage mode: no stream-hours, "
+            "ingest at $0.032 and retrieval at $0.016 per GB (the guide: 'at least 60% lower'), "
+            "and a 25 MiB/s minimum throughput commitment (unverified) billed as ingest: "
+            "kinesis_advantage_commitment is what the pipeline's traffic leaves unused, all of "
+            "it charged here (an account whose other streams fill the commitment pays none)",
             "arm64 is priced at the x86_64 durations: its CPU speed was not measured",
             "rates are sustained valid transactions per second; on-demand streams start with "
             "4 shards, so batches fill to rate / 4 x the batching window",
             "the endpoint replaces only the model run: something must still consume "
             "FeaturesStream and write predictions (the score function without ONNX, or similar)",
-            "not modelled: DynamoDB and S3 storage, data transfer, KMS requests, free tiers",
+            "not modelled: S3 storage, data transfer, extra DynamoDB overhead of transactions "
+            "(undocumented), free tiers",
         ],
     }

@@ -19,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 HOURS_PER_MONTH = 730.0
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 KB = 1024
 GB = 1024**3  # AWS bills "GB" of data and memory as 2^30 bytes
+MIB = 1024**2
+# Storage is billed on each item's size plus a fixed overhead, in the table and again in every
+# index holding a copy. DynamoDB Developer Guide, "DynamoDB item sizes and formats": "All items
+# in DynamoDB require 100 bytes of storage overhead for indexing."; "Global secondary indexes"
+# (storage considerations): the space an index item uses is the base table's primary key, the
+# index key attribute, the projected attributes and "100 bytes of overhead per index item".
+# bench/prices.json carries the figure with its source (limits.dynamodb_item_storage_overhead_bytes).
+STORAGE_OVERHEAD_BYTES = 100
 # TransactWriteItems bills every action (Put, Update, Delete) at twice a plain write's units:
 # 2 WRU per KB of each item (the DynamoDB Developer Guide, "Capacity unit consumption for write
 # operations" and "Capacity management for transactions"). bench/prices.json carries the same
@@ -150,6 +159,11 @@ class FunctionProfile:
     cpu_ms_per_batch: tuple[tuple[float, float], ...]  # (records, CPU ms here)
     io_ms_per_batch: tuple[tuple[float, float], ...]  # (records, ms with a call in flight)
     log_bytes_per_batch: tuple[tuple[float, float], ...] = ((1, 0.0),)
+    init_ms: float = 0.0  # INIT phase here (imports, model load, module body), one vCPU
+
+    def init_duration_ms(self, mb_per_vcpu: float) -> float:
+        """Billed INIT duration of one cold start at the function's CPU share."""
+        return self.init_ms / cpu_share(self.memory_mb, mb_per_vcpu)
 
     def cpu_ms(self, records: float) -> float:
         """CPU of a batch, piecewise-linear between the measured sizes, flat outside them
@@ -231,6 +245,46 @@ class Usage:
     alarms: int
     dashboards: int
     kms_keys: int = 1
+    # what each table keeps (bench/storage.py measured the sizes); empty: storage not modelled
+    stored: tuple[StoredKind, ...] = ()
+    # tables each function's execution environments read or write (one KMS table key each)
+    tables_preprocess: int = 0
+    tables_score: int = 0
+
+
+@dataclass(frozen=True)
+class StoredKind:
+    """One kind of item a table keeps until its TTL deletes it; storage is billed per GB-month.
+
+    The item-days a million transactions leave are the items written times the days each is
+    kept: per valid transaction (`per_transaction`), per hour whatever the traffic
+    (`per_hour`, the drift reports), or per hourly count item (`count_items`: their number
+    per hour depends on the shards and the batch fill, so the scenario supplies it)."""
+
+    name: str
+    bytes_per_item: float  # names + values as DynamoDB sizes them (measured)
+    retention_days: float  # how long an item is billed: TTL (replay-safe) + the deletion lag
+    per_transaction: float = 0.0
+    per_hour: float = 0.0
+    count_items: bool = False
+    indexed_share: float = 0.0  # share of the items a GSI holds a copy of (projection ALL)
+    pitr: bool = True  # point-in-time recovery on its table
+
+
+def item_days(kind: StoredKind, million_hours: float, count_items_per_hour: float) -> float:
+    """Item-days of storage a million transactions leave behind."""
+    per_hour = kind.per_hour + (count_items_per_hour if kind.count_items else 0.0)
+    return (1e6 * kind.per_transaction + million_hours * per_hour) * kind.retention_days
+
+
+def storage_gb_months(
+    kind: StoredKind, days: float, overhead: float = STORAGE_OVERHEAD_BYTES
+) -> tuple[float, float]:
+    """(table, index) GB-months of `days` item-days: each item's bytes plus the per-item
+    overhead, in the table and, for the indexed share, once more in the index."""
+    per_item = (kind.bytes_per_item + overhead) / GB
+    table = days * per_item / DAYS_PER_MONTH
+    return table, table * kind.indexed_share
 
 
 def prediction_chunks(fill: float, per_chunk: int) -> int:
@@ -268,13 +322,14 @@ class DriftProfile:
     io_ms_fixed: float
     io_ms_per_item: float
     timeout_s: float = 900.0
+    init_ms: float = 0.0  # INIT phase here, one vCPU
 
 
 @dataclass(frozen=True)
 class Scenario:
     rate_tps: float  # valid transactions per second, sustained
     architecture: str  # "x86_64" or "arm64"
-    stream_mode: str  # "ON_DEMAND" or "PROVISIONED"
+    stream_mode: str  # "ON_DEMAND", "ON_DEMAND_ADVANTAGE" or "PROVISIONED"
 
 
 def shards_needed(rate_records: float, record_bytes: float, table: Mapping[str, Any]) -> int:
@@ -296,6 +351,100 @@ def traces_sampled(invocations_per_s: float, table: Mapping[str, Any]) -> float:
 def batch_fill(rate_per_shard: float, profile: FunctionProfile) -> float:
     """Records per invocation: a full batch, or what one batching window gathers."""
     return max(1.0, min(float(profile.batch_size), rate_per_shard * profile.batching_window_s))
+
+
+def kinesis_cost(
+    scenario: Scenario,
+    usage: Usage,
+    shards: int,
+    million_hours: float,
+    p: Mapping[str, float],
+    table: Mapping[str, Any],
+) -> dict[str, float]:
+    """USD per million transactions of both streams, by part, in the scenario's mode.
+
+    On-demand Advantage is an account-level mode: no per-stream hours, lower per-GB prices,
+    and a minimum throughput commitment (billed here as ingest at the Advantage price when the
+    traffic stays below it); `commitment` is that shortfall, charged wholly to this pipeline."""
+    billed_gb = (
+        1e6
+        * (
+            usage.records_per_transaction * usage.transaction_billed_kb
+            + usage.features_per_transaction * usage.feature_billed_kb
+        )
+        * KB
+        / GB
+    )
+    if scenario.stream_mode == "PROVISIONED":
+        units = 1e6 * (usage.records_per_transaction + usage.features_per_transaction)
+        return {
+            "kinesis": units * p["kinesis_provisioned_put_payload_unit"]
+            + shards * p["kinesis_provisioned_shard_hour"] * million_hours
+        }
+    if scenario.stream_mode == "ON_DEMAND":
+        return {
+            "kinesis": billed_gb
+            * (p["kinesis_on_demand_ingest_gb"] + p["kinesis_on_demand_retrieval_gb"])
+            + 2 * p["kinesis_on_demand_stream_hour"] * million_hours
+        }
+    if scenario.stream_mode != "ON_DEMAND_ADVANTAGE":
+        raise ValueError(f"unknown stream mode {scenario.stream_mode}")
+    ingest = p["kinesis_on_demand_advantage_ingest_gb"]
+    committed_gb = (
+        limit(table, "kinesis_on_demand_advantage_commitment_mib_s") * MIB * 3600 / GB
+    ) * million_hours
+    return {
+        "kinesis": billed_gb * (ingest + p["kinesis_on_demand_advantage_retrieval_gb"]),
+        "kinesis_advantage_commitment": max(0.0, committed_gb - billed_gb) * ingest,
+    }
+
+
+def storage_cost(
+    usage: Usage, million_hours: float, count_items_per_hour: float, p: Mapping[str, float]
+) -> dict[str, float]:
+    """USD per million transactions of what the tables keep: storage (tables and indexes) and
+    point-in-time recovery (the tables that have it; priced on the table, not its indexes)."""
+    storage = pitr = 0.0
+    for kind in usage.stored:
+        table_gbm, index_gbm = storage_gb_months(
+            kind, item_days(kind, million_hours, count_items_per_hour)
+        )
+        storage += (table_gbm + index_gbm) * p["dynamodb_storage_gb_month"]
+        pitr += table_gbm * p["dynamodb_pitr_gb_month"] if kind.pitr else 0.0
+    return {"dynamodb_storage": storage, "dynamodb_pitr": pitr}
+
+
+def cold_starts_per_hour(profile: FunctionProfile, shards: int, table: Mapping[str, Any]) -> float:
+    """Cold starts an hour of a stream consumer: its environments (one per shard and
+    parallelization slot while records flow) times how often one is replaced (assumed)."""
+    per_environment = limit(table, "lambda_cold_starts_per_environment_hour")
+    return shards * profile.parallelization * per_environment
+
+
+def kms_requests_per_hour(
+    preprocess: FunctionProfile,
+    score: FunctionProfile,
+    shards: tuple[int, int],
+    usage: Usage,
+    cold_starts: float,
+    table: Mapping[str, Any],
+) -> float:
+    """KMS requests an hour made on the stack's key (modelled callers, assumed refresh rate).
+
+    Kinesis asks KMS for a data key per credential about every five minutes (see
+    limits.kms_data_key_refreshes_per_hour); DynamoDB's table keys are taken to be cached the
+    same way, per table and caller. Callers: the producer (one credential), each shard's
+    reader (the event source mapping), each preprocess environment writing FeaturesStream and
+    each environment's tables; plus one Decrypt of the environment variables per cold start."""
+    tx_shards, feature_shards = shards
+    pre_environments = tx_shards * preprocess.parallelization
+    score_environments = feature_shards * score.parallelization
+    kinesis_callers = 1 + tx_shards + pre_environments + feature_shards
+    dynamodb_callers = (
+        pre_environments * usage.tables_preprocess + score_environments * usage.tables_score
+    )
+    refreshes = limit(table, "kms_data_key_refreshes_per_hour")
+    return refreshes * (kinesis_callers + dynamodb_callers) + cold_starts
 
 
 def cost_per_million(
@@ -321,7 +470,7 @@ def cost_per_million(
     feature_shards = shards_needed(
         rate * usage.features_per_transaction, usage.feature_record_bytes, table
     )
-    if scenario.stream_mode == "ON_DEMAND":
+    if scenario.stream_mode != "PROVISIONED":  # both on-demand modes
         initial = int(limit(table, "kinesis_on_demand_initial_shards"))
         tx_shards, feature_shards = max(initial, tx_shards), max(initial, feature_shards)
 
@@ -334,6 +483,8 @@ def cost_per_million(
         log_bytes = interpolate(profile.log_bytes_per_batch, fill) + limit(
             table, "lambda_platform_log_bytes_per_invocation"
         )
+        cold_starts = cold_starts_per_hour(profile, shards, table) * million_hours
+        init_seconds = math.ceil(profile.init_duration_ms(mb_per_vcpu)) / 1000
         return {
             "fill": fill,
             "invocations": invocations,
@@ -344,6 +495,13 @@ def cost_per_million(
             * million_hours
             * 3600
             * p["xray_trace_recorded"],
+            "cold_starts": cold_starts,
+            "init": cold_starts
+            * init_seconds
+            * profile.memory_mb
+            / 1024
+            * gb_second
+            * limit(table, "lambda_init_billed"),
         }
 
     pre = lambda_part(preprocess, usage.records_per_transaction, tx_shards)
@@ -360,6 +518,7 @@ def cost_per_million(
     items = items_per_hour * (drift.window_hours if drift else 24.0)
     drift_seconds: float | None = None
     drift_per_hour: float | None = None
+    drift_init = drift_cold = 0.0
     if drift is not None:
         drift_seconds = (
             (drift.cpu_ms_fixed + drift.cpu_us_per_item * items / 1000)
@@ -378,33 +537,36 @@ def cost_per_million(
             + usage.drift_s3_puts_per_check * p["s3_put_request"]
             + usage.drift_events_per_check * p["eventbridge_custom_event"]
         )
-
-    if scenario.stream_mode == "ON_DEMAND":
-        kinesis_fixed = 2 * p["kinesis_on_demand_stream_hour"]
-        billed_kb = (
-            usage.records_per_transaction * usage.transaction_billed_kb
-            + usage.features_per_transaction * usage.feature_billed_kb
+        drift_cold = (
+            drift.checks_per_hour * limit(table, "lambda_drift_check_cold_share") * million_hours
         )
-        kinesis_variable = (
-            1e6
-            * billed_kb
-            * KB
-            / GB
-            * (p["kinesis_on_demand_ingest_gb"] + p["kinesis_on_demand_retrieval_gb"])
-        )
-    else:
-        kinesis_fixed = (tx_shards + feature_shards) * p["kinesis_provisioned_shard_hour"]
-        kinesis_variable = (
-            1e6
-            * (usage.records_per_transaction + usage.features_per_transaction)
-            * p["kinesis_provisioned_put_payload_unit"]
+        drift_init = (
+            drift_cold
+            * math.ceil(drift.init_ms / cpu_share(drift.memory_mb, mb_per_vcpu))
+            / 1000
+            * drift.memory_mb
+            / 1024
+            * gb_second
+            * limit(table, "lambda_init_billed")
         )
 
+    kinesis = kinesis_cost(scenario, usage, tx_shards + feature_shards, million_hours, p, table)
     monthly_fixed = (
         usage.custom_metrics * p["cloudwatch_custom_metric_month"]
         + usage.alarms * p["cloudwatch_alarm_month"]
         + usage.dashboards * p["cloudwatch_dashboard_month"]
-        + usage.kms_keys * p["kms_key_month"]
+    )
+    kms_monthly = usage.kms_keys * (
+        p["kms_key_month"] + limit(table, "kms_rotations_billed") * p["kms_rotation_month"]
+    )
+    cold_starts = (pre["cold_starts"] + sco["cold_starts"] + drift_cold) / million_hours
+    kms_requests = (
+        kms_requests_per_hour(
+            preprocess, score, (tx_shards, feature_shards), usage, cold_starts, table
+        )
+        * million_hours
+        if usage.kms_keys
+        else 0.0
     )
     # per transaction, then the count-item Updates: one set per transaction (chunk) written
     count_wru = (
@@ -423,11 +585,14 @@ def cost_per_million(
     parts = {
         "lambda_preprocess": pre["compute"] + pre["requests"],
         "lambda_score": sco["compute"] + sco["requests"],
+        "lambda_init": pre["init"] + sco["init"] + drift_init,
         "dynamodb": dynamodb,
-        "kinesis": kinesis_variable + kinesis_fixed * million_hours,
+        **storage_cost(usage, million_hours, items_per_hour, p),
+        **kinesis,
         "eventbridge": 1e6 * usage.alerts_per_transaction * p["eventbridge_custom_event"],
         "cloudwatch_logs": pre["logs"] + sco["logs"],
         "xray": pre["traces"] + sco["traces"],
+        "kms": kms_monthly / HOURS_PER_MONTH * million_hours + kms_requests * p["kms_request"],
         "monthly_fixed": monthly_fixed / HOURS_PER_MONTH * million_hours,
     }
     if drift_per_hour is not None:
@@ -439,6 +604,9 @@ def cost_per_million(
         "score_batch_fill": round(sco["fill"], 1),
         "shards": {"transactions": tx_shards, "features": feature_shards},
         "count_update_wru_per_million": round(count_wru, 1),
+        "count_items_per_hour": round(items_per_hour, 2),
+        "cold_starts_per_million": round(pre["cold_starts"] + sco["cold_starts"] + drift_cold, 1),
+        "kms_requests_per_million": round(kms_requests),
         "drift_check_modelled": drift is not None,
         "drift_window_items": round(items),
         "drift_check_seconds": None if drift_seconds is None else round(drift_seconds, 2),

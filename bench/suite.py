@@ -2,6 +2,12 @@
 previous one kept as previous.json) and docs/PERFORMANCE.md, print the change per figure.
 
     python -m bench [--quick] [--records N] [--cold-runs N] [--embedded-transactions N | --no-embedded]
+    python -m bench --recost [--storage-transactions N]
+
+--recost measures nothing but the tables' item sizes (part 7, one short local run; the sizes
+recorded in latest.json with --storage-transactions 0): it derives capacity and cost again from
+the measurements recorded in latest.json with today's prices.json and template, and rewrites
+latest.json (previous.json is kept) and docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -53,11 +59,87 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="transactions of each local run (default 3000, three runs)",
     )
     parser.add_argument("--no-embedded", action="store_true", help="skip the local run")
+    parser.add_argument(
+        "--storage-transactions",
+        type=int,
+        help="transactions of the local run that sizes the tables' items (default 2000; "
+        "0: reuse the sizes in latest.json)",
+    )
+    parser.add_argument(
+        "--recost",
+        action="store_true",
+        help="derive capacity and cost again from latest.json's measurements (prices, template)",
+    )
     return parser.parse_args(argv)
+
+
+def derive(
+    results: dict[str, Any], template: dict[str, Any], table: dict[str, Any], sizes: dict[str, Any]
+) -> None:
+    """Parts 4 and 5 from the measured parts in `results` (capacity, cost; in place)."""
+    from bench import analysis  # noqa: PLC0415
+    from embedded.template import parameter_values  # noqa: PLC0415
+
+    values = parameter_values(template)
+    cpu, cold = results["cpu"], results["cold_start"]
+    pre_profile = analysis.function_profile(
+        "preprocess",
+        cpu["preprocess"],
+        values,
+        "Preprocess",
+        init=analysis.init_ms(cold, "preprocess"),
+    )
+    score_profile = analysis.function_profile(
+        "score", cpu["score"], values, "Score", init=analysis.init_ms(cold, "score")
+    )
+    drift_profile = analysis.drift_profile(
+        cpu["drift_check"], values, analysis.init_ms(cold, "drift_check")
+    )
+    usage = analysis.usage(results["calls"], template, sizes, table)
+    results["storage"] = sizes
+    results["capacity"] = analysis.capacity(
+        pre_profile, score_profile, drift_profile, usage, cpu, values, table
+    )
+    results["cost"] = analysis.cost(pre_profile, score_profile, drift_profile, usage, table)
+    results["prices"] = table
+
+
+def recost(args: argparse.Namespace) -> int:
+    """Capacity and cost again from the recorded measurements (no CPU, cold-start or calls run)."""
+    from bench import report, storage  # noqa: PLC0415
+    from bench.model import load_table  # noqa: PLC0415
+    from embedded.template import load_template  # noqa: PLC0415
+
+    results = report.load_latest()
+    if results is None:
+        print("no bench/results/latest.json to recost: run python -m bench first")
+        return 2
+    transactions = 2000 if args.storage_transactions is None else args.storage_transactions
+    sizes = storage.measure(transactions) if transactions else results.get("storage") or {}
+    if "error" in sizes:
+        print(f"part 7 failed: {sizes['error']}")
+        return 1
+    template = load_template(TEMPLATE_PATH)
+    derive(results, template, load_table(PRICES), sizes)
+    results["recosted"] = {"date": now_iso(), "git": git_state()}
+    tracked = report.figures(results)
+    before = report.load_previous()
+    results["figures"] = tracked
+    results["changes"] = report.changes(tracked, (before or {}).get("figures"))
+    report.save(results, rotate=False)
+    report.write_markdown(report.render(results, results["changes"]))
+    report.print_changes(results["changes"], tracked)
+    print(
+        f"\nwritten: {report.LATEST.relative_to(ROOT)}, {report.PERFORMANCE_MD.relative_to(ROOT)}"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.recost:
+        prepare_process()
+        return recost(args)
     records = args.records or (1000 if args.quick else 6000)
     cold_runs = args.cold_runs or (2 if args.quick else 5)
     embedded_n = args.embedded_transactions or (1000 if args.quick else 3000)
@@ -65,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare_process()
 
     # heavy imports after the environment is set
-    from bench import analysis, calls, cold_start, embedded_run, report  # noqa: PLC0415
+    from bench import calls, cold_start, embedded_run, report, storage  # noqa: PLC0415
     from bench.handler_cpu import (  # noqa: PLC0415
         _table_keys,
         _window_items,
@@ -110,16 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         cold = cold_start.measure(setups, cold_runs)
 
     embedded: dict[str, Any] = {"error": "skipped (--no-embedded)"}
+    sizes: dict[str, Any] = {}
     if not args.no_embedded:
         progress("part 6: embedded local run")
         embedded = embedded_run.runs(embedded_n, embedded_runs)
+        # on an error the item sizes come from part 3 (analysis.stored_kinds), the error kept
+        sizes = storage.measure(args.storage_transactions or (1000 if args.quick else 2000))
 
     progress("parts 4 and 5: capacity and cost")
     cpu = {"preprocess": pre, "score": sco, "drift_check": drift}
-    pre_profile = analysis.function_profile("preprocess", pre, values, "Preprocess")
-    score_profile = analysis.function_profile("score", sco, values, "Score")
-    drift_profile = analysis.drift_profile(drift, values)
-    usage = analysis.usage(path_calls, template)
     results: dict[str, Any] = {
         "schema": 1,
         "date": started,
@@ -133,13 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ort_threads_batch_500": threads,
         "cold_start": cold,
         "calls": path_calls,
-        "capacity": analysis.capacity(
-            pre_profile, score_profile, drift_profile, usage, cpu, values, table
-        ),
-        "cost": analysis.cost(pre_profile, score_profile, drift_profile, usage, table),
         "embedded": embedded,
-        "prices": table,
     }
+    derive(results, template, table, sizes)
     tracked = report.figures(results)
     previous = report.load_latest()
     results["previous_date"] = previous["date"] if previous else None

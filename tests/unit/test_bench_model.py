@@ -21,6 +21,7 @@ from bench.model import (  # noqa: E402
     DriftProfile,
     FunctionProfile,
     Scenario,
+    StoredKind,
     Usage,
     batch_fill,
     break_even_rate,
@@ -58,11 +59,18 @@ PRICE_NAMES = (
     "xray_trace_recorded",
     "s3_put_request",
     "kms_key_month",
+    "kms_rotation_month",
+    "kms_request",
+    "dynamodb_storage_gb_month",
+    "dynamodb_pitr_gb_month",
+    "kinesis_on_demand_advantage_ingest_gb",
+    "kinesis_on_demand_advantage_retrieval_gb",
 )
 
 
-def table(**prices: float) -> dict[str, Any]:
-    """A price table with every price 0 but the ones given, and round limits."""
+def table(limits: dict[str, float] | None = None, **prices: float) -> dict[str, Any]:
+    """A price table with every price 0 but the ones given, and round limits (cold starts,
+    KMS refreshes and the Advantage commitment 0 unless given)."""
     return {
         "prices": {name: {"usd": prices.get(name, 0.0)} for name in PRICE_NAMES},
         "limits": {
@@ -75,6 +83,13 @@ def table(**prices: float) -> dict[str, Any]:
                 "kinesis_on_demand_initial_shards": 4,
                 "xray_reservoir_per_second": 1,
                 "xray_sampled_share_beyond_reservoir": 0.05,
+                "lambda_init_billed": 1,
+                "lambda_cold_starts_per_environment_hour": 0,
+                "lambda_drift_check_cold_share": 0,
+                "kms_rotations_billed": 0,
+                "kms_data_key_refreshes_per_hour": 0,
+                "kinesis_on_demand_advantage_commitment_mib_s": 0,
+                **(limits or {}),
             }.items()
         },
     }
@@ -462,3 +477,183 @@ def test_meter_charges_committed_transactions_twice_per_kb_updates_by_the_larger
     assert meter.wru["PredictionsTable"] == 2  # a small item, in a transaction
     assert meter.wru["MonitoringTable"] == 4  # the count item after the Update is over 1 KB
     assert meter.calls["dynamodb.TransactWriteItems"] == 2
+
+
+# ----------------------------------------------------------------------------- prices.json
+
+
+def test_every_price_has_a_source_an_as_of_date_and_how_it_was_checked() -> None:
+    from datetime import date  # noqa: PLC0415
+
+    from bench.model import load_table  # noqa: PLC0415
+
+    prices = load_table(ROOT / "bench" / "prices.json")["prices"]
+    assert set(PRICE_NAMES) <= set(prices), "the model uses a price prices.json lacks"
+    for name, spec in prices.items():
+        assert spec["source"].startswith("https://"), name
+        assert date.fromisoformat(spec["as_of"]) <= date(2026, 11, 30), name
+        assert spec["checked"] in ("verified", "secondary", "unverified"), name
+        assert spec["check"].strip(), f"{name}: say what the check found"
+
+
+def test_storage_overhead_agrees_with_prices_json() -> None:
+    from bench.model import STORAGE_OVERHEAD_BYTES, load_table  # noqa: PLC0415
+
+    prices = load_table(ROOT / "bench" / "prices.json")
+    assert prices["limits"]["dynamodb_item_storage_overhead_bytes"]["value"] == 100
+    assert STORAGE_OVERHEAD_BYTES == 100
+
+
+# ----------------------------------------------------------------------------- new rows
+
+
+def stored(**fields: Any) -> StoredKind:
+    return StoredKind(**{"name": "k", "bytes_per_item": 924.0, "retention_days": 30.0, **fields})
+
+
+def storage_result(kinds: tuple[StoredKind, ...], **prices: float) -> dict[str, Any]:
+    usage = Usage(**{**USAGE.__dict__, "stored": kinds})
+    return cost_per_million(
+        Scenario(100, "x86_64", "PROVISIONED"),
+        flat_profile(1, 1),
+        flat_profile(1, 1),
+        None,
+        usage,
+        table(**prices),
+    )
+
+
+def test_storage_is_item_bytes_plus_overhead_times_retention_at_the_gb_month_price() -> None:
+    # a million items of 924 + 100 bytes kept 30 days: 1e6 x 1024 B / 2^30 = 0.9537 GB for
+    # 30 days = 0.9537 x 30 / 30.4167 GB-months, at $0.25 and again $0.20 for PITR
+    result = storage_result(
+        (stored(per_transaction=1.0),), dynamodb_storage_gb_month=0.25, dynamodb_pitr_gb_month=0.2
+    )
+    gb_months = 1e6 * 1024 / 1024**3 * 30 / (730 / 24)
+    assert result["usd_per_million"]["dynamodb_storage"] == pytest.approx(
+        0.25 * gb_months, abs=1e-4
+    )
+    assert result["usd_per_million"]["dynamodb_pitr"] == pytest.approx(0.2 * gb_months, abs=1e-4)
+
+
+def test_storage_scales_with_item_size_and_retention_and_indexes_add_a_copy() -> None:
+    def storage(**fields: Any) -> float:
+        result = storage_result(
+            (stored(per_transaction=1.0, **fields),), dynamodb_storage_gb_month=1
+        )
+        return float(result["usd_per_million"]["dynamodb_storage"])
+
+    base = storage()
+    assert base > 0
+    assert storage(bytes_per_item=2 * 1024 - 100) == pytest.approx(2 * base, rel=1e-3)
+    assert storage(retention_days=90.0) == pytest.approx(3 * base, rel=1e-3)
+    assert storage(indexed_share=1.0) == pytest.approx(2 * base, rel=1e-3)  # ALL projection
+    no_pitr = storage_result((stored(per_transaction=1.0, pitr=False),), dynamodb_pitr_gb_month=1)
+    assert no_pitr["usd_per_million"]["dynamodb_pitr"] == 0
+
+
+def test_count_item_storage_follows_the_hours_a_million_takes_and_the_writer_slots() -> None:
+    # count items are per hour and writer slot, not per transaction. One shard a stream: at
+    # 10 tx/s batches of 10 fill one slot, 1 item an hour, for the 27.8 h a million takes; at
+    # 1,000 tx/s batches of 500 fill 6 slots, 6 items an hour, for 0.278 h
+    item = stored(count_items=True, bytes_per_item=10**7 - 100)  # 10 MB: visible at 4 decimals
+    usage = Usage(**{**USAGE.__dict__, "stored": (item,)})
+    prices = table(dynamodb_storage_gb_month=1)
+
+    def at(rate: float) -> float:
+        result = cost_per_million(
+            Scenario(rate, "x86_64", "PROVISIONED"),
+            flat_profile(1, 1),
+            flat_profile(1, 1),
+            None,
+            usage,
+            prices,
+        )
+        return float(result["usd_per_million"]["dynamodb_storage"])
+
+    def expected(items_per_hour: float, rate: float) -> float:
+        hours = 1e6 / (rate * 3600)
+        return items_per_hour * hours * 30 * 10**7 / 1024**3 / (730 / 24)
+
+    assert at(1000) == pytest.approx(expected(6, 1000), abs=1e-4)
+    assert at(10) == pytest.approx(expected(1, 10), abs=1e-4)
+
+
+def init_result(cold_per_hour: float, init_ms: float = 600.0) -> dict[str, Any]:
+    profile = FunctionProfile(**{**flat_profile(1, 1).__dict__, "init_ms": init_ms})
+    return cost_per_million(
+        Scenario(100, "x86_64", "PROVISIONED"),
+        profile,
+        profile,
+        None,
+        USAGE,
+        table(
+            {"lambda_cold_starts_per_environment_hour": cold_per_hour},
+            lambda_x86_64_gb_second=0.0000166667,
+        ),
+    )
+
+
+def test_init_billing_adds_cost_proportional_to_the_cold_start_rate() -> None:
+    # 100 tx/s: a million takes 2.78 h; one shard per stream, two functions: at 0.5 cold
+    # starts an environment-hour, 2.78 cold starts; each 0.6 s at 1 GB (1024 MB here is a vCPU)
+    half = init_result(0.5)
+    assert half["cold_starts_per_million"] == pytest.approx(2 * 0.5 * 1e6 / 360_000, abs=0.1)
+    expected = 2 * 0.5 * 1e6 / 360_000 * 0.6 * 1.0 * 0.0000166667
+    assert half["usd_per_million"]["lambda_init"] == pytest.approx(expected, abs=1e-4)
+    assert init_result(1.0)["usd_per_million"]["lambda_init"] == pytest.approx(
+        2 * half["usd_per_million"]["lambda_init"], abs=1e-4
+    )
+    assert init_result(0.0)["usd_per_million"]["lambda_init"] == 0
+
+
+def test_init_is_billed_longer_on_a_smaller_cpu_share() -> None:
+    profile = FunctionProfile(**{**flat_profile(1, 1).__dict__, "init_ms": 600.0, "memory_mb": 512})
+    assert profile.init_duration_ms(1024) == pytest.approx(1200.0)
+
+
+def test_kms_key_rotations_are_capped_and_requests_follow_the_callers() -> None:
+    usage = Usage(**{**USAGE.__dict__, "kms_keys": 1, "tables_preprocess": 4, "tables_score": 3})
+    limits = {"kms_rotations_billed": 2, "kms_data_key_refreshes_per_hour": 12}
+    result = cost_per_million(
+        Scenario(1000, "x86_64", "ON_DEMAND"),
+        flat_profile(1, 1),
+        flat_profile(1, 1),
+        None,
+        usage,
+        table(limits, kms_key_month=1.0, kms_rotation_month=1.0, kms_request=0.000003),
+    )
+    # 4 shards a stream: Kinesis callers 1 producer + 4 readers + 4 writers + 4 readers, DynamoDB
+    # 4 preprocess environments x 4 tables + 4 score environments x 3; 12 refreshes an hour
+    per_hour = 12 * (13 + 28)
+    hours = 1e6 / 3_600_000
+    assert result["kms_requests_per_million"] == round(per_hour * hours)
+    key = 3.0 / 730 * hours  # the key and two billed rotations, $3 a month
+    assert result["usd_per_million"]["kms"] == pytest.approx(
+        key + per_hour * hours * 0.000003, abs=1e-4
+    )
+
+
+def test_on_demand_advantage_has_no_stream_hours_and_bills_the_unused_commitment() -> None:
+    prices = table(
+        {"kinesis_on_demand_advantage_commitment_mib_s": 1},
+        kinesis_on_demand_stream_hour=0.04,
+        kinesis_on_demand_advantage_ingest_gb=0.032,
+        kinesis_on_demand_advantage_retrieval_gb=0.016,
+    )
+    result = cost_per_million(
+        Scenario(100, "x86_64", "ON_DEMAND_ADVANTAGE"),
+        flat_profile(1, 1),
+        flat_profile(1, 1),
+        None,
+        USAGE,
+        prices,
+    )
+    parts = result["usd_per_million"]
+    used_gb = 2e6 / 1024**2  # 2 KB a transaction, each once in and once out
+    assert parts["kinesis"] == pytest.approx(used_gb * 0.048, abs=1e-4)  # no stream-hours
+    committed_gb = 1 * 3600 / 1024 * 1e6 / 360_000  # 1 MiB/s for the 2.78 h a million takes
+    assert parts["kinesis_advantage_commitment"] == pytest.approx(
+        (committed_gb - used_gb) * 0.032, abs=1e-4
+    )
+    assert result["shards"] == {"transactions": 4, "features": 4}  # on-demand streams
