@@ -279,7 +279,11 @@ class DynamoWindowReader:
 
 
 class S3ReportStore:
-    """Report objects in the artifacts bucket (encrypted by the bucket's default key)."""
+    """Report objects in the artifacts bucket, encrypted by the bucket's default (the stack key).
+
+    It sends no encryption headers on purpose: the bucket policy lets a put without them
+    through and refuses any other algorithm or key (template.yaml, ArtifactsBucketPolicy).
+    """
 
     def __init__(self, client: Any, bucket: str):
         self.client = client
