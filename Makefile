@@ -88,8 +88,15 @@ validate: $(STAMP) ## cfn-lint and `sam validate --lint` of template.yaml (offli
 checkov: $(CHECKOV_STAMP) ## Security checks of template.yaml with checkov (offline; skips are justified in the template)
 	$(CHECKOV_ENV) $(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --quiet --compact
 
+# sam build reads [default.build.parameters] and [default.global.parameters] of samconfig.toml,
+# sam deploy [default.deploy.parameters] and the global table: build refuses when they would
+# resolve a template parameter that changes the build (Architecture) differently.
+.PHONY: check-samconfig
+check-samconfig: $(STAMP) ## Refuse when sam build and sam deploy would read different Architecture (or other build parameters) from samconfig.toml
+	$(BIN)/python -m embedded.samconfig
+
 .PHONY: build
-build: $(STAMP) ## sam build: functions, OnnxRuntimeLayer and ModelLayer (needs `make model` first) into .aws-sam/
+build: $(STAMP) check-samconfig ## sam build: functions, OnnxRuntimeLayer and ModelLayer (needs `make model` first) into .aws-sam/
 	$(BIN)/sam build --parallel --cached
 
 .PHONY: deploy
