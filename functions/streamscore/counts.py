@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 PREDICTIONS = "PRED"  # one per scored transaction and model version
-QUARANTINE = "QUAR"  # one per bad record (its stream position)
+QUARANTINE = "QUAR"  # one per bad record (its record id: stream position, aggregate index)
 COUNT = "COUNT"  # the sort key and window-key prefix of count items
 NO_VERSION = "-"
 MISSING, OUT_OF_RANGE = -2, -1  # bin indexes of a missing and an out-of-range value

@@ -20,6 +20,12 @@ No stream position is compared, so a resharded stream, a replay with other batch
 boundaries and a re-drive of a range Lambda gave up on (possibly long after later
 records of the same card) all find the same answer. Feature items live at least as
 long as the stream keeps records, so every record that can be replayed finds its entry.
+
+The user records of a KPL aggregate are records of their own here (records.py), in
+sub-sequence order, but fail together: `failed` holds Kinesis sequence numbers, so once
+one user record fails its siblings count as failed too (those not yet applied are not
+applied, which blocks their cards like any failure), and the redelivered aggregate finds
+the ones already applied in the ledger.
 """
 
 from __future__ import annotations
@@ -108,7 +114,7 @@ class PreprocessOutcome:
     replayed: int = 0  # records of transactions applied before (a retry, replay or repeat)
     repeats: int = 0  # records repeating a transaction met earlier in this batch
     quarantined: Counter[str] = field(default_factory=Counter)
-    failed: set[str] = field(default_factory=set)  # sequence numbers
+    failed: set[str] = field(default_factory=set)  # Kinesis sequence numbers
     cards_read: int = 0
     features_written: int = 0
     states_written: int = 0
@@ -157,7 +163,11 @@ def feature_record(
         "source_shard_id": record.shard_id,
         "arrived_at": iso_time(record.arrived_at),
         "ingested_at": utc_iso_ms(now),
-    }
+    } | (
+        {"source_sub_sequence_number": record.sub_sequence_number}
+        if record.sub_sequence_number is not None
+        else {}
+    )
 
 
 def encode_feature_record(item: dict[str, Any]) -> bytes:
@@ -201,7 +211,7 @@ def preprocess_batch(
     failed = outcome.failed
     valid: list[_Valid] = []
     invalid: list[tuple[StreamRecord, InvalidRecordError]] = []
-    for record in sorted(records, key=lambda r: r.position):
+    for record in sorted(records, key=lambda r: r.order):
         try:
             txn = decode_transaction(record)
         except InvalidRecordError as error:
@@ -223,7 +233,7 @@ def preprocess_batch(
 
     # Phase 2: store and forward what is applied; forward again what was applied before.
     to_store = [*committed, *plan.recovered]
-    to_forward = sorted([*to_store, *plan.replayed], key=lambda pair: pair[0].record.position)
+    to_forward = sorted([*to_store, *plan.replayed], key=lambda pair: pair[0].record.order)
     by_txn = {v.txn.transaction_id: v.record for v, _ in to_forward}
     running = [
         (submit_or_run(step_executor, work), pairs)

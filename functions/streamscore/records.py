@@ -1,4 +1,12 @@
-"""Kinesis records as Lambda delivers them, decoded once, plus the quarantine item for a bad one."""
+"""Kinesis records as Lambda delivers them, decoded once, plus the quarantine item for a bad one.
+
+A KPL aggregated record (streamscore.aggregation) becomes one StreamRecord per user record:
+each keeps the Kinesis record's sequence number and adds its sub-sequence number (its index
+in the aggregate), so its `record_id` is its own and the same on every retry and replay.
+Failures are reported per Kinesis record (its sequence number is all Lambda knows): when one
+user record fails, Lambda redelivers the whole aggregate, and the ledger (preprocess) and the
+conditional prediction writes (score) absorb the user records already done.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +14,13 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from streamscore.aggregation import deaggregate, is_aggregated, may_be_aggregated
 from streamscore.errors import InvalidRecordError
 
 MAX_QUARANTINED_PAYLOAD_BYTES = 64 * 1024  # raw bytes kept per record; items stay far below 400 KB
@@ -19,7 +28,12 @@ MAX_QUARANTINED_PAYLOAD_BYTES = 64 * 1024  # raw bytes kept per record; items st
 
 @dataclass(frozen=True, slots=True)
 class StreamRecord:
-    """One record of a Kinesis event: its position, its arrival and its data (base64 as received)."""
+    """One record of a Kinesis event: its position, its arrival and its data (base64 as received).
+
+    A user record of an aggregate has its own partition key and data, and its index in the
+    aggregate as `sub_sequence_number` (None for a plain record). An aggregate that cannot be
+    read stays one record, with the reason in `problem`: decoding it raises that.
+    """
 
     stream_name: str
     shard_id: str
@@ -27,38 +41,101 @@ class StreamRecord:
     partition_key: str
     data_b64: str
     arrived_at: float  # approximateArrivalTimestamp, epoch seconds
+    sub_sequence_number: int | None = None
+    problem: InvalidRecordError | None = field(default=None, compare=False, repr=False)
 
     @property
     def record_id(self) -> str:
         """Stable identity of the record: the same on every retry and replay."""
-        return f"{self.stream_name}#{self.shard_id}#{self.sequence_number}"
+        return record_id_of(
+            self.stream_name, self.shard_id, self.sequence_number, self.sub_sequence_number
+        )
 
     @property
     def position(self) -> int:
+        """The Kinesis record's position in its shard (shared by the user records of an aggregate)."""
         return int(self.sequence_number)
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Stream order of user records: position, then index in the aggregate."""
+        return int(self.sequence_number), self.sub_sequence_number or 0
+
+
+def record_id_of(
+    stream_name: str, shard_id: str, sequence_number: str, sub_sequence_number: int | None = None
+) -> str:
+    """`stream#shard#sequence` for a plain record, `stream#shard#sequence#sub` for a user record."""
+    plain = f"{stream_name}#{shard_id}#{sequence_number}"
+    return plain if sub_sequence_number is None else f"{plain}#{sub_sequence_number}"
 
 
 def parse_kinesis_event(event: Mapping[str, Any]) -> list[StreamRecord]:
-    """The records of a Lambda Kinesis event, in delivery (sequence) order."""
+    """The records of a Lambda Kinesis event, in delivery (sequence) order, aggregates opened."""
     records = []
     for raw in event.get("Records", []):
         kinesis = raw["kinesis"]
         arn = raw.get("eventSourceARN", "")
-        records.append(
-            StreamRecord(
-                stream_name=arn.rsplit("/", 1)[-1] if "/" in arn else arn,
-                shard_id=raw.get("eventID", "").split(":", 1)[0],
-                sequence_number=kinesis["sequenceNumber"],
-                partition_key=kinesis.get("partitionKey", ""),
-                data_b64=kinesis.get("data", ""),
-                arrived_at=float(kinesis.get("approximateArrivalTimestamp", 0.0)),
-            )
+        record = StreamRecord(
+            stream_name=arn.rsplit("/", 1)[-1] if "/" in arn else arn,
+            shard_id=raw.get("eventID", "").split(":", 1)[0],
+            sequence_number=kinesis["sequenceNumber"],
+            partition_key=kinesis.get("partitionKey", ""),
+            data_b64=kinesis.get("data", ""),
+            arrived_at=float(kinesis.get("approximateArrivalTimestamp", 0.0)),
         )
+        if may_be_aggregated(record.data_b64):
+            records += user_records(record)
+        else:
+            records.append(record)
     return records
 
 
+def user_records(record: StreamRecord) -> list[StreamRecord]:
+    """The user records of an aggregated record; the record itself when it is plain.
+
+    An aggregate that cannot be read (bad digest, malformed message) is kept whole, with
+    the reason as its `problem`, so it is quarantined, never passed on or dropped.
+    """
+    try:
+        data = base64.b64decode(record.data_b64, validate=True)
+    except (binascii.Error, ValueError):
+        return [record]  # not base64: decode_payload says so
+    if not is_aggregated(data):
+        return [record]
+    try:
+        users = deaggregate(data)
+    except InvalidRecordError as error:
+        return [
+            StreamRecord(
+                record.stream_name,
+                record.shard_id,
+                record.sequence_number,
+                record.partition_key,
+                record.data_b64,
+                record.arrived_at,
+                problem=error,
+            )
+        ]
+    return [
+        StreamRecord(
+            record.stream_name,
+            record.shard_id,
+            record.sequence_number,
+            user.partition_key,
+            base64.b64encode(user.data).decode(),
+            record.arrived_at,
+            sub_sequence_number=index,
+        )
+        for index, user in enumerate(users)
+    ]
+
+
 def decode_payload(record: StreamRecord) -> bytes:
-    """The record's raw bytes; InvalidRecordError when the data is not base64."""
+    """The record's raw bytes; InvalidRecordError when the data is not base64 or a bad aggregate."""
+    if record.problem is not None:
+        problem = record.problem
+        raise InvalidRecordError(problem.reason, str(problem), problem.details)
     try:
         return base64.b64decode(record.data_b64, validate=True)
     except (binascii.Error, ValueError) as error:
@@ -164,9 +241,9 @@ def lowest_failure(records: Iterable[StreamRecord], failed: set[str]) -> int | N
 
 
 def batch_item_failures(records: Iterable[StreamRecord], failed: set[str]) -> dict[str, Any]:
-    """The partial-batch response Lambda expects (ReportBatchItemFailures)."""
-    return {
-        "batchItemFailures": [
-            {"itemIdentifier": r.sequence_number} for r in records if r.sequence_number in failed
-        ]
-    }
+    """The partial-batch response Lambda expects (ReportBatchItemFailures).
+
+    One entry per failed Kinesis record, however many of its user records failed.
+    """
+    reported = dict.fromkeys(r.sequence_number for r in records if r.sequence_number in failed)
+    return {"batchItemFailures": [{"itemIdentifier": s} for s in reported]}

@@ -14,6 +14,9 @@ preprocess forwarded it twice; that record is a duplicate: no write, no alert,
 not counted. A prediction is created with what it adds to the hourly counts (its
 decision, the drift bins of its features and score) in one transaction, on the
 condition that it does not exist: counts move exactly once per prediction (counts.py).
+FeaturesStream holds the plain records preprocess puts; a KPL aggregate put there by anyone
+else is opened as on TransactionsStream (records.py): each user record is scored under its
+own record id, and a redelivered aggregate finds the predictions already written.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ class ScoreOutcome:
     already_scored: int = 0  # a retry or replay of a record whose prediction is stored
     duplicates: int = 0  # the same transaction from another stream record
     quarantined: Counter[str] = field(default_factory=Counter)
-    failed: set[str] = field(default_factory=set)  # sequence numbers
+    failed: set[str] = field(default_factory=set)  # Kinesis sequence numbers (see records.py)
     decisions: Counter[str] = field(default_factory=Counter)  # of the predictions written
     alerts: int = 0
     inference_ms: float = 0.0

@@ -104,7 +104,7 @@ class KinesisFeatureForwarder:
 
 
 class DynamoQuarantineStore:
-    """QuarantineTable: one item per bad record, keyed by its stream position, created with its count."""
+    """QuarantineTable: one item per bad record, keyed by its record id (stream position), created with its count."""
 
     def __init__(self, facts: DynamoFactWriter, counts_ttl_days: int):
         self.facts = facts

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from embedded.aggregation import aggregated_entry, corrupt_digest
 from embedded.lambda_events import KinesisEntry, kinesis_event, scheduled_event, sequence_number
 from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
+from streamscore.aggregation import UserRecord
 from streamscore.contracts import Transaction
 from streamscore.features import advance_state, build_features
 from streamscore.preprocess import encode_feature_record, feature_record
@@ -56,6 +58,29 @@ def preprocess_event() -> dict[str, Any]:
     # bad records sit in the middle: the batch must go on past them
     entries.insert(len(entries) // 2, KinesisEntry("card_bad", bad[0][0], arrival=last_arrival))
     entries.append(KinesisEntry("card_bad", bad[1][0], arrival=last_arrival))
+    return kinesis_event(entries, TRANSACTIONS_STREAM, SHARD)
+
+
+def preprocess_aggregated_event() -> dict[str, Any]:
+    """The same slice as a KPL producer puts it: plain records and aggregates of user records.
+
+    In order: a plain record, an aggregate of 5 transactions, an aggregate of 3 with an invalid
+    user record in the middle (quarantined alone), a plain record, and an aggregate of 2 whose
+    MD5 digest is corrupt (quarantined whole as `invalid_aggregate`).
+    """
+    chosen, _ = _pick_transactions()
+    users = [UserRecord(t["card_id"], encode_transaction(t)) for t in chosen]
+    bad = invalid_payloads(np.random.default_rng(SEED), 1)[0][0]
+    arrival = [_arrival(t) for t in chosen]
+    with_bad = [*users[6:8], UserRecord("card_bad", bad), users[8]]
+    damaged = aggregated_entry(users[10:12], arrival[11])
+    entries = [
+        KinesisEntry(users[0].partition_key, users[0].data, arrival=arrival[0]),
+        aggregated_entry(users[1:6], arrival[5]),
+        aggregated_entry(with_bad, arrival[8]),
+        KinesisEntry(users[9].partition_key, users[9].data, arrival=arrival[9]),
+        KinesisEntry(damaged.partition_key, corrupt_digest(damaged.data), arrival=arrival[11]),
+    ]
     return kinesis_event(entries, TRANSACTIONS_STREAM, SHARD)
 
 
@@ -102,6 +127,7 @@ def sample_events() -> dict[str, dict[str, Any]]:
     """File name → event, for every sample in events/."""
     return {
         "preprocess_transactions.json": preprocess_event(),
+        "preprocess_aggregated.json": preprocess_aggregated_event(),
         "score_features.json": score_event(),
         **drift_events(),
     }

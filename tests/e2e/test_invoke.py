@@ -16,6 +16,7 @@ from embedded.cli import main
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FUNCTION_OF_EVENT = {
     "preprocess_transactions.json": "PreprocessFunction",
+    "preprocess_aggregated.json": "PreprocessFunction",
     "score_features.json": "ScoreFunction",
     "drift_check_scheduled.json": "DriftCheckFunction",
     "drift_check_window.json": "drift-check",  # the name without the stack prefix works too

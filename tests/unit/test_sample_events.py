@@ -10,10 +10,16 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, Kines
 from pydantic import ValidationError
 
 from embedded.sample_events import render, sample_events
+from streamscore.aggregation import deaggregate, is_aggregated
 from streamscore.contracts import Transaction
+from streamscore.errors import InvalidRecordError
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-KINESIS_SAMPLES = ["preprocess_transactions.json", "score_features.json"]
+KINESIS_SAMPLES = [
+    "preprocess_transactions.json",
+    "preprocess_aggregated.json",
+    "score_features.json",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +65,31 @@ def test_preprocess_sample_mixes_valid_and_invalid_transactions() -> None:
 
     assert valid >= 5
     assert invalid >= 1
+
+
+def test_aggregated_sample_holds_kpl_aggregates_good_and_bad() -> None:
+    event = KinesisStreamEvent(json.loads((EVENTS / "preprocess_aggregated.json").read_text()))
+    plain = valid = invalid = bad_aggregates = 0
+    for record in event.records:
+        data = record.kinesis.data_as_bytes()
+        if not is_aggregated(data):
+            plain += 1
+            continue
+        try:
+            users = deaggregate(data)
+        except InvalidRecordError as error:
+            assert error.reason == "invalid_aggregate"
+            bad_aggregates += 1
+            continue
+        for user in users:
+            try:
+                Transaction.model_validate_json(user.data)
+                valid += 1
+            except ValidationError:
+                invalid += 1
+
+    assert plain >= 1 and bad_aggregates >= 1
+    assert valid >= 5 and invalid >= 1
 
 
 def test_score_sample_has_a_schema_the_model_does_not_know() -> None:
