@@ -310,12 +310,12 @@ def _invoke(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as error:
         raise RunError(f"the event {args.event} is not JSON: {error}") from None
     try:
-        container, invocation = invoke_function(
+        _container, invocation = invoke_function(
             args.function, event, dict(args.parameter), args.port
         )
     except KeyError as error:
         raise RunError(str(error.args[0])) from None
-    name = container.config.name
+    name = args.function  # as the user named it; CloudFormation generates the deployed name
     if invocation.error is not None:
         print(json.dumps(invocation.error.payload(), indent=2))
         print(

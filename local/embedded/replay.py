@@ -134,10 +134,16 @@ def replay(
     seconds = time.monotonic() - started
     after = snapshot(clients, outputs)
     mappings: dict[str, Any] = {}
+    # functions by logical id (their deployed names are CloudFormation's)
+    logical_ids = {
+        arn: key.removesuffix("Arn") for key, arn in outputs.items() if key.endswith("FunctionArn")
+    }
     for original, copy in created:
         stats = emulator.stats[copy.uuid]
         mappings[original.stream_name] = {
-            "function": original.function_arn.rsplit(":", 1)[-1],
+            "function": logical_ids.get(
+                original.function_arn, original.function_arn.rsplit(":", 1)[-1]
+            ),
             "batch_size": original.batch_size,
             "replay_batch_size": copy.batch_size,
             "records_replayed": stats.records_read,

@@ -207,6 +207,8 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             start, end = traffic.checked_window() or (window_start, window_end)
             drift = _check_drift(stack, start, end, options.out_dir, console)
             observed = observe_stack(clients, outputs)
+            # functions by logical id: CloudFormation generates their deployed names
+            logical_ids = {c.config.arn: name for name, c in stack.functions.items()}
             extra = {
                 "stack": {
                     "name": stack.stack_name,
@@ -217,11 +219,16 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
                 **sections,
                 "functions": functions_summary(stack.functions.items()),
                 "event_source_mappings": {
-                    mapping.function_arn.rsplit(":", 1)[-1]: emulator.stats[mapping.uuid].as_dict()
+                    logical_ids.get(mapping.function_arn, mapping.function_arn): emulator.stats[
+                        mapping.uuid
+                    ].as_dict()
                     for mapping in emulator.mappings
                 },
                 "incidents": [
-                    {"function": i.function_arn.rsplit(":", 1)[-1], "message": i.message}
+                    {
+                        "function": logical_ids.get(i.function_arn, i.function_arn),
+                        "message": i.message,
+                    }
                     for i in emulator.incidents[:100]
                 ],
                 "log": str(log_path),

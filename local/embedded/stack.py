@@ -7,6 +7,7 @@ configuration back from the deployed stack, and builds one in-process container 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -101,16 +102,11 @@ class EmbeddedStack:
             )
 
     def function(self, name: str) -> FunctionContainer:
-        """A function by logical id (ScoreFunction), deployed name, or name without the stack prefix (score)."""
+        """A function by logical id (ScoreFunction), short name (score, drift-check), deployed name or ARN."""
         if name in self.functions:
             return self.functions[name]
-        for container in self.functions.values():
-            deployed = container.config.name
-            if name in (
-                deployed,
-                container.config.arn,
-                deployed.removeprefix(f"{self.stack_name}-"),
-            ):
+        for logical_id, container in self.functions.items():
+            if name in (container.config.name, container.config.arn, short_name(logical_id)):
                 return container
         known = ", ".join(sorted(self.functions))
         raise KeyError(f"no function {name} in stack {self.stack_name}; functions: {known}")
@@ -145,3 +141,9 @@ class EmbeddedStack:
             on_incident=on_incident,
             **extra,
         )
+
+
+def short_name(logical_id: str) -> str:
+    """A function's short name from its logical id: DriftCheckFunction -> drift-check."""
+    base = logical_id.removesuffix("Function")
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", base).lower()

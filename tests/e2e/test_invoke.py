@@ -72,4 +72,4 @@ def test_invoke_of_a_handler_that_raises_prints_the_error_and_fails(
     assert code == 1
     assert error["errorType"] == "KeyError"
     assert any("lambda_handler" in line for line in error["stackTrace"])
-    assert "streamscore-local-score failed: KeyError" in captured.err
+    assert "ScoreFunction failed: KeyError" in captured.err

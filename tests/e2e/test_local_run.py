@@ -238,7 +238,7 @@ def test_a_handler_that_raises_on_a_record_is_bisected_and_the_run_says_what_fai
     sizes = [int(n) for n in re.findall(r"raised on a batch of (\d+) records", captured.err)]
     assert sizes[0] > 100 and sizes == sorted(sizes, reverse=True)  # halved towards the record
     assert (
-        "problem: 1 records ended in FailureQueue (streamscore-local-preprocess raised "
+        "problem: 1 records ended in FailureQueue (PreprocessFunction raised "
         "RuntimeError: a bug on one record). The tracebacks are in"
     ) in captured.err
     assert "a bug on one record" in (tmp_path / "functions.log").read_text()
@@ -269,7 +269,7 @@ def test_a_run_redrives_what_an_outage_failed_and_a_replay_in_other_batches_chan
     assert (counts["scored"], counts["quarantined"]) == (150, counts["invalid_sent"])
     assert counts["in"] == 150 + counts["invalid_sent"]
     assert (counts["failed"], counts["duplicate_predictions"], counts["unaccounted"]) == (0, 0, 0)
-    given_up = summary["event_source_mappings"]["streamscore-local-preprocess"]
+    given_up = summary["event_source_mappings"]["PreprocessFunction"]
     redrive = summary["redrive"]
     assert (
         redrive["messages"] == redrive["messages_deleted"] == given_up["failure_records_sent"] > 0
@@ -281,8 +281,8 @@ def test_a_run_redrives_what_an_outage_failed_and_a_replay_in_other_batches_chan
     replay = summary["replay"]
     by_function = {m["function"]: m for m in replay["mappings"].values()}
     preprocess, score = (
-        by_function["streamscore-local-preprocess"],
-        by_function["streamscore-local-score"],
+        by_function["PreprocessFunction"],
+        by_function["ScoreFunction"],
     )
     assert preprocess["records_replayed"] == counts["in"]
     assert (preprocess["replay_batch_size"], score["replay_batch_size"]) == (33, 33)
