@@ -87,7 +87,9 @@ ports = ScorePorts(
 )
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event=False even when POWERTOOLS_LOGGER_LOG_EVENT says true: the records' payloads
+# may hold card numbers (in any field, ignored ones too), and logs must never carry them.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from streamscore.aggregation import deaggregate, is_aggregated, may_be_aggregated
 from streamscore.errors import InvalidRecordError
+from streamscore.pan import MAX_PAN_BYTES, mask_bytes, mask_text
 
 MAX_QUARANTINED_PAYLOAD_BYTES = 64 * 1024  # raw bytes kept per record; items stay far below 400 KB
 
@@ -188,16 +189,28 @@ def quarantine_item(
     now: datetime,
     ttl_days: int,
 ) -> dict[str, Any]:
-    """The QuarantineTable item for `record`: keyed by its position, so a replay writes the same key."""
+    """The QuarantineTable item for `record`: keyed by its position, so a replay writes the same key.
+
+    Whatever the reason, every card-number-like digit run (13-19 digits, spaces and dashes
+    allowed, Luhn-valid; see pan.py) in the payload, the message and the details is masked,
+    every digit of it: PCI DSS lets at most the first six and last four digits show, but of
+    a 13-digit PAN that leaves three hidden, one of them fixed by Luhn, and no digit helps to
+    diagnose a bad record. `payload_masked` says the payload had one.
+    """
     try:
         payload = base64.b64decode(record.data_b64, validate=True)
-        kept_b64 = base64.b64encode(payload[:MAX_QUARANTINED_PAYLOAD_BYTES]).decode()
-        size, truncated = len(payload), len(payload) > MAX_QUARANTINED_PAYLOAD_BYTES
     except (binascii.Error, ValueError):
         # not base64: keep the text as received, truncated alike
-        raw = record.data_b64.encode("utf-8", "replace")
-        kept_b64 = base64.b64encode(raw[:MAX_QUARANTINED_PAYLOAD_BYTES]).decode()
-        size, truncated = len(raw), len(raw) > MAX_QUARANTINED_PAYLOAD_BYTES
+        payload = record.data_b64.encode("utf-8", "replace")
+    size, truncated = len(payload), len(payload) > MAX_QUARANTINED_PAYLOAD_BYTES
+    # masked before the cut, seeing past it, so a number the cut splits is masked whole
+    # (masking keeps every byte offset)
+    masked, masked_runs = mask_bytes(payload[: MAX_QUARANTINED_PAYLOAD_BYTES + MAX_PAN_BYTES + 4])
+    kept_b64 = base64.b64encode(masked[:MAX_QUARANTINED_PAYLOAD_BYTES]).decode()
+    details = [
+        {name: mask_text(value)[0] for name, value in detail.items()}
+        for detail in error.details[:50]
+    ]
     return {
         "record_id": record.record_id,
         "stage": stage,
@@ -205,11 +218,12 @@ def quarantine_item(
         "shard_id": record.shard_id,
         "sequence_number": record.sequence_number,
         "reason": error.reason,
-        "message": str(error)[:1000],
-        "details": error.details[:50],
+        "message": mask_text(str(error))[0][:1000],
+        "details": details,
         "payload_b64": kept_b64,
         "payload_bytes": size,
         "payload_truncated": truncated,
+        "payload_masked": masked_runs > 0,
         "arrived_at": iso_time(record.arrived_at),
         "quarantined_at": utc_iso_ms(now),
         "expires_at": int(now.timestamp()) + ttl_days * 86400,
