@@ -191,6 +191,44 @@ def _transactions_roll_back_their_items() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+_DYNAMODB_ITEM_CALLS = (
+    "batch_get_item",
+    "batch_write_item",
+    "delete_item",
+    "get_item",
+    "put_item",
+    "query",
+    "scan",
+    "transact_get_items",
+    "transact_write_items",
+    "update_item",
+)
+
+
+def _serialize_dynamodb_item_calls() -> None:
+    """Run one DynamoDB item call at a time, so each is atomic as DynamoDB's are.
+
+    The server is threaded (the functions' containers call it side by side) and moto's item
+    calls are not atomic across threads: an update builds a new item in steps, and a
+    transaction cancelled in one thread puts back the items it touched as they were when it
+    read them, possibly half-built by another thread's update. The local run once ended with a
+    count item holding its counts but not the WindowIndex keys its every update sets (1 of
+    530), which DynamoDB cannot produce. One lock around the item calls (the GIL runs them one
+    at a time anyway) removes the interleaving.
+    """
+    lock = threading.RLock()
+
+    def serialized(method: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+
+        return call
+
+    for name in _DYNAMODB_ITEM_CALLS:
+        setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name)))
+
+
 def _count_update_clauses_once() -> None:
     """Check an UpdateExpression's clause counts once, at its root.
 
@@ -251,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     _constant_time_stream_appends()
     _remember_account_backends()
     _transactions_roll_back_their_items()
+    _serialize_dynamodb_item_calls()
     _count_update_clauses_once()
     _route_records_to_open_shards()
     # The socket is bound here rather than by werkzeug, which exits on a bind error with
