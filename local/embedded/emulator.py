@@ -77,6 +77,7 @@ class MappingConfig:
     on_failure_destination: str | None
     starting_position: str
     enabled: bool
+    starting_position_timestamp: float | None = None  # epoch seconds, with AT_TIMESTAMP
 
     @property
     def stream_name(self) -> str:
@@ -100,7 +101,16 @@ class MappingConfig:
             on_failure_destination=destination or None,
             starting_position=mapping.get("StartingPosition", "LATEST"),
             enabled=mapping.get("State", "Enabled") not in ("Disabled", "Disabling"),
+            starting_position_timestamp=_epoch_or_none(mapping.get("StartingPositionTimestamp")),
         )
+
+
+def _epoch_or_none(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)
 
 
 def _flag(value: Any) -> bool:
@@ -230,12 +240,20 @@ class ShardPoller:
     def open(self, position: str | None = None) -> None:
         """Take the shard iterator of the mapping's starting position (LATEST means: from now)."""
         position = position or self.mapping.starting_position
-        if position not in ("LATEST", "TRIM_HORIZON"):
-            raise ValueError(f"StartingPosition {position} is not emulated (LATEST, TRIM_HORIZON)")
+        if position not in ("LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"):
+            raise ValueError(
+                f"StartingPosition {position} is not emulated (LATEST, TRIM_HORIZON, AT_TIMESTAMP)"
+            )
+        extra: dict[str, Any] = {}
+        if position == "AT_TIMESTAMP":
+            extra["Timestamp"] = datetime.fromtimestamp(
+                self.mapping.starting_position_timestamp or 0.0, UTC
+            )
         self._iterator = self.kinesis.get_shard_iterator(
             StreamARN=self.mapping.event_source_arn,
             ShardId=self.shard_id,
             ShardIteratorType=position,
+            **extra,
         )["ShardIterator"]
 
     def start(self) -> None:
