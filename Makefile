@@ -168,5 +168,8 @@ bench: $(STAMP) ## Benchmarks: CPU per record, cold start, AWS calls, capacity, 
 # with a few dozen examples each; this explores FUZZ_EXAMPLES per test and shrinks what fails.
 FUZZ_EXAMPLES ?= 2000
 .PHONY: fuzz
+test-build: $(STAMP) ## Build x86_64 and arm64 with sam build and check every native file's instruction set (~2 min)
+	SAM_BUILD_TESTS=1 $(BIN)/python -m pytest tests/e2e/test_sam_build_arm64.py -q
+
 fuzz: $(STAMP) ## Pipeline fuzz tests with a big budget (FUZZ_EXAMPLES per test, default 2000; hours)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/integration/test_pipeline_fuzz.py -q -p no:cacheprovider
