@@ -316,6 +316,22 @@ def _read_ledger(
     return stored
 
 
+# A card's state item carries its pending feature records (DynamoDB items are at most 400 KB:
+# "The maximum item size in DynamoDB is 400 KB", Developer Guide, "Quotas"). One batch applies
+# a card's records only while their estimated size fits this budget; the card's later records
+# are reported failed and come back, in order, in the next batch (which clears the pending
+# records FeaturesTable holds by then). A card-testing burst of thousands of transactions on
+# one card is applied in slices instead of making a write that can never succeed.
+PENDING_BUDGET_BYTES = 256 * 1024
+PENDING_RECORD_BYTES = 800  # a feature record as an item map, short ids (measured ~700)
+
+
+def pending_bytes(card_id: str, transaction_id: str) -> int:
+    """An upper estimate of one pending feature record's size in the card's state item."""
+    # the id appears as the map key and in the record; the card id once in the record
+    return PENDING_RECORD_BYTES + 2 * len(transaction_id) + len(card_id.encode())
+
+
 def _plan(
     valid: list[_Valid],
     cards: Mapping[str, CardRecord | None],
@@ -327,6 +343,7 @@ def _plan(
     plan = _Plan()
     first: dict[str, _Valid] = {}  # the first record of each transaction id in this batch
     blocked: set[str] = set()  # cards with a failed record: nothing after it is applied
+    budget: dict[str, int] = {}  # per card: estimated bytes of its pending records
     for item in valid:
         txn_id, card_id = item.txn.transaction_id, item.txn.card_id
         earlier = first.get(txn_id)
@@ -359,12 +376,22 @@ def _plan(
             else:
                 plan.recovered.append((item, known))
             continue
+        pending = {t: d for t, d in (card.pending if card else {}).items() if t not in stored}
+        if card_id not in budget:
+            budget[card_id] = sum(pending_bytes(card_id, t) for t in pending)
+        budget[card_id] += pending_bytes(card_id, txn_id)
+        if budget[card_id] > PENDING_BUDGET_BYTES:
+            # the card's share of this batch is full: this record and its card's later ones
+            # come back in the next batch
+            first[txn_id] = item
+            failed.add(item.record.sequence_number)
+            blocked.add(card_id)
+            continue
         state = card.state if card else None
         after = advance_state(state, item.txn)
         doc = feature_record(
             item.record, item.txn, build_features(item.txn, state), after.txn_count, now
         )
-        pending = {t: d for t, d in (card.pending if card else {}).items() if t not in stored}
         plan.states[card_id] = CardRecord(after, pending | {txn_id: doc})
         plan.applied.append((item, doc))
     return plan

@@ -1145,3 +1145,30 @@ def test_a_missing_or_malformed_setting_fails_the_import_naming_it(
         load_handler("preprocess.app", environment)
 
     assert "PreprocessSettings" in str(caught.value)
+
+
+def test_a_card_testing_burst_in_one_batch_is_applied_in_slices_and_never_blocks_the_card(
+    local_stack: LocalStack, invoke: Invoker
+) -> None:
+    # given: 700 transactions on one card in one batch (a card-testing attack), with another
+    # card's before and after. Carried whole in the card's state item (its pending feature
+    # records), they would make an item far past DynamoDB's 400 KB limit: a write that can
+    # never succeed, retried until the records are discarded.
+    burst = [transaction(i, "card_burst", minutes=i / 60) for i in range(700)]
+    other = [transaction(2000 + i, "card_calm", minutes=i) for i in range(4)]
+    event = batch(local_stack, [entry(t) for t in [*other[:2], *burst, *other[2:]]])
+
+    # when: delivered as Lambda does, from the lowest reported failure each time
+    rounds, result = 0, invoke(event)
+    while failures(result):
+        rounds += 1
+        assert rounds < 20, "the card makes no progress"
+        result = invoke(from_sequence(event, min(failures(result), key=int)))
+
+    # then: every transaction applied once, in order; the calm card never waited
+    state = states(local_stack)
+    assert state["card_burst"]["txn_count"] == 700
+    assert state["card_calm"]["txn_count"] == 4
+    table = features_table(local_stack)
+    assert [table[t["transaction_id"]]["state_version"] for t in burst] == list(range(1, 701))
+    assert 1 <= rounds <= 10
