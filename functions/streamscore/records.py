@@ -25,6 +25,7 @@ from streamscore.errors import InvalidRecordError
 from streamscore.pan import MAX_PAN_BYTES, mask_bytes, mask_text
 
 MAX_QUARANTINED_PAYLOAD_BYTES = 64 * 1024  # raw bytes kept per record; items stay far below 400 KB
+CARD_NUMBER_IN_ID = "card_number_in_id"  # the contract's error type for an id that is a PAN
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +178,12 @@ def field_errors(error: ValidationError) -> InvalidRecordError:
         }
         for e in error.errors(include_input=False, include_url=False)
     ]
-    reason = "missing_field" if all(d["type"] == "missing" for d in details) else "invalid_field"
+    if any(d["type"] == CARD_NUMBER_IN_ID for d in details):
+        reason = CARD_NUMBER_IN_ID  # its own reason: a producer sending card numbers as ids
+    elif all(d["type"] == "missing" for d in details):
+        reason = "missing_field"
+    else:
+        reason = "invalid_field"
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     return InvalidRecordError(reason, summary, details)
 

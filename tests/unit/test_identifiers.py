@@ -455,7 +455,7 @@ def test_a_card_number_in_an_id_is_quarantined_and_never_stored_or_logged(
 
     # then: quarantined with the rule named, not the value
     (item,) = local_stack.scan("QuarantineTable")
-    assert item["reason"] == "invalid_field"
+    assert item["reason"] == "card_number_in_id"
     assert [(d["field"], d["type"]) for d in item["details"]] == [(field, "card_number_in_id")]
     assert item["payload_masked"] is True
     assert json.loads(base64.b64decode(item["payload_b64"]))[field] == re.sub(r"\d", "*", pan)
