@@ -78,13 +78,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         quarantine_ttl_days=settings.quarantine_ttl_days,
         step_executor=step_executor,
     )
+    # user records (an aggregate holds several), as RecordsIn counts them; a failure is
+    # reported per Kinesis record, and fails every user record it holds
+    failed_records = sum(1 for r in records if r.sequence_number in outcome.failed)
     metrics.add_metric("RecordsIn", MetricUnit.Count, outcome.records_in)
     metrics.add_metric("TransactionsApplied", MetricUnit.Count, outcome.applied)
     metrics.add_metric("FeaturesWritten", MetricUnit.Count, outcome.features_written)
     metrics.add_metric("RecordsForwarded", MetricUnit.Count, outcome.forwarded)
     metrics.add_metric("RecordsReplayed", MetricUnit.Count, outcome.replayed)
     metrics.add_metric("RecordsRepeated", MetricUnit.Count, outcome.repeats)
-    metrics.add_metric("RecordsFailed", MetricUnit.Count, len(outcome.failed))
+    metrics.add_metric("RecordsFailed", MetricUnit.Count, failed_records)
     metrics.add_metric("StateReads", MetricUnit.Count, outcome.cards_read)
     metrics.add_metric("Retries", MetricUnit.Count, backoff.pauses - pauses_before)
     metrics.add_metric("RecordsQuarantined", MetricUnit.Count, sum(outcome.quarantined.values()))
@@ -99,7 +102,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "replayed": outcome.replayed,
             "repeats": outcome.repeats,
             "quarantined": dict(outcome.quarantined),
-            "failed": len(outcome.failed),
+            "failed": failed_records,
             "shard_id": records[0].shard_id if records else None,
             "first_sequence_number": records[0].sequence_number if records else None,
         },

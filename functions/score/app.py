@@ -105,11 +105,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         executor=step_executor,
     )
     metrics.add_metadata("model_version", model.model_version)
+    # user records (an aggregate holds several), as RecordsIn counts them; a failure is
+    # reported per Kinesis record, and fails every user record it holds
+    failed_records = sum(1 for r in records if r.sequence_number in outcome.failed)
     metrics.add_metric("RecordsIn", MetricUnit.Count, outcome.records_in)
     metrics.add_metric("RecordsScored", MetricUnit.Count, outcome.scored)
     metrics.add_metric("RecordsAlreadyScored", MetricUnit.Count, outcome.already_scored)
     metrics.add_metric("RecordsDuplicate", MetricUnit.Count, outcome.duplicates)
-    metrics.add_metric("RecordsFailed", MetricUnit.Count, len(outcome.failed))
+    metrics.add_metric("RecordsFailed", MetricUnit.Count, failed_records)
     metrics.add_metric("RecordsQuarantined", MetricUnit.Count, sum(outcome.quarantined.values()))
     for reason, count in outcome.quarantined.items():
         metrics.add_metric(f"Quarantined_{reason}", MetricUnit.Count, count)
@@ -130,7 +133,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "quarantined": dict(outcome.quarantined),
             "decisions": dict(outcome.decisions),
             "alerts": outcome.alerts,
-            "failed": len(outcome.failed),
+            "failed": failed_records,
             "inference_ms": round(outcome.inference_ms, 2),
             "shard_id": records[0].shard_id if records else None,
             "first_sequence_number": records[0].sequence_number if records else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -230,10 +231,19 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, local_stack: LocalStack) -> An
     """
 
     def load(module: str, environment: Mapping[str, str]) -> ModuleType:
-        for name, value in (POWERTOOLS_TEST_ENV | dict(environment)).items():
+        merged = POWERTOOLS_TEST_ENV | dict(environment)
+        for name, value in merged.items():
             monkeypatch.setenv(name, value)
         for name in (module, "streamscore.observability"):
             monkeypatch.delitem(sys.modules, name, raising=False)
+        # Powertools configures a service's logger once per process (the std logger is
+        # global) and binds its handler to the sys.stdout of that moment: forget it, so the
+        # fresh Logger writes to this test's stdout rather than to an earlier test's
+        service = logging.getLogger(merged.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+        for handler in list(service.handlers):
+            service.removeHandler(handler)
+        for marker in [a for a in vars(service) if a == "init" or a.startswith("powertools_")]:
+            monkeypatch.delattr(service, marker)
         return importlib.import_module(module)
 
     return load
