@@ -3,7 +3,7 @@
     python -m local run [--transactions N] [--scenario S] [--invalid-rate R] [--seed N]
                         [--input FILE] [--json FILE] [--rate N] [--parameter KEY=VALUE ...]
                         [--outage FUNCTION=SECONDS ...] [--redrive] [--replay [--replay-batch-size N]]
-    python -m local run --stack-name NAME [--region R] ...   (a deployed stack, real credentials)
+    python -m local run --stack-name NAME [--region R] [--smoke] ...  (a deployed stack, real credentials)
     python -m local redrive --stack-name NAME [--region R] [--dry-run] [--delete-lost] [--json FILE]
     python -m local invoke FUNCTION --event FILE [--parameter KEY=VALUE ...]
 
@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from embedded.deploy import StackError, TemplateError
 from embedded.producer import SCENARIO_SETTINGS
 from embedded.redrive import ATTEMPTS, redrive_deployed, render_redrive
-from embedded.remote import run_against_stack
+from embedded.remote import render_smoke, run_against_stack
 from embedded.replay import replay_problems
 from embedded.run import (
     DEFAULT_INVALID_RATE,
@@ -156,7 +156,14 @@ def parser() -> argparse.ArgumentParser:
     deployed.add_argument("--region", help="its region (default: your AWS configuration's)")
     deployed.add_argument(
         "--drift-check", action="store_true",
-        help="also invoke the deployed DriftCheckFunction over the run's window",
+        help="also invoke the deployed DriftCheckFunction over the traffic's checked days",
+    )  # fmt: skip
+    deployed.add_argument(
+        "--smoke", action="store_true",
+        help="the post-deploy smoke test: drifted traffic (channel-shift unless --scenario names "
+        "another drift), the drift check over it, then pass/fail checks of the records and "
+        "latency, an alert on AlertsQueue, the report in S3, a RetrainingRequested on "
+        "RetrainingQueue, empty dead-letter queues (queues are peeked, never consumed)",
     )  # fmt: skip
 
     redrive = commands.add_parser(
@@ -251,6 +258,9 @@ def _problems(summary: dict[str, Any]) -> list[str]:
         )
     if summary.get("replay"):
         problems += replay_problems(summary["replay"])
+    for check in (summary.get("smoke") or {}).get("checks", []):
+        if not check["passed"]:
+            problems.append(f"smoke test: {check['name']} failed: {check['detail']}")
     return problems
 
 
@@ -288,10 +298,16 @@ def _run(args: argparse.Namespace) -> int:
                 f"{', '.join(local_only)}: embedded stack only; for a deployed stack's "
                 "FailureQueue run `python -m local redrive --stack-name NAME`"
             )
-        summary = run_against_stack(options, args.stack_name, args.region, args.drift_check)
+        summary = run_against_stack(
+            options, args.stack_name, args.region, args.drift_check, smoke=args.smoke
+        )
+    elif args.smoke:
+        raise RunError("--smoke tests a deployed stack: give its --stack-name")
     else:
         summary = run_embedded(options)
     print(render_summary(summary))
+    if summary.get("smoke"):
+        print("\n".join([*render_smoke(summary["smoke"]), ""]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
