@@ -1,4 +1,4 @@
-"""The data contracts between the pipeline's parts (see DESIGN.md, "Contracts")."""
+"""The data contracts between the pipeline's parts (see docs/ARCHITECTURE.md, "Contracts")."""
 
 from __future__ import annotations
 

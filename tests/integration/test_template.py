@@ -1,5 +1,5 @@
 """template.yaml: clean for cfn-lint, `sam validate --lint` and checkov, deployable into moto, and
-holding what the handlers and DESIGN.md rely on (names, keys, settings, least privilege)."""
+holding what the handlers and docs/ARCHITECTURE.md rely on (names, keys, settings, least privilege)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ FUNCTION_ENV = {
         "MONITORING_TTL_DAYS",
     },
 }
-# The keys the handlers read and write by (DESIGN.md, "Contracts").
+# The keys the handlers read and write by (docs/ARCHITECTURE.md, "Contracts", "Tables and keys").
 TABLE_KEYS = {
     "EntityStateTable": [("card_id", "HASH")],
     "FeaturesTable": [("transaction_id", "HASH")],
