@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -27,6 +27,8 @@ from streamscore.stores import (
 )
 
 settings = load_settings(PreprocessSettings, os.environ)
+# past the stream's retention (and a day), no retry or re-drive delivers a record again
+PENDING_HORIZON = timedelta(hours=settings.stream_retention_hours, days=1)
 # Two pools: the batch's independent steps wait on the adapters' calls, never on their own pool.
 io_executor = ThreadPoolExecutor(max_workers=settings.io_threads, thread_name_prefix="io")
 step_executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix="step")
@@ -77,6 +79,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now=datetime.now(UTC),
         quarantine_ttl_days=settings.quarantine_ttl_days,
         step_executor=step_executor,
+        pending_horizon=PENDING_HORIZON,
     )
     # user records (an aggregate holds several), as RecordsIn counts them; a failure is
     # reported per Kinesis record, and fails every user record it holds

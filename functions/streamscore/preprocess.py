@@ -36,7 +36,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -201,11 +201,16 @@ def preprocess_batch(
     now: datetime,
     quarantine_ttl_days: int,
     step_executor: Executor | None = None,
+    pending_horizon: timedelta | None = None,
 ) -> PreprocessOutcome:
     """Process one batch; never raises for bad input, raises SystemicError for broken setup.
 
     `step_executor` runs the independent writes concurrently. It must not be the
     pool the adapters fan their calls out on: a step waiting on its own pool deadlocks.
+    `pending_horizon`: a card's pending feature record older than this (the stream's
+    retention and a day) is dropped at the card's next commit even when FeaturesTable no
+    longer shows it (its item expired): no retry or re-drive can deliver its record again,
+    so nothing can need it, and a card idle past the TTL does not carry it forever.
     """
     outcome = PreprocessOutcome(records_in=len(records))
     failed = outcome.failed
@@ -221,7 +226,7 @@ def preprocess_batch(
 
     cards = _read_cards(valid, ports, failed, outcome)
     stored = _read_ledger(valid, cards, ports, failed)
-    plan = _plan(valid, cards, stored, failed, now)
+    plan = _plan(valid, cards, stored, failed, now, pending_horizon)
     invalid += plan.conflicts
 
     # Phase 1: quarantine and the state commit, side by side.
@@ -338,8 +343,10 @@ def _plan(
     stored: Mapping[str, dict[str, Any]],
     failed: set[str],
     now: datetime,
+    pending_horizon: timedelta | None = None,
 ) -> _Plan:
     """Decide per record, in stream order: apply, recover, replay, repeat or conflict."""
+    oldest = now - pending_horizon if pending_horizon is not None else None
     plan = _Plan()
     first: dict[str, _Valid] = {}  # the first record of each transaction id in this batch
     blocked: set[str] = set()  # cards with a failed record: nothing after it is applied
@@ -376,7 +383,7 @@ def _plan(
             else:
                 plan.recovered.append((item, known))
             continue
-        pending = {t: d for t, d in (card.pending if card else {}).items() if t not in stored}
+        pending = _still_pending(card, stored, oldest)
         if card_id not in budget:
             budget[card_id] = sum(pending_bytes(card_id, t) for t in pending)
         budget[card_id] += pending_bytes(card_id, txn_id)
@@ -395,6 +402,20 @@ def _plan(
         plan.states[card_id] = CardRecord(after, pending | {txn_id: doc})
         plan.applied.append((item, doc))
     return plan
+
+
+def _still_pending(
+    card: CardRecord | None, stored: Mapping[str, Any], oldest: datetime | None
+) -> dict[str, dict[str, Any]]:
+    """The card's pending records FeaturesTable does not hold yet, but none older than `oldest`."""
+    if card is None:
+        return {}
+    return {
+        t: d
+        for t, d in card.pending.items()
+        if t not in stored
+        and (oldest is None or datetime.fromisoformat(str(d["ingested_at"])) >= oldest)
+    }
 
 
 def _same_transaction(known: Mapping[str, Any], item: _Valid) -> bool:

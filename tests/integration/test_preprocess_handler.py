@@ -1172,3 +1172,39 @@ def test_a_card_testing_burst_in_one_batch_is_applied_in_slices_and_never_blocks
     table = features_table(local_stack)
     assert [table[t["transaction_id"]]["state_version"] for t in burst] == list(range(1, 701))
     assert 1 <= rounds <= 10
+
+
+@pytest.mark.parametrize("days_old", [3, 0], ids=["past-the-horizon", "young"])
+def test_a_pending_record_whose_feature_item_expired_is_dropped_past_the_horizon_only(
+    local_stack: LocalStack, invoke: Invoker, days_old: int
+) -> None:
+    # given: card_x applied txn A, then FeaturesTable's copy of A is gone (TTL), and the
+    # card's state still carries A as pending, ingested `days_old` days ago
+    first = [transaction(1, "card_x")]
+    assert failures(invoke(batch(local_stack, [entry(t) for t in first]))) == []
+    dynamodb = local_stack.dynamodb
+    dynamodb.delete_item(
+        TableName=local_stack.tables["FeaturesTable"], Key={"transaction_id": {"S": "txn-00001"}}
+    )
+    state = states(local_stack)["card_x"]
+    pending = dict(state["pending"])
+    assert set(pending) == {"txn-00001"}, "A's pending record must still be there"
+    old = datetime.now(UTC) - timedelta(days=days_old, minutes=1)
+    dynamodb.update_item(
+        TableName=local_stack.tables["EntityStateTable"],
+        Key={"card_id": {"S": "card_x"}},
+        UpdateExpression="SET pending.#t.ingested_at = :at",
+        ExpressionAttributeNames={"#t": "txn-00001"},
+        ExpressionAttributeValues={":at": {"S": old.isoformat(timespec="milliseconds")}},
+    )
+
+    # when: the card's next transaction, B
+    second = [transaction(2, "card_x", minutes=5)]
+    assert failures(invoke(batch(local_stack, [entry(t) for t in second], first_index=1))) == []
+
+    # then: past the stream's retention and a day (24 h + 1 day here) A is dropped; a young
+    # one is kept, since a retry may still need it
+    pending_after = set(states(local_stack)["card_x"]["pending"])
+    expected = {"txn-00002"} if days_old >= 3 else {"txn-00001", "txn-00002"}
+    assert pending_after == expected
+    assert states(local_stack)["card_x"]["txn_count"] == 2
