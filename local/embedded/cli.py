@@ -5,12 +5,16 @@
                         [--outage FUNCTION=SECONDS ...] [--redrive] [--replay [--replay-batch-size N]]
     python -m local run --stack-name NAME [--region R] [--smoke] ...  (a deployed stack, real credentials)
     python -m local redrive --stack-name NAME [--region R] [--dry-run] [--delete-lost] [--json FILE]
+    python -m local resend-events --stack-name NAME [--region R] [--dry-run]
+                                  [--delete-missed-checks] [--json FILE]
     python -m local invoke FUNCTION --event FILE [--parameter KEY=VALUE ...]
 
 Exit status: 0 when the run balances (in = scored + quarantined, nothing failed, no duplicate
 prediction, the drift check ran; a re-drive left nothing behind, a replay changed nothing),
 1 when it finished but did not, 2 when it could not run. `redrive`: 0 when every range in
 FailureQueue was re-driven whole, 1 when some were kept (still failing) or records were lost.
+`resend-events`: 0 when EventsDeadLetterQueue was emptied (every event re-sent), 1 when
+messages are left (refused events, missed drift checks, messages that are no event).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from embedded.producer import SCENARIO_SETTINGS
 from embedded.redrive import ATTEMPTS, redrive_deployed, render_redrive
 from embedded.remote import render_smoke, run_against_stack
 from embedded.replay import replay_problems
+from embedded.resend import render_resend, resend_deployed
 from embedded.run import (
     DEFAULT_INVALID_RATE,
     DEFAULT_SEED,
@@ -195,6 +200,34 @@ def parser() -> argparse.ArgumentParser:
         "rest of the range is re-driven (by default they stay, as the record of the loss)",
     )  # fmt: skip
     redrive.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON too")
+
+    resend = commands.add_parser(
+        "resend-events",
+        help="re-send the events in a deployed stack's EventsDeadLetterQueue to its bus",
+        description=(
+            "Receive EventsDeadLetterQueue's messages (the events EventBridge rule targets did "
+            "not take after their retries), put each event back on the stack's bus with "
+            "PutEvents (its rules deliver it again) and delete a message once its event was "
+            "accepted; refused ones stay, visible again. Fix the target first: one still failing "
+            "dead-letters the event again. Consumers de-duplicate on alert_id / trigger_id, so "
+            "an event reaching a target twice is harmless. A missed scheduled drift check is not "
+            "re-sent: the report gives the window to invoke DriftCheckFunction with. The embedded "
+            "stack exists only while `python -m local run` runs, and its rule targets (moto) do "
+            "not fail."
+        ),
+    )
+    resend.add_argument("--stack-name", help="the deployed stack (real credentials)")
+    resend.add_argument("--region", help="its region (default: your AWS configuration's)")
+    resend.add_argument(
+        "--dry-run", action="store_true",
+        help="receive and report the dead letters; put nothing, delete nothing",
+    )  # fmt: skip
+    resend.add_argument(
+        "--delete-missed-checks", action="store_true",
+        help="delete the dead letters of missed scheduled drift checks (once you invoked the "
+        "check over their windows, or decided the later checks cover them)",
+    )  # fmt: skip
+    resend.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON too")
 
     invoke = commands.add_parser(
         "invoke",
@@ -382,7 +415,42 @@ def _redrive(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_CHECKS_FAILED
 
 
-COMMANDS = {"run": _run, "invoke": _invoke, "redrive": _redrive}
+def _resend_events(args: argparse.Namespace) -> int:
+    if not args.stack_name:
+        raise RunError(
+            "the embedded stack exists only while `python -m local run` runs, and its rule "
+            "targets (moto's) take every event: its EventsDeadLetterQueue stays empty; for a "
+            "deployed stack, give --stack-name"
+        )
+    try:
+        report = resend_deployed(
+            args.stack_name,
+            args.region,
+            dry_run=args.dry_run,
+            delete_missed_checks=args.delete_missed_checks,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except (ClientError, BotoCoreError) as error:
+        raise RunError(
+            f"the re-send of {args.stack_name}'s dead letters stopped: {error}. Nothing is lost: "
+            "a message not yet deleted is visible again after its visibility timeout and is "
+            "re-sent by the next run (consumers de-duplicate an event sent twice)"
+        ) from None
+    section = report.as_dict()
+    print("\n".join(["", *render_resend(section), ""]))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(section, indent=2) + "\n", encoding="utf-8")
+        print(f"report written to {args.json}")
+    return EXIT_OK if report.ok else EXIT_CHECKS_FAILED
+
+
+COMMANDS = {
+    "run": _run,
+    "invoke": _invoke,
+    "redrive": _redrive,
+    "resend-events": _resend_events,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
