@@ -1,7 +1,8 @@
 """`python -m local`: run the pipeline locally, invoke one function, or smoke-test a deployed stack.
 
     python -m local run [--transactions N] [--scenario S] [--invalid-rate R] [--seed N]
-                        [--input FILE] [--json FILE] [--rate N] [--parameter KEY=VALUE ...]
+                        [--input FILE] [--aggregate N] [--json FILE] [--rate N]
+                        [--parameter KEY=VALUE ...]
                         [--outage FUNCTION=SECONDS ...] [--redrive] [--replay [--replay-batch-size N]]
     python -m local run --stack-name NAME [--region R] [--smoke] ...  (a deployed stack, real credentials)
     python -m local redrive --stack-name NAME [--region R] [--dry-run] [--delete-lost] [--json FILE]
@@ -122,6 +123,11 @@ def parser() -> argparse.ArgumentParser:
     traffic.add_argument(
         "--rate", type=float, metavar="N",
         help="records per second (default: as fast as the pipeline takes them)",
+    )  # fmt: skip
+    traffic.add_argument(
+        "--aggregate", type=_positive, default=1, metavar="N",
+        help="pack up to N records in one Kinesis record, as the Kinesis Producer Library "
+        "aggregates them: records bound for one shard, in order (default 1: plain records)",
     )  # fmt: skip
     output = run.add_argument_group("output")
     output.add_argument("--json", type=Path, metavar="FILE", help="write the summary as JSON too")
@@ -305,6 +311,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         input_path=args.input,
         rate=args.rate,
+        aggregate=args.aggregate,
         parameters=dict(args.parameter),
         port=args.port,
         out_dir=args.out,
@@ -316,6 +323,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.replay_batch_size and not args.replay:
         raise RunError("--replay-batch-size is the replay's batch size: add --replay")
+    if args.stack_name and args.aggregate > 1:
+        raise RunError("--aggregate: embedded stack only (a deployed stack gets plain records)")
     if args.stack_name:
         local_only = [
             name

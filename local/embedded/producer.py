@@ -3,10 +3,20 @@
 Traffic is simulated card transactions (with their fraud labels, and invalid records mixed in
 at a rate) or a file of payloads, one per line. The producer sends PutRecords of at most 500
 records and 5 MiB, partition key = card_id, and resends the entries a call hands back as failed.
+
+With `aggregate` above 1 it packs user records into KPL aggregated records as the Kinesis
+Producer Library does: the records bound for one shard (each partition key's shard from the
+stream's open shards, read once per `send`), whatever their keys, in their order, up to
+`aggregate` per Kinesis record and within its 1 MiB, put with the first one's partition key,
+so they land on that shard and each card keeps its order. A record with no neighbour for its
+shard in the window packed at a time (one PutRecords' worth) is sent plain, as the KPL sends
+a lone record. `ProducerResult` keeps, per payload, the Kinesis record it went in and its
+index there (`sub_sequence`): each user record's own record id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -19,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from embedded.aggregation import pack
 from simulator import Label, SimulationConfig, encode_transaction, inject_invalid, simulate
+from streamscore.aggregation import UserRecord
 
 PUT_RECORDS_MAX_RECORDS = 500
 PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024
@@ -182,17 +194,37 @@ def _identity(payload: bytes) -> tuple[str | None, str | None]:
 
 @dataclass
 class ProducerResult:
-    sent: int = 0
+    sent: int = 0  # payloads (user records) accepted
     refused: int = 0  # never accepted after every resend
     put_calls: int = 0
-    resent: int = 0
+    resent: int = 0  # Kinesis records sent again
     started_at: float = 0.0
     finished_at: float = 0.0
-    positions: dict[int, tuple[str, str]] = field(default_factory=dict)  # payload -> shard, seq
+    # payload -> shard, sequence number of the Kinesis record it went in
+    positions: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # payload -> its index in the aggregate it went in (payloads sent plain have none)
+    sub_sequence: dict[int, int] = field(default_factory=dict)
+    kinesis_records: int = 0  # Kinesis records accepted (= sent without aggregation)
+    aggregates: int = 0  # of them, KPL aggregated records
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One Kinesis record to put: the payloads it carries (one when plain), its key and data."""
+
+    members: tuple[int, ...]  # payload indexes, in the aggregate's order
+    partition_key: str
+    data: bytes
+    aggregated: bool = False
+
+    @property
+    def size(self) -> int:
+        """What counts against Kinesis' limits: data plus partition key."""
+        return len(self.data) + len(self.partition_key.encode())
 
 
 class Producer:
-    """PutRecords to one stream, in order, with optional pacing and backpressure."""
+    """PutRecords to one stream, in order, with optional pacing, backpressure and KPL aggregation."""
 
     def __init__(
         self,
@@ -200,11 +232,15 @@ class Producer:
         stream_name: str,
         rate_per_s: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        aggregate: int = 1,
     ):
+        if aggregate < 1:
+            raise ValueError("aggregate: at least 1 user record per Kinesis record")
         self.kinesis = kinesis
         self.stream_name = stream_name
         self.rate_per_s = rate_per_s
         self.sleep = sleep
+        self.aggregate = aggregate
 
     def send(
         self,
@@ -215,66 +251,161 @@ class Producer:
         progress: Callable[[int], None] | None = None,
         backlog: Callable[[int], None] | None = None,
     ) -> ProducerResult:
-        """Send payloads [start, stop); `progress(sent)` after each call, `backlog(sent)` may wait."""
+        """Send payloads [start, stop); `progress(sent)` after each call (payloads accepted so
+        far), `backlog(kinesis_records)` before it (Kinesis records accepted so far) may wait."""
         result = result or ProducerResult()
         if not result.started_at:
             result.started_at = time.time()
         stop = len(traffic) if stop is None else stop
-        for chunk in _chunks(traffic.payloads, traffic.partition_keys, start, stop):
+        entries = (
+            _plain(traffic.payloads, traffic.partition_keys, start, stop)
+            if self.aggregate == 1
+            else _aggregated(
+                traffic.payloads,
+                traffic.partition_keys,
+                start,
+                stop,
+                self._shard_of(),
+                self.aggregate,
+            )
+        )
+        for chunk in _chunks(entries):
             if backlog is not None:
-                backlog(result.sent)
+                backlog(result.kinesis_records)
             if self.rate_per_s:
                 due = result.started_at + result.sent / self.rate_per_s
                 self.sleep(max(0.0, due - time.time()))
             accepted = self._put(chunk, result)
             result.sent += accepted
-            result.refused += len(chunk) - accepted
+            result.refused += _payloads(chunk) - accepted
             if progress is not None:
                 progress(result.sent)
         result.finished_at = time.time()
         return result
 
-    def _put(self, entries: list[tuple[int, dict[str, Any]]], result: ProducerResult) -> int:
+    def _shard_of(self) -> Callable[[str], str]:
+        """Each partition key's shard among the stream's open shards (MD5 in a hash key range)."""
+        shards: list[tuple[int, int, str]] = []
+        page = self.kinesis.list_shards(StreamName=self.stream_name)
+        while True:
+            shards += [
+                (
+                    int(s["HashKeyRange"]["StartingHashKey"]),
+                    int(s["HashKeyRange"]["EndingHashKey"]),
+                    s["ShardId"],
+                )
+                for s in page["Shards"]
+                if "EndingSequenceNumber" not in s["SequenceNumberRange"]
+            ]
+            if not page.get("NextToken"):
+                break
+            page = self.kinesis.list_shards(NextToken=page["NextToken"])
+
+        def shard_of(key: str) -> str:
+            point = int.from_bytes(hashlib.md5(key.encode(), usedforsecurity=False).digest())
+            return next((shard for low, high, shard in shards if low <= point <= high), "")
+
+        return shard_of
+
+    def _put(self, entries: list[Entry], result: ProducerResult) -> int:
+        """PutRecords `entries`, resending failed ones; the payloads accepted."""
         pending = entries
         for attempt in range(RESEND_ATTEMPTS):
             response = self.kinesis.put_records(
-                StreamName=self.stream_name, Records=[entry for _, entry in pending]
+                StreamName=self.stream_name,
+                Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in pending],
             )
             result.put_calls += 1
             failed = []
-            for (index, entry), outcome in zip(pending, response["Records"], strict=True):
+            for entry, outcome in zip(pending, response["Records"], strict=True):
                 if "ErrorCode" in outcome:
-                    failed.append((index, entry))
-                else:
+                    failed.append(entry)
+                    continue
+                result.kinesis_records += 1
+                result.aggregates += entry.aggregated
+                for sub, index in enumerate(entry.members):
                     result.positions[index] = (outcome["ShardId"], outcome["SequenceNumber"])
+                    if entry.aggregated:
+                        result.sub_sequence[index] = sub
             if not failed:
-                return len(entries)
+                break
             pending = failed
             result.resent += len(pending)
             self.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
-        return len(entries) - len(pending)
+        else:
+            return _payloads(entries) - _payloads(pending)
+        return _payloads(entries)
 
 
-def _chunks(
-    payloads: Sequence[bytes], keys: Sequence[str], start: int, stop: int
-) -> list[list[tuple[int, dict[str, Any]]]]:
-    chunks: list[list[tuple[int, dict[str, Any]]]] = []
-    current: list[tuple[int, dict[str, Any]]] = []
-    size = 0
-    for index in range(start, stop):
-        payload, key = payloads[index], keys[index]
-        entry_size = len(payload) + len(key.encode())
-        if entry_size > MAX_RECORD_BYTES:
+def _payloads(entries: Sequence[Entry]) -> int:
+    return sum(len(entry.members) for entry in entries)
+
+
+def _plain(payloads: Sequence[bytes], keys: Sequence[str], start: int, stop: int) -> list[Entry]:
+    entries = [Entry((i,), keys[i], payloads[i]) for i in range(start, stop)]
+    for entry in entries:
+        if entry.size > MAX_RECORD_BYTES:
             raise ValueError(
-                f"record {index + 1} has {entry_size:,} bytes, above Kinesis' 1 MiB per record"
+                f"record {entry.members[0] + 1} has {entry.size:,} bytes, above Kinesis' 1 MiB "
+                "per record"
             )
+    return entries
+
+
+def _aggregated(
+    payloads: Sequence[bytes],
+    keys: Sequence[str],
+    start: int,
+    stop: int,
+    shard_of: Callable[[str], str],
+    most: int,
+) -> list[Entry]:
+    """Payloads [start, stop) packed per shard, a PutRecords' worth of them at a time.
+
+    Each window's payloads are grouped by shard in their order; a group of one is sent
+    plain, a larger one in aggregates of up to `most` user records (`pack` keeps each within
+    1 MiB). Entries come in the order of their first payload.
+    """
+    entries: list[Entry] = []
+    window = PUT_RECORDS_MAX_RECORDS * most
+    for low in range(start, stop, window):
+        groups: dict[str, list[int]] = {}
+        for index in range(low, min(low + window, stop)):
+            groups.setdefault(shard_of(keys[index]), []).append(index)
+        packed: list[Entry] = []
+        for group in groups.values():
+            if len(group) == 1:
+                packed += _plain(payloads, keys, group[0], group[0] + 1)
+                continue
+            users = [UserRecord(keys[i], payloads[i]) for i in group]
+            try:
+                aggregates = pack(users, max_user_records=most)
+            except ValueError:
+                raise ValueError(
+                    "a record is above Kinesis' 1 MiB per record, even in an aggregate of its own"
+                ) from None
+            taken = 0
+            for aggregate in aggregates:
+                members = tuple(group[taken : taken + aggregate.user_records])
+                taken += aggregate.user_records
+                packed.append(Entry(members, aggregate.partition_key, aggregate.data, True))
+        entries += sorted(packed, key=lambda entry: entry.members[0])
+    return entries
+
+
+def _chunks(entries: Sequence[Entry]) -> list[list[Entry]]:
+    """The entries in PutRecords calls of at most 500 records and 5 MiB, in order."""
+    chunks: list[list[Entry]] = []
+    current: list[Entry] = []
+    size = 0
+    for entry in entries:
         if current and (
-            len(current) == PUT_RECORDS_MAX_RECORDS or size + entry_size > PUT_RECORDS_MAX_BYTES
+            len(current) == PUT_RECORDS_MAX_RECORDS or size + entry.size > PUT_RECORDS_MAX_BYTES
         ):
             chunks.append(current)
             current, size = [], 0
-        current.append((index, {"Data": payload, "PartitionKey": key}))
-        size += entry_size
+        current.append(entry)
+        size += entry.size
     if current:
         chunks.append(current)
     return chunks

@@ -69,6 +69,7 @@ class RunOptions:
     seed: int = DEFAULT_SEED
     input_path: Path | None = None
     rate: float | None = None  # records per second; None: as fast as the pipeline takes them
+    aggregate: int = 1  # user records packed per Kinesis record, as the KPL does; 1: plain
     parameters: dict[str, str] = field(default_factory=dict)
     port: int = 0
     out_dir: Path = Path("out")
@@ -233,7 +234,16 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
                 ],
                 "log": str(log_path),
             }
-            record_ids = sent_record_ids(outputs["TransactionsStreamName"], sent.positions)
+            if options.aggregate > 1:
+                extra["producer"] = {
+                    "user_records": sent.sent,
+                    "kinesis_records": sent.kinesis_records,
+                    "aggregates": sent.aggregates,
+                    "most_per_aggregate": options.aggregate,
+                }
+            record_ids = sent_record_ids(
+                outputs["TransactionsStreamName"], sent.positions, sent.sub_sequence
+            )
             return build_summary(
                 traffic, record_ids, observed, finished - sent.started_at, drift, extra
             )
@@ -330,19 +340,29 @@ def _stream(
     )
     limit = IN_FLIGHT_BATCHES * batch
     producer = Producer(
-        stack.client("kinesis"), outputs["TransactionsStreamName"], rate_per_s=options.rate
+        stack.client("kinesis"),
+        outputs["TransactionsStreamName"],
+        rate_per_s=options.rate,
+        aggregate=options.aggregate,
     )
     bar = console.bar = ProgressBar(len(traffic), "records")
     deadline = time.monotonic() + options.timeout_s
 
     def done() -> int:
+        """Kinesis records through preprocess (an aggregate counts once)."""
         return first.records_succeeded + first.records_discarded
 
+    def users_done() -> int:
+        """User records through preprocess: exact without aggregates, else at the mean packing."""
+        if sent.kinesis_records in (0, sent.sent):
+            return done()
+        return min(sent.sent, done() * sent.sent // sent.kinesis_records)
+
     def show() -> None:
-        bar.update(done(), f"sent {sent.sent:,} | at score {second.records_succeeded:,}")
+        bar.update(users_done(), f"sent {sent.sent:,} | at score {second.records_succeeded:,}")
 
     def backlog(count: int) -> int:
-        """Records waiting: not yet through preprocess, plus features not yet through score."""
+        """Kinesis records waiting: not yet through preprocess, plus features not yet scored."""
         at_score = second.records_read - second.records_succeeded - second.records_discarded
         return count - done() + at_score
 
@@ -362,8 +382,9 @@ def _stream(
                 else (f"not drained within --timeout {options.timeout_s:.0f} s")
             )
             raise RunError(
-                f"the pipeline did not finish: {reason}; {done():,} of {sent.sent:,} records "
-                f"passed preprocess. Function logs: {console.log_path}"
+                f"the pipeline did not finish: {reason}; {done():,} of "
+                f"{sent.kinesis_records:,} Kinesis records passed preprocess. Function logs: "
+                f"{console.log_path}"
             )
         show()
 
@@ -379,6 +400,11 @@ def _stream(
     drain()
     if sent.refused:
         console.say(f"! {sent.refused:,} records were refused by PutRecords after every resend")
+    if sent.aggregates:
+        console.say(
+            f"sent {sent.sent:,} records in {sent.kinesis_records:,} Kinesis records, "
+            f"{sent.aggregates:,} of them KPL aggregates"
+        )
     return window_start, time.time()
 
 

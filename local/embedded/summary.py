@@ -13,6 +13,12 @@ accounted for by an earlier record), scored (a prediction of its transaction id)
 by score (its transaction's feature record is in QuarantineTable: a preprocess replay forwards
 it again under a new FeaturesStream record id, and it counts once), failed (it, or its
 transaction's feature record, is in a FailureQueue range) or unaccounted.
+
+A record sent in a KPL aggregate is a user record, with its own record id
+(`stream#shard#sequence#index`): it is accounted for on its own, like a plain record, except
+that an aggregate quarantined whole (`invalid_aggregate`: its user records never reached the
+pipeline) stands for each record sent in it, and a FailureQueue range holds every user record
+of the aggregates in it.
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from embedded.producer import Traffic
 from embedded.redrive import read_range, render_redrive
+from streamscore.aggregation import deaggregate, is_aggregated
+from streamscore.errors import InvalidRecordError
 from streamscore.items import from_item_value
+from streamscore.records import record_id_of
 
 _deserializer = TypeDeserializer()
 PATTERN_ORDER = ("card_testing", "account_takeover", "high_risk_mcc", "moto_burst")
@@ -63,7 +72,20 @@ class FailedRecord:
 
     @property
     def record_id(self) -> str:
-        return f"{self.stream_name}#{self.shard_id}#{self.sequence_number}"
+        return record_id_of(self.stream_name, self.shard_id, self.sequence_number)
+
+    def user_records(self) -> list[tuple[str, bytes]]:
+        """(record id, data) of each user record of an aggregate; the record itself when plain."""
+        if not is_aggregated(self.data):
+            return [(self.record_id, self.data)]
+        try:
+            users = deaggregate(self.data)
+        except InvalidRecordError:
+            return [(self.record_id, self.data)]  # quarantined whole, under its own id
+        return [
+            (record_id_of(self.stream_name, self.shard_id, self.sequence_number, i), user.data)
+            for i, user in enumerate(users)
+        ]
 
 
 def plain_item(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,11 +153,25 @@ def read_failed_records(
     return list(found.values())
 
 
-def sent_record_ids(stream_name: str, positions: Mapping[int, tuple[str, str]]) -> dict[int, str]:
-    """Each sent payload's record id on the stream (as quarantine items name it), by index."""
+def sent_record_ids(
+    stream_name: str,
+    positions: Mapping[int, tuple[str, str]],
+    sub_sequence: Mapping[int, int] | None = None,
+) -> dict[int, str]:
+    """Each sent payload's record id on the stream (as quarantine items name it), by index.
+
+    `sub_sequence`: the index of each payload sent in a KPL aggregate in it (ProducerResult's).
+    """
+    subs = sub_sequence or {}
     return {
-        index: f"{stream_name}#{shard}#{sequence}" for index, (shard, sequence) in positions.items()
+        index: record_id_of(stream_name, shard, sequence, subs.get(index))
+        for index, (shard, sequence) in positions.items()
     }
+
+
+def kinesis_record_id(record_id: str) -> str:
+    """The id of the Kinesis record a record id names (a user record's aggregate; else itself)."""
+    return "#".join(record_id.split("#")[:3])  # stream names and shard ids hold no '#'
 
 
 def transaction_id(payload: bytes) -> str | None:
@@ -161,8 +197,9 @@ def _quarantined(items: Sequence[Mapping[str, Any]]) -> tuple[set[str], set[str]
 
 
 def _failed(records: Sequence[FailedRecord]) -> tuple[set[str], set[str]]:
-    """Record ids and transaction ids of the FailureQueue ranges' records."""
-    return {r.record_id for r in records}, {t for r in records if (t := transaction_id(r.data))}
+    """Kinesis record ids of the FailureQueue ranges' records, transaction ids of their user records."""
+    users = [data for r in records for _, data in r.user_records()]
+    return {r.record_id for r in records}, {t for data in users if (t := transaction_id(data))}
 
 
 def account(traffic: Traffic, record_ids: Mapping[int, str], observed: Observed) -> Counter[str]:
@@ -173,8 +210,9 @@ def account(traffic: Traffic, record_ids: Mapping[int, str], observed: Observed)
     accounted: set[str] = set()  # transaction ids with an outcome
     for index in sorted(record_ids):
         record_id = record_ids[index]
+        kinesis_id = kinesis_record_id(record_id)  # its aggregate's, for a user record
         txn = transaction_id(traffic.payloads[index])
-        if record_id in preprocess_quarantined:
+        if record_id in preprocess_quarantined or kinesis_id in preprocess_quarantined:
             outcome = "quarantined"
         elif txn is not None and txn in accounted:
             outcome = "repeats"
@@ -182,7 +220,7 @@ def account(traffic: Traffic, record_ids: Mapping[int, str], observed: Observed)
             outcome = "scored"
         elif txn is not None and txn in score_quarantined:
             outcome = "quarantined"
-        elif record_id in failed_record_ids or (txn is not None and txn in failed_transactions):
+        elif kinesis_id in failed_record_ids or (txn is not None and txn in failed_transactions):
             outcome = "failed"
         else:
             outcome = "unaccounted"
@@ -384,7 +422,16 @@ def _percent(value: float | None) -> str:
 def render_summary(summary: Mapping[str, Any]) -> str:
     """The summary for people: records, speed, decisions, detection quality, drift."""
     lines = ["", f"streamscore local run: {summary['traffic']}", ""]
-    lines += _records(summary["counts"])
+    records = _records(summary["counts"])
+    producer = summary.get("producer")
+    if producer:  # after the "in" line
+        records.insert(
+            2,
+            f"               (in {producer['kinesis_records']:,} Kinesis records, "
+            f"{producer['aggregates']:,} of them KPL aggregates of up to "
+            f"{producer['most_per_aggregate']:,})",
+        )
+    lines += records
     if summary.get("redrive"):
         lines += ["", *render_redrive(summary["redrive"])]
     if summary.get("replay"):

@@ -10,17 +10,21 @@ import base64
 import json
 import re
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from embedded import aggregation, producer
+from embedded.aggregation import Aggregate, corrupt_digest
 from embedded.cli import main
 from embedded.containers import FunctionContainer
 from embedded.deploy import TemplateError, local_template
 from embedded.producer import simulated_traffic
 from embedded.run import RunError, RunOptions, run_embedded
 from embedded.server import MotoServer, ServerStartError
+from streamscore.aggregation import deaggregate
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSACTIONS = 4_000  # ~110 cards: enough for the drift check's sample over the checked days
@@ -130,6 +134,79 @@ def test_input_file_lines_are_sent_as_their_bytes(tmp_path: Path) -> None:
     assert counts["quarantined_by_stage"] == {"preprocess": {"invalid_json": 1, "not_utf8": 1}}
     payloads = {base64.b64decode(e["payload_b64"]) for e in summary["quarantine_examples"]}
     assert payloads == {b"not json at all \xff", b'{"transaction_id": "file-3"'}
+
+
+@pytest.mark.slow
+def test_aggregated_input_balances_per_record_and_a_corrupted_aggregate_is_quarantined_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: 30 transactions of 3 cards, two lines that are not transactions, one repeat,
+    # sent in KPL aggregates of up to 5, the first aggregate corrupted on its way
+    base = {
+        "merchant_id": "m_1", "currency": "EUR", "country": "DE", "mcc": "5411",
+        "channel": "pos",
+    }  # fmt: skip
+    transactions = [
+        base
+        | {
+            "transaction_id": f"agg-{i:02d}",
+            "card_id": f"card_{i % 3}",
+            "amount": 10.0 + i,
+            "event_time": f"2026-03-02T10:{i:02d}:00+01:00",
+        }
+        for i in range(30)
+    ]
+    lines = [json.dumps(t).encode() for t in transactions]
+    lines += [b"not json at all \xff", b'{"transaction_id": "file-3"', lines[-1]]
+    path = tmp_path / "records.txt"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    corrupted: list[Aggregate] = []
+
+    def pack_and_corrupt_the_first(*args: Any, **kwargs: Any) -> list[Aggregate]:
+        aggregates: list[Aggregate] = aggregation.pack(*args, **kwargs)
+        if not corrupted:
+            corrupted.append(aggregates[0])
+            aggregates[0] = replace(aggregates[0], data=corrupt_digest(aggregates[0].data))
+        return aggregates
+
+    monkeypatch.setattr(producer, "pack", pack_and_corrupt_the_first)
+    summary_path = tmp_path / "summary.json"
+
+    # when
+    code = main(
+        ["run", "--input", str(path), "--aggregate", "5", "--json", str(summary_path),
+         "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+
+    # then: every record is accounted for once; the corrupted aggregate's records are
+    # quarantined with it, in one item
+    out = capsys.readouterr().out
+    summary = json.loads(summary_path.read_text())
+    counts = summary["counts"]
+    lost = [user.data for user in deaggregate(corrupted[0].data)]
+    lost_transactions = {t["transaction_id"] for t in map(json.loads, lost)}
+    assert 2 <= len(lost) <= 5 and lines[-1] not in lost  # (the repeat's original is scored)
+    assert code == 0, out
+    assert counts["in"] == 33
+    assert counts["scored"] == 30 - len(lost_transactions)
+    assert counts["repeats_absorbed"] == 1
+    assert counts["quarantined"] == len(lost) + 2
+    assert (counts["failed"], counts["duplicate_predictions"], counts["unaccounted"]) == (0, 0, 0)
+    assert counts["quarantined_by_stage"] == {
+        "preprocess": {"invalid_aggregate": 1, "invalid_json": 1, "not_utf8": 1}
+    }
+    producer_section = summary["producer"]
+    assert producer_section["user_records"] == 33
+    # each shard has several of the records: every Kinesis record is an aggregate
+    assert producer_section["aggregates"] == producer_section["kinesis_records"] <= 33 // 5 + 4
+    items = {e["reason"]: e for e in summary["quarantine_examples"]}
+    assert items["invalid_aggregate"]["record_id"].count("#") == 2  # a Kinesis record: no index
+    assert items["invalid_json"]["record_id"].count("#") == 3  # a user record: stream#shard#seq#i
+    assert items["not_utf8"]["record_id"].count("#") == 3
+    aggregate_item = items["invalid_aggregate"]
+    assert base64.b64decode(aggregate_item["payload_b64"]) == corrupt_digest(corrupted[0].data)
+    assert "in = scored + quarantined + failed holds; duplicate prediction items: 0" in out
+    assert "KPL aggregates of up to 5" in out
 
 
 # ---------------------------------------------------------------- clear errors

@@ -9,7 +9,10 @@ The pieces, in the order an example uses them:
   `cold_start(stage)` imports a handler afresh: a new container, nothing kept in memory.
 - `workloads()`: a hypothesis strategy of what producers put on TransactionsStream: windows of
   simulated card histories, invalid records, exact producer repeats and an optional conflicting
-  duplicate (same transaction_id, other amount, or other card on the same shard).
+  duplicate (same transaction_id, other amount, or other card on the same shard), and how they
+  are put: plain, or packed into KPL aggregates as the KPL packs them (records bound for one
+  shard, consecutive in that shard's order, of one partition key or of any), sometimes one
+  aggregate with a corrupted digest.
 - `FaultInjector`: botocore `before-call` / `after-call` hooks on the handler modules' clients.
   Per AWS call it may fail the call before it takes effect, lose the response of a call that took
   effect, end the invocation (`InvocationTimeout`) just before or just after the call, or hand a
@@ -24,7 +27,10 @@ The pieces, in the order an example uses them:
   command (`local/embedded/redrive.py`, `redrive()`, as `python -m local redrive` runs it) reads
   the queue and re-drives every range through the handlers, and both streams drain again.
 - `verify()`: the invariants against a `Reference` (each distinct transaction once, its first
-  valid version winning): accounting of every record, features and card state reproduced by a
+  valid version winning): accounting of every user record (the unit the functions process: a
+  plain record, a user record of an aggregate, or a corrupted aggregate whole, which must be
+  quarantined once as `invalid_aggregate`) and `in = scored + absorbed + quarantined + failed`
+  over the user records produced, features and card state reproduced by a
   replay in `state_version` order, one prediction per transaction with the model's score,
   alerts, the handlers' contract, monitoring totals. A broken invariant raises the subclass of
   `InvariantError` named after it, listing the transactions or cards concerned, then the
@@ -32,6 +38,13 @@ The pieces, in the order an example uses them:
 
 Every random choice of the schedule and of the faults comes from a `Dice` over hypothesis'
 `st.randoms()`: examples shrink towards "no fault, batch size 1, first cursor".
+
+Records at two levels: a `Rec` is a Kinesis record (what the cursors, batch sizes,
+`batchItemFailures`, FailureQueue ranges and the re-drive deal in: a failure inside an
+aggregate fails, retries and discards the whole Kinesis record); a user record is a `Rec` with
+its index in the aggregate (`sub`), named `stream#shard#sequence#sub` as the functions name it,
+what the reference and the invariants deal in. The harness knows each aggregate's user records
+from what it put, not from the functions' reader.
 """
 
 from __future__ import annotations
@@ -45,7 +58,7 @@ import random
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -64,6 +77,7 @@ from moto.kinesis.models import Shard
 from pydantic import ValidationError
 
 from embedded import moto_process
+from embedded.aggregation import corrupt_digest, encode_aggregate
 from embedded.containers import FunctionError, Invocation
 from embedded.emulator import MappingConfig, on_failure_record
 from embedded.lambda_events import KinesisEntry, kinesis_event
@@ -71,10 +85,12 @@ from embedded.redrive import redrive
 from embedded.template import load_template, stream_definitions, table_definitions
 from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
 from streamscore.adapters.dynamodb import BatchTable
+from streamscore.aggregation import INVALID_AGGREGATE, UserRecord
 from streamscore.contracts import Transaction
 from streamscore.counts import PREDICTIONS, QUARANTINE, Counts, hour_of
 from streamscore.errors import RetryableError
 from streamscore.features import CardState, advance_state, build_features
+from streamscore.records import record_id_of
 from streamscore.scoring import DECISIONS, ScoringModel, Thresholds, decide, load_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,11 +200,35 @@ class Produced:
 
 
 @dataclass(frozen=True)
+class Put:
+    """One Kinesis record to put: the workload records it carries, plain or as a KPL aggregate."""
+
+    members: tuple[int, ...]  # workload indexes, in the aggregate's (sub-sequence) order
+    aggregated: bool = False  # one member and not aggregated: a plain record
+    corrupt: bool = False  # an aggregate whose MD5 digest does not match
+
+    def describe(self) -> str:
+        if not self.aggregated:
+            return ""
+        what = "corrupted aggregate" if self.corrupt else "aggregate"
+        return f"{what} of {', '.join(f'#{i}' for i in self.members)}"
+
+
+@dataclass(frozen=True)
 class Workload:
     records: tuple[Produced, ...]
+    # the Kinesis records to put, in put order; empty: each record plain, in order
+    puts: tuple[Put, ...] = ()
+
+    def kinesis_records(self) -> tuple[Put, ...]:
+        return self.puts or tuple(Put((i,)) for i in range(len(self.records)))
 
     def __repr__(self) -> str:
-        lines = [f"  #{i} {r.describe()}" for i, r in enumerate(self.records)]
+        packed = {i: put for put in self.puts if put.aggregated for i in put.members}
+        lines = [
+            f"  #{i} {r.describe()}" + (f" [{packed[i].describe()}]" if i in packed else "")
+            for i, r in enumerate(self.records)
+        ]
         return "Workload(\n" + "\n".join(lines) + "\n)"
 
 
@@ -236,7 +276,8 @@ def workloads(
     min_txns: int = 10,
     max_txns: int = 40,
 ) -> Workload:
-    """2-6 cards, 10-40 of their transactions interleaved, invalid records, repeats, a conflict."""
+    """2-6 cards, 10-40 of their transactions interleaved, invalid records, repeats, a conflict;
+    put plain or in KPL aggregates (`kinesis_puts`)."""
     n_cards = draw(st.integers(2, 6))
     chosen = draw(
         st.lists(
@@ -296,13 +337,55 @@ def workloads(
         records.insert(draw(st.integers(source + 1, len(records))), conflict)
 
     position = {id(r): i for i, r in enumerate(records)}
-    return Workload(
-        tuple(
-            Produced(r.partition_key, r.payload, f"{r.intent} #{position[id(source_of[id(r)])]}")
-            if id(r) in source_of
-            else r
-            for r in records
+    final = tuple(
+        Produced(r.partition_key, r.payload, f"{r.intent} #{position[id(source_of[id(r)])]}")
+        if id(r) in source_of
+        else r
+        for r in records
+    )
+    return Workload(final, draw(kinesis_puts(final, shard_of)))
+
+
+@st.composite
+def kinesis_puts(
+    draw: Any, records: Sequence[Produced], shard_of: Callable[[str], str]
+) -> tuple[Put, ...]:
+    """How `records` are put: plain, or packed into KPL aggregates as the KPL packs them.
+
+    The KPL aggregates the user records bound for one shard (it predicts each partition key's
+    shard from the shard map), whatever their partition keys, in the order they were added,
+    and puts the aggregate with a key of that shard: so an aggregate here holds records of one
+    shard, consecutive in that shard's order (records of other shards may come between them
+    in the workload), and is put with its first record's key, at its first record's turn.
+    Either any keys share an aggregate, or (a producer aggregating per card) only one key.
+    Per card, the stream order is the workload's. Sometimes one aggregate is corrupted: its
+    user records never reach the pipeline, which must quarantine it whole.
+    """
+    rate = draw(st.one_of(st.just(0), st.integers(20, 100)))  # percent of chances taken
+    any_keys = draw(st.booleans())
+    most = draw(st.integers(2, 12))
+    groups: list[list[int]] = []
+    latest: dict[str, list[int]] = {}  # shard -> its last group, the one a record may join
+    for index, record in enumerate(records):
+        shard = shard_of(record.partition_key)
+        group = latest.get(shard)
+        joinable = (
+            rate > 0
+            and group is not None
+            and len(group) < most
+            and (any_keys or records[group[0]].partition_key == record.partition_key)
         )
+        if group is not None and joinable and draw(st.integers(0, 99)) < rate:
+            group.append(index)
+        else:
+            latest[shard] = [index]
+            groups.append(latest[shard])
+    corrupt = -1
+    if draw(st.sampled_from([False, False, False, True])):
+        corrupt = draw(st.integers(0, len(groups) - 1))
+    return tuple(
+        Put(tuple(group), aggregated=len(group) > 1 or n == corrupt, corrupt=n == corrupt)
+        for n, group in enumerate(groups)
     )
 
 
@@ -341,24 +424,35 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Rec:
-    """One record on one of the stack's streams."""
+    """One record on one of the stack's streams: a Kinesis record, or a user record of one.
+
+    A user record of an aggregate shares its Kinesis record's position (index, sequence
+    number) and has its own partition key, data and index in the aggregate (`sub`).
+    """
 
     stream: str  # logical id
     stream_name: str
     shard_id: str
-    index: int  # position in its shard, from 0
+    index: int  # position of the Kinesis record in its shard, from 0
     sequence_number: str
     partition_key: str
     data: bytes
     arrival: float
+    sub: int | None = None  # index in its aggregate; None: a Kinesis record as stored
 
     @property
     def record_id(self) -> str:
         """As the handlers name a record (QuarantineTable keys, features_record_id)."""
-        return f"{self.stream_name}#{self.shard_id}#{self.sequence_number}"
+        return record_id_of(self.stream_name, self.shard_id, self.sequence_number, self.sub)
+
+    @property
+    def position(self) -> tuple[str, str, str]:
+        """The Kinesis record it is or is in: (stream, shard, sequence number)."""
+        return self.stream, self.shard_id, self.sequence_number
 
     def label(self) -> str:
-        return f"{self.stream.removesuffix('Stream')}/{self.shard_id[-2:]}[{self.index}]"
+        sub = "" if self.sub is None else f".{self.sub}"
+        return f"{self.stream.removesuffix('Stream')}/{self.shard_id[-2:]}[{self.index}{sub}]"
 
 
 class StreamView:
@@ -899,7 +993,13 @@ class ExampleRun:
         self.dice = dice
         self.injector = pipeline.injector
         self.streams = pipeline.streams
-        self.produced: list[Rec] = []  # TransactionsStream records in put order (= workload order)
+        # What the functions process of TransactionsStream, in workload order: each plain record,
+        # each user record of an aggregate, each corrupted aggregate whole (at its first record)
+        self.produced: list[Rec] = []
+        self.placed: list[Rec] = []  # per workload record: the record of `produced` it is (in)
+        self.members: dict[str, int] = {}  # record id of `produced` -> workload records it holds
+        self.corrupt: set[str] = set()  # record ids of the corrupted aggregates
+        self.users: dict[tuple[str, str, str], list[Rec]] = {}  # Kinesis record -> its records
         self.failures: list[FailureEntry] = []
         self.redrive_report: dict[str, Any] | None = None  # the re-drive command's report
         self.trace: list[InvocationLog] = []
@@ -966,21 +1066,58 @@ class ExampleRun:
         return self.scenario.retry_limit[0 if stream == TRANSACTIONS else 1]
 
     def _produce(self) -> None:
+        """Put the workload (one PutRecords, in put order); know each Kinesis record's user records."""
         view = self.streams[TRANSACTIONS]
-        response = self.pipeline.stack.kinesis.put_records(
-            StreamName=view.name,
-            Records=[
-                {"PartitionKey": r.partition_key, "Data": r.payload} for r in self.workload.records
-            ],
-        )
+        records = self.workload.records
+        puts = self.workload.kinesis_records()
+        entries = []
+        for put in puts:
+            data = records[put.members[0]].payload
+            if put.aggregated:
+                data = encode_aggregate(
+                    [UserRecord(records[i].partition_key, records[i].payload) for i in put.members]
+                )
+                data = corrupt_digest(data) if put.corrupt else data
+            entries.append({"PartitionKey": records[put.members[0]].partition_key, "Data": data})
+        response = self.pipeline.stack.kinesis.put_records(StreamName=view.name, Records=entries)
         if response.get("FailedRecordCount"):
             raise HarnessError(f"moto refused records: {response}")
         view.refresh()
         by_position = {(r.shard_id, r.sequence_number): r for r in view.all()}
-        self.produced = [
-            by_position[(entry["ShardId"], entry["SequenceNumber"])]
-            for entry in response["Records"]
-        ]
+        placed: dict[int, Rec] = {}
+        for put, entry in zip(puts, response["Records"], strict=True):
+            kinesis = by_position[(entry["ShardId"], entry["SequenceNumber"])]
+            strays = [
+                i
+                for i in put.members
+                if self.pipeline.shard_of(records[i].partition_key) != kinesis.shard_id
+            ]
+            if strays:
+                raise HarnessError(
+                    f"{put.describe()} landed on {kinesis.shard_id}, not the shard of #{strays[0]}"
+                )
+            if put.aggregated and not put.corrupt:
+                users = [
+                    replace(
+                        kinesis,
+                        partition_key=records[i].partition_key,
+                        data=records[i].payload,
+                        sub=sub,
+                    )
+                    for sub, i in enumerate(put.members)
+                ]
+                holders = users  # each workload record is a user record of its own
+            else:  # a plain record, or a corrupted aggregate: one record stands for them all
+                users = [kinesis]
+                holders = users * len(put.members)
+                if put.corrupt:
+                    self.corrupt.add(kinesis.record_id)
+            self.users[kinesis.position] = users
+            for i, holder in zip(put.members, holders, strict=True):
+                placed[i] = holder
+                self.members[holder.record_id] = self.members.get(holder.record_id, 0) + 1
+        self.placed = [placed[i] for i in range(len(records))]
+        self.produced = list(dict.fromkeys(self.placed))  # each once, at its first record
 
     def _records(self, cursor: Cursor) -> list[Rec]:
         return self.streams[cursor.stream].records[cursor.shard_id]
@@ -1195,12 +1332,17 @@ class ExampleRun:
         )
         if log.alerts:
             unsettled = {
-                _transaction_id(r)
+                _transaction_id(user)
                 for r in batch
                 if attempt.failed_from is not None and r.index >= attempt.failed_from
+                for user in self.users_of(r)
             }
             self.unsettled_alerts.update(t for t in log.alerts if t in unsettled)
         return attempt, response
+
+    def users_of(self, record: Rec) -> list[Rec]:
+        """The records the functions process of Kinesis record `record` (itself when plain)."""
+        return self.users.get(record.position, [record])
 
     def _new_container(self, stage: str) -> None:
         self.pipeline.cold_start(stage)
@@ -1216,6 +1358,17 @@ class ExampleRun:
         identifiers = [
             str(f.get("itemIdentifier")) if isinstance(f, Mapping) else repr(f) for f in failures
         ]
+        repeated = sorted(i for i, n in Counter(identifiers).items() if n > 1)
+        if repeated:
+            # Lambda takes it; the functions promise one entry per failed Kinesis record
+            self.contract.append(
+                Violation(
+                    "handler",
+                    f"{stage} invocation {log.number}",
+                    f"batchItemFailures names {repeated!r} more than once (one entry per "
+                    "failed Kinesis record, however many of its user records failed)",
+                )
+            )
         unknown = [i for i in identifiers if i not in index_of]
         if unknown:
             self.contract.append(
@@ -1246,12 +1399,19 @@ class ExampleRun:
             f"partial batch responses {partials}, bisections {self.bisects}, "
             f"replays {self.replays}, containers {dict(self.containers)}",
             "FailureQueue: " + ("; ".join(str(f) for f in self.failures) or "empty"),
-            "TransactionsStream, in put order (#workload index, stream/shard[index]):",
+            "TransactionsStream, in put order (#workload index, stream/shard[index.sub]):",
         ]
+        packed = {
+            i: put.describe()
+            for put in self.workload.kinesis_records()
+            if put.aggregated
+            for i in put.members
+        }
         for i, (record, produced) in enumerate(
-            zip(self.produced, self.workload.records, strict=True)
+            zip(self.placed, self.workload.records, strict=True)
         ):
-            lines.append(f"  #{i:<3} {record.label():<17} {produced.describe()}")
+            line = f"  #{i:<3} {record.label():<17} {produced.describe()}"
+            lines.append(line + (f" [{packed[i]}]" if i in packed else ""))
         lines.append("invocations (number, stage, cursor, records, size, outcome | faults):")
         shown = self.trace[-trace_lines:]
         if len(self.trace) > len(shown):
@@ -1351,6 +1511,8 @@ class Reference:
     winner: dict[str, Rec]  # transaction_id -> the record whose version is applied
     distinct: list[str]  # transaction ids, in stream order of their winners
     discarded: list[FailureEntry]  # TransactionsStream ranges discarded at some point
+    members: dict[str, int] = field(default_factory=dict)  # record_id -> user records it holds
+    corrupt: set[str] = field(default_factory=set)  # record ids of corrupted aggregates
 
     def card(self, txn_id: str) -> str:
         return self.txn(txn_id).card_id
@@ -1374,7 +1536,7 @@ def parse_transaction(payload: bytes) -> Transaction | None:
 
 def build_reference(run: ExampleRun, stored_features: Mapping[str, Mapping[str, Any]]) -> Reference:
     discarded = [f for f in run.failures if f.stream == TRANSACTIONS]
-    ref = Reference(list(run.produced), {}, {}, {}, [], discarded)
+    ref = Reference(list(run.produced), {}, {}, {}, [], discarded, run.members, run.corrupt)
     versions: dict[str, list[Rec]] = defaultdict(list)
     for record in ref.records:
         txn = parse_transaction(record.data)
@@ -1499,24 +1661,36 @@ def raise_violations(run: ExampleRun, ref: Reference, violations: Sequence[Viola
 
 
 def check_accounting(run: ExampleRun, ref: Reference, snap: Snapshot) -> list[Violation]:
-    """Each TransactionsStream record: its first version applied, absorbed, or quarantined."""
+    """Each TransactionsStream user record: its first version applied, absorbed, or quarantined.
+
+    Then the balance over the user records produced: in = scored + absorbed + quarantined +
+    failed, each term counted from the tables (a corrupted aggregate's quarantine item stands
+    for every user record it held).
+    """
     found: list[Violation] = []
     quarantine = dict(snap.quarantine)
     lost = [f for f in run.failures if f.fault_free]
+    failed = 0
     for record in ref.records:
         kind = ref.kind[record.record_id]
         item = quarantine.pop(record.record_id, None)
         txn = ref.transaction.get(record.record_id)
         subject = f"record {record.label()} ({kind}"
         subject += f" {txn.transaction_id}, card {txn.card_id})" if txn else ")"
+        if record.record_id in ref.corrupt:
+            subject = (
+                f"corrupted aggregate {record.label()} ({ref.members[record.record_id]} records)"
+            )
+        lost_in = [entry for entry in lost if entry.covers(record)]
+        failed += ref.members[record.record_id] if lost_in and item is None else 0
         found += [
             Violation("accounting", subject, f"lost: discarded to FailureQueue ({entry})")
-            for entry in lost
-            if entry.covers(record)
+            for entry in lost_in
         ]
-        problem = _quarantine_problem(kind, item, ref, txn)
+        problem = _quarantine_problem(kind, item, ref, txn, record.record_id in ref.corrupt)
         if problem:
             found.append(Violation("accounting", subject, problem))
+    found += _balance(run, ref, snap, failed)
     for record_id, item in sorted(quarantine.items()):
         found.append(
             Violation(
@@ -1529,8 +1703,43 @@ def check_accounting(run: ExampleRun, ref: Reference, snap: Snapshot) -> list[Vi
     return found
 
 
+def _balance(run: ExampleRun, ref: Reference, snap: Snapshot, failed: int) -> list[Violation]:
+    """in = scored + absorbed + quarantined + failed, over the user records the workload put."""
+    produced = len(run.workload.records)
+    if sum(ref.members.values()) != produced:
+        raise HarnessError(f"{sum(ref.members.values())} user records placed of {produced}")
+    scored = sum(1 for t in ref.distinct if t in snap.predictions)
+    absorbed = sum(
+        1
+        for r in ref.records
+        if ref.kind[r.record_id] == "repeat"
+        and ref.transaction[r.record_id].transaction_id in snap.predictions
+    )
+    quarantined = sum(
+        ref.members.get(record_id, 0)
+        for record_id, item in snap.quarantine.items()
+        if item.get("stage") == "preprocess"
+    )
+    if produced == scored + absorbed + quarantined + failed:
+        return []
+    return [
+        Violation(
+            "accounting",
+            "the user records put",
+            f"in {produced} != scored {scored} + repeats absorbed {absorbed} + quarantined "
+            f"{quarantined} + failed {failed} (from the tables: predictions of distinct "
+            "transactions, repeats of a scored transaction, the records preprocess's quarantine "
+            "items stand for, records lost in FailureQueue)",
+        )
+    ]
+
+
 def _quarantine_problem(
-    kind: str, item: Mapping[str, Any] | None, ref: Reference, txn: Transaction | None
+    kind: str,
+    item: Mapping[str, Any] | None,
+    ref: Reference,
+    txn: Transaction | None,
+    corrupt: bool = False,
 ) -> str | None:
     """What is wrong with the record's quarantine item (or its absence), if anything."""
     problem: str | None = None
@@ -1539,6 +1748,12 @@ def _quarantine_problem(
             problem = "invalid record is not quarantined"
         elif item.get("stage") != "preprocess":
             problem = f"quarantined by stage {item.get('stage')!r}, not by preprocess"
+        elif corrupt != (item.get("reason") == INVALID_AGGREGATE):
+            problem = (
+                f"quarantined as {item.get('reason')!r}; want {INVALID_AGGREGATE!r}"
+                if corrupt
+                else f"quarantined as {INVALID_AGGREGATE!r}, yet it is no corrupted aggregate"
+            )
     elif kind == "conflict":
         first = ref.winner[txn.transaction_id].label() if txn else "?"
         if item is None:

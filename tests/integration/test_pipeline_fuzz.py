@@ -1,13 +1,14 @@
 """Pipeline fuzz tests: both handlers on moto behind a model of the event-source mappings, with faults.
 
-Hypothesis draws the traffic (cards, invalid records, producer repeats, a conflicting duplicate),
-the weather (per-call chances of each AWS fault) and the schedule (batch sizes, which mapping
-delivers next, retries or bisections, operator replays); `pipeline_harness` plays the example and
-checks the effectively-once invariants against its reference. A failure names the invariant
+Hypothesis draws the traffic (cards, invalid records, producer repeats, a conflicting duplicate;
+in about half the examples KPL aggregates of records bound for one shard, sometimes a corrupted
+one), the weather (per-call chances of each AWS fault) and the schedule (batch sizes, which
+mapping delivers next, retries or bisections, operator replays); `pipeline_harness` plays the
+example and checks the effectively-once invariants, per user record, against its reference. A failure names the invariant
 (its exception class), the transactions or cards concerned, the faults and the invocation trace.
 
 Budget: on CI (CI set, derandomised by tests/conftest.py) the tests run 30, 25 and 10 examples
-(an example takes 0.5-2 s; the file about 65 s on 2 cores) and a failure is reported as found,
+(an example takes 0.5-2 s; the file about 90 s on 2 loaded cores) and a failure is reported as found,
 unshrunk, since shrinking can take minutes; elsewhere failures are shrunk and kept in
 .hypothesis/. `make fuzz` sets FUZZ_EXAMPLES for a long exploration; FUZZ_SHRINK=1/0 forces
 shrinking on or off.
