@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import yaml
+from botocore.config import Config
 from samtranslator.model.exceptions import InvalidDocumentException
 
 from embedded.template import (
@@ -139,3 +142,42 @@ def deploy_local_stack(
             f"moto's CloudFormation refused the transformed {template_path.name}: {error}"
         ) from None
     return describe_stack(cloudformation, stack_name)
+
+
+NO_CREDENTIALS = (
+    "no AWS credentials found for --stack-name (configure a profile, or set "
+    "AWS_PROFILE / AWS_ACCESS_KEY_ID)"
+)
+LAMBDA_READ_TIMEOUT_SECONDS = 910  # a synchronous invoke waits for the function (up to 900 s)
+
+
+def open_deployed_stack(
+    stack_name: str, region: str | None
+) -> tuple[DeployedStack, Callable[[str], Any]]:
+    """A deployed stack and a client factory on your credentials (one client per service).
+
+    Clients retry in standard mode (10 attempts); Lambda's wait for a function's whole run.
+    StackError without credentials, or when the stack is not there (naming the region).
+    """
+    session = boto3.session.Session(region_name=region)
+    if session.get_credentials() is None:
+        raise StackError(NO_CREDENTIALS)
+    retries = Config(retries={"mode": "standard", "max_attempts": 10})
+    invoking = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        read_timeout=LAMBDA_READ_TIMEOUT_SECONDS,
+        connect_timeout=10,
+    )
+    made: dict[str, Any] = {}
+
+    def clients(service: str) -> Any:
+        if service not in made:
+            config = invoking if service == "lambda" else retries
+            made[service] = session.client(service, config=config)  # type: ignore[call-overload]
+        return made[service]
+
+    try:
+        stack = describe_stack(clients("cloudformation"), stack_name)
+    except StackError as error:
+        raise StackError(f"{error}; is the stack deployed in {session.region_name}?") from None
+    return stack, clients

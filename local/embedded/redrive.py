@@ -34,12 +34,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from embedded.containers import FunctionError, Invocation, Invoker
-from embedded.deploy import StackError, describe_stack
+from embedded.deploy import open_deployed_stack
 from embedded.emulator import MAX_PAYLOAD_BYTES, batch_event, lowest_failure, payload_bytes
 
 RangeInvoker = Callable[[str, dict[str, Any]], Invocation]  # (function ARN, event) -> outcome
@@ -53,7 +51,6 @@ BACKOFF_SECONDS = (2.0, 30.0)  # the first pause between tries, and the most it 
 GET_RECORDS_LIMIT = 10_000
 MAX_GET_RECORDS_CALLS = 10_000  # a range not read past its end by then is reported, not waited on
 DEFAULT_BATCH_SIZE = 100  # Lambda's default for Kinesis, when no mapping says otherwise
-LAMBDA_READ_TIMEOUT_SECONDS = 910  # a synchronous invoke waits for the function (up to 900 s)
 
 
 class RangeReadError(RuntimeError):
@@ -609,26 +606,7 @@ def redrive_deployed(
     progress: Callable[[str], None] | None = None,
 ) -> RedriveReport:
     """Re-drive a deployed stack's FailureQueue with your credentials."""
-    session = boto3.session.Session(region_name=region)
-    if session.get_credentials() is None:
-        raise StackError(
-            "no AWS credentials found for --stack-name (configure a profile, or set "
-            "AWS_PROFILE / AWS_ACCESS_KEY_ID)"
-        )
-    retries = Config(retries={"mode": "standard", "max_attempts": 10})
-    invoking = Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        read_timeout=LAMBDA_READ_TIMEOUT_SECONDS,
-        connect_timeout=10,
-    )
-
-    def clients(service: str) -> Any:
-        return session.client(service, config=invoking if service == "lambda" else retries)  # type: ignore[call-overload]
-
-    try:
-        stack = describe_stack(clients("cloudformation"), stack_name)
-    except StackError as error:
-        raise StackError(f"{error}; is the stack deployed in {session.region_name}?") from None
+    stack, clients = open_deployed_stack(stack_name, region)
     url = stack.output("FailureQueueUrl")
     return redrive(
         url,

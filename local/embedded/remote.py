@@ -60,14 +60,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from embedded.deploy import StackError, describe_stack
+from embedded.deploy import NO_CREDENTIALS, StackError, open_deployed_stack
 from embedded.producer import SCENARIO_SETTINGS, Producer, ProducerResult, Traffic
 from embedded.progress import ProgressBar
-from embedded.redrive import LAMBDA_READ_TIMEOUT_SECONDS, RangeInvoker, lambda_invoker
+from embedded.redrive import RangeInvoker, lambda_invoker
 from embedded.run import RunError, RunOptions, make_traffic
 from embedded.summary import (
     Observed,
@@ -603,24 +601,6 @@ def _require_sample(traffic: Traffic, parameters: Mapping[str, str]) -> None:
         )
 
 
-def _session_clients(session: Any) -> Callable[[str], Any]:
-    retries = Config(retries={"mode": "standard", "max_attempts": 10})
-    invoking = Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        read_timeout=LAMBDA_READ_TIMEOUT_SECONDS,
-        connect_timeout=10,
-    )
-    made: dict[str, Any] = {}
-
-    def clients(service: str) -> Any:
-        if service not in made:
-            config = invoking if service == "lambda" else retries
-            made[service] = session.client(service, config=config)
-        return made[service]
-
-    return clients
-
-
 def run_against_stack(
     options: RunOptions,
     stack_name: str,
@@ -637,17 +617,11 @@ def run_against_stack(
     `invoke(function name, event)` runs a function; default lambda.invoke, RequestResponse.
     `event_wait_s`: how long to look for an alert or request on its queue (EVENT_WAIT_SECONDS).
     """
-    session = boto3.session.Session(region_name=region)
-    if session.get_credentials() is None:
-        raise RunError(
-            "no AWS credentials found for --stack-name (configure a profile, or set "
-            "AWS_PROFILE / AWS_ACCESS_KEY_ID); the local run needs none: leave --stack-name out"
-        )
-    clients = _session_clients(session)
     try:
-        stack = describe_stack(clients("cloudformation"), stack_name)
+        stack, clients = open_deployed_stack(stack_name, region)
     except StackError as error:
-        raise RunError(f"{error}; is the stack deployed in {session.region_name}?") from None
+        hint = "; the local run needs none: leave --stack-name out"
+        raise RunError(f"{error}{hint if str(error) == NO_CREDENTIALS else ''}") from None
     required = REQUIRED_OUTPUTS + (SMOKE_OUTPUTS if smoke else ())
     missing = [key for key in required if key not in stack.outputs]
     if missing:
@@ -681,7 +655,7 @@ def run_against_stack(
         drift = invoke_drift_check(invoke, clients, outputs, drift_window(traffic, started))
     sqs = clients("sqs")
     extra = {
-        "stack": {"name": stack_name, "region": session.region_name},
+        "stack": {"name": stack_name, "region": stack.region},
         "failure_queue_depth": _queue_depth(sqs, outputs["FailureQueueUrl"]),
         "retraining_queue_depth": _queue_depth(sqs, outputs["RetrainingQueueUrl"]),
         "notes": notes,

@@ -58,11 +58,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from embedded.deploy import StackError, describe_stack
+from embedded.deploy import open_deployed_stack
 from streamscore.adapters.events import MAX_ENTRIES
 from streamscore.drift_report import InvalidWindowError, resolve_window
 
@@ -590,21 +588,7 @@ def resend_deployed(
     progress: Callable[[str], None] | None = None,
 ) -> ResendReport:
     """Re-send a deployed stack's EventsDeadLetterQueue with your credentials."""
-    session = boto3.session.Session(region_name=region)
-    if session.get_credentials() is None:
-        raise StackError(
-            "no AWS credentials found for --stack-name (configure a profile, or set "
-            "AWS_PROFILE / AWS_ACCESS_KEY_ID)"
-        )
-    retries = Config(retries={"mode": "standard", "max_attempts": 10})
-
-    def clients(service: str) -> Any:
-        return session.client(service, config=retries)  # type: ignore[call-overload]
-
-    try:
-        stack = describe_stack(clients("cloudformation"), stack_name)
-    except StackError as error:
-        raise StackError(f"{error}; is the stack deployed in {session.region_name}?") from None
+    stack, clients = open_deployed_stack(stack_name, region)
     return resend_events(
         stack.output("EventsDeadLetterQueueUrl"),
         stack.output("EventBusName"),
