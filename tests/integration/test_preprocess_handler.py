@@ -1208,3 +1208,29 @@ def test_a_pending_record_whose_feature_item_expired_is_dropped_past_the_horizon
     expected = {"txn-00002"} if days_old >= 3 else {"txn-00001", "txn-00002"}
     assert pending_after == expected
     assert states(local_stack)["card_x"]["txn_count"] == 2
+
+
+def test_limit_an_id_reused_on_another_card_inside_the_failure_window_counts_on_both_cards(
+    local_stack: LocalStack, invoke: Invoker
+) -> None:
+    # The documented limit (README, "Effectively once"), pinned so a change of it is seen.
+    # given: card_a's X was committed to its state (pending) but FeaturesTable never got it
+    # (a lost response, then its range discarded to FailureQueue)
+    x_on_a = transaction(1, "card_a")
+    assert failures(invoke(batch(local_stack, [entry(x_on_a)]))) == []
+    local_stack.dynamodb.delete_item(
+        TableName=local_stack.tables["FeaturesTable"], Key={"transaction_id": {"S": "txn-00001"}}
+    )
+
+    # when: the same id on card_b comes first to the ledger, then card_a's X is re-driven
+    x_on_b = transaction(1, "card_b", amount=77.0)
+    assert failures(invoke(batch(local_stack, [entry(x_on_b)], first_index=1))) == []
+    assert failures(invoke(batch(local_stack, [entry(x_on_a)], first_index=2))) == []
+
+    # then: card_b's version owns the ledger; card_a's record is quarantined as a conflicting
+    # duplicate, and card_a's state still counts the X it committed before the failure
+    assert features_table(local_stack)["txn-00001"]["card_id"] == "card_b"
+    reasons = [q["reason"] for q in quarantine(local_stack).values()]
+    assert reasons == ["conflicting_duplicate"]
+    assert states(local_stack)["card_a"]["txn_count"] == 1
+    assert states(local_stack)["card_b"]["txn_count"] == 1
