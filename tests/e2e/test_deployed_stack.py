@@ -106,7 +106,10 @@ def test_without_credentials_the_stack_mode_says_what_to_do(
 
 # ---------------------------------------------------------------- the smoke test
 
-SMOKE_TRANSACTIONS = 3_000  # ~750 in the drift window: above the default MinSampleSize (500)
+# the smoke tests' stacks ask for 120 scored transactions in a drift window (the default is
+# 500): the same checks with a quarter of the traffic, and a quarter of the suite's time
+SMOKE_MIN_SAMPLE = "120"
+SMOKE_TRANSACTIONS = 720  # ~180 in the drift window
 SMOKE_SEED = 5
 CHECKS = ["records", "latency", "alert", "drift_report", "retraining", "dead_letters"]
 
@@ -120,6 +123,7 @@ def _deployed_as_if_on_aws(
     parameters: dict[str, str] | None = None,
 ) -> Iterator[EmbeddedStack]:
     """A stack in moto with its mappings running; `score` wraps ScoreFunction's handler."""
+    parameters = {"MinSampleSize": SMOKE_MIN_SAMPLE} | (parameters or {})
     with (
         log_path.open("w") as log,
         FUNCTION_OUTPUT.to(log),
@@ -317,12 +321,12 @@ def test_the_smoke_test_refuses_traffic_too_small_for_a_drift_verdict(
 ) -> None:
     with _aws_environment(healthy.stack.server):
         code = main(
-            ["run", "--stack-name", healthy.stack.stack_name, "--smoke", "--transactions", "300"]
+            ["run", "--stack-name", healthy.stack.stack_name, "--smoke", "--transactions", "100"]
         )
 
     assert code == 2
     err = capsys.readouterr().err
-    assert "fewer than the stack's MinSampleSize 500" in err
+    assert f"fewer than the stack's MinSampleSize {SMOKE_MIN_SAMPLE}" in err
     assert "Send about --transactions" in err
 
 
