@@ -50,6 +50,7 @@ from streamscore.records import (
     decode_payload,
     diagnose_json,
     quarantine_item,
+    utc_iso_ms,
 )
 from streamscore.scoring import (
     DECISIONS,
@@ -357,7 +358,7 @@ def _prediction(
         "decision": decision,
         "model_version": model_version,
         "event_time": row.doc["event_time"],
-        "scored_at": now.isoformat(timespec="milliseconds"),
+        "scored_at": utc_iso_ms(now),
         "features_record_id": row.record.record_id,
     }
     if row.arrived_at is not None:
