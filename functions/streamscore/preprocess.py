@@ -34,14 +34,14 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from streamscore.concurrency import submit_or_run
+from streamscore.concurrency import settle, submit_or_run
 from streamscore.contracts import Transaction
 from streamscore.errors import InvalidRecordError, RetryableError
 from streamscore.features import FEATURE_SCHEMA, CardState, advance_state, build_features
@@ -214,16 +214,7 @@ def preprocess_batch(
     """
     outcome = PreprocessOutcome(records_in=len(records))
     failed = outcome.failed
-    valid: list[_Valid] = []
-    invalid: list[tuple[StreamRecord, InvalidRecordError]] = []
-    for record in sorted(records, key=lambda r: r.order):
-        try:
-            txn = decode_transaction(record)
-        except InvalidRecordError as error:
-            invalid.append((record, error))
-        else:
-            valid.append(_Valid(record, txn, transaction_digest(txn)))
-
+    valid, invalid = _decode_all(records)
     cards = _read_cards(valid, ports, failed, outcome)
     stored = _read_ledger(valid, cards, ports, failed)
     plan = _plan(valid, cards, stored, failed, now, pending_horizon)
@@ -233,12 +224,47 @@ def preprocess_batch(
     quarantine_items = [quarantine_item(r, e, STAGE, now, quarantine_ttl_days) for r, e in invalid]
     quarantining = submit_or_run(step_executor, ports.quarantine.save, quarantine_items)
     committed = _commit_states(plan, ports, now, failed, outcome)
-    by_record_id = {r.record_id: r for r, _ in invalid}
-    _collect(quarantining, by_record_id, [r for r, _ in invalid], failed)
+    settle(quarantining, {r.record_id: r for r, _ in invalid}, failed)
 
     # Phase 2: store and forward what is applied; forward again what was applied before.
     to_store = [*committed, *plan.recovered]
     to_forward = sorted([*to_store, *plan.replayed], key=lambda pair: pair[0].record.order)
+    _store_and_forward(ports, to_store, to_forward, now, failed, step_executor)
+    # a repeat stands or falls with the record it repeats
+    failed.update(
+        repeat.record.sequence_number
+        for repeat, first in plan.repeats
+        if first.record.sequence_number in failed
+    )
+    _tally(outcome, plan, committed, to_store, to_forward, invalid)
+    return outcome
+
+
+def _decode_all(
+    records: Sequence[StreamRecord],
+) -> tuple[list[_Valid], list[tuple[StreamRecord, InvalidRecordError]]]:
+    """The batch's transactions in stream order, and its records that are none, with why."""
+    valid: list[_Valid] = []
+    invalid: list[tuple[StreamRecord, InvalidRecordError]] = []
+    for record in sorted(records, key=lambda r: r.order):
+        try:
+            txn = decode_transaction(record)
+        except InvalidRecordError as error:
+            invalid.append((record, error))
+        else:
+            valid.append(_Valid(record, txn, transaction_digest(txn)))
+    return valid, invalid
+
+
+def _store_and_forward(
+    ports: PreprocessPorts,
+    to_store: list[tuple[_Valid, dict[str, Any]]],
+    to_forward: list[tuple[_Valid, dict[str, Any]]],
+    now: datetime,
+    failed: set[str],
+    step_executor: Executor | None,
+) -> None:
+    """FeaturesTable and FeaturesStream side by side; each fails the records it did not do."""
     by_txn = {v.txn.transaction_id: v.record for v, _ in to_forward}
     running = [
         (submit_or_run(step_executor, work), pairs)
@@ -249,13 +275,19 @@ def preprocess_batch(
         if pairs
     ]
     for future, pairs in running:
-        _collect(future, by_txn, [v.record for v, _ in pairs], failed)
-    # a repeat stands or falls with the record it repeats
-    failed.update(
-        repeat.record.sequence_number
-        for repeat, first in plan.repeats
-        if first.record.sequence_number in failed
-    )
+        settle(future, by_txn, failed, [v.record for v, _ in pairs])
+
+
+def _tally(
+    outcome: PreprocessOutcome,
+    plan: _Plan,
+    committed: list[tuple[_Valid, dict[str, Any]]],
+    to_store: list[tuple[_Valid, dict[str, Any]]],
+    to_forward: list[tuple[_Valid, dict[str, Any]]],
+    invalid: list[tuple[StreamRecord, InvalidRecordError]],
+) -> None:
+    """Count what each record became, leaving out the failed ones (they come back)."""
+    failed = outcome.failed
 
     def ok(record: StreamRecord) -> bool:
         return record.sequence_number not in failed
@@ -266,22 +298,6 @@ def preprocess_batch(
     outcome.replayed = sum(1 for v, _ in (*plan.recovered, *plan.replayed) if ok(v.record))
     outcome.repeats = sum(1 for repeat, _ in plan.repeats if ok(repeat.record))
     outcome.quarantined = Counter(e.reason for r, e in invalid if ok(r))
-    return outcome
-
-
-def _collect(
-    future: Future[set[str]],
-    records_by_key: Mapping[str, StreamRecord],
-    step: list[StreamRecord],
-    failed: set[str],
-) -> None:
-    """Fail the step's records whose keys came back not done (all of them when the step raised)."""
-    try:
-        not_done = future.result()
-    except RetryableError:
-        failed.update(r.sequence_number for r in step)
-        return
-    failed.update(records_by_key[key].sequence_number for key in not_done)
 
 
 def _read_cards(
@@ -347,61 +363,87 @@ def _plan(
 ) -> _Plan:
     """Decide per record, in stream order: apply, recover, replay, repeat or conflict."""
     oldest = now - pending_horizon if pending_horizon is not None else None
-    plan = _Plan()
-    first: dict[str, _Valid] = {}  # the first record of each transaction id in this batch
-    blocked: set[str] = set()  # cards with a failed record: nothing after it is applied
-    budget: dict[str, int] = {}  # per card: estimated bytes of its pending records
+    planner = _Planner(cards, stored, failed, now, oldest)
     for item in valid:
-        txn_id, card_id = item.txn.transaction_id, item.txn.card_id
-        earlier = first.get(txn_id)
-        if earlier is not None and earlier.record.sequence_number in failed:
-            # the id's first record could not be judged: neither can this one, retry both
-            failed.add(item.record.sequence_number)
-            blocked.add(card_id)
-            continue
+        planner.judge(item)
+    return planner.plan
+
+
+@dataclass
+class _Planner:
+    """`_plan`'s state while it walks the batch: what it decided and what it must remember."""
+
+    cards: Mapping[str, CardRecord | None]
+    stored: Mapping[str, dict[str, Any]]
+    failed: set[str]
+    now: datetime
+    oldest: datetime | None
+    plan: _Plan = field(default_factory=_Plan)
+    first: dict[str, _Valid] = field(default_factory=dict)  # each id's first record here
+    blocked: set[str] = field(default_factory=set)  # cards with a failed record: none after it
+    budget: dict[str, int] = field(default_factory=dict)  # per card: its pending bytes
+
+    def judge(self, item: _Valid) -> None:
+        earlier = self.first.get(item.txn.transaction_id)
         if earlier is not None:
-            if earlier.digest == item.digest:
-                plan.repeats.append((item, earlier))
-            else:
-                plan.conflicts.append((item.record, _conflict(txn_id)))
-            continue
-        if item.record.sequence_number in failed or card_id in blocked:
-            first[txn_id] = item
-            failed.add(item.record.sequence_number)
-            blocked.add(card_id)
-            continue
-        card = plan.states.get(card_id) or cards[card_id]
-        known = stored.get(txn_id) or (card.pending.get(txn_id) if card else None)
+            self._against_earlier(item, earlier)
+        elif item.record.sequence_number in self.failed or item.txn.card_id in self.blocked:
+            self._defer(item)
+        else:
+            self._judge_new(item)
+
+    def _against_earlier(self, item: _Valid, earlier: _Valid) -> None:
+        """A later record of an id met before in this batch."""
+        if earlier.record.sequence_number in self.failed:
+            # the id's first record could not be judged: neither can this one, retry both
+            self.failed.add(item.record.sequence_number)
+            self.blocked.add(item.txn.card_id)
+        elif earlier.digest == item.digest:
+            self.plan.repeats.append((item, earlier))
+        else:
+            self.plan.conflicts.append((item.record, _conflict(item.txn.transaction_id)))
+
+    def _defer(self, item: _Valid) -> None:
+        """This record and its card's later ones come back in a later batch."""
+        self.first[item.txn.transaction_id] = item
+        self.failed.add(item.record.sequence_number)
+        self.blocked.add(item.txn.card_id)
+
+    def _judge_new(self, item: _Valid) -> None:
+        """The first record of an id in this batch: against the ledger, then applied."""
+        txn_id, card_id = item.txn.transaction_id, item.txn.card_id
+        card = self.plan.states.get(card_id) or self.cards[card_id]
+        known = self.stored.get(txn_id) or (card.pending.get(txn_id) if card else None)
         if known is not None and not _same_transaction(known, item):
             # not the version applied: the later records of this id are judged against that one
-            plan.conflicts.append((item.record, _conflict(txn_id)))
-            continue
-        first[txn_id] = item
-        if known is not None:
-            if txn_id in stored:
-                plan.replayed.append((item, known))
-            else:
-                plan.recovered.append((item, known))
-            continue
-        pending = _still_pending(card, stored, oldest)
-        if card_id not in budget:
-            budget[card_id] = sum(pending_bytes(card_id, t) for t in pending)
-        budget[card_id] += pending_bytes(card_id, txn_id)
-        if budget[card_id] > PENDING_BUDGET_BYTES:
-            # the card's share of this batch is full: this record and its card's later ones
-            # come back in the next batch
-            first[txn_id] = item
-            failed.add(item.record.sequence_number)
-            blocked.add(card_id)
-            continue
+            self.plan.conflicts.append((item.record, _conflict(txn_id)))
+            return
+        if known is None:
+            self._apply(item, card)
+            return
+        self.first[txn_id] = item
+        if txn_id in self.stored:
+            self.plan.replayed.append((item, known))
+        else:
+            self.plan.recovered.append((item, known))
+
+    def _apply(self, item: _Valid, card: CardRecord | None) -> None:
+        txn_id, card_id = item.txn.transaction_id, item.txn.card_id
+        pending = _still_pending(card, self.stored, self.oldest)
+        if card_id not in self.budget:
+            self.budget[card_id] = sum(pending_bytes(card_id, t) for t in pending)
+        self.budget[card_id] += pending_bytes(card_id, txn_id)
+        if self.budget[card_id] > PENDING_BUDGET_BYTES:
+            self._defer(item)  # the card's share of this batch is full
+            return
+        self.first[txn_id] = item
         state = card.state if card else None
         after = advance_state(state, item.txn)
         doc = feature_record(
-            item.record, item.txn, build_features(item.txn, state), after.txn_count, now
+            item.record, item.txn, build_features(item.txn, state), after.txn_count, self.now
         )
-        plan.states[card_id] = CardRecord(after, pending | {txn_id: doc})
-        plan.applied.append((item, doc))
-    return plan
+        self.plan.states[card_id] = CardRecord(after, pending | {txn_id: doc})
+        self.plan.applied.append((item, doc))
 
 
 def _still_pending(

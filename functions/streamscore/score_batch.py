@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamscore.concurrency import submit_or_run
+from streamscore.concurrency import settle, submit_or_run
 from streamscore.counts import (
     PREDICTIONS,
     CountKey,
@@ -129,21 +129,7 @@ class _Row:
 
 def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
     """The record's feature record; InvalidRecordError when it is not one, or not of `feature_schema`."""
-    try:
-        payload = decode_payload(record)
-    except InvalidRecordError as error:
-        raise _undecodable(error.reason, str(error)) from None
-    if len(payload) > MAX_FEATURE_RECORD_BYTES:
-        raise _undecodable("oversized", f"payload is {len(payload)} bytes")
-    try:
-        doc = json.loads(payload)
-    except (ValueError, RecursionError):
-        problem = diagnose_json(payload)
-        raise _undecodable(
-            problem.reason if problem else "invalid_json", str(problem or "not JSON")
-        ) from None
-    if not isinstance(doc, dict):
-        raise _undecodable("not_an_object", f"payload is JSON {type(doc).__name__}, not an object")
+    doc = _json_object(record)
     if not (
         type(doc.get("transaction_id")) is str
         and type(doc.get("event_time")) is str
@@ -165,6 +151,26 @@ def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
     except (TypeError, ValueError):
         raise _undecodable("invalid_field", "arrived_at is not an ISO 8601 time") from None
     return _Row(record, doc, arrived_at)
+
+
+def _json_object(record: StreamRecord) -> dict[str, Any]:
+    """The record's payload as a JSON object; InvalidRecordError (undecodable) when it is none."""
+    try:
+        payload = decode_payload(record)
+    except InvalidRecordError as error:
+        raise _undecodable(error.reason, str(error)) from None
+    if len(payload) > MAX_FEATURE_RECORD_BYTES:
+        raise _undecodable("oversized", f"payload is {len(payload)} bytes")
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):
+        problem = diagnose_json(payload)
+        raise _undecodable(
+            problem.reason if problem else "invalid_json", str(problem or "not JSON")
+        ) from None
+    if not isinstance(doc, dict):
+        raise _undecodable("not_an_object", f"payload is JSON {type(doc).__name__}, not an object")
+    return doc
 
 
 def _not_a_feature_record(doc: dict[str, Any], feature_schema: str) -> InvalidRecordError:
@@ -205,44 +211,13 @@ def score_batch(
     """
     outcome = ScoreOutcome(records_in=len(records))
     batch = _decode(records, model)
-    first_of: dict[str, int] = {}
-    for i in batch.scoreable:
-        first_of.setdefault(batch.rows[i].doc["transaction_id"], i)
-    unique = sorted(first_of.values())
-    outcome.duplicates = len(batch.scoreable) - len(unique)
-
-    # The stored-prediction lookup (I/O) overlaps the model run (CPU).
-    lookup = submit_or_run(executor, ports.predictions.load, list(first_of))
-    started = time.perf_counter()
-    batch.scores[unique] = model.predict(batch.matrix[unique].astype(np.float32))
-    outcome.inference_ms = (time.perf_counter() - started) * 1000
-    try:
-        stored, unread = lookup.result()
-    except RetryableError:
-        stored, unread = {}, set(first_of)
+    unique, stored, unread = _look_up_and_score(batch, model, ports, executor, outcome)
     now = clock()
 
     to_write = _triage(batch, unique, stored, unread, model.model_version, outcome)
-    codes = decide(batch.scores[to_write], policy.thresholds).tolist()
-    alerting = {"decline", "review"} if policy.alert_on_review else {"decline"}
-    predictions = [
-        _prediction(
-            batch.rows[i], float(batch.scores[i]), DECISIONS[code], model.model_version, now
-        )
-        | ({"alert": PENDING} if DECISIONS[code] in alerting else {})
-        for i, code in zip(to_write, codes, strict=True)
-    ]
-    # stored predictions of this batch whose alert may not have gone out
-    rewritten = set(to_write)
-    unconfirmed = [
-        stored[batch.rows[i].doc["transaction_id"]]
-        for i in unique
-        if i not in rewritten
-        and stored.get(batch.rows[i].doc["transaction_id"], {}).get("alert") == PENDING
-        and batch.rows[i].record.sequence_number not in outcome.failed
-    ]
+    predictions = _predictions(batch, to_write, model.model_version, policy, now)
+    unconfirmed = _unconfirmed(batch, unique, set(to_write), stored, outcome.failed)
     by_txn_id = {batch.rows[i].doc["transaction_id"]: batch.rows[i].record for i in unique}
-    by_record_id = {r.record_id: r for r, _ in batch.invalid}
     quarantine_items = [
         quarantine_item(r, e, STAGE, now, policy.quarantine_ttl_days) for r, e in batch.invalid
     ]
@@ -272,10 +247,76 @@ def score_batch(
         outcome.failed,
     )
     if quarantining is not None:
-        try:
-            outcome.failed.update(by_record_id[k].sequence_number for k in quarantining.result())
-        except RetryableError:
-            outcome.failed.update(r.sequence_number for r, _ in batch.invalid)
+        settle(quarantining, {r.record_id: r for r, _ in batch.invalid}, outcome.failed)
+    _tally(outcome, batch, predictions, unconfirmed, by_txn_id)
+    return outcome
+
+
+def _look_up_and_score(
+    batch: _Batch,
+    model: ScoringModel,
+    ports: ScorePorts,
+    executor: Executor | None,
+    outcome: ScoreOutcome,
+) -> tuple[list[int], dict[str, dict[str, Any]], set[str]]:
+    """Each transaction's first row, scored, and its stored prediction (unread: couldn't tell).
+
+    The stored-prediction lookup (I/O) overlaps the model run (CPU).
+    """
+    first_of: dict[str, int] = {}
+    for i in batch.scoreable:
+        first_of.setdefault(batch.rows[i].doc["transaction_id"], i)
+    unique = sorted(first_of.values())
+    outcome.duplicates = len(batch.scoreable) - len(unique)
+    lookup = submit_or_run(executor, ports.predictions.load, list(first_of))
+    started = time.perf_counter()
+    batch.scores[unique] = model.predict(batch.matrix[unique].astype(np.float32))
+    outcome.inference_ms = (time.perf_counter() - started) * 1000
+    try:
+        stored, unread = lookup.result()
+    except RetryableError:
+        stored, unread = {}, set(first_of)
+    return unique, stored, unread
+
+
+def _predictions(
+    batch: _Batch, to_write: list[int], model_version: str, policy: ScorePolicy, now: datetime
+) -> list[dict[str, Any]]:
+    """The prediction items to create, alerting ones `alert: pending`."""
+    codes = decide(batch.scores[to_write], policy.thresholds).tolist()
+    alerting = {"decline", "review"} if policy.alert_on_review else {"decline"}
+    return [
+        _prediction(batch.rows[i], float(batch.scores[i]), DECISIONS[code], model_version, now)
+        | ({"alert": PENDING} if DECISIONS[code] in alerting else {})
+        for i, code in zip(to_write, codes, strict=True)
+    ]
+
+
+def _unconfirmed(
+    batch: _Batch,
+    unique: list[int],
+    rewritten: set[int],
+    stored: Mapping[str, dict[str, Any]],
+    failed: set[str],
+) -> list[dict[str, Any]]:
+    """Stored predictions of this batch whose alert may not have gone out (still pending)."""
+    return [
+        stored[batch.rows[i].doc["transaction_id"]]
+        for i in unique
+        if i not in rewritten
+        and stored.get(batch.rows[i].doc["transaction_id"], {}).get("alert") == PENDING
+        and batch.rows[i].record.sequence_number not in failed
+    ]
+
+
+def _tally(
+    outcome: ScoreOutcome,
+    batch: _Batch,
+    predictions: list[dict[str, Any]],
+    unconfirmed: list[dict[str, Any]],
+    by_txn_id: Mapping[str, StreamRecord],
+) -> None:
+    """Count what each record became, leaving out the failed ones (they come back)."""
 
     def ok(record: StreamRecord) -> bool:
         return record.sequence_number not in outcome.failed
@@ -288,7 +329,6 @@ def score_batch(
         1 for p in unconfirmed if ok(by_txn_id[p["transaction_id"]])
     )
     outcome.quarantined = Counter(e.reason for r, e in batch.invalid if ok(r))
-    return outcome
 
 
 @dataclass
@@ -419,11 +459,7 @@ def _write(
     failed: set[str],
 ) -> None:
     """Run one write; the records of the keys it left unwritten (all, if it raised) fail."""
-    try:
-        unwritten = work()
-    except RetryableError:
-        unwritten = set(keys)
-    failed.update(by_txn_id[k].sequence_number for k in unwritten)
+    settle(submit_or_run(None, work), {k: by_txn_id[k] for k in keys}, failed)
 
 
 def _send_alerts(
