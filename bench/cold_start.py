@@ -33,15 +33,15 @@ STARTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA_IMPORTS = {"score": ["onnxruntime"], "preprocess": [], "drift_check": []}
 MODEL_LOADERS = {
-    "score": ("streamscore.scoring", "load_model"),
-    "drift_check": ("streamscore.drift_report", "load_baseline"),
+    "score": ("streamscore.scoring.model", "load_model"),
+    "drift_check": ("streamscore.drift.baseline", "load_baseline"),
 }
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
 
 def imported_modules(function: str) -> list[str]:
     """Every module the handler module imports at its top, in source order."""
-    source = (ROOT / "functions" / function / "app.py").read_text(encoding="utf-8")
+    source = (ROOT / "functions" / "streamscore" / "handlers" / f"{function}.py").read_text(encoding="utf-8")
     names: list[str] = []
     for node in ast.parse(source).body:
         if isinstance(node, ast.Import):
@@ -78,7 +78,7 @@ def _child(function: str, setup_path: str) -> dict[str, Any]:
 
         setattr(module, attribute, timed_loader)
     started = time.perf_counter()
-    app = importlib.import_module(f"{function}.app")
+    app = importlib.import_module(f"streamscore.handlers.{function}")
     body = time.perf_counter() - started
     phases["model_load_ms"] = loading["seconds"] * 1e3
     phases["init_ms"] = (body - loading["seconds"]) * 1e3

@@ -135,10 +135,10 @@ SINK = CountingSink()
 
 def load_app(function: str, env: Mapping[str, str] | None = None) -> ModuleType:
     """`<function>.app` imported afresh (module-scope settings, clients, model), logging to SINK."""
-    for name in (f"{function}.app", "streamscore.observability"):
+    for name in (f"streamscore.handlers.{function}", "streamscore.core.observability"):
         sys.modules.pop(name, None)
     with environment(env or function_env(function)), contextlib.redirect_stdout(SINK):
-        return importlib.import_module(f"{function}.app")
+        return importlib.import_module(f"streamscore.handlers.{function}")
 
 
 @contextlib.contextmanager

@@ -49,8 +49,9 @@ from bench.traffic import (
     transaction_events,
     window,
 )
-from streamscore.preprocess import CardRecord, PreprocessPorts, preprocess_batch
-from streamscore.records import parse_kinesis_event
+from streamscore.preprocess.ports import CardRecord, PreprocessPorts
+from streamscore.preprocess.batch import preprocess_batch
+from streamscore.core.records import parse_kinesis_event
 
 SIZES = (10, 100, 500, 1000)  # 10: what a quiet shard's one-second window gathers
 RECORDS_PER_SIZE = 6000  # 60 batches of 100, 12 of 500, 6 of 1000 (+ one warm-up batch each)
@@ -515,7 +516,7 @@ def ort_threads(batch: int = 500, repeats: int = 60) -> dict[str, Any]:
     import numpy as np  # noqa: PLC0415
 
     from bench.common import MODEL_DIR  # noqa: PLC0415
-    from streamscore.scoring import load_model  # noqa: PLC0415
+    from streamscore.scoring.model import load_model
 
     progress("ONNX Runtime threads")
     models = {f"intra_op_{n}": load_model(MODEL_DIR, n, 1) for n in (1, 2)}

@@ -36,8 +36,8 @@ from bench import ROOT
 from embedded.aggregation import encode_aggregate
 from embedded.lambda_events import KinesisEntry, kinesis_event
 from simulator import SimulationConfig, encode_transaction, simulate
-from streamscore.aggregation import MAGIC, UserRecord, deaggregate
-from streamscore.records import parse_kinesis_event
+from streamscore.core.aggregation import MAGIC, UserRecord, deaggregate
+from streamscore.core.records import parse_kinesis_event
 
 STREAM = "bench-transactions"
 _CHILD = (
@@ -103,7 +103,7 @@ def run(quick: bool) -> dict[str, Any]:
     for _ in range(runs):  # interleaved: a busy moment slows all alike
         for before in ("pass", HANDLER_ALREADY):
             for name, module in (
-                ("hand_written", "streamscore.aggregation"),
+                ("hand_written", "streamscore.core.aggregation"),
                 ("aws_kinesis_agg_protobuf", "aws_kinesis_agg.deaggregator"),
             ):
                 label = f"{name}{'' if before == 'pass' else '_after_handler_imports'}"

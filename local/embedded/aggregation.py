@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from embedded.lambda_events import KinesisEntry
-from streamscore.aggregation import DIGEST_BYTES, MAGIC, UserRecord
+from streamscore.core.aggregation import DIGEST_BYTES, MAGIC, UserRecord
 
 MAX_RECORD_BYTES = 1024 * 1024  # Kinesis: data plus partition key of one record
 Tag = tuple[str, str | None]

@@ -31,7 +31,7 @@ import boto3
 # reads some variables per call), so one function runs at a time in this process.
 _ENVIRONMENT_LOCK = threading.RLock()
 # The Powertools singletons are module state; each function gets its own, as in its own container.
-_PER_CONTAINER_MODULES = ("streamscore.observability",)
+_PER_CONTAINER_MODULES = ("streamscore.core.observability",)
 
 
 class FunctionOutput(io.TextIOBase):

@@ -31,7 +31,7 @@ import numpy as np
 
 from embedded.aggregation import pack
 from simulator import Label, SimulationConfig, encode_transaction, inject_invalid, simulate
-from streamscore.aggregation import UserRecord
+from streamscore.core.aggregation import UserRecord
 
 PUT_RECORDS_MAX_RECORDS = 500
 PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024

@@ -76,9 +76,9 @@ from embedded.summary import (
     sent_record_ids,
     transaction_id,
 )
-from streamscore.drift_report import REPORT, REPORTS_PREFIX, RETRAINING_REQUESTED
-from streamscore.records import utc_iso_ms
-from streamscore.score_batch import alert_id
+from streamscore.drift.report import REPORT, REPORTS_PREFIX, RETRAINING_REQUESTED
+from streamscore.core.times import utc_iso_ms
+from streamscore.scoring.batch import alert_id
 
 BATCH_GET_KEYS = 100
 POLL_SECONDS = 2.0

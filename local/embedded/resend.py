@@ -61,8 +61,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from embedded.deploy import open_deployed_stack
-from streamscore.adapters.events import MAX_ENTRIES
-from streamscore.drift_report import InvalidWindowError, resolve_window
+from streamscore.aws.events import MAX_ENTRIES
+from streamscore.drift.window import InvalidWindowError, resolve_window
 
 RECEIVE_BATCH = (
     10  # SQS's most per ReceiveMessage / DeleteMessageBatch / ChangeMessageVisibilityBatch

@@ -35,10 +35,10 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from embedded.producer import Traffic
 from embedded.redrive import read_range, render_redrive
-from streamscore.aggregation import deaggregate, is_aggregated
-from streamscore.errors import InvalidRecordError
-from streamscore.items import from_item_value
-from streamscore.records import record_id_of
+from streamscore.core.aggregation import deaggregate, is_aggregated
+from streamscore.core.errors import InvalidRecordError
+from streamscore.core.items import from_item_value
+from streamscore.core.records import record_id_of
 
 _deserializer = TypeDeserializer()
 PATTERN_ORDER = ("card_testing", "account_takeover", "high_risk_mcc", "moto_burst")

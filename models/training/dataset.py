@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator import SimulatedBatch, encode_transaction
-from streamscore.contracts import Transaction
-from streamscore.features import FEATURE_NAMES, feature_vector, replay_features
+from streamscore.preprocess.contracts import Transaction
+from streamscore.preprocess.features import FEATURE_NAMES, feature_vector, replay_features
 
 
 @dataclass(frozen=True, slots=True)

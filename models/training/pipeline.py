@@ -17,8 +17,8 @@ import sklearn
 from sklearn.ensemble import GradientBoostingClassifier
 
 from simulator import TRAINING_PATTERNS, SimulationConfig, simulate
-from streamscore.contracts import format_event_time
-from streamscore.features import FEATURE_NAMES, FEATURE_SCHEMA
+from streamscore.preprocess.contracts import format_event_time
+from streamscore.preprocess.features import FEATURE_NAMES, FEATURE_SCHEMA
 from training import export
 from training.artifacts import (
     BASELINE_FILE,

@@ -41,7 +41,7 @@ from embedded.run import RunOptions
 from embedded.server import DUMMY_CREDENTIALS, MotoServer
 from embedded.stack import EmbeddedStack
 from embedded.summary import Observed
-from streamscore.records import utc_iso_ms
+from streamscore.core.times import utc_iso_ms
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from embedded.deploy import TemplateError, local_template
 from embedded.producer import simulated_traffic
 from embedded.run import RunError, RunOptions, run_embedded
 from embedded.server import MotoServer, ServerStartError
-from streamscore.aggregation import deaggregate
+from streamscore.core.aggregation import deaggregate
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSACTIONS = 4_000  # ~110 cards: enough for the drift check's sample over the checked days

@@ -29,8 +29,8 @@ from embedded.resend import (
 )
 from embedded.server import MotoServer
 from embedded.stack import EmbeddedStack
-from streamscore.adapters.events import MAX_ENTRIES
-from streamscore.score_batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, alert_detail
+from streamscore.aws.events import MAX_ENTRIES
+from streamscore.scoring.batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, alert_detail
 
 QUICK: dict[str, Any] = {"backoff_s": (0.01, 0.01)}
 DRIFT_WINDOW_MINUTES = 360  # not the default, so the missed check's window shows it was read

@@ -31,7 +31,7 @@ from embedded.template import (
     stream_definitions,
     table_definitions,
 )
-from streamscore.items import from_item_value
+from streamscore.core.items import from_item_value
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -234,7 +234,7 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, local_stack: LocalStack) -> An
         merged = POWERTOOLS_TEST_ENV | dict(environment)
         for name, value in merged.items():
             monkeypatch.setenv(name, value)
-        for name in (module, "streamscore.observability"):
+        for name in (module, "streamscore.core.observability"):
             monkeypatch.delitem(sys.modules, name, raising=False)
         # Powertools configures a service's logger once per process (the std logger is
         # global) and binds its handler to the sys.stdout of that moment: forget it, so the

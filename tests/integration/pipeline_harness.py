@@ -84,14 +84,15 @@ from embedded.lambda_events import KinesisEntry, kinesis_event
 from embedded.redrive import redrive
 from embedded.template import load_template, stream_definitions, table_definitions
 from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
-from streamscore.adapters.dynamodb import BatchTable
-from streamscore.aggregation import INVALID_AGGREGATE, UserRecord
-from streamscore.contracts import Transaction
-from streamscore.counts import PREDICTIONS, QUARANTINE, Counts, hour_of
-from streamscore.errors import RetryableError
-from streamscore.features import CardState, advance_state, build_features
-from streamscore.records import record_id_of
-from streamscore.scoring import DECISIONS, ScoringModel, Thresholds, decide, load_model
+from streamscore.aws.dynamodb import BatchTable
+from streamscore.core.aggregation import INVALID_AGGREGATE, UserRecord
+from streamscore.preprocess.contracts import Transaction
+from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts, hour_of
+from streamscore.core.errors import RetryableError
+from streamscore.preprocess.features import CardState, advance_state, build_features
+from streamscore.core.records import record_id_of
+from streamscore.scoring.model import DECISIONS, ScoringModel, decide, load_model
+from streamscore.core.artifacts import Thresholds
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -818,9 +819,9 @@ class Pipeline:
                 HANDLER_ENV | {"EVENT_BUS_NAME": BUS_NAME, "MODEL_DIR": str(MODEL_DIR)},
             ),
         }
-        for name in ("preprocess.app", "score.app", "streamscore.observability"):
+        for name in ("streamscore.handlers.preprocess", "streamscore.handlers.score", "streamscore.core.observability"):
             self._saved_modules[name] = sys.modules.get(name)
-        sys.modules.pop("streamscore.observability", None)  # its singletons read the environment
+        sys.modules.pop("streamscore.core.observability", None)  # its singletons read the environment
         self.cold_start("preprocess")
         self.cold_start("score")
         return self
@@ -855,7 +856,7 @@ class Pipeline:
         if previous is not None:
             self.injector.detach(*self._clients(previous))
             self._shutdown(previous)
-        module_name = f"{stage}.app"
+        module_name = f"streamscore.handlers.{stage}"
         os.environ.update(self.environments[stage])
         sys.modules.pop(module_name, None)
         app: Any = importlib.import_module(module_name)

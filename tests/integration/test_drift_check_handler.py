@@ -25,25 +25,15 @@ from conftest import (
     plain_item,
 )
 
-from streamscore.counts import (
-    NO_VERSION,
-    PREDICTIONS,
-    QUARANTINE,
-    CountKey,
-    Counts,
-    window_key,
-)
-from streamscore.drift_report import (
-    SCORE,
-    TRIGGER_EVENTS,
-    DriftBaseline,
-    DriftWindow,
-    TriggerClaim,
-    load_baseline,
-)
-from streamscore.errors import RetryableError, SystemicError
-from streamscore.items import to_item_value
-from streamscore.stores import DynamoRetrainingCooldown, DynamoWindowReader
+from streamscore.core.monitoring import NO_VERSION, PREDICTIONS, QUARANTINE, CountKey, Counts, window_key
+from streamscore.core.artifacts import SCORE
+from streamscore.drift.report import TRIGGER_EVENTS
+from streamscore.drift.baseline import DriftBaseline, load_baseline
+from streamscore.drift.window import DriftWindow
+from streamscore.drift.ports import TriggerClaim
+from streamscore.core.errors import RetryableError, SystemicError
+from streamscore.core.items import to_item_value
+from streamscore.aws.drift_stores import DynamoRetrainingCooldown, DynamoWindowReader
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "models" / "artifacts"
@@ -129,7 +119,7 @@ def environment(drift_stack: DriftStack) -> dict[str, str]:
 
 @pytest.fixture
 def handler(load_handler: Any, environment: dict[str, str]) -> ModuleType:
-    module: ModuleType = load_handler("drift_check.app", environment)
+    module: ModuleType = load_handler("streamscore.handlers.drift_check", environment)
     return module
 
 
@@ -726,7 +716,7 @@ def test_invalid_settings_fail_the_cold_start(
     load_handler: Any, environment: dict[str, str]
 ) -> None:
     with pytest.raises(SystemicError, match=r"PSI_DRIFT_THRESHOLD: .*PSI_WARN_THRESHOLD"):
-        load_handler("drift_check.app", environment | {"PSI_DRIFT_THRESHOLD": "0.05"})
+        load_handler("streamscore.handlers.drift_check", environment | {"PSI_DRIFT_THRESHOLD": "0.05"})
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")

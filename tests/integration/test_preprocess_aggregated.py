@@ -25,11 +25,11 @@ from conftest import REGION, FakeLambdaContext, LocalStack, emitted_metrics
 
 from embedded.aggregation import aggregated_entry, corrupt_digest
 from embedded.lambda_events import KinesisEntry, kinesis_event
-from streamscore.aggregation import UserRecord, deaggregate, is_aggregated
-from streamscore.contracts import Transaction
-from streamscore.counts import PREDICTIONS, QUARANTINE, Counts
-from streamscore.errors import InvalidRecordError
-from streamscore.features import replay_features
+from streamscore.core.aggregation import UserRecord, deaggregate, is_aggregated
+from streamscore.preprocess.contracts import Transaction
+from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts
+from streamscore.core.errors import InvalidRecordError
+from streamscore.preprocess.features import replay_features
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -100,10 +100,10 @@ def handlers(
     bus = "streamscore-EventBus-local"
     boto3.client("events", region_name=REGION).create_event_bus(Name=bus)
     preprocess = load_handler(
-        "preprocess.app", local_stack.function_environment("PreprocessFunction")
+        "streamscore.handlers.preprocess", local_stack.function_environment("PreprocessFunction")
     )
     score = load_handler(
-        "score.app",
+        "streamscore.handlers.score",
         local_stack.function_environment(
             "ScoreFunction", {"EVENT_BUS_NAME": bus, "MODEL_DIR": str(MODEL_DIR)}
         ),

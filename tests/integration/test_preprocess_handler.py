@@ -32,10 +32,13 @@ from conftest import (
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
 from embedded.template import parameter_values
-from streamscore.contracts import Transaction
-from streamscore.counts import QUARANTINE, Counts, window_key
-from streamscore.errors import SystemicError
-from streamscore.features import replay_features
+from streamscore.core.errors import SystemicError
+from streamscore.core.monitoring import QUARANTINE, Counts, window_key
+from streamscore.core.settings import load_settings
+from streamscore.preprocess.contracts import Transaction
+from streamscore.preprocess.features import replay_features
+from streamscore.preprocess.settings import PreprocessSettings
+from support.wiring import Wired, moto_clients
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SHARD = "shardId-000000000000"
@@ -134,15 +137,21 @@ def app(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> ModuleType:
-    module = load_handler("preprocess.app", local_stack.function_environment("PreprocessFunction"))
-    monkeypatch.setattr(module.backoff, "sleep", lambda seconds: None)
-    return module
+    environment = local_stack.function_environment("PreprocessFunction")
+    module = load_handler("streamscore.handlers.preprocess", environment)
+    return Wired(
+        module,
+        load_settings(PreprocessSettings, environment),
+        moto_clients("dynamodb", "kinesis"),
+        io_executor=ThreadPoolExecutor(8, thread_name_prefix="io"),
+        step_executor=ThreadPoolExecutor(3, thread_name_prefix="step"),
+    )
 
 
 class Invoker:
     """Calls the handler and keeps what it printed (EMF metrics, log lines) per invocation."""
 
-    def __init__(self, app: ModuleType, capsys: pytest.CaptureFixture[str]):
+    def __init__(self, app: Wired, capsys: pytest.CaptureFixture[str]):
         self.app = app
         self.capsys = capsys
         self.metrics: dict[str, float] = {}
@@ -160,13 +169,13 @@ class Invoker:
 
 
 @pytest.fixture
-def invoke(app: ModuleType, capsys: pytest.CaptureFixture[str]) -> Invoker:
+def invoke(app: Wired, capsys: pytest.CaptureFixture[str]) -> Invoker:
     return Invoker(app, capsys)
 
 
-def drain(app: ModuleType) -> None:
+def drain(app: Wired) -> None:
     """Wait until the handler's thread pools are idle, as if the crashed container had gone."""
-    for pool in vars(app).values():
+    for pool in app.pools:
         if isinstance(pool, ThreadPoolExecutor):
             # every worker parked at one barrier: all the work submitted before has finished
             workers = pool._max_workers
@@ -656,7 +665,7 @@ class CrashAfter:
 )
 def test_a_crash_after_a_write_then_the_same_batch_again_loses_and_doubles_nothing(
     local_stack: LocalStack,
-    app: ModuleType,
+    app: Wired,
     invoke: Invoker,
     monkeypatch: pytest.MonkeyPatch,
     port: str,
@@ -701,7 +710,7 @@ def test_a_crash_after_a_write_then_the_same_batch_again_loses_and_doubles_nothi
 
 @pytest.mark.parametrize("n_cards", [30, 130])
 def test_many_distinct_cards_are_read_and_written_within_the_batch_limits(
-    local_stack: LocalStack, app: ModuleType, invoke: Invoker, n_cards: int
+    local_stack: LocalStack, app: Wired, invoke: Invoker, n_cards: int
 ) -> None:
     # given: n_cards cards, the first 20 of them twice
     entries = [entry(transaction(i, f"card_{i:04d}", minutes=i % 50)) for i in range(n_cards)]
@@ -855,15 +864,15 @@ def _hash_keys(stack: LocalStack) -> dict[str, str]:
 
 
 def _use_clients(
-    app: ModuleType, monkeypatch: pytest.MonkeyPatch, dynamodb: Any = None, kinesis: Any = None
+    app: Wired, monkeypatch: pytest.MonkeyPatch, dynamodb: Any = None, kinesis: Any = None
 ) -> None:
-    ports = app.ports
-    if dynamodb is not None:
-        for store in (ports.states, ports.features):
-            monkeypatch.setattr(store.table, "client", dynamodb)
-        monkeypatch.setattr(ports.quarantine.facts, "client", dynamodb)
-    if kinesis is not None:
-        monkeypatch.setattr(ports.forwarder.writer, "client", kinesis)
+    """The function rebuilt on these clients; `app.use()` goes back to the healthy ones."""
+    swapped = {
+        name: client
+        for name, client in (("dynamodb", dynamodb), ("kinesis", kinesis))
+        if client is not None
+    }
+    app.use(**swapped)
 
 
 def _four_cards(stack: LocalStack) -> dict[str, Any]:
@@ -884,7 +893,7 @@ def _seqs_of(event: Mapping[str, Any], card: str) -> list[str]:
 
 
 def test_unprocessed_items_keys_and_failed_records_are_retried_until_everything_lands(
-    local_stack: LocalStack, app: ModuleType, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStack, app: Wired, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given: each kind of partial failure a few times, then success
     event = _four_cards(local_stack)
@@ -916,7 +925,7 @@ def test_unprocessed_items_keys_and_failed_records_are_retried_until_everything_
 
 
 def test_faults_that_outlast_the_retries_are_reported_then_redelivery_applies_each_once(
-    local_stack: LocalStack, app: ModuleType, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStack, app: Wired, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given: X's second feature item never lands, Y's features never reach the stream,
     # Z's state can never be read; W is healthy
@@ -953,8 +962,7 @@ def test_faults_that_outlast_the_retries_are_reported_then_redelivery_applies_ea
     assert not set(forwarded(local_stack)) & {txn_of[s] for s in y}
 
     # when: Kinesis delivers again from the lowest failed record, on a healthy function
-    monkeypatch.undo()
-    monkeypatch.setattr(app.backoff, "sleep", lambda seconds: None)
+    app.use()
     retry = from_sequence(event, min(failed, key=int))
     result = invoke(retry)
 
@@ -973,7 +981,7 @@ def test_faults_that_outlast_the_retries_are_reported_then_redelivery_applies_ea
 
 
 def test_throttling_that_outlasts_the_retries_fails_records_not_the_invocation(
-    local_stack: LocalStack, app: ModuleType, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
+    local_stack: LocalStack, app: Wired, invoke: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given: FeaturesTable throttles every write
     event = _four_cards(local_stack)
@@ -1008,7 +1016,7 @@ def test_throttling_that_outlasts_the_retries_fails_records_not_the_invocation(
 @pytest.mark.parametrize("code", ["AccessDeniedException", "UnrecognizedClientException"])
 def test_access_denied_fails_the_invocation_with_a_clear_message(
     local_stack: LocalStack,
-    app: ModuleType,
+    app: Wired,
     invoke: Invoker,
     monkeypatch: pytest.MonkeyPatch,
     code: str,
@@ -1038,7 +1046,7 @@ def test_access_denied_fails_the_invocation_with_a_clear_message(
     ["EntityStateTable", "FeaturesTable", "QuarantineTable", "MonitoringTable", "FeaturesStream"],
 )
 def test_a_missing_resource_fails_the_invocation_naming_it(
-    local_stack: LocalStack, app: ModuleType, invoke: Invoker, resource: str
+    local_stack: LocalStack, app: Wired, invoke: Invoker, resource: str
 ) -> None:
     # given
     name = local_stack.resource_name(resource)
@@ -1142,7 +1150,7 @@ def test_a_missing_or_malformed_setting_fails_the_import_naming_it(
         environment[variable] = value
 
     with pytest.raises(SystemicError, match=variable) as caught:
-        load_handler("preprocess.app", environment)
+        load_handler("streamscore.handlers.preprocess", environment)
 
     assert "PreprocessSettings" in str(caught.value)
 

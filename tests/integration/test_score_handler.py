@@ -24,9 +24,9 @@ from botocore.exceptions import ClientError
 from conftest import REGION, CallCounter, FakeLambdaContext, LocalStack, emitted_metrics, log_lines
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
-from streamscore.counts import PREDICTIONS, QUARANTINE, Counts
-from streamscore.errors import SystemicError
-from streamscore.scoring import histogram
+from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts
+from streamscore.core.errors import SystemicError
+from streamscore.scoring.model import histogram
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -116,7 +116,7 @@ def score_app(load_handler: Any, local_stack: LocalStack, bus: Mapping[str, Any]
             "ScoreFunction",
             {"EVENT_BUS_NAME": bus["name"], "MODEL_DIR": str(MODEL_DIR)} | overrides,
         )
-        app = load_handler("score.app", environment)
+        app = load_handler("streamscore.handlers.score", environment)
         app.backoff.sleep = lambda seconds: None
         return app
 

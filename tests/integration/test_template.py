@@ -27,6 +27,7 @@ from embedded.template import (
     table_definitions,
     transform_template,
 )
+from streamscore.handlers.metrics import METRICS_BY_SERVICE
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -475,17 +476,25 @@ ALARM_TOPIC = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "
 
 
 def handler_metric_patterns(template: dict[str, Any]) -> dict[str, list[str]]:
-    """Service name → the metric names its handler emits (f-string fields as `*`), read from its source."""
+    """Service name → the metric names its handler emits (a prefix as `Prefix_*`), from the metric enums."""
     patterns = {}
     for function in resources(template, "AWS::Serverless::Function").values():
-        properties = function["Properties"]
-        service = properties["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
-        module = properties["Handler"].rsplit(".", 1)[0]
-        source = (ROOT / "functions" / (module.replace(".", "/") + ".py")).read_text()
-        names = re.findall(r'add_metric\(\s*f?"([^"]+)"', source)
-        names += re.findall(r'single_metric\(\s*name="([^"]+)"', source)
-        patterns[service] = [re.sub(r"\{[^}]*\}", "*", name) for name in names]
+        service = function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        patterns[service] = [
+            f"{name}*" if name.endswith("_") else str(name) for name in METRICS_BY_SERVICE[service]
+        ]
     return patterns
+
+
+def test_handlers_name_their_metrics_only_through_the_enums(template: dict[str, Any]) -> None:
+    """A literal metric name in a handler would bypass the enum the alarms are checked against."""
+    for function in resources(template, "AWS::Serverless::Function").values():
+        module = function["Properties"]["Handler"].rsplit(".", 1)[0]
+        source = (ROOT / "functions" / (module.replace(".", "/") + ".py")).read_text()
+        calls = re.findall(r"(?:add_metric\(|single_metric\(\s*name=)\s*([^,\s]+)", source)
+        assert calls, f"{module} emits no metric"
+        literals = [c for c in calls if c.startswith(("'", '"', 'f"', "f'"))]
+        assert not literals, f"{module} names metrics by literal: {literals}"
 
 
 def alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

@@ -17,18 +17,12 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from streamscore.adapters._batching import chunked, fan_out
-from streamscore.adapters.dynamodb import (
-    MAX_GET_KEYS,
-    MAX_WRITE_ITEMS,
-    BatchTable,
-    deserialize,
-    serialize,
-)
-from streamscore.adapters.events import MAX_ENTRIES, EventPublisher
-from streamscore.adapters.kinesis import MAX_RECORDS, MAX_REQUEST_BYTES, StreamWriter
-from streamscore.adapters.retry import Backoff, translate_error
-from streamscore.errors import RetryableError, SystemicError
+from streamscore.aws._batching import chunked, fan_out
+from streamscore.aws.dynamodb import MAX_GET_KEYS, MAX_WRITE_ITEMS, BatchTable, deserialize, serialize
+from streamscore.aws.events import MAX_ENTRIES, EventPublisher
+from streamscore.aws.kinesis import MAX_RECORDS, MAX_REQUEST_BYTES, StreamWriter
+from streamscore.aws.retry import Backoff, translate_error
+from streamscore.core.errors import RetryableError, SystemicError
 
 TABLE = "cards"
 

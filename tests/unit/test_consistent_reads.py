@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamscore.adapters.dynamodb import BatchTable
+from streamscore.aws.dynamodb import BatchTable
 
 
 class RecordingClient:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from streamscore.contracts import SPACE_SEPARATORS, Transaction
+from streamscore.preprocess.contracts import SPACE_SEPARATORS, Transaction
 
 VALID: dict[str, Any] = {
     "transaction_id": "txn_0001-a",

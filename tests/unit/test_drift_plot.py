@@ -13,22 +13,14 @@ from typing import Any
 
 import pytest
 
-from streamscore.drift import DriftThresholds
-from streamscore.drift_plot import bin_labels, draw_report
-from streamscore.drift_report import (
-    DriftBaseline,
-    DriftCheckPolicy,
-    DriftCheckPorts,
-    DriftReport,
-    DriftWindow,
-    VariableCounts,
-    VersionTotals,
-    WindowTotals,
-    build_report,
-    check_drift,
-    load_baseline,
-    report_keys,
-)
+from streamscore.drift.stats import DriftThresholds
+from streamscore.drift.plot import bin_labels, draw_report
+from streamscore.drift.baseline import DriftBaseline, load_baseline
+from streamscore.drift.check import DriftCheckPolicy, check_drift
+from streamscore.drift.ports import DriftCheckPorts
+from streamscore.drift.report import DriftReport, build_report, report_keys
+from streamscore.drift.window import DriftWindow
+from streamscore.drift.totals import VariableCounts, VersionTotals, WindowTotals
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
 END = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
@@ -134,7 +126,7 @@ def test_check_stores_the_picture_next_to_the_report(baseline: DriftBaseline) ->
 
 def test_the_domain_does_not_import_matplotlib_until_it_draws() -> None:
     code = (
-        "import sys; import streamscore.drift_report, streamscore.drift_plot; "
+        "import sys; import streamscore.drift.check, streamscore.drift.plot; "
         "assert 'matplotlib' not in sys.modules, 'imported at module load'"
     )
     functions = Path(__file__).resolve().parents[2] / "functions"

@@ -20,38 +20,18 @@ import numpy as np
 import pytest
 
 from simulator import SimulationConfig, encode_transaction, simulate
-from streamscore.contracts import Transaction
-from streamscore.counts import (
-    PREDICTIONS,
-    CountKey,
-    Counts,
-    bin_indexes,
-    prediction_counts,
-    window_key,
-)
-from streamscore.drift import DriftThresholds
-from streamscore.drift_report import (
-    DRIFT_DETECTED,
-    RETRAINING_REQUESTED,
-    SCORE,
-    DriftBaseline,
-    DriftCheckOutcome,
-    DriftCheckPolicy,
-    DriftCheckPorts,
-    DriftWindow,
-    TriggerClaim,
-    check_drift,
-    load_baseline,
-)
-from streamscore.features import replay_features
-from streamscore.scoring import (
-    DECISIONS,
-    ScoringModel,
-    decide,
-    feature_matrix,
-    load_model,
-    resolve_thresholds,
-)
+from streamscore.preprocess.contracts import Transaction
+from streamscore.core.monitoring import PREDICTIONS, CountKey, Counts, prediction_counts, window_key
+from streamscore.scoring.model import bin_indexes
+from streamscore.drift.stats import DriftThresholds
+from streamscore.drift.report import DRIFT_DETECTED, RETRAINING_REQUESTED
+from streamscore.core.artifacts import SCORE
+from streamscore.drift.baseline import DriftBaseline, load_baseline
+from streamscore.drift.check import DriftCheckOutcome, DriftCheckPolicy, check_drift
+from streamscore.drift.ports import DriftCheckPorts, TriggerClaim
+from streamscore.drift.window import DriftWindow
+from streamscore.preprocess.features import replay_features
+from streamscore.scoring.model import DECISIONS, ScoringModel, decide, feature_matrix, load_model, resolve_thresholds
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
 N_CARDS = 400

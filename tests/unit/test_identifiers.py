@@ -27,9 +27,9 @@ import pytest
 from hypothesis import given
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
-from streamscore.errors import InvalidRecordError
-from streamscore.pan import MAX_PAN_BYTES, contains_pan, luhn_valid, mask_bytes, mask_text
-from streamscore.records import MAX_QUARANTINED_PAYLOAD_BYTES, StreamRecord, quarantine_item
+from streamscore.core.errors import InvalidRecordError
+from streamscore.core.pan import MAX_PAN_BYTES, contains_pan, luhn_valid, mask_bytes, mask_text
+from streamscore.core.records import MAX_QUARANTINED_PAYLOAD_BYTES, StreamRecord, quarantine_item
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = ROOT / "models" / "artifacts"
@@ -375,7 +375,7 @@ def preprocess_app(load_handler: Any, local_stack: Any, capsys: pytest.CaptureFi
     # capsys before the import, so the handler's Logger writes where capsys reads
     def load(**overrides: str) -> ModuleType:
         environment = local_stack.function_environment("PreprocessFunction", overrides)
-        app = load_handler("preprocess.app", environment)
+        app = load_handler("streamscore.handlers.preprocess", environment)
         app.backoff.sleep = lambda seconds: None
         return app
 
@@ -391,7 +391,7 @@ def score_app(
     environment = local_stack.function_environment(
         "ScoreFunction", {"EVENT_BUS_NAME": bus, "MODEL_DIR": str(MODEL_DIR)}
     )
-    app = load_handler("score.app", environment)
+    app = load_handler("streamscore.handlers.score", environment)
     app.backoff.sleep = lambda seconds: None
     return app
 

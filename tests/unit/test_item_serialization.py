@@ -9,8 +9,8 @@ import hypothesis.strategies as st
 from boto3.dynamodb.types import TypeSerializer
 from hypothesis import given
 
-from streamscore.adapters.dynamodb import serialize_value
-from streamscore.items import to_item_value
+from streamscore.aws.dynamodb import serialize_value
+from streamscore.core.items import to_item_value
 
 json_like = st.recursive(
     st.none()

@@ -9,7 +9,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
-from streamscore.items import MIN_MAGNITUDE, from_item_value, to_item_value
+from streamscore.core.items import MIN_MAGNITUDE, from_item_value, to_item_value
 
 
 @given(st.floats(min_value=-1e125, max_value=1e125).filter(lambda x: abs(x) >= MIN_MAGNITUDE))

@@ -18,7 +18,7 @@ from onnxruntime import InferenceSession
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from simulator import SimulationConfig, simulate
-from streamscore.features import FEATURE_NAMES, FEATURE_SCHEMA
+from streamscore.preprocess.features import FEATURE_NAMES, FEATURE_SCHEMA
 from training import (
     Dataset,
     ParityError,

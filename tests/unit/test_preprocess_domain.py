@@ -16,22 +16,20 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
-from streamscore.adapters.dynamodb import BatchTable, Key, deserialize, serialize
-from streamscore.adapters.retry import Backoff
-from streamscore.contracts import Transaction
-from streamscore.errors import RetryableError
-from streamscore.fact_writer import DynamoFactWriter
-from streamscore.features import FEATURE_NAMES, CardState, build_features
-from streamscore.preprocess import (
-    MAX_TRANSACTION_BYTES,
-    PreprocessOutcome,
-    PreprocessPorts,
-    decode_transaction,
-    preprocess_batch,
-)
-from streamscore.records import StreamRecord, batch_item_failures, parse_kinesis_event
-from streamscore.settings import PreprocessSettings, ScoreSettings, load_settings
-from streamscore.stores import DynamoFeatureStore, DynamoQuarantineStore, DynamoStateStore
+from streamscore.aws.dynamodb import BatchTable, Key, deserialize, serialize
+from streamscore.aws.retry import Backoff
+from streamscore.preprocess.contracts import Transaction
+from streamscore.core.errors import RetryableError
+from streamscore.aws.facts import DynamoFactWriter
+from streamscore.preprocess.features import FEATURE_NAMES, CardState, build_features
+from streamscore.preprocess.batch import MAX_TRANSACTION_BYTES, PreprocessOutcome, decode_transaction, preprocess_batch
+from streamscore.preprocess.ports import PreprocessPorts
+from streamscore.core.records import StreamRecord, batch_item_failures, parse_kinesis_event
+from streamscore.preprocess.settings import PreprocessSettings
+from streamscore.scoring.settings import ScoreSettings
+from streamscore.core.settings import load_settings
+from streamscore.aws.preprocess_stores import DynamoFeatureStore, DynamoStateStore
+from streamscore.aws.monitoring_stores import DynamoQuarantineStore
 
 NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
 STREAM = "transactions"

@@ -26,8 +26,8 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
 
-from streamscore.adapters.retry import RETRYABLE_CODES, translate_error
-from streamscore.errors import RetryableError, SystemicError
+from streamscore.aws.retry import RETRYABLE_CODES, translate_error
+from streamscore.core.errors import RetryableError, SystemicError
 
 # Codes of services we call (DynamoDB, Kinesis, EventBridge, KMS under SSE) that
 # botocore's lists lack; they must stay retryable whatever botocore lists.

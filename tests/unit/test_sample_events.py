@@ -10,9 +10,9 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, Kines
 from pydantic import ValidationError
 
 from embedded.sample_events import render, sample_events
-from streamscore.aggregation import deaggregate, is_aggregated
-from streamscore.contracts import Transaction
-from streamscore.errors import InvalidRecordError
+from streamscore.core.aggregation import deaggregate, is_aggregated
+from streamscore.preprocess.contracts import Transaction
+from streamscore.core.errors import InvalidRecordError
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 KINESIS_SAMPLES = [

@@ -18,29 +18,15 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
-from streamscore.counts import CountKey, Counts, Fact
-from streamscore.errors import RetryableError, SystemicError
-from streamscore.features import FEATURE_NAMES, FEATURE_SCHEMA
-from streamscore.records import StreamRecord, parse_kinesis_event
-from streamscore.score_batch import (
-    ALERT_DETAIL_TYPE,
-    ALERT_SOURCE,
-    ScoreOutcome,
-    ScorePolicy,
-    ScorePorts,
-    score_batch,
-)
-from streamscore.scoring import (
-    SCORE,
-    ScoringModel,
-    Thresholds,
-    decide,
-    feature_matrix,
-    histogram,
-    load_model,
-    resolve_thresholds,
-)
-from streamscore.stores import EventBridgeAlertPublisher
+from streamscore.core.monitoring import CountKey, Counts, Fact
+from streamscore.core.errors import RetryableError, SystemicError
+from streamscore.preprocess.features import FEATURE_NAMES, FEATURE_SCHEMA
+from streamscore.core.records import StreamRecord, parse_kinesis_event
+from streamscore.scoring.batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, ScoreOutcome, ScorePolicy, score_batch
+from streamscore.scoring.ports import ScorePorts
+from streamscore.core.artifacts import SCORE, Thresholds
+from streamscore.scoring.model import ScoringModel, decide, feature_matrix, histogram, load_model, resolve_thresholds
+from streamscore.aws.scoring_stores import EventBridgeAlertPublisher
 
 STREAM = "streamscore-FeaturesStream-test"
 NOW = datetime(2026, 3, 5, 12, 30, tzinfo=UTC)

@@ -23,7 +23,7 @@ from simulator import (
     invalid_payloads,
     simulate,
 )
-from streamscore.contracts import Transaction
+from streamscore.preprocess.contracts import Transaction
 
 SMALL = SimulationConfig(seed=3, n_cards=600, days=14.0)
 UNITS_PER_EUR = {c.code: c.units_per_eur for c in COUNTRIES}

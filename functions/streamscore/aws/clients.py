@@ -1,0 +1,41 @@
+"""The AWS SDK clients a function talks through, made once per container and handed to `build`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from streamscore.aws.retry import client_config
+
+
+@dataclass(frozen=True)
+class Clients:
+    """One client per service a function uses; the others stay None.
+
+    Tests and benchmarks pass their own (moto, flaky wrappers, counting stubs); Lambda
+    gets `Clients.create(...)`, which reads the region and credentials from the environment.
+    """
+
+    dynamodb: Any = None
+    kinesis: Any = None
+    events: Any = None
+    s3: Any = None
+
+    @classmethod
+    def create(cls, *services: str, configs: dict[str, Config] | None = None) -> Clients:
+        """boto3 clients of `services`, each with `client_config()` unless `configs` gives its own."""
+        configs = configs or {}
+        made = {}
+        for name in services:
+            make: Any = boto3.client  # one call for every service name boto3-stubs overloads
+            made[name] = make(name, config=configs.get(name, client_config()))
+        return cls(**made)
+
+    def require(self, *services: str) -> None:
+        """ValueError naming the services this function needs and was not given."""
+        missing = [name for name in services if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"no client for {', '.join(missing)}")

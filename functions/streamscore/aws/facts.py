@@ -1,0 +1,165 @@
+"""Facts and their counts on DynamoDB: each fact created in one transaction with the counts it adds.
+
+TransactWriteItems takes up to 100 actions: a chunk is as many facts (Puts, each on
+the condition that its fact does not exist) plus one Update per count item they add
+to (ADD of top-level numbers; DynamoDB's ADD takes no nested paths). A cancelled
+transaction reports a reason per action: a fact that exists already is dropped from
+its chunk and the rest is written again at once; a conflict or throttling is retried
+with backoff; what still fails comes back to the caller, who fails its records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from streamscore.aws._batching import fan_out
+from streamscore.aws.dynamodb import serialize
+from streamscore.aws.retry import Backoff, translate_error
+from streamscore.core.errors import RetryableError
+from streamscore.core.items import to_item_value
+from streamscore.core.monitoring import CountKey, Counts, Fact, summed, window_key
+
+MAX_TRANSACTION_ITEMS = 100
+Condition = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
+
+
+class DynamoFactWriter:
+    """Creates facts in `table_name` (key `key_name`) with their counts in `counts_table`."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        key_name: str,
+        counts_table: str,
+        condition: Condition | None = None,
+        backoff: Backoff | None = None,
+        executor: Executor | None = None,
+    ):
+        self.client = client
+        self.table_name = table_name
+        self.key_name = key_name
+        self.counts_table = counts_table
+        self.condition = condition or (lambda item: (f"attribute_not_exists({key_name})", {}))
+        self.backoff = backoff or Backoff()
+        self.executor = executor
+
+    def create(self, facts: Sequence[Fact], counts_expire_at: int) -> tuple[set[str], set[str]]:
+        """Keys of the facts that exist now (created or found), and keys whose write still failed."""
+        chunks = _chunks(facts)
+
+        def write(chunk: Sequence[list[Fact]]) -> tuple[set[str], set[str]]:
+            try:
+                return self._write(chunk[0], counts_expire_at)
+            except RetryableError:
+                return set(), {f.key for f in chunk[0]}
+
+        done: set[str] = set()
+        failed: set[str] = set()
+        for part_done, part_failed in fan_out(write, [[c] for c in chunks], self.executor):
+            done |= part_done
+            failed |= part_failed
+        return done, failed
+
+    def _write(self, chunk: list[Fact], expires_at: int) -> tuple[set[str], set[str]]:
+        done: set[str] = set()
+        pending = list(chunk)
+        attempt = 0
+        while pending:
+            actions = self._actions(pending, expires_at)
+            try:
+                self.client.transact_write_items(TransactItems=actions)
+            except ClientError as error:
+                reasons = error.response.get("CancellationReasons")
+                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise translate_error(error, self._what()) from error
+                codes = [r.get("Code", "None") for r in reasons or []]
+                existing = {
+                    f.key
+                    for f, code in zip(pending, codes, strict=False)
+                    if code == "ConditionalCheckFailed"
+                }
+                if existing:  # those were created before: the rest goes again at once
+                    done |= existing
+                    pending = [f for f in pending if f.key not in existing]
+                    continue
+                attempt += 1
+                if attempt >= self.backoff.attempts:
+                    return done, {f.key for f in pending}
+                self.backoff.pause(attempt)
+                continue
+            except BotoCoreError as error:
+                raise translate_error(error, self._what()) from error
+            done |= {f.key for f in pending}
+            pending = []
+        return done, set()
+
+    def _what(self) -> str:
+        return f"DynamoDB TransactWriteItems on {self.table_name} and {self.counts_table}"
+
+    def _actions(self, facts: list[Fact], expires_at: int) -> list[dict[str, Any]]:
+        actions = []
+        for one in facts:
+            expression, values = self.condition(one.item)
+            put: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Item": serialize(to_item_value(one.item)),
+                "ConditionExpression": expression,
+            }
+            if values:
+                put["ExpressionAttributeValues"] = serialize(to_item_value(values))
+            actions.append({"Put": put})
+        for key, counts in summed(facts).items():
+            actions.append({"Update": self._count_update(key, counts, expires_at)})
+        return actions
+
+    def _count_update(self, key: CountKey, counts: Counts, expires_at: int) -> dict[str, Any]:
+        adds = counts.attributes()
+        names = {f"#a{i}": name for i, name in enumerate(adds)}
+        values: dict[str, Any] = {f":a{i}": count for i, count in enumerate(adds.values())}
+        values |= {
+            ":kind": key.kind,
+            ":version": key.model_version,
+            ":hour": key.hour,
+            ":shard": key.shard_id,
+            ":wk": window_key(key.hour),
+            ":at": f"{key.hour}:00:00.000+00:00",
+            ":exp": expires_at,
+        }
+        return {
+            "TableName": self.counts_table,
+            "Key": serialize({"pk": key.pk, "sk": "COUNT"}),
+            "UpdateExpression": "ADD "
+            + ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
+            + " SET kind = :kind, model_version = :version, #hour = :hour, shard_id = :shard, "
+            "window_key = :wk, recorded_at = :at, expires_at = :exp",
+            "ExpressionAttributeNames": names | {"#hour": "hour"},
+            "ExpressionAttributeValues": serialize(values),
+        }
+
+
+def _chunks(facts: Sequence[Fact]) -> list[list[Fact]]:
+    """Chunks of facts whose Puts and count Updates fit one transaction, each its own slot."""
+    chunks: list[list[Fact]] = []
+    current: list[Fact] = []
+    hours: set[tuple[str, str, str]] = set()
+    for one in facts:
+        key = one.count_key
+        item_hours = hours | {(key.kind, key.model_version, key.hour)}
+        if current and len(current) + 1 + len(item_hours) > MAX_TRANSACTION_ITEMS:
+            chunks.append(current)
+            current, item_hours = [], {(key.kind, key.model_version, key.hour)}
+        current.append(one)
+        hours = item_hours
+    if current:
+        chunks.append(current)
+    # chunks are written side by side: each adds to count items of its own (its slot)
+    for slot, chunk in enumerate(chunks):
+        for one in chunk:
+            k = one.count_key
+            one.count_key = CountKey(k.kind, k.model_version, k.hour, k.shard_id, slot)
+    return chunks

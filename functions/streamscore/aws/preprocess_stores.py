@@ -1,0 +1,76 @@
+"""TODO streamscore.aws.preprocess_stores (from streamscore.stores)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from streamscore.aws.dynamodb import BatchTable, expires_at
+from streamscore.aws.kinesis import StreamWriter
+from streamscore.core.items import from_item_value, to_item_value
+from streamscore.preprocess.features import CardState
+from streamscore.preprocess.ports import CardRecord
+
+
+class DynamoStateStore:
+    """EntityStateTable: one item per card, its state and its pending feature records."""
+
+    def __init__(self, table: BatchTable, ttl_days: int):
+        self.table = table
+        self.ttl_days = ttl_days
+
+    def load(self, card_ids: Sequence[str]) -> tuple[dict[str, CardRecord], set[str]]:
+        found, failed = self.table.get_many({"card_id": c} for c in card_ids)
+        cards = {}
+        for key, item in found.items():
+            plain = from_item_value(item)
+            pending = {t: _feature_record(doc) for t, doc in plain.get("pending", {}).items()}
+            cards[key[0]] = CardRecord(CardState.from_dict(plain), pending)
+        return cards, {key[0] for key in failed}
+
+    def save(self, cards: Sequence[CardRecord], now: datetime) -> set[str]:
+        expires = expires_at(now, self.ttl_days)
+        items = [
+            to_item_value(c.state.to_dict() | {"pending": dict(c.pending)})
+            | {"expires_at": expires}
+            for c in cards
+        ]
+        return {key[0] for key in self.table.put_many(items)}
+
+
+def _feature_record(item: dict[str, Any]) -> dict[str, Any]:
+    """A feature record read back from DynamoDB: features as floats, no expiry."""
+    record = {k: v for k, v in item.items() if k != "expires_at"}
+    record["features"] = {name: float(v) for name, v in record["features"].items()}
+    return record
+
+
+class DynamoFeatureStore:
+    """FeaturesTable: one feature record per transaction, the ledger of applied transactions."""
+
+    def __init__(self, table: BatchTable, ttl_days: int):
+        self.table = table
+        self.ttl_days = ttl_days
+
+    def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
+        records = {key[0]: _feature_record(from_item_value(item)) for key, item in found.items()}
+        return records, {key[0] for key in failed}
+
+    def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+        expires = expires_at(now, self.ttl_days)
+        items = [to_item_value(r) | {"expires_at": expires} for r in feature_records]
+        return {key[0] for key in self.table.put_many(items)}
+
+
+class KinesisFeatureForwarder:
+    """FeaturesStream: feature records as JSON, partition key card_id (keeps per-card order)."""
+
+    def __init__(self, writer: StreamWriter, encode: Any):
+        self.writer = writer
+        self.encode = encode
+
+    def forward(self, feature_records: Sequence[dict[str, Any]]) -> set[str]:
+        entries = [(r["card_id"], self.encode(r)) for r in feature_records]
+        return {feature_records[i]["transaction_id"] for i in self.writer.put_records(entries)}

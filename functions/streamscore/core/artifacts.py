@@ -1,0 +1,72 @@
+"""TODO streamscore.core.artifacts (from streamscore.scoring)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamscore.core.errors import SystemicError
+
+MODEL_FILE = "model.onnx"
+CARD_FILE = "model_card.json"
+BASELINE_FILE = "baseline.json"
+SCORE = "score"  # the baseline's and the histograms' name for the model's output
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """score >= decline declines, else score >= review reviews, else approves."""
+
+    review: float
+    decline: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.review <= self.decline <= 1.0:
+            raise ValueError(
+                f"thresholds must satisfy 0 <= review <= decline <= 1, "
+                f"got review={self.review}, decline={self.decline}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What scoring needs from model_card.json."""
+
+    model_version: str
+    feature_schema: str
+    feature_names: tuple[str, ...]
+    input_name: str | None
+    output_name: str | None
+    positive_class_index: int
+    thresholds: Thresholds
+
+    @classmethod
+    def from_dict(cls, card: Mapping[str, Any]) -> ModelCard:
+        thresholds = card["thresholds"]
+        names = tuple(str(n) for n in card["feature_names"])
+        if not names or len(set(names)) != len(names):
+            raise ValueError("feature_names must be a non-empty list of distinct names")
+        return cls(
+            model_version=str(card["model_version"]),
+            feature_schema=str(card["feature_schema"]),
+            feature_names=names,
+            input_name=card.get("input_name"),
+            output_name=card.get("output_name"),
+            positive_class_index=int(card.get("positive_class_index", 1)),
+            thresholds=Thresholds(float(thresholds["review"]), float(thresholds["decline"])),
+        )
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except OSError as error:
+        raise SystemicError(f"cannot read {path}: {error.strerror or error}") from error
+    except json.JSONDecodeError as error:
+        raise SystemicError(f"{path} is not JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise SystemicError(f"{path} is not a JSON object")
+    return value

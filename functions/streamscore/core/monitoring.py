@@ -1,0 +1,168 @@
+"""Counts written with the facts they count: hourly count items, exact under any retry or replay.
+
+A fact is an item created once per thing counted: a prediction per scored transaction
+(per model version), a quarantine item per bad record. The writer creates each fact
+in one DynamoDB transaction with the counts it adds, on the condition that the fact
+does not exist yet. A retry, a replay with other batch boundaries, a lost response,
+a concurrent writer: each finds the fact and adds nothing; a transaction that does not
+commit adds nothing either. So a count moves exactly when its fact is created.
+
+Count items are keyed by kind, model version, UTC hour, source shard and writer slot
+(the chunks of one batch are written side by side, each on its own item, so they never
+conflict), and found per hour through MonitoringTable's WindowIndex: a window of a day
+reads a few items per hour and shard whatever the traffic. The hour is the fact's event
+time: the transaction's own, or for a bad record the event time it carries when it has
+one, else its arrival on the stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+PREDICTIONS = "PRED"  # one per scored transaction and model version
+QUARANTINE = "QUAR"  # one per bad record (its record id: stream position, aggregate index)
+COUNT = "COUNT"  # the sort key and window-key prefix of count items
+NO_VERSION = "-"
+MISSING, OUT_OF_RANGE = -2, -1  # bin indexes of a missing and an out-of-range value
+
+
+def hour_of(moment: str) -> str:
+    """The UTC hour of an ISO 8601 time with offset: 'YYYY-MM-DDTHH'."""
+    parsed = datetime.fromisoformat(moment)
+    if parsed.tzinfo is None:
+        raise ValueError(f"{moment!r} has no UTC offset")
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def source_of(stream_name: str, shard_id: str) -> str:
+    """The writer a count item belongs to: one stream shard (one batch at a time per key order)."""
+    return f"{stream_name}/{shard_id}"
+
+
+def window_key(hour: str) -> str:
+    """The WindowIndex partition of the count items of one hour."""
+    return f"{COUNT}#{hour}"
+
+
+@dataclass(frozen=True)
+class CountKey:
+    kind: str
+    model_version: str
+    hour: str  # YYYY-MM-DDTHH, UTC
+    shard_id: (
+        str  # the writer's source: "<stream name>/<shard id>" (shard ids repeat across streams)
+    )
+    slot: int = 0
+
+    @property
+    def pk(self) -> str:
+        return f"{COUNT}#{self.kind}#{self.model_version}#{self.hour}#{self.shard_id}#{self.slot}"
+
+
+@dataclass
+class Counts:
+    """What count items add up: facts, decisions, quarantine reasons and histogram bins."""
+
+    n: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)  # "stage/reason"
+    bins: Counter[tuple[int, int]] = field(default_factory=Counter)  # (variable, bin index)
+
+    def add(self, other: Counts) -> None:
+        self.n += other.n
+        self.decisions.update(other.decisions)
+        self.reasons.update(other.reasons)
+        self.bins.update(other.bins)
+
+    def attributes(self) -> dict[str, int]:
+        """The count item's numeric attributes this adds to (DynamoDB ADD, top-level only)."""
+        values = {"n": self.n}
+        values |= {f"d_{d}": c for d, c in self.decisions.items()}
+        values |= {f"r_{r}": c for r, c in self.reasons.items()}
+        values |= {f"b{v}_{_bin_name(b)}": c for (v, b), c in self.bins.items()}
+        return {name: count for name, count in values.items() if count}
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Counts:
+        counts = cls(n=int(item.get("n", 0)))
+        for name, value in item.items():
+            if name.startswith("d_"):
+                counts.decisions[name[2:]] += int(value)
+            elif name.startswith("r_"):
+                counts.reasons[name[2:]] += int(value)
+            elif name.startswith("b") and "_" in name and name[1 : name.index("_")].isdigit():
+                variable, _, bin_name = name[1:].partition("_")
+                counts.bins[int(variable), _bin_index(bin_name)] += int(value)
+        return counts
+
+    def histogram(self, variable: int, bins: int) -> dict[str, Any]:
+        """Variable `variable`'s histogram over `bins` bins: counts, missing, out of range."""
+        return {
+            "counts": [self.bins[variable, b] for b in range(bins)],
+            "missing": self.bins[variable, MISSING],
+            "out_of_range": self.bins[variable, OUT_OF_RANGE]
+            + sum(c for (v, b), c in self.bins.items() if v == variable and b >= bins),
+        }
+
+
+def _bin_name(index: int) -> str:
+    return {MISSING: "m", OUT_OF_RANGE: "o"}.get(index, str(index))
+
+
+def _bin_index(name: str) -> int:
+    return {"m": MISSING, "o": OUT_OF_RANGE}.get(name) or int(name)
+
+
+def prediction_counts(decision: str, row_bins: Iterable[int]) -> Counts:
+    """What one prediction adds: one fact, its decision, one bin per variable (features, then score)."""
+    return Counts(
+        n=1,
+        decisions=Counter({decision: 1}),
+        bins=Counter((v, int(b)) for v, b in enumerate(row_bins)),
+    )
+
+
+def quarantine_counts(stage: str, reason: str) -> Counts:
+    return Counts(n=1, reasons=Counter({f"{stage}/{reason}": 1}))
+
+
+def quarantine_hour(item: Mapping[str, Any]) -> str:
+    """The hour a quarantine item counts in: the event time its payload carries, else its arrival."""
+    moment = _payload_event_time(str(item.get("payload_b64", "")))
+    return hour_of(moment or str(item["arrived_at"]))
+
+
+def _payload_event_time(payload_b64: str) -> str | None:
+    try:
+        doc = json.loads(base64.b64decode(payload_b64, validate=True))
+        moment = datetime.fromisoformat(doc["event_time"]) if isinstance(doc, dict) else None
+    except (ValueError, TypeError, KeyError, RecursionError, binascii.Error):
+        return None
+    if moment is None or moment.tzinfo is None:
+        return None
+    return moment.isoformat()
+
+
+@dataclass
+class Fact:
+    """An item to create once, the key of its table, and what it adds to which count item."""
+
+    item: dict[str, Any]
+    key: str  # the item's key value (transaction_id, record_id)
+    count_key: CountKey
+    counts: Counts
+
+
+def summed(facts: Iterable[Fact]) -> dict[CountKey, Counts]:
+    """The counts the facts add, per count item."""
+    totals: dict[CountKey, Counts] = {}
+    for one in facts:
+        totals.setdefault(one.count_key, Counts()).add(one.counts)
+    return totals

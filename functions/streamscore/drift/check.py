@@ -1,0 +1,154 @@
+"""TODO streamscore.drift.check (from streamscore.drift_report)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from streamscore.core.errors import RetryableError
+from streamscore.drift.baseline import DriftBaseline
+from streamscore.drift.ports import DriftCheckPorts, Trigger
+from streamscore.drift.report import (
+    MONITORING_SOURCE,
+    TRIGGER_EVENTS,
+    DriftReport,
+    build_report,
+    report_item,
+    report_keys,
+    trigger_detail,
+    trigger_id,
+)
+from streamscore.drift.stats import DriftThresholds
+from streamscore.drift.totals import sum_items
+from streamscore.drift.window import DriftWindow, resolve_window
+
+# How long a claim in progress keeps other triggers out. Longer than any run (Lambda's
+# maximum timeout is 900 s, plus clock skew); shorter than the hourly schedule, so the
+# next scheduled run takes over the claim of a run that died.
+CLAIM_LEASE_SECONDS = 1200.0
+
+
+@dataclass(frozen=True)
+class DriftCheckPolicy:
+    thresholds: DriftThresholds
+    cooldown_hours: float
+    monitoring_ttl_days: int
+    claim_lease_seconds: float = CLAIM_LEASE_SECONDS
+
+
+@dataclass(frozen=True)
+class DriftCheckOutcome:
+    report: DriftReport
+    report_uri: str
+    plot_uri: str | None
+    trigger: Trigger
+    items_read: int
+    sent: tuple[str, ...] = ()  # the detail types this run put (and EventBridge accepted)
+
+
+def check_drift(
+    window: DriftWindow,
+    baseline: DriftBaseline,
+    ports: DriftCheckPorts,
+    policy: DriftCheckPolicy,
+    now: datetime,
+    draw: Callable[[DriftReport], bytes] | None = None,
+) -> DriftCheckOutcome:
+    """Read, compare, store the report (S3 first, then the table item) and trigger retraining on drift.
+
+    Reruns of a window overwrite its report. The trigger is claimed in the cooldown item
+    before its events are sent and committed only when EventBridge accepted every one of
+    them; a run that fails (or dies) in between leaves the claim for its retry, or after
+    the lease for a later run (see the module docstring).
+    """
+    items = ports.reader.read(window.count_keys(), *window.count_bounds)
+    totals = sum_items(items, window, baseline)
+    report = build_report(window, baseline, totals, policy.thresholds, now)
+    json_key, png_key = report_keys(window)
+    report_uri, plot_uri = ports.reports.uri(json_key), None
+    if draw is not None:
+        try:
+            picture = draw(report)
+        except Exception as error:  # the picture is a convenience: the verdict must not wait on it
+            report.notes.append(f"no picture: {type(error).__name__}: {error}")
+        else:
+            ports.reports.put(png_key, picture, "image/png")
+            plot_uri = ports.reports.uri(png_key)
+    body = json.dumps(
+        report.to_dict() | {"report_uri": report_uri, "plot_uri": plot_uri},
+        separators=(",", ":"),
+        allow_nan=False,
+    )
+    ports.reports.put(json_key, body.encode(), "application/json")
+    trigger, sent = _trigger(report, report_uri, plot_uri, ports, policy, now)
+    ports.monitoring.put(
+        report_item(report, report_uri, plot_uri, trigger, policy.monitoring_ttl_days)
+    )
+    return DriftCheckOutcome(report, report_uri, plot_uri, trigger, len(items), sent)
+
+
+def _trigger(
+    report: DriftReport,
+    report_uri: str,
+    plot_uri: str | None,
+    ports: DriftCheckPorts,
+    policy: DriftCheckPolicy,
+    now: datetime,
+) -> tuple[Trigger, tuple[str, ...]]:
+    """The window's Trigger and the detail types this run sent.
+
+    No exception is caught here: whatever PutEvents raised, its outcome is unknown, so the
+    claim stays in progress and the retry sends the entries not recorded as accepted again.
+    """
+    if report.status != "drift":
+        return "not_drift", ()
+    claim = ports.cooldown.claim(
+        report.model_version,
+        trigger_id(report),
+        now,
+        policy.cooldown_hours,
+        policy.claim_lease_seconds,
+    )
+    if claim.state != "ours":
+        return claim.state, ()
+    detail = json.dumps(
+        trigger_detail(report, report_uri, plot_uri), separators=(",", ":"), allow_nan=False
+    )
+    entries = [
+        {"Source": MONITORING_SOURCE, "DetailType": detail_type, "Detail": detail}
+        for detail_type in TRIGGER_EVENTS
+        if detail_type not in claim.accepted
+    ]
+    failed = set(ports.events.put_events(entries)) if entries else set()
+    sent = tuple(e["DetailType"] for i, e in enumerate(entries) if i not in failed)
+    accepted = claim.accepted | set(sent)
+    complete = accepted >= set(TRIGGER_EVENTS)
+    if sent or complete:
+        ports.cooldown.record(claim, accepted, complete, now)
+    if not complete:
+        raise RetryableError(
+            f"{len(failed)} of {len(entries)} drift events of {claim.trigger_id} were refused; "
+            "the retry sends only those"
+        )
+    return "sent", sent
+
+
+@dataclass(frozen=True)
+class DriftChecker:
+    """The drift stage wired (see streamscore.handlers.drift_check.build): one call per window."""
+
+    baseline: DriftBaseline
+    ports: DriftCheckPorts
+    policy: DriftCheckPolicy
+    window_minutes: int
+    draw: Callable[[DriftReport], bytes] | None = None
+
+    def window(self, event: Mapping[str, Any], now: datetime) -> DriftWindow:
+        """The window an invocation's event asks for (InvalidWindowError when it names none)."""
+        return resolve_window(event, now, self.window_minutes)
+
+    def check(self, window: DriftWindow, now: datetime) -> DriftCheckOutcome:
+        return check_drift(window, self.baseline, self.ports, self.policy, now, draw=self.draw)

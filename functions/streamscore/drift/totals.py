@@ -1,0 +1,116 @@
+"""TODO streamscore.drift.totals (from streamscore.drift_report)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamscore.core.artifacts import SCORE
+from streamscore.core.monitoring import COUNT, PREDICTIONS, QUARANTINE, Counts
+from streamscore.drift.baseline import DriftBaseline
+from streamscore.drift.window import DriftWindow
+
+# ---------------------------------------------------------------- summing the window's items
+
+
+@dataclass
+class VariableCounts:
+    counts: list[int]
+    missing: int = 0
+    out_of_range: int = 0
+
+    def add(self, histogram: Mapping[str, Any]) -> None:
+        self.counts = [a + int(b) for a, b in zip(self.counts, histogram["counts"], strict=True)]
+        self.missing += int(histogram.get("missing", 0))
+        self.out_of_range += int(histogram.get("out_of_range", 0))
+
+
+@dataclass
+class VersionTotals:
+    """Prediction counts of one model version."""
+
+    batches: int = 0  # count items read
+    records: int = 0  # predictions
+    n: int = 0  # rows counted in the histograms (every prediction)
+    scored: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    histograms: dict[str, VariableCounts] = field(default_factory=dict)
+
+
+@dataclass
+class StageTotals:
+    """Quarantine counts of one stage, and the records it saw (scored or quarantined)."""
+
+    batches: int = 0  # count items read
+    records: int = 0
+    quarantined: int = 0
+    quarantined_by_reason: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class WindowTotals:
+    versions: dict[str, VersionTotals] = field(default_factory=dict)
+    preprocess: StageTotals = field(default_factory=StageTotals)
+    score: StageTotals = field(default_factory=StageTotals)
+    per_hour: dict[str, Counter[str]] = field(default_factory=dict)
+    ignored_items: int = 0  # outside the window, or of no known kind
+
+    @property
+    def score_records(self) -> int:
+        return self.score.records
+
+    @property
+    def score_quarantined(self) -> Counter[str]:
+        return self.score.quarantined_by_reason
+
+
+def sum_items(
+    items: Iterable[Mapping[str, Any]], window: DriftWindow, baseline: DriftBaseline
+) -> WindowTotals:
+    """Count items summed per model version and per quarantine stage; each once (by key), its hour in the window.
+
+    The baseline's model version is summed per baseline variable (the bins of its
+    features in model order, then of the score); other versions are counted, not compared.
+    """
+    totals = WindowTotals()
+    hours = set(window.count_hours())
+    names = [*baseline.features, SCORE]
+    seen: set[Any] = set()
+    for item in items:
+        if item.get("pk") in seen:
+            continue
+        seen.add(item.get("pk"))
+        hour, kind = str(item.get("hour", "")), item.get("kind")
+        if item.get("sk") != COUNT or hour not in hours or kind not in (PREDICTIONS, QUARANTINE):
+            totals.ignored_items += 1
+            continue
+        counts = Counts.from_item(item)
+        per_hour = totals.per_hour.setdefault(hour, Counter())
+        if kind == QUARANTINE:
+            per_hour["quarantined"] += counts.n
+            for stage_reason, count in counts.reasons.items():
+                stage_name, _, reason = stage_reason.partition("/")
+                stage = totals.score if stage_name == "score" else totals.preprocess
+                stage.quarantined += count
+                stage.quarantined_by_reason[reason] += count
+            totals.preprocess.batches += 1
+            continue
+        version = str(item.get("model_version", ""))
+        sums = totals.versions.setdefault(version, VersionTotals())
+        sums.batches += 1
+        sums.records += counts.n
+        sums.n += counts.n
+        sums.scored += counts.n
+        sums.decisions.update(counts.decisions)
+        per_hour["scored"] += counts.n
+        if version == baseline.model_version:
+            for index, name in enumerate(names):
+                bins = len(baseline.variables[name].proportions)
+                histogram = counts.histogram(index, bins)
+                sums.histograms.setdefault(name, VariableCounts([0] * bins)).add(histogram)
+    scored = sum(v.scored for v in totals.versions.values())
+    totals.score.records = scored + totals.score.quarantined
+    totals.preprocess.records = totals.score.records + totals.preprocess.quarantined
+    return totals

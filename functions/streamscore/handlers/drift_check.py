@@ -1,0 +1,149 @@
+"""DriftCheckFunction: a window's histograms against the shipped baseline → report, metrics, retraining trigger."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from streamscore.aws.clients import Clients
+from streamscore.aws.drift_stores import DynamoRetrainingCooldown, DynamoWindowReader, S3ReportStore
+from streamscore.aws.events import EventPublisher
+from streamscore.aws.monitoring_stores import DynamoMonitoringStore
+from streamscore.aws.retry import Backoff, client_config
+from streamscore.core.observability import logger, metrics, tracer
+from streamscore.core.settings import load_settings
+from streamscore.drift.baseline import DriftBaseline, load_baseline
+from streamscore.drift.check import DriftChecker, DriftCheckPolicy
+from streamscore.drift.plot import draw_report
+from streamscore.drift.ports import DriftCheckPorts
+from streamscore.drift.report import RETRAINING_REQUESTED, DriftReport
+from streamscore.drift.settings import DriftCheckSettings
+from streamscore.drift.stats import DriftThresholds
+from streamscore.handlers.metrics import DriftMetric as M
+
+# matplotlib keeps its font cache under MPLCONFIGDIR; in Lambda only /tmp is writable.
+os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "matplotlib"))
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def build(
+    settings: DriftCheckSettings,
+    clients: Clients,
+    backoff: Backoff,
+    baseline: DriftBaseline | None = None,
+    io_executor: Executor | None = None,
+    draw: Callable[[DriftReport], bytes] | None = draw_report,
+) -> DriftChecker:
+    """The drift check on `clients` (dynamodb, s3, events); `baseline` defaults to the shipped one."""
+    clients.require("dynamodb", "s3", "events")
+    io = io_executor or ThreadPoolExecutor(settings.io_threads, thread_name_prefix="io")
+    table = settings.monitoring_table
+    ports = DriftCheckPorts(
+        reader=DynamoWindowReader(clients.dynamodb, table, executor=io),
+        reports=S3ReportStore(clients.s3, settings.artifacts_bucket),
+        monitoring=DynamoMonitoringStore(clients.dynamodb, table),
+        cooldown=DynamoRetrainingCooldown(clients.dynamodb, table),
+        events=EventPublisher(clients.events, settings.event_bus_name, backoff),
+    )
+    policy = DriftCheckPolicy(
+        thresholds=DriftThresholds(
+            psi_warn=settings.psi_warn_threshold,
+            psi_drift=settings.psi_drift_threshold,
+            js_drift=settings.js_drift_threshold,
+            min_samples=settings.min_sample_size,
+        ),
+        cooldown_hours=settings.retrain_cooldown_hours,
+        monitoring_ttl_days=settings.monitoring_ttl_days,
+    )
+    return DriftChecker(
+        baseline or load_baseline(settings.model_dir),
+        ports,
+        policy,
+        window_minutes=settings.drift_window_minutes,
+        draw=draw,
+    )
+
+
+def handler(stage: DriftChecker) -> Handler:
+    """The Lambda handler of a wired drift check."""
+    baseline = stage.baseline
+
+    @logger.inject_lambda_context(clear_state=True)
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler(capture_response=False)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        window = stage.window(event, now)
+        logger.append_keys(model_version=baseline.model_version, window_id=window.window_id)
+        outcome = stage.check(window, now)
+        report = outcome.report
+        # RetrainingRequested counts the events this run put, not a re-run's "sent"
+        _emit_metrics(report, retraining_requested=RETRAINING_REQUESTED in outcome.sent)
+        headline = report.headline()
+        logger.info(
+            "drift checked",
+            extra={
+                "status": report.status,
+                "retraining": outcome.trigger,
+                "events_sent": list(outcome.sent),
+                "max_psi": headline["max_psi"],
+                "max_psi_feature": headline["max_psi_feature"],
+                "prediction_psi": headline["prediction_psi"],
+                "drifted": [d["name"] for d in headline["drifted"]],
+                "sample": headline["sample"],
+                "items_read": outcome.items_read,
+                "report_uri": outcome.report_uri,
+            },
+        )
+        return {
+            "report_id": report.report_id,
+            "status": report.status,
+            "retraining": outcome.trigger,
+            "report_uri": outcome.report_uri,
+            "plot_uri": outcome.plot_uri,
+        }
+
+    return lambda_handler
+
+
+def _emit_metrics(report: DriftReport, retraining_requested: bool) -> None:
+    """PSI per feature (feature dimension, one EMF blob each), then the run's own metrics."""
+    metrics.add_metadata("model_version", report.model_version)
+    metrics.add_metadata("report_id", report.report_id)
+    for name, variable in report.features.items():
+        if variable.status == "insufficient_data":
+            continue
+        with single_metric(
+            name=M.PSI,
+            unit=MetricUnit.NoUnit,
+            value=variable.stats.psi,
+            default_dimensions=metrics.default_dimensions,
+        ) as metric:
+            metric.add_dimension(name="feature", value=name)
+    worst = report.max_psi
+    if worst is not None:
+        metrics.add_metric(M.MAX_PSI, MetricUnit.NoUnit, worst[1])
+    if report.prediction.status != "insufficient_data":
+        metrics.add_metric(M.PREDICTION_PSI, MetricUnit.NoUnit, report.prediction.stats.psi)
+        metrics.add_metric(
+            M.PREDICTION_JS_DISTANCE, MetricUnit.NoUnit, report.prediction.stats.js_distance
+        )
+    metrics.add_metric(M.DRIFT_DETECTED, MetricUnit.Count, int(report.status == "drift"))
+    metrics.add_metric(M.RETRAINING_REQUESTED, MetricUnit.Count, int(retraining_requested))
+    metrics.add_metric(M.WINDOW_SAMPLES, MetricUnit.Count, report.sample()["n"])
+
+
+# The container's wiring, once, at init.
+settings = load_settings(DriftCheckSettings, os.environ)
+clients = Clients.create(
+    "dynamodb", "s3", "events", configs={"s3": client_config(read_timeout=30.0)}
+)
+lambda_handler = handler(build(settings, clients, Backoff()))

@@ -1,0 +1,56 @@
+"""Every CloudWatch metric name the handlers emit: one definition, read by the handlers and by the template test.
+
+A name ending in `_` is a prefix: the handler appends a reason or a decision to it
+(`Quarantined_missing_field`, `Decision_decline`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class PreprocessMetric(StrEnum):
+    RECORDS_IN = "RecordsIn"
+    TRANSACTIONS_APPLIED = "TransactionsApplied"
+    FEATURES_WRITTEN = "FeaturesWritten"
+    RECORDS_FORWARDED = "RecordsForwarded"
+    RECORDS_REPLAYED = "RecordsReplayed"
+    RECORDS_REPEATED = "RecordsRepeated"
+    RECORDS_FAILED = "RecordsFailed"
+    STATE_READS = "StateReads"
+    RETRIES = "Retries"
+    RECORDS_QUARANTINED = "RecordsQuarantined"
+    QUARANTINED_ = "Quarantined_"
+
+
+class ScoreMetric(StrEnum):
+    RECORDS_IN = "RecordsIn"
+    RECORDS_SCORED = "RecordsScored"
+    RECORDS_ALREADY_SCORED = "RecordsAlreadyScored"
+    RECORDS_DUPLICATE = "RecordsDuplicate"
+    RECORDS_FAILED = "RecordsFailed"
+    RECORDS_QUARANTINED = "RecordsQuarantined"
+    QUARANTINED_ = "Quarantined_"
+    DECISION_ = "Decision_"
+    ALERTS_PUBLISHED = "AlertsPublished"
+    RETRIES = "Retries"
+    BATCH_INFERENCE_MS = "BatchInferenceMs"
+    END_TO_END_LATENCY_MS = "EndToEndLatencyMs"
+
+
+class DriftMetric(StrEnum):
+    PSI = "PSI"  # per feature, with a `feature` dimension
+    MAX_PSI = "MaxPSI"
+    PREDICTION_PSI = "PredictionPSI"
+    PREDICTION_JS_DISTANCE = "PredictionJSDistance"
+    DRIFT_DETECTED = "DriftDetected"
+    RETRAINING_REQUESTED = "RetrainingRequested"
+    WINDOW_SAMPLES = "WindowSamples"
+
+
+# the POWERTOOLS_SERVICE_NAME template.yaml gives each function → the metrics it emits
+METRICS_BY_SERVICE: dict[str, type[StrEnum]] = {
+    "preprocess": PreprocessMetric,
+    "score": ScoreMetric,
+    "drift-check": DriftMetric,
+}

@@ -1,0 +1,182 @@
+"""ScoreFunction: Kinesis batch of feature records → one ONNX run → predictions, alerts, histograms.
+
+Settings, clients and the model are loaded once per container (the init phase);
+`build` wires the stage to them, and `handler` wraps the wired stage in the
+Powertools decorators. Tests and benchmarks call `build` and `handler` with their own
+clients and backoff.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from streamscore.aws.clients import Clients
+from streamscore.aws.dynamodb import BatchTable
+from streamscore.aws.events import EventPublisher
+from streamscore.aws.facts import DynamoFactWriter
+from streamscore.aws.monitoring_stores import DynamoQuarantineStore
+from streamscore.aws.retry import Backoff
+from streamscore.aws.scoring_stores import (
+    DynamoPredictionStore,
+    EventBridgeAlertPublisher,
+    prediction_condition,
+)
+from streamscore.core.errors import SystemicError
+from streamscore.core.observability import logger, metrics, tracer
+from streamscore.core.records import batch_item_failures, parse_kinesis_event
+from streamscore.core.settings import load_settings
+from streamscore.handlers.metrics import ScoreMetric as M
+from streamscore.scoring.batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, ScorePolicy, Scorer
+from streamscore.scoring.model import ScoringModel, load_model, resolve_thresholds
+from streamscore.scoring.ports import ScorePorts
+from streamscore.scoring.settings import ScoreSettings
+
+# Latencies per batch as metric values; more are summarised as evenly spaced quantiles. Each
+# value costs an add_metric call, and Powertools flushes a blob at 100 values of one metric.
+MAX_LATENCY_VALUES = 20
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def build(
+    settings: ScoreSettings,
+    clients: Clients,
+    backoff: Backoff,
+    model: ScoringModel | None = None,
+    io_executor: Executor | None = None,
+    step_executor: Executor | None = None,
+) -> Scorer:
+    """The scoring stage on `clients` (dynamodb, events), retrying with `backoff`.
+
+    `model` defaults to the one in `settings.model_dir`. Two pools: a batch's steps
+    (`step_executor`, three) wait on the stores, which fan their calls out on
+    `io_executor` (`settings.io_threads`).
+    """
+    clients.require("dynamodb", "events")
+    model = model or load_model(
+        settings.model_dir, settings.ort_intra_op_threads, settings.ort_inter_op_threads
+    )
+    try:
+        thresholds = resolve_thresholds(
+            model.card.thresholds, settings.review_threshold, settings.decline_threshold
+        )
+    except ValueError as error:
+        raise SystemicError(f"invalid decision thresholds: {error}") from None
+    io = io_executor or ThreadPoolExecutor(settings.io_threads, thread_name_prefix="io")
+
+    def facts(name: str, key: str, condition: Any = None) -> DynamoFactWriter:
+        return DynamoFactWriter(
+            clients.dynamodb, name, key, settings.monitoring_table, condition, backoff, io
+        )
+
+    ports = ScorePorts(
+        predictions=DynamoPredictionStore(
+            BatchTable(
+                clients.dynamodb,
+                settings.predictions_table,
+                ("transaction_id",),
+                backoff=backoff,
+                executor=io,
+            ),
+            facts(settings.predictions_table, "transaction_id", prediction_condition),
+            settings.predictions_ttl_days,
+            settings.monitoring_ttl_days,
+        ),
+        alerts=EventBridgeAlertPublisher(
+            EventPublisher(clients.events, settings.event_bus_name, backoff),
+            ALERT_SOURCE,
+            ALERT_DETAIL_TYPE,
+        ),
+        quarantine=DynamoQuarantineStore(
+            facts(settings.quarantine_table, "record_id"), settings.monitoring_ttl_days
+        ),
+    )
+    policy = ScorePolicy(
+        thresholds=thresholds,
+        alert_on_review=settings.alert_on_review,
+        quarantine_ttl_days=settings.quarantine_ttl_days,
+    )
+    return Scorer(
+        model,
+        ports,
+        policy,
+        step_executor=step_executor or ThreadPoolExecutor(3, thread_name_prefix="step"),
+    )
+
+
+def handler(stage: Scorer, backoff: Backoff) -> Handler:
+    """The Lambda handler of a wired stage; `backoff` is the one `build` was given (its pauses are Retries)."""
+    model = stage.model
+
+    # log_event=False even when POWERTOOLS_LOGGER_LOG_EVENT says true: the records' payloads
+    # may hold card numbers (in any field, ignored ones too), and logs must never carry them.
+    @logger.inject_lambda_context(clear_state=True, log_event=False)
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler(capture_response=False)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        logger.append_keys(model_version=model.model_version)
+        records = parse_kinesis_event(event)
+        pauses_before = backoff.pauses
+        outcome = stage.score(records, clock=lambda: datetime.now(UTC))
+        metrics.add_metadata("model_version", model.model_version)
+        # user records (an aggregate holds several), as RecordsIn counts them; a failure is
+        # reported per Kinesis record, and fails every user record it holds
+        failed_records = sum(1 for r in records if r.sequence_number in outcome.failed)
+        count, ms = MetricUnit.Count, MetricUnit.Milliseconds
+        metrics.add_metric(M.RECORDS_IN, count, outcome.records_in)
+        metrics.add_metric(M.RECORDS_SCORED, count, outcome.scored)
+        metrics.add_metric(M.RECORDS_ALREADY_SCORED, count, outcome.already_scored)
+        metrics.add_metric(M.RECORDS_DUPLICATE, count, outcome.duplicates)
+        metrics.add_metric(M.RECORDS_FAILED, count, failed_records)
+        metrics.add_metric(M.RECORDS_QUARANTINED, count, sum(outcome.quarantined.values()))
+        for reason, n in outcome.quarantined.items():
+            metrics.add_metric(M.QUARANTINED_ + reason, count, n)
+        for decision, n in outcome.decisions.items():
+            metrics.add_metric(M.DECISION_ + decision, count, n)
+        metrics.add_metric(M.ALERTS_PUBLISHED, count, outcome.alerts)
+        metrics.add_metric(M.RETRIES, count, backoff.pauses - pauses_before)
+        metrics.add_metric(M.BATCH_INFERENCE_MS, ms, outcome.inference_ms)
+        for value in _latency_values(outcome.latencies_ms):
+            metrics.add_metric(M.END_TO_END_LATENCY_MS, ms, value)
+        logger.info(
+            "batch scored",
+            extra={
+                "records_in": outcome.records_in,
+                "scored": outcome.scored,
+                "already_scored": outcome.already_scored,
+                "duplicates": outcome.duplicates,
+                "quarantined": dict(outcome.quarantined),
+                "decisions": dict(outcome.decisions),
+                "alerts": outcome.alerts,
+                "failed": failed_records,
+                "inference_ms": round(outcome.inference_ms, 2),
+                "shard_id": records[0].shard_id if records else None,
+                "first_sequence_number": records[0].sequence_number if records else None,
+            },
+        )
+        return batch_item_failures(records, outcome.failed)
+
+    return lambda_handler
+
+
+def _latency_values(latencies: list[int]) -> list[float]:
+    """The batch's latencies, or evenly spaced quantiles of them when there are too many for one blob."""
+    if len(latencies) <= MAX_LATENCY_VALUES:
+        return [float(v) for v in latencies]
+    quantiles = np.quantile(latencies, np.linspace(0, 1, MAX_LATENCY_VALUES))
+    return [round(float(v), 1) for v in quantiles]
+
+
+# The container's wiring, once, at init (the model loads here: INIT is not billed the same).
+settings = load_settings(ScoreSettings, os.environ)
+backoff = Backoff()
+stage = build(settings, Clients.create("dynamodb", "events"), backoff)
+lambda_handler = handler(stage, backoff)

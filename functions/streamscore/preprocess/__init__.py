@@ -1,0 +1,1 @@
+"""Preprocess stage (pure domain): the transaction contract, per-card features, the batch and its ports."""

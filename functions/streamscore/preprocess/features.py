@@ -1,0 +1,212 @@
+"""Card-fraud features: pure functions over a transaction and its card's state, and the state update.
+
+Preprocess runs these on the stream and training replays the simulated stream
+through the very same functions, so serving and training cannot disagree.
+Features describe a transaction *before* it is applied to its card's state.
+State is O(1) per card: exponentially decayed counters and running moments
+instead of transaction lists, so it fits in one small DynamoDB item.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, replace
+
+from streamscore.preprocess.contracts import Transaction
+
+FEATURE_SCHEMA = "card-v1"
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "amount_log",  # log1p(amount)
+    "hour_sin",  # local hour of day (event_time's own offset) on the unit circle
+    "hour_cos",
+    "is_night",  # local hour in [0, 6)
+    "channel_ecom",  # one-hot channel, pos is the reference
+    "channel_atm",
+    "channel_moto",
+    "mcc_high_risk",  # merchant category in HIGH_RISK_MCCS
+    "is_foreign",  # country differs from the card's home country (its first seen)
+    "is_first_seen",  # no history for this card
+    "seconds_since_last_log",  # log1p(seconds since the card's previous transaction)
+    "txn_count_1h",  # decayed count of the card's earlier transactions, time constant 1 h
+    "txn_count_24h",  # same, 24 h
+    "small_ecom_count_1h",  # decayed count of small e-commerce transactions, 1 h
+    "foreign_count_24h",  # decayed count of foreign transactions, 24 h
+    "amount_ratio_mean",  # amount / exp(running mean of log amount)
+    "amount_zscore",  # z-score of log amount against the card's running moments
+    "same_merchant",  # same merchant as the card's previous transaction
+)
+
+HIGH_RISK_MCCS: frozenset[str] = frozenset(
+    {
+        "4829",  # wire transfer / money orders
+        "5933",  # pawn shops
+        "5967",  # direct marketing, inbound telemarketing
+        "6051",  # quasi-cash, crypto
+        "6211",  # securities brokers
+        "7801",  # government-licensed online casinos
+        "7802",  # horse / dog racing
+        "7995",  # betting, lottery, casino gaming
+    }
+)
+
+SMALL_AMOUNT = 5.0  # card-testing probes are this small or smaller
+HOUR = 3600.0
+DAY = 86400.0
+MAX_GAP_SECONDS = 90 * DAY  # gaps longer than this carry no more information
+MOMENT_ALPHA = 0.05  # weight of a new amount in the running moments, once history is long
+ZSCORE_CLIP = 10.0
+MIN_STD = 0.1  # floor of the log-amount std, so a card of identical amounts stays finite
+NEGLIGIBLE = 1e-12  # decayed counters below this are exactly zero
+MIN_TYPICAL_AMOUNT = 0.01  # floor of the typical amount, so sub-cent amounts keep the ratio finite
+
+
+@dataclass(frozen=True, slots=True)
+class CardState:
+    """What the pipeline remembers about one card; one EntityStateTable item."""
+
+    card_id: str
+    home_country: str
+    txn_count: int
+    last_event_ts: float  # epoch seconds of the latest applied transaction
+    last_merchant_id: str
+    count_1h: float  # decayed counters, as of last_event_ts
+    count_24h: float
+    small_ecom_1h: float
+    foreign_24h: float
+    log_amount_mean: float
+    log_amount_var: float
+
+    def to_dict(self) -> dict[str, str | int | float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> CardState:
+        return cls(
+            card_id=str(data["card_id"]),
+            home_country=str(data["home_country"]),
+            txn_count=int(str(data["txn_count"])),
+            last_event_ts=float(str(data["last_event_ts"])),
+            last_merchant_id=str(data["last_merchant_id"]),
+            count_1h=float(str(data["count_1h"])),
+            count_24h=float(str(data["count_24h"])),
+            small_ecom_1h=float(str(data["small_ecom_1h"])),
+            foreign_24h=float(str(data["foreign_24h"])),
+            log_amount_mean=float(str(data["log_amount_mean"])),
+            log_amount_var=float(str(data["log_amount_var"])),
+        )
+
+
+def _decay(value: float, elapsed: float, time_constant: float) -> float:
+    # Below NEGLIGIBLE a counter is zero: it keeps stored state free of denormal numbers.
+    decayed = value * math.exp(-elapsed / time_constant)
+    return decayed if decayed >= NEGLIGIBLE else 0.0
+
+
+def _is_small_ecom(txn: Transaction) -> bool:
+    return txn.channel == "ecom" and txn.amount <= SMALL_AMOUNT
+
+
+def build_features(txn: Transaction, state: CardState | None) -> dict[str, float]:
+    """The feature vector of `txn` given its card's state before it (None: first seen)."""
+    hour = txn.event_time.hour + txn.event_time.minute / 60.0
+    angle = 2.0 * math.pi * hour / 24.0
+    log_amount = math.log1p(txn.amount)
+    features = {
+        "amount_log": log_amount,
+        "hour_sin": math.sin(angle),
+        "hour_cos": math.cos(angle),
+        "is_night": float(txn.event_time.hour < 6),
+        "channel_ecom": float(txn.channel == "ecom"),
+        "channel_atm": float(txn.channel == "atm"),
+        "channel_moto": float(txn.channel == "moto"),
+        "mcc_high_risk": float(txn.mcc in HIGH_RISK_MCCS),
+    }
+    if state is None:
+        features |= {
+            "is_foreign": 0.0,
+            "is_first_seen": 1.0,
+            "seconds_since_last_log": math.log1p(MAX_GAP_SECONDS),
+            "txn_count_1h": 0.0,
+            "txn_count_24h": 0.0,
+            "small_ecom_count_1h": 0.0,
+            "foreign_count_24h": 0.0,
+            "amount_ratio_mean": 1.0,
+            "amount_zscore": 0.0,
+            "same_merchant": 0.0,
+        }
+        return features
+
+    # Out-of-order event times within a card count as simultaneous.
+    elapsed = max(0.0, txn.event_time.timestamp() - state.last_event_ts)
+    std = max(math.sqrt(state.log_amount_var), MIN_STD)
+    zscore = (log_amount - state.log_amount_mean) / std if state.txn_count >= 2 else 0.0
+    features |= {
+        "is_foreign": float(txn.country != state.home_country),
+        "is_first_seen": 0.0,
+        "seconds_since_last_log": math.log1p(min(elapsed, MAX_GAP_SECONDS)),
+        "txn_count_1h": _decay(state.count_1h, elapsed, HOUR),
+        "txn_count_24h": _decay(state.count_24h, elapsed, DAY),
+        "small_ecom_count_1h": _decay(state.small_ecom_1h, elapsed, HOUR),
+        "foreign_count_24h": _decay(state.foreign_24h, elapsed, DAY),
+        "amount_ratio_mean": txn.amount
+        / max(math.expm1(state.log_amount_mean), MIN_TYPICAL_AMOUNT),
+        "amount_zscore": max(-ZSCORE_CLIP, min(ZSCORE_CLIP, zscore)),
+        "same_merchant": float(txn.merchant_id == state.last_merchant_id),
+    }
+    return features
+
+
+def advance_state(state: CardState | None, txn: Transaction) -> CardState:
+    """The card's state after applying `txn`; `txn_count` numbers the card's applications."""
+    now = txn.event_time.timestamp()
+    log_amount = math.log1p(txn.amount)
+    if state is None:
+        return CardState(
+            card_id=txn.card_id,
+            home_country=txn.country,
+            txn_count=1,
+            last_event_ts=now,
+            last_merchant_id=txn.merchant_id,
+            count_1h=1.0,
+            count_24h=1.0,
+            small_ecom_1h=float(_is_small_ecom(txn)),
+            foreign_24h=0.0,
+            log_amount_mean=log_amount,
+            log_amount_var=0.0,
+        )
+    elapsed = max(0.0, now - state.last_event_ts)
+    count = state.txn_count + 1
+    # Exact running moments for the first transactions, exponential after.
+    weight = max(MOMENT_ALPHA, 1.0 / count)
+    delta = log_amount - state.log_amount_mean
+    mean = state.log_amount_mean + weight * delta
+    var = (1.0 - weight) * (state.log_amount_var + weight * delta * delta)
+    return replace(
+        state,
+        txn_count=count,
+        last_event_ts=max(now, state.last_event_ts),
+        last_merchant_id=txn.merchant_id,
+        count_1h=_decay(state.count_1h, elapsed, HOUR) + 1.0,
+        count_24h=_decay(state.count_24h, elapsed, DAY) + 1.0,
+        small_ecom_1h=_decay(state.small_ecom_1h, elapsed, HOUR) + float(_is_small_ecom(txn)),
+        foreign_24h=_decay(state.foreign_24h, elapsed, DAY)
+        + float(txn.country != state.home_country),
+        log_amount_mean=mean,
+        log_amount_var=var,
+    )
+
+
+def feature_vector(features: dict[str, float]) -> list[float]:
+    """The features in model order (FEATURE_NAMES)."""
+    return [features[name] for name in FEATURE_NAMES]
+
+
+def replay_features(transactions: Iterable[Transaction]) -> Iterator[dict[str, float]]:
+    """Features of an event-time-ordered stream, keeping per-card state in memory (training path)."""
+    states: dict[str, CardState] = {}
+    for txn in transactions:
+        state = states.get(txn.card_id)
+        yield build_features(txn, state)
+        states[txn.card_id] = advance_state(state, txn)

@@ -1,0 +1,53 @@
+"""TODO streamscore.preprocess.ports (from streamscore.preprocess)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from streamscore.core.ports import QuarantineStore
+from streamscore.preprocess.features import CardState
+
+
+@dataclass(frozen=True)
+class CardRecord:
+    """One EntityStateTable item: the card's state and the applied feature records not yet stored."""
+
+    state: CardState
+    pending: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # by transaction id
+
+
+class StateStore(Protocol):
+    def load(self, card_ids: Sequence[str]) -> tuple[dict[str, CardRecord], set[str]]:
+        """Cards found, and card ids whose read still failed after retries."""
+        ...
+
+    def save(self, cards: Sequence[CardRecord], now: datetime) -> set[str]:
+        """Card ids whose write still failed after retries."""
+        ...
+
+
+class FeatureStore(Protocol):
+    def load(
+        self, transaction_ids: Sequence[str]
+    ) -> tuple[dict[str, dict[str, Any]], set[str]]: ...
+
+    def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+        """Transaction ids whose write still failed after retries."""
+        ...
+
+
+class FeatureForwarder(Protocol):
+    def forward(self, feature_records: Sequence[dict[str, Any]]) -> set[str]:
+        """Transaction ids whose put still failed after retries."""
+        ...
+
+
+@dataclass(frozen=True)
+class PreprocessPorts:
+    states: StateStore
+    features: FeatureStore
+    forwarder: FeatureForwarder
+    quarantine: QuarantineStore

@@ -1,0 +1,33 @@
+"""TODO streamscore.preprocess.settings (from streamscore.settings)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+
+from streamscore.core.settings import Days, FunctionSettings, Name, Retention, replay_safe_days
+
+
+class PreprocessSettings(FunctionSettings):
+    entity_state_table: Name
+    features_table: Name
+    quarantine_table: Name
+    monitoring_table: Name
+    features_stream_name: Name
+    features_ttl_days: Days = 7
+    stream_retention_hours: Retention = 24
+    quarantine_ttl_days: Days = 30
+    monitoring_ttl_days: Days = 90
+    state_ttl_days: Days = 400  # a card unseen this long starts afresh
+    io_threads: Annotated[int, Field(ge=1, le=32)] = 4
+
+    @model_validator(mode="after")
+    def _facts_outlive_the_stream(self) -> PreprocessSettings:
+        for name in ("features_ttl_days", "quarantine_ttl_days"):
+            days = replay_safe_days(getattr(self, name), self.stream_retention_hours)
+            object.__setattr__(self, name, days)
+        return self

@@ -1,0 +1,470 @@
+"""Score one FeaturesStream batch: decode, quarantine, one model run, predictions and their counts, alerts.
+
+Write order is the commit protocol. Every prediction is written first; one that
+alerts is written with `alert: pending`, then its HighRiskTransaction event is put,
+then the prediction is written again with `alert: sent`. A retry or replay that
+finds a stored prediction writes nothing and alerts nothing, unless its alert is
+still pending: then the put's outcome is unknown (a lost response, a timeout right
+after it) or it failed, and the alert goes out again with the same `alert_id`,
+which consumers dedupe on. An alert is never lost; it is repeated only when the
+outcome of its put is unknown to the invocation that retries it (the publisher
+remembers the ids it saw accepted, so a failed `sent` write alone repeats nothing).
+A prediction written from another stream record of the same transaction means
+preprocess forwarded it twice; that record is a duplicate: no write, no alert,
+not counted. A prediction is created with what it adds to the hourly counts (its
+decision, the drift bins of its features and score) in one transaction, on the
+condition that it does not exist: counts move exactly once per prediction (counts.py).
+FeaturesStream holds the plain records preprocess puts; a KPL aggregate put there by anyone
+else is opened as on TransactionsStream (records.py): each user record is scored under its
+own record id, and a redelivered aggregate finds the predictions already written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from streamscore.core.artifacts import SCORE, Thresholds
+from streamscore.core.errors import InvalidRecordError, RetryableError
+from streamscore.core.monitoring import (
+    PREDICTIONS,
+    CountKey,
+    Fact,
+    hour_of,
+    prediction_counts,
+    source_of,
+)
+from streamscore.core.records import StreamRecord, decode_payload, diagnose_json, quarantine_item
+from streamscore.core.steps import settle, submit_or_run
+from streamscore.core.times import utc_iso_ms
+from streamscore.scoring.model import DECISIONS, ScoringModel, bin_indexes, decide, feature_matrix
+from streamscore.scoring.ports import ScorePorts
+
+STAGE = "score"
+ALERT_SOURCE = "streamscore.scoring"
+ALERT_DETAIL_TYPE = "HighRiskTransaction"
+MAX_FEATURE_RECORD_BYTES = 64 * 1024  # a feature record is under a kilobyte
+PENDING, SENT = "pending", "sent"  # a prediction's `alert`: put not yet confirmed, or confirmed
+_REQUIRED_TEXT = ("transaction_id", "event_time", "feature_schema")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the Transaction contract's; a table key
+
+
+@dataclass(frozen=True)
+class ScorePolicy:
+    thresholds: Thresholds
+    alert_on_review: bool
+    quarantine_ttl_days: int
+
+
+@dataclass
+class ScoreOutcome:
+    """What happened to every record: scored, already scored, duplicate, quarantined or failed."""
+
+    records_in: int = 0
+    scored: int = 0  # predictions written by this invocation
+    already_scored: int = 0  # a retry or replay of a record whose prediction is stored
+    duplicates: int = 0  # the same transaction from another stream record
+    quarantined: Counter[str] = field(default_factory=Counter)
+    failed: set[str] = field(default_factory=set)  # Kinesis sequence numbers (see records.py)
+    decisions: Counter[str] = field(default_factory=Counter)  # of the predictions written
+    alerts: int = 0
+    inference_ms: float = 0.0
+    latencies_ms: list[int] = field(default_factory=list)  # of the predictions written
+
+
+@dataclass(slots=True)
+class _Row:
+    record: StreamRecord
+    doc: dict[str, Any]
+    arrived_at: float | None
+
+
+def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
+    """The record's feature record; InvalidRecordError when it is not one, or not of `feature_schema`."""
+    doc = _json_object(record)
+    if not (
+        type(doc.get("transaction_id")) is str
+        and type(doc.get("event_time")) is str
+        and type(doc.get("features")) is dict
+        and doc.get("feature_schema") == feature_schema
+        and doc["event_time"]
+        and _IDENTIFIER.fullmatch(doc["transaction_id"])
+    ):
+        raise _not_a_feature_record(doc, feature_schema)
+    try:
+        hour_of(doc["event_time"])
+    except ValueError:
+        raise _undecodable(
+            "invalid_field", "event_time is not an ISO 8601 time with offset"
+        ) from None
+    arrived = doc.get("arrived_at")
+    try:
+        arrived_at = datetime.fromisoformat(arrived).timestamp() if arrived is not None else None
+    except (TypeError, ValueError):
+        raise _undecodable("invalid_field", "arrived_at is not an ISO 8601 time") from None
+    return _Row(record, doc, arrived_at)
+
+
+def _json_object(record: StreamRecord) -> dict[str, Any]:
+    """The record's payload as a JSON object; InvalidRecordError (undecodable) when it is none."""
+    try:
+        payload = decode_payload(record)
+    except InvalidRecordError as error:
+        raise _undecodable(error.reason, str(error)) from None
+    if len(payload) > MAX_FEATURE_RECORD_BYTES:
+        raise _undecodable("oversized", f"payload is {len(payload)} bytes")
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):
+        problem = diagnose_json(payload)
+        raise _undecodable(
+            problem.reason if problem else "invalid_json", str(problem or "not JSON")
+        ) from None
+    if not isinstance(doc, dict):
+        raise _undecodable("not_an_object", f"payload is JSON {type(doc).__name__}, not an object")
+    return doc
+
+
+def _not_a_feature_record(doc: dict[str, Any], feature_schema: str) -> InvalidRecordError:
+    """Why a JSON object is not a feature record of `feature_schema` (the slow path)."""
+    wrong = [name for name in _REQUIRED_TEXT if not isinstance(doc.get(name), str) or not doc[name]]
+    if not isinstance(doc.get("features"), dict):
+        wrong.append("features")
+    if wrong:
+        return _undecodable(
+            "missing_field", f"not a feature record: bad or missing {', '.join(wrong)}"
+        )
+    if not _IDENTIFIER.fullmatch(doc["transaction_id"]):
+        return _undecodable("invalid_field", "transaction_id is not 1-64 of [A-Za-z0-9_-]")
+    return InvalidRecordError(
+        "unknown_feature_schema",
+        f"feature schema {doc['feature_schema'][:64]!r} is not the model's {feature_schema!r}",
+    )
+
+
+def _undecodable(cause: str, message: str) -> InvalidRecordError:
+    return InvalidRecordError(
+        "undecodable", message, [{"field": "(record)", "type": cause, "message": message}]
+    )
+
+
+def score_batch(
+    records: Sequence[StreamRecord],
+    model: ScoringModel,
+    ports: ScorePorts,
+    policy: ScorePolicy,
+    clock: Callable[[], datetime],
+    executor: Executor | None = None,
+) -> ScoreOutcome:
+    """Score one batch; never raises for bad input, raises SystemicError for broken setup.
+
+    `executor` runs the independent steps concurrently; it must not be the pool
+    the stores fan their own calls out on, or steps could wait on each other.
+    """
+    outcome = ScoreOutcome(records_in=len(records))
+    batch = _decode(records, model)
+    unique, stored, unread = _look_up_and_score(batch, model, ports, executor, outcome)
+    now = clock()
+
+    to_write = _triage(batch, unique, stored, unread, model.model_version, outcome)
+    predictions = _predictions(batch, to_write, model.model_version, policy, now)
+    unconfirmed = _unconfirmed(batch, unique, set(to_write), stored, outcome.failed)
+    by_txn_id = {batch.rows[i].doc["transaction_id"]: batch.rows[i].record for i in unique}
+    quarantine_items = [
+        quarantine_item(r, e, STAGE, now, policy.quarantine_ttl_days) for r, e in batch.invalid
+    ]
+    quarantining = (
+        submit_or_run(executor, ports.quarantine.save, quarantine_items)
+        if quarantine_items
+        else None
+    )
+    facts = _facts(batch, to_write, predictions, model)
+    if facts:
+        _write(
+            lambda: ports.predictions.create(facts, now)[1],
+            [f.key for f in facts],
+            by_txn_id,
+            outcome.failed,
+        )
+    saved = [
+        p
+        for p in predictions
+        if by_txn_id[p["transaction_id"]].sequence_number not in outcome.failed
+    ]
+    _send_alerts(
+        ports,
+        [p for p in saved if p.get("alert") == PENDING] + unconfirmed,
+        now,
+        by_txn_id,
+        outcome.failed,
+    )
+    if quarantining is not None:
+        settle(quarantining, {r.record_id: r for r, _ in batch.invalid}, outcome.failed)
+    _tally(outcome, batch, predictions, unconfirmed, by_txn_id)
+    return outcome
+
+
+def _look_up_and_score(
+    batch: _Batch,
+    model: ScoringModel,
+    ports: ScorePorts,
+    executor: Executor | None,
+    outcome: ScoreOutcome,
+) -> tuple[list[int], dict[str, dict[str, Any]], set[str]]:
+    """Each transaction's first row, scored, and its stored prediction (unread: couldn't tell).
+
+    The stored-prediction lookup (I/O) overlaps the model run (CPU).
+    """
+    first_of: dict[str, int] = {}
+    for i in batch.scoreable:
+        first_of.setdefault(batch.rows[i].doc["transaction_id"], i)
+    unique = sorted(first_of.values())
+    outcome.duplicates = len(batch.scoreable) - len(unique)
+    lookup = submit_or_run(executor, ports.predictions.load, list(first_of))
+    started = time.perf_counter()
+    batch.scores[unique] = model.predict(batch.matrix[unique].astype(np.float32))
+    outcome.inference_ms = (time.perf_counter() - started) * 1000
+    try:
+        stored, unread = lookup.result()
+    except RetryableError:
+        stored, unread = {}, set(first_of)
+    return unique, stored, unread
+
+
+def _predictions(
+    batch: _Batch, to_write: list[int], model_version: str, policy: ScorePolicy, now: datetime
+) -> list[dict[str, Any]]:
+    """The prediction items to create, alerting ones `alert: pending`."""
+    codes = decide(batch.scores[to_write], policy.thresholds).tolist()
+    alerting = {"decline", "review"} if policy.alert_on_review else {"decline"}
+    return [
+        _prediction(batch.rows[i], float(batch.scores[i]), DECISIONS[code], model_version, now)
+        | ({"alert": PENDING} if DECISIONS[code] in alerting else {})
+        for i, code in zip(to_write, codes, strict=True)
+    ]
+
+
+def _unconfirmed(
+    batch: _Batch,
+    unique: list[int],
+    rewritten: set[int],
+    stored: Mapping[str, dict[str, Any]],
+    failed: set[str],
+) -> list[dict[str, Any]]:
+    """Stored predictions of this batch whose alert may not have gone out (still pending)."""
+    return [
+        stored[batch.rows[i].doc["transaction_id"]]
+        for i in unique
+        if i not in rewritten
+        and stored.get(batch.rows[i].doc["transaction_id"], {}).get("alert") == PENDING
+        and batch.rows[i].record.sequence_number not in failed
+    ]
+
+
+def _tally(
+    outcome: ScoreOutcome,
+    batch: _Batch,
+    predictions: list[dict[str, Any]],
+    unconfirmed: list[dict[str, Any]],
+    by_txn_id: Mapping[str, StreamRecord],
+) -> None:
+    """Count what each record became, leaving out the failed ones (they come back)."""
+
+    def ok(record: StreamRecord) -> bool:
+        return record.sequence_number not in outcome.failed
+
+    written = [p for p in predictions if ok(by_txn_id[p["transaction_id"]])]
+    outcome.scored = len(written)
+    outcome.decisions = Counter(p["decision"] for p in written)
+    outcome.latencies_ms = [p["latency_ms"] for p in written if "latency_ms" in p]
+    outcome.alerts = sum(1 for p in written if "alert" in p) + sum(
+        1 for p in unconfirmed if ok(by_txn_id[p["transaction_id"]])
+    )
+    outcome.quarantined = Counter(e.reason for r, e in batch.invalid if ok(r))
+
+
+@dataclass
+class _Batch:
+    """The decoded batch: rows of known schema, their matrix and scores (NaN = not scored)."""
+
+    rows: list[_Row]
+    invalid: list[tuple[StreamRecord, InvalidRecordError]]
+    matrix: np.ndarray
+    scoreable: list[int]
+    scores: np.ndarray
+
+
+def _decode(records: Sequence[StreamRecord], model: ScoringModel) -> _Batch:
+    rows: list[_Row] = []
+    invalid: list[tuple[StreamRecord, InvalidRecordError]] = []
+    for record in records:
+        try:
+            rows.append(decode_feature_record(record, model.card.feature_schema))
+        except InvalidRecordError as error:
+            invalid.append((record, error))
+    matrix, problems = feature_matrix([r.doc["features"] for r in rows], model.feature_names)
+    invalid += [(r.record, p) for r, p in zip(rows, problems, strict=True) if p is not None]
+    return _Batch(
+        rows=rows,
+        invalid=invalid,
+        matrix=matrix,
+        scoreable=[i for i, p in enumerate(problems) if p is None],
+        scores=np.full(len(rows), np.nan),
+    )
+
+
+def _triage(
+    batch: _Batch,
+    unique: list[int],
+    stored: Mapping[str, dict[str, Any]],
+    unread: set[str],
+    model_version: str,
+    outcome: ScoreOutcome,
+) -> list[int]:
+    """Rows to write; the rest are failed (unread), already scored (this record) or duplicates."""
+    to_write: list[int] = []
+    for i in unique:
+        row = batch.rows[i]
+        previous = stored.get(row.doc["transaction_id"])
+        same_record = previous is not None and (
+            previous.get("features_record_id") == row.record.record_id
+        )
+        if row.doc["transaction_id"] in unread:
+            outcome.failed.add(row.record.sequence_number)
+        elif previous is None or (same_record and previous.get("model_version") != model_version):
+            to_write.append(i)
+        elif same_record:
+            outcome.already_scored += 1
+        else:
+            outcome.duplicates += 1
+    return to_write
+
+
+def _prediction(
+    row: _Row, score: float, decision: str, model_version: str, now: datetime
+) -> dict[str, Any]:
+    """The Prediction contract: one PredictionsTable item per transaction."""
+    item = {
+        "transaction_id": row.doc["transaction_id"],
+        "score": score,
+        "decision": decision,
+        "model_version": model_version,
+        "event_time": row.doc["event_time"],
+        "scored_at": utc_iso_ms(now),
+        "features_record_id": row.record.record_id,
+    }
+    if row.arrived_at is not None:
+        item["latency_ms"] = max(0, round((now.timestamp() - row.arrived_at) * 1000))
+    return item
+
+
+def alert_detail(prediction: Mapping[str, Any]) -> dict[str, Any]:
+    """The HighRiskTransaction detail: enough for consumers to act and to de-duplicate (alert_id)."""
+    return {
+        "alert_id": alert_id(prediction),
+        "transaction_id": prediction["transaction_id"],
+        "score": prediction["score"],
+        "decision": prediction["decision"],
+        "model_version": prediction["model_version"],
+        "event_time": prediction["event_time"],
+        "scored_at": prediction["scored_at"],
+    }
+
+
+def alert_id(prediction: Mapping[str, Any]) -> str:
+    """The alert's stable identity: one transaction scored by one model version."""
+    return f"{prediction['transaction_id']}/{prediction['model_version']}"
+
+
+def _facts(
+    batch: _Batch, rows: list[int], predictions: list[dict[str, Any]], model: ScoringModel
+) -> list[Fact]:
+    """Each new prediction with what it adds to its hour's counts: decision and drift bins."""
+    if not rows:
+        return []
+    columns = [
+        bin_indexes(batch.matrix[rows, j], model.edges[name])
+        for j, name in enumerate(model.feature_names)
+    ]
+    columns.append(bin_indexes(batch.scores[rows], model.edges[SCORE]))
+    bins = np.column_stack(columns).tolist()
+    return [
+        Fact(
+            item=prediction,
+            key=prediction["transaction_id"],
+            count_key=CountKey(
+                PREDICTIONS,
+                prediction["model_version"],
+                hour_of(prediction["event_time"]),
+                source_of(batch.rows[i].record.stream_name, batch.rows[i].record.shard_id),
+            ),
+            counts=prediction_counts(prediction["decision"], row_bins),
+        )
+        for i, prediction, row_bins in zip(rows, predictions, bins, strict=True)
+    ]
+
+
+def _write(
+    work: Callable[[], set[str]],
+    keys: Iterable[str],
+    by_txn_id: Mapping[str, StreamRecord],
+    failed: set[str],
+) -> None:
+    """Run one write; the records of the keys it left unwritten (all, if it raised) fail."""
+    settle(submit_or_run(None, work), {k: by_txn_id[k] for k in keys}, failed)
+
+
+def _send_alerts(
+    ports: ScorePorts,
+    pending: list[dict[str, Any]],
+    now: datetime,
+    by_txn_id: Mapping[str, StreamRecord],
+    failed: set[str],
+) -> None:
+    """Put the stored, pending alerts, then mark the accepted ones sent; the rest fail their records.
+
+    A put that raised has an unknown outcome: its records fail and their retry puts
+    them again under the same alert ids.
+    """
+    if not pending:
+        return
+    try:
+        unsent = ports.alerts.publish([alert_detail(p) for p in pending])
+    except RetryableError:
+        failed.update(by_txn_id[p["transaction_id"]].sequence_number for p in pending)
+        return
+    failed.update(by_txn_id[t].sequence_number for t in unsent)
+    sent = [p | {"alert": SENT} for p in pending if p["transaction_id"] not in unsent]
+    if sent:
+        _write(
+            lambda: ports.predictions.save(sent, now),
+            [p["transaction_id"] for p in sent],
+            by_txn_id,
+            failed,
+        )
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """The scoring stage wired (see streamscore.handlers.score.build): one call per batch.
+
+    `step_executor` runs a batch's independent steps; it must not be the pool the
+    adapters fan their calls out on.
+    """
+
+    model: ScoringModel
+    ports: ScorePorts
+    policy: ScorePolicy
+    step_executor: Executor | None = None
+
+    def score(self, records: Sequence[StreamRecord], clock: Callable[[], datetime]) -> ScoreOutcome:
+        return score_batch(records, self.model, self.ports, self.policy, clock, self.step_executor)

@@ -1,0 +1,38 @@
+"""TODO streamscore.scoring.ports (from streamscore.score_batch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from streamscore.core.monitoring import Fact
+from streamscore.core.ports import QuarantineStore
+
+
+class PredictionStore(Protocol):
+    def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Stored predictions by transaction id, and the ids whose read still failed."""
+        ...
+
+    def create(self, facts: Sequence[Fact], now: datetime) -> tuple[set[str], set[str]]:
+        """Create predictions not stored yet, with their counts: ids that exist now, ids that failed."""
+        ...
+
+    def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+        """Overwrite stored predictions; the transaction ids whose write still failed."""
+        ...
+
+
+class AlertPublisher(Protocol):
+    def publish(self, alerts: Sequence[dict[str, Any]]) -> set[str]:
+        """Transaction ids whose event still failed after retries."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScorePorts:
+    predictions: PredictionStore
+    alerts: AlertPublisher
+    quarantine: QuarantineStore

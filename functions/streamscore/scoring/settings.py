@@ -1,0 +1,53 @@
+"""TODO streamscore.scoring.settings (from streamscore.settings)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from streamscore.core.settings import (
+    Days,
+    FunctionSettings,
+    Name,
+    Retention,
+    Threshold,
+    replay_safe_days,
+)
+
+
+class ScoreSettings(FunctionSettings):
+    predictions_table: Name
+    quarantine_table: Name
+    monitoring_table: Name
+    event_bus_name: Name
+    model_dir: Name = "/opt/model"
+    review_threshold: Threshold | None = None  # None (empty): the model card's recommendation
+    decline_threshold: Threshold | None = None
+    alert_on_review: bool = False
+    predictions_ttl_days: Days = 90
+    quarantine_ttl_days: Days = 30
+    monitoring_ttl_days: Days = 90
+    stream_retention_hours: Retention = 24
+    io_threads: Annotated[int, Field(ge=1, le=32)] = 4
+    # ONNX Runtime threads: one. At batch 500 a run takes 0.3-0.5 ms (< 1 us a record) with one
+    # or two threads (bench/results/latest.json, ort_threads_batch_500): a second thread buys
+    # nothing that matters, and Lambda at 2048 MB has ~1.2 vCPU to share with the I/O threads.
+    ort_intra_op_threads: Annotated[int, Field(ge=1, le=16)] = 1
+    ort_inter_op_threads: Annotated[int, Field(ge=1, le=16)] = 1
+
+    @field_validator("review_threshold", "decline_threshold", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _facts_outlive_the_stream(self) -> ScoreSettings:
+        for name in ("predictions_ttl_days", "quarantine_ttl_days"):
+            days = replay_safe_days(getattr(self, name), self.stream_retention_hours)
+            object.__setattr__(self, name, days)
+        return self

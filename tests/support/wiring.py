@@ -1,0 +1,108 @@
+"""A handler's stage built on test clients, through the module's own `build` and `handler`.
+
+A test changes what the function runs with (flaky clients, a crashing port, a
+no-op sleep, steps inline) here, on the object it built, never in the handler
+module's globals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from types import ModuleType
+from typing import Any
+
+import boto3
+
+from streamscore.aws.clients import Clients
+from streamscore.aws.retry import Backoff, client_config
+
+SERVICES = ("dynamodb", "kinesis", "events", "s3")
+
+
+class InlineExecutor(Executor):
+    """Runs each submitted call at once, in the caller's thread: a batch's steps in a fixed order."""
+
+    def submit[T](self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # the future carries it, as a pool's would
+            future.set_exception(error)
+        return future
+
+
+def no_sleep(seconds: float) -> None:
+    """A Backoff's sleep that does not wait."""
+
+
+def quiet_backoff(seed: int | None = None) -> Backoff:
+    """A Backoff that never waits (and draws its jitter from `seed`, when given)."""
+    return Backoff(sleep=no_sleep, rng=random.Random(seed) if seed is not None else None)
+
+
+def moto_clients(*services: str) -> Clients:
+    """boto3 clients (inside a moto mock or against a moto server), configured as in Lambda."""
+    return Clients(**{name: boto3.client(name, config=client_config()) for name in services})
+
+
+class Wired:
+    """`module.build(settings, clients, backoff, **options)` and `module.handler(...)` of it.
+
+    `ports` can be replaced (a crashing port, a counting one): the stage and its handler
+    are rebuilt around the new ports. Client attributes (`dynamodb`, `kinesis`, ...)
+    read through to `clients`.
+    """
+
+    def __init__(
+        self,
+        module: ModuleType,
+        settings: Any,
+        clients: Clients,
+        backoff: Backoff | None = None,
+        **options: Any,
+    ):
+        self.module = module
+        self.settings = settings
+        self.original_clients = self.clients = clients
+        self.backoff = backoff or quiet_backoff()
+        self.options = options
+        self.stage = module.build(settings, clients, self.backoff, **options)
+        self._handle()
+
+    @property
+    def pools(self) -> list[Executor]:
+        """The executors the test gave `build` (to wait on, as if a crashed container had gone)."""
+        return [v for v in self.options.values() if isinstance(v, Executor)]
+
+    def use(self, **clients: Any) -> None:
+        """Rebuild on the original clients with `clients` swapped in; with none, the original ones."""
+        self.clients = dataclasses.replace(self.original_clients, **clients)
+        self.stage = self.module.build(self.settings, self.clients, self.backoff, **self.options)
+        self._handle()
+
+    def _handle(self) -> None:
+        takes_backoff = "backoff" in self.module.handler.__code__.co_varnames
+        args = (self.stage, self.backoff) if takes_backoff else (self.stage,)
+        self.lambda_handler = self.module.handler(*args)
+
+    @property
+    def ports(self) -> Any:
+        return self.stage.ports
+
+    @ports.setter
+    def ports(self, ports: Any) -> None:
+        self.stage = dataclasses.replace(self.stage, ports=ports)
+        self._handle()
+
+    def replace(self, **changes: Any) -> None:
+        """Change fields of the wired stage (its ports, policy, model, executor)."""
+        self.stage = dataclasses.replace(self.stage, **changes)
+        self._handle()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in SERVICES:
+            return getattr(self.clients, name)
+        raise AttributeError(name)
