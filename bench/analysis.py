@@ -212,8 +212,8 @@ def stored_kinds(
     plus a day, as the functions do: streamscore.settings.replay_safe_days) plus the deletion
     lag; card states are kept while the card transacts and state_ttl_days after."""
     from embedded.template import parameter_values  # noqa: PLC0415 - local/ is a bench root
-    from streamscore.preprocess.settings import PreprocessSettings
-    from streamscore.core.settings import replay_safe_days
+    from streamscore.core.settings import replay_safe_days  # noqa: PLC0415
+    from streamscore.preprocess.settings import PreprocessSettings  # noqa: PLC0415
 
     values = parameter_values(dict(template))
     kinds = sizes.get("kinds", {})

@@ -41,7 +41,9 @@ TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8
 
 def imported_modules(function: str) -> list[str]:
     """Every module the handler module imports at its top, in source order."""
-    source = (ROOT / "functions" / "streamscore" / "handlers" / f"{function}.py").read_text(encoding="utf-8")
+    source = (ROOT / "functions" / "streamscore" / "handlers" / f"{function}.py").read_text(
+        encoding="utf-8"
+    )
     names: list[str] = []
     for node in ast.parse(source).body:
         if isinstance(node, ast.Import):

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from bench import ROOT
@@ -133,12 +132,55 @@ class CountingSink(io.TextIOBase):
 SINK = CountingSink()
 
 
-def load_app(function: str, env: Mapping[str, str] | None = None) -> ModuleType:
-    """`<function>.app` imported afresh (module-scope settings, clients, model), logging to SINK."""
-    for name in (f"streamscore.handlers.{function}", "streamscore.core.observability"):
+class Function:
+    """A handler module's stage, built by the module's own `build` and `handler` on clients
+    the benchmark meters; `dynamodb`, `kinesis`, `events` and `s3` are those clients."""
+
+    def __init__(self, clients: Any, stage: Any, lambda_handler: Callable[..., Any]):
+        self.clients = clients
+        self.stage = stage
+        self.lambda_handler = lambda_handler
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("dynamodb", "kinesis", "events", "s3"):
+            return getattr(self.clients, name)
+        raise AttributeError(name)
+
+
+def load_app(function: str, env: Mapping[str, str] | None = None) -> Function:
+    """The function's handler module imported afresh and its stage built (settings, clients,
+    model from `env`), logging to SINK."""
+    from streamscore.aws.clients import Clients  # noqa: PLC0415 - after prepare_process
+    from streamscore.aws.retry import Backoff  # noqa: PLC0415
+    from streamscore.core.settings import load_settings  # noqa: PLC0415
+
+    env = env or function_env(function)
+    module_name = f"streamscore.handlers.{function}"
+    for name in (module_name, "streamscore.core.observability"):
         sys.modules.pop(name, None)
-    with environment(env or function_env(function)), contextlib.redirect_stdout(SINK):
-        return importlib.import_module(f"streamscore.handlers.{function}")
+    with environment(env), contextlib.redirect_stdout(SINK):
+        module = importlib.import_module(module_name)
+        settings_model = importlib.import_module(SETTINGS[function][0])
+        settings = load_settings(getattr(settings_model, SETTINGS[function][1]), env)
+        clients = Clients.create(*SERVICES[function])
+        backoff = Backoff()
+        stage = module.build(settings, clients, backoff)
+        takes_backoff = "backoff" in module.handler.__code__.co_varnames
+        handler = module.handler(stage, backoff) if takes_backoff else module.handler(stage)
+    return Function(clients, stage, handler)
+
+
+# each function's settings model and the clients its build needs
+SETTINGS = {
+    "preprocess": ("streamscore.preprocess.settings", "PreprocessSettings"),
+    "score": ("streamscore.scoring.settings", "ScoreSettings"),
+    "drift_check": ("streamscore.drift.settings", "DriftCheckSettings"),
+}
+SERVICES = {
+    "preprocess": ("dynamodb", "kinesis"),
+    "score": ("dynamodb", "events"),
+    "drift_check": ("dynamodb", "s3", "events"),
+}
 
 
 @contextlib.contextmanager

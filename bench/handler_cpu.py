@@ -18,7 +18,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -28,6 +27,7 @@ from bench.common import (
     AWS_ENV,
     NAMES,
     SINK,
+    Function,
     LambdaContext,
     calibration_us,
     environment,
@@ -49,9 +49,10 @@ from bench.traffic import (
     transaction_events,
     window,
 )
-from streamscore.preprocess.ports import CardRecord, PreprocessPorts
-from streamscore.preprocess.batch import preprocess_batch
+from streamscore.aws.retry import client_config
 from streamscore.core.records import parse_kinesis_event
+from streamscore.preprocess.batch import preprocess_batch
+from streamscore.preprocess.ports import CardRecord, PreprocessPorts
 
 SIZES = (10, 100, 500, 1000)  # 10: what a quiet shard's one-second window gathers
 RECORDS_PER_SIZE = 6000  # 60 batches of 100, 12 of 500, 6 of 1000 (+ one warm-up batch each)
@@ -144,7 +145,7 @@ class _Variants(ABC):
 
     name = ""
     handler_fake: FakeAWS
-    app: ModuleType
+    app: Function
     context: LambdaContext
 
     def __init__(self) -> None:
@@ -189,7 +190,7 @@ class _Preprocess(_Variants):
         super().__init__()
         keys = _table_keys(template)
         self.app = load_app("preprocess")
-        config = self.app.client_config()
+        config = client_config()
         self.handler_fake = FakeAWS(keys).attach(self.app.dynamodb, self.app.kinesis)
         self.per_record_dynamodb, self.per_record_kinesis = _clients(config, "dynamodb", "kinesis")
         self._per_record_fake = FakeAWS(keys).attach(
@@ -275,7 +276,7 @@ class _Score(_Variants):
         self.app = load_app("score")
         self.handler_fake = FakeAWS(keys).attach(self.app.dynamodb, self.app.events)
         self.per_record_dynamodb, self.per_record_events = _clients(
-            self.app.config, "dynamodb", "events"
+            client_config(), "dynamodb", "events"
         )
         self._per_record_fake = FakeAWS(keys).attach(
             self.per_record_dynamodb, self.per_record_events
@@ -299,13 +300,13 @@ class _Score(_Variants):
         return self._handler(event, self.handler_fake)
 
     def floor(self, event: dict[str, Any]) -> float:
-        return _us_per_record(_timed(lambda: score_floor(self.app.model, event)), self.size)
+        return _us_per_record(_timed(lambda: score_floor(self.app.stage.model, event)), self.size)
 
     def record_at_a_time(self, event: dict[str, Any]) -> float:
         seconds = _timed(
             lambda: score_per_record(
-                self.app.model,
-                self.app.thresholds,
+                self.app.stage.model,
+                self.app.stage.policy.thresholds,
                 event,
                 self.per_record_dynamodb,
                 self.per_record_events,
@@ -386,7 +387,7 @@ def score_cpu(
 ) -> dict[str, Any]:
     bench = _Score(template)
     measured = _measure(bench, records_per_size, latency_s)
-    return {"model_version": bench.app.model.model_version} | measured
+    return {"model_version": bench.app.stage.model.model_version} | measured
 
 
 # ----------------------------------------------------------------------------- I/O path
@@ -516,7 +517,7 @@ def ort_threads(batch: int = 500, repeats: int = 60) -> dict[str, Any]:
     import numpy as np  # noqa: PLC0415
 
     from bench.common import MODEL_DIR  # noqa: PLC0415
-    from streamscore.scoring.model import load_model
+    from streamscore.scoring.model import load_model  # noqa: PLC0415
 
     progress("ONNX Runtime threads")
     models = {f"intra_op_{n}": load_model(MODEL_DIR, n, 1) for n in (1, 2)}

@@ -21,12 +21,12 @@ import numpy as np
 from embedded.lambda_events import KinesisEntry, kinesis_event
 from simulator import SimulationConfig, encode_transaction, inject_invalid, simulate
 from streamscore.aws.dynamodb import serialize
+from streamscore.aws.preprocess_stores import DynamoFeatureStore, DynamoStateStore
+from streamscore.core.records import StreamRecord
+from streamscore.preprocess.batch import encode_feature_record, feature_record
 from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import CardState, advance_state, build_features
 from streamscore.preprocess.ports import CardRecord
-from streamscore.preprocess.batch import encode_feature_record, feature_record
-from streamscore.core.records import StreamRecord
-from streamscore.aws.preprocess_stores import DynamoFeatureStore, DynamoStateStore
 
 SEED = 11
 N_CARDS = 20_000

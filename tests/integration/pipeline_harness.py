@@ -84,15 +84,15 @@ from embedded.lambda_events import KinesisEntry, kinesis_event
 from embedded.redrive import redrive
 from embedded.template import load_template, stream_definitions, table_definitions
 from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
-from streamscore.aws.dynamodb import BatchTable
 from streamscore.core.aggregation import INVALID_AGGREGATE, UserRecord
-from streamscore.preprocess.contracts import Transaction
-from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts, hour_of
-from streamscore.core.errors import RetryableError
-from streamscore.preprocess.features import CardState, advance_state, build_features
-from streamscore.core.records import record_id_of
-from streamscore.scoring.model import DECISIONS, ScoringModel, decide, load_model
 from streamscore.core.artifacts import Thresholds
+from streamscore.core.errors import RetryableError
+from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts, hour_of
+from streamscore.core.records import record_id_of
+from streamscore.preprocess.contracts import Transaction
+from streamscore.preprocess.features import CardState, advance_state, build_features
+from streamscore.scoring.model import DECISIONS, ScoringModel, decide, load_model
+from support.wiring import InlineExecutor, Wired, quiet_backoff, wire
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -750,27 +750,6 @@ def _nothing_done(operation: str, table: str) -> dict[str, Any]:
 # ============================================================================ the stack
 
 
-def _batch_tables(root: Any, depth: int = 4) -> Iterator[BatchTable]:
-    """Every BatchTable reachable from `root` through attributes (ports -> stores -> tables)."""
-    seen: set[int] = set()
-
-    def walk(node: Any, level: int) -> Iterator[BatchTable]:
-        if id(node) in seen or level > depth:
-            return
-        seen.add(id(node))
-        if isinstance(node, BatchTable):
-            yield node
-            return
-        attributes = getattr(node, "__dict__", None)
-        if attributes is None and hasattr(node, "__slots__"):
-            attributes = {s: getattr(node, s, None) for s in node.__slots__}
-        for value in (attributes or {}).values():
-            if value is not None and not isinstance(value, (str, bytes, int, float)):
-                yield from walk(value, level + 1)
-
-    yield from walk(root, 0)
-
-
 class Pipeline:
     """moto with the template's tables and streams, and the two handlers' containers against it."""
 
@@ -780,7 +759,7 @@ class Pipeline:
         self.model: ScoringModel = load_model(MODEL_DIR, 1, 1)
         self.environments: dict[str, dict[str, str]] = {}
         self.streams: dict[str, StreamView] = {}
-        self._containers: dict[str, ModuleType] = {}
+        self._containers: dict[str, Wired] = {}
         self._saved_environ: dict[str, str] | None = None
         self._saved_modules: dict[str, ModuleType | None] = {}
         self._mock: Any = None
@@ -819,9 +798,15 @@ class Pipeline:
                 HANDLER_ENV | {"EVENT_BUS_NAME": BUS_NAME, "MODEL_DIR": str(MODEL_DIR)},
             ),
         }
-        for name in ("streamscore.handlers.preprocess", "streamscore.handlers.score", "streamscore.core.observability"):
+        for name in (
+            "streamscore.handlers.preprocess",
+            "streamscore.handlers.score",
+            "streamscore.core.observability",
+        ):
             self._saved_modules[name] = sys.modules.get(name)
-        sys.modules.pop("streamscore.core.observability", None)  # its singletons read the environment
+        sys.modules.pop(
+            "streamscore.core.observability", None
+        )  # its singletons read the environment
         self.cold_start("preprocess")
         self.cold_start("score")
         return self
@@ -846,11 +831,11 @@ class Pipeline:
             os.environ.clear()
             os.environ.update(self._saved_environ)
 
-    def cold_start(self, stage: str) -> ModuleType:
+    def cold_start(self, stage: str) -> Wired:
         """A new container for `stage`: its handler module imported afresh, nothing in memory.
 
-        Steps run inline and no BatchTable has a pool (determinism), backoff does not sleep,
-        and the fault hooks move to the new module's clients.
+        The stage is built with its steps and the adapters' calls inline (determinism), a
+        backoff that does not sleep, and on clients the fault hooks are attached to.
         """
         previous = self._containers.pop(stage, None)
         if previous is not None:
@@ -859,33 +844,33 @@ class Pipeline:
         module_name = f"streamscore.handlers.{stage}"
         os.environ.update(self.environments[stage])
         sys.modules.pop(module_name, None)
-        app: Any = importlib.import_module(module_name)
-        app.step_executor = None  # the handler reads it at call time: None runs steps inline
-        app.backoff.sleep = lambda seconds: None
-        app.backoff.rng = random.Random(0)
-        for table in _batch_tables(app.ports):
-            table.executor = None
+        module = importlib.import_module(module_name)
+        app = wire(
+            module,
+            self.environments[stage],
+            backoff=quiet_backoff(seed=0),
+            io_executor=InlineExecutor(),
+            step_executor=InlineExecutor(),
+        )
         self.injector.attach(*self._clients(app))
         self._containers[stage] = app
         return app
 
-    def handler(self, stage: str) -> ModuleType:
+    def handler(self, stage: str) -> Wired:
         return self._containers[stage]
 
     @property
-    def score(self) -> ModuleType:
+    def score(self) -> Wired:
         return self._containers["score"]
 
     @staticmethod
-    def _clients(app: ModuleType) -> list[Any]:
-        return [getattr(app, n) for n in ("dynamodb", "kinesis", "events") if hasattr(app, n)]
+    def _clients(app: Wired) -> list[Any]:
+        return [c for c in (app.dynamodb, app.kinesis, app.events) if c is not None]
 
     @staticmethod
-    def _shutdown(app: ModuleType) -> None:
-        for pool in ("io_executor", "step_executor"):
-            executor = getattr(app, pool, None)
-            if executor is not None and hasattr(executor, "shutdown"):
-                executor.shutdown(wait=False)
+    def _shutdown(app: Wired) -> None:
+        for executor in app.pools:
+            executor.shutdown(wait=False)
 
     def reset(self) -> None:
         """Fresh tables and streams (same names: the handlers' clients are bound to them)."""

@@ -25,15 +25,22 @@ from conftest import (
     plain_item,
 )
 
-from streamscore.core.monitoring import NO_VERSION, PREDICTIONS, QUARANTINE, CountKey, Counts, window_key
+from streamscore.aws.drift_stores import DynamoRetrainingCooldown, DynamoWindowReader
 from streamscore.core.artifacts import SCORE
-from streamscore.drift.report import TRIGGER_EVENTS
-from streamscore.drift.baseline import DriftBaseline, load_baseline
-from streamscore.drift.window import DriftWindow
-from streamscore.drift.ports import TriggerClaim
 from streamscore.core.errors import RetryableError, SystemicError
 from streamscore.core.items import to_item_value
-from streamscore.aws.drift_stores import DynamoRetrainingCooldown, DynamoWindowReader
+from streamscore.core.monitoring import (
+    NO_VERSION,
+    PREDICTIONS,
+    QUARANTINE,
+    CountKey,
+    Counts,
+    window_key,
+)
+from streamscore.drift.baseline import DriftBaseline, load_baseline
+from streamscore.drift.ports import TriggerClaim
+from streamscore.drift.report import TRIGGER_EVENTS
+from streamscore.drift.window import DriftWindow
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "models" / "artifacts"
@@ -716,7 +723,9 @@ def test_invalid_settings_fail_the_cold_start(
     load_handler: Any, environment: dict[str, str]
 ) -> None:
     with pytest.raises(SystemicError, match=r"PSI_DRIFT_THRESHOLD: .*PSI_WARN_THRESHOLD"):
-        load_handler("streamscore.handlers.drift_check", environment | {"PSI_DRIFT_THRESHOLD": "0.05"})
+        load_handler(
+            "streamscore.handlers.drift_check", environment | {"PSI_DRIFT_THRESHOLD": "0.05"}
+        )
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")

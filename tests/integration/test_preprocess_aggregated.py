@@ -26,10 +26,11 @@ from conftest import REGION, FakeLambdaContext, LocalStack, emitted_metrics
 from embedded.aggregation import aggregated_entry, corrupt_digest
 from embedded.lambda_events import KinesisEntry, kinesis_event
 from streamscore.core.aggregation import UserRecord, deaggregate, is_aggregated
-from streamscore.preprocess.contracts import Transaction
-from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts
 from streamscore.core.errors import InvalidRecordError
+from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts
+from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import replay_features
+from support.wiring import Wired, wire
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -95,25 +96,23 @@ def record_id(stack: LocalStack, sequence: str, index: int | None = None) -> str
 @pytest.fixture
 def handlers(
     load_handler: Any, local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, ModuleType]:
-    """preprocess.app and score.app, each with the environment template.yaml gives it."""
+) -> dict[str, Wired]:
+    """The preprocess and score handlers, each with the environment template.yaml gives it."""
     bus = "streamscore-EventBus-local"
     boto3.client("events", region_name=REGION).create_event_bus(Name=bus)
-    preprocess = load_handler(
-        "streamscore.handlers.preprocess", local_stack.function_environment("PreprocessFunction")
-    )
-    score = load_handler(
-        "streamscore.handlers.score",
-        local_stack.function_environment(
+    environments = {
+        "preprocess": local_stack.function_environment("PreprocessFunction"),
+        "score": local_stack.function_environment(
             "ScoreFunction", {"EVENT_BUS_NAME": bus, "MODEL_DIR": str(MODEL_DIR)}
         ),
-    )
-    for app in (preprocess, score):
-        monkeypatch.setattr(app.backoff, "sleep", lambda seconds: None)
-    return {"preprocess": preprocess, "score": score}
+    }
+    return {
+        stage: wire(load_handler(f"streamscore.handlers.{stage}", environment), environment)
+        for stage, environment in environments.items()
+    }
 
 
-def invoke(app: ModuleType, event: Mapping[str, Any]) -> dict[str, Any]:
+def invoke(app: Wired, event: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = app.lambda_handler(dict(event), FakeLambdaContext())
     return result
 
@@ -161,7 +160,7 @@ def expected_features(txns: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, 
 
 
 def test_an_aggregate_of_three_valid_transactions_is_scored_as_three(
-    local_stack: LocalStack, handlers: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, handlers: dict[str, Wired], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # given: one Kinesis record holding three transactions of two cards
     txns = [transaction(1, "card_a"), transaction(2, "card_b"), transaction(3, "card_a")]
@@ -199,7 +198,7 @@ def test_an_aggregate_of_three_valid_transactions_is_scored_as_three(
 
 
 def test_one_invalid_user_record_is_quarantined_alone_under_its_own_record_id(
-    local_stack: LocalStack, handlers: dict[str, ModuleType]
+    local_stack: LocalStack, handlers: dict[str, Wired]
 ) -> None:
     # given: the middle user record has a currency the contract rejects
     good = [transaction(1, "card_a"), transaction(3, "card_b")]
@@ -229,7 +228,7 @@ def test_one_invalid_user_record_is_quarantined_alone_under_its_own_record_id(
 
 
 def test_an_aggregate_with_a_corrupt_digest_is_quarantined_whole_with_the_reason(
-    local_stack: LocalStack, handlers: dict[str, ModuleType]
+    local_stack: LocalStack, handlers: dict[str, Wired]
 ) -> None:
     # given: plain records around an aggregate whose MD5 digest does not match
     inside = [transaction(i, f"card_{i}") for i in (2, 3, 4)]
@@ -262,7 +261,7 @@ def test_an_aggregate_with_a_corrupt_digest_is_quarantined_whole_with_the_reason
 
 
 def test_the_same_aggregate_delivered_twice_duplicates_nothing(
-    local_stack: LocalStack, handlers: dict[str, ModuleType]
+    local_stack: LocalStack, handlers: dict[str, Wired]
 ) -> None:
     # given: an aggregate with a bad user record, and a plain record after it
     txns = [transaction(1, "card_a"), transaction(2, "card_b"), transaction(3, "card_a")]
@@ -345,7 +344,7 @@ class UnprocessedCards:
 @pytest.mark.parametrize("fault", ["forward", "state"])
 def test_a_failure_inside_an_aggregate_redelivers_it_whole_and_duplicates_nothing(
     local_stack: LocalStack,
-    handlers: dict[str, ModuleType],
+    handlers: dict[str, Wired],
     monkeypatch: pytest.MonkeyPatch,
     fault: str,
 ) -> None:
@@ -362,11 +361,9 @@ def test_a_failure_inside_an_aggregate_redelivers_it_whole_and_duplicates_nothin
     aggregate_sequence = sequences(event)[1]
     app = handlers["preprocess"]
     if fault == "forward":
-        writer = app.ports.forwarder.writer
-        monkeypatch.setattr(writer, "client", FailingPuts(writer.client, {"agg-0002"}))
+        app.use(kinesis=FailingPuts(app.kinesis, {"agg-0002"}))
     else:
-        table = app.ports.states.table
-        monkeypatch.setattr(table, "client", UnprocessedCards(table.client, {"card_b"}))
+        app.use(dynamodb=UnprocessedCards(app.dynamodb, {"card_b"}))
 
     # when
     result = invoke(app, event)
@@ -376,7 +373,7 @@ def test_a_failure_inside_an_aggregate_redelivers_it_whole_and_duplicates_nothin
     assert txn_counts(local_stack)["card_a"] == 2  # its sibling of card_a went through
 
     # when: Kinesis redelivers from the aggregate on, to a healthy function
-    monkeypatch.undo()
+    app.use()
     retry = from_sequence(event, aggregate_sequence)
     assert invoke(app, retry) == {"batchItemFailures": []}
 
@@ -399,7 +396,7 @@ def test_a_failure_inside_an_aggregate_redelivers_it_whole_and_duplicates_nothin
 
 
 def test_an_aggregated_features_record_is_scored_per_user_record_and_once(
-    local_stack: LocalStack, handlers: dict[str, ModuleType]
+    local_stack: LocalStack, handlers: dict[str, Wired]
 ) -> None:
     # given: feature records preprocess made, put on FeaturesStream as one aggregate
     txns = [transaction(i, f"card_{i % 2}") for i in range(3)]
@@ -424,7 +421,7 @@ def test_an_aggregated_features_record_is_scored_per_user_record_and_once(
 
 
 def test_the_aggregated_sample_event_is_preprocessed_user_record_by_user_record(
-    local_stack: LocalStack, handlers: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, handlers: dict[str, Wired], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # given: events/preprocess_aggregated.json, judged here with the reader alone
     event = json.loads((EVENTS / "preprocess_aggregated.json").read_text())

@@ -24,9 +24,12 @@ from botocore.exceptions import ClientError
 from conftest import REGION, CallCounter, FakeLambdaContext, LocalStack, emitted_metrics, log_lines
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
-from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts
 from streamscore.core.errors import SystemicError
+from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts
+from streamscore.core.settings import load_settings
 from streamscore.scoring.model import histogram
+from streamscore.scoring.settings import ScoreSettings
+from support.wiring import Wired, moto_clients
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -109,16 +112,17 @@ def received_alerts(bus: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def score_app(load_handler: Any, local_stack: LocalStack, bus: Mapping[str, Any]) -> Handler:
-    """`score_app(**env)`: score.app imported with the template's environment plus `env`."""
+    """`score_app(**env)`: the score handler built on moto with the template's environment plus `env`."""
 
-    def load(**overrides: str) -> ModuleType:
+    def load(**overrides: str) -> Wired:
         environment = local_stack.function_environment(
             "ScoreFunction",
             {"EVENT_BUS_NAME": bus["name"], "MODEL_DIR": str(MODEL_DIR)} | overrides,
         )
-        app = load_handler("streamscore.handlers.score", environment)
-        app.backoff.sleep = lambda seconds: None
-        return app
+        module = load_handler("streamscore.handlers.score", environment)
+        return Wired(
+            module, load_settings(ScoreSettings, environment), moto_clients("dynamodb", "events")
+        )
 
     return load
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from types import ModuleType
 from typing import Any
@@ -18,6 +18,10 @@ import boto3
 
 from streamscore.aws.clients import Clients
 from streamscore.aws.retry import Backoff, client_config
+from streamscore.core.settings import FunctionSettings, load_settings
+from streamscore.drift.settings import DriftCheckSettings
+from streamscore.preprocess.settings import PreprocessSettings
+from streamscore.scoring.settings import ScoreSettings
 
 SERVICES = ("dynamodb", "kinesis", "events", "s3")
 
@@ -106,3 +110,20 @@ class Wired:
         if name in SERVICES:
             return getattr(self.clients, name)
         raise AttributeError(name)
+
+
+def wire(module: ModuleType, environment: Mapping[str, str], **options: Any) -> Wired:
+    """`module` (a handler module, imported with `environment`) built on moto clients, never sleeping."""
+    stage = module.__name__.rsplit(".", 1)[-1]
+    settings_model, services = STAGES[stage]
+    return Wired(
+        module, load_settings(settings_model, environment), moto_clients(*services), **options
+    )
+
+
+# handler module → its settings and the clients its build needs
+STAGES: dict[str, tuple[type[FunctionSettings], tuple[str, ...]]] = {
+    "preprocess": (PreprocessSettings, ("dynamodb", "kinesis")),
+    "score": (ScoreSettings, ("dynamodb", "events")),
+    "drift_check": (DriftCheckSettings, ("dynamodb", "s3", "events")),
+}

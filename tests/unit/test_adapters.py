@@ -18,7 +18,13 @@ from botocore.exceptions import (
 )
 
 from streamscore.aws._batching import chunked, fan_out
-from streamscore.aws.dynamodb import MAX_GET_KEYS, MAX_WRITE_ITEMS, BatchTable, deserialize, serialize
+from streamscore.aws.dynamodb import (
+    MAX_GET_KEYS,
+    MAX_WRITE_ITEMS,
+    BatchTable,
+    deserialize,
+    serialize,
+)
 from streamscore.aws.events import MAX_ENTRIES, EventPublisher
 from streamscore.aws.kinesis import MAX_RECORDS, MAX_REQUEST_BYTES, StreamWriter
 from streamscore.aws.retry import Backoff, translate_error

@@ -22,9 +22,22 @@ from embedded.aggregation import (
     pack,
 )
 from embedded.lambda_events import KinesisEntry, kinesis_event, sequence_number
-from streamscore.core.aggregation import INVALID_AGGREGATE, MAGIC, MAGIC_B64_PREFIX, UserRecord, deaggregate, is_aggregated, may_be_aggregated
+from streamscore.core.aggregation import (
+    INVALID_AGGREGATE,
+    MAGIC,
+    MAGIC_B64_PREFIX,
+    UserRecord,
+    deaggregate,
+    is_aggregated,
+    may_be_aggregated,
+)
 from streamscore.core.errors import InvalidRecordError
-from streamscore.core.records import batch_item_failures, decode_payload, lowest_failure, parse_kinesis_event
+from streamscore.core.records import (
+    batch_item_failures,
+    decode_payload,
+    lowest_failure,
+    parse_kinesis_event,
+)
 
 STREAM = "streamscore-TransactionsStream-TEST"
 SHARD = "shardId-000000000000"

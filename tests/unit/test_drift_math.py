@@ -10,7 +10,18 @@ from hypothesis import example, given
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
-from streamscore.drift.stats import PSI_SMOOTHING, DriftThresholds, classify, compare, js_distance, ks_binned, overall_status, psi, smooth, with_out_of_range
+from streamscore.drift.stats import (
+    PSI_SMOOTHING,
+    DriftThresholds,
+    classify,
+    compare,
+    js_distance,
+    ks_binned,
+    overall_status,
+    psi,
+    smooth,
+    with_out_of_range,
+)
 
 
 def test_psi_hand_computed() -> None:

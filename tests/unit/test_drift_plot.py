@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from streamscore.drift.stats import DriftThresholds
-from streamscore.drift.plot import bin_labels, draw_report
 from streamscore.drift.baseline import DriftBaseline, load_baseline
 from streamscore.drift.check import DriftCheckPolicy, check_drift
+from streamscore.drift.plot import bin_labels, draw_report
 from streamscore.drift.ports import DriftCheckPorts
 from streamscore.drift.report import DriftReport, build_report, report_keys
-from streamscore.drift.window import DriftWindow
+from streamscore.drift.stats import DriftThresholds
 from streamscore.drift.totals import VariableCounts, VersionTotals, WindowTotals
+from streamscore.drift.window import DriftWindow
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
 END = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)

@@ -16,16 +16,31 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from streamscore.core.monitoring import MISSING, NO_VERSION, OUT_OF_RANGE, PREDICTIONS, QUARANTINE, CountKey, Counts, window_key
-from streamscore.drift.stats import DriftThresholds, psi
-from streamscore.drift.report import DRIFT_DETECTED, MONITORING_SOURCE, RETRAINING_REQUESTED, TRIGGER_EVENTS, report_keys
 from streamscore.core.artifacts import SCORE
+from streamscore.core.errors import RetryableError, SystemicError
+from streamscore.core.monitoring import (
+    MISSING,
+    NO_VERSION,
+    OUT_OF_RANGE,
+    PREDICTIONS,
+    QUARANTINE,
+    CountKey,
+    Counts,
+    window_key,
+)
 from streamscore.drift.baseline import DriftBaseline, load_baseline
 from streamscore.drift.check import DriftCheckOutcome, DriftCheckPolicy, check_drift
 from streamscore.drift.ports import DriftCheckPorts, TriggerClaim
-from streamscore.drift.window import DriftWindow, InvalidWindowError, resolve_window
+from streamscore.drift.report import (
+    DRIFT_DETECTED,
+    MONITORING_SOURCE,
+    RETRAINING_REQUESTED,
+    TRIGGER_EVENTS,
+    report_keys,
+)
+from streamscore.drift.stats import DriftThresholds, psi
 from streamscore.drift.totals import sum_items
-from streamscore.core.errors import RetryableError, SystemicError
+from streamscore.drift.window import DriftWindow, InvalidWindowError, resolve_window
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "models" / "artifacts"

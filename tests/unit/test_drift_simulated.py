@@ -20,18 +20,25 @@ import numpy as np
 import pytest
 
 from simulator import SimulationConfig, encode_transaction, simulate
-from streamscore.preprocess.contracts import Transaction
-from streamscore.core.monitoring import PREDICTIONS, CountKey, Counts, prediction_counts, window_key
-from streamscore.scoring.model import bin_indexes
-from streamscore.drift.stats import DriftThresholds
-from streamscore.drift.report import DRIFT_DETECTED, RETRAINING_REQUESTED
 from streamscore.core.artifacts import SCORE
+from streamscore.core.monitoring import PREDICTIONS, CountKey, Counts, prediction_counts, window_key
 from streamscore.drift.baseline import DriftBaseline, load_baseline
 from streamscore.drift.check import DriftCheckOutcome, DriftCheckPolicy, check_drift
 from streamscore.drift.ports import DriftCheckPorts, TriggerClaim
+from streamscore.drift.report import DRIFT_DETECTED, RETRAINING_REQUESTED
+from streamscore.drift.stats import DriftThresholds
 from streamscore.drift.window import DriftWindow
+from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import replay_features
-from streamscore.scoring.model import DECISIONS, ScoringModel, decide, feature_matrix, load_model, resolve_thresholds
+from streamscore.scoring.model import (
+    DECISIONS,
+    ScoringModel,
+    bin_indexes,
+    decide,
+    feature_matrix,
+    load_model,
+    resolve_thresholds,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
 N_CARDS = 400

@@ -11,9 +11,19 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from streamscore.preprocess.contracts import Transaction
-from streamscore.preprocess.features import DAY, FEATURE_NAMES, HOUR, MOMENT_ALPHA, CardState, advance_state, build_features, feature_vector, replay_features
 from streamscore.core.items import from_item_value, to_item_value
+from streamscore.preprocess.contracts import Transaction
+from streamscore.preprocess.features import (
+    DAY,
+    FEATURE_NAMES,
+    HOUR,
+    MOMENT_ALPHA,
+    CardState,
+    advance_state,
+    build_features,
+    feature_vector,
+    replay_features,
+)
 
 CET = timezone(timedelta(hours=1))
 T0 = datetime(2026, 3, 2, 14, 0, 0, tzinfo=CET)

@@ -30,6 +30,7 @@ from embedded.lambda_events import KinesisEntry, kinesis_event
 from streamscore.core.errors import InvalidRecordError
 from streamscore.core.pan import MAX_PAN_BYTES, contains_pan, luhn_valid, mask_bytes, mask_text
 from streamscore.core.records import MAX_QUARANTINED_PAYLOAD_BYTES, StreamRecord, quarantine_item
+from support.wiring import Wired, wire
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = ROOT / "models" / "artifacts"
@@ -362,7 +363,7 @@ def transactions_event(stack: Any, txns: list[dict[str, Any]]) -> dict[str, Any]
     return kinesis_event(entries, stack.streams["TransactionsStream"], SHARD)
 
 
-def invoke(app: ModuleType, event: Mapping[str, Any], capsys: pytest.CaptureFixture[str]) -> str:
+def invoke(app: Wired, event: Mapping[str, Any], capsys: pytest.CaptureFixture[str]) -> str:
     """Run the handler; what it printed (log lines and EMF metrics)."""
     capsys.readouterr()
     result = app.lambda_handler(dict(event), _stack.FakeLambdaContext())
@@ -373,11 +374,9 @@ def invoke(app: ModuleType, event: Mapping[str, Any], capsys: pytest.CaptureFixt
 @pytest.fixture
 def preprocess_app(load_handler: Any, local_stack: Any, capsys: pytest.CaptureFixture[str]) -> Any:
     # capsys before the import, so the handler's Logger writes where capsys reads
-    def load(**overrides: str) -> ModuleType:
+    def load(**overrides: str) -> Wired:
         environment = local_stack.function_environment("PreprocessFunction", overrides)
-        app = load_handler("streamscore.handlers.preprocess", environment)
-        app.backoff.sleep = lambda seconds: None
-        return app
+        return wire(load_handler("streamscore.handlers.preprocess", environment), environment)
 
     return load
 
@@ -391,9 +390,7 @@ def score_app(
     environment = local_stack.function_environment(
         "ScoreFunction", {"EVENT_BUS_NAME": bus, "MODEL_DIR": str(MODEL_DIR)}
     )
-    app = load_handler("streamscore.handlers.score", environment)
-    app.backoff.sleep = lambda seconds: None
-    return app
+    return wire(load_handler("streamscore.handlers.score", environment), environment)
 
 
 def test_realistic_ids_are_accepted_and_scored(

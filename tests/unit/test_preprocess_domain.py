@@ -17,19 +17,24 @@ from hypothesis import HealthCheck, example, given, settings
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
 from streamscore.aws.dynamodb import BatchTable, Key, deserialize, serialize
-from streamscore.aws.retry import Backoff
-from streamscore.preprocess.contracts import Transaction
-from streamscore.core.errors import RetryableError
 from streamscore.aws.facts import DynamoFactWriter
-from streamscore.preprocess.features import FEATURE_NAMES, CardState, build_features
-from streamscore.preprocess.batch import MAX_TRANSACTION_BYTES, PreprocessOutcome, decode_transaction, preprocess_batch
-from streamscore.preprocess.ports import PreprocessPorts
+from streamscore.aws.monitoring_stores import DynamoQuarantineStore
+from streamscore.aws.preprocess_stores import DynamoFeatureStore, DynamoStateStore
+from streamscore.aws.retry import Backoff
+from streamscore.core.errors import RetryableError
 from streamscore.core.records import StreamRecord, batch_item_failures, parse_kinesis_event
+from streamscore.core.settings import load_settings
+from streamscore.preprocess.batch import (
+    MAX_TRANSACTION_BYTES,
+    PreprocessOutcome,
+    decode_transaction,
+    preprocess_batch,
+)
+from streamscore.preprocess.contracts import Transaction
+from streamscore.preprocess.features import FEATURE_NAMES, CardState, build_features
+from streamscore.preprocess.ports import PreprocessPorts
 from streamscore.preprocess.settings import PreprocessSettings
 from streamscore.scoring.settings import ScoreSettings
-from streamscore.core.settings import load_settings
-from streamscore.aws.preprocess_stores import DynamoFeatureStore, DynamoStateStore
-from streamscore.aws.monitoring_stores import DynamoQuarantineStore
 
 NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
 STREAM = "transactions"

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from embedded.sample_events import render, sample_events
 from streamscore.core.aggregation import deaggregate, is_aggregated
-from streamscore.preprocess.contracts import Transaction
 from streamscore.core.errors import InvalidRecordError
+from streamscore.preprocess.contracts import Transaction
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 KINESIS_SAMPLES = [

@@ -18,15 +18,28 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
-from streamscore.core.monitoring import CountKey, Counts, Fact
-from streamscore.core.errors import RetryableError, SystemicError
-from streamscore.preprocess.features import FEATURE_NAMES, FEATURE_SCHEMA
-from streamscore.core.records import StreamRecord, parse_kinesis_event
-from streamscore.scoring.batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, ScoreOutcome, ScorePolicy, score_batch
-from streamscore.scoring.ports import ScorePorts
-from streamscore.core.artifacts import SCORE, Thresholds
-from streamscore.scoring.model import ScoringModel, decide, feature_matrix, histogram, load_model, resolve_thresholds
 from streamscore.aws.scoring_stores import EventBridgeAlertPublisher
+from streamscore.core.artifacts import SCORE, Thresholds
+from streamscore.core.errors import RetryableError, SystemicError
+from streamscore.core.monitoring import CountKey, Counts, Fact
+from streamscore.core.records import StreamRecord, parse_kinesis_event
+from streamscore.preprocess.features import FEATURE_NAMES, FEATURE_SCHEMA
+from streamscore.scoring.batch import (
+    ALERT_DETAIL_TYPE,
+    ALERT_SOURCE,
+    ScoreOutcome,
+    ScorePolicy,
+    score_batch,
+)
+from streamscore.scoring.model import (
+    ScoringModel,
+    decide,
+    feature_matrix,
+    histogram,
+    load_model,
+    resolve_thresholds,
+)
+from streamscore.scoring.ports import ScorePorts
 
 STREAM = "streamscore-FeaturesStream-test"
 NOW = datetime(2026, 3, 5, 12, 30, tzinfo=UTC)

@@ -14,11 +14,11 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
-from streamscore.core.monitoring import hour_of, quarantine_hour, window_key
-from streamscore.drift.window import DriftWindow
 from streamscore.core.errors import InvalidRecordError
+from streamscore.core.monitoring import hour_of, quarantine_hour, window_key
 from streamscore.core.records import StreamRecord, quarantine_item
 from streamscore.core.times import iso_time, utc_iso_ms
+from streamscore.drift.window import DriftWindow
 
 PLUS_TWO = timezone(timedelta(hours=2))
 # one instant: 10:15:30.123456 UTC
