@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,51 @@ def test_no_function_shipped_to_lambda_is_more_complex_than_the_limit() -> None:
     ]
     assert len(checked) > 100  # the walk found the code
     assert too_complex == [], f"split these (radon cyclomatic complexity > {MAX_COMPLEXITY})"
+
+
+def test_the_import_layers_hold() -> None:
+    """handlers > aws > stages > core, stages independent, no AWS SDK below aws, a lean preprocess."""
+    result = subprocess.run(
+        [str(BIN / "lint-imports"), "--no-cache"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "functions")},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 kept, 0 broken" in result.stdout, result.stdout
+
+
+# What the preprocess function's bundle lacks (functions/requirements.txt has none of them):
+# importing its handler must not need them, at import or through a lazy import at init.
+NOT_IN_THE_PREPROCESS_BUNDLE = ("numpy", "onnxruntime", "matplotlib", "scipy", "pandas")
+
+
+def test_the_preprocess_handler_imports_without_numpy_onnxruntime_or_matplotlib() -> None:
+    blocker = f"""
+import importlib.abc, os, sys
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {NOT_IN_THE_PREPROCESS_BUNDLE!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not in the bundle)")
+sys.meta_path.insert(0, Absent())
+os.environ.update(
+    AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x",
+    ENTITY_STATE_TABLE="s", FEATURES_TABLE="f", QUARANTINE_TABLE="q", MONITORING_TABLE="m",
+    FEATURES_STREAM_NAME="k",
+)
+import streamscore.handlers.preprocess
+print("imported")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", blocker],
+        cwd=ROOT / "functions",
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "imported"
