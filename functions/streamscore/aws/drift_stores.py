@@ -1,4 +1,4 @@
-"""TODO streamscore.aws.drift_stores (from streamscore.stores)."""
+"""The drift check's ports on AWS: the window's count items, reports in S3, the retraining cooldown item."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO streamscore.aws.monitoring_stores (from streamscore.stores)."""
+"""Ports every stage writes through: quarantine items (each with its count) and whole MonitoringTable items."""
 
 from __future__ import annotations
 

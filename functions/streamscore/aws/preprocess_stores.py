@@ -1,4 +1,4 @@
-"""TODO streamscore.aws.preprocess_stores (from streamscore.stores)."""
+"""The preprocess stage's ports on AWS: card states and feature items in DynamoDB, feature records on Kinesis."""
 
 from __future__ import annotations
 

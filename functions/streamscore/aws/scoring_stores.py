@@ -1,4 +1,4 @@
-"""TODO streamscore.aws.scoring_stores (from streamscore.stores)."""
+"""The scoring stage's ports on AWS: predictions (each created with its count) in DynamoDB, alerts on EventBridge."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO streamscore.core.artifacts (from streamscore.scoring)."""
+"""The model artifacts a function ships with (/opt/model): file names, the model card, one loader for card and baseline."""
 
 from __future__ import annotations
 

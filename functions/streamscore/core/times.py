@@ -1,4 +1,4 @@
-"""TODO streamscore.core.times (from streamscore.records)."""
+"""The one format of a stored time: UTC, ISO 8601, milliseconds, `Z`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO streamscore.drift.baseline (from streamscore.drift_report)."""
+"""The shipped model's drift baseline: reference bins of every feature and of the score (baseline.json)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,35 @@
-"""TODO streamscore.drift.check (from streamscore.drift_report)."""
+"""The drift check of one window: read, compare, report, and trigger retraining on drift.
+
+The retraining trigger. EventBridge PutEvents takes no idempotency token and its
+targets get at-least-once delivery, so exactly-once is not on offer. What is: a
+drifted window's trigger is never lost, a detail type of it is sent again only when
+the function cannot know whether PutEvents took it, and it carries a stable
+`trigger_id` (model version / window) that consumers dedupe on. The cooldown item
+of the model version is a small state machine, changed only by conditional writes:
+
+- claim: `sending` with our trigger id, unless this id completed before (a re-run
+  of its window: "sent", nothing sent), another trigger completed within the
+  cooldown ("cooldown"), or another trigger's claim is younger than the lease
+  ("in_flight"). A claim of the same id still `sending` is resumed whatever its
+  age (a retry, or a run after one that died); an older claim of another id is
+  dead (the lease outlives any run) and is taken over by our own trigger.
+- send only the detail types not recorded as accepted for this trigger id, then
+  record the accepted ones; once all are, the claim becomes `sent` and the
+  cooldown starts from then.
+- nothing is ever released: after a lost response, a timeout or a crash the
+  outcome is unknown, so the claim stays `sending` and the retry sends what is not
+  recorded as accepted (also when recording the outcome itself failed); entries
+  EventBridge refused (an ErrorCode) are not recorded and the run raises
+  RetryableError, so the retry sends only those.
+
+Why not the claim-and-release this replaces: a release runs only in-process, so a
+run that died after its claim blocked every trigger for a whole cooldown, and a
+release after an exception re-opened the claim even when EventBridge had taken the
+events. A lease bounds how long a dead claim blocks (one lease, not one cooldown)
+and never lets two live runs send different triggers. Accepted detail types are
+kept per trigger id (not per claim) until the trigger completes, so a trigger whose
+claim was taken over still sends only what it is missing when its window runs again.
+"""
 
 from __future__ import annotations
 

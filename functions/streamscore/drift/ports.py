@@ -1,4 +1,4 @@
-"""TODO streamscore.drift.ports (from streamscore.drift_report)."""
+"""What the drift check reads and writes through: the window's items, reports, the cooldown item, events."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO streamscore.drift.settings (from streamscore.settings)."""
+"""DriftCheckFunction's configuration (environment variables), validated once at cold start."""
 
 from __future__ import annotations
 

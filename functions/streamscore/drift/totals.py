@@ -1,4 +1,4 @@
-"""TODO streamscore.drift.totals (from streamscore.drift_report)."""
+"""A window's count items summed: per model version (decisions, histograms) and per stage (quarantine reasons)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO streamscore.drift.window (from streamscore.drift_report)."""
+"""The time window a drift check reads: from an on-demand event, or the whole hours before a scheduled one."""
 
 from __future__ import annotations
 

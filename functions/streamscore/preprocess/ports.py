@@ -1,4 +1,4 @@
-"""TODO streamscore.preprocess.ports (from streamscore.preprocess)."""
+"""What the preprocess stage reads and writes through: card states, feature items, the features stream."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO streamscore.preprocess.settings (from streamscore.settings)."""
+"""PreprocessFunction's configuration (environment variables), validated once at cold start."""
 
 from __future__ import annotations
 

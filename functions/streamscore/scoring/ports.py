@@ -1,4 +1,4 @@
-"""TODO streamscore.scoring.ports (from streamscore.score_batch)."""
+"""What the scoring stage writes through: predictions (with their counts) and alerts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO streamscore.scoring.settings (from streamscore.settings)."""
+"""ScoreFunction's configuration (environment variables), validated once at cold start."""
 
 from __future__ import annotations
 
