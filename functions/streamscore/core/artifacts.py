@@ -70,3 +70,36 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SystemicError(f"{path} is not a JSON object")
     return value
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """model_card.json and baseline.json of one model directory, checked to be of one model version."""
+
+    directory: Path
+    card: Mapping[str, Any]
+    baseline: Mapping[str, Any]
+
+    @property
+    def model_version(self) -> str:
+        return str(self.card["model_version"])
+
+
+def read_artifacts(model_dir: str | Path) -> Artifacts:
+    """The card and the baseline shipped in `model_dir`.
+
+    SystemicError when a file cannot be read or is not a JSON object; ValueError when
+    the card has no version or the baseline is of another model version. Callers say
+    what they were loading (the model, the drift baseline) around it.
+    """
+    directory = Path(model_dir)
+    card = read_json(directory / CARD_FILE)
+    baseline = read_json(directory / BASELINE_FILE)
+    if "model_version" not in card:
+        raise ValueError(f"{CARD_FILE} has no model_version")
+    version = str(card["model_version"])
+    if str(baseline.get("model_version", version)) != version:
+        raise ValueError(
+            f"{BASELINE_FILE} is of model {baseline['model_version']}, the card of {version}"
+        )
+    return Artifacts(directory, card, baseline)

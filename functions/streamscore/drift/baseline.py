@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamscore.core.artifacts import BASELINE_FILE, CARD_FILE, SCORE
+from streamscore.core.artifacts import BASELINE_FILE, CARD_FILE, SCORE, read_artifacts
 from streamscore.core.errors import SystemicError
 
 # ---------------------------------------------------------------- the baseline
@@ -34,11 +33,7 @@ class DriftBaseline:
 
     @classmethod
     def from_dicts(cls, card: Mapping[str, Any], baseline: Mapping[str, Any]) -> DriftBaseline:
-        version = str(card["model_version"])
-        if baseline.get("model_version", version) != version:
-            raise ValueError(
-                f"baseline.json is of model {baseline['model_version']}, the card of {version}"
-            )
+        version = str(card["model_version"])  # read_artifacts checked the baseline's
         features = tuple(str(name) for name in card["feature_names"])
         entries = dict(baseline.get("features", {}))
         entries[SCORE] = baseline.get(SCORE)
@@ -72,10 +67,9 @@ def load_baseline(model_dir: str | Path) -> DriftBaseline:
     """The baseline shipped in `model_dir` with its model card; SystemicError naming the file and reason."""
     directory = Path(model_dir)
     try:
-        card = json.loads((directory / CARD_FILE).read_text())
-        baseline = json.loads((directory / BASELINE_FILE).read_text())
-        return DriftBaseline.from_dicts(card, baseline)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        artifacts = read_artifacts(directory)
+        return DriftBaseline.from_dicts(artifacts.card, artifacts.baseline)
+    except (SystemicError, ValueError, KeyError, TypeError) as error:
         raise SystemicError(
             f"cannot load the drift baseline from {directory} ({CARD_FILE}, {BASELINE_FILE}): "
             f"{type(error).__name__}: {error}"

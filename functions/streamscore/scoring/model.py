@@ -23,7 +23,7 @@ from streamscore.core.artifacts import (
     SCORE,
     ModelCard,
     Thresholds,
-    read_json,
+    read_artifacts,
 )
 from streamscore.core.errors import InvalidRecordError, SystemicError
 from streamscore.core.monitoring import MISSING, OUT_OF_RANGE
@@ -138,14 +138,9 @@ def load_model(
     directory = Path(model_dir)
     path = directory / MODEL_FILE
     try:
-        card = ModelCard.from_dict(read_json(directory / CARD_FILE))
-        baseline = read_json(directory / BASELINE_FILE)
-        if baseline.get("model_version", card.model_version) != card.model_version:
-            raise ValueError(
-                f"baseline.json is of model {baseline['model_version']}, "
-                f"the card of {card.model_version}"
-            )
-        edges = baseline_edges(baseline, card.feature_names)
+        artifacts = read_artifacts(directory)
+        card = ModelCard.from_dict(artifacts.card)
+        edges = baseline_edges(artifacts.baseline, card.feature_names)
         import onnxruntime as ort  # noqa: PLC0415 - only ScoreFunction pays for the runtime
 
         options = ort.SessionOptions()
