@@ -50,6 +50,7 @@ from bench.traffic import (
     window,
 )
 from streamscore.aws.retry import client_config
+from streamscore.core.ids import CardId, RecordId, TransactionId
 from streamscore.core.records import parse_kinesis_event
 from streamscore.preprocess.batch import preprocess_batch
 from streamscore.preprocess.ports import CardRecord, PreprocessPorts
@@ -104,37 +105,41 @@ class _MemoryPorts:
     """The preprocess domain's ports as dicts: nothing but the domain runs."""
 
     def __init__(
-        self, cards: dict[str, CardRecord], ledger: dict[str, dict[str, Any]] | None = None
+        self,
+        cards: dict[CardId, CardRecord],
+        ledger: dict[TransactionId, dict[str, Any]] | None = None,
     ) -> None:
         self.cards = dict(cards)
-        self.features: dict[str, dict[str, Any]] = dict(ledger or {})
+        self.features: dict[TransactionId, dict[str, Any]] = dict(ledger or {})
 
     def ports(self) -> PreprocessPorts:
         outer = self
 
         class States:
-            def load(self, ids: Sequence[str]) -> tuple[dict[str, CardRecord], set[str]]:
+            def load(self, ids: Sequence[CardId]) -> tuple[dict[CardId, CardRecord], set[CardId]]:
                 return {c: outer.cards[c] for c in ids if c in outer.cards}, set()
 
-            def save(self, cards: Sequence[CardRecord], now: datetime) -> set[str]:
-                outer.cards.update((c.state.card_id, c) for c in cards)
+            def save(self, cards: Sequence[CardRecord], now: datetime) -> set[CardId]:
+                outer.cards.update((CardId(c.state.card_id), c) for c in cards)
                 return set()
 
         class Features:
-            def load(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+            def load(
+                self, ids: Sequence[TransactionId]
+            ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
                 found = {t: copy.deepcopy(outer.features[t]) for t in ids if t in outer.features}
                 return found, set()
 
-            def save(self, records: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+            def save(self, records: Sequence[dict[str, Any]], now: datetime) -> set[TransactionId]:
                 outer.features.update((r["transaction_id"], r) for r in records)
                 return set()
 
         class Forwarder:
-            def forward(self, records: Sequence[dict[str, Any]]) -> set[str]:
+            def forward(self, records: Sequence[dict[str, Any]]) -> set[TransactionId]:
                 return set()
 
         class Quarantine:
-            def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
+            def save(self, items: Sequence[dict[str, Any]]) -> set[RecordId]:
                 return set()
 
         return PreprocessPorts(States(), Features(), Forwarder(), Quarantine())
@@ -228,7 +233,7 @@ class _Preprocess(_Variants):
         states = window().states
         self.memory = _MemoryPorts(
             {
-                c: CardRecord(s, {self.pending[c]["transaction_id"]: self.pending[c]})
+                CardId(c): CardRecord(s, {self.pending[c]["transaction_id"]: self.pending[c]})
                 for c, s in states.items()
             },
             {r["transaction_id"]: r for r in self.pending.values()},

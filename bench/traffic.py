@@ -22,6 +22,7 @@ from embedded.lambda_events import KinesisEntry, kinesis_event
 from simulator import SimulationConfig, encode_transaction, inject_invalid, simulate
 from streamscore.aws.dynamodb import serialize
 from streamscore.aws.preprocess_stores import DynamoFeatureStore, DynamoStateStore
+from streamscore.core.ids import SequenceNumber
 from streamscore.core.records import StreamRecord
 from streamscore.preprocess.batch import encode_feature_record, feature_record
 from streamscore.preprocess.contracts import Transaction
@@ -97,7 +98,9 @@ def last_records(
             continue
         txn, state = window().last[card_id]
         after = advance_state(state, txn)
-        source = StreamRecord(TRANSACTIONS_STREAM, SHARD, "1", card_id, "", now.timestamp() - 60)
+        source = StreamRecord(
+            TRANSACTIONS_STREAM, SHARD, SequenceNumber("1"), card_id, "", now.timestamp() - 60
+        )
         records[card_id] = feature_record(
             source, txn, build_features(txn, state), after.txn_count, now
         )
@@ -159,7 +162,9 @@ def feature_events(batch_size: int, batches: int) -> list[dict[str, Any]]:
     rows = zip(win.transactions[:needed], win.features[:needed], win.versions[:needed], strict=True)
     for index, (txn, features, version) in enumerate(rows):
         arrived = txn.event_time.timestamp() + 0.3
-        source = StreamRecord(TRANSACTIONS_STREAM, SHARD, str(index), txn.card_id, "", arrived)
+        source = StreamRecord(
+            TRANSACTIONS_STREAM, SHARD, SequenceNumber(str(index)), txn.card_id, "", arrived
+        )
         now = datetime.fromtimestamp(arrived + 0.2, UTC)
         payload = encode_feature_record(feature_record(source, txn, features, version, now))
         entries.append(KinesisEntry(txn.card_id, payload, arrival=arrived + 0.25))

@@ -18,6 +18,7 @@ from embedded.aggregation import aggregated_entry, corrupt_digest
 from embedded.lambda_events import KinesisEntry, kinesis_event, scheduled_event, sequence_number
 from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
 from streamscore.core.aggregation import UserRecord
+from streamscore.core.ids import SequenceNumber
 from streamscore.core.records import StreamRecord
 from streamscore.preprocess.batch import encode_feature_record, feature_record
 from streamscore.preprocess.contracts import Transaction
@@ -94,7 +95,12 @@ def score_event() -> dict[str, Any]:
     for index, raw in enumerate(chosen):
         txn = Transaction.model_validate_json(encode_transaction(raw))
         source = StreamRecord(
-            TRANSACTIONS_STREAM, SHARD, sequence_number(index), txn.card_id, "", _arrival(raw)
+            TRANSACTIONS_STREAM,
+            SHARD,
+            SequenceNumber(sequence_number(index)),
+            txn.card_id,
+            "",
+            _arrival(raw),
         )
         features = build_features(txn, states.get(txn.card_id))
         states[txn.card_id] = advance_state(states.get(txn.card_id), txn)

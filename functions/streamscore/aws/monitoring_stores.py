@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from streamscore.aws.dynamodb import expires_at, serialize
 from streamscore.aws.facts import DynamoFactWriter
 from streamscore.aws.retry import translate_error
+from streamscore.core.ids import RecordId
 from streamscore.core.items import to_item_value
 from streamscore.core.monitoring import (
     NO_VERSION,
@@ -30,7 +31,7 @@ class DynamoQuarantineStore:
         self.facts = facts
         self.counts_ttl_days = counts_ttl_days
 
-    def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
+    def save(self, items: Sequence[dict[str, Any]]) -> set[RecordId]:
         if not items:
             return set()
         facts = [
@@ -48,7 +49,8 @@ class DynamoQuarantineStore:
             for item in items
         ]
         quarantined_at = datetime.fromisoformat(items[0]["quarantined_at"])
-        return self.facts.create(facts, expires_at(quarantined_at, self.counts_ttl_days))[1]
+        failed = self.facts.create(facts, expires_at(quarantined_at, self.counts_ttl_days))[1]
+        return {RecordId(key) for key in failed}
 
 
 class DynamoMonitoringStore:

@@ -8,6 +8,7 @@ from typing import Any
 
 from streamscore.aws.dynamodb import BatchTable, expires_at
 from streamscore.aws.kinesis import StreamWriter
+from streamscore.core.ids import CardId, TransactionId
 from streamscore.core.items import from_item_value, to_item_value
 from streamscore.preprocess.features import CardState
 from streamscore.preprocess.ports import CardRecord
@@ -20,23 +21,26 @@ class DynamoStateStore:
         self.table = table
         self.ttl_days = ttl_days
 
-    def load(self, card_ids: Sequence[str]) -> tuple[dict[str, CardRecord], set[str]]:
+    def load(self, card_ids: Sequence[CardId]) -> tuple[dict[CardId, CardRecord], set[CardId]]:
         found, failed = self.table.get_many({"card_id": c} for c in card_ids)
-        cards = {}
+        cards: dict[CardId, CardRecord] = {}
         for key, item in found.items():
             plain = from_item_value(item)
-            pending = {t: _feature_record(doc) for t, doc in plain.get("pending", {}).items()}
-            cards[key[0]] = CardRecord(CardState.from_dict(plain), pending)
-        return cards, {key[0] for key in failed}
+            pending = {
+                TransactionId(t): _feature_record(doc)
+                for t, doc in plain.get("pending", {}).items()
+            }
+            cards[CardId(key[0])] = CardRecord(CardState.from_dict(plain), pending)
+        return cards, {CardId(key[0]) for key in failed}
 
-    def save(self, cards: Sequence[CardRecord], now: datetime) -> set[str]:
+    def save(self, cards: Sequence[CardRecord], now: datetime) -> set[CardId]:
         expires = expires_at(now, self.ttl_days)
         items = [
             to_item_value(c.state.to_dict() | {"pending": dict(c.pending)})
             | {"expires_at": expires}
             for c in cards
         ]
-        return {key[0] for key in self.table.put_many(items)}
+        return {CardId(key[0]) for key in self.table.put_many(items)}
 
 
 def _feature_record(item: dict[str, Any]) -> dict[str, Any]:
@@ -53,15 +57,20 @@ class DynamoFeatureStore:
         self.table = table
         self.ttl_days = ttl_days
 
-    def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    def load(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
         found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
-        records = {key[0]: _feature_record(from_item_value(item)) for key, item in found.items()}
-        return records, {key[0] for key in failed}
+        records = {
+            TransactionId(key[0]): _feature_record(from_item_value(item))
+            for key, item in found.items()
+        }
+        return records, {TransactionId(key[0]) for key in failed}
 
-    def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+    def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[TransactionId]:
         expires = expires_at(now, self.ttl_days)
         items = [to_item_value(r) | {"expires_at": expires} for r in feature_records]
-        return {key[0] for key in self.table.put_many(items)}
+        return {TransactionId(key[0]) for key in self.table.put_many(items)}
 
 
 class KinesisFeatureForwarder:
@@ -71,6 +80,6 @@ class KinesisFeatureForwarder:
         self.writer = writer
         self.encode = encode
 
-    def forward(self, feature_records: Sequence[dict[str, Any]]) -> set[str]:
+    def forward(self, feature_records: Sequence[dict[str, Any]]) -> set[TransactionId]:
         entries = [(r["card_id"], self.encode(r)) for r in feature_records]
         return {feature_records[i]["transaction_id"] for i in self.writer.put_records(entries)}

@@ -13,6 +13,7 @@ from typing import Any
 from streamscore.aws.dynamodb import BatchTable, expires_at
 from streamscore.aws.events import EventPublisher
 from streamscore.aws.facts import DynamoFactWriter
+from streamscore.core.ids import TransactionId
 from streamscore.core.items import from_item_value
 from streamscore.core.monitoring import Fact
 
@@ -28,20 +29,25 @@ class DynamoPredictionStore:
         self.ttl_days = ttl_days
         self.counts_ttl_days = counts_ttl_days
 
-    def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    def load(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
         found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
         return (
-            {key[0]: from_item_value(item) for key, item in found.items()},
-            {key[0] for key in failed},
+            {TransactionId(key[0]): from_item_value(item) for key, item in found.items()},
+            {TransactionId(key[0]) for key in failed},
         )
 
-    def create(self, facts: Sequence[Fact], now: datetime) -> tuple[set[str], set[str]]:
+    def create(
+        self, facts: Sequence[Fact], now: datetime
+    ) -> tuple[set[TransactionId], set[TransactionId]]:
         expires = expires_at(now, self.ttl_days)
         for fact in facts:
             fact.item = fact.item | {"expires_at": expires}
-        return self.facts.create(facts, expires_at(now, self.counts_ttl_days))
+        created, failed = self.facts.create(facts, expires_at(now, self.counts_ttl_days))
+        return {TransactionId(k) for k in created}, {TransactionId(k) for k in failed}
 
-    def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+    def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[TransactionId]:
         if not predictions:
             return set()
         expires = expires_at(now, self.ttl_days)
@@ -50,7 +56,7 @@ class DynamoPredictionStore:
         items = [
             p | {"score": Decimal(repr(p["score"])), "expires_at": expires} for p in predictions
         ]
-        return {key[0] for key in self.table.put_many(items)}
+        return {TransactionId(key[0]) for key in self.table.put_many(items)}
 
 
 def prediction_condition(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -79,7 +85,7 @@ class EventBridgeAlertPublisher:
         self._remembered = remembered
         self._lock = threading.Lock()
 
-    def publish(self, details: Sequence[dict[str, Any]]) -> set[str]:
+    def publish(self, details: Sequence[dict[str, Any]]) -> set[TransactionId]:
         with self._lock:
             new = [d for d in details if d["alert_id"] not in self._accepted]
         entries = [
@@ -97,4 +103,4 @@ class EventBridgeAlertPublisher:
                     self._accepted[detail["alert_id"]] = None
             while len(self._accepted) > self._remembered:
                 self._accepted.popitem(last=False)
-        return {new[i]["transaction_id"] for i in failed}
+        return {TransactionId(new[i]["transaction_id"]) for i in failed}

@@ -1,13 +1,15 @@
-"""Ports more than one function's domain writes through (the adapters are in stores.py)."""
+"""Ports more than one stage writes through (their adapters: streamscore.aws.monitoring_stores)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from streamscore.core.ids import RecordId
+
 
 class QuarantineStore(Protocol):
-    def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
+    def save(self, items: Sequence[dict[str, Any]]) -> set[RecordId]:
         """Create the items not stored yet, each with its count; record_ids still not written."""
         ...
 

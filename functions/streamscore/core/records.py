@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from streamscore.core.aggregation import deaggregate, is_aggregated, may_be_aggregated
 from streamscore.core.errors import InvalidRecordError
+from streamscore.core.ids import RecordId, SequenceNumber
 from streamscore.core.pan import MAX_PAN_BYTES, mask_bytes, mask_text
 from streamscore.core.times import iso_time, utc_iso_ms
 
@@ -40,7 +41,7 @@ class StreamRecord:
 
     stream_name: str
     shard_id: str
-    sequence_number: str
+    sequence_number: SequenceNumber
     partition_key: str
     data_b64: str
     arrived_at: float  # approximateArrivalTimestamp, epoch seconds
@@ -48,7 +49,7 @@ class StreamRecord:
     problem: InvalidRecordError | None = field(default=None, compare=False, repr=False)
 
     @property
-    def record_id(self) -> str:
+    def record_id(self) -> RecordId:
         """Stable identity of the record: the same on every retry and replay."""
         return record_id_of(
             self.stream_name, self.shard_id, self.sequence_number, self.sub_sequence_number
@@ -67,10 +68,10 @@ class StreamRecord:
 
 def record_id_of(
     stream_name: str, shard_id: str, sequence_number: str, sub_sequence_number: int | None = None
-) -> str:
+) -> RecordId:
     """`stream#shard#sequence` for a plain record, `stream#shard#sequence#sub` for a user record."""
     plain = f"{stream_name}#{shard_id}#{sequence_number}"
-    return plain if sub_sequence_number is None else f"{plain}#{sub_sequence_number}"
+    return RecordId(plain if sub_sequence_number is None else f"{plain}#{sub_sequence_number}")
 
 
 def parse_kinesis_event(event: Mapping[str, Any]) -> list[StreamRecord]:
@@ -237,13 +238,15 @@ def quarantine_item(
     }
 
 
-def lowest_failure(records: Iterable[StreamRecord], failed: set[str]) -> int | None:
+def lowest_failure(records: Iterable[StreamRecord], failed: set[SequenceNumber]) -> int | None:
     """Position of the lowest failed record, where Kinesis will resume; None when none failed."""
     positions = [r.position for r in records if r.sequence_number in failed]
     return min(positions) if positions else None
 
 
-def batch_item_failures(records: Iterable[StreamRecord], failed: set[str]) -> dict[str, Any]:
+def batch_item_failures(
+    records: Iterable[StreamRecord], failed: set[SequenceNumber]
+) -> dict[str, Any]:
     """The partial-batch response Lambda expects (ReportBatchItemFailures).
 
     One entry per failed Kinesis record, however many of its user records failed.

@@ -7,13 +7,14 @@ from concurrent.futures import Executor, Future
 from typing import Any, Protocol
 
 from streamscore.core.errors import RetryableError
+from streamscore.core.ids import SequenceNumber
 
 
 class Positioned(Protocol):
     """A record as a step reports it: by the Kinesis sequence number Lambda resumes at."""
 
     @property
-    def sequence_number(self) -> str: ...
+    def sequence_number(self) -> SequenceNumber: ...
 
 
 def submit_or_run(executor: Executor | None, work: Callable[..., Any], *args: Any) -> Future[Any]:
@@ -28,10 +29,10 @@ def submit_or_run(executor: Executor | None, work: Callable[..., Any], *args: An
     return future
 
 
-def settle(
-    future: Future[set[str]],
-    by_key: Mapping[str, Positioned],
-    failed: set[str],
+def settle[K: str](
+    future: Future[set[K]],
+    by_key: Mapping[K, Positioned],
+    failed: set[SequenceNumber],
     step: Iterable[Positioned] | None = None,
 ) -> None:
     """Fail the records whose keys the step returned as not done, or all of the step's

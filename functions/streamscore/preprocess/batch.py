@@ -42,6 +42,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from streamscore.core.errors import InvalidRecordError, RetryableError
+from streamscore.core.ids import CardId, SequenceNumber, TransactionId
 from streamscore.core.items import MIN_MAGNITUDE
 from streamscore.core.records import (
     StreamRecord,
@@ -71,7 +72,7 @@ class PreprocessOutcome:
     replayed: int = 0  # records of transactions applied before (a retry, replay or repeat)
     repeats: int = 0  # records repeating a transaction met earlier in this batch
     quarantined: Counter[str] = field(default_factory=Counter)
-    failed: set[str] = field(default_factory=set)  # Kinesis sequence numbers
+    failed: set[SequenceNumber] = field(default_factory=set)  # Kinesis sequence numbers
     cards_read: int = 0
     features_written: int = 0
     states_written: int = 0
@@ -218,7 +219,7 @@ def _store_and_forward(
     to_store: list[tuple[_Valid, dict[str, Any]]],
     to_forward: list[tuple[_Valid, dict[str, Any]]],
     now: datetime,
-    failed: set[str],
+    failed: set[SequenceNumber],
     step_executor: Executor | None,
 ) -> None:
     """FeaturesTable and FeaturesStream side by side; each fails the records it did not do."""
@@ -258,8 +259,11 @@ def _tally(
 
 
 def _read_cards(
-    valid: list[_Valid], ports: PreprocessPorts, failed: set[str], outcome: PreprocessOutcome
-) -> dict[str, CardRecord | None]:
+    valid: list[_Valid],
+    ports: PreprocessPorts,
+    failed: set[SequenceNumber],
+    outcome: PreprocessOutcome,
+) -> dict[CardId, CardRecord | None]:
     """Every card of the batch (None: no state yet); records of unreadable cards fail."""
     card_ids = list(dict.fromkeys(v.txn.card_id for v in valid))
     outcome.cards_read = len(card_ids)
@@ -275,10 +279,10 @@ def _read_cards(
 
 def _read_ledger(
     valid: list[_Valid],
-    cards: Mapping[str, CardRecord | None],
+    cards: Mapping[CardId, CardRecord | None],
     ports: PreprocessPorts,
-    failed: set[str],
-) -> dict[str, dict[str, Any]]:
+    failed: set[SequenceNumber],
+) -> dict[TransactionId, dict[str, Any]]:
     """Stored feature records of the batch's transaction ids and of its cards' pending ids."""
     ids = [v.txn.transaction_id for v in valid if v.txn.card_id in cards]
     ids += [t for card in cards.values() if card is not None for t in card.pending]
@@ -312,9 +316,9 @@ def pending_bytes(card_id: str, transaction_id: str) -> int:
 
 def _plan(
     valid: list[_Valid],
-    cards: Mapping[str, CardRecord | None],
-    stored: Mapping[str, dict[str, Any]],
-    failed: set[str],
+    cards: Mapping[CardId, CardRecord | None],
+    stored: Mapping[TransactionId, dict[str, Any]],
+    failed: set[SequenceNumber],
     now: datetime,
     pending_horizon: timedelta | None = None,
 ) -> _Plan:
@@ -330,15 +334,15 @@ def _plan(
 class _Planner:
     """`_plan`'s state while it walks the batch: what it decided and what it must remember."""
 
-    cards: Mapping[str, CardRecord | None]
-    stored: Mapping[str, dict[str, Any]]
-    failed: set[str]
+    cards: Mapping[CardId, CardRecord | None]
+    stored: Mapping[TransactionId, dict[str, Any]]
+    failed: set[SequenceNumber]
     now: datetime
     oldest: datetime | None
     plan: _Plan = field(default_factory=_Plan)
-    first: dict[str, _Valid] = field(default_factory=dict)  # each id's first record here
-    blocked: set[str] = field(default_factory=set)  # cards with a failed record: none after it
-    budget: dict[str, int] = field(default_factory=dict)  # per card: its pending bytes
+    first: dict[TransactionId, _Valid] = field(default_factory=dict)  # each id's first record here
+    blocked: set[CardId] = field(default_factory=set)  # cards with a failed record: none after it
+    budget: dict[CardId, int] = field(default_factory=dict)  # per card: its pending bytes
 
     def judge(self, item: _Valid) -> None:
         earlier = self.first.get(item.txn.transaction_id)
@@ -404,8 +408,8 @@ class _Planner:
 
 
 def _still_pending(
-    card: CardRecord | None, stored: Mapping[str, Any], oldest: datetime | None
-) -> dict[str, dict[str, Any]]:
+    card: CardRecord | None, stored: Mapping[TransactionId, Any], oldest: datetime | None
+) -> dict[TransactionId, dict[str, Any]]:
     """The card's pending records FeaturesTable does not hold yet, but none older than `oldest`."""
     if card is None:
         return {}
@@ -431,7 +435,11 @@ def _conflict(transaction_id: str) -> InvalidRecordError:
 
 
 def _commit_states(
-    plan: _Plan, ports: PreprocessPorts, now: datetime, failed: set[str], outcome: PreprocessOutcome
+    plan: _Plan,
+    ports: PreprocessPorts,
+    now: datetime,
+    failed: set[SequenceNumber],
+    outcome: PreprocessOutcome,
 ) -> list[tuple[_Valid, dict[str, Any]]]:
     """Write each card as of its applied records; the applied records whose card committed.
 
@@ -439,7 +447,7 @@ def _commit_states(
     a card's or a transaction's records before planning), so every card's applications
     are one prefix, committed whole or not at all.
     """
-    per_card: dict[str, list[tuple[_Valid, dict[str, Any]]]] = defaultdict(list)
+    per_card: dict[CardId, list[tuple[_Valid, dict[str, Any]]]] = defaultdict(list)
     for pair in plan.applied:
         per_card[pair[0].txn.card_id].append(pair)
     if not per_card:

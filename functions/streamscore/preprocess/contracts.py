@@ -18,6 +18,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from streamscore.core.ids import (
+    MAX_TRANSACTION_ID_CHARS,
+    TRANSACTION_ID_CHARS,
+    CardId,
+    TransactionId,
+)
 from streamscore.core.pan import contains_pan
 from streamscore.preprocess.codes import COUNTRY_CODES, CURRENCY_CODES
 
@@ -82,9 +88,13 @@ def _printable(value: str) -> str:
 
 # transaction_id keys FeaturesTable and PredictionsTable and appears in logs and alert ids:
 # kept to a strict ASCII set.
-Identifier = Annotated[
-    str,
-    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+TransactionIdentifier = Annotated[
+    TransactionId,
+    Field(
+        min_length=1,
+        max_length=MAX_TRANSACTION_ID_CHARS,
+        pattern=rf"^[{TRANSACTION_ID_CHARS}]+$",
+    ),
     AfterValidator(_no_card_number),
 ]
 # card_id and merchant_id as payments carry them ("ACME #12", "MCD:1234", "Café Zürich"):
@@ -105,6 +115,13 @@ NameIdentifier = Annotated[
     AfterValidator(_no_card_number),
     AfterValidator(_printable),
 ]
+CardIdentifier = Annotated[
+    CardId,
+    Field(min_length=1, max_length=MAX_NAME_ID_CHARS),
+    BeforeValidator(_strip_spaces),
+    AfterValidator(_no_card_number),
+    AfterValidator(_printable),
+]
 Channel = Literal["pos", "ecom", "atm", "moto"]
 CHANNELS: tuple[str, ...] = ("pos", "ecom", "atm", "moto")
 MAX_AMOUNT = 1_000_000.0
@@ -116,8 +133,8 @@ class Transaction(BaseModel):
     # strict: a string is not an amount, a number is not an MCC; extra fields are ignored.
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
-    transaction_id: Identifier
-    card_id: NameIdentifier  # a token, never the card number
+    transaction_id: TransactionIdentifier
+    card_id: CardIdentifier  # a token, never the card number
     merchant_id: NameIdentifier
     amount: Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
     currency: Annotated[str, Field(min_length=3, max_length=3)]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from streamscore.core.ids import CardId, TransactionId
 from streamscore.core.ports import QuarantineStore
 from streamscore.preprocess.features import CardState
 
@@ -16,31 +17,33 @@ class CardRecord:
     """One EntityStateTable item: the card's state and the applied feature records not yet stored."""
 
     state: CardState
-    pending: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # by transaction id
+    pending: Mapping[TransactionId, dict[str, Any]] = field(
+        default_factory=dict
+    )  # by transaction id
 
 
 class StateStore(Protocol):
-    def load(self, card_ids: Sequence[str]) -> tuple[dict[str, CardRecord], set[str]]:
+    def load(self, card_ids: Sequence[CardId]) -> tuple[dict[CardId, CardRecord], set[CardId]]:
         """Cards found, and card ids whose read still failed after retries."""
         ...
 
-    def save(self, cards: Sequence[CardRecord], now: datetime) -> set[str]:
+    def save(self, cards: Sequence[CardRecord], now: datetime) -> set[CardId]:
         """Card ids whose write still failed after retries."""
         ...
 
 
 class FeatureStore(Protocol):
     def load(
-        self, transaction_ids: Sequence[str]
-    ) -> tuple[dict[str, dict[str, Any]], set[str]]: ...
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]: ...
 
-    def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+    def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[TransactionId]:
         """Transaction ids whose write still failed after retries."""
         ...
 
 
 class FeatureForwarder(Protocol):
-    def forward(self, feature_records: Sequence[dict[str, Any]]) -> set[str]:
+    def forward(self, feature_records: Sequence[dict[str, Any]]) -> set[TransactionId]:
         """Transaction ids whose put still failed after retries."""
         ...
 

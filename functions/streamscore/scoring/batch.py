@@ -22,7 +22,6 @@ own record id, and a redelivered aggregate finds the predictions already written
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,6 +34,7 @@ import numpy as np
 
 from streamscore.core.artifacts import SCORE, Thresholds
 from streamscore.core.errors import InvalidRecordError, RetryableError
+from streamscore.core.ids import TRANSACTION_ID, SequenceNumber, TransactionId
 from streamscore.core.monitoring import (
     PREDICTIONS,
     CountKey,
@@ -55,7 +55,6 @@ ALERT_DETAIL_TYPE = "HighRiskTransaction"
 MAX_FEATURE_RECORD_BYTES = 64 * 1024  # a feature record is under a kilobyte
 PENDING, SENT = "pending", "sent"  # a prediction's `alert`: put not yet confirmed, or confirmed
 _REQUIRED_TEXT = ("transaction_id", "event_time", "feature_schema")
-_IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the Transaction contract's; a table key
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class ScoreOutcome:
     already_scored: int = 0  # a retry or replay of a record whose prediction is stored
     duplicates: int = 0  # the same transaction from another stream record
     quarantined: Counter[str] = field(default_factory=Counter)
-    failed: set[str] = field(default_factory=set)  # Kinesis sequence numbers (see records.py)
+    failed: set[SequenceNumber] = field(default_factory=set)
     decisions: Counter[str] = field(default_factory=Counter)  # of the predictions written
     alerts: int = 0
     inference_ms: float = 0.0
@@ -97,7 +96,7 @@ def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
         and type(doc.get("features")) is dict
         and doc.get("feature_schema") == feature_schema
         and doc["event_time"]
-        and _IDENTIFIER.fullmatch(doc["transaction_id"])
+        and TRANSACTION_ID.fullmatch(doc["transaction_id"])
     ):
         raise _not_a_feature_record(doc, feature_schema)
     try:
@@ -143,7 +142,7 @@ def _not_a_feature_record(doc: dict[str, Any], feature_schema: str) -> InvalidRe
         return _undecodable(
             "missing_field", f"not a feature record: bad or missing {', '.join(wrong)}"
         )
-    if not _IDENTIFIER.fullmatch(doc["transaction_id"]):
+    if not TRANSACTION_ID.fullmatch(doc["transaction_id"]):
         return _undecodable("invalid_field", "transaction_id is not 1-64 of [A-Za-z0-9_-]")
     return InvalidRecordError(
         "unknown_feature_schema",
@@ -191,7 +190,7 @@ def score_batch(
     if facts:
         _write(
             lambda: ports.predictions.create(facts, now)[1],
-            [f.key for f in facts],
+            [TransactionId(f.key) for f in facts],
             by_txn_id,
             outcome.failed,
         )
@@ -219,7 +218,7 @@ def _look_up_and_score(
     ports: ScorePorts,
     executor: Executor | None,
     outcome: ScoreOutcome,
-) -> tuple[list[int], dict[str, dict[str, Any]], set[str]]:
+) -> tuple[list[int], dict[TransactionId, dict[str, Any]], set[TransactionId]]:
     """Each transaction's first row, scored, and its stored prediction (unread: couldn't tell).
 
     The stored-prediction lookup (I/O) overlaps the model run (CPU).
@@ -257,8 +256,8 @@ def _unconfirmed(
     batch: _Batch,
     unique: list[int],
     rewritten: set[int],
-    stored: Mapping[str, dict[str, Any]],
-    failed: set[str],
+    stored: Mapping[TransactionId, dict[str, Any]],
+    failed: set[SequenceNumber],
 ) -> list[dict[str, Any]]:
     """Stored predictions of this batch whose alert may not have gone out (still pending)."""
     return [
@@ -325,8 +324,8 @@ def _decode(records: Sequence[StreamRecord], model: ScoringModel) -> _Batch:
 def _triage(
     batch: _Batch,
     unique: list[int],
-    stored: Mapping[str, dict[str, Any]],
-    unread: set[str],
+    stored: Mapping[TransactionId, dict[str, Any]],
+    unread: set[TransactionId],
     model_version: str,
     outcome: ScoreOutcome,
 ) -> list[int]:
@@ -414,10 +413,10 @@ def _facts(
 
 
 def _write(
-    work: Callable[[], set[str]],
-    keys: Iterable[str],
-    by_txn_id: Mapping[str, StreamRecord],
-    failed: set[str],
+    work: Callable[[], set[TransactionId]],
+    keys: Iterable[TransactionId],
+    by_txn_id: Mapping[TransactionId, StreamRecord],
+    failed: set[SequenceNumber],
 ) -> None:
     """Run one write; the records of the keys it left unwritten (all, if it raised) fail."""
     settle(submit_or_run(None, work), {k: by_txn_id[k] for k in keys}, failed)
@@ -427,8 +426,8 @@ def _send_alerts(
     ports: ScorePorts,
     pending: list[dict[str, Any]],
     now: datetime,
-    by_txn_id: Mapping[str, StreamRecord],
-    failed: set[str],
+    by_txn_id: Mapping[TransactionId, StreamRecord],
+    failed: set[SequenceNumber],
 ) -> None:
     """Put the stored, pending alerts, then mark the accepted ones sent; the rest fail their records.
 

@@ -7,26 +7,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from streamscore.core.ids import TransactionId
 from streamscore.core.monitoring import Fact
 from streamscore.core.ports import QuarantineStore
 
 
 class PredictionStore(Protocol):
-    def load(self, transaction_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    def load(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
         """Stored predictions by transaction id, and the ids whose read still failed."""
         ...
 
-    def create(self, facts: Sequence[Fact], now: datetime) -> tuple[set[str], set[str]]:
+    def create(
+        self, facts: Sequence[Fact], now: datetime
+    ) -> tuple[set[TransactionId], set[TransactionId]]:
         """Create predictions not stored yet, with their counts: ids that exist now, ids that failed."""
         ...
 
-    def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
+    def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[TransactionId]:
         """Overwrite stored predictions; the transaction ids whose write still failed."""
         ...
 
 
 class AlertPublisher(Protocol):
-    def publish(self, alerts: Sequence[dict[str, Any]]) -> set[str]:
+    def publish(self, alerts: Sequence[dict[str, Any]]) -> set[TransactionId]:
         """Transaction ids whose event still failed after retries."""
         ...
 
