@@ -209,7 +209,7 @@ def stored_kinds(
     every size comes from part 3.
 
     Retention: each TTL of the template (the replay-safe ones raised to the stream retention
-    plus a day, as the functions do: streamscore.settings.replay_safe_days) plus the deletion
+    plus a day, as the functions do: streamscore.core.settings.replay_safe_days) plus the deletion
     lag; card states are kept while the card transacts and state_ttl_days after."""
     from embedded.template import parameter_values  # noqa: PLC0415 - local/ is a bench root
     from streamscore.core.settings import replay_safe_days  # noqa: PLC0415

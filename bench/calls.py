@@ -52,7 +52,7 @@ from embedded.template import parameter_values, stream_definitions, table_defini
 
 TRANSACTIONS = 1000
 TABLE_LOGICAL = {name: logical for logical, name in NAMES.items()}
-COUNT_SK = "COUNT"  # the sort key of the hourly count items (functions/streamscore/counts.py)
+COUNT_SK = "COUNT"  # the sort key of the hourly count items (streamscore.core.monitoring)
 COUNT_WINDOW_PREFIX = "COUNT#"  # their WindowIndex partitions
 TRANSACTIONAL = TRANSACTIONAL_WRITE_FACTOR
 

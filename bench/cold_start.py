@@ -94,7 +94,8 @@ def _child(function: str, setup_path: str) -> dict[str, Any]:
     setup = json.loads(Path(setup_path).read_text(encoding="utf-8"))
     fake = FakeAWS(setup["table_keys"])
     fake.reset(setup["items"])
-    fake.attach(*(v for v in vars(app).values() if isinstance(v, BaseClient)))
+    # the clients the handler module made at init (its `clients`, as Lambda would use them)
+    fake.attach(*(v for v in vars(app.clients).values() if isinstance(v, BaseClient)))
     for phase in ("first_batch_ms", "second_batch_ms"):
         started = time.perf_counter()
         app.lambda_handler(setup["event"], LambdaContext(function))

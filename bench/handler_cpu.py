@@ -252,9 +252,7 @@ class _Preprocess(_Variants):
     def domain(self, event: dict[str, Any]) -> float:
         records = parse_kinesis_event(event)
         ports = self.memory.ports()
-        seconds = _timed(
-            lambda: preprocess_batch(records, ports, now=self.now, quarantine_ttl_days=30)
-        )
+        seconds = _timed(lambda: preprocess_batch(records, ports, now=self.now))
         return _us_per_record(seconds, self.size)
 
     def record_at_a_time(self, event: dict[str, Any]) -> float:
@@ -435,7 +433,7 @@ def _window_items(
     """`count` hourly count items (MonitoringTable, sk COUNT) spread over the 23 whole hours
     before `end`'s hour, cycling through the count items the handlers wrote: each made another
     (hour, slot) of its kind, model version and shard, found through its hour's WindowIndex
-    partition `COUNT#<YYYY-MM-DDTHH>` (functions/streamscore/counts.py)."""
+    partition `COUNT#<YYYY-MM-DDTHH>` (functions/streamscore/core/monitoring.py)."""
     counts = [i for i in captured if i.get("sk", {}).get("S") == "COUNT"]
     if not counts:
         raise SystemExit("the handlers wrote no hourly count items to build a window from")

@@ -3,7 +3,7 @@
 `python -m bench.kpl_decode [--quick]` (needs the dev venv, where aws-kinesis-agg is a test
 dependency) prints, in one run:
 
-- import: a fresh interpreter imports `streamscore.aggregation`, or the reference module
+- import: a fresh interpreter imports `streamscore.core.aggregation`, or the reference module
   `aws_kinesis_agg.deaggregator` with its protobuf runtime (what a cold start would pay),
   each timed inside the child, runs interleaved, median;
 - decode per user record, on aggregates of simulated transactions: our `deaggregate` (digest,
@@ -13,7 +13,7 @@ dependency) prints, in one run:
   on the same records aggregated, per user record;
 - the installed size of what the reference would add to the code package.
 
-The results chose the reader (see the docstring of functions/streamscore/aggregation.py);
+The results chose the reader (see the docstring of functions/streamscore/core/aggregation.py);
 they are printed, not asserted.
 """
 
@@ -44,9 +44,9 @@ _CHILD = (
     "import sys, time; {before}; t = time.perf_counter(); import {module}; "
     "sys.stdout.write(repr(time.perf_counter() - t))"
 )
-# What the handlers import anyway (records.py, preprocess.py, the adapters): the marginal cost
+# What the handlers import anyway (core/records.py, preprocess/batch.py, aws/): the marginal cost
 # of either decoder is what it imports beyond these.
-HANDLER_ALREADY = "import base64, binascii, hashlib, json, dataclasses, inspect, typing, collections, streamscore.errors"
+HANDLER_ALREADY = "import base64, binascii, hashlib, json, dataclasses, inspect, typing, collections, streamscore.core.errors"
 
 
 def import_seconds(module: str, runs: int, before: str = "pass") -> list[float]:

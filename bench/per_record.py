@@ -96,7 +96,7 @@ def preprocess_per_record(
         try:
             txn = decode_transaction(record)
         except InvalidRecordError as error:
-            item = quarantine_item(record, error, "preprocess", now, 30)
+            item = quarantine_item(record, error, "preprocess", now)
             dynamodb.put_item(TableName=tables["quarantine"], Item=serialize(to_item_value(item)))
             continue
         found = dynamodb.get_item(

@@ -1,1 +1,1 @@
-"""streamscore: shared code of the pipeline's Lambda functions (contracts, features, scoring, drift, adapters)."""
+"""streamscore: the pipeline's Lambda code, one package per stage (preprocess, scoring, drift) over core, with aws adapters and handlers."""

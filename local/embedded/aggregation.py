@@ -1,6 +1,6 @@
 """Write KPL aggregated records: for test events, sample events and producers that aggregate.
 
-The reader is `streamscore.aggregation` (its docstring has the format). `encode_aggregate`
+The reader is `streamscore.core.aggregation` (its docstring has the format). `encode_aggregate`
 writes one aggregated record; `pack` splits a sequence of user records into aggregates that
 each fit one Kinesis record; `aggregated_entry` makes one KinesisEntry of a Lambda test event.
 

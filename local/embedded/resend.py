@@ -30,8 +30,8 @@ at once (visibility 0) and reported with the refusal, for the next run.
 Re-putting goes through the rules again, so the event reaches every target whose rule matches,
 not only the one that failed: a HighRiskTransaction that failed only for the SNS topic reaches
 AlertsQueue a second time. That is safe because consumers de-duplicate: every HighRiskTransaction
-carries `alert_id` (transaction id / model version, streamscore.score_batch.alert_detail) and
-every RetrainingRequested `trigger_id` (model version / window, streamscore.drift_report); a
+carries `alert_id` (transaction id / model version, streamscore.scoring.batch.alert_detail) and
+every RetrainingRequested `trigger_id` (model version / window, streamscore.drift.report); a
 state machine or pipeline attached to RetrainingRequested must de-duplicate on `trigger_id` too.
 
 A target still failing takes the re-sent event through its retries again, then dead-letters it

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -41,6 +40,7 @@ from streamscore.drift.baseline import DriftBaseline, load_baseline
 from streamscore.drift.ports import TriggerClaim
 from streamscore.drift.report import TRIGGER_EVENTS
 from streamscore.drift.window import DriftWindow
+from support.wiring import Wired, wire
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "models" / "artifacts"
@@ -125,9 +125,8 @@ def environment(drift_stack: DriftStack) -> dict[str, str]:
 
 
 @pytest.fixture
-def handler(load_handler: Any, environment: dict[str, str]) -> ModuleType:
-    module: ModuleType = load_handler("streamscore.handlers.drift_check", environment)
-    return module
+def handler(load_handler: Any, environment: dict[str, str]) -> Wired:
+    return wire(load_handler("streamscore.handlers.drift_check", environment), environment)
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +217,7 @@ def scheduled_event() -> dict[str, Any]:
 def test_baseline_like_window_reports_ok_in_s3_and_table_and_asks_for_nothing(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -265,7 +264,7 @@ def test_baseline_like_window_reports_ok_in_s3_and_table_and_asks_for_nothing(
 def test_drift_requests_retraining_once_and_the_rule_delivers_it_to_the_queue(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
@@ -328,7 +327,7 @@ def test_drift_requests_retraining_once_and_the_rule_delivers_it_to_the_queue(
 def test_insufficient_data_triggers_nothing(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -348,7 +347,7 @@ def test_insufficient_data_triggers_nothing(
 def test_items_outside_the_window_and_of_other_versions_are_not_compared(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
 ) -> None:
     # given: shifted histograms of the day before the window, and of an older model inside it
@@ -513,30 +512,23 @@ class FlakyEventBridge:
 
 
 @pytest.fixture
-def flaky_events(handler: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Any:
+def flaky_events(handler: Wired, monkeypatch: pytest.MonkeyPatch) -> Any:
     """`flaky_events(fault, refuse=())` puts a FlakyEventBridge under the handler's EventPublisher."""
-    publisher = handler.ports.events
-    monkeypatch.setattr(publisher.backoff, "sleep", lambda _: None)
 
     def install(fault: str, refuse: Sequence[str] = ()) -> FlakyEventBridge:
         flaky = FlakyEventBridge(handler.events, fault, refuse)
-        monkeypatch.setattr(publisher, "client", flaky)
+        handler.use(events=flaky)
         return flaky
 
     return install
 
 
 @pytest.fixture
-def clock(handler: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """`clock(moment)`: the handler's `datetime.now` returns `moment` from now on."""
+def clock(handler: Wired) -> Any:
+    """`clock(moment)`: the handler's clock reads `moment` from now on."""
 
     def set_to(moment: datetime) -> None:
-        class Frozen(datetime):
-            @classmethod
-            def now(cls, tz: Any = None) -> Any:
-                return moment.astimezone(tz)
-
-        monkeypatch.setattr(handler, "datetime", Frozen)
+        handler.rehandle(clock=lambda: moment.astimezone(UTC))
 
     return set_to
 
@@ -577,7 +569,7 @@ def scheduled_at(moment: datetime) -> dict[str, Any]:
 def test_regression_a_a_death_between_claim_and_put_events_is_sent_by_the_next_run(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
     flaky_events: Any,
     clock: Any,
@@ -605,7 +597,7 @@ def test_regression_a_a_death_between_claim_and_put_events_is_sent_by_the_next_r
 def test_a_dead_claim_is_taken_over_by_the_next_hourly_run(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
     flaky_events: Any,
     clock: Any,
@@ -631,7 +623,7 @@ def test_a_dead_claim_is_taken_over_by_the_next_hourly_run(
 def test_regression_b_a_lost_put_events_response_is_re_sent_with_the_same_trigger_id(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
     flaky_events: Any,
     drift_events: Any,
@@ -657,7 +649,7 @@ def test_regression_b_a_lost_put_events_response_is_re_sent_with_the_same_trigge
 def test_regression_b_a_death_after_the_trigger_committed_sends_nothing_again(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
     monkeypatch: pytest.MonkeyPatch,
     drift_events: Any,
@@ -682,7 +674,7 @@ def test_regression_b_a_death_after_the_trigger_committed_sends_nothing_again(
 def test_regression_c_after_a_partial_failure_the_retry_sends_only_the_refused_entry(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
     flaky_events: Any,
     drift_events: Any,
@@ -704,7 +696,7 @@ def test_regression_c_after_a_partial_failure_the_retry_sends_only_the_refused_e
 def test_regression_d_the_report_of_a_re_run_after_a_send_says_sent(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
 ) -> None:
     drift_stack.put(hist_items(baseline, batches=5, n=300, shifted=channel_shift(baseline, 300)))
@@ -730,7 +722,7 @@ def test_invalid_settings_fail_the_cold_start(
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_a_malformed_window_fails_with_its_reason(
-    handler: ModuleType, lambda_context: FakeLambdaContext
+    handler: Wired, lambda_context: FakeLambdaContext
 ) -> None:
     with pytest.raises(ValueError, match="not after its start"):
         handler.lambda_handler(
@@ -742,7 +734,7 @@ def test_a_malformed_window_fails_with_its_reason(
 def test_the_role_grants_exactly_the_calls_the_handler_makes(
     drift_stack: DriftStack,
     baseline: DriftBaseline,
-    handler: ModuleType,
+    handler: Wired,
     lambda_context: FakeLambdaContext,
 ) -> None:
     # given: a drifted window, so every path runs (read, report, claim, events, cooldown)

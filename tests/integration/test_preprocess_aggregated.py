@@ -1,6 +1,6 @@
 """KPL aggregated records through the real handlers on moto: each user record processed once.
 
-One Kinesis record holds several user records (streamscore.aggregation). Preprocess applies,
+One Kinesis record holds several user records (streamscore.core.aggregation). Preprocess applies,
 quarantines and forwards each on its own, under its own record id (`…#sequence#index`); a
 failure fails the whole Kinesis record, Lambda redelivers it whole, and the ledger and the
 conditional prediction writes absorb the user records already done. The events are built by

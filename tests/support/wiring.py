@@ -73,6 +73,7 @@ class Wired:
         self.original_clients = self.clients = clients
         self.backoff = backoff or quiet_backoff()
         self.options = options
+        self.handler_options: dict[str, Any] = {}
         self.stage = module.build(settings, clients, self.backoff, **options)
         self._handle()
 
@@ -90,7 +91,12 @@ class Wired:
     def _handle(self) -> None:
         takes_backoff = "backoff" in self.module.handler.__code__.co_varnames
         args = (self.stage, self.backoff) if takes_backoff else (self.stage,)
-        self.lambda_handler = self.module.handler(*args)
+        self.lambda_handler = self.module.handler(*args, **self.handler_options)
+
+    def rehandle(self, **handler_options: Any) -> None:
+        """The handler made again with these options (the drift check's `clock`)."""
+        self.handler_options = handler_options
+        self._handle()
 
     @property
     def ports(self) -> Any:

@@ -112,7 +112,7 @@ def test_check_stores_the_picture_next_to_the_report(baseline: DriftBaseline) ->
             pass
 
     ports = DriftCheckPorts(Nothing(), Reports(), Nothing(), None, None)  # type: ignore[arg-type]
-    policy = DriftCheckPolicy(DriftThresholds(), cooldown_hours=24, monitoring_ttl_days=90)
+    policy = DriftCheckPolicy(DriftThresholds(), cooldown_hours=24)
 
     outcome = check_drift(WINDOW, baseline, ports, policy, END, draw=draw_report)
 

@@ -48,7 +48,7 @@ EVENTS = ROOT / "events"
 END = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 DAY_WINDOW = DriftWindow(END - timedelta(days=1), END)
 THRESHOLDS = DriftThresholds()
-POLICY = DriftCheckPolicy(thresholds=THRESHOLDS, cooldown_hours=24, monitoring_ttl_days=90)
+POLICY = DriftCheckPolicy(thresholds=THRESHOLDS, cooldown_hours=24)
 
 
 @pytest.fixture(scope="module")

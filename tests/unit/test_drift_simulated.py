@@ -46,7 +46,7 @@ DAYS = 30.0
 WINDOW = timedelta(days=2)
 BATCH = 250  # records per simulated score batch, each writing its own count items (a slot)
 THRESHOLDS = DriftThresholds()  # the template's defaults
-POLICY = DriftCheckPolicy(thresholds=THRESHOLDS, cooldown_hours=24, monitoring_ttl_days=90)
+POLICY = DriftCheckPolicy(thresholds=THRESHOLDS, cooldown_hours=24)
 FALSE_ALARM_SEEDS = range(10)
 AMOUNT_FEATURES = {"amount_log", "amount_ratio_mean", "amount_zscore"}
 

@@ -1,6 +1,6 @@
 """Identifiers as payments carry them, and no card number stored or logged.
 
-The Luhn check and the PAN finder (streamscore.pan) are tested on their own; the
+The Luhn check and the PAN finder (streamscore.core.pan) are tested on their own; the
 quarantine item's masking on any payload (truncated, not JSON, not UTF-8, not base64);
 and the preprocess and score handlers on moto, with the stack fixtures of the
 integration tests (tests/integration/conftest.py): realistic ids are scored, a card
@@ -230,9 +230,7 @@ def test_every_quarantine_reason_stores_the_payload_masked(
     pans = [p for p in TEST_PANS.values() if p in digits_only(data.decode("utf-8", "replace"))]
     assert pans, "the payload should hold a test card number"
 
-    item = quarantine_item(
-        record_of(data), InvalidRecordError(reason, "bad"), "preprocess", NOW, 30
-    )
+    item = quarantine_item(record_of(data), InvalidRecordError(reason, "bad"), "preprocess", NOW)
 
     assert not holds_any(item, pans)
     assert item["payload_masked"] is True
@@ -246,7 +244,6 @@ def test_a_record_that_is_not_base64_is_kept_masked() -> None:
         InvalidRecordError("invalid_base64", "record data is not base64"),
         "preprocess",
         NOW,
-        30,
     )
 
     assert base64.b64decode(item["payload_b64"]) == b"not base64! card **** **** **** ****"
@@ -263,7 +260,7 @@ def test_a_card_number_the_truncation_cuts_is_masked_whole(shift: int) -> None:
     data = head + b"." * (start - len(head)) + pan.encode() + b"." * 5000 + b"378282246310005"
 
     item = quarantine_item(
-        record_of(data), InvalidRecordError("oversized", "too big"), "preprocess", NOW, 30
+        record_of(data), InvalidRecordError("oversized", "too big"), "preprocess", NOW
     )
 
     kept = base64.b64decode(item["payload_b64"])
@@ -284,7 +281,7 @@ def test_the_widest_card_number_the_cut_splits_is_masked_whole() -> None:
     data = b"x" * start + widest.encode() + b"x" * 10
 
     item = quarantine_item(
-        record_of(data), InvalidRecordError("oversized", "too big"), "preprocess", NOW, 30
+        record_of(data), InvalidRecordError("oversized", "too big"), "preprocess", NOW
     )
 
     kept = base64.b64decode(item["payload_b64"]).decode("utf-8", "replace")
@@ -299,7 +296,7 @@ def test_message_and_details_are_masked_too() -> None:
         [{"field": "feature_schema", "type": "x", "message": "got 4111-1111-1111-1111"}],
     )
 
-    item = quarantine_item(record_of(b"{}"), error, "score", NOW, 30)
+    item = quarantine_item(record_of(b"{}"), error, "score", NOW)
 
     assert not holds_any(item, ["4111111111111111"])
     assert item["payload_masked"] is False  # the payload itself held none
@@ -310,7 +307,7 @@ def test_a_clean_payload_is_kept_byte_for_byte() -> None:
     data = json.dumps({"transaction_id": "t-1", "amount": 12.5, "merchant_id": "ACME #12"}).encode()
 
     item = quarantine_item(
-        record_of(data), InvalidRecordError("missing_field", "x"), "preprocess", NOW, 30
+        record_of(data), InvalidRecordError("missing_field", "x"), "preprocess", NOW
     )
 
     assert base64.b64decode(item["payload_b64"]) == data

@@ -148,7 +148,6 @@ def run(
         records,
         ports,
         now=NOW,
-        quarantine_ttl_days=30,
         step_executor=step_executor,
     )
 
@@ -525,7 +524,7 @@ class BoundedExecutor(Executor):
 def test_a_batch_finishes_on_the_handlers_pools_at_any_allowed_io_threads(
     io_threads: int, n_valid: int, n_invalid: int
 ) -> None:
-    # wired as preprocess/app.py does: the steps on a pool of three, the adapters' calls on a
+    # wired as streamscore.handlers.preprocess.build does: the steps on a pool of three, the adapters' calls on a
     # pool of settings.io_threads (1..32); a step waits on adapter calls, so a shared or too
     # small pool would deadlock with more than one chunk (25 items) to write
     step_pool = BoundedExecutor(3)
@@ -540,7 +539,9 @@ def test_a_batch_finishes_on_the_handlers_pools_at_any_allowed_io_threads(
         states=DynamoStateStore(table("card_id"), 400),
         features=DynamoFeatureStore(table("transaction_id"), 7),
         quarantine=DynamoQuarantineStore(
-            DynamoFactWriter(client, "q", "record_id", "m", backoff=backoff, executor=io_pool), 90
+            DynamoFactWriter(client, "q", "record_id", "m", backoff=backoff, executor=io_pool),
+            30,
+            90,
         ),
     )
     records = stream_records(

@@ -51,7 +51,7 @@ def botocore_codes(checker: type, attribute: str) -> list[str]:
     if not codes or not all(isinstance(code, str) for code in codes):
         pytest.fail(
             f"botocore {botocore.__version__}: {checker.__name__}.{attribute} is gone or no longer "
-            f"a list of error codes ({codes!r}); streamscore.adapters.retry.RETRYABLE_CODES reads "
+            f"a list of error codes ({codes!r}); streamscore.aws.retry.RETRYABLE_CODES reads "
             "it, so find where this botocore keeps its throttling/transient codes and read that"
         )
     return list(codes)

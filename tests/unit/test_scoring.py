@@ -347,7 +347,7 @@ def batch(docs: Sequence[dict[str, Any] | bytes], first_index: int = 0) -> list[
     return parse_kinesis_event(kinesis_event(entries, STREAM, first_index=first_index))
 
 
-POLICY = ScorePolicy(Thresholds(0.5, 0.9), False, quarantine_ttl_days=30)
+POLICY = ScorePolicy(Thresholds(0.5, 0.9), False)
 # amount_log → score: 0.0 → 0.12 (approve), 0.6 → 0.60 (review), 1.2 → 0.94 (decline)
 AMOUNTS = [0.0, 0.6, 1.2]
 
@@ -393,7 +393,7 @@ def test_a_batch_is_scored_decided_stored_and_counted(model: ScoringModel) -> No
 
 def test_alerts_cover_reviews_when_asked(model: ScoringModel) -> None:
     fakes = Fakes()
-    policy = ScorePolicy(Thresholds(0.5, 0.9), True, 30)
+    policy = ScorePolicy(Thresholds(0.5, 0.9), True)
 
     run(batch([feature_doc(i, AMOUNTS[i % 3]) for i in range(6)]), model, fakes, policy)
 

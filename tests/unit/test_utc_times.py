@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
 
 import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
+from streamscore.aws.monitoring_stores import DynamoQuarantineStore
 from streamscore.core.errors import InvalidRecordError
 from streamscore.core.monitoring import hour_of, quarantine_hour, window_key
 from streamscore.core.records import StreamRecord, quarantine_item
@@ -129,17 +131,36 @@ def test_a_count_item_of_a_non_utc_time_is_in_its_drift_window() -> None:
 def test_a_quarantine_item_records_a_non_utc_now_in_utc() -> None:
     error = InvalidRecordError("invalid_json", "payload is not JSON")
 
-    item = quarantine_item(RECORD, error, "preprocess", INSTANT_PLUS_TWO, ttl_days=14)
+    item = quarantine_item(RECORD, error, "preprocess", INSTANT_PLUS_TWO)
 
     assert item["quarantined_at"] == EXPECTED
     assert item["arrived_at"] == EXPECTED
-    assert item["expires_at"] == int(INSTANT_UTC.timestamp()) + 14 * 86400
+
+
+def test_the_quarantine_store_gives_an_item_its_expiry_from_the_time_it_was_quarantined() -> None:
+    # given: an item quarantined at a non-UTC now, and a store keeping items 14 days
+    class Facts:
+        created: list[Any]
+
+        def create(self, facts: list[Any], counts_expire_at: int) -> tuple[set[str], set[str]]:
+            self.created = facts
+            return {f.key for f in facts}, set()
+
+    facts = Facts()
+    item = quarantine_item(RECORD, InvalidRecordError("r", "m"), "preprocess", INSTANT_PLUS_TWO)
+
+    # when
+    DynamoQuarantineStore(facts, ttl_days=14, counts_ttl_days=90).save([item])  # type: ignore[arg-type]
+
+    # then: the TTL is set on the adapter side, from the item's own time
+    assert "expires_at" not in item
+    assert facts.created[0].item["expires_at"] == int(INSTANT_UTC.timestamp()) + 14 * 86400
 
 
 @pytest.mark.parametrize(
     "write",
     [
-        lambda now: quarantine_item(RECORD, InvalidRecordError("r", "m"), "preprocess", now, 14),
+        lambda now: quarantine_item(RECORD, InvalidRecordError("r", "m"), "preprocess", now),
         utc_iso_ms,
     ],
     ids=["quarantine_item", "utc_iso_ms"],

@@ -100,7 +100,7 @@ class DynamoRetrainingCooldown:
     trigger not completed yet: keyed by trigger id, it survives the takeover of a dead
     claim, so a later run of that trigger sends only what is missing. Every change is one
     conditional UpdateItem, so of concurrent claims one wins. The rules are those of
-    `RetrainingCooldown` in drift_report.py.
+    `RetrainingCooldown` in streamscore.drift.ports.
     """
 
     SENDING = "sending"

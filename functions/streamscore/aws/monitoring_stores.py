@@ -27,16 +27,19 @@ from streamscore.core.monitoring import (
 class DynamoQuarantineStore:
     """QuarantineTable: one item per bad record, keyed by its record id (stream position), created with its count."""
 
-    def __init__(self, facts: DynamoFactWriter, counts_ttl_days: int):
+    def __init__(self, facts: DynamoFactWriter, ttl_days: int, counts_ttl_days: int):
         self.facts = facts
+        self.ttl_days = ttl_days
         self.counts_ttl_days = counts_ttl_days
 
     def save(self, items: Sequence[dict[str, Any]]) -> set[RecordId]:
         if not items:
             return set()
+        quarantined_at = datetime.fromisoformat(items[0]["quarantined_at"])
+        expires = expires_at(quarantined_at, self.ttl_days)
         facts = [
             Fact(
-                item=item,
+                item=item | {"expires_at": expires},
                 key=item["record_id"],
                 count_key=CountKey(
                     QUARANTINE,
@@ -48,7 +51,6 @@ class DynamoQuarantineStore:
             )
             for item in items
         ]
-        quarantined_at = datetime.fromisoformat(items[0]["quarantined_at"])
         failed = self.facts.create(facts, expires_at(quarantined_at, self.counts_ttl_days))[1]
         return {RecordId(key) for key in failed}
 
@@ -56,12 +58,15 @@ class DynamoQuarantineStore:
 class DynamoMonitoringStore:
     """MonitoringTable: single items written whole (batch stats, histograms, reports)."""
 
-    def __init__(self, client: Any, table_name: str):
+    def __init__(self, client: Any, table_name: str, ttl_days: int):
         self.client = client
         self.table_name = table_name
+        self.ttl_days = ttl_days
 
     def put(self, item: dict[str, Any]) -> None:
+        expires = expires_at(datetime.fromisoformat(item["recorded_at"]), self.ttl_days)
+        document = to_item_value(item | {"expires_at": expires})
         try:
-            self.client.put_item(TableName=self.table_name, Item=serialize(to_item_value(item)))
+            self.client.put_item(TableName=self.table_name, Item=serialize(document))
         except (ClientError, BotoCoreError) as error:
             raise translate_error(error, f"DynamoDB PutItem on {self.table_name}") from error

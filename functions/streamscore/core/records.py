@@ -1,6 +1,6 @@
 """Kinesis records as Lambda delivers them, decoded once, plus the quarantine item for a bad one.
 
-A KPL aggregated record (streamscore.aggregation) becomes one StreamRecord per user record:
+A KPL aggregated record (streamscore.core.aggregation) becomes one StreamRecord per user record:
 each keeps the Kinesis record's sequence number and adds its sub-sequence number (its index
 in the aggregate), so its `record_id` is its own and the same on every retry and replay.
 Failures are reported per Kinesis record (its sequence number is all Lambda knows): when one
@@ -195,7 +195,6 @@ def quarantine_item(
     error: InvalidRecordError,
     stage: str,
     now: datetime,
-    ttl_days: int,
 ) -> dict[str, Any]:
     """The QuarantineTable item for `record`: keyed by its position, so a replay writes the same key.
 
@@ -203,7 +202,8 @@ def quarantine_item(
     allowed, Luhn-valid; see pan.py) in the payload, the message and the details is masked,
     every digit of it: PCI DSS lets at most the first six and last four digits show, but of
     a 13-digit PAN that leaves three hidden, one of them fixed by Luhn, and no digit helps to
-    diagnose a bad record. `payload_masked` says the payload had one.
+    diagnose a bad record. `payload_masked` says the payload had one. Its expiry is the
+    store's (streamscore.aws.monitoring_stores): every TTL is set on the adapter side.
     """
     try:
         payload = base64.b64decode(record.data_b64, validate=True)
@@ -234,7 +234,6 @@ def quarantine_item(
         "payload_masked": masked_runs > 0,
         "arrived_at": iso_time(record.arrived_at),
         "quarantined_at": utc_iso_ms(now),
-        "expires_at": int(now.timestamp()) + ttl_days * 86400,
     }
 
 

@@ -66,7 +66,6 @@ CLAIM_LEASE_SECONDS = 1200.0
 class DriftCheckPolicy:
     thresholds: DriftThresholds
     cooldown_hours: float
-    monitoring_ttl_days: int
     claim_lease_seconds: float = CLAIM_LEASE_SECONDS
 
 
@@ -116,7 +115,12 @@ def check_drift(
     ports.reports.put(json_key, body.encode(), "application/json")
     trigger, sent = _trigger(report, report_uri, plot_uri, ports, policy, now)
     ports.monitoring.put(
-        report_item(report, report_uri, plot_uri, trigger, policy.monitoring_ttl_days)
+        report_item(
+            report,
+            report_uri,
+            plot_uri,
+            trigger,
+        )
     )
     return DriftCheckOutcome(report, report_uri, plot_uri, trigger, len(items), sent)
 

@@ -350,11 +350,11 @@ def report_item(
     report_uri: str,
     plot_uri: str | None,
     trigger: Trigger,
-    ttl_days: int,
 ) -> dict[str, Any]:
     """The MonitoringTable item of the report: one per window, overwritten by a rerun of that window.
 
     `retraining` is the window's `Trigger`; a drifted window also names its `trigger_id`.
+    Its expiry is the store's, from `recorded_at`.
     """
     start, end = report.window.recorded_bounds
     return {
@@ -367,7 +367,6 @@ def report_item(
         "plot_uri": plot_uri,
         "retraining": trigger,
         "trigger_id": trigger_id(report) if report.status == "drift" else None,
-        "expires_at": int(report.generated_at.timestamp()) + ttl_days * 86400,
     }
 
 

@@ -49,7 +49,7 @@ def build(
     ports = DriftCheckPorts(
         reader=DynamoWindowReader(clients.dynamodb, table, executor=io),
         reports=S3ReportStore(clients.s3, settings.artifacts_bucket),
-        monitoring=DynamoMonitoringStore(clients.dynamodb, table),
+        monitoring=DynamoMonitoringStore(clients.dynamodb, table, settings.monitoring_ttl_days),
         cooldown=DynamoRetrainingCooldown(clients.dynamodb, table),
         events=EventPublisher(clients.events, settings.event_bus_name, backoff),
     )
@@ -61,7 +61,6 @@ def build(
             min_samples=settings.min_sample_size,
         ),
         cooldown_hours=settings.retrain_cooldown_hours,
-        monitoring_ttl_days=settings.monitoring_ttl_days,
     )
     return DriftChecker(
         baseline or load_baseline(settings.model_dir),
@@ -72,15 +71,16 @@ def build(
     )
 
 
-def handler(stage: DriftChecker) -> Handler:
-    """The Lambda handler of a wired drift check."""
+def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) -> Handler:
+    """The Lambda handler of a wired drift check; `clock` (default: now, UTC) places scheduled windows."""
     baseline = stage.baseline
+    now_of = clock or (lambda: datetime.now(UTC))
 
     @logger.inject_lambda_context(clear_state=True)
     @metrics.log_metrics
     @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = now_of()
         window = stage.window(event, now)
         logger.append_keys(model_version=baseline.model_version, window_id=window.window_id)
         outcome = stage.check(window, now)

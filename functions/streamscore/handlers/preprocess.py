@@ -76,12 +76,12 @@ def build(
                 backoff=backoff,
                 executor=io,
             ),
+            settings.quarantine_ttl_days,
             settings.monitoring_ttl_days,
         ),
     )
     return Preprocessor(
         ports,
-        quarantine_ttl_days=settings.quarantine_ttl_days,
         # past the stream's retention (and a day), no retry or re-drive delivers a record again
         pending_horizon=timedelta(hours=settings.stream_retention_hours, days=1),
         step_executor=step_executor or ThreadPoolExecutor(3, thread_name_prefix="step"),
@@ -138,5 +138,6 @@ def handler(stage: Preprocessor, backoff: Backoff) -> Handler:
 # The container's wiring, once, at init.
 settings = load_settings(PreprocessSettings, os.environ)
 backoff = Backoff()
-stage = build(settings, Clients.create("dynamodb", "kinesis"), backoff)
+clients = Clients.create("dynamodb", "kinesis")
+stage = build(settings, clients, backoff)
 lambda_handler = handler(stage, backoff)

@@ -96,13 +96,14 @@ def build(
             ALERT_DETAIL_TYPE,
         ),
         quarantine=DynamoQuarantineStore(
-            facts(settings.quarantine_table, "record_id"), settings.monitoring_ttl_days
+            facts(settings.quarantine_table, "record_id"),
+            settings.quarantine_ttl_days,
+            settings.monitoring_ttl_days,
         ),
     )
     policy = ScorePolicy(
         thresholds=thresholds,
         alert_on_review=settings.alert_on_review,
-        quarantine_ttl_days=settings.quarantine_ttl_days,
     )
     return Scorer(
         model,
@@ -178,5 +179,6 @@ def _latency_values(latencies: list[int]) -> list[float]:
 # The container's wiring, once, at init (the model loads here: INIT is not billed the same).
 settings = load_settings(ScoreSettings, os.environ)
 backoff = Backoff()
-stage = build(settings, Clients.create("dynamodb", "events"), backoff)
+clients = Clients.create("dynamodb", "events")
+stage = build(settings, clients, backoff)
 lambda_handler = handler(stage, backoff)

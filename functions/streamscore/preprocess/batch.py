@@ -157,7 +157,6 @@ def preprocess_batch(
     records: Sequence[StreamRecord],
     ports: PreprocessPorts,
     now: datetime,
-    quarantine_ttl_days: int,
     step_executor: Executor | None = None,
     pending_horizon: timedelta | None = None,
 ) -> PreprocessOutcome:
@@ -179,7 +178,7 @@ def preprocess_batch(
     invalid += plan.conflicts
 
     # Phase 1: quarantine and the state commit, side by side.
-    quarantine_items = [quarantine_item(r, e, STAGE, now, quarantine_ttl_days) for r, e in invalid]
+    quarantine_items = [quarantine_item(r, e, STAGE, now) for r, e in invalid]
     quarantining = submit_or_run(step_executor, ports.quarantine.save, quarantine_items)
     committed = _commit_states(plan, ports, now, failed, outcome)
     settle(quarantining, {r.record_id: r for r, _ in invalid}, failed)
@@ -471,7 +470,6 @@ class Preprocessor:
     """
 
     ports: PreprocessPorts
-    quarantine_ttl_days: int
     pending_horizon: timedelta | None = None
     step_executor: Executor | None = None
 
@@ -480,7 +478,6 @@ class Preprocessor:
             records,
             self.ports,
             now=now,
-            quarantine_ttl_days=self.quarantine_ttl_days,
             step_executor=self.step_executor,
             pending_horizon=self.pending_horizon,
         )

@@ -99,7 +99,7 @@ TransactionIdentifier = Annotated[
 ]
 # card_id and merchant_id as payments carry them ("ACME #12", "MCD:1234", "Café Zürich"):
 # 1-128 printable Unicode characters after stripping edge spaces. The bounds hold as keys:
-# card_id is EntityStateTable's partition key as it is (no prefix, see stores.py) and
+# card_id is EntityStateTable's partition key as it is (no prefix, see aws/preprocess_stores.py) and
 # FeaturesStream's partition key. 128 characters are at most 512 UTF-8 bytes, and 256 UTF-16
 # code units, whichever the count.
 #   DynamoDB, "Constraints in Amazon DynamoDB", Partition key length: "The minimum length

@@ -13,7 +13,7 @@ A prediction written from another stream record of the same transaction means
 preprocess forwarded it twice; that record is a duplicate: no write, no alert,
 not counted. A prediction is created with what it adds to the hourly counts (its
 decision, the drift bins of its features and score) in one transaction, on the
-condition that it does not exist: counts move exactly once per prediction (counts.py).
+condition that it does not exist: counts move exactly once per prediction (core/monitoring.py).
 FeaturesStream holds the plain records preprocess puts; a KPL aggregate put there by anyone
 else is opened as on TransactionsStream (records.py): each user record is scored under its
 own record id, and a redelivered aggregate finds the predictions already written.
@@ -61,7 +61,6 @@ _REQUIRED_TEXT = ("transaction_id", "event_time", "feature_schema")
 class ScorePolicy:
     thresholds: Thresholds
     alert_on_review: bool
-    quarantine_ttl_days: int
 
 
 @dataclass
@@ -178,9 +177,7 @@ def score_batch(
     predictions = _predictions(batch, to_write, model.model_version, policy, now)
     unconfirmed = _unconfirmed(batch, unique, set(to_write), stored, outcome.failed)
     by_txn_id = {batch.rows[i].doc["transaction_id"]: batch.rows[i].record for i in unique}
-    quarantine_items = [
-        quarantine_item(r, e, STAGE, now, policy.quarantine_ttl_days) for r, e in batch.invalid
-    ]
+    quarantine_items = [quarantine_item(r, e, STAGE, now) for r, e in batch.invalid]
     quarantining = (
         submit_or_run(executor, ports.quarantine.save, quarantine_items)
         if quarantine_items
