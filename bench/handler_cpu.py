@@ -50,6 +50,7 @@ from bench.traffic import (
     window,
 )
 from streamscore.aws.retry import client_config
+from streamscore.core.feature_record import FeatureRecord
 from streamscore.core.ids import CardId, RecordId, TransactionId
 from streamscore.core.records import parse_kinesis_event
 from streamscore.preprocess.batch import preprocess_batch
@@ -107,10 +108,10 @@ class _MemoryPorts:
     def __init__(
         self,
         cards: dict[CardId, CardRecord],
-        ledger: dict[TransactionId, dict[str, Any]] | None = None,
+        ledger: dict[TransactionId, FeatureRecord] | None = None,
     ) -> None:
         self.cards = dict(cards)
-        self.features: dict[TransactionId, dict[str, Any]] = dict(ledger or {})
+        self.features: dict[TransactionId, FeatureRecord] = dict(ledger or {})
 
     def ports(self) -> PreprocessPorts:
         outer = self
@@ -126,16 +127,16 @@ class _MemoryPorts:
         class Features:
             def load(
                 self, ids: Sequence[TransactionId]
-            ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
+            ) -> tuple[dict[TransactionId, FeatureRecord], set[TransactionId]]:
                 found = {t: copy.deepcopy(outer.features[t]) for t in ids if t in outer.features}
                 return found, set()
 
-            def save(self, records: Sequence[dict[str, Any]], now: datetime) -> set[TransactionId]:
+            def save(self, records: Sequence[FeatureRecord], now: datetime) -> set[TransactionId]:
                 outer.features.update((r["transaction_id"], r) for r in records)
                 return set()
 
         class Forwarder:
-            def forward(self, records: Sequence[dict[str, Any]]) -> set[TransactionId]:
+            def forward(self, records: Sequence[FeatureRecord]) -> set[TransactionId]:
                 return set()
 
         class Quarantine:

@@ -25,9 +25,10 @@ import numpy as np
 from streamscore.aws.dynamodb import deserialize, serialize
 from streamscore.core.artifacts import Thresholds
 from streamscore.core.errors import InvalidRecordError
+from streamscore.core.feature_record import encode_feature_record
 from streamscore.core.items import from_item_value, to_item_value
 from streamscore.core.records import parse_kinesis_event, quarantine_item
-from streamscore.preprocess.batch import decode_transaction, encode_feature_record, feature_record
+from streamscore.preprocess.batch import decode_transaction, feature_record
 from streamscore.preprocess.features import CardState, advance_state, build_features
 from streamscore.scoring.batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, alert_detail
 from streamscore.scoring.model import DECISIONS, ScoringModel, decide

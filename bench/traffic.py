@@ -22,9 +22,10 @@ from embedded.lambda_events import KinesisEntry, kinesis_event
 from simulator import SimulationConfig, encode_transaction, inject_invalid, simulate
 from streamscore.aws.dynamodb import serialize
 from streamscore.aws.preprocess_stores import DynamoFeatureStore, DynamoStateStore
+from streamscore.core.feature_record import FeatureRecord, encode_feature_record
 from streamscore.core.ids import SequenceNumber
 from streamscore.core.records import StreamRecord
-from streamscore.preprocess.batch import encode_feature_record, feature_record
+from streamscore.preprocess.batch import feature_record
 from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import CardState, advance_state, build_features
 from streamscore.preprocess.ports import CardRecord
@@ -89,10 +90,10 @@ class _Captured:
 
 def last_records(
     states: dict[str, CardState], now: datetime, cards: set[str] | None = None
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, FeatureRecord]:
     """Per card (only `cards`, when given): the feature record of its last earlier transaction,
     as preprocess made it."""
-    records = {}
+    records: dict[str, FeatureRecord] = {}
     for card_id in states:
         if cards is not None and card_id not in cards:
             continue

@@ -18,9 +18,10 @@ from embedded.aggregation import aggregated_entry, corrupt_digest
 from embedded.lambda_events import KinesisEntry, kinesis_event, scheduled_event, sequence_number
 from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
 from streamscore.core.aggregation import UserRecord
+from streamscore.core.feature_record import encode_feature_record
 from streamscore.core.ids import SequenceNumber
 from streamscore.core.records import StreamRecord
-from streamscore.preprocess.batch import encode_feature_record, feature_record
+from streamscore.preprocess.batch import feature_record
 from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import advance_state, build_features
 

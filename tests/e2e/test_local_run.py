@@ -237,7 +237,7 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: functions/
-      Handler: preprocess.app.lambda_handler
+      Handler: streamscore.handlers.preprocess.lambda_handler
       Runtime: python3.13
       Events:
         Tick:
@@ -273,7 +273,7 @@ def test_a_handler_that_fails_to_start_stops_the_run_naming_it(tmp_path: Path) -
         run_embedded(options)
 
     message = str(error.value)
-    assert "ScoreFunction (score.app.lambda_handler) failed to start" in message
+    assert "ScoreFunction (streamscore.handlers.score.lambda_handler) failed to start" in message
     assert "invalid decision thresholds" in message
     assert str(tmp_path / "functions.log") in message
     assert "SystemicError" in (tmp_path / "functions.log").read_text()

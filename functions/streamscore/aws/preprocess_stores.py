@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from streamscore.aws.dynamodb import BatchTable, expires_at
 from streamscore.aws.kinesis import StreamWriter
+from streamscore.core.feature_record import FeatureRecord
 from streamscore.core.ids import CardId, TransactionId
 from streamscore.core.items import from_item_value, to_item_value
 from streamscore.preprocess.features import CardState
@@ -43,11 +44,11 @@ class DynamoStateStore:
         return {CardId(key[0]) for key in self.table.put_many(items)}
 
 
-def _feature_record(item: dict[str, Any]) -> dict[str, Any]:
-    """A feature record read back from DynamoDB: features as floats, no expiry."""
+def _feature_record(item: dict[str, Any]) -> FeatureRecord:
+    """A feature record read back from DynamoDB: features as floats, no expiry (this stage wrote it)."""
     record = {k: v for k, v in item.items() if k != "expires_at"}
     record["features"] = {name: float(v) for name, v in record["features"].items()}
-    return record
+    return cast(FeatureRecord, record)
 
 
 class DynamoFeatureStore:
@@ -59,7 +60,7 @@ class DynamoFeatureStore:
 
     def load(
         self, transaction_ids: Sequence[TransactionId]
-    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
+    ) -> tuple[dict[TransactionId, FeatureRecord], set[TransactionId]]:
         found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
         records = {
             TransactionId(key[0]): _feature_record(from_item_value(item))
@@ -67,7 +68,7 @@ class DynamoFeatureStore:
         }
         return records, {TransactionId(key[0]) for key in failed}
 
-    def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[TransactionId]:
+    def save(self, feature_records: Sequence[FeatureRecord], now: datetime) -> set[TransactionId]:
         expires = expires_at(now, self.ttl_days)
         items = [to_item_value(r) | {"expires_at": expires} for r in feature_records]
         return {TransactionId(key[0]) for key in self.table.put_many(items)}
@@ -80,6 +81,6 @@ class KinesisFeatureForwarder:
         self.writer = writer
         self.encode = encode
 
-    def forward(self, feature_records: Sequence[dict[str, Any]]) -> set[TransactionId]:
+    def forward(self, feature_records: Sequence[FeatureRecord]) -> set[TransactionId]:
         entries = [(r["card_id"], self.encode(r)) for r in feature_records]
         return {feature_records[i]["transaction_id"] for i in self.writer.put_records(entries)}

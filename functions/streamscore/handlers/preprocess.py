@@ -27,11 +27,12 @@ from streamscore.aws.preprocess_stores import (
     KinesisFeatureForwarder,
 )
 from streamscore.aws.retry import Backoff
+from streamscore.core.feature_record import encode_feature_record
 from streamscore.core.observability import logger, metrics, tracer
 from streamscore.core.records import batch_item_failures, parse_kinesis_event
 from streamscore.core.settings import load_settings
 from streamscore.handlers.metrics import PreprocessMetric as M
-from streamscore.preprocess.batch import Preprocessor, encode_feature_record
+from streamscore.preprocess.batch import Preprocessor
 from streamscore.preprocess.ports import PreprocessPorts
 from streamscore.preprocess.settings import PreprocessSettings
 

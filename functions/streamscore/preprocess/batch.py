@@ -31,7 +31,6 @@ the ones already applied in the ledger.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
@@ -42,6 +41,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from streamscore.core.errors import InvalidRecordError, RetryableError
+from streamscore.core.feature_record import FeatureRecord
 from streamscore.core.ids import CardId, SequenceNumber, TransactionId
 from streamscore.core.items import MIN_MAGNITUDE
 from streamscore.core.records import (
@@ -107,9 +107,9 @@ def feature_record(
     features: dict[str, float],
     state_version: int,
     now: datetime,
-) -> dict[str, Any]:
-    """The Feature record contract: what FeaturesTable stores and FeaturesStream carries."""
-    return {
+) -> FeatureRecord:
+    """The transaction's feature record (streamscore.core.feature_record)."""
+    doc: FeatureRecord = {
         "transaction_id": txn.transaction_id,
         "card_id": txn.card_id,
         "event_time": txn.event_time.isoformat(),
@@ -121,15 +121,10 @@ def feature_record(
         "source_shard_id": record.shard_id,
         "arrived_at": iso_time(record.arrived_at),
         "ingested_at": utc_iso_ms(now),
-    } | (
-        {"source_sub_sequence_number": record.sub_sequence_number}
-        if record.sub_sequence_number is not None
-        else {}
-    )
-
-
-def encode_feature_record(item: dict[str, Any]) -> bytes:
-    return json.dumps(item, separators=(",", ":"), allow_nan=False).encode()
+    }
+    if record.sub_sequence_number is not None:
+        doc["source_sub_sequence_number"] = record.sub_sequence_number
+    return doc
 
 
 @dataclass
@@ -143,12 +138,10 @@ class _Valid:
 class _Plan:
     """What the batch does with each valid record, decided from the cards and the ledger."""
 
-    applied: list[tuple[_Valid, dict[str, Any]]] = field(default_factory=list)  # new, in order
+    applied: list[tuple[_Valid, FeatureRecord]] = field(default_factory=list)  # new, in order
     states: dict[str, CardRecord] = field(default_factory=dict)  # per card, after its applications
-    recovered: list[tuple[_Valid, dict[str, Any]]] = field(
-        default_factory=list
-    )  # pending, unstored
-    replayed: list[tuple[_Valid, dict[str, Any]]] = field(default_factory=list)  # stored before
+    recovered: list[tuple[_Valid, FeatureRecord]] = field(default_factory=list)  # pending, unstored
+    replayed: list[tuple[_Valid, FeatureRecord]] = field(default_factory=list)  # stored before
     repeats: list[tuple[_Valid, _Valid]] = field(default_factory=list)  # (repeat, first)
     conflicts: list[tuple[StreamRecord, InvalidRecordError]] = field(default_factory=list)
 
@@ -215,8 +208,8 @@ def _decode_all(
 
 def _store_and_forward(
     ports: PreprocessPorts,
-    to_store: list[tuple[_Valid, dict[str, Any]]],
-    to_forward: list[tuple[_Valid, dict[str, Any]]],
+    to_store: list[tuple[_Valid, FeatureRecord]],
+    to_forward: list[tuple[_Valid, FeatureRecord]],
     now: datetime,
     failed: set[SequenceNumber],
     step_executor: Executor | None,
@@ -238,9 +231,9 @@ def _store_and_forward(
 def _tally(
     outcome: PreprocessOutcome,
     plan: _Plan,
-    committed: list[tuple[_Valid, dict[str, Any]]],
-    to_store: list[tuple[_Valid, dict[str, Any]]],
-    to_forward: list[tuple[_Valid, dict[str, Any]]],
+    committed: list[tuple[_Valid, FeatureRecord]],
+    to_store: list[tuple[_Valid, FeatureRecord]],
+    to_forward: list[tuple[_Valid, FeatureRecord]],
     invalid: list[tuple[StreamRecord, InvalidRecordError]],
 ) -> None:
     """Count what each record became, leaving out the failed ones (they come back)."""
@@ -281,7 +274,7 @@ def _read_ledger(
     cards: Mapping[CardId, CardRecord | None],
     ports: PreprocessPorts,
     failed: set[SequenceNumber],
-) -> dict[TransactionId, dict[str, Any]]:
+) -> dict[TransactionId, FeatureRecord]:
     """Stored feature records of the batch's transaction ids and of its cards' pending ids."""
     ids = [v.txn.transaction_id for v in valid if v.txn.card_id in cards]
     ids += [t for card in cards.values() if card is not None for t in card.pending]
@@ -316,7 +309,7 @@ def pending_bytes(card_id: str, transaction_id: str) -> int:
 def _plan(
     valid: list[_Valid],
     cards: Mapping[CardId, CardRecord | None],
-    stored: Mapping[TransactionId, dict[str, Any]],
+    stored: Mapping[TransactionId, FeatureRecord],
     failed: set[SequenceNumber],
     now: datetime,
     pending_horizon: timedelta | None = None,
@@ -334,7 +327,7 @@ class _Planner:
     """`_plan`'s state while it walks the batch: what it decided and what it must remember."""
 
     cards: Mapping[CardId, CardRecord | None]
-    stored: Mapping[TransactionId, dict[str, Any]]
+    stored: Mapping[TransactionId, FeatureRecord]
     failed: set[SequenceNumber]
     now: datetime
     oldest: datetime | None
@@ -408,7 +401,7 @@ class _Planner:
 
 def _still_pending(
     card: CardRecord | None, stored: Mapping[TransactionId, Any], oldest: datetime | None
-) -> dict[TransactionId, dict[str, Any]]:
+) -> dict[TransactionId, FeatureRecord]:
     """The card's pending records FeaturesTable does not hold yet, but none older than `oldest`."""
     if card is None:
         return {}
@@ -420,7 +413,7 @@ def _still_pending(
     }
 
 
-def _same_transaction(known: Mapping[str, Any], item: _Valid) -> bool:
+def _same_transaction(known: FeatureRecord, item: _Valid) -> bool:
     """Whether an applied feature record is of this very transaction (not another with its id)."""
     digest = known.get("transaction_digest")  # absent on records stored before digests existed
     return known.get("card_id") == item.txn.card_id and digest in (None, item.digest)
@@ -439,14 +432,14 @@ def _commit_states(
     now: datetime,
     failed: set[SequenceNumber],
     outcome: PreprocessOutcome,
-) -> list[tuple[_Valid, dict[str, Any]]]:
+) -> list[tuple[_Valid, FeatureRecord]]:
     """Write each card as of its applied records; the applied records whose card committed.
 
     `_plan` never applies a card's record after one of its failed records (reads fail
     a card's or a transaction's records before planning), so every card's applications
     are one prefix, committed whole or not at all.
     """
-    per_card: dict[CardId, list[tuple[_Valid, dict[str, Any]]]] = defaultdict(list)
+    per_card: dict[CardId, list[tuple[_Valid, FeatureRecord]]] = defaultdict(list)
     for pair in plan.applied:
         per_card[pair[0].txn.card_id].append(pair)
     if not per_card:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
+from streamscore.core.feature_record import FeatureRecord
 from streamscore.core.ids import CardId, TransactionId
 from streamscore.core.ports import QuarantineStore
 from streamscore.preprocess.features import CardState
@@ -17,7 +18,7 @@ class CardRecord:
     """One EntityStateTable item: the card's state and the applied feature records not yet stored."""
 
     state: CardState
-    pending: Mapping[TransactionId, dict[str, Any]] = field(
+    pending: Mapping[TransactionId, FeatureRecord] = field(
         default_factory=dict
     )  # by transaction id
 
@@ -35,15 +36,15 @@ class StateStore(Protocol):
 class FeatureStore(Protocol):
     def load(
         self, transaction_ids: Sequence[TransactionId]
-    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]: ...
+    ) -> tuple[dict[TransactionId, FeatureRecord], set[TransactionId]]: ...
 
-    def save(self, feature_records: Sequence[dict[str, Any]], now: datetime) -> set[TransactionId]:
+    def save(self, feature_records: Sequence[FeatureRecord], now: datetime) -> set[TransactionId]:
         """Transaction ids whose write still failed after retries."""
         ...
 
 
 class FeatureForwarder(Protocol):
-    def forward(self, feature_records: Sequence[dict[str, Any]]) -> set[TransactionId]:
+    def forward(self, feature_records: Sequence[FeatureRecord]) -> set[TransactionId]:
         """Transaction ids whose put still failed after retries."""
         ...
 

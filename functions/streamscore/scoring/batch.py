@@ -28,12 +28,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from streamscore.core.artifacts import SCORE, Thresholds
 from streamscore.core.errors import InvalidRecordError, RetryableError
+from streamscore.core.feature_record import (
+    MAX_FEATURE_RECORD_BYTES,
+    SCORED_TEXT_FIELDS,
+    FeatureRecord,
+)
 from streamscore.core.ids import TRANSACTION_ID, SequenceNumber, TransactionId
 from streamscore.core.monitoring import (
     PREDICTIONS,
@@ -52,9 +57,7 @@ from streamscore.scoring.ports import ScorePorts
 STAGE = "score"
 ALERT_SOURCE = "streamscore.scoring"
 ALERT_DETAIL_TYPE = "HighRiskTransaction"
-MAX_FEATURE_RECORD_BYTES = 64 * 1024  # a feature record is under a kilobyte
 PENDING, SENT = "pending", "sent"  # a prediction's `alert`: put not yet confirmed, or confirmed
-_REQUIRED_TEXT = ("transaction_id", "event_time", "feature_schema")
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class ScoreOutcome:
 @dataclass(slots=True)
 class _Row:
     record: StreamRecord
-    doc: dict[str, Any]
+    doc: FeatureRecord  # checked as far as scoring relies on it
     arrived_at: float | None
 
 
@@ -109,7 +112,7 @@ def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
         arrived_at = datetime.fromisoformat(arrived).timestamp() if arrived is not None else None
     except (TypeError, ValueError):
         raise _undecodable("invalid_field", "arrived_at is not an ISO 8601 time") from None
-    return _Row(record, doc, arrived_at)
+    return _Row(record, cast(FeatureRecord, doc), arrived_at)
 
 
 def _json_object(record: StreamRecord) -> dict[str, Any]:
@@ -134,7 +137,9 @@ def _json_object(record: StreamRecord) -> dict[str, Any]:
 
 def _not_a_feature_record(doc: dict[str, Any], feature_schema: str) -> InvalidRecordError:
     """Why a JSON object is not a feature record of `feature_schema` (the slow path)."""
-    wrong = [name for name in _REQUIRED_TEXT if not isinstance(doc.get(name), str) or not doc[name]]
+    wrong = [
+        name for name in SCORED_TEXT_FIELDS if not isinstance(doc.get(name), str) or not doc[name]
+    ]
     if not isinstance(doc.get("features"), dict):
         wrong.append("features")
     if wrong:
@@ -271,7 +276,7 @@ def _tally(
     batch: _Batch,
     predictions: list[dict[str, Any]],
     unconfirmed: list[dict[str, Any]],
-    by_txn_id: Mapping[str, StreamRecord],
+    by_txn_id: Mapping[TransactionId, StreamRecord],
 ) -> None:
     """Count what each record became, leaving out the failed ones (they come back)."""
 
