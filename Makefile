@@ -9,7 +9,6 @@ AWS_REGION   ?= us-east-1
 STAMP        := $(VENV)/.installed
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 BIN          := $(abspath $(VENV))/bin
-export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)/local:$(CURDIR)/models
 # sam build looks for python3.13 on PATH: the venv provides it.
 export PATH := $(BIN):$(PATH)
 export AWS_DEFAULT_REGION ?= $(AWS_REGION)
@@ -17,6 +16,16 @@ export SAM_CLI_TELEMETRY := 0
 
 # Find a Python $(PY_VERSION): on PATH (a pyenv shim only counts if it runs),
 # then pyenv's versions, then uv. PYTHON=/path/to/python3.13 overrides.
+define WRITE_ROOTS_PTH
+import pathlib, sysconfig, tomllib
+root = pathlib.Path.cwd()
+roots = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["mypy"]["mypy_path"]
+pth = pathlib.Path(sysconfig.get_paths()["purelib"]) / "streamscore-import-roots.pth"
+pth.write_text("".join(f"{root / r}\n" for r in roots))
+print(f"import roots {', '.join(roots)} -> {pth}")
+endef
+export WRITE_ROOTS_PTH
+
 define find_python
 for c in "$(PYTHON)" "python$(PY_VERSION)" \
          $$(ls -d "$$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)"/versions/$(PY_VERSION)*/bin/python$(PY_VERSION) 2>/dev/null | sort -V -r) \
@@ -37,12 +46,16 @@ python: ## Show which Python $(PY_VERSION) the environment is built with
 	  echo "Install it with one of:  pyenv install $(PY_VERSION)  |  uv python install $(PY_VERSION)  |  apt/brew install python$(PY_VERSION)" >&2; \
 	  echo "or point to it:  make PYTHON=/path/to/python$(PY_VERSION) ..." >&2; exit 1; }
 
-$(STAMP): requirements/dev.txt functions/requirements.txt layers/onnxruntime/requirements.txt
+$(STAMP): requirements/dev.txt functions/requirements.txt layers/onnxruntime/requirements.txt pyproject.toml
 	@py=$$($(find_python)) || { $(MAKE) --no-print-directory python; exit 1; }; \
 	if [ ! -x $(VENV)/bin/python ] || [ "$$($(VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PY_VERSION)" ]; then \
 	  echo "creating $(VENV) with $$py"; rm -rf $(VENV); "$$py" -m venv $(VENV); fi
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	cd requirements && $(BIN)/python -m pip install --quiet -r dev.txt
+	@# The import roots (functions/ as Lambda's task root, local/, models/) are declared once,
+	@# as mypy_path in pyproject.toml; a .pth file puts them on the venv's sys.path for every
+	@# tool and subprocess (pytest, python -m local, python -m bench, the moto server).
+	$(BIN)/python -c "$$WRITE_ROOTS_PTH"
 	@touch $@
 
 .PHONY: venv

@@ -110,3 +110,35 @@ print("imported")
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "imported"
+
+
+def pins(requirements: Path) -> set[str]:
+    lines = (line.split("#")[0].strip() for line in requirements.read_text().splitlines())
+    return {line for line in lines if line}
+
+
+def test_the_package_metadata_declares_the_pins_sam_build_installs(tmp_path: Path) -> None:
+    """pyproject's dependencies are the functions' bundle; its extras the two layers."""
+    code = (
+        "import sys; from setuptools import build_meta as b; "
+        "print(b.prepare_metadata_for_build_wheel(sys.argv[1]))"
+    )
+    built = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    metadata = (tmp_path / built.stdout.split()[-1] / "METADATA").read_text()
+    declared = {
+        line.removeprefix("Requires-Dist: ")
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist: ")
+    }
+    assert {d for d in declared if ";" not in d} == pins(ROOT / "functions/requirements.txt")
+    for extra, layer in (("scoring", "onnxruntime"), ("plotting", "plotting")):
+        in_extra = {d.split(";")[0].strip() for d in declared if f'extra == "{extra}"' in d}
+        assert in_extra == pins(ROOT / "layers" / layer / "requirements.txt")
