@@ -49,11 +49,12 @@ from bench.model import (
 from bench.traffic import SHARD, ledger_items, state_items, transaction_events, window
 from embedded.lambda_events import KinesisEntry, kinesis_event, scheduled_event
 from embedded.template import parameter_values, stream_definitions, table_definitions
+from streamscore.core.monitoring import COUNT
 
 TRANSACTIONS = 1000
 TABLE_LOGICAL = {name: logical for logical, name in NAMES.items()}
-COUNT_SK = "COUNT"  # the sort key of the hourly count items (streamscore.core.monitoring)
-COUNT_WINDOW_PREFIX = "COUNT#"  # their WindowIndex partitions
+COUNT_SK = COUNT  # the sort key of the hourly count items
+COUNT_WINDOW_PREFIX = f"{COUNT}#"  # their WindowIndex partitions
 TRANSACTIONAL = TRANSACTIONAL_WRITE_FACTOR
 
 

@@ -76,8 +76,9 @@ from embedded.summary import (
     sent_record_ids,
     transaction_id,
 )
+from streamscore.core.monitoring import REPORT
 from streamscore.core.times import utc_iso_ms
-from streamscore.drift.report import REPORT, REPORTS_PREFIX, RETRAINING_REQUESTED
+from streamscore.drift.report import REPORTS_PREFIX, RETRAINING_REQUESTED
 from streamscore.scoring.batch import alert_id
 
 BATCH_GET_KEYS = 100

@@ -22,9 +22,10 @@ from typing import Any
 
 from embedded.emulator import EventSourceEmulator, MappingConfig
 from embedded.summary import scan
+from streamscore.core.monitoring import COOLDOWN, REPORT
 
 # MonitoringTable items the pipeline writes as it goes; the drift check's own are left out
-DRIFT_CHECK_KINDS = ("REPORT", "COOLDOWN")
+DRIFT_CHECK_KINDS = (REPORT, COOLDOWN)
 
 
 def different_batch_size(size: int) -> int:

@@ -14,6 +14,7 @@ from streamscore.aws.dynamodb import deserialize, serialize
 from streamscore.aws.retry import translate_error
 from streamscore.core.errors import RetryableError
 from streamscore.core.items import from_item_value, to_item_value
+from streamscore.core.monitoring import COOLDOWN, RETRAIN
 from streamscore.core.times import utc_iso_ms
 from streamscore.drift.ports import TriggerClaim
 
@@ -122,7 +123,7 @@ class DynamoRetrainingCooldown:
 
     @staticmethod
     def key(model_version: str) -> dict[str, Any]:
-        return serialize({"pk": f"RETRAIN#{model_version}", "sk": "COOLDOWN"})
+        return serialize({"pk": f"{RETRAIN}#{model_version}", "sk": COOLDOWN})
 
     def claim(
         self,

@@ -21,7 +21,7 @@ from streamscore.aws.dynamodb import serialize
 from streamscore.aws.retry import Backoff, translate_error
 from streamscore.core.errors import RetryableError
 from streamscore.core.items import to_item_value
-from streamscore.core.monitoring import CountKey, Counts, Fact, summed, window_key
+from streamscore.core.monitoring import COUNT, CountKey, Counts, Fact, summed, window_key
 
 MAX_TRANSACTION_ITEMS = 100
 Condition = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
@@ -132,7 +132,7 @@ class DynamoFactWriter:
         }
         return {
             "TableName": self.counts_table,
-            "Key": serialize({"pk": key.pk, "sk": "COUNT"}),
+            "Key": serialize({"pk": key.pk, "sk": COUNT}),
             "UpdateExpression": "ADD "
             + ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
             + " SET kind = :kind, model_version = :version, #hour = :hour, shard_id = :shard, "

@@ -29,6 +29,10 @@ from typing import Any
 PREDICTIONS = "PRED"  # one per scored transaction and model version
 QUARANTINE = "QUAR"  # one per bad record (its record id: stream position, aggregate index)
 COUNT = "COUNT"  # the sort key and window-key prefix of count items
+# the drift check's items (streamscore.drift, streamscore.aws.drift_stores)
+REPORT = "REPORT"  # one per drift window: pk REPORT#start#end, sk and window-key prefix
+RETRAIN = "RETRAIN"  # pk prefix of a model version's retraining cooldown item: RETRAIN#version
+COOLDOWN = "COOLDOWN"  # its sort key
 NO_VERSION = "-"
 MISSING, OUT_OF_RANGE = -2, -1  # bin indexes of a missing and an out-of-range value
 

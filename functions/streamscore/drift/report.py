@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streamscore.core.artifacts import SCORE
+from streamscore.core.monitoring import REPORT
 from streamscore.core.times import utc_iso_ms
 from streamscore.drift.baseline import DriftBaseline, VariableBaseline
 from streamscore.drift.ports import Trigger
@@ -32,7 +33,6 @@ from streamscore.drift.stats import (
 from streamscore.drift.totals import VariableCounts, VersionTotals, WindowTotals
 from streamscore.drift.window import DAY, DriftWindow
 
-REPORT = "REPORT"
 REPORTS_PREFIX = "reports"
 MONITORING_SOURCE = "streamscore.monitoring"
 DRIFT_DETECTED = "DriftDetected"
