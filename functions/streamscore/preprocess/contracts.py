@@ -108,20 +108,14 @@ TransactionIdentifier = Annotated[
 #   strings with a maximum length limit of 256 characters for each key."
 # No Unicode normalisation: an id is compared exactly as sent ("é" and "e" + U+0301 are two
 # ids); producers should send NFC.
-NameIdentifier = Annotated[
-    str,
+_NAME_RULES = (
     Field(min_length=1, max_length=MAX_NAME_ID_CHARS),  # on the stripped value, in characters
     BeforeValidator(_strip_spaces),
     AfterValidator(_no_card_number),
     AfterValidator(_printable),
-]
-CardIdentifier = Annotated[
-    CardId,
-    Field(min_length=1, max_length=MAX_NAME_ID_CHARS),
-    BeforeValidator(_strip_spaces),
-    AfterValidator(_no_card_number),
-    AfterValidator(_printable),
-]
+)
+NameIdentifier = Annotated[str, *_NAME_RULES]
+CardIdentifier = Annotated[CardId, *_NAME_RULES]
 Channel = Literal["pos", "ecom", "atm", "moto"]
 CHANNELS: tuple[str, ...] = ("pos", "ecom", "atm", "moto")
 MAX_AMOUNT = 1_000_000.0
