@@ -290,7 +290,10 @@ def test_a_handler_that_raises_on_a_record_is_bisected_and_the_run_says_what_fai
     def load_with_a_bug(container: FunctionContainer) -> float:
         seconds = load(container)
         handler = container._handler
-        if container.config.handler.startswith("preprocess.") and handler is not None:
+        if (
+            container.config.handler.startswith("streamscore.handlers.preprocess.")
+            and handler is not None
+        ):
 
             def buggy(event: dict[str, Any], context: Any) -> Any:
                 if any(poison in base64.b64decode(r["kinesis"]["data"]) for r in event["Records"]):
