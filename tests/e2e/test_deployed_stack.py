@@ -90,14 +90,17 @@ def test_a_missing_stack_is_named(
 def test_without_credentials_the_stack_mode_says_what_to_do(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # given
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
+    # when
     code = main(["run", "--stack-name", "prod", "--region", "eu-west-1"])
 
+    # then
     assert code == 2
     err = capsys.readouterr().err
     assert "no AWS credentials found for --stack-name" in err
@@ -268,13 +271,16 @@ def test_the_smoke_test_consumes_nothing(healthy: SmokeRun) -> None:
 
 @pytest.mark.slow
 def test_a_seed_the_stack_has_scored_is_replaced_by_a_fresh_one(healthy: SmokeRun) -> None:
+    # given
     options = RunOptions(transactions=SMOKE_TRANSACTIONS, seed=SMOKE_SEED)
 
+    # when
     with _aws_environment(healthy.stack.server):
         chosen, traffic, notes = smoke_traffic(
             options, healthy.stack.client, healthy.stack.deployed.outputs
         )
 
+    # then
     assert chosen.seed != SMOKE_SEED
     assert chosen.scenario == SMOKE_SCENARIO
     assert notes == [

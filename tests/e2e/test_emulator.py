@@ -162,10 +162,13 @@ def test_partial_failures_retry_from_the_lowest_failed_record_then_go_to_failure
 
 
 def test_the_shard_goes_on_after_a_batch_is_given_up(harness: Callable[..., Harness]) -> None:
+    # given
     handler = FailingHandler(fail={"r1"})
 
+    # when
     run = harness(handler, records("r", 10), PreprocessMaximumRetryAttempts="0")
 
+    # then
     # batch 1 fails from r1 and is given up at once; batch 2 (r8, r9) is delivered after it
     assert handler.batches == [records("r", 8), ["r8", "r9"]]
     assert [f["KinesisBatchInfo"]["batchSize"] for f in run.failure_records()] == [7]
@@ -209,10 +212,13 @@ def test_a_raising_handler_is_bisected_down_to_the_poison_record(
 def test_without_bisect_a_raising_batch_is_retried_whole_then_given_up(
     harness: Callable[..., Harness],
 ) -> None:
+    # given
     handler = FailingHandler(poison={"r2"})
 
+    # when
     run = harness(handler, records("r", 8))
 
+    # then
     assert handler.batches == [records("r", 8)] * 3  # first attempt and two retries
     (failure,) = run.failure_records()
     assert failure["KinesisBatchInfo"]["batchSize"] == 8
@@ -246,12 +252,15 @@ def test_records_older_than_the_maximum_age_are_given_up_without_more_retries(
 def test_an_unknown_item_identifier_fails_the_whole_batch(
     harness: Callable[..., Harness],
 ) -> None:
+    # given
     handler = FailingHandler(
         response=lambda names, sequences: {"batchItemFailures": [{"itemIdentifier": "12345"}]}
     )
 
+    # when
     run = harness(handler, records("r", 4), PreprocessMaximumRetryAttempts="1")
 
+    # then
     assert handler.batches == [records("r", 4)] * 2
     assert run.failure_records()[0]["KinesisBatchInfo"]["batchSize"] == 4
     assert any("not a record of the batch" in i.message for i in run.incidents)
@@ -260,10 +269,13 @@ def test_an_unknown_item_identifier_fails_the_whole_batch(
 def test_batches_follow_the_batch_size_and_events_are_shaped_as_lambda_sends_them(
     harness: Callable[..., Harness],
 ) -> None:
+    # given
     handler = FailingHandler()
 
+    # when
     run = harness(handler, records("r", 19))
 
+    # then
     assert [len(b) for b in handler.batches] == [8, 8, 3]
     assert [name for batch in handler.batches for name in batch] == records("r", 19)
     assert run.failure_records() == []

@@ -386,9 +386,11 @@ class FakeLambda:
 
 
 def test_lambda_invoke_answers_become_invocations() -> None:
+    # given
     event: dict[str, Any] = {"Records": []}
     failures = {"batchItemFailures": [{"itemIdentifier": "7"}]}
 
+    # when
     fine = lambda_invoker(FakeLambda(failures))
     raised = lambda_invoker(
         FakeLambda(
@@ -396,6 +398,7 @@ def test_lambda_invoke_answers_become_invocations() -> None:
         )
     )
 
+    # then
     assert fine("arn:fn", event).response == failures
     error = raised("arn:fn", event).error
     assert error is not None and (error.error_type, error.message) == ("RuntimeError", "boom")

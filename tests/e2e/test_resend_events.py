@@ -297,6 +297,7 @@ def test_an_event_putevents_refuses_keeps_its_message_and_the_others_go(stack: S
 
 
 def test_a_dry_run_reports_and_changes_nothing(stack: Stack) -> None:
+    # given
     stack.dead_letter(
         high_risk("t-1"), stack.rule("HighRiskTransaction"), stack.queue_arn("AlertsQueueArn")
     )
@@ -307,8 +308,10 @@ def test_a_dry_run_reports_and_changes_nothing(stack: Stack) -> None:
     )
     before = sorted(m["MessageId"] for m in stack.peek())
 
+    # when
     report = stack.resend(dry_run=True)
 
+    # then
     assert sorted(m["MessageId"] for m in stack.peek()) == before  # still there, visible
     assert stack.drain("AlertsQueueUrl") == stack.drain("RetrainingQueueUrl") == []
     assert (report.events, report.resent, report.deleted, report.put_calls) == (2, 0, 0, 0)

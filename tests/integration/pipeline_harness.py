@@ -69,7 +69,6 @@ import numpy as np
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
-from conftest import FAKE_CREDENTIALS, POWERTOOLS_TEST_ENV, REGION, FakeLambdaContext, LocalStack
 from hypothesis import strategies as st
 from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
@@ -92,6 +91,8 @@ from streamscore.core.records import record_id_of
 from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import CardState, advance_state, build_features
 from streamscore.scoring.model import DECISIONS, ScoringModel, decide, load_model
+from support.aws_stack import FAKE_CREDENTIALS, REGION, LocalStack
+from support.lambda_runtime import POWERTOOLS_TEST_ENV, FakeLambdaContext
 from support.wiring import InlineExecutor, Wired, quiet_backoff, wire
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,14 +15,6 @@ import boto3
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ReadTimeoutError
-from conftest import (
-    REGION,
-    CallCounter,
-    FakeLambdaContext,
-    LocalStack,
-    emitted_metrics,
-    plain_item,
-)
 
 from streamscore.aws.drift_stores import DynamoRetrainingCooldown, DynamoWindowReader
 from streamscore.core.artifacts import SCORE
@@ -40,6 +32,9 @@ from streamscore.drift.baseline import DriftBaseline, load_baseline
 from streamscore.drift.ports import TriggerClaim
 from streamscore.drift.report import TRIGGER_EVENTS
 from streamscore.drift.window import DriftWindow
+from support.aws_stack import REGION, LocalStack, plain_item
+from support.handler_output import CallCounter, emitted_metrics
+from support.lambda_runtime import FakeLambdaContext
 from support.wiring import Wired, wire
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -372,12 +367,15 @@ def test_items_outside_the_window_and_of_other_versions_are_not_compared(
 
 
 def test_window_reader_follows_every_page(drift_stack: DriftStack, baseline: DriftBaseline) -> None:
+    # given
     drift_stack.put(hist_items(baseline, batches=7, n=10))
     reader = DynamoWindowReader(drift_stack.local.dynamodb, drift_stack.table, page_size=2)
     window = DriftWindow(SCHEDULED_AT - timedelta(days=1), SCHEDULED_AT)
 
+    # when
     items = reader.read(window.count_keys(), *window.count_bounds)
 
+    # then
     assert sorted(i["pk"] for i in items) == sorted(
         i["pk"] for i in hist_items(baseline, batches=7, n=10)
     )
@@ -451,14 +449,17 @@ def test_a_cooldown_item_of_the_claims_before_is_honoured(drift_stack: DriftStac
 
 
 def test_the_cooldown_remembers_its_latest_triggers_only(drift_stack: DriftStack) -> None:
+    # given
     cooldown = DynamoRetrainingCooldown(drift_stack.local.dynamodb, drift_stack.table)
     keep = DynamoRetrainingCooldown.HISTORY
 
+    # when
     for i in range(keep + 1):
         at = SCHEDULED_AT + timedelta(hours=i)
         claim = cooldown.claim("m", f"t{i}", at, 0, 1200)
         assert cooldown.record(claim, frozenset(TRIGGER_EVENTS), True, at)
 
+    # then
     assert cooldown_item(drift_stack, "m")["sent_triggers"] == [f"t{i}" for i in range(1, keep + 1)]
     assert cooldown.claim("m", f"t{keep}", SCHEDULED_AT, 0, 1200).state == "sent"
 

@@ -55,6 +55,7 @@ def allow(statement: dict[str, Any]) -> Policy:
 
 
 def test_string_equals_on_a_missing_key_does_not_match() -> None:
+    # given
     # "If a user without the tag attempts to view or edit an access key, the condition returns
     # false and the request is implicitly denied by this statement."
     policy = allow(
@@ -67,12 +68,14 @@ def test_string_equals_on_a_missing_key_does_not_match() -> None:
     )
     request = Request(ROLE, "iam:ListAccessKeys", f"arn:aws:iam::{ACCOUNT}:user/alice")
 
+    # when
     untagged = evaluate(request, [policy])
     tagged = evaluate(
         request.with_context({"aws:PrincipalTag/job-category": "iamuser-admin"}), [policy]
     )
     other = evaluate(request.with_context({"AWS:principaltag/job-category": "other"}), [policy])
 
+    # then
     assert untagged.decision is Decision.IMPLICIT_DENY
     assert tagged.decision is Decision.ALLOW
     assert other.decision is Decision.IMPLICIT_DENY
@@ -192,6 +195,7 @@ def test_null_tests_whether_the_key_is_there() -> None:
 
 
 def test_bool_secure_transport_deny() -> None:
+    # given
     # The BooleanExample: "deny all S3 actions on a bucket and its contents if the request is not
     # over SSL"; this policy "does not allow any actions".
     deny = allow(
@@ -206,8 +210,10 @@ def test_bool_secure_transport_deny() -> None:
     everything = allow({"Effect": "Allow", "Action": "*", "Resource": "*"})
     get = Request(ROLE, "s3:GetObject", "arn:aws:s3:::DOC-EXAMPLE-BUCKET/a")
 
+    # when
     plain, tls = (get.with_context({"aws:SecureTransport": v}) for v in ("false", "true"))
 
+    # then
     # an identity-based policy (no Principal), next to one that allows everything
     assert evaluate(plain, [everything, deny]).decision is Decision.EXPLICIT_DENY
     assert evaluate(tls, [everything, deny]).allowed
@@ -347,21 +353,27 @@ def test_the_bucket_policy_lets_a_put_without_encryption_headers_through(
 def test_the_bucket_policy_refuses_any_other_encryption(
     stack: StackPolicies, headers: dict[str, str], allowed: bool
 ) -> None:
+    # given
     key = stack.arn("EncryptionKey")
     named = {name: key if value == "STACK_KEY" else value for name, value in headers.items()}
 
+    # when
     verdict = stack.evaluate(report_put(stack, **named))
 
+    # then
     assert verdict.allowed is allowed, verdict
     if not allowed:
         assert verdict.decision is Decision.EXPLICIT_DENY  # by the bucket policy, for anyone
 
 
 def test_the_bucket_policy_refuses_plain_http(stack: StackPolicies) -> None:
+    # given
     put = report_put(stack).with_context({"aws:SecureTransport": "false"})
 
+    # when
     verdict = stack.evaluate(put)
 
+    # then
     assert verdict.decision is Decision.EXPLICIT_DENY
     assert verdict.because.endswith("DenyInsecureTransport")
 
@@ -401,12 +413,15 @@ LEAST_PRIVILEGE = [
 def test_each_role_is_refused_what_its_function_does_not_do(
     stack: StackPolicies, function: str, action: str, resource: str, suffix: str
 ) -> None:
+    # given
     arn = stack.arn(resource) + suffix if resource else suffix
     request = Request(stack.role_arn(function), action, arn, {"aws:SecureTransport": "true"})
 
+    # when
     # the role alone: a bucket policy's deny must not hide a grant the role should not have
     verdict = evaluate(request, stack.identity(request.principal))
 
+    # then
     assert verdict.decision is Decision.IMPLICIT_DENY, verdict
 
 
@@ -543,14 +558,17 @@ def test_the_run_made_every_kind_of_request_the_functions_make(recorded: Recorde
 
 @pytest.mark.slow
 def test_every_request_the_functions_make_is_allowed(recorded: RecordedRun) -> None:
+    # given
     requests = requests_of(recorded)
 
+    # when
     refused = [
         f"{request}: {verdict.decision} ({verdict.because})"
         for request in requests
         if not (verdict := recorded.policies.evaluate(request)).allowed
     ]
 
+    # then
     assert requests
     assert all(r.context.get("aws:SecureTransport") == "true" for r in requests)
     assert not refused, "\n".join(sorted(set(refused)))
@@ -558,13 +576,16 @@ def test_every_request_the_functions_make_is_allowed(recorded: RecordedRun) -> N
 
 @pytest.mark.slow
 def test_the_kms_requests_behind_their_writes_are_allowed(recorded: RecordedRun) -> None:
+    # given
     stack = recorded.policies
     kms = [implied for request in requests_of(recorded) for implied in stack.implied_kms(request)]
 
+    # when
     refused = [
         f"{r}: {v.decision} ({v.because})" for r in kms if not (v := stack.evaluate(r)).allowed
     ]
 
+    # then
     # the report and its picture, and the feature records preprocess forwards
     assert {r.origin.split(" ")[1] for r in kms} == {"s3.PutObject", "kinesis.PutRecords"}
     assert {r.resource for r in kms} == {stack.arn("EncryptionKey")}
@@ -584,6 +605,7 @@ def test_the_report_upload_sends_no_encryption_headers(recorded: RecordedRun) ->
 
 
 def test_recorded_calls_map_to_the_requests_iam_authorizes() -> None:
+    # given
     # TransactWriteItems is authorized as its parts; Query on an index as the index.
     role = f"arn:aws:iam::{ACCOUNT}:role/r"
     call = RecordedCall(
@@ -611,9 +633,11 @@ def test_recorded_calls_map_to_the_requests_iam_authorizes() -> None:
         secure_transport=False,
     )
 
+    # when
     parts = authorization_requests(call)
     (upload,) = authorization_requests(put)
 
+    # then
     assert [(r.action, r.resource) for r in parts] == [
         ("dynamodb:PutItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/facts"),
         ("dynamodb:UpdateItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/counts"),

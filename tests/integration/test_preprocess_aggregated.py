@@ -5,7 +5,7 @@ quarantines and forwards each on its own, under its own record id (`…#sequence
 failure fails the whole Kinesis record, Lambda redelivers it whole, and the ledger and the
 conditional prediction writes absorb the user records already done. The events are built by
 the project's own writer (embedded.aggregation), checked against the reference
-implementation in tests/unit/test_aggregation.py.
+implementation in tests/unit/core/test_aggregation.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import REGION, FakeLambdaContext, LocalStack, emitted_metrics
 
 from embedded.aggregation import aggregated_entry, corrupt_digest
 from embedded.lambda_events import KinesisEntry, kinesis_event
@@ -30,6 +29,11 @@ from streamscore.core.errors import InvalidRecordError
 from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts
 from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import replay_features
+from support.aws_stack import REGION, LocalStack, hash_keys
+from support.builders import failures, from_sequence, sequences
+from support.flaky import FlakyDynamoDB, FlakyKinesis
+from support.handler_output import emitted_metrics
+from support.lambda_runtime import FakeLambdaContext
 from support.wiring import Wired, wire
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +42,7 @@ MODEL_DIR = ROOT / "models" / "artifacts"
 SHARD = "shardId-000000000000"
 T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=timezone(timedelta(hours=1)))
 ARRIVAL = 1_772_442_000.25
+INJECTED = {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"}
 
 
 # ----------------------------------------------------------------------------- records
@@ -74,17 +79,6 @@ def transactions_event(stack: LocalStack, *entries: KinesisEntry) -> dict[str, A
     return kinesis_event(entries, stack.streams["TransactionsStream"], SHARD)
 
 
-def sequences(event: Mapping[str, Any]) -> list[str]:
-    return [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
-
-
-def from_sequence(event: Mapping[str, Any], sequence: str) -> dict[str, Any]:
-    """What Kinesis delivers after a partial failure: from the Kinesis record `sequence` on."""
-    records = event["Records"]
-    start = next(i for i, r in enumerate(records) if r["kinesis"]["sequenceNumber"] == sequence)
-    return {"Records": records[start:]}
-
-
 def record_id(stack: LocalStack, sequence: str, index: int | None = None) -> str:
     base = f"{stack.streams['TransactionsStream']}#{SHARD}#{sequence}"
     return base if index is None else f"{base}#{index}"
@@ -115,10 +109,6 @@ def handlers(
 def invoke(app: Wired, event: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = app.lambda_handler(dict(event), FakeLambdaContext())
     return result
-
-
-def failures(result: Mapping[str, Any]) -> list[str]:
-    return [f["itemIdentifier"] for f in result["batchItemFailures"]]
 
 
 def score_features_stream(stack: LocalStack, score: ModuleType) -> dict[str, Any]:
@@ -298,49 +288,6 @@ def test_the_same_aggregate_delivered_twice_duplicates_nothing(
     assert counted(local_stack, PREDICTIONS).n == 4
 
 
-class FailingPuts:
-    """A Kinesis client whose PutRecords refuses the entries of chosen transactions."""
-
-    def __init__(self, real: Any, transaction_ids: set[str]):
-        self.real = real
-        self.transaction_ids = transaction_ids
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
-        refused = [json.loads(r["Data"])["transaction_id"] in self.transaction_ids for r in Records]
-        sent = [r for r, no in zip(Records, refused, strict=True) if not no]
-        landed = iter(self.real.put_records(StreamName=StreamName, Records=sent)["Records"])
-        error = {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"}
-        results = [error if no else next(landed) for no in refused]
-        return {"FailedRecordCount": sum(refused), "Records": results}
-
-
-class UnprocessedCards:
-    """A DynamoDB client that never writes chosen cards' state items (UnprocessedItems)."""
-
-    def __init__(self, real: Any, card_ids: set[str]):
-        self.real = real
-        self.card_ids = card_ids
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
-        passed: dict[str, list[Any]] = {}
-        held: dict[str, list[Any]] = {}
-        for table, requests in RequestItems.items():
-            for request in requests:
-                card = request["PutRequest"]["Item"].get("card_id", {}).get("S")
-                (held if card in self.card_ids else passed).setdefault(table, []).append(request)
-        response = self.real.batch_write_item(RequestItems=passed) if passed else {}
-        unprocessed = response.get("UnprocessedItems") or {}
-        for table, requests in held.items():
-            unprocessed.setdefault(table, []).extend(requests)
-        return {"UnprocessedItems": unprocessed}
-
-
 @pytest.mark.parametrize("fault", ["forward", "state"])
 def test_a_failure_inside_an_aggregate_redelivers_it_whole_and_duplicates_nothing(
     local_stack: LocalStack,
@@ -361,9 +308,16 @@ def test_a_failure_inside_an_aggregate_redelivers_it_whole_and_duplicates_nothin
     aggregate_sequence = sequences(event)[1]
     app = handlers["preprocess"]
     if fault == "forward":
-        app.use(kinesis=FailingPuts(app.kinesis, {"agg-0002"}))
+        failing = {"agg-0002": None}
+        app.use(kinesis=FlakyKinesis(app.kinesis, failing, error=INJECTED))
     else:
-        app.use(dynamodb=UnprocessedCards(app.dynamodb, {"card_b"}))
+        # every item of card_b (its state, its feature item) handed back unprocessed
+        unprocessed = {"card_b": None}
+        app.use(
+            dynamodb=FlakyDynamoDB(
+                app.dynamodb, hash_keys(local_stack), unprocessed, write_key="card_id"
+            )
+        )
 
     # when
     result = invoke(app, event)

@@ -21,7 +21,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from botocore.exceptions import ClientError
-from conftest import REGION, CallCounter, FakeLambdaContext, LocalStack, emitted_metrics, log_lines
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
 from streamscore.core.errors import SystemicError
@@ -29,6 +28,10 @@ from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts
 from streamscore.core.settings import load_settings
 from streamscore.scoring.model import histogram
 from streamscore.scoring.settings import ScoreSettings
+from support.aws_stack import REGION, LocalStack
+from support.builders import failures, from_sequence
+from support.handler_output import CallCounter, emitted_metrics, log_lines
+from support.lambda_runtime import FakeLambdaContext
 from support.wiring import Wired, moto_clients
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,17 +158,6 @@ def event_of(
     return kinesis_event(entries, stack.streams["FeaturesStream"], SHARD, first_index)
 
 
-def from_sequence(event: Mapping[str, Any], sequence: str) -> dict[str, Any]:
-    """The batch Kinesis delivers after a partial failure: from `sequence` on."""
-    records = event["Records"]
-    start = next(i for i, r in enumerate(records) if r["kinesis"]["sequenceNumber"] == sequence)
-    return {"Records": records[start:]}
-
-
-def failures(result: Mapping[str, Any]) -> list[str]:
-    return [f["itemIdentifier"] for f in result["batchItemFailures"]]
-
-
 def count_items(stack: LocalStack, kind: str = PREDICTIONS) -> list[dict[str, Any]]:
     return [i for i in stack.scan("MonitoringTable") if i["sk"] == "COUNT" and i["kind"] == kind]
 
@@ -186,13 +178,16 @@ def test_the_sample_event_is_scored_and_its_stale_schema_quarantined(
     card: dict[str, Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # given
     app = score_app()
     event = sample_event()
     docs = [decode(r) for r in event["Records"]]
     valid = [d for d in docs if d["feature_schema"] == card["feature_schema"]]
 
+    # when
     result = app.lambda_handler(event, FakeLambdaContext())
 
+    # then
     assert result == {"batchItemFailures": []}
     predictions = local_stack.items_by("PredictionsTable", "transaction_id")
     assert set(predictions) == {d["transaction_id"] for d in valid}
@@ -255,6 +250,7 @@ def test_decisions_take_the_thresholds_at_their_edges(
 def test_a_replay_leaves_identical_predictions_one_histogram_and_no_new_alerts(
     score_app: Handler, local_stack: LocalStack, bus: Mapping[str, Any]
 ) -> None:
+    # given
     app = score_app(DECLINE_THRESHOLD="0.0", REVIEW_THRESHOLD="0.0")  # every record alerts
     event = event_of(local_stack, feature_records(15))
     app.lambda_handler(event, FakeLambdaContext())
@@ -262,8 +258,10 @@ def test_a_replay_leaves_identical_predictions_one_histogram_and_no_new_alerts(
     counts = count_items(local_stack)
     calls = CallCounter().attach(app.events, app.dynamodb)
 
+    # when
     result = app.lambda_handler(event, FakeLambdaContext())
 
+    # then
     assert result == {"batchItemFailures": []}
     assert local_stack.items_by("PredictionsTable", "transaction_id") == predictions
     assert count_items(local_stack) == counts
@@ -350,12 +348,15 @@ def test_a_failure_in_the_middle_and_its_retry_count_every_record_once(
 def test_more_than_ten_alerts_go_out_in_tens(
     score_app: Handler, local_stack: LocalStack, bus: Mapping[str, Any], card: dict[str, Any]
 ) -> None:
+    # given
     app = score_app(DECLINE_THRESHOLD="0.0", REVIEW_THRESHOLD="0.0")
     calls = CallCounter().attach(app.events)
     docs = feature_records(25)
 
+    # when
     result = app.lambda_handler(event_of(local_stack, docs), FakeLambdaContext())
 
+    # then
     assert result == {"batchItemFailures": []}
     assert calls.calls["events.PutEvents"] == 3
     assert [len(p["Entries"]) for p in calls.requests("events.PutEvents")] == [10, 10, 5]
@@ -388,14 +389,17 @@ def test_reviews_alert_only_when_asked(
 def test_a_transaction_forwarded_twice_is_not_scored_twice(
     score_app: Handler, local_stack: LocalStack, bus: Mapping[str, Any]
 ) -> None:
+    # given
     app = score_app(DECLINE_THRESHOLD="0.0", REVIEW_THRESHOLD="0.0")
     docs = feature_records(5)
     app.lambda_handler(event_of(local_stack, docs), FakeLambdaContext())
     before = local_stack.items_by("PredictionsTable", "transaction_id")
 
+    # when
     # preprocess crashed after its stream write: the same transactions arrive again, later
     app.lambda_handler(event_of(local_stack, docs[2:], first_index=50), FakeLambdaContext())
 
+    # then
     assert local_stack.items_by("PredictionsTable", "transaction_id") == before
     assert len(received_alerts(bus)) == 5
     assert counted(local_stack).n == 5
@@ -404,13 +408,16 @@ def test_a_transaction_forwarded_twice_is_not_scored_twice(
 def test_a_model_that_cannot_load_fails_the_init_naming_path_and_reason(
     score_app: Handler, tmp_path: Path
 ) -> None:
+    # given
     for name in ("model_card.json", "baseline.json"):
         shutil.copy(MODEL_DIR / name, tmp_path / name)
     (tmp_path / "model.onnx").write_bytes(b"\x00 truncated")
 
+    # when
     with pytest.raises(SystemicError) as error:
         score_app(MODEL_DIR=str(tmp_path))
 
+    # then
     assert str(tmp_path) in str(error.value) and "model.onnx" in str(error.value)
     assert "protobuf" in str(error.value).lower()
 

@@ -194,10 +194,13 @@ def test_each_command_resolves_what_the_sam_cli_resolves(
 def test_the_deploy_table_replacing_the_global_overrides_loses_their_architecture(
     tmp_path: Path, template: Template
 ) -> None:
+    # given
     path = write(tmp_path, CONFIGS["deploy replaces the global entry whole"])
 
+    # when
     (mismatch,) = compare(load_config(path), template)[1]
 
+    # then
     assert (mismatch.build_value, mismatch.build_source) == (
         "arm64",
         "parameter_overrides in [default.global.parameters]",

@@ -26,7 +26,7 @@ def _botocore_codes(checker: type, attribute: str) -> frozenset[str]:
     `attribute` is a PRIVATE class attribute of botocore (no public API lists
     these codes); it is read here so that a botocore upgrade that adds codes
     keeps us in line. Should it disappear, this gives nothing (only our own
-    codes and the 5xx rule would stay) and tests/unit/test_retryable_codes.py
+    codes and the 5xx rule would stay) and tests/unit/aws/test_retryable_codes.py
     fails: botocore is pinned (functions/requirements.txt), so an upgrade meets
     that test before a deploy.
     """

@@ -17,12 +17,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from embedded.lambda_events import KinesisEntry, kinesis_event
 from streamscore.aws.scoring_stores import EventBridgeAlertPublisher
 from streamscore.core.artifacts import SCORE, Thresholds
-from streamscore.core.errors import RetryableError, SystemicError
-from streamscore.core.monitoring import CountKey, Counts, Fact
-from streamscore.core.records import StreamRecord, parse_kinesis_event
+from streamscore.core.errors import SystemicError
+from streamscore.core.records import StreamRecord
 from streamscore.preprocess.features import FEATURE_NAMES, FEATURE_SCHEMA
 from streamscore.scoring.batch import (
     ALERT_DETAIL_TYPE,
@@ -40,6 +38,8 @@ from streamscore.scoring.model import (
     resolve_thresholds,
 )
 from streamscore.scoring.ports import ScorePorts
+from support.builders import feature_record, stream_records
+from support.fakes import MemoryEventSink, MemoryScorePorts
 
 STREAM = "streamscore-FeaturesStream-test"
 NOW = datetime(2026, 3, 5, 12, 30, tzinfo=UTC)
@@ -117,11 +117,14 @@ def tiny_score(amount_log: float) -> float:
 
 
 def test_decisions_at_the_threshold_edges() -> None:
+    # given
     thresholds = Thresholds(review=0.5, decline=0.9)
     scores = np.array([0.0, np.nextafter(0.5, 0), 0.5, np.nextafter(0.9, 0), 0.9, 1.0])
 
+    # when
     codes = decide(scores, thresholds)
 
+    # then
     assert codes.tolist() == [0, 0, 1, 1, 2, 2]  # approve, review, decline by index
 
 
@@ -154,6 +157,7 @@ def test_histogram_has_numpys_bins_plus_missing_and_out_of_range() -> None:
 
 
 def test_feature_matrix_is_in_model_order_and_names_each_problem() -> None:
+    # given
     names = ("a", "b", "c")
     records: list[dict[str, Any]] = [
         {"c": 3.0, "b": 2, "a": 1.0, "extra": "ignored"},
@@ -164,8 +168,10 @@ def test_feature_matrix_is_in_model_order_and_names_each_problem() -> None:
         {"a": None, "b": 2.0, "c": 3.0},
     ]
 
+    # when
     matrix, problems = feature_matrix(records, names)
 
+    # then
     assert matrix[0].tolist() == [1.0, 2.0, 3.0]
     assert [p.reason if p else None for p in problems] == [
         None,
@@ -181,11 +187,14 @@ def test_feature_matrix_is_in_model_order_and_names_each_problem() -> None:
 
 
 def test_the_model_scores_in_model_order(model: ScoringModel) -> None:
+    # given
     matrix = np.zeros((3, len(FEATURE_NAMES)), dtype=np.float32)
     matrix[:, 0] = [0.0, 0.5, 1.0]
 
+    # when
     scores = model.predict(matrix)
 
+    # then
     assert scores.dtype == np.float64
     assert scores.tolist() == pytest.approx([tiny_score(v) for v in (0.0, 0.5, 1.0)], abs=1e-7)
     assert model.model_version == "tiny-1"
@@ -210,12 +219,15 @@ def test_a_missing_model_fails_naming_the_path(tmp_path: Path) -> None:
 
 
 def test_a_corrupt_model_fails_naming_the_path_and_the_reason(tmp_path: Path) -> None:
+    # given
     write_model_dir(tmp_path)
     (tmp_path / "model.onnx").write_bytes(b"not an onnx model")
 
+    # when
     with pytest.raises(SystemicError) as error:
         load_model(tmp_path)
 
+    # then
     assert str(tmp_path) in str(error.value) and "model.onnx" in str(error.value)
     assert "InvalidProtobuf" in str(error.value) or "protobuf" in str(error.value).lower()
 
@@ -250,101 +262,9 @@ def test_a_baseline_without_edges_fails(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the batch, with fakes
 
 
-class Predictions:
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
-        self.fail_saving: set[str] = set()
-        self.fail_loading = False
-        self.saves = 0
-        self.counts: dict[CountKey, Counts] = {}
-        self.lose_responses = 0  # creates that take effect and then raise
-
-    def load(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
-        if self.fail_loading:
-            raise RetryableError("DynamoDB BatchGetItem: ThrottlingException")
-        return {i: dict(self.items[i]) for i in ids if i in self.items}, set()
-
-    def create(self, facts: Sequence[Fact], now: datetime) -> tuple[set[str], set[str]]:
-        """As DynamoFactWriter does it: a new prediction and its counts together, or neither."""
-        self.saves += 1
-        done, failed = set(), set()
-        for fact in facts:
-            if fact.key in self.fail_saving:
-                failed.add(fact.key)
-                continue
-            stored = self.items.get(fact.key)
-            if stored is None or stored["model_version"] != fact.item["model_version"]:
-                self.items[fact.key] = dict(fact.item)
-                self.counts.setdefault(fact.count_key, Counts()).add(fact.counts)
-            done.add(fact.key)
-        if self.lose_responses:
-            self.lose_responses -= 1
-            raise RetryableError("DynamoDB TransactWriteItems: ReadTimeoutError")
-        return done, failed
-
-    def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
-        self.saves += 1
-        failed = {p["transaction_id"] for p in predictions} & self.fail_saving
-        for p in predictions:
-            if p["transaction_id"] not in failed:
-                self.items[p["transaction_id"]] = dict(p)
-        return failed
-
-    def total(self) -> Counts:
-        total = Counts()
-        for counts in self.counts.values():
-            total.add(counts)
-        return total
-
-
-class Alerts:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.fail: set[str] = set()
-
-    def publish(self, alerts: Sequence[dict[str, Any]]) -> set[str]:
-        failed = {a["transaction_id"] for a in alerts} & self.fail
-        self.sent += [a for a in alerts if a["transaction_id"] not in failed]
-        return failed
-
-
-class Quarantine:
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
-
-    def save(self, items: Sequence[dict[str, Any]]) -> set[str]:
-        self.items |= {i["record_id"]: i for i in items}
-        return set()
-
-
-class Fakes:
-    def __init__(self) -> None:
-        self.predictions = Predictions()
-        self.alerts = Alerts()
-        self.quarantine = Quarantine()
-        self.ports = ScorePorts(self.predictions, self.alerts, self.quarantine)
-
-
-def feature_doc(index: int, amount_log: float, **changes: Any) -> dict[str, Any]:
-    features = dict.fromkeys(FEATURE_NAMES, 0.0) | {"amount_log": amount_log}
-    return {
-        "transaction_id": f"t{index:05d}",
-        "card_id": f"card_{index % 7}",
-        "event_time": "2026-03-05T12:00:00+00:00",
-        "feature_schema": FEATURE_SCHEMA,
-        "features": features,
-        "source_sequence_number": str(index),
-        "source_shard_id": "shardId-000000000000",
-        "arrived_at": "2026-03-05T12:29:59.500+00:00",
-        "ingested_at": "2026-03-05T12:29:59.700+00:00",
-    } | changes
-
-
 def batch(docs: Sequence[dict[str, Any] | bytes], first_index: int = 0) -> list[StreamRecord]:
-    entries = [
-        KinesisEntry("card", d if isinstance(d, bytes) else json.dumps(d).encode()) for d in docs
-    ]
-    return parse_kinesis_event(kinesis_event(entries, STREAM, first_index=first_index))
+    payloads = [d if isinstance(d, bytes) else json.dumps(d).encode() for d in docs]
+    return stream_records(payloads, STREAM, first_index=first_index, key="card")
 
 
 POLICY = ScorePolicy(Thresholds(0.5, 0.9), False)
@@ -355,25 +275,28 @@ AMOUNTS = [0.0, 0.6, 1.2]
 def run(
     records: list[StreamRecord],
     model: ScoringModel,
-    fakes: Fakes,
+    fakes: MemoryScorePorts,
     policy: ScorePolicy = POLICY,
     now: datetime = NOW,
 ) -> ScoreOutcome:
     return score_batch(records, model, fakes.ports, policy, clock=lambda: now)
 
 
-def hist_total(fakes: Fakes, model: ScoringModel, name: str = SCORE) -> dict[str, Any]:
+def hist_total(fakes: MemoryScorePorts, model: ScoringModel, name: str = SCORE) -> dict[str, Any]:
     """One variable's histogram over every count the predictions added."""
     names = [*model.feature_names, SCORE]
     return fakes.predictions.total().histogram(names.index(name), len(model.edges[name]) - 1)
 
 
 def test_a_batch_is_scored_decided_stored_and_counted(model: ScoringModel) -> None:
-    fakes = Fakes()
-    docs = [feature_doc(i, AMOUNTS[i % 3]) for i in range(30)]
+    # given
+    fakes = MemoryScorePorts()
+    docs = [feature_record(i, AMOUNTS[i % 3]) for i in range(30)]
 
+    # when
     outcome = run(batch(docs), model, fakes)
 
+    # then
     assert outcome.scored == 30 and not outcome.failed
     assert outcome.decisions == {"approve": 10, "review": 10, "decline": 10}
     item = fakes.predictions.items["t00002"]
@@ -392,18 +315,21 @@ def test_a_batch_is_scored_decided_stored_and_counted(model: ScoringModel) -> No
 
 
 def test_alerts_cover_reviews_when_asked(model: ScoringModel) -> None:
-    fakes = Fakes()
+    # given
+    fakes = MemoryScorePorts()
     policy = ScorePolicy(Thresholds(0.5, 0.9), True)
 
-    run(batch([feature_doc(i, AMOUNTS[i % 3]) for i in range(6)]), model, fakes, policy)
+    # when
+    run(batch([feature_record(i, AMOUNTS[i % 3]) for i in range(6)]), model, fakes, policy)
 
+    # then
     assert sorted(a["decision"] for a in fakes.alerts.sent) == ["decline"] * 2 + ["review"] * 2
     assert set(fakes.alerts.sent[0]) >= {"transaction_id", "score", "decision", "model_version"}
 
 
 def test_every_invalid_record_is_quarantined_with_its_reason(model: ScoringModel) -> None:
-    fakes = Fakes()
-    good = feature_doc(0, 0.0)
+    fakes = MemoryScorePorts()
+    good = feature_record(0, 0.0)
     features_without_one = {k: v for k, v in good["features"].items() if k != "hour_sin"}
     docs: list[dict[str, Any] | bytes] = [
         good,
@@ -412,12 +338,14 @@ def test_every_invalid_record_is_quarantined_with_its_reason(model: ScoringModel
         b"\xff\xfe",
         b"base64 is replaced below",
         json.dumps({k: v for k, v in good.items() if k != "features"}).encode(),
-        feature_doc(5, 0.0, feature_schema="card-v0"),
-        feature_doc(6, 0.0, features=features_without_one),
-        feature_doc(7, 0.0, features=good["features"] | {"amount_zscore": math.inf}),
-        json.dumps(feature_doc(8, 0.0)).replace('"amount_log": 0.0', '"amount_log": NaN').encode(),
-        feature_doc(9, 0.0, transaction_id="has spaces"),
-        feature_doc(10, 0.0, arrived_at="yesterday"),
+        feature_record(5, 0.0, feature_schema="card-v0"),
+        feature_record(6, 0.0, features=features_without_one),
+        feature_record(7, 0.0, features=good["features"] | {"amount_zscore": math.inf}),
+        json.dumps(feature_record(8, 0.0))
+        .replace('"amount_log": 0.0', '"amount_log": NaN')
+        .encode(),
+        feature_record(9, 0.0, transaction_id="has spaces"),
+        feature_record(10, 0.0, arrived_at="yesterday"),
     ]
     records = batch(docs)
     records[4] = StreamRecord(
@@ -450,14 +378,17 @@ def test_every_invalid_record_is_quarantined_with_its_reason(model: ScoringModel
 def test_a_replay_writes_nothing_new_alerts_nothing_and_counts_the_same(
     model: ScoringModel,
 ) -> None:
-    fakes = Fakes()
-    records = batch([feature_doc(i, AMOUNTS[i % 3]) for i in range(12)])
+    # given
+    fakes = MemoryScorePorts()
+    records = batch([feature_record(i, AMOUNTS[i % 3]) for i in range(12)])
     run(records, model, fakes)
     predictions, counts = dict(fakes.predictions.items), fakes.predictions.total()
     saves, alerts = fakes.predictions.saves, len(fakes.alerts.sent)
 
+    # when
     outcome = run(records, model, fakes, now=NOW + timedelta(hours=3))
 
+    # then
     assert outcome.already_scored == 12 and outcome.scored == 0
     assert fakes.predictions.items == predictions and fakes.predictions.saves == saves
     assert len(fakes.alerts.sent) == alerts
@@ -465,8 +396,8 @@ def test_a_replay_writes_nothing_new_alerts_nothing_and_counts_the_same(
 
 
 def test_a_partial_failure_and_its_retry_count_every_record_once(model: ScoringModel) -> None:
-    fakes = Fakes()
-    docs = [feature_doc(i, AMOUNTS[i % 3]) for i in range(20)]
+    fakes = MemoryScorePorts()
+    docs = [feature_record(i, AMOUNTS[i % 3]) for i in range(20)]
     records = batch(docs)
     fakes.predictions.fail_saving = {"t00007", "t00013"}  # approvals / reviews in the middle
 
@@ -485,8 +416,8 @@ def test_a_partial_failure_and_its_retry_count_every_record_once(model: ScoringM
     assert len(fakes.alerts.sent) == len({a["transaction_id"] for a in fakes.alerts.sent})
 
 
-def _scored_once(model: ScoringModel, records: list[StreamRecord]) -> Fakes:
-    fakes = Fakes()
+def _scored_once(model: ScoringModel, records: list[StreamRecord]) -> MemoryScorePorts:
+    fakes = MemoryScorePorts()
     run(records, model, fakes)
     return fakes
 
@@ -494,12 +425,15 @@ def _scored_once(model: ScoringModel, records: list[StreamRecord]) -> Fakes:
 def test_a_refused_alert_stays_pending_on_its_prediction_until_the_retry_sends_it(
     model: ScoringModel,
 ) -> None:
-    fakes = Fakes()
-    records = batch([feature_doc(i, 1.2) for i in range(4)])
+    # given
+    fakes = MemoryScorePorts()
+    records = batch([feature_record(i, 1.2) for i in range(4)])
     fakes.alerts.fail = {"t00002"}
 
+    # when
     first = run(records, model, fakes)
 
+    # then
     assert first.failed == {records[2].sequence_number}
     assert fakes.predictions.items["t00002"]["alert"] == "pending"
     assert {fakes.predictions.items[f"t0000{i}"]["alert"] for i in (0, 1, 3)} == {"sent"}
@@ -515,23 +449,9 @@ def test_a_refused_alert_stays_pending_on_its_prediction_until_the_retry_sends_i
     assert fakes.predictions.items["t00002"]["alert"] == "sent"
 
 
-class FlakyEvents:
-    """EventBridge PutEvents as EventPublisher sees it: accepts, refuses, or takes it and loses the answer."""
-
-    def __init__(self) -> None:
-        self.delivered: list[dict[str, Any]] = []
-        self.lose_response = 0  # calls that take effect and then raise
-
-    def put_events(self, entries: Sequence[dict[str, str]]) -> list[int]:
-        self.delivered += [json.loads(e["Detail"]) for e in entries]
-        if self.lose_response:
-            self.lose_response -= 1
-            raise RetryableError("EventBridge PutEvents: ReadTimeoutError")
-        return []
-
-
-def real_publisher(fakes: Fakes) -> FlakyEvents:
-    events = FlakyEvents()
+def real_publisher(fakes: MemoryScorePorts) -> MemoryEventSink:
+    """The alerts go through the real EventBridgeAlertPublisher, to an in-memory EventSink."""
+    events = MemoryEventSink()
     publisher = EventBridgeAlertPublisher(events, ALERT_SOURCE, ALERT_DETAIL_TYPE)  # type: ignore[arg-type]
     fakes.ports = ScorePorts(fakes.predictions, publisher, fakes.quarantine)
     return events
@@ -541,9 +461,9 @@ def test_case_3_a_failed_prediction_write_after_a_confirmed_put_sends_nothing_ag
     model: ScoringModel,
 ) -> None:
     # given: the alert is accepted, then marking its prediction sent fails
-    fakes = Fakes()
+    fakes = MemoryScorePorts()
     events = real_publisher(fakes)
-    records = batch([feature_doc(i, 1.2) for i in range(3)])
+    records = batch([feature_record(i, 1.2) for i in range(3)])
     original_save = fakes.predictions.save
 
     def fail_marks(predictions: Sequence[dict[str, Any]], now: datetime) -> set[str]:
@@ -554,7 +474,7 @@ def test_case_3_a_failed_prediction_write_after_a_confirmed_put_sends_nothing_ag
     fakes.predictions.save = fail_marks  # type: ignore[method-assign]
     first = run(records, model, fakes)
     assert first.failed == {r.sequence_number for r in records}
-    assert len(events.delivered) == 3
+    assert len(events.details) == 3
 
     # when Kinesis retries on the same container, the writes healthy again
     fakes.predictions.save = original_save  # type: ignore[method-assign]
@@ -562,7 +482,7 @@ def test_case_3_a_failed_prediction_write_after_a_confirmed_put_sends_nothing_ag
 
     # then no alert goes out twice, and every prediction now says sent
     assert not retry.failed
-    assert len(events.delivered) == 3
+    assert len(events.details) == 3
     assert {p["alert"] for p in fakes.predictions.items.values()} == {"sent"}
 
 
@@ -570,10 +490,10 @@ def test_case_3_an_unknown_put_outcome_is_the_only_repeat_and_keeps_its_alert_id
     model: ScoringModel,
 ) -> None:
     # given: PutEvents takes the alerts but the answer is lost (a timeout right after it)
-    fakes = Fakes()
+    fakes = MemoryScorePorts()
     events = real_publisher(fakes)
-    records = batch([feature_doc(i, 1.2) for i in range(2)] + [feature_doc(5, 0.0)])
-    events.lose_response = 1
+    records = batch([feature_record(i, 1.2) for i in range(2)] + [feature_record(5, 0.0)])
+    events.lose_responses = 1
 
     first = run(records, model, fakes)
     retry = run(records, model, fakes)
@@ -581,7 +501,7 @@ def test_case_3_an_unknown_put_outcome_is_the_only_repeat_and_keeps_its_alert_id
 
     assert first.failed == {records[0].sequence_number, records[1].sequence_number}
     assert not retry.failed and not again.failed
-    ids = [d["alert_id"] for d in events.delivered]
+    ids = [d["alert_id"] for d in events.details]
     assert sorted(ids) == sorted([f"t0000{i}/{model.model_version}" for i in (0, 1)] * 2)
     assert {p.get("alert") for p in fakes.predictions.items.values()} == {"sent", None}
 
@@ -589,29 +509,34 @@ def test_case_3_an_unknown_put_outcome_is_the_only_repeat_and_keeps_its_alert_id
 def test_case_3_a_prediction_write_that_fails_first_sends_no_alert_until_it_lands(
     model: ScoringModel,
 ) -> None:
-    fakes = Fakes()
+    fakes = MemoryScorePorts()
     events = real_publisher(fakes)
-    records = batch([feature_doc(0, 1.2)])
+    records = batch([feature_record(0, 1.2)])
     fakes.predictions.fail_saving = {"t00000"}
 
     assert run(records, model, fakes).failed == {records[0].sequence_number}
-    assert events.delivered == []
+    assert events.details == []
     fakes.predictions.fail_saving = set()
     assert not run(records, model, fakes).failed
-    assert [d["transaction_id"] for d in events.delivered] == ["t00000"]
+    assert [d["transaction_id"] for d in events.details] == ["t00000"]
 
 
 def test_a_transaction_forwarded_twice_is_scored_alerted_and_counted_once(
     model: ScoringModel,
 ) -> None:
-    fakes = Fakes()
-    run(batch([feature_doc(i, 1.2) for i in range(3)]), model, fakes)
+    # given
+    fakes = MemoryScorePorts()
+    run(batch([feature_record(i, 1.2) for i in range(3)]), model, fakes)
     stored = dict(fakes.predictions.items)
     # preprocess crashed after forwarding t00001 and forwards it again, later on the stream
-    again = batch([feature_doc(1, 1.2), feature_doc(3, 1.2), feature_doc(3, 1.2)], first_index=10)
+    again = batch(
+        [feature_record(1, 1.2), feature_record(3, 1.2), feature_record(3, 1.2)], first_index=10
+    )
 
+    # when
     outcome = run(again, model, fakes)
 
+    # then
     assert outcome.duplicates == 2 and outcome.scored == 1
     assert fakes.predictions.items["t00001"] == stored["t00001"]
     assert [a["transaction_id"] for a in fakes.alerts.sent] == [
@@ -624,23 +549,29 @@ def test_a_transaction_forwarded_twice_is_scored_alerted_and_counted_once(
 
 
 def test_a_new_model_version_scores_a_replay_again(model: ScoringModel, tmp_path: Path) -> None:
-    fakes = Fakes()
-    records = batch([feature_doc(i, 0.0) for i in range(3)])
+    # given
+    fakes = MemoryScorePorts()
+    records = batch([feature_record(i, 0.0) for i in range(3)])
     run(records, model, fakes)
 
+    # when
     outcome = run(records, load_model(write_model_dir(tmp_path, version="tiny-2")), fakes)
 
+    # then
     assert outcome.scored == 3
     assert {p["model_version"] for p in fakes.predictions.items.values()} == {"tiny-2"}
 
 
 def test_an_unreadable_prediction_table_fails_the_scoreable_records(model: ScoringModel) -> None:
-    fakes = Fakes()
-    records = batch([b"junk", feature_doc(1, 0.0), feature_doc(2, 0.0)])
+    # given
+    fakes = MemoryScorePorts()
+    records = batch([b"junk", feature_record(1, 0.0), feature_record(2, 0.0)])
     fakes.predictions.fail_loading = True
 
+    # when
     outcome = run(records, model, fakes)
 
+    # then
     assert outcome.failed == {records[1].sequence_number, records[2].sequence_number}
     assert outcome.quarantined == {"undecodable": 1} and not fakes.predictions.items
     assert not fakes.predictions.counts
@@ -649,12 +580,15 @@ def test_an_unreadable_prediction_table_fails_the_scoreable_records(model: Scori
 def test_case_2_a_create_whose_response_was_lost_counts_once_and_alerts_on_the_retry(
     model: ScoringModel,
 ) -> None:
-    fakes = Fakes()
-    records = batch([feature_doc(i, 1.2) for i in range(3)])
+    # given
+    fakes = MemoryScorePorts()
+    records = batch([feature_record(i, 1.2) for i in range(3)])
     fakes.predictions.lose_responses = 1
 
+    # when
     outcome = run(records, model, fakes)
 
+    # then
     assert outcome.failed == {r.sequence_number for r in records}
     assert fakes.alerts.sent == []  # not known to be stored: no alert yet
     retry = run(records, model, fakes)
@@ -663,25 +597,31 @@ def test_case_2_a_create_whose_response_was_lost_counts_once_and_alerts_on_the_r
 
 
 def test_an_empty_batch_does_nothing(model: ScoringModel) -> None:
-    fakes = Fakes()
+    # given
+    fakes = MemoryScorePorts()
 
+    # when
     outcome = run([], model, fakes)
 
+    # then
     assert outcome.records_in == 0 and not fakes.predictions.counts and not fakes.predictions.saves
 
 
 def test_a_feature_too_large_for_a_float_quarantines_its_record_not_the_batch(
     model: ScoringModel,
 ) -> None:
+    # given
     # a 401-digit JSON integer: json reads it, float() cannot hold it
-    poison = json.dumps(feature_doc(1, 0.0)).replace(
+    poison = json.dumps(feature_record(1, 0.0)).replace(
         '"amount_log": 0.0', '"amount_log": ' + "9" * 401
     )
-    records = batch([feature_doc(0, 0.0), poison.encode(), feature_doc(2, 1.2)])
-    fakes = Fakes()
+    records = batch([feature_record(0, 0.0), poison.encode(), feature_record(2, 1.2)])
+    fakes = MemoryScorePorts()
 
+    # when
     outcome = run(records, model, fakes)
 
+    # then
     assert not outcome.failed and outcome.scored == 2
     assert outcome.quarantined == Counter({"non_finite_feature": 1})
     (item,) = fakes.quarantine.items.values()

@@ -30,10 +30,13 @@ def test_non_finite_numbers_are_refused(value: float) -> None:
 
 
 def test_nested_values_convert_both_ways() -> None:
+    # given
     item = {"a": 1.5, "b": [2, 0.25], "c": {"d": True, "e": None, "f": "s"}}
 
+    # when
     stored = to_item_value(item)
 
+    # then
     assert stored == {
         "a": Decimal("1.5"),
         "b": [2, Decimal("0.25")],

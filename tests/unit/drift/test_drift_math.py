@@ -25,11 +25,14 @@ from streamscore.drift.stats import (
 
 
 def test_psi_hand_computed() -> None:
+    # given
     expected = [0.5, 0.5]
     actual = [0.7, 0.3]
 
+    # when
     hand = (0.7 - 0.5) * math.log(0.7 / 0.5) + (0.3 - 0.5) * math.log(0.3 / 0.5)
 
+    # then
     assert psi(expected, actual) == pytest.approx(hand, rel=1e-9)
     assert hand == pytest.approx(0.1695, abs=1e-4)
 
@@ -97,12 +100,15 @@ def test_classify_edges(psi_value: float, js_value: float, n: int, status: str) 
 
 
 def test_compare_uses_out_of_range_as_its_own_bin() -> None:
+    # given
     thresholds = DriftThresholds(min_samples=10)
     reference = [0.25, 0.25, 0.25, 0.25]
 
+    # when
     same = compare(reference, 0.0, [250, 250, 250, 250], 0, thresholds)
     shifted = compare(reference, 0.0, [250, 250, 250, 0], 250, thresholds)
 
+    # then
     assert same.psi == pytest.approx(0.0, abs=1e-12)
     assert same.status == "ok"
     assert shifted.n == 1000

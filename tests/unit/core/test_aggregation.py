@@ -254,10 +254,13 @@ def test_any_damaged_message_is_read_as_protobuf_reads_it_or_refused(
 
 
 def test_pack_fills_aggregates_up_to_the_record_limit_in_order() -> None:
+    # given
     users = [UserRecord(f"card_{i % 7}", bytes([i % 256]) * 3000) for i in range(800)]
 
+    # when
     packed = pack(users)
 
+    # then
     assert len(packed) > 1
     assert all(len(a.data) + len(a.partition_key.encode()) <= MAX_RECORD_BYTES for a in packed)
     opened = [u for a in packed for u in deaggregate(a.data)]
@@ -291,15 +294,18 @@ def test_data_that_only_looks_like_the_prefix_is_a_plain_record() -> None:
 
 
 def test_each_user_record_is_a_record_with_its_own_stable_id() -> None:
+    # given
     event = event_of(
         KinesisEntry("card_z", b'{"plain": 0}'),
         KinesisEntry("card_a", encode_aggregate(USERS)),
         KinesisEntry("card_z", b'{"plain": 2}'),
     )
 
+    # when
     records = parse_kinesis_event(event)
     again = parse_kinesis_event(event)
 
+    # then
     assert [r.record_id for r in records] == [r.record_id for r in again]
     assert len({r.record_id for r in records}) == 5
     seq = sequence_number(1)
@@ -314,11 +320,14 @@ def test_each_user_record_is_a_record_with_its_own_stable_id() -> None:
 
 
 def test_a_damaged_aggregate_stays_one_record_that_decodes_to_its_reason() -> None:
+    # given
     damaged = corrupt_digest(encode_aggregate(USERS))
     event = event_of(KinesisEntry("card_a", damaged), KinesisEntry("k", b'{"a": 1}'))
 
+    # when
     first, second = parse_kinesis_event(event)
 
+    # then
     assert first.sub_sequence_number is None
     assert first.record_id == f"{STREAM}#{SHARD}#{sequence_number(0)}"
     assert base64.b64decode(first.data_b64) == damaged  # kept whole for the quarantine item

@@ -9,11 +9,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from streamscore.drift.baseline import DriftBaseline, load_baseline
+from streamscore.drift.baseline import DriftBaseline
 from streamscore.drift.check import DriftCheckPolicy, check_drift
 from streamscore.drift.plot import bin_labels, draw_report
 from streamscore.drift.ports import DriftCheckPorts
@@ -21,16 +18,12 @@ from streamscore.drift.report import DriftReport, build_report, report_keys
 from streamscore.drift.stats import DriftThresholds
 from streamscore.drift.totals import VariableCounts, VersionTotals, WindowTotals
 from streamscore.drift.window import DriftWindow
+from support.fakes import MemoryMonitoringStore, MemoryReportStore, MemoryWindowReader
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "models" / "artifacts"
 END = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 WINDOW = DriftWindow(END - timedelta(days=1), END)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def baseline() -> DriftBaseline:
-    return load_baseline(ARTIFACTS)
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -84,44 +77,32 @@ def test_the_picture_is_a_png_of_the_score_and_five_features(
 
 
 def test_an_empty_window_still_draws(baseline: DriftBaseline) -> None:
+    # given
     totals = WindowTotals()
     report = build_report(WINDOW, baseline, totals, DriftThresholds(), END)
 
+    # when
     picture = draw_report(report)
 
+    # then
     assert report.status == "insufficient_data"
     assert report.most_drifted(5) == []
     assert png_size(picture) == (1560, 440)  # the score's panel only: one row
 
 
 def test_check_stores_the_picture_next_to_the_report(baseline: DriftBaseline) -> None:
-    stored: dict[str, tuple[bytes, str]] = {}
-
-    class Reports:
-        def uri(self, key: str) -> str:
-            return f"s3://artifacts/{key}"
-
-        def put(self, key: str, body: bytes, content_type: str) -> None:
-            stored[key] = (body, content_type)
-
-    class Nothing:
-        def read(self, *_: Any) -> list[dict[str, Any]]:
-            return []
-
-        def put(self, item: dict[str, Any]) -> None:
-            pass
-
-    ports = DriftCheckPorts(Nothing(), Reports(), Nothing(), None, None)  # type: ignore[arg-type]
+    reports = MemoryReportStore()
+    ports = DriftCheckPorts(MemoryWindowReader(), reports, MemoryMonitoringStore(), None, None)  # type: ignore[arg-type]
     policy = DriftCheckPolicy(DriftThresholds(), cooldown_hours=24)
 
     outcome = check_drift(WINDOW, baseline, ports, policy, END, draw=draw_report)
 
     json_key, png_key = report_keys(WINDOW)
     assert png_key == json_key.removesuffix(".json") + ".png"
-    body, content_type = stored[png_key]
+    body, content_type = reports.objects[png_key]
     assert content_type == "image/png" and body.startswith(PNG_SIGNATURE)
     assert outcome.plot_uri == f"s3://artifacts/{png_key}"
-    assert json.loads(stored[json_key][0])["plot_uri"] == outcome.plot_uri
+    assert json.loads(reports.objects[json_key][0])["plot_uri"] == outcome.plot_uri
 
 
 def test_the_domain_does_not_import_matplotlib_until_it_draws() -> None:
@@ -129,7 +110,7 @@ def test_the_domain_does_not_import_matplotlib_until_it_draws() -> None:
         "import sys; import streamscore.drift.check, streamscore.drift.plot; "
         "assert 'matplotlib' not in sys.modules, 'imported at module load'"
     )
-    functions = Path(__file__).resolve().parents[2] / "functions"
+    functions = Path(__file__).resolve().parents[3] / "functions"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=functions, capture_output=True, text=True, check=False
     )

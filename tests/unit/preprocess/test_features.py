@@ -165,11 +165,14 @@ def test_moments_become_exponential_after_long_history() -> None:
 
 
 def test_out_of_order_event_time_counts_as_simultaneous() -> None:
+    # given
     state = advance_state(None, txn())
     earlier = txn(transaction_id="t0", event_time=T0 - timedelta(hours=2))
 
+    # when
     features = build_features(earlier, state)
 
+    # then
     assert features["seconds_since_last_log"] == 0.0
     assert features["txn_count_1h"] == 1.0
     assert advance_state(state, earlier).last_event_ts == T0.timestamp()
@@ -234,6 +237,7 @@ transaction_streams = st.lists(
 def test_training_replay_and_batched_streaming_give_identical_features(
     rows: list[tuple[str, float, str, str, int, str, str]], cuts: list[int]
 ) -> None:
+    # given
     rows = sorted(rows, key=lambda r: r[4])
     transactions = [
         txn(
@@ -249,8 +253,10 @@ def test_training_replay_and_batched_streaming_give_identical_features(
         for i, (card, amount, channel, country, offset, merchant, mcc) in enumerate(rows)
     ]
 
+    # when
     training = list(replay_features(transactions))
     streaming = stream_in_batches(transactions, [c for c in cuts if c < len(transactions)])
 
+    # then
     assert streaming == training  # exact equality, not approximate
     assert all(math.isfinite(v) for f in training for v in f.values())

@@ -129,10 +129,13 @@ def test_a_count_item_of_a_non_utc_time_is_in_its_drift_window() -> None:
 
 
 def test_a_quarantine_item_records_a_non_utc_now_in_utc() -> None:
+    # given
     error = InvalidRecordError("invalid_json", "payload is not JSON")
 
+    # when
     item = quarantine_item(RECORD, error, "preprocess", INSTANT_PLUS_TWO)
 
+    # then
     assert item["quarantined_at"] == EXPECTED
     assert item["arrived_at"] == EXPECTED
 

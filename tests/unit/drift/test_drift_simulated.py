@@ -9,9 +9,7 @@ MinSampleSize. The drift scenarios start exactly at the window's start.
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from streamscore.core.artifacts import SCORE
 from streamscore.core.monitoring import PREDICTIONS, CountKey, Counts, prediction_counts, window_key
 from streamscore.drift.baseline import DriftBaseline, load_baseline
 from streamscore.drift.check import DriftCheckOutcome, DriftCheckPolicy, check_drift
-from streamscore.drift.ports import DriftCheckPorts, TriggerClaim
 from streamscore.drift.report import DRIFT_DETECTED, RETRAINING_REQUESTED
 from streamscore.drift.stats import DriftThresholds
 from streamscore.drift.window import DriftWindow
@@ -39,8 +36,9 @@ from streamscore.scoring.model import (
     load_model,
     resolve_thresholds,
 )
+from support.fakes import MemoryDriftPorts, MemoryWindowReader
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "models" / "artifacts"
 N_CARDS = 400
 DAYS = 30.0
 WINDOW = timedelta(days=2)
@@ -122,71 +120,11 @@ def simulated_window(
     return SimulatedWindow(window, items, len(inside))
 
 
-class WindowIndex:
-    def __init__(self, items: Sequence[dict[str, Any]]):
-        self.items = items
-
-    def read(self, window_keys: Sequence[str], start: str, end: str) -> list[dict[str, Any]]:
-        keys = set(window_keys)
-        return [
-            i for i in self.items if i["window_key"] in keys and start <= i["recorded_at"] <= end
-        ]
-
-
-@dataclass
-class Sinks:
-    """Reports, table items, the cooldown and the bus, in memory (the cooldown as a conditional claim)."""
-
-    objects: dict[str, bytes] = field(default_factory=dict)
-    items: list[dict[str, Any]] = field(default_factory=list)
-    triggered: dict[str, float] = field(default_factory=dict)
-    completed: set[str] = field(default_factory=set)
-    events: list[Mapping[str, str]] = field(default_factory=list)
-
-    def uri(self, key: str) -> str:
-        return f"s3://artifacts/{key}"
-
-    def put(self, key_or_item: Any, body: bytes = b"", content_type: str = "") -> None:
-        if isinstance(key_or_item, dict):
-            self.items.append(key_or_item)
-        else:
-            self.objects[key_or_item] = body
-
-    def claim(
-        self,
-        model_version: str,
-        trigger_id: str,
-        now: datetime,
-        cooldown_hours: float,
-        lease_seconds: float,
-    ) -> TriggerClaim:
-        if trigger_id in self.completed:
-            return TriggerClaim(model_version, trigger_id, "sent")
-        last = self.triggered.get(model_version)
-        if last is not None and last >= now.timestamp() - cooldown_hours * 3600:
-            return TriggerClaim(model_version, trigger_id, "cooldown")
-        return TriggerClaim(model_version, trigger_id, "ours")
-
-    def record(
-        self, claim: TriggerClaim, accepted: frozenset[str], complete: bool, now: datetime
-    ) -> bool:
-        if complete:
-            self.triggered[claim.model_version] = now.timestamp()
-            self.completed.add(claim.trigger_id)
-        return True
-
-    def put_events(self, entries: Sequence[Mapping[str, str]]) -> list[int]:
-        self.events += entries
-        return []
-
-    def details(self, detail_type: str) -> list[dict[str, Any]]:
-        return [json.loads(e["Detail"]) for e in self.events if e["DetailType"] == detail_type]
-
-
-def check(simulated: SimulatedWindow, sinks: Sinks, now: datetime) -> DriftCheckOutcome:
+def check(simulated: SimulatedWindow, sinks: MemoryDriftPorts, now: datetime) -> DriftCheckOutcome:
+    """The check of the simulated window; `sinks` keeps what it wrote (its reader is replaced)."""
     _, baseline = shipped()
-    ports = DriftCheckPorts(WindowIndex(simulated.items), sinks, sinks, sinks, sinks)
-    return check_drift(simulated.window, baseline, ports, POLICY, now)
+    sinks.reader = MemoryWindowReader(simulated.items)
+    return check_drift(simulated.window, baseline, sinks.wired(), POLICY, now)
 
 
 def psi_of(outcome: DriftCheckOutcome) -> dict[str, float]:
@@ -202,7 +140,7 @@ def psi_of(outcome: DriftCheckOutcome) -> dict[str, float]:
 @pytest.mark.parametrize("seed", FALSE_ALARM_SEEDS)
 def test_baseline_traffic_is_ok_and_asks_for_nothing(seed: int) -> None:
     simulated = simulated_window("baseline", seed)
-    sinks = Sinks()
+    sinks = MemoryDriftPorts(MemoryWindowReader())
 
     outcome = check(simulated, sinks, simulated.window.end)
 
@@ -212,7 +150,7 @@ def test_baseline_traffic_is_ok_and_asks_for_nothing(seed: int) -> None:
     assert max(psi_of(outcome).values()) < THRESHOLDS.psi_warn
     assert report.prediction.stats.js_distance < THRESHOLDS.js_drift
     assert outcome.trigger == "not_drift"
-    assert sinks.events == []
+    assert sinks.events.entries == []
     assert report.volume()["transactions"] == simulated.transactions
 
 
@@ -240,7 +178,7 @@ def test_each_scenario_drifts_on_what_it_shifts_and_triggers_once(
     scenario: str, overrides: tuple[tuple[str, float], ...], shifted: set[str]
 ) -> None:
     simulated = simulated_window(scenario, 1, overrides)
-    sinks = Sinks()
+    sinks = MemoryDriftPorts(MemoryWindowReader())
     now = simulated.window.end
 
     outcome = check(simulated, sinks, now)
@@ -253,8 +191,8 @@ def test_each_scenario_drifts_on_what_it_shifts_and_triggers_once(
     assert report.prediction.status == "drift"  # the model's scores moved too
     assert outcome.trigger == "sent"
     assert again.trigger == "sent" and again.sent == ()  # the same window: its trigger went out
-    (detected,) = sinks.details(DRIFT_DETECTED)
-    (requested,) = sinks.details(RETRAINING_REQUESTED)
+    (detected,) = sinks.events.of_type(DRIFT_DETECTED)
+    (requested,) = sinks.events.of_type(RETRAINING_REQUESTED)
     assert detected == requested
     assert {d["name"] for d in requested["drifted"]} == shifted | {SCORE}
     assert requested["report_uri"] == outcome.report_uri
@@ -272,7 +210,7 @@ def test_default_strengths_below_the_drift_threshold(
     scenario: str, status: str, warned: set[str]
 ) -> None:
     simulated = simulated_window(scenario, 1)
-    sinks = Sinks()
+    sinks = MemoryDriftPorts(MemoryWindowReader())
 
     outcome = check(simulated, sinks, simulated.window.end)
 
@@ -280,4 +218,4 @@ def test_default_strengths_below_the_drift_threshold(
     assert report.status == status, {n: round(p, 3) for n, p in psi_of(outcome).items()}
     assert {n for n, v in report.features.items() if v.status == "warn"} == warned
     assert outcome.trigger == "not_drift"
-    assert sinks.events == []
+    assert sinks.events.entries == []

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from botocore.exceptions import (
-    ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
@@ -19,28 +17,17 @@ from botocore.exceptions import (
 
 from streamscore.aws._batching import chunked, fan_out
 from streamscore.aws.dynamodb import (
-    MAX_GET_KEYS,
-    MAX_WRITE_ITEMS,
     BatchTable,
     deserialize,
     serialize,
 )
-from streamscore.aws.events import MAX_ENTRIES, EventPublisher
-from streamscore.aws.kinesis import MAX_RECORDS, MAX_REQUEST_BYTES, StreamWriter
+from streamscore.aws.events import EventPublisher
+from streamscore.aws.kinesis import MAX_REQUEST_BYTES, StreamWriter
 from streamscore.aws.retry import Backoff, translate_error
 from streamscore.core.errors import RetryableError, SystemicError
+from support.fake_clients import MemoryDynamoDB, MemoryEventBridge, MemoryKinesis, client_error
 
 TABLE = "cards"
-
-
-def client_error(code: str, status: int = 400, operation: str = "BatchWriteItem") -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": f"{code} happened"},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-        },
-        operation,
-    )
 
 
 class Sleeps:
@@ -58,113 +45,6 @@ def quiet_backoff(attempts: int = 6) -> tuple[Backoff, Sleeps]:
     return Backoff(attempts=attempts, sleep=sleeps, rng=random.Random(1)), sleeps
 
 
-class FakeDynamoDB:
-    """DynamoDB's batch API in memory, refusing what the service refuses.
-
-    `unprocessed(key, attempt)` decides whether an item or key is handed back
-    unprocessed on the given call of its kind (1-based); `error` is raised instead
-    of answering when set.
-    """
-
-    def __init__(
-        self,
-        key_name: str = "card_id",
-        unprocessed: Callable[[str, int], bool] | None = None,
-        error: Exception | None = None,
-    ):
-        self.key_name = key_name
-        self.items: dict[str, dict[str, Any]] = {}
-        self.unprocessed = unprocessed or (lambda key, attempt: False)
-        self.error = error
-        self.get_calls: list[list[str]] = []
-        self.write_calls: list[list[str]] = []
-
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
-        if self.error:
-            raise self.error
-        keys = [k[self.key_name]["S"] for k in RequestItems[TABLE]["Keys"]]
-        assert len(keys) <= MAX_GET_KEYS, "DynamoDB refuses more than 100 keys"
-        assert len(set(keys)) == len(keys), "DynamoDB refuses duplicate keys"
-        self.get_calls.append(keys)
-        attempt = len(self.get_calls)
-        left = [k for k in keys if self.unprocessed(k, attempt)]
-        found = [self.items[k] for k in keys if k in self.items and k not in left]
-        response: dict[str, Any] = {"Responses": {TABLE: found}}
-        if left:
-            # the service hands back the request's other settings with the keys
-            response["UnprocessedKeys"] = {
-                TABLE: RequestItems[TABLE] | {"Keys": [{self.key_name: {"S": k}} for k in left]}
-            }
-        return response
-
-    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
-        if self.error:
-            raise self.error
-        requests = RequestItems[TABLE]
-        keys = [r["PutRequest"]["Item"][self.key_name]["S"] for r in requests]
-        assert len(keys) <= MAX_WRITE_ITEMS, "DynamoDB refuses more than 25 items"
-        if len(set(keys)) != len(keys):
-            raise client_error("ValidationException")  # the service refuses duplicate keys
-        self.write_calls.append(keys)
-        attempt = len(self.write_calls)
-        left = [r for r, k in zip(requests, keys, strict=True) if self.unprocessed(k, attempt)]
-        for request, key in zip(requests, keys, strict=True):
-            if request not in left:
-                self.items[key] = request["PutRequest"]["Item"]
-        return {"UnprocessedItems": {TABLE: left} if left else {}}
-
-
-class FakeKinesis:
-    """Kinesis PutRecords in memory; `failing(partition_key, attempt)` makes an entry fail on that call."""
-
-    def __init__(self, failing: Callable[[str, int], bool] | None = None):
-        self.failing = failing or (lambda key, attempt: False)
-        self.calls: list[list[dict[str, Any]]] = []
-        self.stored: list[tuple[str, bytes]] = []
-
-    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
-        assert len(Records) <= MAX_RECORDS
-        assert (
-            sum(len(r["PartitionKey"].encode()) + len(r["Data"]) for r in Records)
-            <= MAX_REQUEST_BYTES
-        )
-        self.calls.append(Records)
-        attempt = len(self.calls)
-        results: list[dict[str, Any]] = []
-        for record in Records:
-            if self.failing(record["PartitionKey"], attempt):
-                results.append(
-                    {
-                        "ErrorCode": "ProvisionedThroughputExceededException",
-                        "ErrorMessage": "slow down",
-                    }
-                )
-            else:
-                self.stored.append((record["PartitionKey"], record["Data"]))
-                results.append({"SequenceNumber": str(len(self.stored)), "ShardId": "shardId-0"})
-        return {"FailedRecordCount": sum("ErrorCode" in r for r in results), "Records": results}
-
-
-class FakeEventBridge:
-    def __init__(self, failing: Callable[[str, int], bool] | None = None):
-        self.failing = failing or (lambda detail, attempt: False)
-        self.calls: list[list[dict[str, Any]]] = []
-        self.delivered: list[str] = []
-
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
-        assert len(Entries) <= MAX_ENTRIES
-        self.calls.append(Entries)
-        attempt = len(self.calls)
-        results: list[dict[str, Any]] = []
-        for entry in Entries:
-            if self.failing(entry["Detail"], attempt):
-                results.append({"ErrorCode": "InternalFailure", "ErrorMessage": "try again"})
-            else:
-                self.delivered.append(entry["Detail"])
-                results.append({"EventId": str(len(self.delivered))})
-        return {"FailedEntryCount": sum("ErrorCode" in r for r in results), "Entries": results}
-
-
 def cards(n: int, prefix: str = "card") -> list[dict[str, Any]]:
     return [{"card_id": f"{prefix}{i:04d}", "txn_count": Decimal(i)} for i in range(n)]
 
@@ -176,13 +56,16 @@ def cards(n: int, prefix: str = "card") -> list[dict[str, Any]]:
     ("n", "sizes"), [(1, [1]), (100, [100]), (101, [100, 1]), (250, [100, 100, 50])]
 )
 def test_get_many_asks_at_most_100_keys_a_call(n: int, sizes: list[int]) -> None:
-    client = FakeDynamoDB()
+    # given
+    client = MemoryDynamoDB()
     table = BatchTable(client, TABLE, ["card_id"], backoff=quiet_backoff()[0])
     for item in cards(n):
         client.items[item["card_id"]] = serialize(item)
 
+    # when
     found, failed = table.get_many({"card_id": c["card_id"]} for c in cards(n))
 
+    # then
     assert sorted(len(c) for c in client.get_calls) == sorted(sizes)
     assert failed == []
     assert len(found) == n
@@ -190,14 +73,17 @@ def test_get_many_asks_at_most_100_keys_a_call(n: int, sizes: list[int]) -> None
 
 
 def test_get_many_asks_each_key_once_and_leaves_absent_items_out() -> None:
-    client = FakeDynamoDB()
+    # given
+    client = MemoryDynamoDB()
     client.items["card0001"] = serialize({"card_id": "card0001"})
     table = BatchTable(client, TABLE, ["card_id"], backoff=quiet_backoff()[0])
 
+    # when
     found, failed = table.get_many(
         [{"card_id": "card0001"}, {"card_id": "card0002"}, {"card_id": "card0001"}]
     )
 
+    # then
     assert client.get_calls == [["card0001", "card0002"]]
     assert list(found) == [("card0001",)]
     assert failed == []
@@ -205,18 +91,21 @@ def test_get_many_asks_each_key_once_and_leaves_absent_items_out() -> None:
 
 @pytest.mark.parametrize(("n", "sizes"), [(25, [25]), (26, [25, 1]), (60, [25, 25, 10])])
 def test_put_many_writes_at_most_25_items_a_call(n: int, sizes: list[int]) -> None:
-    client = FakeDynamoDB()
+    # given
+    client = MemoryDynamoDB()
     table = BatchTable(client, TABLE, ["card_id"], backoff=quiet_backoff()[0])
 
+    # when
     failed = table.put_many(cards(n))
 
+    # then
     assert [len(c) for c in client.write_calls] == sizes
     assert failed == []
     assert len(client.items) == n
 
 
 def test_put_many_with_an_executor_writes_every_chunk_once() -> None:
-    client = FakeDynamoDB()
+    client = MemoryDynamoDB()
     with ThreadPoolExecutor(max_workers=4) as executor:
         table = BatchTable(
             client, TABLE, ["card_id"], backoff=quiet_backoff()[0], executor=executor
@@ -231,26 +120,32 @@ def test_put_many_with_an_executor_writes_every_chunk_once() -> None:
 
 
 def test_put_many_sends_one_item_per_key_the_last_one() -> None:
+    # given
     # DynamoDB refuses a BatchWriteItem holding the same key twice (the fake raises like it)
-    client = FakeDynamoDB()
+    client = MemoryDynamoDB()
     table = BatchTable(client, TABLE, ["card_id"], backoff=quiet_backoff()[0])
     items = [*cards(30), {"card_id": "card0003", "txn_count": Decimal(99)}]
 
+    # when
     failed = table.put_many(items)
 
+    # then
     assert failed == []
     assert sum(len(c) for c in client.write_calls) == 30
     assert deserialize(client.items["card0003"])["txn_count"] == 99
 
 
 def test_unprocessed_items_are_retried_with_backoff_until_written() -> None:
+    # given
     # card0007 comes back unprocessed on the first three write calls of its chunk
-    client = FakeDynamoDB(unprocessed=lambda key, attempt: key == "card0007" and attempt <= 3)
+    client = MemoryDynamoDB(unprocessed=lambda key, attempt: key == "card0007" and attempt <= 3)
     backoff, sleeps = quiet_backoff()
     table = BatchTable(client, TABLE, ["card_id"], backoff=backoff)
 
+    # when
     failed = table.put_many(cards(10))
 
+    # then
     assert failed == []
     assert [len(c) for c in client.write_calls] == [10, 1, 1, 1]
     assert client.write_calls[1] == ["card0007"]
@@ -260,12 +155,15 @@ def test_unprocessed_items_are_retried_with_backoff_until_written() -> None:
 
 
 def test_unprocessed_items_that_never_land_are_returned_after_the_last_attempt() -> None:
-    client = FakeDynamoDB(unprocessed=lambda key, attempt: key in {"card0002", "card0005"})
+    # given
+    client = MemoryDynamoDB(unprocessed=lambda key, attempt: key in {"card0002", "card0005"})
     backoff, sleeps = quiet_backoff(attempts=4)
     table = BatchTable(client, TABLE, ["card_id"], backoff=backoff)
 
+    # when
     failed = table.put_many(cards(8))
 
+    # then
     assert sorted(failed) == [("card0002",), ("card0005",)]
     assert len(client.write_calls) == 4  # one call per attempt
     assert backoff.pauses == 3  # no pause after the last attempt
@@ -274,7 +172,8 @@ def test_unprocessed_items_that_never_land_are_returned_after_the_last_attempt()
 
 
 def test_unprocessed_keys_are_retried_then_reported() -> None:
-    client = FakeDynamoDB(
+    # given
+    client = MemoryDynamoDB(
         unprocessed=lambda key, attempt: key == "card0001" or (key == "card0003" and attempt == 1)
     )
     for item in cards(5):
@@ -282,8 +181,10 @@ def test_unprocessed_keys_are_retried_then_reported() -> None:
     backoff, _ = quiet_backoff(attempts=3)
     table = BatchTable(client, TABLE, ["card_id"], backoff=backoff)
 
+    # when
     found, failed = table.get_many({"card_id": c["card_id"]} for c in cards(5))
 
+    # then
     assert failed == [("card0001",)]
     assert set(found) == {("card0000",), ("card0002",), ("card0003",), ("card0004",)}
     assert client.get_calls[1:] == [["card0001", "card0003"], ["card0001"]]
@@ -306,16 +207,19 @@ def test_unprocessed_keys_are_retried_then_reported() -> None:
 def test_batch_table_turns_client_errors_into_project_errors(
     code: str, status: int, expected: type[Exception]
 ) -> None:
+    # given
     table = BatchTable(
-        FakeDynamoDB(error=client_error(code, status)),
+        MemoryDynamoDB(error=client_error(code, status)),
         TABLE,
         ["card_id"],
         backoff=quiet_backoff()[0],
     )
 
+    # when
     with pytest.raises(expected) as caught:
         table.put_many(cards(3))
 
+    # then
     assert f"DynamoDB BatchWriteItem on {TABLE}" in str(caught.value)
     assert code in str(caught.value)
     with pytest.raises(expected, match="BatchGetItem"):
@@ -323,6 +227,7 @@ def test_batch_table_turns_client_errors_into_project_errors(
 
 
 def test_serialize_leaves_out_none_and_round_trips() -> None:
+    # given
     item = {
         "card_id": "c1",
         "last_sequence_number": None,
@@ -330,8 +235,10 @@ def test_serialize_leaves_out_none_and_round_trips() -> None:
         "m": {"a": Decimal(2)},
     }
 
+    # when
     raw = serialize(item)
 
+    # then
     assert "last_sequence_number" not in raw
     assert deserialize(raw) == {"card_id": "c1", "n": Decimal("1.5"), "m": {"a": Decimal(2)}}
 
@@ -341,25 +248,31 @@ def test_serialize_leaves_out_none_and_round_trips() -> None:
 
 @pytest.mark.parametrize(("n", "sizes"), [(500, [500]), (501, [500, 1]), (1200, [500, 500, 200])])
 def test_put_records_sends_at_most_500_records_a_call(n: int, sizes: list[int]) -> None:
-    client = FakeKinesis()
+    # given
+    client = MemoryKinesis()
     writer = StreamWriter(client, "features", quiet_backoff()[0])
 
+    # when
     failed = writer.put_records([(f"card{i}", b"{}") for i in range(n)])
 
+    # then
     assert failed == []
     assert [len(c) for c in client.calls] == sizes
     assert len(client.stored) == n
 
 
 def test_put_records_splits_calls_at_5_mib_keeping_order() -> None:
+    # given
     # 1 MiB is a record's own limit; 5 MiB counts partition keys and data of one call
     big = b"x" * (1024 * 1024 - 16)
-    client = FakeKinesis()
+    client = MemoryKinesis()
     writer = StreamWriter(client, "features", quiet_backoff()[0])
     entries = [(f"card{i:012d}", big) for i in range(12)]
 
+    # when
     failed = writer.put_records(entries)
 
+    # then
     assert failed == []
     assert [len(c) for c in client.calls] == [5, 5, 2]
     for call in client.calls:
@@ -368,25 +281,31 @@ def test_put_records_splits_calls_at_5_mib_keeping_order() -> None:
 
 
 def test_put_records_one_byte_over_5_mib_opens_a_second_call() -> None:
+    # given
     data = b"y" * (
         MAX_REQUEST_BYTES // 5 - 1
     )  # with a 1-byte key, five of these fill 5 MiB exactly
-    client = FakeKinesis()
+    client = MemoryKinesis()
     writer = StreamWriter(client, "features", quiet_backoff()[0])
 
+    # when
     writer.put_records([("k", data)] * 5)
     writer.put_records([("k", data)] * 4 + [("k", data + b"z")])
 
+    # then
     assert [len(c) for c in client.calls] == [5, 4, 1]
 
 
 def test_failed_records_are_retried_alone_until_they_land() -> None:
-    client = FakeKinesis(failing=lambda key, attempt: key == "card3" and attempt <= 2)
+    # given
+    client = MemoryKinesis(failing=lambda key, attempt: key == "card3" and attempt <= 2)
     backoff, sleeps = quiet_backoff()
     writer = StreamWriter(client, "features", backoff)
 
+    # when
     failed = writer.put_records([(f"card{i}", f"{i}".encode()) for i in range(6)])
 
+    # then
     assert failed == []
     assert [[r["PartitionKey"] for r in c] for c in client.calls][1:] == [["card3"], ["card3"]]
     assert sorted(key for key, _ in client.stored) == [f"card{i}" for i in range(6)]
@@ -394,13 +313,16 @@ def test_failed_records_are_retried_alone_until_they_land() -> None:
 
 
 def test_records_that_keep_failing_are_returned_by_index() -> None:
-    client = FakeKinesis(failing=lambda key, attempt: key in {"card1", "card4"})
+    # given
+    client = MemoryKinesis(failing=lambda key, attempt: key in {"card1", "card4"})
     backoff, _ = quiet_backoff(attempts=3)
     writer = StreamWriter(client, "features", backoff)
     entries = [(f"card{i}", b"{}") for i in range(510)]
 
+    # when
     failed = writer.put_records(entries)
 
+    # then
     assert failed == [1, 4]
     assert backoff.pauses == 2
     assert len(client.calls) == 3 + 1  # three attempts for the first call, one for the second
@@ -426,13 +348,18 @@ def test_put_records_errors_are_classified(code: str, expected: type[Exception])
 
 
 def test_put_events_sends_tens_and_retries_failed_entries() -> None:
-    client = FakeEventBridge(failing=lambda detail, attempt: detail == '{"i": 12}' and attempt <= 3)
+    # given
+    client = MemoryEventBridge(
+        failing=lambda detail, attempt: detail == '{"i": 12}' and attempt <= 3
+    )
     backoff, _ = quiet_backoff()
     publisher = EventPublisher(client, "bus", backoff)
     entries = [{"Source": "s", "DetailType": "d", "Detail": f'{{"i": {i}}}'} for i in range(25)]
 
+    # when
     failed = publisher.put_events(entries)
 
+    # then
     assert failed == []
     assert [len(c) for c in client.calls] == [10, 10, 1, 1, 5]
     assert all(e["EventBusName"] == "bus" for c in client.calls for e in c)
@@ -441,7 +368,7 @@ def test_put_events_sends_tens_and_retries_failed_entries() -> None:
 
 
 def test_put_events_reports_entries_that_keep_failing() -> None:
-    client = FakeEventBridge(failing=lambda detail, attempt: detail == '{"i": 13}')
+    client = MemoryEventBridge(failing=lambda detail, attempt: detail == '{"i": 13}')
     publisher = EventPublisher(client, "bus", quiet_backoff(attempts=2)[0])
     entries = [{"Source": "s", "DetailType": "d", "Detail": f'{{"i": {i}}}'} for i in range(15)]
 
@@ -452,14 +379,17 @@ def test_put_events_reports_entries_that_keep_failing() -> None:
 
 
 def test_backoff_counts_pauses_and_sleeps_with_full_jitter_under_a_cap() -> None:
+    # given
     sleeps = Sleeps()
     backoff = Backoff(
         attempts=10, base_seconds=0.05, cap_seconds=0.3, sleep=sleeps, rng=random.Random(3)
     )
 
+    # when
     for attempt in range(1, 8):
         backoff.pause(attempt)
 
+    # then
     assert backoff.pauses == 7
     assert len(sleeps.seconds) == 7
     for attempt, seconds in enumerate(sleeps.seconds, start=1):

@@ -1,0 +1,222 @@
+"""What template.yaml says: the names, keys, settings and least-privilege policies the handlers and docs rely on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from embedded.template import (
+    parameter_values,
+)
+from support.template_checks import (
+    ESM_SETTINGS,
+    FUNCTION_ENV,
+    GLOBAL_ENV,
+    MAPPINGS,
+    TABLE_KEYS,
+    resources,
+)
+
+# ---------------------------------------------------------------- what the template says
+
+
+def test_every_parameter_is_described(template: dict[str, Any]) -> None:
+    undescribed = [
+        name for name, spec in template["Parameters"].items() if not spec.get("Description")
+    ]
+
+    assert undescribed == []
+
+
+def test_every_parameter_is_in_exactly_one_console_group(template: dict[str, Any]) -> None:
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [name for group in groups for name in group["Parameters"]]
+
+    assert sorted(grouped) == sorted(template["Parameters"])
+
+
+def test_functions_get_exactly_the_environment_their_settings_read(
+    template: dict[str, Any],
+) -> None:
+    # given
+    global_env = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    functions = resources(template, "AWS::Serverless::Function")
+
+    # when
+    env = {
+        name: global_env | set(fn["Properties"]["Environment"]["Variables"])
+        for name, fn in functions.items()
+    }
+
+    # then
+    assert global_env == GLOBAL_ENV
+    assert env == {name: GLOBAL_ENV | names for name, names in FUNCTION_ENV.items()}
+
+
+def test_preprocess_never_gets_onnxruntime(template: dict[str, Any]) -> None:
+    functions = resources(template, "AWS::Serverless::Function")
+
+    assert "Layers" not in template["Globals"]["Function"]
+    assert "Layers" not in functions["PreprocessFunction"]["Properties"]
+    assert functions["ScoreFunction"]["Properties"]["Layers"] == [
+        {"Ref": "OnnxRuntimeLayer"},
+        {"Ref": "ModelLayer"},
+    ]
+    assert functions["DriftCheckFunction"]["Properties"]["Layers"] == [
+        {"Ref": "ModelLayer"},
+        {"Ref": "PlottingLayer"},
+    ]
+
+
+def iam_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, role in resources(template, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                yield logical_id, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_wildcard_actions_and_resource_star_only_for_xray(template: dict[str, Any]) -> None:
+    offending = []
+    for role, statement in iam_statements(template):
+        actions = as_list(statement["Action"])
+        if any(action == "*" or action.endswith(":*") for action in actions):
+            offending.append((role, statement.get("Sid"), "wildcard action"))
+        # X-Ray has no resource-level permissions for PutTraceSegments/PutTelemetryRecords.
+        if "*" in as_list(statement["Resource"]) and not all(
+            a.startswith("xray:") for a in actions
+        ):
+            offending.append((role, statement.get("Sid"), "Resource *"))
+
+    assert offending == []
+
+
+def test_functions_use_their_own_roles_not_sam_generated_ones(template: dict[str, Any]) -> None:
+    # A SAM-generated role carries AWSLambdaBasicExecutionRole (logs on "*"); a SAM Kinesis
+    # event adds AWSLambdaKinesisExecutionRole (Kinesis on "*").
+    for name, function in resources(template, "AWS::Serverless::Function").items():
+        properties = function["Properties"]
+        assert properties["Role"] == {"Fn::GetAtt": [f"{name}Role", "Arn"]}
+        assert "Policies" not in properties
+        event_types = {event["Type"] for event in properties.get("Events", {}).values()}
+        assert event_types <= {"Schedule"}, name
+
+
+def test_each_function_logs_to_its_own_encrypted_log_group(template: dict[str, Any]) -> None:
+    functions = resources(template, "AWS::Serverless::Function")
+    log_groups = resources(template, "AWS::Logs::LogGroup")
+
+    for name, function in functions.items():
+        properties = function["Properties"]
+        log_group_id = properties["LoggingConfig"]["LogGroup"]["Ref"]
+        log_group = log_groups[log_group_id]["Properties"]
+        kind = {"PreprocessFunction": "preprocess", "ScoreFunction": "score"}.get(
+            name, "drift-check"
+        )
+        assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-" + kind}
+        assert log_group["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
+        assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        log_statements = [
+            s
+            for role, s in iam_statements(template)
+            if role == f"{name}Role" and s["Sid"] == "OwnLogGroup"
+        ]
+        assert [s["Resource"] for s in log_statements] == [{"Fn::GetAtt": [log_group_id, "Arn"]}]
+
+
+def test_everything_at_rest_is_encrypted_with_the_stack_key(template: dict[str, Any]) -> None:
+    key_arn = {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
+    key_ref = {"Ref": "EncryptionKey"}
+
+    streams = resources(template, "AWS::Kinesis::Stream").values()
+    tables = resources(template, "AWS::DynamoDB::Table").values()
+    queues = resources(template, "AWS::SQS::Queue").values()
+    (bucket,) = resources(template, "AWS::S3::Bucket").values()
+    sse = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+
+    assert len(streams) == 2 and len(tables) == 5 and len(queues) == 4
+    assert all(s["Properties"]["StreamEncryption"]["KeyId"] == key_arn for s in streams)
+    assert all(t["Properties"]["SSESpecification"]["KMSMasterKeyId"] == key_arn for t in tables)
+    assert all(t["Properties"]["PointInTimeRecoverySpecification"] for t in tables)
+    assert all(q["Properties"]["KmsMasterKeyId"] == key_ref for q in queues)
+    assert sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == key_arn
+    assert sse["BucketKeyEnabled"] is True
+    assert template["Globals"]["Function"]["KmsKeyArn"] == key_arn
+
+
+def test_tables_have_the_keys_and_ttl_the_handlers_use(template: dict[str, Any]) -> None:
+    tables = resources(template, "AWS::DynamoDB::Table")
+    keys = {
+        name: [(k["AttributeName"], k["KeyType"]) for k in t["Properties"]["KeySchema"]]
+        for name, t in tables.items()
+    }
+    (window_index,) = tables["MonitoringTable"]["Properties"]["GlobalSecondaryIndexes"]
+
+    assert keys == TABLE_KEYS
+    assert all(
+        t["Properties"]["TimeToLiveSpecification"]
+        == {"AttributeName": "expires_at", "Enabled": True}
+        for t in tables.values()
+    )
+    assert window_index["IndexName"] == "WindowIndex"
+    assert [(k["AttributeName"], k["KeyType"]) for k in window_index["KeySchema"]] == [
+        ("window_key", "HASH"),
+        ("recorded_at", "RANGE"),
+    ]
+    assert window_index["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_event_source_mappings_take_every_setting_from_parameters(template: dict[str, Any]) -> None:
+    mappings = resources(template, "AWS::Lambda::EventSourceMapping")
+
+    assert set(mappings) == set(MAPPINGS)
+    for name, (prefix, stream, function) in MAPPINGS.items():
+        properties = mappings[name]["Properties"]
+        for setting in ESM_SETTINGS:
+            assert properties[setting] == {"Ref": prefix + setting}, (name, setting)
+            assert prefix + setting in template["Parameters"]
+        assert properties["EventSourceArn"] == {"Fn::GetAtt": [stream, "Arn"]}
+        assert properties["FunctionName"] == {"Ref": function}
+        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert properties["DestinationConfig"] == {
+            "OnFailure": {"Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}
+        }
+
+
+@pytest.mark.parametrize("value", ["", "0", "0.35", ".5", "1", "1.0"])
+def test_thresholds_accept_empty_or_a_probability(template: dict[str, Any], value: str) -> None:
+    values = parameter_values(template, {"ReviewThreshold": value, "DeclineThreshold": value})
+
+    assert values["ReviewThreshold"] == values["DeclineThreshold"] == value
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "2", "abc", "0.5 ", "1.01"])
+def test_thresholds_reject_anything_else(template: dict[str, Any], value: str) -> None:
+    with pytest.raises(ValueError, match="ReviewThreshold"):
+        parameter_values(template, {"ReviewThreshold": value})
+
+
+@pytest.mark.parametrize("value", ["-1", "60", "99", "3600", "599999", "604799", "604800"])
+def test_record_age_accepts_minus_one_or_60_to_604800(template: dict[str, Any], value: str) -> None:
+    assert (
+        parameter_values(template, {"ScoreMaximumRecordAgeInSeconds": value})[
+            "ScoreMaximumRecordAgeInSeconds"
+        ]
+        == value
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "59", "-2", "604801", "605000", "1000000", "60.5"])
+def test_record_age_rejects_what_lambda_rejects(template: dict[str, Any], value: str) -> None:
+    with pytest.raises(ValueError, match="ScoreMaximumRecordAgeInSeconds"):
+        parameter_values(template, {"ScoreMaximumRecordAgeInSeconds": value})
+
+
+def test_unknown_parameter_overrides_are_refused(template: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="PreprocesBatchSize"):
+        parameter_values(template, {"PreprocesBatchSize": "10"})
