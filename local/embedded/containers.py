@@ -60,7 +60,10 @@ class FunctionOutput(io.TextIOBase):
 
     def _stdout(self) -> TextIO | None:
         # Outside a run, whatever stdout is now (a test's capture, say), as if never redirected.
-        return sys.stdout if sys.stdout is not self else sys.__stdout__
+        try:
+            return sys.stdout if sys.stdout is not self else sys.__stdout__
+        except AttributeError:  # at interpreter exit (IOBase's finaliser flushes): sys is gone
+            return None
 
     def flush(self) -> None:
         with self._lock:
