@@ -17,6 +17,7 @@ from streamscore.aws.drift_stores import DynamoRetrainingCooldown, DynamoWindowR
 from streamscore.aws.events import EventPublisher
 from streamscore.aws.monitoring_stores import DynamoMonitoringStore
 from streamscore.aws.retry import Backoff, client_config
+from streamscore.core.lambda_init import freeze_after_init
 from streamscore.core.observability import logger, metrics, tracer
 from streamscore.core.settings import load_settings
 from streamscore.drift.baseline import DriftBaseline, load_baseline
@@ -147,3 +148,4 @@ clients = Clients.create(
     "dynamodb", "s3", "events", configs={"s3": client_config(read_timeout=30.0)}
 )
 lambda_handler = handler(build(settings, clients, Backoff()))
+freeze_after_init()  # init's objects out of every later collection (see its docstring)

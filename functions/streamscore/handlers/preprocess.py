@@ -28,6 +28,7 @@ from streamscore.aws.preprocess_stores import (
 )
 from streamscore.aws.retry import Backoff
 from streamscore.core.feature_record import encode_feature_record
+from streamscore.core.lambda_init import freeze_after_init
 from streamscore.core.observability import logger, metrics, tracer
 from streamscore.core.records import batch_item_failures, parse_kinesis_event
 from streamscore.core.settings import load_settings
@@ -142,3 +143,4 @@ backoff = Backoff()
 clients = Clients.create("dynamodb", "kinesis")
 stage = build(settings, clients, backoff)
 lambda_handler = handler(stage, backoff)
+freeze_after_init()  # init's objects out of every later collection (see its docstring)

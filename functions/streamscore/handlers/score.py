@@ -30,6 +30,7 @@ from streamscore.aws.scoring_stores import (
     prediction_condition,
 )
 from streamscore.core.errors import SystemicError
+from streamscore.core.lambda_init import freeze_after_init
 from streamscore.core.observability import logger, metrics, tracer
 from streamscore.core.records import batch_item_failures, parse_kinesis_event
 from streamscore.core.settings import load_settings
@@ -182,3 +183,4 @@ backoff = Backoff()
 clients = Clients.create("dynamodb", "events")
 stage = build(settings, clients, backoff)
 lambda_handler = handler(stage, backoff)
+freeze_after_init()  # init's objects out of every later collection (see its docstring)
