@@ -107,11 +107,6 @@ class Wired:
         self.stage = dataclasses.replace(self.stage, ports=ports)
         self._handle()
 
-    def replace(self, **changes: Any) -> None:
-        """Change fields of the wired stage (its ports, policy, model, executor)."""
-        self.stage = dataclasses.replace(self.stage, **changes)
-        self._handle()
-
     def __getattr__(self, name: str) -> Any:
         if name in SERVICES:
             return getattr(self.clients, name)

@@ -80,10 +80,6 @@ class Artifacts:
     card: Mapping[str, Any]
     baseline: Mapping[str, Any]
 
-    @property
-    def model_version(self) -> str:
-        return str(self.card["model_version"])
-
 
 def read_artifacts(model_dir: str | Path) -> Artifacts:
     """The card and the baseline shipped in `model_dir`.
