@@ -29,7 +29,12 @@ from streamscore.core.feature_record import encode_feature_record
 from streamscore.core.items import from_item_value, to_item_value
 from streamscore.core.records import parse_kinesis_event, quarantine_item
 from streamscore.preprocess.batch import decode_transaction, feature_record
-from streamscore.preprocess.features import CardState, advance_state, build_features
+from streamscore.preprocess.features import (
+    CardState,
+    advance_state,
+    build_features,
+    card_age_seconds,
+)
 from streamscore.scoring.batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, alert_detail
 from streamscore.scoring.model import DECISIONS, ScoringModel, decide
 
@@ -112,7 +117,8 @@ def preprocess_per_record(
         )
         features = build_features(txn, state)
         new_state = advance_state(state, txn)
-        record_out = feature_record(record, txn, features, new_state.txn_count, now)
+        age = card_age_seconds(txn, state)
+        record_out = feature_record(record, txn, features, new_state.txn_count, now, age)
         dynamodb.put_item(
             TableName=tables["features"],
             Item=serialize(to_item_value(record_out) | {"expires_at": expires + 7 * DAY}),

@@ -27,7 +27,12 @@ from streamscore.core.ids import SequenceNumber
 from streamscore.core.records import StreamRecord
 from streamscore.preprocess.batch import feature_record
 from streamscore.preprocess.contracts import Transaction
-from streamscore.preprocess.features import CardState, advance_state, build_features
+from streamscore.preprocess.features import (
+    CardState,
+    advance_state,
+    build_features,
+    card_age_seconds,
+)
 from streamscore.preprocess.ports import CardRecord
 
 SEED = 11
@@ -51,6 +56,7 @@ class Window:
     states: dict[str, CardState]
     features: list[dict[str, float]]  # each transaction's features given the states
     versions: list[int]  # each transaction's card state version (txn_count) after it
+    ages: list[float]  # each transaction's card age (seconds since the card's first)
     last: dict[str, tuple[Transaction, CardState | None]]  # each card's last earlier transaction
 
 
@@ -66,15 +72,16 @@ def window() -> Window:
         last[txn.card_id] = (txn, states.get(txn.card_id))
         states[txn.card_id] = advance_state(states.get(txn.card_id), txn)
     before = dict(states)
-    transactions, features, versions = [], [], []
+    transactions, features, versions, ages = [], [], [], []
     for item in measured:
         txn = Transaction.model_validate_json(encode_transaction(item))
         transactions.append(txn)
         features.append(build_features(txn, states.get(txn.card_id)))
+        ages.append(card_age_seconds(txn, states.get(txn.card_id)))
         states[txn.card_id] = advance_state(states.get(txn.card_id), txn)
         versions.append(states[txn.card_id].txn_count)
     payloads = [encode_transaction(t) for t in measured]
-    return Window(transactions, payloads, before, features, versions, last)
+    return Window(transactions, payloads, before, features, versions, ages, last)
 
 
 class _Captured:
@@ -103,7 +110,12 @@ def last_records(
             TRANSACTIONS_STREAM, SHARD, SequenceNumber("1"), card_id, "", now.timestamp() - 60
         )
         records[card_id] = feature_record(
-            source, txn, build_features(txn, state), after.txn_count, now
+            source,
+            txn,
+            build_features(txn, state),
+            after.txn_count,
+            now,
+            card_age_seconds(txn, state),
         )
     return records
 
@@ -160,14 +172,20 @@ def feature_events(batch_size: int, batches: int) -> list[dict[str, Any]]:
     if needed > len(win.transactions):
         raise ValueError(f"{needed} feature records asked for, the window has {MEASURED}")
     entries = []
-    rows = zip(win.transactions[:needed], win.features[:needed], win.versions[:needed], strict=True)
-    for index, (txn, features, version) in enumerate(rows):
+    rows = zip(
+        win.transactions[:needed],
+        win.features[:needed],
+        win.versions[:needed],
+        win.ages[:needed],
+        strict=True,
+    )
+    for index, (txn, features, version, age) in enumerate(rows):
         arrived = txn.event_time.timestamp() + 0.3
         source = StreamRecord(
             TRANSACTIONS_STREAM, SHARD, SequenceNumber(str(index)), txn.card_id, "", arrived
         )
         now = datetime.fromtimestamp(arrived + 0.2, UTC)
-        payload = encode_feature_record(feature_record(source, txn, features, version, now))
+        payload = encode_feature_record(feature_record(source, txn, features, version, now, age))
         entries.append(KinesisEntry(txn.card_id, payload, arrival=arrived + 0.25))
     return [
         kinesis_event(entries[i : i + batch_size], FEATURES_STREAM, SHARD, first_index=i)

@@ -108,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     traffic.add_argument(
         "--scenario", choices=list(SCENARIO_SETTINGS), default="baseline",
-        help="simulated traffic: baseline, or drift that starts after the warm-up (default baseline)",
+        help="simulated traffic: baseline, or drift that starts on day 4 of 7 (default baseline)",
     )  # fmt: skip
     traffic.add_argument(
         "--invalid-rate", type=_rate, default=DEFAULT_INVALID_RATE,

@@ -37,12 +37,13 @@ PUT_RECORDS_MAX_RECORDS = 500
 PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024  # Kinesis refuses a larger record (data plus partition key)
 RESEND_ATTEMPTS = 8
-# The simulated period, and the share of it that only builds card state. The model's drift
-# baseline comes from cards with weeks of history (its decayed counters need it): fresh cards
-# look drifted. Streaming 18 days of warm-up first, and checking drift over the last 6, keeps
-# baseline traffic clear of false alarms (a drift test's set-up, measured for 100-600 cards).
-SIMULATED_DAYS = 24.0
-WARM_UP_SHARE = 0.75
+# The simulated period, and the share of it before the scenario's drift starts. The stack
+# starts cold (no card state): the drift baseline's card-age strata compare each window with
+# reference cards the pipeline had known as long, so a fresh stack is no drift
+# (docs/ARCHITECTURE.md, "Drift on a fresh stack"). Three days of baseline traffic, then the
+# scenario from day 4; the drift check looks at days 4 to 7.
+SIMULATED_DAYS = 7.0
+BASELINE_SHARE = 3.0 / 7.0
 # Each scenario strong enough to cross the drift threshold over the checked days (at the
 # simulator's defaults amount-inflation only reaches "warn" and new-fraud-pattern nothing).
 SCENARIO_SETTINGS: dict[str, dict[str, float]] = {
@@ -62,7 +63,7 @@ class Traffic:
     labels: dict[str, Label] = field(default_factory=dict)  # by transaction_id (simulated only)
     invalid: int | None = None  # invalid records mixed in, when known
     repeats: int = 0  # payloads whose transaction_id was sent before (producer duplicates)
-    monitored_from: int = 0  # payloads before this index warm card state up; drift looks after
+    monitored_from: int = 0  # payloads before this index precede the drift; the check looks after
     description: str = ""
 
     def __len__(self) -> int:
@@ -88,7 +89,7 @@ def simulated_traffic(
     """`transactions` simulated transactions in event time, invalid records mixed in.
 
     The cards are as many as the period needs for at least `transactions` transactions; the
-    surplus is left out at the start. The scenario's drift starts where the warm-up ends.
+    surplus is left out at the start. The scenario's drift starts after the baseline days.
     """
     if transactions < 1:
         raise ValueError("stream at least one transaction")
@@ -102,19 +103,19 @@ def simulated_traffic(
             n_cards=cards,
             days=SIMULATED_DAYS,
             scenario=scenario,  # type: ignore[arg-type]
-            drift_start=WARM_UP_SHARE,
+            drift_start=BASELINE_SHARE,
             **SCENARIO_SETTINGS[scenario],  # type: ignore[arg-type]
         )
         batch = simulate(config)
         if len(batch) >= transactions:
             break
         cards = math.ceil(cards * transactions / max(len(batch), 1) * 1.02)
-    # The surplus goes from the start of the warm-up, so the checked days stay whole.
+    # The surplus goes from the start of the baseline days, so the checked days stay whole.
     skip = max(0, len(batch) - transactions)
     chosen = batch.transactions[skip:]
     labels = {label.transaction_id: label for label in batch.labels[skip:]}
-    warm_up_end = config.start_epoch + WARM_UP_SHARE * SIMULATED_DAYS * 86_400
-    warm_up = int(np.searchsorted(batch.timestamps[skip:], warm_up_end))
+    drift_from = config.start_epoch + BASELINE_SHARE * SIMULATED_DAYS * 86_400
+    before_drift = int(np.searchsorted(batch.timestamps[skip:], drift_from))
     rng = np.random.default_rng(seed)
     mixed = inject_invalid([encode_transaction(t) for t in chosen], rng, invalid_rate)
     keys: list[str] = []
@@ -126,7 +127,7 @@ def simulated_traffic(
         # an invalid record travels with the next valid one, as if from the same producer
         keys.append(next_card)
         if category is None:
-            if valid_seen == warm_up:
+            if valid_seen == before_drift:
                 monitored_from = min(monitored_from, index)
             valid_seen += 1
             next_card = next(upcoming, next_card)
@@ -139,8 +140,8 @@ def simulated_traffic(
         monitored_from=monitored_from,
         description=(
             f"{len(chosen):,} simulated transactions ({scenario}, seed {seed}, {cards:,} cards, "
-            f"{SIMULATED_DAYS:g} days of which the first {WARM_UP_SHARE * SIMULATED_DAYS:g} warm "
-            f"card state up) + {invalid:,} invalid records"
+            f"{SIMULATED_DAYS:g} days from a cold stack, the drift check on the last "
+            f"{(1 - BASELINE_SHARE) * SIMULATED_DAYS:g}) + {invalid:,} invalid records"
         ),
     )
 

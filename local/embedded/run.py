@@ -1,7 +1,7 @@
 """The local run: traffic through the template's stack on embedded AWS, then the drift check and a summary.
 
 `run_embedded(options)` starts moto, deploys template.yaml, starts the event-source emulator,
-streams the traffic (warm-up first, then the days the drift check looks at), waits until both
+streams the traffic (the baseline days first, then the days the drift check looks at), waits until both
 streams are drained, invokes the drift check over the checked days (their event times: the
 counts it reads are by event hour), and returns the summary. With `redrive`, what landed in FailureQueue is re-driven after
 the streams drained (embedded/redrive.py), and drained again; with `replay`, both streams
@@ -329,7 +329,7 @@ def _stream(
     sent: ProducerResult,
     console: _Console,
 ) -> tuple[datetime, float]:
-    """Produce the warm-up, drain, produce the checked part, drain; (drift window start, end time)."""
+    """Produce the baseline days, drain, produce the checked part, drain; (drift window start, end time)."""
     outputs = stack.deployed.outputs
     first = _mapping_of(emulator, outputs["TransactionsStreamArn"])
     second = _mapping_of(emulator, outputs["FeaturesStreamArn"])
@@ -394,7 +394,7 @@ def _stream(
         if start == stop:
             continue
         if start > 0:
-            drain()  # the warm-up is scored before the checked window opens
+            drain()  # the baseline days are scored before the checked window opens
             window_start = datetime.now(UTC)
         producer.send(traffic, start, stop, sent, progress=lambda _: show(), backlog=wait_for_room)
     drain()

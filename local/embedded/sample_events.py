@@ -23,7 +23,7 @@ from streamscore.core.ids import SequenceNumber
 from streamscore.core.records import StreamRecord
 from streamscore.preprocess.batch import feature_record
 from streamscore.preprocess.contracts import Transaction
-from streamscore.preprocess.features import advance_state, build_features
+from streamscore.preprocess.features import advance_state, build_features, card_age_seconds
 
 SEED = 20261121
 TRANSACTIONS_STREAM = "streamscore-TransactionsStream-EXAMPLE"
@@ -104,9 +104,10 @@ def score_event() -> dict[str, Any]:
             _arrival(raw),
         )
         features = build_features(txn, states.get(txn.card_id))
+        age = card_age_seconds(txn, states.get(txn.card_id))
         states[txn.card_id] = advance_state(states.get(txn.card_id), txn)
         ingested = datetime.fromtimestamp(_arrival(raw) + 0.2, UTC)
-        item = feature_record(source, txn, features, states[txn.card_id].txn_count, ingested)
+        item = feature_record(source, txn, features, states[txn.card_id].txn_count, ingested, age)
         entries.append(
             KinesisEntry(txn.card_id, encode_feature_record(item), arrival=_arrival(raw) + 0.3)
         )

@@ -8,7 +8,7 @@ import numpy as np
 
 from simulator import SimulatedBatch, encode_transaction
 from streamscore.preprocess.contracts import Transaction
-from streamscore.preprocess.features import FEATURE_NAMES, feature_vector, replay_features
+from streamscore.preprocess.features import FEATURE_NAMES, feature_vector, replay
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,9 @@ class Dataset:
     is_fraud: np.ndarray  # int64 0/1
     timestamps: np.ndarray  # UTC epoch seconds, ascending
     patterns: np.ndarray  # pattern name per row ("legit" for legitimate)
+    card_ages: (
+        np.ndarray
+    )  # seconds since the card's first transaction in the replay (not a feature)
 
     def __len__(self) -> int:
         return int(self.is_fraud.size)
@@ -29,6 +32,7 @@ class Dataset:
             is_fraud=self.is_fraud[mask],
             timestamps=self.timestamps[mask],
             patterns=self.patterns[mask],
+            card_ages=self.card_ages[mask],
         )
 
 
@@ -41,11 +45,13 @@ def build_dataset(batch: SimulatedBatch) -> Dataset:
     transactions = [
         Transaction.model_validate_json(encode_transaction(raw)) for raw in batch.transactions
     ]
-    rows = [feature_vector(features) for features in replay_features(transactions)]
+    replayed = list(replay(transactions))
+    rows = [feature_vector(features) for features, _ in replayed]
     matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
     return Dataset(
         features=matrix,
         is_fraud=batch.is_fraud.astype(np.int64),
         timestamps=batch.timestamps.copy(),
         patterns=batch.patterns,
+        card_ages=np.array([age for _, age in replayed], dtype=np.float64),
     )

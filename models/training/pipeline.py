@@ -18,7 +18,13 @@ from sklearn.ensemble import GradientBoostingClassifier
 
 from simulator import TRAINING_PATTERNS, SimulationConfig, simulate
 from streamscore.preprocess.contracts import format_event_time
-from streamscore.preprocess.features import FEATURE_NAMES, FEATURE_SCHEMA
+from streamscore.preprocess.features import (
+    CLOCK_FEATURES,
+    COUNTER_RESOLUTION,
+    DECAYED_COUNTERS,
+    FEATURE_NAMES,
+    FEATURE_SCHEMA,
+)
 from training import export
 from training.artifacts import (
     BASELINE_FILE,
@@ -28,7 +34,7 @@ from training.artifacts import (
     round_floats,
     write_atomically,
 )
-from training.baseline import N_BINS, build_baseline
+from training.baseline import N_BINS, HistoryPool, build_baseline
 from training.dataset import Dataset, build_dataset
 from training.evaluation import THRESHOLD_RULE, choose_thresholds, evaluate
 
@@ -146,6 +152,7 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
         for f in (config.warmup, config.validation, config.test)
     ]
     ts = data.timestamps
+    warmup_set = data.subset(ts < bounds[0])
     train_set = data.subset((ts >= bounds[0]) & (ts < bounds[1]))
     validation_set = data.subset((ts >= bounds[1]) & (ts < bounds[2]))
     test_set = data.subset(ts >= bounds[2])
@@ -200,9 +207,22 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
             "and unseen by the model, so score proportions are what serving sees. "
             f"Quantile bins ({N_BINS}, de-duplicated); binary features use [0, 0.5, 1]. "
             "out_of_range_share is measured on the later test slice "
-            f"({_iso(bounds[2])} onwards), 0 on the reference itself by construction."
+            f"({_iso(bounds[2])} onwards), 0 on the reference itself by construction. "
+            f"Decayed counters' bins start with [0, {COUNTER_RESOLUTION:g}). history: the same "
+            "bins among rows of each card-age stratum (time since the replay first saw the "
+            "card), from the warm-up slice (state built from nothing, as on a fresh stack) and "
+            "the validation slice; none of them trained the model."
         ),
     }
+    pool = HistoryPool(
+        values=np.column_stack(
+            [
+                np.vstack([warmup_set.features, validation_set.features]),
+                np.concatenate([scores(warmup_set), validation_scores]),
+            ]
+        ),
+        card_ages=np.concatenate([warmup_set.card_ages, validation_set.card_ages]),
+    )
     baseline = {
         "model_version": model_version,
         "feature_schema": FEATURE_SCHEMA,
@@ -215,6 +235,10 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
             validation_scores,
             test_set.features,
             test_scores,
+            floors=dict.fromkeys(DECAYED_COUNTERS, COUNTER_RESOLUTION),
+            clock=sorted(CLOCK_FEATURES),
+            reference_ages=validation_set.card_ages,
+            pool=pool,
         ),
     }
     model_onnx = onnx.load_model_from_string(model_bytes)

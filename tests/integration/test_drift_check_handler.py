@@ -169,7 +169,8 @@ def hist_items(
     names = [*baseline.features, SCORE]
     items = []
     for i in range(batches):
-        moment = end - timedelta(hours=23) + timedelta(hours=22 * i / max(1, batches - 1))
+        # from the window's first hour to its last: the predictions span the whole day
+        moment = end - timedelta(hours=24) + timedelta(hours=23 * i / max(1, batches - 1))
         counts = Counts(n=n, decisions=Counter({"approve": n}))
         for index, name in enumerate(names):
             spread = (shifted or {}).get(name) or _spread(baseline.variables[name].proportions, n)
@@ -373,7 +374,7 @@ def test_window_reader_follows_every_page(drift_stack: DriftStack, baseline: Dri
     window = DriftWindow(SCHEDULED_AT - timedelta(days=1), SCHEDULED_AT)
 
     # when
-    items = reader.read(window.count_keys(), *window.count_bounds)
+    items = list(reader.read(window.count_keys(), *window.count_bounds))
 
     # then
     assert sorted(i["pk"] for i in items) == sorted(

@@ -102,8 +102,12 @@ def hist_item(
     shard: str = "1",
 ) -> dict[str, Any]:
     """The prediction count item of `n` predictions with these histograms (event hour of `recorded_at`)."""
-    names = [*load_baseline(ARTIFACTS).features, SCORE]
+    baseline = load_baseline(ARTIFACTS)
+    names = [*baseline.features, SCORE]
     counts = Counts(n=n, decisions=Counter({"approve": n}))
+    if baseline.history is not None:  # the cards' ages as in the reference
+        shares = expected_counts(baseline.history.reference_shares, n)
+        counts.history.update({s: c for s, c in enumerate(shares) if c})
     for index, name in enumerate(names):
         histogram = histograms.get(name)
         if histogram is None:
@@ -219,7 +223,7 @@ def window_items(
     return [
         hist_item(
             baseline.model_version,
-            END - timedelta(hours=3 * (i + 1)),
+            END - timedelta(hours=(i + 1) * 24 // batches),  # spread over the day
             baseline_histograms(baseline, n_per_batch, shifted),
             n_per_batch,
             str(i),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, ClassVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from streamscore.aws._batching import fan_out
+from streamscore.aws._batching import streamed
 from streamscore.aws.dynamodb import deserialize, serialize
 from streamscore.aws.retry import translate_error
 from streamscore.core.errors import RetryableError
@@ -22,7 +22,9 @@ from streamscore.drift.ports import TriggerClaim
 class DynamoWindowReader:
     """MonitoringTable's WindowIndex: every item of some hour buckets recorded within [start, end].
 
-    One Query per bucket, all pages, the buckets concurrently on `executor`.
+    One Query per bucket, all pages, `ahead` buckets at a time on `executor`; items are
+    handed out bucket by bucket as they are consumed, so the caller can sum as it reads and
+    memory holds a few hours' items, never the window's.
     """
 
     def __init__(
@@ -32,19 +34,21 @@ class DynamoWindowReader:
         index_name: str = "WindowIndex",
         executor: Executor | None = None,
         page_size: int | None = None,  # items per Query page; DynamoDB stops at 1 MB anyway
+        ahead: int = 8,
     ):
         self.client = client
         self.table_name = table_name
         self.index_name = index_name
         self.executor = executor
         self.page_size = page_size
+        self.ahead = ahead
 
-    def read(self, window_keys: Sequence[str], start: str, end: str) -> list[dict[str, Any]]:
-        def query(keys: Sequence[str]) -> list[dict[str, Any]]:
-            return self._query(keys[0], start, end)
+    def read(self, window_keys: Sequence[str], start: str, end: str) -> Iterator[dict[str, Any]]:
+        def query(key: str) -> list[dict[str, Any]]:
+            return self._query(key, start, end)
 
-        pages = fan_out(query, [[k] for k in window_keys], self.executor)
-        return [item for page in pages for item in page]
+        for items in streamed(query, window_keys, self.executor, self.ahead):
+            yield from items
 
     def _query(self, key: str, start: str, end: str) -> list[dict[str, Any]]:
         request: dict[str, Any] = {

@@ -48,6 +48,8 @@ def _feature_record(item: dict[str, Any]) -> FeatureRecord:
     """A feature record read back from DynamoDB: features as floats, no expiry (this stage wrote it)."""
     record = {k: v for k, v in item.items() if k != "expires_at"}
     record["features"] = {name: float(v) for name, v in record["features"].items()}
+    if "card_age_s" in record:
+        record["card_age_s"] = float(record["card_age_s"])
     return cast(FeatureRecord, record)
 
 

@@ -25,6 +25,9 @@ class FeatureRecord(TypedDict):
     feature_schema: str  # names the feature set and its order (the model card's)
     features: dict[str, float]
     state_version: int  # the card's transaction count after this transaction
+    # seconds the pipeline had known the card at this transaction (0 for its first); not a
+    # feature: the drift check's history strata. Records from before it have none.
+    card_age_s: NotRequired[float]
     transaction_digest: str  # tells a repeat of the transaction from a conflicting one
     source_sequence_number: SequenceNumber  # its TransactionsStream record
     source_shard_id: str

@@ -78,12 +78,14 @@ class Counts:
     decisions: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)  # "stage/reason"
     bins: Counter[tuple[int, int]] = field(default_factory=Counter)  # (variable, bin index)
+    history: Counter[int] = field(default_factory=Counter)  # predictions per card-age stratum
 
     def add(self, other: Counts) -> None:
         self.n += other.n
         self.decisions.update(other.decisions)
         self.reasons.update(other.reasons)
         self.bins.update(other.bins)
+        self.history.update(other.history)
 
     def attributes(self) -> dict[str, int]:
         """The count item's numeric attributes this adds to (DynamoDB ADD, top-level only)."""
@@ -91,6 +93,7 @@ class Counts:
         values |= {f"d_{d}": c for d, c in self.decisions.items()}
         values |= {f"r_{r}": c for r, c in self.reasons.items()}
         values |= {f"b{v}_{_bin_name(b)}": c for (v, b), c in self.bins.items()}
+        values |= {f"h{s}": c for s, c in self.history.items()}
         return {name: count for name, count in values.items() if count}
 
     @classmethod
@@ -104,6 +107,8 @@ class Counts:
             elif name.startswith("b") and "_" in name and name[1 : name.index("_")].isdigit():
                 variable, _, bin_name = name[1:].partition("_")
                 counts.bins[int(variable), _bin_index(bin_name)] += int(value)
+            elif name.startswith("h") and name[1:].isdigit():
+                counts.history[int(name[1:])] += int(value)
         return counts
 
     def histogram(self, variable: int, bins: int) -> dict[str, Any]:
@@ -124,12 +129,14 @@ def _bin_index(name: str) -> int:
     return {"m": MISSING, "o": OUT_OF_RANGE}.get(name) or int(name)
 
 
-def prediction_counts(decision: str, row_bins: Iterable[int]) -> Counts:
-    """What one prediction adds: one fact, its decision, one bin per variable (features, then score)."""
+def prediction_counts(decision: str, row_bins: Iterable[int], stratum: int | None = None) -> Counts:
+    """What one prediction adds: one fact, its decision, one bin per variable (features, then
+    score), and its card-age stratum when the model's baseline has strata."""
     return Counts(
         n=1,
         decisions=Counter({decision: 1}),
         bins=Counter((v, int(b)) for v, b in enumerate(row_bins)),
+        history=Counter() if stratum is None else Counter({stratum: 1}),
     )
 
 

@@ -46,10 +46,18 @@ def draw_report(report: DriftReport, features: int = PLOTTED_FEATURES, dpi: int 
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     sample = report.sample()
+    warm_up = report.warm_up()
+    history = (
+        f"  ·  cards known < {warm_up['settled_after_s'] / 86400:g} d: "
+        f"{warm_up['young_share']:.0%} ({warm_up['status'].replace('_', ' ')})"
+        if warm_up and warm_up["young_share"] is not None
+        else ""
+    )
     figure.suptitle(
         f"{report.status.upper()}  ·  model {report.model_version}  ·  "
         f"{report.window.start:%Y-%m-%d %H:%M} to {report.window.end:%Y-%m-%d %H:%M} UTC  ·  "
-        f"n={sample['n']}, scored={sample['scored']}",
+        f"n={sample['n']}, scored={sample['scored']}, "
+        f"{report.totals.items_read} count items read{history}",
         fontsize=12,
     )
     buffer = io.BytesIO()

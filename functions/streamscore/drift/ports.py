@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -24,8 +24,9 @@ ClaimState = Literal["ours", "sent", "cooldown", "in_flight"]
 
 
 class WindowReader(Protocol):
-    def read(self, window_keys: Sequence[str], start: str, end: str) -> list[dict[str, Any]]:
-        """Every item of the window keys with start <= recorded_at <= end, all pages."""
+    def read(self, window_keys: Sequence[str], start: str, end: str) -> Iterable[dict[str, Any]]:
+        """Every item of the window keys with start <= recorded_at <= end, all pages; the
+        caller sums them as they come (an adapter need not hold the window's items at once)."""
         ...
 
 

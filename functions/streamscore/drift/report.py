@@ -12,8 +12,10 @@ in tests and in the local run.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamscore.core.artifacts import SCORE
@@ -100,10 +102,13 @@ def compare_variable(
     reference: VariableBaseline,
     counts: VariableCounts | None,
     thresholds: DriftThresholds,
+    weights: Sequence[float] | None = None,
 ) -> VariableDrift:
+    """One variable against its reference: the strata's mixed by `weights` when given."""
     counts = counts or VariableCounts([0] * len(reference.proportions))
+    expected = reference.expected(weights)
     stats = compare(
-        reference.proportions,
+        expected,
         reference.out_of_range_share,
         counts.counts,
         counts.out_of_range,
@@ -117,7 +122,7 @@ def compare_variable(
         missing=counts.missing,
         out_of_range=counts.out_of_range,
         reference=reference,
-        expected=with_out_of_range(reference.proportions, reference.out_of_range_share),
+        expected=with_out_of_range(expected, reference.out_of_range_share),
         observed=observed,
     )
 
@@ -170,6 +175,47 @@ class DriftReport:
         """The `count` features with the largest PSI (with data), largest first."""
         ranked = [v for v in self.features.values() if v.stats.n]
         return sorted(ranked, key=lambda v: v.stats.psi, reverse=True)[:count]
+
+    def warm_up(self) -> dict[str, Any] | None:
+        """How long the pipeline had known the window's cards, against the baseline's reference.
+
+        `young_share` is the share of predictions from cards known less than `settled_s`;
+        `status` is `fresh` when most are, `warming_up` while it is well above the
+        baseline's own share, else `settled`. Verdicts do not wait for it: each stratum is
+        compared with reference cards of the same card age (DriftBaseline.history).
+        """
+        history = self.baseline.history
+        if history is None:
+            return None
+        shares = self.compared.history_shares(len(history.bounds_s))
+        settled = history.settled_index()
+        reference_young = sum(history.reference_shares[:settled])
+        young = sum(shares[:settled]) if shares else None
+        if young is None:
+            status = "no_data"
+        elif young > 0.5:
+            status = "fresh"
+        elif young > max(2 * reference_young, reference_young + 0.05):
+            status = "warming_up"
+        else:
+            status = "settled"
+        return {
+            "status": status,
+            "young_share": _round(young) if young is not None else None,
+            "baseline_young_share": _round(reference_young),
+            "settled_after_s": history.settled_s,
+            "strata": [
+                {
+                    "from_s": bound,
+                    "label": label,
+                    "window_share": _round(shares[i]) if shares else None,
+                    "baseline_share": _round(history.reference_shares[i]),
+                }
+                for i, (bound, label) in enumerate(
+                    zip(history.bounds_s, history.labels, strict=True)
+                )
+            ],
+        }
 
     def sample(self) -> dict[str, int]:
         compared = self.compared
@@ -242,6 +288,7 @@ class DriftReport:
             ),
             "drifted": [{"name": v.name} | v.summary() for v in self.drifted],
             "sample": self.sample(),
+            "warm_up": _warm_up_headline(self.warm_up()),
             "quarantine_rate": self.data_quality()["quarantine_rate"],
             "thresholds": {
                 "psi_warn": self.thresholds.psi_warn,
@@ -271,8 +318,35 @@ class DriftReport:
             "data_quality": self.data_quality(),
             "volume": self.volume(),
             "other_versions": self.other_versions(),
+            "read": {
+                "count_items": self.totals.items_read,
+                "hours": len(self.window.count_hours()),
+                "ignored_items": self.totals.ignored_items,
+            },
+            "history": self.warm_up(),
             "notes": list(self.notes),
         }
+
+
+def _covered(window: DriftWindow, totals: WindowTotals) -> timedelta:
+    """From the start of the window's first hour with predictions (or the window's start, if
+    later) to its end: a fresh stack's first windows hold less than a day of traffic."""
+    hours = [hour for hour, counts in totals.per_hour.items() if counts["scored"]]
+    if not hours:
+        return timedelta(0)
+    first = datetime.strptime(min(hours), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    return window.end - max(first, window.start)
+
+
+def _not_judged(variable: VariableDrift) -> VariableDrift:
+    stats = dataclasses.replace(variable.stats, status="insufficient_data")
+    return dataclasses.replace(variable, stats=stats)
+
+
+def _warm_up_headline(warm_up: dict[str, Any] | None) -> dict[str, Any] | None:
+    if warm_up is None:
+        return None
+    return {key: warm_up[key] for key in ("status", "young_share", "baseline_young_share")}
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -294,36 +368,22 @@ def build_report(
     """
     compared = totals.versions.get(baseline.model_version, VersionTotals())
     feature_thresholds = thresholds.psi_only()
+    weights = compared.history_shares(len(baseline.history.bounds_s)) if baseline.history else None
     features = {
         name: compare_variable(
-            name, baseline.variables[name], compared.histograms.get(name), feature_thresholds
+            name,
+            baseline.variables[name],
+            compared.histograms.get(name),
+            feature_thresholds,
+            weights,
         )
         for name in baseline.features
     }
     prediction = compare_variable(
-        SCORE, baseline.variables[SCORE], compared.histograms.get(SCORE), thresholds
+        SCORE, baseline.variables[SCORE], compared.histograms.get(SCORE), thresholds, weights
     )
-    notes = []
-    if not window.whole_hours:
-        notes.append(
-            "counts are hourly: the window was read as the whole UTC hours it touches, "
-            f"{window.count_hours()[0]}:00 to {window.end.isoformat()}"
-        )
-    if window.end - window.start < DAY:
-        notes.append(
-            "the window is shorter than a day: features that follow the clock (time of day, "
-            "night) differ from the all-day baseline without any drift"
-        )
-    others = sorted(v for v in totals.versions if v != baseline.model_version)
-    if others:
-        notes.append(
-            f"items of other model versions were counted, not compared: {', '.join(others)}"
-        )
-    if compared.n < thresholds.min_samples:
-        notes.append(
-            f"{compared.n} rows of model {baseline.model_version} in the window, "
-            f"fewer than the {thresholds.min_samples} a verdict needs"
-        )
+    notes = _clock_notes(window, baseline, totals, features)
+    notes += _window_notes(window, baseline, totals, weights, thresholds)
     return DriftReport(
         window=window,
         generated_at=generated_at,
@@ -334,6 +394,69 @@ def build_report(
         totals=totals,
         notes=notes,
     )
+
+
+def _clock_notes(
+    window: DriftWindow,
+    baseline: DriftBaseline,
+    totals: WindowTotals,
+    features: dict[str, VariableDrift],
+) -> list[str]:
+    """Features that follow the clock are judged only when the predictions span a whole day
+    (they are replaced in `features` by unjudged ones otherwise)."""
+    notes = []
+    covered = _covered(window, totals)
+    clock = [name for name in baseline.features if baseline.variables[name].follows_clock]
+    if covered < DAY and clock:
+        for name in clock:
+            features[name] = _not_judged(features[name])
+        notes.append(
+            f"the window's predictions span {covered.total_seconds() / 3600:.0f} hours, less than "
+            f"a day: features that follow the time of day ({', '.join(clock)}) are not judged"
+        )
+    if window.end - window.start < DAY:
+        notes.append(
+            "the window is shorter than a day: features that follow the clock (time of day, "
+            "night) differ from the all-day baseline without any drift"
+        )
+    return notes
+
+
+def _window_notes(
+    window: DriftWindow,
+    baseline: DriftBaseline,
+    totals: WindowTotals,
+    weights: Sequence[float] | None,
+    thresholds: DriftThresholds,
+) -> list[str]:
+    notes = []
+    compared = totals.versions.get(baseline.model_version, VersionTotals())
+    if not window.whole_hours:
+        notes.append(
+            "counts are hourly: the window was read as the whole UTC hours it touches, "
+            f"{window.count_hours()[0]}:00 to {window.end.isoformat()}"
+        )
+    others = sorted(v for v in totals.versions if v != baseline.model_version)
+    if others:
+        notes.append(
+            f"items of other model versions were counted, not compared: {', '.join(others)}"
+        )
+    if baseline.history is not None and weights is not None:
+        settled = baseline.history.settled_index()
+        young = sum(weights[:settled])
+        if young > 0.05:
+            notes.append(
+                f"{young:.0%} of the window's predictions are of cards the pipeline had known "
+                f"less than {baseline.history.settled_s / DAY.total_seconds():g} days (the "
+                f"baseline: {sum(baseline.history.reference_shares[:settled]):.0%}); every "
+                "variable is compared with reference cards of the same card age"
+            )
+    if compared.n < thresholds.min_samples:
+        notes.append(
+            f"{compared.n} rows of model {baseline.model_version} in the window, "
+            f"fewer than the {thresholds.min_samples} a verdict needs"
+        )
+    return notes
 
 
 # ---------------------------------------------------------------- where the report goes

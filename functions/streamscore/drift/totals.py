@@ -37,6 +37,12 @@ class VersionTotals:
     scored: int = 0
     decisions: Counter[str] = field(default_factory=Counter)
     histograms: dict[str, VariableCounts] = field(default_factory=dict)
+    history: Counter[int] = field(default_factory=Counter)  # predictions per card-age stratum
+
+    def history_shares(self, strata: int) -> list[float] | None:
+        """The window's share of each card-age stratum; None without any prediction."""
+        total = sum(self.history[s] for s in range(strata))
+        return [self.history[s] / total for s in range(strata)] if total else None
 
 
 @dataclass
@@ -56,6 +62,7 @@ class WindowTotals:
     score: StageTotals = field(default_factory=StageTotals)
     per_hour: dict[str, Counter[str]] = field(default_factory=dict)
     ignored_items: int = 0  # outside the window, or of no known kind
+    items_read: int = 0  # every item the reader handed over
 
     @property
     def score_records(self) -> int:
@@ -79,6 +86,7 @@ def sum_items(
     names = [*baseline.features, SCORE]
     seen: set[Any] = set()
     for item in items:
+        totals.items_read += 1
         if item.get("pk") in seen:
             continue
         seen.add(item.get("pk"))
@@ -106,6 +114,12 @@ def sum_items(
         sums.decisions.update(counts.decisions)
         per_hour["scored"] += counts.n
         if version == baseline.model_version:
+            if baseline.history is not None:
+                sums.history.update(counts.history)
+                # predictions counted without a stratum (a score function from before strata)
+                # came from cards known before: the oldest stratum
+                oldest = len(baseline.history.bounds_s) - 1
+                sums.history[oldest] += counts.n - sum(counts.history.values())
             for index, name in enumerate(names):
                 bins = len(baseline.variables[name].proportions)
                 histogram = counts.histogram(index, bins)

@@ -54,7 +54,12 @@ from streamscore.core.records import (
 from streamscore.core.steps import settle, submit_or_run
 from streamscore.core.times import iso_time, utc_iso_ms
 from streamscore.preprocess.contracts import Transaction
-from streamscore.preprocess.features import FEATURE_SCHEMA, advance_state, build_features
+from streamscore.preprocess.features import (
+    FEATURE_SCHEMA,
+    advance_state,
+    build_features,
+    card_age_seconds,
+)
 from streamscore.preprocess.ports import CardRecord, PreprocessPorts
 
 STAGE = "preprocess"
@@ -107,6 +112,7 @@ def feature_record(
     features: dict[str, float],
     state_version: int,
     now: datetime,
+    card_age_s: float,
 ) -> FeatureRecord:
     """The transaction's feature record (streamscore.core.feature_record)."""
     doc: FeatureRecord = {
@@ -116,6 +122,7 @@ def feature_record(
         "feature_schema": FEATURE_SCHEMA,
         "features": {name: storable(value) for name, value in features.items()},
         "state_version": state_version,
+        "card_age_s": storable(card_age_s),
         "transaction_digest": transaction_digest(txn),
         "source_sequence_number": record.sequence_number,
         "source_shard_id": record.shard_id,
@@ -393,7 +400,12 @@ class _Planner:
         state = card.state if card else None
         after = advance_state(state, item.txn)
         doc = feature_record(
-            item.record, item.txn, build_features(item.txn, state), after.txn_count, self.now
+            item.record,
+            item.txn,
+            build_features(item.txn, state),
+            after.txn_count,
+            self.now,
+            card_age_seconds(item.txn, state),
         )
         self.plan.states[card_id] = CardRecord(after, pending | {txn_id: doc})
         self.plan.applied.append((item, doc))

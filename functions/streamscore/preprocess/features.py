@@ -38,6 +38,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "same_merchant",  # same merchant as the card's previous transaction
 )
 
+# features that follow the time of day: their distribution over less than a whole day is not
+# the all-day baseline's, drift or not (the drift check judges them only over whole days)
+CLOCK_FEATURES: frozenset[str] = frozenset({"hour_sin", "hour_cos", "is_night"})
+
 HIGH_RISK_MCCS: frozenset[str] = frozenset(
     {
         "4829",  # wire transfer / money orders
@@ -59,6 +63,17 @@ MOMENT_ALPHA = 0.05  # weight of a new amount in the running moments, once histo
 ZSCORE_CLIP = 10.0
 MIN_STD = 0.1  # floor of the log-amount std, so a card of identical amounts stays finite
 NEGLIGIBLE = 1e-12  # decayed counters below this are exactly zero
+# The decayed counters (time constant in seconds). Their drift bins stop at COUNTER_RESOLUTION:
+# a smaller value only says how many weeks ago the card last did this (e^-4.6 = 0.01, so four
+# and a half time constants), which is history, not behaviour, and a card the pipeline has
+# seen for days cannot have it (docs/ARCHITECTURE.md, "Drift on a fresh stack").
+DECAYED_COUNTERS: dict[str, float] = {
+    "txn_count_1h": HOUR,
+    "txn_count_24h": DAY,
+    "small_ecom_count_1h": HOUR,
+    "foreign_count_24h": DAY,
+}
+COUNTER_RESOLUTION = 0.01
 MIN_TYPICAL_AMOUNT = 0.01  # floor of the typical amount, so sub-cent amounts keep the ratio finite
 
 
@@ -77,6 +92,9 @@ class CardState:
     foreign_24h: float
     log_amount_mean: float
     log_amount_var: float
+    # event time of the first transaction the pipeline applied to the card; 0.0 in state written
+    # before this field existed, which makes such cards as old as can be (they were seen before)
+    first_event_ts: float = 0.0
 
     def to_dict(self) -> dict[str, str | int | float]:
         return asdict(self)
@@ -95,6 +113,7 @@ class CardState:
             foreign_24h=float(str(data["foreign_24h"])),
             log_amount_mean=float(str(data["log_amount_mean"])),
             log_amount_var=float(str(data["log_amount_var"])),
+            first_event_ts=float(str(data.get("first_event_ts", 0.0))),
         )
 
 
@@ -175,6 +194,7 @@ def advance_state(state: CardState | None, txn: Transaction) -> CardState:
             foreign_24h=0.0,
             log_amount_mean=log_amount,
             log_amount_var=0.0,
+            first_event_ts=now,
         )
     elapsed = max(0.0, now - state.last_event_ts)
     count = state.txn_count + 1
@@ -198,15 +218,36 @@ def advance_state(state: CardState | None, txn: Transaction) -> CardState:
     )
 
 
+def card_age_seconds(txn: Transaction, state: CardState | None) -> float:
+    """How long the pipeline has known the card at `txn`: seconds since its first applied transaction.
+
+    0 for the card's first transaction (and for an event time earlier than that first one).
+    Not a model feature: the drift check conditions its baseline on it, so a fresh stack or a
+    new population of cards is compared with cards of the same history depth.
+    """
+    if state is None:
+        return 0.0
+    return max(0.0, txn.event_time.timestamp() - state.first_event_ts)
+
+
 def feature_vector(features: dict[str, float]) -> list[float]:
     """The features in model order (FEATURE_NAMES)."""
     return [features[name] for name in FEATURE_NAMES]
 
 
-def replay_features(transactions: Iterable[Transaction]) -> Iterator[dict[str, float]]:
-    """Features of an event-time-ordered stream, keeping per-card state in memory (training path)."""
+def replay(transactions: Iterable[Transaction]) -> Iterator[tuple[dict[str, float], float]]:
+    """Features and card age of each transaction of an event-time-ordered stream (training path).
+
+    Per-card state is kept in memory and starts empty, as on a freshly deployed stack.
+    """
     states: dict[str, CardState] = {}
     for txn in transactions:
         state = states.get(txn.card_id)
-        yield build_features(txn, state)
+        yield build_features(txn, state), card_age_seconds(txn, state)
         states[txn.card_id] = advance_state(state, txn)
+
+
+def replay_features(transactions: Iterable[Transaction]) -> Iterator[dict[str, float]]:
+    """Features of an event-time-ordered stream, keeping per-card state in memory (training path)."""
+    for features, _ in replay(transactions):
+        yield features

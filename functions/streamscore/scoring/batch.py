@@ -22,6 +22,7 @@ own record id, and a redelivered aggregate finds the predictions already written
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,7 +52,14 @@ from streamscore.core.monitoring import (
 from streamscore.core.records import StreamRecord, decode_payload, diagnose_json, quarantine_item
 from streamscore.core.steps import settle, submit_or_run
 from streamscore.core.times import utc_iso_ms
-from streamscore.scoring.model import DECISIONS, ScoringModel, bin_indexes, decide, feature_matrix
+from streamscore.scoring.model import (
+    DECISIONS,
+    ScoringModel,
+    bin_indexes,
+    decide,
+    feature_matrix,
+    history_strata,
+)
 from streamscore.scoring.ports import ScorePorts
 
 STAGE = "score"
@@ -87,6 +95,7 @@ class _Row:
     record: StreamRecord
     doc: FeatureRecord  # checked as far as scoring relies on it
     arrived_at: float | None
+    card_age_s: float  # NaN: the record has none
 
 
 def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
@@ -112,7 +121,17 @@ def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
         arrived_at = datetime.fromisoformat(arrived).timestamp() if arrived is not None else None
     except (TypeError, ValueError):
         raise _undecodable("invalid_field", "arrived_at is not an ISO 8601 time") from None
-    return _Row(record, cast(FeatureRecord, doc), arrived_at)
+    return _Row(record, cast(FeatureRecord, doc), arrived_at, _card_age(doc))
+
+
+def _card_age(doc: Mapping[str, Any]) -> float:
+    """The record's card age in seconds, NaN when it has none; InvalidRecordError when it is not one."""
+    age = doc.get("card_age_s")
+    if age is None:
+        return math.nan
+    if type(age) not in (int, float) or not math.isfinite(age) or age < 0:
+        raise _undecodable("invalid_field", "card_age_s is not a finite number of seconds >= 0")
+    return float(age)
 
 
 def _json_object(record: StreamRecord) -> dict[str, Any]:
@@ -398,6 +417,10 @@ def _facts(
     ]
     columns.append(bin_indexes(batch.scores[rows], model.edges[SCORE]))
     bins = np.column_stack(columns).tolist()
+    strata: list[int | None] = [None] * len(rows)
+    if model.history_bounds is not None:
+        ages = np.array([batch.rows[i].card_age_s for i in rows], dtype=np.float64)
+        strata = history_strata(ages, model.history_bounds).tolist()
     return [
         Fact(
             item=prediction,
@@ -408,9 +431,9 @@ def _facts(
                 hour_of(prediction["event_time"]),
                 source_of(batch.rows[i].record.stream_name, batch.rows[i].record.shard_id),
             ),
-            counts=prediction_counts(prediction["decision"], row_bins),
+            counts=prediction_counts(prediction["decision"], row_bins, stratum),
         )
-        for i, prediction, row_bins in zip(rows, predictions, bins, strict=True)
+        for i, prediction, row_bins, stratum in zip(rows, predictions, bins, strata, strict=True)
     ]
 
 

@@ -68,10 +68,13 @@ class ScoringModel:
         session: onnxruntime.InferenceSession,
         card: ModelCard,
         edges: Mapping[str, FloatVector],
+        history_bounds: FloatVector | None = None,
     ):
         self.session = session
         self.card = card
         self.edges = dict(edges)  # baseline bin edges per feature and for SCORE
+        # lower bounds (seconds) of the baseline's card-age strata; None: it has none
+        self.history_bounds = history_bounds
         self.input_name, self.output_name = _io_names(session, card)
         self._check_shape()
 
@@ -141,6 +144,7 @@ def load_model(
         artifacts = read_artifacts(directory)
         card = ModelCard.from_dict(artifacts.card)
         edges = baseline_edges(artifacts.baseline, card.feature_names)
+        history = history_bounds(artifacts.baseline)
         import onnxruntime as ort  # noqa: PLC0415 - only ScoreFunction pays for the runtime
 
         options = ort.SessionOptions()
@@ -152,7 +156,7 @@ def load_model(
         session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        return ScoringModel(session, card, edges)
+        return ScoringModel(session, card, edges, history)
     except SystemicError:
         raise
     except Exception as error:  # onnxruntime raises its own types; all mean "cannot serve"
@@ -178,6 +182,27 @@ def baseline_edges(
             raise ValueError(f"baseline.json: the edges of {name!r} are not an ascending list")
         edges[name] = values
     return edges
+
+
+def history_bounds(baseline: Mapping[str, Any]) -> FloatVector | None:
+    """The lower bounds (seconds) of the baseline's card-age strata; None when it has none."""
+    history = baseline.get("history")
+    if history is None:
+        return None
+    bounds = np.asarray(history.get("strata_s") if isinstance(history, Mapping) else None)
+    if bounds.ndim != 1 or bounds.size < 1 or bounds[0] != 0 or np.any(np.diff(bounds) <= 0):
+        raise ValueError("baseline.json: history.strata_s is not an ascending list from 0")
+    return bounds.astype(np.float64)
+
+
+def history_strata(ages: FloatVector, bounds: FloatVector) -> npt.NDArray[np.int64]:
+    """Each card age's stratum (the last bound not above it); an unknown age (NaN) is the oldest.
+
+    A record without an age comes from a preprocess that did not send one: its card was
+    there before, so it counts with the cards of the longest history.
+    """
+    known = np.where(np.isnan(ages), np.inf, ages)
+    return (np.searchsorted(bounds, known, side="right") - 1).astype(np.int64)
 
 
 def feature_matrix(

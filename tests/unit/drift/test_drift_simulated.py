@@ -8,33 +8,29 @@ MinSampleSize. The drift scenarios start exactly at the window's start.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from simulator import SimulationConfig, encode_transaction, simulate
+from bench.drift_warmup import hourly_reports, simulated_items, simulation
+from simulator import SimulationConfig, simulate
 from streamscore.core.artifacts import SCORE
-from streamscore.core.monitoring import PREDICTIONS, CountKey, Counts, prediction_counts, window_key
 from streamscore.drift.baseline import DriftBaseline, load_baseline
 from streamscore.drift.check import DriftCheckOutcome, DriftCheckPolicy, check_drift
-from streamscore.drift.report import DRIFT_DETECTED, RETRAINING_REQUESTED
+from streamscore.drift.report import (
+    DRIFT_DETECTED,
+    RETRAINING_REQUESTED,
+)
 from streamscore.drift.stats import DriftThresholds
 from streamscore.drift.window import DriftWindow
-from streamscore.preprocess.contracts import Transaction
-from streamscore.preprocess.features import replay_features
 from streamscore.scoring.model import (
-    DECISIONS,
     ScoringModel,
-    bin_indexes,
-    decide,
-    feature_matrix,
     load_model,
-    resolve_thresholds,
 )
 from support.fakes import MemoryDriftPorts, MemoryWindowReader
 
@@ -66,7 +62,6 @@ def simulated_window(
     scenario: str, seed: int, overrides: tuple[tuple[str, float], ...] = ()
 ) -> SimulatedWindow:
     """The window's prediction count items, as the score function would have written them."""
-    model, _ = shipped()
     config = SimulationConfig(
         seed=seed,
         n_cards=N_CARDS,
@@ -75,49 +70,10 @@ def simulated_window(
         drift_start=(DAYS - WINDOW / timedelta(days=1)) / DAYS,
         **dict(overrides),  # type: ignore[arg-type]
     )
-    batch = simulate(config)
-    transactions = [
-        Transaction.model_validate_json(encode_transaction(t)) for t in batch.transactions
-    ]
-    features = list(replay_features(transactions))
     end = datetime.fromtimestamp(config.start_epoch, UTC) + timedelta(days=DAYS)
     window = DriftWindow(end - WINDOW, end)
-    inside = np.flatnonzero(
-        (batch.timestamps >= window.start.timestamp()) & (batch.timestamps < end.timestamp())
-    ).tolist()
-    thresholds = resolve_thresholds(model.card.thresholds, None, None)
-    totals: dict[CountKey, Counts] = {}
-    for slot, first in enumerate(range(0, len(inside), BATCH)):
-        rows = inside[first : first + BATCH]
-        matrix, problems = feature_matrix([features[i] for i in rows], model.feature_names)
-        assert not any(problems)
-        scores = model.predict(matrix.astype(np.float32))
-        # what score_batch adds per prediction: its decision and the bins of its features and score
-        columns = [
-            bin_indexes(matrix[:, j], model.edges[name])
-            for j, name in enumerate(model.feature_names)
-        ]
-        columns.append(bin_indexes(scores, model.edges[SCORE]))
-        bins = np.column_stack(columns).tolist()
-        codes = decide(scores, thresholds).tolist()
-        for row, row_bins, code in zip(rows, bins, codes, strict=True):
-            hour = datetime.fromtimestamp(float(batch.timestamps[row]), UTC).strftime("%Y-%m-%dT%H")
-            key = CountKey(PREDICTIONS, model.model_version, hour, "shardId-000", slot)
-            totals.setdefault(key, Counts()).add(prediction_counts(DECISIONS[code], row_bins))
-    items = [
-        {
-            "pk": key.pk,
-            "sk": "COUNT",
-            "kind": key.kind,
-            "model_version": key.model_version,
-            "hour": key.hour,
-            "window_key": window_key(key.hour),
-            "recorded_at": f"{key.hour}:00:00.000+00:00",
-        }
-        | counts.attributes()
-        for key, counts in totals.items()
-    ]
-    return SimulatedWindow(window, items, len(inside))
+    items, transactions = simulated_items(simulate(config).transactions, window.start, end)
+    return SimulatedWindow(window, items, transactions)
 
 
 def check(simulated: SimulatedWindow, sinks: MemoryDriftPorts, now: datetime) -> DriftCheckOutcome:
@@ -219,3 +175,83 @@ def test_default_strengths_below_the_drift_threshold(
     assert {n for n, v in report.features.items() if v.status == "warn"} == warned
     assert outcome.trigger == "not_drift"
     assert sinks.events.entries == []
+
+
+# ---------------------------------------------------------------- a freshly deployed stack
+# Card state starts empty: every card is new to the stack, so its first days look nothing like
+# the baseline's cards with weeks of history. The baseline's card-age strata compare each
+# window with reference cards of the same age (DriftBaseline.history).
+
+FRESH_CARDS = 1000  # ~1,500 transactions a day: a day's window holds three MinSampleSizes
+FRESH_SEEDS = range(10)
+CARD_HISTORY_FEATURES = {
+    "is_foreign",
+    "is_first_seen",
+    "seconds_since_last_log",
+    "txn_count_1h",
+    "txn_count_24h",
+    "small_ecom_count_1h",
+    "foreign_count_24h",
+    "amount_ratio_mean",
+    "amount_zscore",
+    "same_merchant",
+}
+
+
+@functools.cache
+def fresh_stack(
+    scenario: str, seed: int, days: float, drift_day: float = 0.0
+) -> tuple[list[dict[str, Any]], datetime]:
+    """Count items of `days` of traffic on a fresh stack (the scenario from `drift_day` on)."""
+    transactions, start = simulation(seed, FRESH_CARDS, days, scenario, drift_day)
+    items, _ = simulated_items(transactions, start, start + timedelta(days=days))
+    return items, start
+
+
+@pytest.mark.parametrize("seed", FRESH_SEEDS)
+def test_a_fresh_stack_fed_three_days_of_baseline_traffic_requests_no_retraining(
+    seed: int,
+) -> None:
+    _, baseline = shipped()
+    items, start = fresh_stack("baseline", seed, days=3.0)
+
+    reports = hourly_reports(items, start, 72, baseline)
+
+    statuses = [r.status for r in reports]
+    judged = [h for h, s in enumerate(statuses, 1) if s != "insufficient_data"]
+    assert "drift" not in statuses, {
+        h: r.headline()["drifted"] for h, r in enumerate(reports, 1) if r.status == "drift"
+    }
+    # verdicts from the first hour with MinSampleSize predictions, not after a silent warm-up
+    first = next(h for h, r in enumerate(reports, 1) if r.sample()["n"] >= THRESHOLDS.min_samples)
+    assert judged[0] == first < 24
+    assert judged == list(range(first, 73))
+    assert reports[23].warm_up()["status"] == "fresh"  # type: ignore[index]
+
+
+def test_without_card_age_strata_the_same_fresh_stack_is_called_drift() -> None:
+    # the control: the flat reference (cards with weeks of history) on the fresh stack's day 3
+    _, baseline = shipped()
+    flat = dataclasses.replace(baseline, history=None)
+    items, start = fresh_stack("baseline", 0, days=3.0)
+
+    reports = hourly_reports(items, start, 72, flat)
+
+    assert reports[-1].status == "drift"
+    # what drifts is what depends on the card's history, nothing the traffic itself changed
+    assert {v.name for v in reports[-1].drifted} - {SCORE} <= CARD_HISTORY_FEATURES
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_channel_shift_from_day_4_of_a_fresh_stack_is_detected_by_day_6(seed: int) -> None:
+    _, baseline = shipped()
+    items, start = fresh_stack("channel-shift", seed, days=6.0, drift_day=3.0)
+
+    reports = hourly_reports(items, start, 144, baseline)
+
+    drifted = [h for h, r in enumerate(reports, 1) if r.status == "drift"]
+    ecom = [h for h, r in enumerate(reports, 1) if "channel_ecom" in {v.name for v in r.drifted}]
+    assert drifted, "never detected"
+    assert 72 < drifted[0] <= 144  # nothing before the shift starts (hour 72), found by day 6
+    assert ecom and ecom[0] <= 144  # and the feature it shifts is named by day 6
+    assert all(r.status == "drift" for r in reports[drifted[0] - 1 :])

@@ -21,6 +21,7 @@ from streamscore.preprocess.features import (
     CardState,
     advance_state,
     build_features,
+    card_age_seconds,
     feature_vector,
     replay_features,
 )
@@ -115,6 +116,7 @@ def test_state_update_hand_checked() -> None:
         foreign_24h=0.0,
         log_amount_mean=math.log1p(10.0),
         log_amount_var=0.0,
+        first_event_ts=T0.timestamp(),
     )
 
     second = txn(
@@ -137,6 +139,32 @@ def test_state_update_hand_checked() -> None:
     assert state2.foreign_24h == 1.0
     assert state2.home_country == "DE"  # home stays the first seen country
     assert state2.last_merchant_id == "m_2"
+    assert state2.first_event_ts == T0.timestamp()  # the first transaction's, kept
+
+
+def test_card_age_is_the_time_since_the_first_applied_transaction() -> None:
+    # given a card first seen at T0 with a second transaction an hour later
+    first = txn()
+    state = advance_state(advance_state(None, first), txn(event_time=T0 + timedelta(hours=1)))
+
+    # then its first transaction has age 0, later ones the time since T0, never negative
+    assert card_age_seconds(first, None) == 0.0
+    assert card_age_seconds(txn(event_time=T0 + timedelta(days=2)), state) == 2 * 86400.0
+    assert card_age_seconds(txn(event_time=T0 - timedelta(minutes=5)), state) == 0.0
+
+
+def test_state_written_before_card_age_existed_reads_as_known_since_ever() -> None:
+    # given a stored state item without first_event_ts (written by an older preprocess)
+    stored = advance_state(None, txn()).to_dict()
+    del stored["first_event_ts"]
+
+    # when it is read back and the card transacts
+    state = CardState.from_dict(stored)
+    age = card_age_seconds(txn(event_time=T0 + timedelta(hours=1)), state)
+
+    # then the card counts as known since the epoch: the oldest history stratum
+    assert state.first_event_ts == 0.0
+    assert age == T0.timestamp() + 3600.0
 
 
 def test_decayed_counters_reach_exact_zero_instead_of_denormals() -> None:

@@ -627,3 +627,45 @@ def test_a_feature_too_large_for_a_float_quarantines_its_record_not_the_batch(
     (item,) = fakes.quarantine.items.values()
     assert item["sequence_number"] == records[1].sequence_number
     assert "amount_log" in item["message"]
+
+
+# ---------------------------------------------------------------- card-age strata
+
+
+def test_each_prediction_counts_in_the_card_age_stratum_of_its_record(model: ScoringModel) -> None:
+    # given a model whose baseline has strata from 0, 1 h and 1 day
+    stratified = ScoringModel(
+        model.session, model.card, model.edges, np.array([0.0, 3600.0, 86400.0])
+    )
+    fakes = MemoryScorePorts()
+    ages = [0.0, 10.0, 7200, 2 * 86400.0, None]  # None: a record from before card ages
+    docs = [feature_record(i, 0.0, card_age_s=age) for i, age in enumerate(ages[:-1])]
+    docs.append(feature_record(4, 0.0))
+
+    # when
+    outcome = run(batch(docs), stratified, fakes)
+
+    # then: 0 and 10 s in the first, 2 h in the second, 2 days and unknown in the oldest
+    assert outcome.scored == 5
+    assert fakes.predictions.total().history == Counter({0: 2, 1: 1, 2: 2})
+
+
+def test_a_baseline_without_strata_counts_no_stratum(model: ScoringModel) -> None:
+    fakes = MemoryScorePorts()
+
+    run(batch([feature_record(0, 0.0, card_age_s=5.0)]), model, fakes)
+
+    assert model.history_bounds is None
+    assert fakes.predictions.total().history == Counter()
+
+
+@pytest.mark.parametrize("age", [-1.0, "60", True, math.inf])
+def test_a_card_age_that_is_not_seconds_is_quarantined(model: ScoringModel, age: Any) -> None:
+    fakes = MemoryScorePorts()
+    payload = json.dumps(feature_record(0, 0.0, card_age_s=age)).encode()  # inf as Infinity
+
+    outcome = run(batch([payload]), model, fakes)
+
+    (item,) = fakes.quarantine.items.values()
+    assert outcome.scored == 0
+    assert item["reason"] == "undecodable" and "card_age_s" in item["message"]
