@@ -49,6 +49,7 @@ from what it put, not from the functions' reader.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -90,7 +91,14 @@ from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts, hour_of
 from streamscore.core.records import record_id_of
 from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import CardState, advance_state, build_features
-from streamscore.scoring.model import DECISIONS, ScoringModel, decide, load_model
+from streamscore.scoring.model import (
+    DECISIONS,
+    ScoringModel,
+    decide,
+    history_bounds,
+    history_strata,
+    load_model,
+)
 from support.aws_stack import FAKE_CREDENTIALS, REGION, LocalStack
 from support.lambda_runtime import POWERTOOLS_TEST_ENV, FakeLambdaContext
 from support.wiring import InlineExecutor, Wired, quiet_backoff, wire
@@ -2066,6 +2074,28 @@ def check_alerts(run: ExampleRun, snap: Snapshot) -> list[Violation]:
     return found
 
 
+@functools.cache
+def _strata_bounds() -> np.ndarray | None:
+    """The shipped baseline's card-age strata (None: it has none)."""
+    return history_bounds(json.loads((MODEL_DIR / "baseline.json").read_text()))
+
+
+def _expected_counts(snap: Snapshot) -> tuple[dict[str, Counter[str]], dict[str, Counter[int]]]:
+    """Per event hour, the stored predictions' decisions and card-age strata (the stratum of
+    the feature record each was scored from)."""
+    want: dict[str, Counter[str]] = defaultdict(Counter)
+    want_strata: dict[str, Counter[int]] = defaultdict(Counter)
+    bounds = _strata_bounds()
+    for txn_id, prediction in snap.predictions.items():
+        hour = hour_of(prediction["event_time"])
+        want[hour][prediction["decision"]] += 1
+        if bounds is not None:
+            age = snap.features.get(txn_id, {}).get("card_age_s")
+            ages = np.array([math.nan if age is None else float(age)])
+            want_strata[hour][int(history_strata(ages, bounds)[0])] += 1
+    return want, want_strata
+
+
 def check_totals(ref: Reference, snap: Snapshot) -> list[Violation]:
     """The hourly count items add up to the facts: every prediction once, in its event hour, with
     its decision and one bin per variable; every quarantine item once, by stage and reason."""
@@ -2079,9 +2109,8 @@ def check_totals(ref: Reference, snap: Snapshot) -> list[Violation]:
             predicted[str(item["hour"])].add(Counts.from_item(item))
         elif item.get("kind") == QUARANTINE:
             quarantined.add(Counts.from_item(item))
-    want: dict[str, Counter[str]] = defaultdict(Counter)
-    for prediction in snap.predictions.values():
-        want[hour_of(prediction["event_time"])][prediction["decision"]] += 1
+    want, want_strata = _expected_counts(snap)
+    bounds = _strata_bounds()
     total = sum(c.n for c in predicted.values())
     if total != len(ref.distinct):
         found.append(
@@ -2099,6 +2128,15 @@ def check_totals(ref: Reference, snap: Snapshot) -> list[Violation]:
                     "totals",
                     f"hour {hour}",
                     f"decisions counted {dict(counts.decisions)}, predictions {dict(want[hour])}",
+                )
+            )
+        if bounds is not None and +counts.history != want_strata[hour]:
+            found.append(
+                Violation(
+                    "totals",
+                    f"hour {hour}",
+                    f"card-age strata counted {dict(counts.history)}, "
+                    f"the predictions' feature records {dict(want_strata[hour])}",
                 )
             )
         per_variable: Counter[int] = Counter()

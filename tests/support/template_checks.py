@@ -27,6 +27,7 @@ FUNCTION_ENV = {
         "STREAM_RETENTION_HOURS",
         "QUARANTINE_TTL_DAYS",
         "MONITORING_TTL_DAYS",
+        "PARALLELIZATION_FACTOR",
     },
     "ScoreFunction": {
         "POWERTOOLS_SERVICE_NAME",
@@ -42,6 +43,7 @@ FUNCTION_ENV = {
         "STREAM_RETENTION_HOURS",
         "QUARANTINE_TTL_DAYS",
         "MONITORING_TTL_DAYS",
+        "PARALLELIZATION_FACTOR",
     },
     "DriftCheckFunction": {
         "POWERTOOLS_SERVICE_NAME",

@@ -10,6 +10,8 @@ with backoff; what still fails comes back to the caller, who fails its records.
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
@@ -39,6 +41,7 @@ class DynamoFactWriter:
         condition: Condition | None = None,
         backoff: Backoff | None = None,
         executor: Executor | None = None,
+        lanes: int = 1,
     ):
         self.client = client
         self.table_name = table_name
@@ -47,10 +50,13 @@ class DynamoFactWriter:
         self.condition = condition or (lambda item: (f"attribute_not_exists({key_name})", {}))
         self.backoff = backoff or Backoff()
         self.executor = executor
+        self.lanes = lanes  # the mapping's ParallelizationFactor: batches of a shard at once
+        self._random = random.Random()
 
     def create(self, facts: Sequence[Fact], counts_expire_at: int) -> tuple[set[str], set[str]]:
         """Keys of the facts that exist now (created or found), and keys whose write still failed."""
-        chunks = _chunks(facts)
+        lane = self._random.randrange(self.lanes) if self.lanes > 1 else 0
+        chunks = _chunks(facts, lane)
 
         def write(chunk: Sequence[list[Fact]]) -> tuple[set[str], set[str]]:
             try:
@@ -87,6 +93,8 @@ class DynamoFactWriter:
                     done |= existing
                     pending = [f for f in pending if f.key not in existing]
                     continue
+                if "TransactionConflict" in codes and self.lanes > 1:
+                    _next_lane(pending, self.lanes)  # a concurrent batch of the shard: move over
                 attempt += 1
                 if attempt >= self.backoff.attempts:
                     return done, {f.key for f in pending}
@@ -142,7 +150,13 @@ class DynamoFactWriter:
         }
 
 
-def _chunks(facts: Sequence[Fact]) -> list[list[Fact]]:
+def _next_lane(facts: Sequence[Fact], lanes: int) -> None:
+    for one in facts:
+        key = one.count_key
+        one.count_key = dataclasses.replace(key, lane=(key.lane + 1) % lanes)
+
+
+def _chunks(facts: Sequence[Fact], lane: int = 0) -> list[list[Fact]]:
     """Chunks of facts whose Puts and count Updates fit one transaction, each its own slot."""
     chunks: list[list[Fact]] = []
     current: list[Fact] = []
@@ -161,5 +175,5 @@ def _chunks(facts: Sequence[Fact]) -> list[list[Fact]]:
     for slot, chunk in enumerate(chunks):
         for one in chunk:
             k = one.count_key
-            one.count_key = CountKey(k.kind, k.model_version, k.hour, k.shard_id, slot)
+            one.count_key = CountKey(k.kind, k.model_version, k.hour, k.shard_id, slot, lane)
     return chunks

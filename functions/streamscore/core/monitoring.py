@@ -9,7 +9,7 @@ commit adds nothing either. So a count moves exactly when its fact is created.
 
 Count items are keyed by kind, model version, UTC hour, source shard and writer slot
 (the chunks of one batch are written side by side, each on its own item, so they never
-conflict), and found per hour through MonitoringTable's WindowIndex: a window of a day
+conflict; with ParallelizationFactor > 1 each invocation also picks one of that many lanes), and found per hour through MonitoringTable's WindowIndex: a window of a day
 reads a few items per hour and shard whatever the traffic. The hour is the fact's event
 time: the transaction's own, or for a bad record the event time it carries when it has
 one, else its arrival on the stream.
@@ -64,10 +64,14 @@ class CountKey:
         str  # the writer's source: "<stream name>/<shard id>" (shard ids repeat across streams)
     )
     slot: int = 0
+    # with ParallelizationFactor > 1 a shard has that many batches in flight at once: each
+    # invocation writes the items of one lane, so concurrent batches rarely share an item
+    lane: int = 0
 
     @property
     def pk(self) -> str:
-        return f"{COUNT}#{self.kind}#{self.model_version}#{self.hour}#{self.shard_id}#{self.slot}"
+        slot = f"{self.lane}.{self.slot}" if self.lane else str(self.slot)
+        return f"{COUNT}#{self.kind}#{self.model_version}#{self.hour}#{self.shard_id}#{slot}"
 
 
 @dataclass

@@ -77,6 +77,7 @@ def build(
                 settings.monitoring_table,
                 backoff=backoff,
                 executor=io,
+                lanes=settings.parallelization_factor,
             ),
             settings.quarantine_ttl_days,
             settings.monitoring_ttl_days,

@@ -75,7 +75,14 @@ def build(
 
     def facts(name: str, key: str, condition: Any = None) -> DynamoFactWriter:
         return DynamoFactWriter(
-            clients.dynamodb, name, key, settings.monitoring_table, condition, backoff, io
+            clients.dynamodb,
+            name,
+            key,
+            settings.monitoring_table,
+            condition,
+            backoff,
+            io,
+            lanes=settings.parallelization_factor,
         )
 
     ports = ScorePorts(

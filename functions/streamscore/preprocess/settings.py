@@ -24,6 +24,9 @@ class PreprocessSettings(FunctionSettings):
     monitoring_ttl_days: Days = 90
     state_ttl_days: Days = 400  # a card unseen this long starts afresh
     io_threads: Annotated[int, Field(ge=1, le=32)] = 4
+    # the event-source mapping's PreprocessParallelizationFactor: batches of one shard in flight at
+    # once, each writing its count items in a lane of its own (streamscore.aws.facts)
+    parallelization_factor: Annotated[int, Field(ge=1, le=10)] = 1
 
     @model_validator(mode="after")
     def _facts_outlive_the_stream(self) -> PreprocessSettings:

@@ -34,6 +34,9 @@ class ScoreSettings(FunctionSettings):
     monitoring_ttl_days: Days = 90
     stream_retention_hours: Retention = 24
     io_threads: Annotated[int, Field(ge=1, le=32)] = 4
+    # the event-source mapping's ScoreParallelizationFactor: batches of one shard in flight at
+    # once, each writing its count items in a lane of its own (streamscore.aws.facts)
+    parallelization_factor: Annotated[int, Field(ge=1, le=10)] = 1
     # ONNX Runtime threads: one. At batch 500 a run takes 0.3-0.5 ms (< 1 us a record) with one
     # or two threads (bench/results/latest.json, ort_threads_batch_500): a second thread buys
     # nothing that matters, and Lambda at 2048 MB has ~1.2 vCPU to share with the I/O threads.

@@ -328,3 +328,25 @@ def test_refused_events_fail_the_run_and_its_retry_sends_them(baseline: DriftBas
     assert retried.trigger == "sent"
     assert len(ports.events.of_type(RETRAINING_REQUESTED)) == 1
     assert len(ports.events.of_type(DRIFT_DETECTED)) == 1
+
+
+def test_predictions_arriving_late_for_an_hour_already_checked_are_counted(
+    baseline: DriftBaseline,
+) -> None:
+    # given a window checked once
+    ports = MemoryDriftPorts(MemoryWindowReader(window_items(baseline)))
+    first = run_check(ports)
+
+    # when predictions of its first hour arrive late (a re-driven batch, a lagging shard): the
+    # score function adds them to that hour's count items, here a shard's item of its own
+    late_hour = END - timedelta(hours=23, minutes=30)
+    ports.reader.items.append(
+        hist_item(baseline.model_version, late_hour, baseline_histograms(baseline, 50), 50, "7")
+    )
+    again = run_check(ports)
+    later = run_check(ports, window=DriftWindow(late_hour - timedelta(hours=1), END))
+
+    # then a rerun of the window, and any later window holding that hour, counts them
+    assert again.report.sample()["n"] == first.report.sample()["n"] + 50
+    assert later.report.sample()["n"] >= 50
+    assert again.items_read == first.items_read + 1
