@@ -91,6 +91,11 @@ def figures(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         )
         for p in ("p50", "p90", "p99"):
             out[f"embedded.latency_{p}"] = _figure(embedded["latency_ms"][p], "ms", "lower")
+    for row in (results.get("drift_volume") or {}).get("read_side", []):
+        key = f"{row['batch_size']}.{row['shards']}"
+        # absolute CPU moves with the machine's load: recorded, not judged
+        out[f"drift_volume.cpu_s.{key}"] = _figure(row["cpu_s"], "s", "info")
+        out[f"drift_volume.items_read.{key}"] = _exact(row["items_read"], "items", "lower")
     return out
 
 
@@ -472,6 +477,7 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
     )
     lines += [""] + [f"- {n}" for n in cost["notes"]]
     lines += _effectively_once_lines(load_effectively_once())
+    lines += _drift_volume_lines(results.get("drift_volume"))
     embedded = results.get("embedded") or {}
     lines += ["", "## 6. Embedded local run", ""]
     if "records_per_second" in embedded:
@@ -701,6 +707,167 @@ def _drift_capacity_sentence(d: Mapping[str, Any]) -> str:
         f"{d['window_hours']:g} h window of them takes {d['seconds_at_4_busy_shards']:g} s; "
         f"the {d['timeout_s']:g} s timeout allows {d['max_window_items_within_timeout']:,} items."
     )
+
+
+def _drift_volume_lines(volume: Mapping[str, Any] | None) -> list[str]:
+    """The drift check over a day of 1,000 transactions/s (bench/drift_volume.py), when measured."""
+    lines = ["", "## Drift check at volume", ""]
+    if not volume:
+        return [
+            *lines,
+            "Not measured in this run (its results predate the part): "
+            "`python -m bench.drift_volume` measures it on its own.",
+        ]
+    scenario, targets = volume["scenario"], volume["targets"]
+    template = scenario["template"]
+    lines += [
+        f"{scenario['transactions']:,} transactions in {scenario['hours']} h "
+        f"({scenario['transactions_per_s']:,.0f}/s) on the template's defaults "
+        f"(StreamMode {template['StreamMode']}, DriftCheckMemorySize "
+        f"{template['DriftCheckMemorySize']} MB, ParallelizationFactor "
+        f"{template['ScoreParallelizationFactor']}), {scenario['shards_per_stream']} shards per "
+        "stream (what a new on-demand stream is taken to start with; assumed, see "
+        f"`bench/drift_volume.py`), 1 invalid record per "
+        f"{1 / scenario['invalid_per_transaction']:,.0f} transactions quarantined by preprocess "
+        f"and 1 feature record in {1 / scenario['score_refused_share']:,.0f} refused by score. "
+        "The window's hourly count items are built as the writers leave them at the end of the "
+        "day (per hour and shard one PRED item per writer slot of a full batch, one QUAR item "
+        "per stage; scored simulator traffic scaled to the hour's volume) and read by the real "
+        "drift-check handler from a fake AWS (Query pages of 1 MB as DynamoDB sizes items). "
+        "CPU is process CPU in seconds, median [min-max]"
+        f"{' (a quick run: one sample)' if volume['quick'] else ''}; the modelled duration adds "
+        "the time with a call in flight at the stated p50 latencies; memory is a fresh "
+        "drift-check process's RSS after init and one empty run plus this run's tracemalloc "
+        f"peak. Target: {targets['seconds']:g} s and {targets['memory_mb']:g} MB.",
+        "",
+    ]
+    rows = []
+    for r in volume["read_side"]:
+        memory = r["memory"]
+        estimated = memory.get("estimated_lambda_mb")
+        rows.append(
+            [
+                str(r["batch_size"]),
+                str(r["shards"]),
+                f"{r['items_read']:,}",
+                str(r["query_calls"]),
+                _cell(r["cpu_s"], 2),
+                f"{r['modelled_duration_s']:,.2f}",
+                (f"{estimated:,.0f}" if estimated is not None else "—")
+                + f" ({memory['tracemalloc_peak_mb']:,.1f})",
+                f"{r['cost_usd_per_run_total'] * 1e6:,.1f}",
+                "yes" if r["meets_target"] else "**no**",
+            ]
+        )
+    lines += _table(
+        [
+            "batch",
+            "shards",
+            "items read",
+            "Query calls",
+            "CPU s",
+            "modelled s",
+            "MB (run's peak)",
+            "µUSD per run",
+            "target met",
+        ],
+        rows,
+    )
+    design = volume["per_batch_design"]
+    old = design["old_design"]
+    lines += [
+        "",
+        f"The per-batch design it replaced ({design['items_per_batch']} items per score batch; "
+        f"~{old['items_per_day_at_defaults']:,} a day at the defaults), extrapolated from CPU "
+        "and deserialized memory per one-batch count item measured in the same run (memory "
+        f"with {scenario['reader_hours_in_flight']} hours of items in flight, as the reader "
+        f"streams them); *old figures*: {old['ms_per_item']} ms per item at "
+        f"{old['at_memory_mb']} MB (scaled to {template['DriftCheckMemorySize']} MB) and "
+        f"{old['deserialized_kb_per_hist_item']} KB per deserialized HIST item:",
+        "",
+    ]
+    lines += _table(
+        [
+            "batch",
+            "shards",
+            "items a day",
+            "modelled s",
+            f"within {template['DriftCheckTimeout']} s",
+            "MB streamed",
+            "old figures: s / MB (whole window)",
+        ],
+        [
+            [
+                str(r["batch_size"]),
+                str(r["shards"]),
+                f"{r['items_per_day']:,}",
+                f"{r['modelled_duration_s']:,.0f}",
+                "yes" if r["fits_timeout"] else "**no**",
+                f"{r['memory_mb_streamed']:,}",
+                f"{r['old_figures_duration_s']:,} / {r['old_figures_memory_mb_whole_window']:,}",
+            ]
+            for r in design["rows"]
+        ],
+    )
+    write = volume["write_side"]
+    durations = write["score_durations"]
+    lines += [
+        "",
+        "Write side: the count Update inside each fact transaction (2 WRU per KB of the item at "
+        "the end of its hour, the larger of before and after). The busiest item is a shard's "
+        "slot-0 PRED item: one Update per batch of its shard (ParallelizationFactor 1: one batch "
+        "at a time), at most one per score-handler duration (measured on the fake AWS with the "
+        "latencies injected: "
+        + ", ".join(
+            f"batch {k}: {_cell(v['duration_ms'], 1)} ms"
+            for k, v in durations.items()
+            if k.isdigit()
+        )
+        + "); *catch-up*: full batches back to back. Every Update also writes the item's "
+        "WindowIndex copy, and all count items of an hour share one index partition key "
+        f"(assumed 1 WRU per KB there). Against {write['partition_wcu_limit']:,.0f} WCU/s per "
+        f"partition and an aim of {write['wcu_aim']:,.0f}:",
+        "",
+    ]
+    lines += _table(
+        [
+            "batch",
+            "shards",
+            "Updates per 1,000 tx (PRED + QUAR)",
+            "WRU per 1,000 tx",
+            "PRED item bytes",
+            "busiest item WCU/s (catch-up)",
+            "WindowIndex hour WCU/s",
+            "score shard keeps up",
+        ],
+        [
+            [
+                str(r["batch_size"]),
+                str(r["shards"]),
+                f"{r['updates_per_1000']['prediction']:g} + "
+                f"{r['updates_per_1000']['quarantine_preprocess'] + r['updates_per_1000']['quarantine_score']:.1f}",
+                f"{r['wru_per_1000']:,.0f}",
+                f"{r['item_bytes']['prediction']:,}",
+                f"{r['busiest_item']['wcu_per_s']:,.0f} ({r['busiest_item']['catch_up_wcu_per_s']:,.0f})",
+                f"{r['window_index_partition_wcu_per_s']:,.0f}",
+                "yes"
+                if r["shard_keeps_up"]
+                else f"**no** ({r['score_records_per_s_per_shard']:,}/s)",
+            ]
+            for r in write["rows"]
+        ],
+    )
+    lines += [
+        "",
+        f"Largest count item: {write['largest_item_bytes']:,} bytes; with every attribute the "
+        "model's bins allow, each at 9,999,999 (more than a full hour at 1,000/s in one item): "
+        f"{write['largest_possible_item_bytes']:,} bytes "
+        f"(against {write['item_watch_bytes'] // 1024} KB and the "
+        f"{write['item_limit_bytes'] // 1024} KB item limit).",
+        "",
+    ]
+    lines += [f"- {name}: {text}" for name, text in volume["sources"].items()]
+    return lines
 
 
 EFFECTIVELY_ONCE = RESULTS / "effectively_once.json"

@@ -104,6 +104,23 @@ def derive(
     results["prices"] = table
 
 
+def drift_parts(
+    template: dict[str, Any],
+    latency: dict[str, float],
+    captured: list[dict[str, Any]],
+    table: dict[str, Any],
+    quick: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The drift check's CPU per window item (part 1), then the drift check over a day of
+    1,000 transactions/s (part 1b, bench/drift_volume.py; 3 runs per window, quick: 1)."""
+    from bench import drift_volume  # noqa: PLC0415
+    from bench.handler_cpu import drift_cpu  # noqa: PLC0415
+
+    drift = drift_cpu(template, latency, captured)
+    progress("part 1b: the drift check at volume (1,000 transactions/s for a day)")
+    return drift, drift_volume.measure(template, table, quick=quick, runs=None if quick else 3)
+
+
 def recost(args: argparse.Namespace) -> int:
     """Capacity and cost again from the recorded measurements (no CPU, cold-start or calls run)."""
     from bench import report, storage  # noqa: PLC0415
@@ -151,7 +168,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.handler_cpu import (  # noqa: PLC0415
         _table_keys,
         _window_items,
-        drift_cpu,
         ort_threads,
         preprocess_cpu,
         score_cpu,
@@ -170,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pre = preprocess_cpu(template, latency, records)
     sco = score_cpu(template, latency, records)
     captured = pre.pop("_monitoring_items") + sco.pop("_monitoring_items")
-    drift = drift_cpu(template, latency, captured)
+    drift, volume = drift_parts(template, latency, captured, table, args.quick)
     threads = ort_threads()
 
     progress("part 3: AWS calls along the whole path")
@@ -215,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cold_start": cold,
         "calls": path_calls,
         "embedded": embedded,
+        "drift_volume": volume,
     }
     derive(results, template, table, sizes)
     tracked = report.figures(results)
