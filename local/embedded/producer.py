@@ -80,7 +80,10 @@ class Traffic:
         if not times:
             return None
         end = max(times) + timedelta(seconds=1)
-        return max(min(times), end - timedelta(days=7)), end
+        # simulated traffic: the window opens with the first checked transaction (the invalid
+        # records mixed in after it may carry any event time)
+        first = _event_time(self.payloads[self.monitored_from]) if self.monitored_from else None
+        return max(first or min(times), end - timedelta(days=7)), end
 
 
 def simulated_traffic(
