@@ -19,7 +19,7 @@ import contextlib
 import json
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -402,8 +402,13 @@ def _drift_moment(shadow: Shadow) -> datetime:
     return datetime.fromisoformat(max(hours) + ":00:00+00:00") + timedelta(hours=1)
 
 
-def whole_path(template: dict[str, Any]) -> dict[str, Any]:
-    """About 1,000 records (1% invalid) through the three functions; figures per 1,000 valid ones."""
+def whole_path(
+    template: dict[str, Any], observe: Callable[[Any], None] | None = None
+) -> dict[str, Any]:
+    """About 1,000 records (1% invalid) through the three functions; figures per 1,000 valid ones.
+
+    `observe`, when given, is called with each function's clients once they exist (a test
+    hooks its own recorder onto them)."""
     values = parameter_values(template)
     pre_batch, score_batch = int(values["PreprocessBatchSize"]), int(values["ScoreBatchSize"])
     # whole batches, as on a busy shard: about 1,000 records, the invalid ones among them
@@ -445,6 +450,7 @@ def whole_path(template: dict[str, Any]) -> dict[str, Any]:
             meters["score"].attach(apps["score"].dynamodb, apps["score"].events)
             drift = apps["drift_check"]
             meters["drift_check"].attach(drift.dynamodb, drift.s3, drift.events)
+            _observe(apps.values(), observe)
             with into_sink():
                 progress("whole path on moto: preprocess")
                 for event in events:
@@ -525,6 +531,15 @@ def whole_path(template: dict[str, Any]) -> dict[str, Any]:
         "custom_metrics": len(metrics),
         "custom_metric_names": sorted({f"{m[1]}{dict(m[2])}" for m in metrics}),
     }
+
+
+def _observe(apps: Iterable[Any], observe: Callable[[Any], None] | None) -> None:
+    if observe is None:
+        return
+    for app in apps:
+        for name in ("dynamodb", "kinesis", "events", "s3"):
+            if getattr(app, name, None) is not None:
+                observe(getattr(app, name))
 
 
 def _invoke(app: Any, event: dict[str, Any], name: str) -> None:

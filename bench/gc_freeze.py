@@ -21,20 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import ROOT
-from bench.common import (
-    machine,
-    now_iso,
-    paired_ratio,
-    prepare_process,
-    progress,
-    summary,
-    versions,
-    write_json,
-)
+from bench.common import machine, now_iso, prepare_process, versions, write_json
 
 RESULTS = ROOT / "bench" / "results" / "gc_freeze.json"
-SIZES = (100, 500, 1000)
-MAX_RECORDS = 8000
 
 
 def _frozen(run: Callable[[dict[str, Any]], float]) -> Callable[[dict[str, Any]], float]:
@@ -50,7 +39,7 @@ def _frozen(run: Callable[[dict[str, Any]], float]) -> Callable[[dict[str, Any]]
 
 def measure(batches: int) -> dict[str, Any]:
     from bench.common import git_state  # noqa: PLC0415
-    from bench.handler_cpu import _Preprocess, _Score  # noqa: PLC0415
+    from bench.side_by_side import compare  # noqa: PLC0415
     from embedded.template import load_template  # noqa: PLC0415
 
     template = load_template(ROOT / "template.yaml")
@@ -61,31 +50,11 @@ def measure(batches: int) -> dict[str, Any]:
         "versions": versions(),
         "batches_per_size": batches,
     }
-    for cls in (_Preprocess, _Score):
-        plain, other = cls(template), cls(template)
-        rows: dict[str, Any] = {}
-        for size in SIZES:
-            progress(f"gc.freeze: {plain.name}, batch {size}")
-            # the simulated window holds ~8,000 records: fewer batches of the largest size
-            count = max(2, min(batches, MAX_RECORDS // size - 1))
-            events = plain.events(size, count + 1)  # the first warms up, uncounted
-            for bench in (plain, other):
-                for fake in bench.fakes():
-                    fake.reset(bench.seed())
-                bench.start(size)
-            variants = {"plain": plain.handler, "frozen": _frozen(other.handler)}
-            samples: dict[str, list[float]] = {"plain": [], "frozen": []}
-            for index, event in enumerate(events):
-                order = list(variants) if index % 2 == 0 else list(reversed(variants))
-                for name in order:
-                    value = variants[name](event)
-                    if index:
-                        samples[name].append(value)
-            rows[str(size)] = {
-                "cpu_us_per_record": {k: summary(v, 1) for k, v in samples.items()},
-                "frozen_over_plain": paired_ratio(samples["frozen"], samples["plain"], 3),
-            }
-        results[plain.name] = rows
+    variants = {
+        "plain": lambda bench: bench.handler,
+        "frozen": lambda bench: _frozen(bench.handler),
+    }
+    results |= compare(template, lambda cls, _: cls(template), variants, batches)
     results["machine"]["load_average_after"] = machine()["load_average"]
     return results
 
@@ -99,7 +68,7 @@ def main() -> None:
     write_json(RESULTS, results)
     for function in ("preprocess", "score"):
         for size, row in results[function].items():
-            ratio = row["frozen_over_plain"]
+            ratio = row["ratios"]["frozen/plain"]
             print(
                 f"{function:10s} batch {size:>4}: frozen/plain {ratio['median']:.3f} "
                 f"[{ratio['min']:.2f}-{ratio['max']:.2f}]"

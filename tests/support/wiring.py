@@ -14,10 +14,8 @@ from concurrent.futures import Executor, Future
 from types import ModuleType
 from typing import Any
 
-import boto3
-
 from streamscore.aws.clients import Clients
-from streamscore.aws.retry import Backoff, client_config
+from streamscore.aws.retry import Backoff
 from streamscore.core.settings import FunctionSettings, load_settings
 from streamscore.drift.settings import DriftCheckSettings
 from streamscore.preprocess.settings import PreprocessSettings
@@ -49,7 +47,7 @@ def quiet_backoff(seed: int | None = None) -> Backoff:
 
 def moto_clients(*services: str) -> Clients:
     """boto3 clients (inside a moto mock or against a moto server), configured as in Lambda."""
-    return Clients(**{name: boto3.client(name, config=client_config()) for name in services})
+    return Clients.create(*services)
 
 
 class Wired:

@@ -9,6 +9,7 @@ import boto3
 from botocore.config import Config
 
 from streamscore.aws.retry import client_config
+from streamscore.aws.wire import cache_user_agent, use_wire_format
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,30 @@ class Clients:
     s3: Any = None
 
     @classmethod
-    def create(cls, *services: str, configs: dict[str, Config] | None = None) -> Clients:
-        """boto3 clients of `services`, each with `client_config()` unless `configs` gives its own."""
+    def create(
+        cls,
+        *services: str,
+        configs: dict[str, Config] | None = None,
+        wire_format: bool = True,
+        user_agent_once: bool = True,
+    ) -> Clients:
+        """boto3 clients of `services`, each with `client_config()` unless `configs` gives its own.
+
+        With `wire_format` (the default), DynamoDB and EventBridge calls whose parameters we
+        build in wire format skip botocore's shape walk and response parser; with
+        `user_agent_once`, each client builds its User-Agent once (aws/wire.py). Both are
+        switches for side-by-side benchmarks.
+        """
         configs = configs or {}
         made = {}
         for name in services:
             make: Any = boto3.client  # one call for every service name boto3-stubs overloads
-            made[name] = make(name, config=configs.get(name, client_config()))
+            client = make(name, config=configs.get(name, client_config()))
+            if wire_format:
+                use_wire_format(client)
+            if user_agent_once:
+                cache_user_agent(client)
+            made[name] = client
         return cls(**made)
 
     def require(self, *services: str) -> None:

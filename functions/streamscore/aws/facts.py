@@ -76,35 +76,38 @@ class DynamoFactWriter:
         pending = list(chunk)
         attempt = 0
         while pending:
-            actions = self._actions(pending, expires_at)
-            try:
-                self.client.transact_write_items(TransactItems=actions)
-            except ClientError as error:
-                reasons = error.response.get("CancellationReasons")
-                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    raise translate_error(error, self._what()) from error
-                codes = [r.get("Code", "None") for r in reasons or []]
-                existing = {
-                    f.key
-                    for f, code in zip(pending, codes, strict=False)
-                    if code == "ConditionalCheckFailed"
-                }
-                if existing:  # those were created before: the rest goes again at once
-                    done |= existing
-                    pending = [f for f in pending if f.key not in existing]
-                    continue
-                if "TransactionConflict" in codes and self.lanes > 1:
-                    _next_lane(pending, self.lanes)  # a concurrent batch of the shard: move over
-                attempt += 1
-                if attempt >= self.backoff.attempts:
-                    return done, {f.key for f in pending}
-                self.backoff.pause(attempt)
+            codes = self._transact(self._actions(pending, expires_at))
+            if codes is None:  # committed
+                return done | {f.key for f in pending}, set()
+            existing = {
+                f.key
+                for f, code in zip(pending, codes, strict=False)
+                if code == "ConditionalCheckFailed"
+            }
+            if existing:  # those were created before: the rest goes again at once
+                done |= existing
+                pending = [f for f in pending if f.key not in existing]
                 continue
-            except BotoCoreError as error:
-                raise translate_error(error, self._what()) from error
-            done |= {f.key for f in pending}
-            pending = []
+            if "TransactionConflict" in codes and self.lanes > 1:
+                _next_lane(pending, self.lanes)  # a concurrent batch of the shard: move over
+            attempt += 1
+            if attempt >= self.backoff.attempts:
+                return done, {f.key for f in pending}
+            self.backoff.pause(attempt)
         return done, set()
+
+    def _transact(self, actions: list[dict[str, Any]]) -> list[str] | None:
+        """None when the transaction committed, else its cancellation reason per action."""
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise translate_error(error, self._what()) from error
+            reasons = error.response.get("CancellationReasons")
+            return [r.get("Code", "None") for r in reasons or []]
+        except BotoCoreError as error:
+            raise translate_error(error, self._what()) from error
+        return None
 
     def _what(self) -> str:
         return f"DynamoDB TransactWriteItems on {self.table_name} and {self.counts_table}"

@@ -1,0 +1,64 @@
+"""Two instances of each function, every batch through both, their order alternating.
+
+`compare(make, variants)` builds one instance per variant (`make(function_class, variant)`),
+seeds each on its own fake AWS, and times each batch on each instance (CPU per record, as
+bench/handler_cpu measures it), the order rotating batch by batch so that load on a shared
+machine falls on both alike. Both instances share the process: a full garbage collection in
+either walks the other's objects too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bench.common import paired_ratio, progress, summary
+
+SIZES = (100, 500, 1000)
+MAX_RECORDS = 8000  # the simulated window's records: fewer batches of the largest size
+
+Run = Callable[[dict[str, Any]], float]
+
+
+def compare(
+    template: Mapping[str, Any],
+    make: Callable[[Any, str], Any],
+    variants: Mapping[str, Callable[[Any], Run]],
+    batches: int,
+    sizes: tuple[int, ...] = SIZES,
+) -> dict[str, Any]:
+    """Per function and batch size: each variant's CPU µs per record and the paired ratio of
+    each variant to the first (`variants` maps a name to how to run a built instance)."""
+    from bench.handler_cpu import _Preprocess, _Score  # noqa: PLC0415
+
+    names = list(variants)
+    results: dict[str, Any] = {}
+    for cls in (_Preprocess, _Score):
+        built = {name: make(cls, name) for name in names}
+        first = built[names[0]]
+        rows: dict[str, Any] = {}
+        for size in sizes:
+            progress(f"side by side ({' / '.join(names)}): {first.name}, batch {size}")
+            count = max(2, min(batches, MAX_RECORDS // size - 1))
+            events = first.events(size, count + 1)  # the first warms up, uncounted
+            for bench in built.values():
+                for fake in bench.fakes():
+                    fake.reset(bench.seed())
+                bench.start(size)
+            runs = {name: variants[name](built[name]) for name in names}
+            samples: dict[str, list[float]] = {name: [] for name in names}
+            for index, event in enumerate(events):
+                order = names[index % len(names) :] + names[: index % len(names)]
+                for name in order:
+                    value = runs[name](event)
+                    if index:
+                        samples[name].append(value)
+            rows[str(size)] = {
+                "cpu_us_per_record": {k: summary(v, 1) for k, v in samples.items()},
+                "ratios": {
+                    f"{name}/{names[0]}": paired_ratio(samples[name], samples[names[0]], 3)
+                    for name in names[1:]
+                },
+            }
+        results[first.name] = rows
+    return results
