@@ -15,13 +15,13 @@ record (process time, all threads), medians with min-max, and the paired ratio f
 
 from __future__ import annotations
 
-import argparse
 import gc
 from collections.abc import Callable
 from typing import Any
 
 from bench import ROOT
-from bench.common import machine, now_iso, prepare_process, versions, write_json
+from bench.side_by_side import main as side_by_side_main
+from bench.side_by_side import measure as side_by_side
 
 RESULTS = ROOT / "bench" / "results" / "gc_freeze.json"
 
@@ -38,43 +38,12 @@ def _frozen(run: Callable[[dict[str, Any]], float]) -> Callable[[dict[str, Any]]
 
 
 def measure(batches: int) -> dict[str, Any]:
-    from bench.common import git_state  # noqa: PLC0415
-    from bench.side_by_side import compare  # noqa: PLC0415
-    from embedded.template import load_template  # noqa: PLC0415
-
-    template = load_template(ROOT / "template.yaml")
-    results: dict[str, Any] = {
-        "date": now_iso(),
-        "git": git_state(),
-        "machine": machine(),
-        "versions": versions(),
-        "batches_per_size": batches,
-    }
     variants = {
         "plain": lambda bench: bench.handler,
         "frozen": lambda bench: _frozen(bench.handler),
     }
-    results |= compare(template, lambda cls, _: cls(template), variants, batches)
-    results["machine"]["load_average_after"] = machine()["load_average"]
-    return results
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=12, help="measured batches per size")
-    args = parser.parse_args()
-    prepare_process()
-    results = measure(args.batches)
-    write_json(RESULTS, results)
-    for function in ("preprocess", "score"):
-        for size, row in results[function].items():
-            ratio = row["ratios"]["frozen/plain"]
-            print(
-                f"{function:10s} batch {size:>4}: frozen/plain {ratio['median']:.3f} "
-                f"[{ratio['min']:.2f}-{ratio['max']:.2f}]"
-            )
-    print(f"written: {RESULTS.relative_to(ROOT)}")
+    return side_by_side(lambda template, cls, _: cls(template), variants, batches)
 
 
 if __name__ == "__main__":
-    main()
+    side_by_side_main(__doc__.splitlines()[0], measure, RESULTS)

@@ -9,10 +9,23 @@ either walks the other's objects too.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from bench.common import paired_ratio, progress, summary
+from bench import ROOT
+from bench.common import (
+    git_state,
+    machine,
+    now_iso,
+    paired_ratio,
+    prepare_process,
+    progress,
+    summary,
+    versions,
+    write_json,
+)
 
 SIZES = (100, 500, 1000)
 MAX_RECORDS = 8000  # the simulated window's records: fewer batches of the largest size
@@ -62,3 +75,43 @@ def compare(
             }
         results[first.name] = rows
     return results
+
+
+def measure(
+    make: Callable[[Mapping[str, Any], Any, str], Any],
+    variants: Mapping[str, Callable[[Any], Run]],
+    batches: int,
+) -> dict[str, Any]:
+    """The run's header (date, commit, machine, versions) and `compare` on the template;
+    `make(template, function_class, variant)` builds one instance."""
+    from embedded.template import load_template  # noqa: PLC0415
+
+    template = load_template(ROOT / "template.yaml")
+    results: dict[str, Any] = {
+        "date": now_iso(),
+        "git": git_state(),
+        "machine": machine(),
+        "versions": versions(),
+        "batches_per_size": batches,
+    }
+    results |= compare(template, lambda cls, name: make(template, cls, name), variants, batches)
+    results["machine"]["load_average_after"] = machine()["load_average"]
+    return results
+
+
+def main(description: str, run: Callable[[int], dict[str, Any]], path: Path) -> None:
+    """The command line of a side-by-side benchmark: measure, write `path`, print the ratios."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--batches", type=int, default=12, help="measured batches per size")
+    args = parser.parse_args()
+    prepare_process()
+    results = run(args.batches)
+    write_json(path, results)
+    for function in ("preprocess", "score"):
+        for size, row in results[function].items():
+            ratios = "  ".join(
+                f"{name} {ratio['median']:.3f} [{ratio['min']:.2f}-{ratio['max']:.2f}]"
+                for name, ratio in row["ratios"].items()
+            )
+            print(f"{function:10s} batch {size:>4}: {ratios}")
+    print(f"written: {path.relative_to(ROOT)}")
