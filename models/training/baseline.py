@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamscore.scoring.model import history_strata
+
 N_BINS = 10
 BINARY_EDGES = [0.0, 0.5, 1.0]
 HOUR, DAY = 3600.0, 86400.0
@@ -61,8 +63,8 @@ class HistoryPool:
 
 
 def strata_of(card_ages: np.ndarray) -> np.ndarray:
-    """Each card age's stratum index in HISTORY_STRATA_S."""
-    return np.searchsorted(np.asarray(HISTORY_STRATA_S), card_ages, side="right") - 1
+    """Each card age's stratum index in HISTORY_STRATA_S, as the score function counts it."""
+    return history_strata(card_ages.astype(np.float64), np.asarray(HISTORY_STRATA_S))
 
 
 def bin_edges(present: np.ndarray, floor: float | None = None) -> tuple[str, np.ndarray]:

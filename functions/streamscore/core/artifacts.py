@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +59,19 @@ class ModelCard:
             positive_class_index=int(card.get("positive_class_index", 1)),
             thresholds=Thresholds(float(thresholds["review"]), float(thresholds["decline"])),
         )
+
+
+def history_bounds_s(baseline: Mapping[str, Any]) -> tuple[float, ...] | None:
+    """baseline.json's card-age strata: their lower bounds in seconds, ascending from 0; None
+    when the baseline has none. ValueError when they are not that."""
+    history = baseline.get("history")
+    if not history:
+        return None
+    raw = history.get("strata_s") if isinstance(history, Mapping) else None
+    bounds = tuple(float(b) for b in raw) if isinstance(raw, list) else ()
+    if not bounds or bounds[0] != 0 or any(b <= a for a, b in itertools.pairwise(bounds)):
+        raise ValueError("baseline.json: history.strata_s is not an ascending list from 0")
+    return bounds
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamscore.core.artifacts import BASELINE_FILE, CARD_FILE, SCORE, read_artifacts
+from streamscore.core.artifacts import (
+    BASELINE_FILE,
+    CARD_FILE,
+    SCORE,
+    history_bounds_s,
+    read_artifacts,
+)
 from streamscore.core.errors import SystemicError
 
 # ---------------------------------------------------------------- the baseline
@@ -56,10 +61,11 @@ class HistoryStrata:
         return max(i for i, bound in enumerate(self.bounds_s) if bound <= self.settled_s)
 
     @classmethod
-    def from_dict(cls, entry: Mapping[str, Any]) -> HistoryStrata:
-        bounds = tuple(float(b) for b in entry["strata_s"])
-        if not bounds or bounds[0] != 0 or any(b <= a for a, b in itertools.pairwise(bounds)):
-            raise ValueError("baseline.json: history.strata_s is not an ascending list from 0")
+    def from_baseline(cls, baseline: Mapping[str, Any]) -> HistoryStrata | None:
+        bounds = history_bounds_s(baseline)
+        if bounds is None:
+            return None
+        entry = baseline["history"]
         labels = tuple(str(x) for x in entry.get("labels", [f"{b:g}s" for b in bounds]))
         shares = tuple(float(x) for x in entry.get("reference_shares", [0.0] * len(bounds)))
         if len(labels) != len(bounds) or len(shares) != len(bounds):
@@ -84,7 +90,7 @@ class DriftBaseline:
         features = tuple(str(name) for name in card["feature_names"])
         entries = dict(baseline.get("features", {}))
         entries[SCORE] = baseline.get(SCORE)
-        history = HistoryStrata.from_dict(baseline["history"]) if baseline.get("history") else None
+        history = HistoryStrata.from_baseline(baseline)
         variables: dict[str, VariableBaseline] = {}
         for name in (*features, SCORE):
             entry = entries.get(name)

@@ -23,6 +23,7 @@ from streamscore.core.artifacts import (
     SCORE,
     ModelCard,
     Thresholds,
+    history_bounds_s,
     read_artifacts,
 )
 from streamscore.core.errors import InvalidRecordError, SystemicError
@@ -186,13 +187,8 @@ def baseline_edges(
 
 def history_bounds(baseline: Mapping[str, Any]) -> FloatVector | None:
     """The lower bounds (seconds) of the baseline's card-age strata; None when it has none."""
-    history = baseline.get("history")
-    if history is None:
-        return None
-    bounds = np.asarray(history.get("strata_s") if isinstance(history, Mapping) else None)
-    if bounds.ndim != 1 or bounds.size < 1 or bounds[0] != 0 or np.any(np.diff(bounds) <= 0):
-        raise ValueError("baseline.json: history.strata_s is not an ascending list from 0")
-    return bounds.astype(np.float64)
+    bounds = history_bounds_s(baseline)
+    return None if bounds is None else np.asarray(bounds, dtype=np.float64)
 
 
 def history_strata(ages: FloatVector, bounds: FloatVector) -> npt.NDArray[np.int64]:
