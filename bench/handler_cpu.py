@@ -14,6 +14,7 @@ the capacity model adds it to the CPU time scaled to Lambda's CPU share.
 from __future__ import annotations
 
 import copy
+import gc
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -52,9 +53,12 @@ from bench.traffic import (
 from streamscore.aws.retry import client_config
 from streamscore.core.feature_record import FeatureRecord
 from streamscore.core.ids import CardId, RecordId, TransactionId
+from streamscore.core.monitoring import Fact, summed
 from streamscore.core.records import parse_kinesis_event
 from streamscore.preprocess.batch import preprocess_batch
 from streamscore.preprocess.ports import CardRecord, PreprocessPorts
+from streamscore.scoring.batch import score_batch
+from streamscore.scoring.ports import ScorePorts
 
 SIZES = (10, 100, 500, 1000)  # 10: what a quiet shard's one-second window gathers
 RECORDS_PER_SIZE = 6000  # 60 batches of 100, 12 of 500, 6 of 1000 (+ one warm-up batch each)
@@ -69,12 +73,24 @@ def _us_per_record(seconds: float, records: int) -> float:
     return seconds / records * 1e6
 
 
-def _timed(work: Callable[[], Any], fake: FakeAWS | None = None) -> float:
-    """Process CPU seconds of `work`, less what `fake` spent answering it."""
+def _timed(work: Callable[[], Any], fake: FakeAWS | None = None, freeze: bool = True) -> float:
+    """Process CPU seconds of `work`, less what `fake` spent answering it.
+
+    Every object that exists before the call is frozen for it (gc.freeze, then gc.unfreeze,
+    both outside the timed region), as the functions run in Lambda, where a handler module
+    freezes what init built (streamscore.core.lambda_init): full collections during the call
+    walk only what it makes. `freeze=False` measures without (bench/hot_path.py).
+    """
     answered = fake.answer_cpu_s if fake else 0.0
-    started = time.process_time()
-    work()
-    spent = time.process_time() - started
+    if freeze:
+        gc.freeze()
+    try:
+        started = time.process_time()
+        work()
+        spent = time.process_time() - started
+    finally:
+        if freeze:
+            gc.unfreeze()
     return spent - ((fake.answer_cpu_s - answered) if fake else 0.0)
 
 
@@ -146,10 +162,42 @@ class _MemoryPorts:
         return PreprocessPorts(States(), Features(), Forwarder(), Quarantine())
 
 
+def _score_memory_ports() -> ScorePorts:
+    """The scoring domain's ports in memory: no prediction stored yet, every write accepted.
+    Creating predictions sums their counts per count item (core.monitoring.summed), as the
+    fact writer does before it builds its Updates: the histograms are part of the domain."""
+
+    class Predictions:
+        def load(
+            self, ids: Sequence[TransactionId]
+        ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
+            return {}, set()
+
+        def create(
+            self, facts: Sequence[Fact], now: datetime
+        ) -> tuple[set[TransactionId], set[TransactionId]]:
+            summed(facts)
+            return {TransactionId(f.key) for f in facts}, set()
+
+        def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[TransactionId]:
+            return set()
+
+    class Alerts:
+        def publish(self, alerts: Sequence[dict[str, Any]]) -> set[TransactionId]:
+            return set()
+
+    class Quarantine:
+        def save(self, items: Sequence[dict[str, Any]]) -> set[RecordId]:
+            return set()
+
+    return ScorePorts(Predictions(), Alerts(), Quarantine())
+
+
 class _Variants(ABC):
     """One function's variants on one batch size at a time; each returns µs of CPU per record."""
 
     name = ""
+    freeze = True  # the handler's call with what exists before it frozen, as in Lambda
     handler_fake: FakeAWS
     app: Function
     context: LambdaContext
@@ -184,7 +232,9 @@ class _Variants(ABC):
     def _handler(self, event: dict[str, Any], fake: FakeAWS) -> float:
         written = SINK.bytes
         with into_sink():
-            seconds = _timed(lambda: _check(self.app.lambda_handler(event, self.context)), fake)
+            seconds = _timed(
+                lambda: _check(self.app.lambda_handler(event, self.context)), fake, self.freeze
+            )
         self.log_bytes.append(SINK.bytes - written)
         return _us_per_record(seconds, self.size)
 
@@ -302,13 +352,30 @@ class _Score(_Variants):
         return feature_events(size, batches)
 
     def variants(self) -> dict[str, Callable[[dict[str, Any]], float]]:
-        return {"handler": self.handler, "floor": self.floor, "per_record": self.record_at_a_time}
+        return {
+            "handler": self.handler,
+            "domain_only": self.domain,
+            "floor": self.floor,
+            "per_record": self.record_at_a_time,
+        }
 
     def handler(self, event: dict[str, Any]) -> float:
         return self._handler(event, self.handler_fake)
 
     def floor(self, event: dict[str, Any]) -> float:
         return _us_per_record(_timed(lambda: score_floor(self.app.stage.model, event)), self.size)
+
+    def domain(self, event: dict[str, Any]) -> float:
+        """The floor's work and what scoring must do beyond it (validation, decisions,
+        predictions, alerts, count histograms), on in-memory ports: the handler's CPU above
+        this row is the AWS path's."""
+        records = parse_kinesis_event(event)
+        stage = self.app.stage
+        ports = _score_memory_ports()
+        seconds = _timed(
+            lambda: score_batch(records, stage.model, ports, stage.policy, lambda: self.now)
+        )
+        return _us_per_record(seconds, self.size)
 
     def record_at_a_time(self, event: dict[str, Any]) -> float:
         seconds = _timed(
@@ -334,6 +401,8 @@ RATIOS = {
     },
     "score": {
         "handler_over_floor": ("handler", "floor"),
+        "domain_over_floor": ("domain_only", "floor"),
+        "handler_over_domain": ("handler", "domain_only"),
         "per_record_over_handler": ("per_record", "handler"),
     },
 }

@@ -251,14 +251,16 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         "Process CPU time (all threads) per record, µs, with AWS answered in memory at "
         "botocore's send step (our code and botocore's validation, serialisation, signing and "
         "parsing run; the CPU spent answering is taken out). Logs and EMF are formatted and "
-        "written to a sink. Tracing off. Simulated traffic, 20,000 cards, 1% invalid records.",
+        "written to a sink. Tracing off. Each call runs with the objects that exist before it "
+        "frozen (gc.freeze), as the functions run in Lambda. Simulated traffic, 20,000 cards, "
+        "1% invalid records.",
         "",
     ]
     sizes = [k for k in cpu["score"] if k.isdigit()]
     rows = []
     for function, variants in (
         ("preprocess", ("handler", "domain_only", "per_record")),
-        ("score", ("handler", "floor", "per_record")),
+        ("score", ("handler", "domain_only", "floor", "per_record")),
     ):
         for variant in variants:
             row = [function, variant.replace("_", " ")]
@@ -273,7 +275,15 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
     lines += ["", "Ratios of paired measurements (same batch, moments apart):", ""]
     rows = []
     for function, names in (
-        ("score", ("handler_over_floor", "per_record_over_handler")),
+        (
+            "score",
+            (
+                "handler_over_floor",
+                "domain_over_floor",
+                "handler_over_domain",
+                "per_record_over_handler",
+            ),
+        ),
         ("preprocess", ("per_record_over_handler", "handler_over_domain")),
     ):
         for name in names:
@@ -290,11 +300,16 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         "when declined) per record; same item conversions and clients as the handlers. They "
         "give none of the handlers' effectively-once guarantees (no ledger read, no pending "
         "record, no conditional transactional create, no alert commit): a lower bar of work.",
-        "- *domain only*: `preprocess_batch` with in-memory ports (no item conversion, no botocore).",
+        "- *domain only*: `preprocess_batch` / `score_batch` with in-memory ports (no item "
+        "conversion, no botocore). Score's is the floor restated: decode and one model run, "
+        "plus what scoring must do beyond them (validation, decisions, predictions, alerts, "
+        "the count histograms summed per count item); the handler's CPU above it is the AWS "
+        "path's.",
         "- botocore's client-side parameter validation is off in every function (it cost a "
         "quarter of preprocess's CPU); the service still validates requests.",
         "",
         _drift_cpu_sentence(cpu["drift_check"]),
+        *_hot_path_lines(results.get("hot_path")),
         "",
         "## 2. Cold start",
         "",
@@ -707,6 +722,43 @@ def _drift_capacity_sentence(d: Mapping[str, Any]) -> str:
         f"{d['window_hours']:g} h window of them takes {d['seconds_at_4_busy_shards']:g} s; "
         f"the {d['timeout_s']:g} s timeout allows {d['max_window_items_within_timeout']:,} items."
     )
+
+
+HOT_PATH_CHANGES = {
+    "botocore_shapes": "requests and responses on the wire format path, botocore's shape walk skipped",
+    "user_agent_per_call": "the User-Agent built once per client",
+    "two_pass_items": "items converted in one pass",
+    "unfrozen": "gc.freeze() after init",
+    "before": "all four together",
+}
+
+
+def _hot_path_lines(hot: Mapping[str, Any] | None) -> list[str]:
+    """Part 1c (bench/hot_path.py): each change of the hot path turned off alone."""
+    lines = ["", "### 1c. Each change to the hot path, side by side", ""]
+    if not hot:
+        return [*lines, "Not measured in this run: `python -m bench.hot_path` measures it."]
+    lines += [
+        f"Six instances of each function in one process, {hot['batches_per_size']} measured "
+        "batches per size through every one, the order rotating: the handler as it runs (*now*) "
+        "and, for each change, the same handler with only that change turned off. The ratio is "
+        "*now* over the variant without the change, paired batch by batch: what the change "
+        "does with the others in place (below 1: cheaper).",
+        "",
+    ]
+    sizes = list(hot["score"])
+    rows = []
+    for function in ("preprocess", "score"):
+        for variant, change in HOT_PATH_CHANGES.items():
+            row = [function, change]
+            for size in sizes:
+                ratio = hot[function][size]["ratios"][f"{variant}/now"]
+                row.append(
+                    f"{1 / ratio['median']:.2f} [{1 / ratio['max']:.2f}-{1 / ratio['min']:.2f}]"
+                )
+            rows.append(row)
+    lines += _table(["function", "change", *(f"batch {s}" for s in sizes)], rows)
+    return lines
 
 
 def _drift_volume_lines(volume: Mapping[str, Any] | None) -> list[str]:

@@ -1,10 +1,10 @@
-"""Two instances of each function, every batch through both, their order alternating.
+"""Instances of each function built several ways, every batch through each, the order rotating.
 
 `compare(make, variants)` builds one instance per variant (`make(function_class, variant)`),
 seeds each on its own fake AWS, and times each batch on each instance (CPU per record, as
 bench/handler_cpu measures it), the order rotating batch by batch so that load on a shared
-machine falls on both alike. Both instances share the process: a full garbage collection in
-either walks the other's objects too.
+machine falls on all alike. The instances share the process: an unfrozen full garbage
+collection in one walks the others' objects too.
 """
 
 from __future__ import annotations

@@ -121,6 +121,15 @@ def drift_parts(
     return drift, drift_volume.measure(template, table, quick=quick, runs=None if quick else 3)
 
 
+def hot_path_part(quick: bool) -> dict[str, Any]:
+    """Part 1c (bench/hot_path.py): each change to the hot path turned off alone, side by side."""
+    from bench import hot_path  # noqa: PLC0415
+
+    progress("part 1c: each change to the hot path, side by side")
+    hot = hot_path.measure(hot_path.QUICK_BATCHES if quick else hot_path.BENCH_BATCHES)
+    return {k: hot[k] for k in ("batches_per_size", "variants", "preprocess", "score")}
+
+
 def recost(args: argparse.Namespace) -> int:
     """Capacity and cost again from the recorded measurements (no CPU, cold-start or calls run)."""
     from bench import report, storage  # noqa: PLC0415
@@ -232,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calls": path_calls,
         "embedded": embedded,
         "drift_volume": volume,
+        "hot_path": hot_path_part(args.quick),
     }
     derive(results, template, table, sizes)
     tracked = report.figures(results)

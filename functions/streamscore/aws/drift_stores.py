@@ -13,7 +13,6 @@ from streamscore.aws._batching import streamed
 from streamscore.aws.dynamodb import deserialize, serialize
 from streamscore.aws.retry import translate_error
 from streamscore.core.errors import RetryableError
-from streamscore.core.items import from_item_value, to_item_value
 from streamscore.core.monitoring import COOLDOWN, RETRAIN
 from streamscore.core.times import utc_iso_ms
 from streamscore.drift.ports import TriggerClaim
@@ -67,7 +66,7 @@ class DynamoWindowReader:
                 raise translate_error(
                     error, f"DynamoDB Query on {self.table_name}/{self.index_name}"
                 ) from error
-            items += [from_item_value(deserialize(raw)) for raw in page.get("Items", [])]
+            items += [deserialize(raw) for raw in page.get("Items", [])]
             if "LastEvaluatedKey" not in page:
                 return items
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -232,15 +231,15 @@ class DynamoRetrainingCooldown:
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=self.NAMES,
-                ExpressionAttributeValues=serialize(to_item_value(values)) | (wire_values or {}),
+                ExpressionAttributeValues=serialize(values) | (wire_values or {}),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 held: dict[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
-                return False, from_item_value(deserialize(held))
+                return False, deserialize(held)
             raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error
         except BotoCoreError as error:
             raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error
-        return True, from_item_value(deserialize(response.get("Attributes", {})))
+        return True, deserialize(response.get("Attributes", {}))

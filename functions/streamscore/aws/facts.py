@@ -22,7 +22,6 @@ from streamscore.aws._batching import fan_out
 from streamscore.aws.dynamodb import serialize
 from streamscore.aws.retry import Backoff, translate_error
 from streamscore.core.errors import RetryableError
-from streamscore.core.items import to_item_value
 from streamscore.core.monitoring import COUNT, CountKey, Counts, Fact, summed, window_key
 
 MAX_TRANSACTION_ITEMS = 100
@@ -118,11 +117,11 @@ class DynamoFactWriter:
             expression, values = self.condition(one.item)
             put: dict[str, Any] = {
                 "TableName": self.table_name,
-                "Item": serialize(to_item_value(one.item)),
+                "Item": serialize(one.item),
                 "ConditionExpression": expression,
             }
             if values:
-                put["ExpressionAttributeValues"] = serialize(to_item_value(values))
+                put["ExpressionAttributeValues"] = serialize(values)
             actions.append({"Put": put})
         for key, counts in summed(facts).items():
             actions.append({"Update": self._count_update(key, counts, expires_at)})

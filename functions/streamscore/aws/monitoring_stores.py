@@ -12,7 +12,6 @@ from streamscore.aws.dynamodb import expires_at, serialize
 from streamscore.aws.facts import DynamoFactWriter
 from streamscore.aws.retry import translate_error
 from streamscore.core.ids import RecordId
-from streamscore.core.items import to_item_value
 from streamscore.core.monitoring import (
     NO_VERSION,
     QUARANTINE,
@@ -65,8 +64,9 @@ class DynamoMonitoringStore:
 
     def put(self, item: dict[str, Any]) -> None:
         expires = expires_at(datetime.fromisoformat(item["recorded_at"]), self.ttl_days)
-        document = to_item_value(item | {"expires_at": expires})
         try:
-            self.client.put_item(TableName=self.table_name, Item=serialize(document))
+            self.client.put_item(
+                TableName=self.table_name, Item=serialize(item | {"expires_at": expires})
+            )
         except (ClientError, BotoCoreError) as error:
             raise translate_error(error, f"DynamoDB PutItem on {self.table_name}") from error

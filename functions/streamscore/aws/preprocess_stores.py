@@ -10,7 +10,6 @@ from streamscore.aws.dynamodb import BatchTable, expires_at
 from streamscore.aws.kinesis import StreamWriter
 from streamscore.core.feature_record import FeatureRecord
 from streamscore.core.ids import CardId, TransactionId
-from streamscore.core.items import from_item_value, to_item_value
 from streamscore.preprocess.features import CardState
 from streamscore.preprocess.ports import CardRecord
 
@@ -26,20 +25,16 @@ class DynamoStateStore:
         found, failed = self.table.get_many({"card_id": c} for c in card_ids)
         cards: dict[CardId, CardRecord] = {}
         for key, item in found.items():
-            plain = from_item_value(item)
             pending = {
-                TransactionId(t): _feature_record(doc)
-                for t, doc in plain.get("pending", {}).items()
+                TransactionId(t): _feature_record(doc) for t, doc in item.get("pending", {}).items()
             }
-            cards[CardId(key[0])] = CardRecord(CardState.from_dict(plain), pending)
+            cards[CardId(key[0])] = CardRecord(CardState.from_dict(item), pending)
         return cards, {CardId(key[0]) for key in failed}
 
     def save(self, cards: Sequence[CardRecord], now: datetime) -> set[CardId]:
         expires = expires_at(now, self.ttl_days)
         items = [
-            to_item_value(c.state.to_dict() | {"pending": dict(c.pending)})
-            | {"expires_at": expires}
-            for c in cards
+            c.state.to_dict() | {"pending": dict(c.pending), "expires_at": expires} for c in cards
         ]
         return {CardId(key[0]) for key in self.table.put_many(items)}
 
@@ -64,15 +59,12 @@ class DynamoFeatureStore:
         self, transaction_ids: Sequence[TransactionId]
     ) -> tuple[dict[TransactionId, FeatureRecord], set[TransactionId]]:
         found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
-        records = {
-            TransactionId(key[0]): _feature_record(from_item_value(item))
-            for key, item in found.items()
-        }
+        records = {TransactionId(key[0]): _feature_record(item) for key, item in found.items()}
         return records, {TransactionId(key[0]) for key in failed}
 
     def save(self, feature_records: Sequence[FeatureRecord], now: datetime) -> set[TransactionId]:
         expires = expires_at(now, self.ttl_days)
-        items = [to_item_value(r) | {"expires_at": expires} for r in feature_records]
+        items = [{**r, "expires_at": expires} for r in feature_records]
         return {TransactionId(key[0]) for key in self.table.put_many(items)}
 
 

@@ -7,14 +7,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from streamscore.aws.dynamodb import BatchTable, expires_at
 from streamscore.aws.events import EventPublisher
 from streamscore.aws.facts import DynamoFactWriter
 from streamscore.core.ids import TransactionId
-from streamscore.core.items import from_item_value
 from streamscore.core.monitoring import Fact
 
 
@@ -34,7 +32,7 @@ class DynamoPredictionStore:
     ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
         found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
         return (
-            {TransactionId(key[0]): from_item_value(item) for key, item in found.items()},
+            {TransactionId(key[0]): item for key, item in found.items()},
             {TransactionId(key[0]) for key in failed},
         )
 
@@ -51,11 +49,7 @@ class DynamoPredictionStore:
         if not predictions:
             return set()
         expires = expires_at(now, self.ttl_days)
-        # A prediction is flat and its one float is the score: items.py's rule for floats,
-        # applied directly (to_item_value's walk costs a third of the item's conversion).
-        items = [
-            p | {"score": Decimal(repr(p["score"])), "expires_at": expires} for p in predictions
-        ]
+        items = [p | {"expires_at": expires} for p in predictions]
         return {TransactionId(key[0]) for key in self.table.put_many(items)}
 
 

@@ -16,6 +16,30 @@ MIN_MAGNITUDE = 1e-130
 MAX_MAGNITUDE = 1e126
 
 
+def number_text(value: float) -> str:
+    """The text DynamoDB stores for a float: what ``to_item_value`` makes of it, written out.
+
+    The shortest repr that round-trips, as ``str(Decimal(repr(value)))`` spells it (exponents
+    as ``1E+16`` and ``0.00001``, the form boto3 sends), without building a Decimal unless the
+    repr has an exponent. Non-finite and too large values raise, magnitudes below 1e-130 are 0.
+    """
+    if not math.isfinite(value):
+        raise ValueError(f"DynamoDB cannot store the non-finite number {value!r}")
+    if abs(value) >= MAX_MAGNITUDE:
+        raise ValueError(f"DynamoDB cannot store the number {value!r} (magnitude 1e126 or more)")
+    if abs(value) < MIN_MAGNITUDE:
+        return "0"  # DynamoDB cannot store a non-zero magnitude below 1e-130
+    text = repr(value)
+    return str(Decimal(text)) if "e" in text else text
+
+
+def plain_number(text: str) -> int | float:
+    """A DynamoDB number's text as ``from_item_value`` reads it: int when integral, else float."""
+    if "." in text or "e" in text or "E" in text:
+        return float(text)
+    return int(text)
+
+
 def to_item_value(value: Any) -> Any:
     """`value` with floats as Decimals (recursively), ready for boto3's serializer."""
     if isinstance(value, bool) or value is None or isinstance(value, (str, bytes, int)):

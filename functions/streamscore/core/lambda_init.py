@@ -14,8 +14,8 @@ def freeze_after_init(environ: Mapping[str, str] = os.environ) -> bool:
     container, and every full collection of a warm invocation walks them again. gc.freeze
     (Python docs, gc module): "Freeze all the objects tracked by the garbage collector;
     move them to a permanent generation and ignore them in all the future collections."
-    Measured side by side with the unfrozen handler: bench/gc_freeze.py, its results in
-    bench/results/gc_freeze.json.
+    Measured side by side with the unfrozen handler in `make bench` (part 1c,
+    bench/hot_path.py).
 
     Only in Lambda's managed runtime, which sets AWS_EXECUTION_ENV ("The runtime identifier,
     prefixed by AWS_Lambda_", Lambda Developer Guide, "Defined runtime environment

@@ -96,6 +96,7 @@ class _Row:
     doc: FeatureRecord  # checked as far as scoring relies on it
     arrived_at: float | None
     card_age_s: float  # NaN: the record has none
+    hour: str  # the event time's UTC hour, the count item it adds to
 
 
 def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
@@ -111,7 +112,7 @@ def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
     ):
         raise _not_a_feature_record(doc, feature_schema)
     try:
-        hour_of(doc["event_time"])
+        hour = hour_of(doc["event_time"])
     except ValueError:
         raise _undecodable(
             "invalid_field", "event_time is not an ISO 8601 time with offset"
@@ -121,7 +122,7 @@ def decode_feature_record(record: StreamRecord, feature_schema: str) -> _Row:
         arrived_at = datetime.fromisoformat(arrived).timestamp() if arrived is not None else None
     except (TypeError, ValueError):
         raise _undecodable("invalid_field", "arrived_at is not an ISO 8601 time") from None
-    return _Row(record, cast(FeatureRecord, doc), arrived_at, _card_age(doc))
+    return _Row(record, cast(FeatureRecord, doc), arrived_at, _card_age(doc), hour)
 
 
 def _card_age(doc: Mapping[str, Any]) -> float:
@@ -428,7 +429,7 @@ def _facts(
             count_key=CountKey(
                 PREDICTIONS,
                 prediction["model_version"],
-                hour_of(prediction["event_time"]),
+                batch.rows[i].hour,
                 source_of(batch.rows[i].record.stream_name, batch.rows[i].record.shard_id),
             ),
             counts=prediction_counts(prediction["decision"], row_bins, stratum),

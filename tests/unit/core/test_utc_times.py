@@ -116,6 +116,15 @@ def test_a_count_hour_is_the_utc_hour_of_a_time_at_any_offset() -> None:
     assert quarantine_hour({"payload_b64": payload, "arrived_at": EXPECTED}) == "2026-03-04T10"
 
 
+@given(
+    st.datetimes(
+        min_value=datetime(1000, 1, 2), max_value=datetime(9000, 1, 1), timezones=st.timezones()
+    )
+)
+def test_a_count_hour_is_what_astimezone_and_strftime_give(moment: datetime) -> None:
+    assert hour_of(moment.isoformat()) == moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
 def test_a_count_item_of_a_non_utc_time_is_in_its_drift_window() -> None:
     window = DriftWindow(
         datetime(2026, 3, 4, 10, 0, tzinfo=UTC), datetime(2026, 3, 4, 10, 30, tzinfo=UTC)
