@@ -23,7 +23,9 @@ the same round's untraced one.
 
 - `off`: POWERTOOLS_TRACE_DISABLED=true, as `make bench` measures the handlers;
 - `unsampled`: tracing on, trace header Sampled=0;
-- `sampled`: tracing on, trace header Sampled=1.
+- `paired`: tracing on, the trace header alternating batch by batch between Sampled=1 and
+  Sampled=0 in one process: the cost of a sampled invocation over an unsampled one, paired
+  batch by batch (process-to-process noise here is ±10-25 %, more than that cost).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Any
 from bench import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "tracing.json"
-MODES = ("off", "unsampled", "sampled")
+MODES = ("off", "unsampled", "paired")
 SIZES = {"preprocess": (10, 100, 500), "score": (10, 100, 500)}
 
 
@@ -75,16 +77,24 @@ def child(mode: str, function: str, size: int, batches: int) -> dict[str, Any]:
     for fake in bench.fakes():
         fake.reset(bench.seed())
     bench.start(size)
-    samples = []
+    samples: dict[bool, list[float]] = {True: [], False: []}
     for index, event in enumerate(events):
-        os.environ["_X_AMZN_TRACE_ID"] = _trace_header(mode == "sampled")
+        sampled = mode == "paired" and index % 2 == 1
+        os.environ["_X_AMZN_TRACE_ID"] = _trace_header(sampled)
         value = bench.handler(event)
         if index:
-            samples.append(value)
-    return {"cpu_us_per_record": statistics.median(samples), "batches": len(samples)}
+            samples[sampled].append(value)
+    row: dict[str, Any] = {
+        "cpu_us_per_record": statistics.median(samples[False]),
+        "batches": len(samples[False]) + len(samples[True]),
+    }
+    if mode == "paired":  # batch 2k+1 sampled against batch 2k+2 not: neighbours, alternating
+        pairs = zip(samples[True], samples[False], strict=False)
+        row["sampled_over_unsampled"] = statistics.median(a / b for a, b in pairs)
+    return row
 
 
-def _run_child(mode: str, function: str, size: int, batches: int) -> float:
+def _run_child(mode: str, function: str, size: int, batches: int) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "bench.tracing", "--child", mode, function, str(size), str(batches)],
         check=True,
@@ -92,7 +102,7 @@ def _run_child(mode: str, function: str, size: int, batches: int) -> float:
         text=True,
         cwd=ROOT,
     )
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["cpu_us_per_record"])
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def measure(rounds: int, batches: int) -> dict[str, Any]:
@@ -109,19 +119,25 @@ def measure(rounds: int, batches: int) -> dict[str, Any]:
     for function, sizes in SIZES.items():
         rows: dict[str, Any] = {}
         for size in sizes:
-            samples: dict[str, list[float]] = {mode: [] for mode in MODES}
+            runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
             for round_ in range(rounds):
                 progress(f"tracing: {function}, batch {size}, round {round_ + 1} of {rounds}")
                 order = MODES[round_ % 3 :] + MODES[: round_ % 3]
                 for mode in order:
-                    samples[mode].append(_run_child(mode, function, size, batches))
+                    runs[mode].append(_run_child(mode, function, size, batches))
+            cpu = {m: [r["cpu_us_per_record"] for r in rs] for m, rs in runs.items()}
             rows[str(size)] = {
-                "cpu_us_per_record": {m: summary(v, 1) for m, v in samples.items()},
+                "cpu_us_per_record": {
+                    "off": summary(cpu["off"], 1),
+                    "unsampled": summary(cpu["unsampled"], 1),
+                },
                 "ratios": {
-                    f"{m}/off": summary(
-                        [a / b for a, b in zip(samples[m], samples["off"], strict=True)], 3
-                    )
-                    for m in ("unsampled", "sampled")
+                    "unsampled/off": summary(
+                        [a / b for a, b in zip(cpu["unsampled"], cpu["off"], strict=True)], 3
+                    ),
+                    "sampled/unsampled": summary(
+                        [r["sampled_over_unsampled"] for r in runs["paired"]], 3
+                    ),
                 },
             }
         results[function] = rows
@@ -132,7 +148,7 @@ def measure(rounds: int, batches: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="processes per mode and size")
-    parser.add_argument("--batches", type=int, default=12, help="measured batches per process")
+    parser.add_argument("--batches", type=int, default=16, help="measured batches per process")
     parser.add_argument("--child", nargs=4, metavar=("MODE", "FUNCTION", "SIZE", "BATCHES"))
     args = parser.parse_args()
     if args.child:

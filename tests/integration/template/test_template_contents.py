@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from embedded.template import (
-    parameter_values,
-)
+from embedded.template import parameter_values, transform_template
 from support.template_checks import (
     ESM_SETTINGS,
     FUNCTION_ENV,
@@ -220,3 +218,24 @@ def test_record_age_rejects_what_lambda_rejects(template: dict[str, Any], value:
 def test_unknown_parameter_overrides_are_refused(template: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="PreprocesBatchSize"):
         parameter_values(template, {"PreprocesBatchSize": "10"})
+
+
+def test_the_tracing_parameter_sets_each_functions_mode_and_the_tracer(
+    template: dict[str, Any],
+) -> None:
+    # given: the template as SAM translates it
+    translated = transform_template(template)
+    functions = resources(translated, "AWS::Lambda::Function")
+    conditions = translated["Conditions"]
+
+    # then: Lambda's own tracing mode is the parameter (CloudFormation's TracingConfig Mode
+    # takes Active or PassThrough), and the Tracer is off (it patches nothing) unless Active
+    assert template["Parameters"]["Tracing"]["AllowedValues"] == ["Active", "PassThrough"]
+    assert len(functions) == 3
+    for function in functions.values():
+        properties = function["Properties"]
+        assert properties["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
+        flag = properties["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"]
+        condition, when_active, otherwise = flag["Fn::If"]
+        assert conditions[condition] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
+        assert (when_active, otherwise) == ("false", "true")
