@@ -80,6 +80,7 @@ def function_profile(
         io_ms_per_batch=_points(cpu["io_path"], lambda row: row["io_ms_per_batch"]["median"]),
         log_bytes_per_batch=_points(cpu, lambda row: row["log_bytes_per_batch"]["median"]),
         init_ms=init,
+        traced=values.get("Tracing", "Active") == "Active",
     )
 
 

@@ -160,6 +160,7 @@ class FunctionProfile:
     io_ms_per_batch: tuple[tuple[float, float], ...]  # (records, ms with a call in flight)
     log_bytes_per_batch: tuple[tuple[float, float], ...] = ((1, 0.0),)
     init_ms: float = 0.0  # INIT phase here (imports, model load, module body), one vCPU
+    traced: bool = True  # the template's Tracing is Active: X-Ray records sampled invocations
 
     def init_duration_ms(self, mb_per_vcpu: float) -> float:
         """Billed INIT duration of one cold start at the function's CPU share."""
@@ -491,7 +492,8 @@ def cost_per_million(
             "compute": invocations * seconds * profile.memory_mb / 1024 * gb_second,
             "requests": invocations * p["lambda_request"],
             "logs": invocations * log_bytes / GB * p["cloudwatch_logs_ingestion_gb"],
-            "traces": traces_sampled(invocations / (million_hours * 3600), table)
+            "traces": profile.traced
+            * traces_sampled(invocations / (million_hours * 3600), table)
             * million_hours
             * 3600
             * p["xray_trace_recorded"],

@@ -45,6 +45,7 @@ TRACKED_PARAMETERS = (
     "DriftWindowMinutes",
     "DriftCheckTimeout",
     "Architecture",
+    "Tracing",
 )
 
 

@@ -657,3 +657,22 @@ def test_on_demand_advantage_has_no_stream_hours_and_bills_the_unused_commitment
         (committed_gb - used_gb) * 0.032, abs=1e-4
     )
     assert result["shards"] == {"transactions": 4, "features": 4}  # on-demand streams
+
+
+def test_x_ray_is_charged_only_for_functions_traced() -> None:
+    def xray(traced: bool) -> float:
+        profile = FunctionProfile(**{**flat_profile(1, 1).__dict__, "traced": traced})
+        result = cost_per_million(
+            Scenario(10, "x86_64", "PROVISIONED"),
+            profile,
+            profile,
+            None,
+            USAGE,
+            table(xray_trace_recorded=0.000005),
+        )
+        return float(result["usd_per_million"]["xray"])
+
+    # 10 tx/s, one shard, a batch a second per function: every invocation within the
+    # reservoir of 1 a second is sampled, 1e5 invocations a function per million
+    assert xray(True) == pytest.approx(2 * 1e5 * 0.000005, rel=0.01)
+    assert xray(False) == 0
