@@ -95,6 +95,24 @@ class Counts:
         self.bins.update(other.bins)
         self.history.update(other.history)
 
+    def add_fact(self, other: Counts) -> None:
+        """Add what one fact counts (prediction_counts, quarantine_counts: n == 1, every count
+        1). Its keys are counted as they are, in Counter's C loop; merging count by count was a
+        fifth of the score domain's CPU at batch 500. Anything else is added in full."""
+        if other.n != 1:
+            self.add(other)
+            return
+        self.n += 1
+        pairs: tuple[tuple[Counter[Any], Counter[Any]], ...] = (
+            (self.decisions, other.decisions),
+            (self.reasons, other.reasons),
+            (self.bins, other.bins),
+            (self.history, other.history),
+        )
+        for mine, theirs in pairs:
+            if theirs:  # a prediction has no reasons, a quarantined record no bins
+                mine.update(theirs.keys())
+
     def attributes(self) -> dict[str, int]:
         """The count item's numeric attributes this adds to (DynamoDB ADD, top-level only)."""
         values = {"n": self.n}
@@ -186,5 +204,5 @@ def summed(facts: Iterable[Fact]) -> dict[CountKey, Counts]:
         total = totals.get(one.count_key)
         if total is None:  # not setdefault: that builds an empty Counts for every fact
             total = totals[one.count_key] = Counts()
-        total.add(one.counts)
+        total.add_fact(one.counts)
     return totals
