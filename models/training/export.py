@@ -18,6 +18,7 @@ POSITIVE_CLASS_INDEX = 1
 TARGET_OPSET: dict[str, int] = {"": 17, "ai.onnx.ml": 3}
 MODEL_NAME = "cardfraud-gbdt"
 PARITY_TOLERANCE = 1e-5
+TEST_VECTORS = 200  # rows the model card carries with their expected scores
 
 
 class ParityError(RuntimeError):
@@ -92,3 +93,30 @@ def check_parity(
             f"{len(as_float32)} rows (tolerance {PARITY_TOLERANCE:g}); refusing to write artifacts"
         )
     return difference
+
+
+def test_vectors(
+    features: np.ndarray, scores: np.ndarray, rows: int = TEST_VECTORS
+) -> dict[str, object]:
+    """Rows at evenly spaced score quantiles with the ONNX scores computed for them here.
+
+    A served copy of the model must reproduce each score within PARITY_TOLERANCE (the scoring
+    function checks when it loads a model): a corrupted or substituted model.onnx, or a runtime
+    that computes the trees differently, fails it. The rows are float32, as the model sees them;
+    JSON keeps their float64 expansion, which reads back as the same float32.
+    """
+    order = np.argsort(scores, kind="stable")
+    picks = np.unique(
+        order[np.linspace(0, len(order) - 1, min(rows, len(order))).round().astype(int)]
+    )
+    matrix = np.asarray(features[picks], dtype=np.float32)
+    return {
+        "description": (
+            f"{len(picks)} rows of the test slice at evenly spaced score quantiles, float32 in "
+            "model order, and the positive-class scores ONNX Runtime gave them at export; a "
+            "served copy of the model must give each within the tolerance"
+        ),
+        "tolerance": PARITY_TOLERANCE,
+        "rows": matrix.astype(np.float64).tolist(),
+        "expected_scores": np.asarray(scores[picks], dtype=np.float64).tolist(),
+    }

@@ -22,6 +22,7 @@ from streamscore.preprocess.features import (
     CLOCK_FEATURES,
     COUNTER_RESOLUTION,
     DECAYED_COUNTERS,
+    FEATURE_DESCRIPTIONS,
     FEATURE_NAMES,
     FEATURE_SCHEMA,
 )
@@ -315,6 +316,8 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
             "rows": len(test_set),
             "slice": "test",
         },
+        "feature_descriptions": {name: FEATURE_DESCRIPTIONS[name] for name in FEATURE_NAMES},
+        "test_vectors": export.test_vectors(test_set.features, test_scores),
     }
     lap("describe")
     return TrainingResult(

@@ -19,6 +19,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from simulator import SimulationConfig, simulate
 from streamscore.preprocess.features import FEATURE_NAMES, FEATURE_SCHEMA
+from streamscore.scoring.model import load_model
 from training import (
     Dataset,
     ParityError,
@@ -96,6 +97,21 @@ def test_committed_model_loads_with_named_input_and_dynamic_batch(
         assert probabilities.shape == (size, 2)
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
         assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+def test_card_describes_every_feature_and_the_model_gives_its_test_vectors() -> None:
+    # given
+    card = json.loads((ARTIFACTS / "model_card.json").read_text())
+
+    # when: loading checks the test vectors (scoring.model.load_model)
+    model = load_model(ARTIFACTS)
+
+    # then
+    assert list(card["feature_descriptions"]) == sorted(FEATURE_NAMES)
+    assert all(len(text.split()) >= 4 for text in card["feature_descriptions"].values())
+    assert model.card.vectors is not None and len(model.card.vectors.rows) == 200
+    expected = np.asarray(model.card.vectors.expected)
+    assert expected.min() < 0.01 and expected.max() > 0.99  # the score's whole range
 
 
 def test_card_names_the_features_and_schema(card: dict[str, object]) -> None:

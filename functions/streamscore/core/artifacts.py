@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,28 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class ScoreVectors:
+    """The card's test vectors: rows in model order and the score the model must give each."""
+
+    rows: tuple[tuple[float, ...], ...]
+    expected: tuple[float, ...]
+    tolerance: float
+
+    @classmethod
+    def from_dict(cls, vectors: Mapping[str, Any], width: int) -> ScoreVectors:
+        rows = tuple(tuple(float(v) for v in row) for row in vectors["rows"])
+        expected = tuple(float(v) for v in vectors["expected_scores"])
+        tolerance = float(vectors["tolerance"])
+        if not rows or len(rows) != len(expected):
+            raise ValueError("test_vectors: rows and expected_scores must be as many, and some")
+        if any(len(row) != width for row in rows):
+            raise ValueError(f"test_vectors: every row must have the card's {width} features")
+        if not (math.isfinite(tolerance) and tolerance > 0):
+            raise ValueError("test_vectors: tolerance must be a positive number")
+        return cls(rows, expected, tolerance)
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """What scoring needs from model_card.json."""
 
@@ -43,6 +66,7 @@ class ModelCard:
     output_name: str | None
     positive_class_index: int
     thresholds: Thresholds
+    vectors: ScoreVectors | None = None  # a card written by `make model` has them
 
     @classmethod
     def from_dict(cls, card: Mapping[str, Any]) -> ModelCard:
@@ -58,6 +82,11 @@ class ModelCard:
             output_name=card.get("output_name"),
             positive_class_index=int(card.get("positive_class_index", 1)),
             thresholds=Thresholds(float(thresholds["review"]), float(thresholds["decline"])),
+            vectors=(
+                ScoreVectors.from_dict(card["test_vectors"], len(names))
+                if "test_vectors" in card
+                else None
+            ),
         )
 
 

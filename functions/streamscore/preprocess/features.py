@@ -17,26 +17,34 @@ from streamscore.preprocess.contracts import Transaction
 
 FEATURE_SCHEMA = "card-v1"
 
-FEATURE_NAMES: tuple[str, ...] = (
-    "amount_log",  # log1p(amount)
-    "hour_sin",  # local hour of day (event_time's own offset) on the unit circle
-    "hour_cos",
-    "is_night",  # local hour in [0, 6)
-    "channel_ecom",  # one-hot channel, pos is the reference
-    "channel_atm",
-    "channel_moto",
-    "mcc_high_risk",  # merchant category in HIGH_RISK_MCCS
-    "is_foreign",  # country differs from the card's home country (its first seen)
-    "is_first_seen",  # no history for this card
-    "seconds_since_last_log",  # log1p(seconds since the card's previous transaction)
-    "txn_count_1h",  # decayed count of the card's earlier transactions, time constant 1 h
-    "txn_count_24h",  # same, 24 h
-    "small_ecom_count_1h",  # decayed count of small e-commerce transactions, 1 h
-    "foreign_count_24h",  # decayed count of foreign transactions, 24 h
-    "amount_ratio_mean",  # amount / exp(running mean of log amount)
-    "amount_zscore",  # z-score of log amount against the card's running moments
-    "same_merchant",  # same merchant as the card's previous transaction
-)
+# The model's features in model order, each with the sentence the model card carries for it
+# (what an analyst reads next to a reason code).
+FEATURE_DESCRIPTIONS: dict[str, str] = {
+    "amount_log": "The transaction amount (log1p of the amount).",
+    "hour_sin": "The local hour of day (event time at its own offset), sine on the unit circle.",
+    "hour_cos": "The local hour of day (event time at its own offset), cosine on the unit circle.",
+    "is_night": "The transaction is at night: local hour from 0 to 6.",
+    "channel_ecom": "The transaction is e-commerce (card not present).",
+    "channel_atm": "The transaction is an ATM withdrawal.",
+    "channel_moto": "The transaction is mail or telephone order.",
+    "mcc_high_risk": "The merchant's category is a high-risk one.",
+    "is_foreign": "The transaction is in another country than the card's home country.",
+    "is_first_seen": "The card has no earlier transaction here.",
+    "seconds_since_last_log": "The time since the card's previous transaction (log1p seconds).",
+    "txn_count_1h": "How many transactions the card made in about the last hour (decayed count).",
+    "txn_count_24h": "How many transactions the card made in about the last day (decayed count).",
+    "small_ecom_count_1h": (
+        "How many small e-commerce transactions the card made in about the last hour "
+        "(decayed count)."
+    ),
+    "foreign_count_24h": (
+        "How many foreign transactions the card made in about the last day (decayed count)."
+    ),
+    "amount_ratio_mean": "The amount against the card's usual amount (its running mean).",
+    "amount_zscore": "How unusual the amount is for the card (z-score of its log amount).",
+    "same_merchant": "The same merchant as the card's previous transaction.",
+}
+FEATURE_NAMES: tuple[str, ...] = tuple(FEATURE_DESCRIPTIONS)
 
 # features that follow the time of day: their distribution over less than a whole day is not
 # the all-day baseline's, drift or not (the drift check judges them only over whole days)

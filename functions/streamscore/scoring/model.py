@@ -114,6 +114,15 @@ class ScoringModel:
         probe = self.predict(np.zeros((1, len(self.feature_names)), dtype=np.float32))
         if probe.shape != (1,):
             raise ValueError(f"the model gave {probe.shape} scores for one row")
+        vectors = self.card.vectors
+        if vectors is not None:
+            got = self.predict(np.asarray(vectors.rows, dtype=np.float32))
+            worst = float(np.max(np.abs(got - np.asarray(vectors.expected))))
+            if not worst <= vectors.tolerance:
+                raise ValueError(
+                    f"the model does not give its card's test vector scores: off by up to "
+                    f"{worst:.3g} on {len(vectors.rows)} rows (tolerance {vectors.tolerance:g})"
+                )
 
 
 def _io_names(session: onnxruntime.InferenceSession, card: ModelCard) -> tuple[str, str]:
@@ -138,7 +147,8 @@ def _io_names(session: onnxruntime.InferenceSession, card: ModelCard) -> tuple[s
 def load_model(
     model_dir: str | Path, intra_op_threads: int = 1, inter_op_threads: int = 1
 ) -> ScoringModel:
-    """The model shipped in `model_dir`, checked by one probe run; SystemicError naming path and reason."""
+    """The model shipped in `model_dir`, checked by a probe run and its card's test vectors (when
+    the card has them); SystemicError naming path and reason."""
     directory = Path(model_dir)
     path = directory / MODEL_FILE
     try:

@@ -242,6 +242,47 @@ def test_a_card_that_disagrees_with_the_model_fails(tmp_path: Path) -> None:
         load_model(tmp_path)
 
 
+def with_test_vectors(directory: Path, shift: float = 0.0, width: int | None = None) -> None:
+    """Give the card test vectors: a few rows with the scores the model gives them (+ `shift`)."""
+    model = load_model(directory)
+    rows = np.random.default_rng(7).normal(size=(5, width or len(model.feature_names)))
+    expected = model.predict(rows[:, : len(model.feature_names)].astype(np.float32)) + shift
+    card = json.loads((directory / "model_card.json").read_text())
+    card["test_vectors"] = {
+        "rows": rows.astype(np.float32).astype(float).tolist(),
+        "expected_scores": expected.tolist(),
+        "tolerance": 1e-5,
+    }
+    (directory / "model_card.json").write_text(json.dumps(card))
+
+
+def test_a_model_that_gives_its_cards_test_vector_scores_loads(tmp_path: Path) -> None:
+    write_model_dir(tmp_path)
+    with_test_vectors(tmp_path)
+
+    model = load_model(tmp_path)
+
+    assert model.card.vectors is not None and len(model.card.vectors.rows) == 5
+
+
+def test_a_model_that_does_not_give_its_cards_test_vector_scores_fails(tmp_path: Path) -> None:
+    # given: expected scores 0.001 away from what the model gives (a substituted model.onnx
+    # or a runtime that computes it differently looks the same)
+    write_model_dir(tmp_path)
+    with_test_vectors(tmp_path, shift=1e-3)
+
+    with pytest.raises(SystemicError, match=r"test vector scores: off by up to 0\.001 on 5 rows"):
+        load_model(tmp_path)
+
+
+def test_test_vectors_of_another_width_fail(tmp_path: Path) -> None:
+    write_model_dir(tmp_path)
+    with_test_vectors(tmp_path, width=len(FEATURE_NAMES) + 1)
+
+    with pytest.raises(SystemicError, match="every row must have the card's 18 features"):
+        load_model(tmp_path)
+
+
 def test_a_baseline_of_another_model_fails(tmp_path: Path) -> None:
     write_model_dir(tmp_path)
     baseline = json.loads((tmp_path / "baseline.json").read_text())
