@@ -1,0 +1,111 @@
+"""`python -m models publish|promote|rollback|drop-challenger|status` against a deployed stack.
+
+The stack is named by `--stack-name` (its outputs give the artifacts bucket and MonitoringTable)
+or by `--bucket` and `--table`; the user's own credentials and region are used (the policy they
+need is in the README, "Model lifecycle"). `--endpoint-url` points the clients elsewhere (a
+moto server, for trying it out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from lifecycle.registry import Registry
+from streamscore.aws.retry import client_config
+from streamscore.core.registry import Pointer, RegistryError
+
+OUTPUTS = {"bucket": "ArtifactsBucketName", "table": "MonitoringTableName"}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m models", description=__doc__.splitlines()[0])
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument(
+        "--stack-name", help="the deployed stack (its outputs name bucket and table)"
+    )
+    where.add_argument("--bucket", help="the artifacts bucket (instead of --stack-name)")
+    where.add_argument("--table", help="MonitoringTable's name (instead of --stack-name)")
+    where.add_argument("--region", help="AWS region (default: your configuration's)")
+    where.add_argument("--endpoint-url", help="send every AWS call here (a moto server)")
+    where.add_argument("--json", action="store_true", help="print the pointer as JSON")
+    commands = parser.add_subparsers(dest="command", required=True)
+    publish = commands.add_parser(
+        "publish", parents=[where], help="publish a model directory (what `make model` writes)"
+    )
+    publish.add_argument("directory", type=Path)
+    role = publish.add_mutually_exclusive_group()
+    role.add_argument("--challenger", action="store_true", help="score it in shadow from now on")
+    role.add_argument("--champion", action="store_true", help="let it decide from now on")
+    commands.add_parser("promote", parents=[where], help="the challenger becomes the champion")
+    commands.add_parser("rollback", parents=[where], help="the champion before decides again")
+    commands.add_parser("drop-challenger", parents=[where], help="stop shadow scoring")
+    commands.add_parser("status", parents=[where], help="print champion, challenger, history")
+    args = parser.parse_args(argv)
+    if not args.stack_name and not (args.bucket and args.table):
+        parser.error("name the stack (--stack-name) or its bucket and table (--bucket, --table)")
+    return args
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    def client(service: str) -> Any:
+        session = boto3.session.Session(region_name=args.region)
+        return session.client(  # type: ignore[call-overload]
+            service, endpoint_url=args.endpoint_url, config=client_config()
+        )
+
+    bucket, table = args.bucket, args.table
+    if args.stack_name:
+        stacks = client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        missing = [key for key in OUTPUTS.values() if key not in outputs]
+        if missing:
+            raise RegistryError(f"stack {args.stack_name} has no output {', '.join(missing)}")
+        bucket = bucket or outputs[OUTPUTS["bucket"]]
+        table = table or outputs[OUTPUTS["table"]]
+    return Registry.of(client("s3"), client("dynamodb"), bucket, table)
+
+
+def describe(pointer: Pointer) -> str:
+    if pointer.revision == 0:
+        return "no pointer: the score function serves the model of its ModelLayer"
+    lines = [
+        f"champion    {pointer.champion or '(none: the ModelLayer model)'}",
+        f"challenger  {pointer.challenger or '(none)'}",
+        f"earlier     {', '.join(reversed(pointer.previous)) or '(none)'}",
+        f"revision    {pointer.revision}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        registry = _registry(args)
+        note = ""
+        if args.command == "publish":
+            role = "challenger" if args.challenger else "champion" if args.champion else None
+            version, written, pointer = registry.publish(args.directory, role)
+            note = f"{version}: {'published' if written else 'already published, same files'}"
+        elif args.command == "promote":
+            pointer = registry.promote()
+        elif args.command == "rollback":
+            pointer = registry.rollback()
+        elif args.command == "drop-challenger":
+            pointer = registry.drop_challenger()
+        else:
+            pointer = registry.status()
+    except RegistryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(pointer.to_item() | ({"note": note} if note else {}), sort_keys=True))
+    else:
+        print("\n".join(filter(None, [note, describe(pointer)])))
+    return 0
