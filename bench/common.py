@@ -67,6 +67,7 @@ FUNCTION_ENV: dict[str, dict[str, str]] = {
         "REVIEW_THRESHOLD": "",
         "DECLINE_THRESHOLD": "",
         "ALERT_ON_REVIEW": "false",
+        "ARTIFACTS_BUCKET": NAMES["ArtifactsBucket"],  # follows the registry (an empty pointer)
     },
     "drift_check": {
         "POWERTOOLS_SERVICE_NAME": "drift-check",

@@ -56,6 +56,12 @@ def parameter_values(template: Template, overrides: dict[str, str] | None = None
     return values
 
 
+def resolve_conditions(template: Template, node: Any, values: dict[str, str]) -> Any:
+    """`node` with Ref to parameters (their `values`), Fn::If on the template's conditions and
+    AWS::NoValue resolved; other intrinsics left as they are."""
+    return _resolve(node, values, template.get("Conditions", {}))
+
+
 def _check_parameter(name: str, spec: dict[str, Any], value: str) -> None:
     allowed = spec.get("AllowedValues")
     if allowed is not None and value not in [str(v) for v in allowed]:

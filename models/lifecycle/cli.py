@@ -44,7 +44,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     role.add_argument("--challenger", action="store_true", help="score it in shadow from now on")
     role.add_argument("--champion", action="store_true", help="let it decide from now on")
     commands.add_parser("promote", parents=[where], help="the challenger becomes the champion")
-    commands.add_parser("rollback", parents=[where], help="the champion before decides again")
+    commands.add_parser(
+        "rollback", parents=[where], help="the champion before (or the shipped model) decides again"
+    )
     commands.add_parser("drop-challenger", parents=[where], help="stop shadow scoring")
     commands.add_parser("status", parents=[where], help="print champion, challenger, history")
     args = parser.parse_args(argv)

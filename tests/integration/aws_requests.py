@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -141,33 +141,7 @@ def authorization_requests(call: RecordedCall) -> list[Request]:
         return name if name.startswith("arn:") else f"{head}:dynamodb:{regional}:table/{name}"
 
     if call.service == "dynamodb":
-        op = call.operation
-        if op in ("BatchGetItem", "BatchWriteItem"):
-            pairs = [(f"dynamodb:{op}", table(name)) for name in p["RequestItems"]]
-        elif op in ("TransactWriteItems", "TransactGetItems"):
-            # "Permissions for Put, Update, Delete, and Get actions are governed by the
-            # permissions used for the underlying PutItem, UpdateItem, DeleteItem, and GetItem
-            # operations. For the ConditionCheck action, you can use the
-            # dynamodb:ConditionCheckItem permission" (DynamoDB Developer Guide, "Using IAM
-            # with DynamoDB transactions")
-            actions = {
-                "Put": "PutItem",
-                "Update": "UpdateItem",
-                "Delete": "DeleteItem",
-                "ConditionCheck": "ConditionCheckItem",
-                "Get": "GetItem",
-            }
-            pairs = [
-                (f"dynamodb:{actions[kind]}", table(part["TableName"]))
-                for item in p["TransactItems"]
-                for kind, part in item.items()
-            ]
-        elif op in ("Query", "Scan") and "IndexName" in p:
-            pairs = [(f"dynamodb:{op}", f"{table(p['TableName'])}/index/{p['IndexName']}")]
-        elif "TableName" in p:
-            pairs = [(f"dynamodb:{op}", table(p["TableName"]))]
-        else:
-            raise UnmappedCallError(call.name)
+        pairs = _dynamodb_pairs(call, table, context)
     elif call.service == "kinesis":
         stream = p.get("StreamARN") or f"{head}:kinesis:{regional}:stream/{p['StreamName']}"
         pairs = [(f"kinesis:{call.operation}", stream)]
@@ -194,3 +168,43 @@ def authorization_requests(call: RecordedCall) -> list[Request]:
     return [
         Request(call.role, action, resource, dict(context), origin) for action, resource in pairs
     ]
+
+
+def _dynamodb_pairs(
+    call: RecordedCall, table: Callable[[str], str], context: dict[str, str]
+) -> list[tuple[str, str]]:
+    """(action, resource) of a DynamoDB call; the partition key it names goes into `context`."""
+    op, p = call.operation, call.params
+    if op in ("BatchGetItem", "BatchWriteItem"):
+        return [(f"dynamodb:{op}", table(name)) for name in p["RequestItems"]]
+    if op in ("TransactWriteItems", "TransactGetItems"):
+        # "Permissions for Put, Update, Delete, and Get actions are governed by the
+        # permissions used for the underlying PutItem, UpdateItem, DeleteItem, and GetItem
+        # operations. For the ConditionCheck action, you can use the
+        # dynamodb:ConditionCheckItem permission" (DynamoDB Developer Guide, "Using IAM
+        # with DynamoDB transactions")
+        actions = {
+            "Put": "PutItem",
+            "Update": "UpdateItem",
+            "Delete": "DeleteItem",
+            "ConditionCheck": "ConditionCheckItem",
+            "Get": "GetItem",
+        }
+        return [
+            (f"dynamodb:{actions[kind]}", table(part["TableName"]))
+            for item in p["TransactItems"]
+            for kind, part in item.items()
+        ]
+    if op in ("Query", "Scan") and "IndexName" in p:
+        return [(f"dynamodb:{op}", f"{table(p['TableName'])}/index/{p['IndexName']}")]
+    if "TableName" not in p:
+        raise UnmappedCallError(call.name)
+    key = p.get("Key") or p.get("Item") or {}
+    # "dynamodb:LeadingKeys - Represents the first key attribute of a table - in other words,
+    # the partition key." (DynamoDB Developer Guide, "Using IAM policy conditions for
+    # fine-grained access control"). Our tables with a sort key name their partition key pk;
+    # the others have one key attribute.
+    leading = key.get("pk") or (next(iter(key.values())) if len(key) == 1 else None)
+    if leading is not None:
+        context["dynamodb:LeadingKeys"] = next(iter(leading.values()))
+    return [(f"dynamodb:{op}", table(p["TableName"]))]

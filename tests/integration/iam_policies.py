@@ -164,11 +164,26 @@ def _lookup(context: Mapping[str, Any], key: str) -> list[str] | None:
 def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, Any]) -> bool:
     """Whether a statement's Condition block holds for a request context."""
     for operator, keys in condition.items():
-        if ":" in operator:
-            raise UnsupportedPolicyError(f"set operators are not evaluated: {operator}")
+        qualifier, _, base = operator.rpartition(":")
+        if qualifier not in ("", "ForAllValues", "ForAnyValue"):
+            raise UnsupportedPolicyError(f"condition operator {operator} is not evaluated")
         for key, policy_values in keys.items():
             values = [str(v) for v in _listed(policy_values)]
-            if not _key_holds(operator, key, values, _lookup(context, key)):
+            request = _lookup(context, key)
+            if qualifier == "":
+                holds = _key_holds(base, key, values, request)
+            elif qualifier == "ForAllValues":
+                # "ForAllValues ... returns true if every context key value in the request
+                # matches at least one context key value in the policy. It also returns true if
+                # there are no context keys in the request." (IAM User Guide, "Set operators
+                # for multivalued context keys")
+                holds = all(_key_holds(base, key, values, [v]) for v in request or [])
+            else:
+                # "ForAnyValue ... returns true if any one of the context key values in the
+                # request matches any one of the context key values in the policy. For context
+                # keys that are not present in the request, the condition returns false."
+                holds = any(_key_holds(base, key, values, [v]) for v in request or [])
+            if not holds:
                 return False
     return True
 

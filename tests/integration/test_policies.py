@@ -264,11 +264,26 @@ def test_a_key_policy_must_allow_the_role_or_delegate_to_iam() -> None:
     assert not evaluate(request, [identity], key_policy=services_only).allowed
 
 
+def test_set_operators_follow_the_iam_user_guide() -> None:
+    # ForAllValues: every request value must be allowed; no value at all holds too
+    everything_model = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["MODEL"]}}
+    assert condition_holds(everything_model, {"dynamodb:LeadingKeys": ["MODEL"]})
+    assert not condition_holds(everything_model, {"dynamodb:LeadingKeys": ["MODEL", "COUNT#x"]})
+    assert not condition_holds(everything_model, {"dynamodb:LeadingKeys": "COUNT#x"})
+    assert condition_holds(everything_model, {})
+    # ForAnyValue: one allowed value is enough; no value at all does not hold
+    any_model = {"ForAnyValue:StringEquals": {"dynamodb:LeadingKeys": ["MODEL"]}}
+    assert condition_holds(any_model, {"dynamodb:LeadingKeys": ["MODEL", "COUNT#x"]})
+    assert not condition_holds(any_model, {})
+
+
 def test_what_the_evaluator_does_not_implement_is_refused() -> None:
     with pytest.raises(UnsupportedPolicyError):
         condition_holds({"NumericLessThan": {"s3:max-keys": "10"}}, {"s3:max-keys": "5"})
     with pytest.raises(UnsupportedPolicyError):
-        condition_holds({"ForAnyValue:StringLike": {"aws:TagKeys": "a"}}, {"aws:TagKeys": ["a"]})
+        condition_holds({"ForAllValues:NumericLessThan": {"k": "10"}}, {"k": ["5"]})
+    with pytest.raises(UnsupportedPolicyError):
+        condition_holds({"ForEachValue:StringEquals": {"k": "a"}}, {"k": ["a"]})
     with pytest.raises(UnsupportedPolicyError):
         evaluate(
             Request(ROLE, "s3:GetObject", "arn:aws:s3:::b/k"),

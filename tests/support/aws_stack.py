@@ -16,7 +16,13 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from embedded.template import Template, parameter_values, stream_definitions, table_definitions
+from embedded.template import (
+    Template,
+    parameter_values,
+    resolve_conditions,
+    stream_definitions,
+    table_definitions,
+)
 from streamscore.core.items import from_item_value
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,9 +93,14 @@ class LocalStack:
         function = self.template["Resources"][function_id]["Properties"]
         variables |= function.get("Environment", {}).get("Variables", {})
         environment: dict[str, str] = {}
-        for name, value in variables.items():
+        for name, raw in variables.items():
             if name in overrides:
                 continue
+            value = (
+                resolve_conditions(self.template, raw, parameters)
+                if isinstance(raw, dict) and "Fn::If" in raw
+                else raw
+            )
             if isinstance(value, (str, int, float)):
                 environment[name] = str(value)
             elif isinstance(value, dict) and set(value) == {"Ref"}:

@@ -44,6 +44,9 @@ FUNCTION_ENV = {
         "QUARANTINE_TTL_DAYS",
         "MONITORING_TTL_DAYS",
         "PARALLELIZATION_FACTOR",
+        "THRESHOLDS_MODEL_VERSION",
+        "ARTIFACTS_BUCKET",
+        "MODEL_REFRESH_SECONDS",
     },
     "DriftCheckFunction": {
         "POWERTOOLS_SERVICE_NAME",

@@ -13,7 +13,8 @@ the stack key and backed up; and IAM can confine a reader to this one partition 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,44 @@ class DynamoModelPointer:
             raise translate_error(error, f"DynamoDB PutItem on {self.table_name}") from error
         except BotoCoreError as error:
             raise translate_error(error, f"DynamoDB PutItem on {self.table_name}") from error
+
+
+class RegistryModelSource:
+    """What the score function follows (scoring.serving.ModelSource): the pointer's champion,
+    each version downloaded to `cache_dir` and checked, then loaded by `load` (load_model)."""
+
+    def __init__(
+        self,
+        versions: Callable[[], S3ModelVersions],
+        pointer: DynamoModelPointer,
+        load: Callable[[Path], Any],
+        shipped_dir: Path,
+        cache_dir: Path,
+    ):
+        # made on the first download (a swap), not at init: an S3 client costs cold start
+        self._versions_factory = versions
+        self._versions: S3ModelVersions | None = None
+        self.pointer = pointer
+        self._load = load
+        self.shipped_dir = shipped_dir
+        self.cache_dir = cache_dir
+
+    def champion(self) -> tuple[str | None, int]:
+        pointer = self.pointer.read()
+        return pointer.champion, pointer.revision
+
+    def load(self, version: str | None) -> Any:
+        if version is None:
+            return self._load(self.shipped_dir)
+        directory = self.cache_dir / version
+        shutil.rmtree(directory, ignore_errors=True)  # never a half-written copy of an attempt
+        if self._versions is None:
+            self._versions = self._versions_factory()
+        self._versions.download(version, directory)
+        model = self._load(directory)
+        if model.model_version != version:
+            raise RegistryError(f"version {version} holds a model of version {model.model_version}")
+        return model
 
 
 def _json_bytes(document: Mapping[str, Any]) -> bytes:

@@ -142,10 +142,12 @@ class Pointer:
         return self.with_champion(self.challenger)
 
     def rolled_back(self) -> Pointer:
-        """The champion before this one decides again; the current one is dropped from
-        `previous` (it is not a rollback target of itself) and named nowhere."""
+        """The champion before this one decides again (before the first: none, so the model
+        the score function ships with); the current one is dropped and named nowhere."""
+        if self.champion is None:
+            raise RegistryError("there is no champion to roll back from")
         if not self.previous:
-            raise RegistryError("there is no earlier champion to roll back to")
+            return self._next(champion=None)
         *earlier, last = self.previous
         challenger = None if self.challenger == last else self.challenger
         return self._next(champion=last, challenger=challenger, previous=tuple(earlier))

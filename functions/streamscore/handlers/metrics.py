@@ -36,6 +36,10 @@ class ScoreMetric(StrEnum):
     RETRIES = "Retries"
     BATCH_INFERENCE_MS = "BatchInferenceMs"
     END_TO_END_LATENCY_MS = "EndToEndLatencyMs"
+    MODEL_SWAPPED = "ModelSwapped"  # the registry's champion replaced the serving model
+    MODEL_REFUSED = "ModelRefused"  # a version failed a check and was never served
+    MODEL_POINTER_UNREADABLE = "ModelPointerUnreadable"
+    THRESHOLDS_NOT_APPLIED = "ThresholdsNotApplied"  # the stack's were set for another version
 
 
 class DriftMetric(StrEnum):

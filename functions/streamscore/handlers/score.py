@@ -9,9 +9,11 @@ clients and backoff.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from streamscore.aws.dynamodb import BatchTable
 from streamscore.aws.events import EventPublisher
 from streamscore.aws.facts import DynamoFactWriter
 from streamscore.aws.monitoring_stores import DynamoQuarantineStore
+from streamscore.aws.registry import DynamoModelPointer, RegistryModelSource, S3ModelVersions
 from streamscore.aws.retry import Backoff
 from streamscore.aws.scoring_stores import (
     DynamoPredictionStore,
@@ -35,9 +38,19 @@ from streamscore.core.observability import logger, metrics, tracer
 from streamscore.core.records import batch_item_failures, parse_kinesis_event
 from streamscore.core.settings import load_settings
 from streamscore.handlers.metrics import ScoreMetric as M
-from streamscore.scoring.batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, ScorePolicy, Scorer
-from streamscore.scoring.model import ScoringModel, load_model, resolve_thresholds
+from streamscore.scoring.batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, Scorer
+from streamscore.scoring.model import ScoringModel, load_model
 from streamscore.scoring.ports import ScorePorts
+from streamscore.scoring.serving import (
+    POINTER_UNREADABLE,
+    REFUSED,
+    SWAPPED,
+    THRESHOLDS_NOT_APPLIED,
+    ModelEvent,
+    ModelFollower,
+    Served,
+    thresholds_policy,
+)
 from streamscore.scoring.settings import ScoreSettings
 
 # Latencies per batch as metric values; more are summarised as evenly spaced quantiles. Each
@@ -62,15 +75,37 @@ def build(
     `io_executor` (`settings.io_threads`).
     """
     clients.require("dynamodb", "events")
-    model = model or load_model(
-        settings.model_dir, settings.ort_intra_op_threads, settings.ort_inter_op_threads
+
+    def load(directory: str | Path) -> ScoringModel:
+        return load_model(directory, settings.ort_intra_op_threads, settings.ort_inter_op_threads)
+
+    model = model or load(settings.model_dir)
+    policy_for = thresholds_policy(
+        settings.review_threshold,
+        settings.decline_threshold,
+        settings.alert_on_review,
+        settings.thresholds_model_version or model.model_version,
     )
     try:
-        thresholds = resolve_thresholds(
-            model.card.thresholds, settings.review_threshold, settings.decline_threshold
-        )
+        policy, note = policy_for(model)
     except ValueError as error:
         raise SystemicError(f"invalid decision thresholds: {error}") from None
+    if note:
+        logger.warning("thresholds not applied", extra={"reason": note})
+    follower = None
+    if settings.artifacts_bucket:
+        source = RegistryModelSource(
+            lambda: S3ModelVersions(
+                clients.s3 or Clients.create("s3").s3, settings.artifacts_bucket
+            ),
+            DynamoModelPointer(clients.dynamodb, settings.monitoring_table),
+            load,
+            Path(settings.model_dir),
+            Path(tempfile.gettempdir()) / "models",
+        )
+        follower = ModelFollower(
+            Served(model, policy, None), source, policy_for, settings.model_refresh_seconds
+        )
     io = io_executor or ThreadPoolExecutor(settings.io_threads, thread_name_prefix="io")
 
     def facts(name: str, key: str, condition: Any = None) -> DynamoFactWriter:
@@ -109,21 +144,17 @@ def build(
             settings.monitoring_ttl_days,
         ),
     )
-    policy = ScorePolicy(
-        thresholds=thresholds,
-        alert_on_review=settings.alert_on_review,
-    )
     return Scorer(
         model,
         ports,
         policy,
         step_executor=step_executor or ThreadPoolExecutor(3, thread_name_prefix="step"),
+        follower=follower,
     )
 
 
 def handler(stage: Scorer, backoff: Backoff) -> Handler:
     """The Lambda handler of a wired stage; `backoff` is the one `build` was given (its pauses are Retries)."""
-    model = stage.model
 
     # log_event=False even when POWERTOOLS_LOGGER_LOG_EVENT says true: the records' payloads
     # may hold card numbers (in any field, ignored ones too), and logs must never carry them.
@@ -131,11 +162,12 @@ def handler(stage: Scorer, backoff: Backoff) -> Handler:
     @metrics.log_metrics
     @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        logger.append_keys(model_version=model.model_version)
         records = parse_kinesis_event(event)
         pauses_before = backoff.pauses
         outcome = stage.score(records, clock=lambda: datetime.now(UTC))
-        metrics.add_metadata("model_version", model.model_version)
+        logger.append_keys(model_version=outcome.model_version)
+        metrics.add_metadata("model_version", outcome.model_version)
+        _report_model_events(outcome.model_events)
         # user records (an aggregate holds several), as RecordsIn counts them; a failure is
         # reported per Kinesis record, and fails every user record it holds
         failed_records = sum(1 for r in records if r.sequence_number in outcome.failed)
@@ -174,6 +206,22 @@ def handler(stage: Scorer, backoff: Backoff) -> Handler:
         return batch_item_failures(records, outcome.failed)
 
     return lambda_handler
+
+
+MODEL_EVENTS = {
+    SWAPPED: (M.MODEL_SWAPPED, logger.info),
+    REFUSED: (M.MODEL_REFUSED, logger.error),
+    POINTER_UNREADABLE: (M.MODEL_POINTER_UNREADABLE, logger.error),
+    THRESHOLDS_NOT_APPLIED: (M.THRESHOLDS_NOT_APPLIED, logger.warning),
+}
+
+
+def _report_model_events(events: list[ModelEvent]) -> None:
+    """What following the registry did before this batch: a metric and a log line each."""
+    for event in events:
+        metric, log = MODEL_EVENTS[event.kind]
+        metrics.add_metric(metric, MetricUnit.Count, 1)
+        log(f"model {event.kind}", extra={"version": event.version, "detail": event.detail})
 
 
 def _latency_values(latencies: list[int]) -> list[float]:

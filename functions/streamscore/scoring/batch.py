@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -62,6 +62,9 @@ from streamscore.scoring.model import (
 )
 from streamscore.scoring.ports import ScorePorts
 
+if TYPE_CHECKING:
+    from streamscore.scoring.serving import ModelFollower
+
 STAGE = "score"
 ALERT_SOURCE = "streamscore.scoring"
 ALERT_DETAIL_TYPE = "HighRiskTransaction"
@@ -88,6 +91,8 @@ class ScoreOutcome:
     alerts: int = 0
     inference_ms: float = 0.0
     latencies_ms: list[int] = field(default_factory=list)  # of the predictions written
+    model_version: str = ""  # the version that scored the batch
+    model_events: list[Any] = field(default_factory=list)  # scoring.serving.ModelEvent
 
 
 @dataclass(slots=True)
@@ -486,10 +491,20 @@ class Scorer:
     adapters fan their calls out on.
     """
 
-    model: ScoringModel
+    model: ScoringModel  # the model it was built with (the shipped one)
     ports: ScorePorts
     policy: ScorePolicy
     step_executor: Executor | None = None
+    # when set, the registry's champion serves each batch (scoring.serving), else `model`
+    follower: ModelFollower | None = None
 
     def score(self, records: Sequence[StreamRecord], clock: Callable[[], datetime]) -> ScoreOutcome:
-        return score_batch(records, self.model, self.ports, self.policy, clock, self.step_executor)
+        model, policy = self.model, self.policy
+        events: list[Any] = []
+        if self.follower is not None:
+            served, events = self.follower.current()
+            model, policy = served.model, served.policy
+        outcome = score_batch(records, model, self.ports, policy, clock, self.step_executor)
+        outcome.model_version = model.model_version
+        outcome.model_events = list(events)
+        return outcome

@@ -29,6 +29,11 @@ class ScoreSettings(FunctionSettings):
     review_threshold: Threshold | None = None  # None (empty): the model card's recommendation
     decline_threshold: Threshold | None = None
     alert_on_review: bool = False
+    # the version ReviewThreshold/DeclineThreshold are set for ("": the shipped model's)
+    thresholds_model_version: str = ""
+    # the model registry (streamscore.scoring.serving): "" turns following it off
+    artifacts_bucket: str = ""
+    model_refresh_seconds: Annotated[float, Field(ge=0, le=3600)] = 30  # 0: before every batch
     predictions_ttl_days: Days = 90
     quarantine_ttl_days: Days = 30
     monitoring_ttl_days: Days = 90

@@ -239,3 +239,28 @@ def test_the_tracing_parameter_sets_each_functions_mode_and_the_tracer(
         condition, when_active, otherwise = flag["Fn::If"]
         assert conditions[condition] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
         assert (when_active, otherwise) == ("false", "true")
+
+
+def test_only_the_score_function_reads_the_model_registry_and_only_the_registry(
+    template: dict[str, Any],
+) -> None:
+    # given: every statement that names the registry's pointer table or its objects
+    registry = [
+        (role, statement)
+        for role, statement in iam_statements(template)
+        if statement.get("Sid") in ("ModelPointer", "ModelVersions")
+    ]
+
+    # then: the score function reads the pointer item (pk MODEL) and the versions' objects,
+    # nothing else of the registry, and writes neither
+    assert sorted((role, s["Sid"]) for role, s in registry) == [
+        ("ScoreFunctionRole", "ModelPointer"),
+        ("ScoreFunctionRole", "ModelVersions"),
+    ]
+    statements = {s["Sid"]: s for _, s in registry}
+    assert statements["ModelPointer"]["Action"] == "dynamodb:GetItem"
+    assert statements["ModelPointer"]["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["MODEL"]}
+    }
+    assert statements["ModelVersions"]["Action"] == "s3:GetObject"
+    assert statements["ModelVersions"]["Resource"] == {"Fn::Sub": "${ArtifactsBucket.Arn}/models/*"}

@@ -62,11 +62,17 @@ def test_promotion_and_rollback_keep_the_champions_in_order() -> None:
     assert [p.revision for p in (pointer, promoted, back)] == [2, 3, 4]
 
 
+def test_rolling_back_the_first_champion_returns_to_the_shipped_model() -> None:
+    back = Pointer().with_champion("m1").rolled_back()
+
+    assert (back.champion, back.previous, back.revision) == (None, (), 2)
+
+
 def test_changes_that_make_no_sense_are_refused() -> None:
     with pytest.raises(RegistryError, match="no challenger to promote"):
         Pointer().with_champion("m1").promoted()
-    with pytest.raises(RegistryError, match="no earlier champion"):
-        Pointer().with_champion("m1").rolled_back()
+    with pytest.raises(RegistryError, match="no champion to roll back from"):
+        Pointer().rolled_back()
     with pytest.raises(RegistryError, match="cannot be its own challenger"):
         Pointer().with_champion("m1").with_challenger("m1")
     with pytest.raises(RegistryError, match="is the champion already"):

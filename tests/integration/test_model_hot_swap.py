@@ -1,0 +1,185 @@
+"""ScoreFunction follows the model registry on moto: a champion published between batches serves
+from the next batch, a version that fails a check never serves, and no batch fails because of it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from lifecycle.registry import Registry
+
+from embedded.lambda_events import KinesisEntry, kinesis_event
+from streamscore.core.settings import load_settings
+from streamscore.scoring.settings import ScoreSettings
+from support.aws_stack import REGION, LocalStack
+from support.handler_output import emitted_metrics, log_lines
+from support.lambda_runtime import FakeLambdaContext
+from support.wiring import Wired, moto_clients
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_DIR = ROOT / "models" / "artifacts"
+SHIPPED = json.loads((MODEL_DIR / "model_card.json").read_text())["model_version"]
+SHARD = "shardId-000000000000"
+BUCKET = "hot-swap-artifacts"
+
+
+def renamed_model(tmp_path: Path, version: str, **card_changes: Any) -> Path:
+    """The shipped model under another version (its card says so), other card fields changed."""
+    directory = tmp_path / version
+    shutil.copytree(MODEL_DIR, directory)
+    card = json.loads((directory / "model_card.json").read_text())
+    card |= {"model_version": version, **card_changes}
+    (directory / "model_card.json").write_text(json.dumps(card))
+    baseline = json.loads((directory / "baseline.json").read_text())
+    (directory / "baseline.json").write_text(json.dumps(baseline | {"model_version": version}))
+    return directory
+
+
+@pytest.fixture
+def registry(local_stack: LocalStack) -> Iterator[Registry]:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    yield Registry.of(s3, dynamodb, BUCKET, local_stack.resource_name("MonitoringTable"))
+
+
+@pytest.fixture
+def score(
+    load_handler: Any,
+    local_stack: LocalStack,
+    registry: Registry,
+) -> Callable[[int], dict[str, Any]]:
+    """`score(first)`: one batch of 20 new transactions through the score handler that follows
+    the registry (pointer read before every batch), its result."""
+    environment = local_stack.function_environment(
+        "ScoreFunction",
+        {
+            "MODEL_DIR": str(MODEL_DIR),
+            "ARTIFACTS_BUCKET": BUCKET,
+            "MODEL_REFRESH_SECONDS": "0",
+            "EVENT_BUS_NAME": "hot-swap-bus",
+        },
+    )
+    boto3.client("events", region_name=REGION).create_event_bus(Name="hot-swap-bus")
+    built: list[Wired] = []
+
+    def app() -> Wired:  # imported in the test's call, where its logger must write
+        if not built:
+            module = load_handler("streamscore.handlers.score", environment)
+            settings = load_settings(ScoreSettings, environment)
+            built.append(Wired(module, settings, moto_clients("dynamodb", "events", "s3")))
+        return built[0]
+
+    sample = json.loads((ROOT / "events" / "score_features.json").read_text())["Records"]
+    import base64  # noqa: PLC0415
+
+    docs = [json.loads(base64.b64decode(r["kinesis"]["data"])) for r in sample]
+    docs = [d for d in docs if d["feature_schema"] == "card-v1"]
+
+    def run(first: int) -> dict[str, Any]:
+        batch = [
+            docs[i % len(docs)] | {"transaction_id": f"txn-{first + i:05d}"} for i in range(20)
+        ]
+        entries = [KinesisEntry(d["card_id"], json.dumps(d).encode()) for d in batch]
+        event = kinesis_event(entries, local_stack.streams["FeaturesStream"], SHARD, first)
+        return dict(app().lambda_handler(event, FakeLambdaContext()))
+
+    return run
+
+
+def versions_by_transaction(stack: LocalStack) -> Mapping[str, str]:
+    return {
+        t: p["model_version"]
+        for t, p in stack.items_by("PredictionsTable", "transaction_id").items()
+    }
+
+
+def test_a_champion_serves_from_the_next_batch_and_a_rollback_likewise(
+    score: Callable[[int], dict[str, Any]],
+    registry: Registry,
+    local_stack: LocalStack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given: no pointer, the shipped model serves
+    assert score(0) == {"batchItemFailures": []}
+
+    # when: a champion is published, then rolled back
+    registry.publish(renamed_model(tmp_path, "cardfraud-gbdt-next"), role="champion")
+    assert score(20) == {"batchItemFailures": []}
+    registry.rollback()
+    assert score(40) == {"batchItemFailures": []}
+
+    # then: every transaction has one prediction, by the version serving its batch
+    versions = versions_by_transaction(local_stack)
+    assert len(versions) == 60
+    assert {versions[f"txn-{i:05d}"] for i in range(20)} == {SHIPPED}
+    assert {versions[f"txn-{i:05d}"] for i in range(20, 40)} == {"cardfraud-gbdt-next"}
+    assert {versions[f"txn-{i:05d}"] for i in range(40, 60)} == {SHIPPED}
+    out = capsys.readouterr().out
+    assert emitted_metrics(out)["ModelSwapped"] == 2
+    swaps = [line for line in log_lines(out) if line["message"] == "model swapped"]
+    # the rollback of the first champion returns to the shipped model (no registry version)
+    assert [(s.get("version"), s["detail"]) for s in swaps] == [
+        ("cardfraud-gbdt-next", "replaces the shipped model"),
+        (None, "replaces cardfraud-gbdt-next"),
+    ]
+
+
+def test_a_version_that_fails_a_check_never_serves_and_no_batch_fails(
+    score: Callable[[int], dict[str, Any]],
+    registry: Registry,
+    local_stack: LocalStack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given: a champion whose card expects other scores than its model gives (as a substituted
+    # model.onnx would), then one whose model.onnx was altered in the bucket after publishing
+    vectors = json.loads((MODEL_DIR / "model_card.json").read_text())["test_vectors"]
+    wrong = vectors | {"expected_scores": [min(1.0, s + 0.01) for s in vectors["expected_scores"]]}
+    registry.publish(
+        renamed_model(tmp_path, "cardfraud-gbdt-wrong", test_vectors=wrong), "champion"
+    )
+
+    # when
+    first = score(0)
+    second = score(20)  # refused once: not tried again until the pointer changes
+    registry.publish(renamed_model(tmp_path, "cardfraud-gbdt-altered"), role="champion")
+    registry.versions.client.put_object(
+        Bucket=BUCKET, Key="models/cardfraud-gbdt-altered/model.onnx", Body=b"not a model"
+    )
+    third = score(40)
+
+    # then: the shipped model served every batch, and each refusal said why
+    assert first == second == third == {"batchItemFailures": []}
+    assert set(versions_by_transaction(local_stack).values()) == {SHIPPED}
+    out = capsys.readouterr().out
+    assert emitted_metrics(out)["ModelRefused"] == 2
+    refusals = [line for line in log_lines(out) if line["message"] == "model refused"]
+    assert [r["version"] for r in refusals] == ["cardfraud-gbdt-wrong", "cardfraud-gbdt-altered"]
+    assert "test vector scores" in refusals[0]["detail"]
+    assert "model.onnx has 11 bytes" in refusals[1]["detail"]
+    assert all(r["level"] == "ERROR" for r in refusals)
+
+
+def test_a_pointer_to_a_model_of_another_feature_schema_is_refused(
+    score: Callable[[int], dict[str, Any]],
+    registry: Registry,
+    local_stack: LocalStack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry.publish(renamed_model(tmp_path, "other-schema", feature_schema="card-v2"), "champion")
+
+    assert score(0) == {"batchItemFailures": []}
+
+    assert set(versions_by_transaction(local_stack).values()) == {SHIPPED}
+    (refusal,) = [
+        line for line in log_lines(capsys.readouterr().out) if line["message"] == "model refused"
+    ]
+    assert "feature schema 'card-v2'" in refusal["detail"]
