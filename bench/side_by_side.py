@@ -107,6 +107,11 @@ def main(description: str, run: Callable[[int], dict[str, Any]], path: Path) -> 
     prepare_process()
     results = run(args.batches)
     write_json(path, results)
+    print_ratios(results, path)
+
+
+def print_ratios(results: Mapping[str, Any], path: Path) -> None:
+    """Each function's and batch size's ratios, one line each, then where they were written."""
     for function in ("preprocess", "score"):
         for size, row in results[function].items():
             ratios = "  ".join(

@@ -156,17 +156,11 @@ def main() -> None:
         print(json.dumps(child(mode, function, int(size), int(batches))))
         return
     from bench.common import write_json  # noqa: PLC0415
+    from bench.side_by_side import print_ratios  # noqa: PLC0415
 
     results = measure(args.rounds, args.batches)
     write_json(RESULTS, results)
-    for function in SIZES:
-        for size, row in results[function].items():
-            ratios = "  ".join(
-                f"{name} {r['median']:.3f} [{r['min']:.2f}-{r['max']:.2f}]"
-                for name, r in row["ratios"].items()
-            )
-            print(f"{function:10s} batch {size:>4}: {ratios}")
-    print(f"written: {RESULTS.relative_to(ROOT)}")
+    print_ratios(results, RESULTS)
 
 
 if __name__ == "__main__":
