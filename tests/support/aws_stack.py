@@ -74,13 +74,20 @@ class LocalStack:
             return self.streams[logical_id]
         raise KeyError(f"{logical_id} is not a table or stream of the local stack")
 
+    def local_name(self, logical_id: str) -> str:
+        """A table's or stream's local name; for any other resource (the artifacts bucket) a
+        name of its own, which a test creates when it uses that resource."""
+        if logical_id in self.tables or logical_id in self.streams:
+            return self.resource_name(logical_id)
+        return f"streamscore-{logical_id.lower()}-local"
+
     def function_environment(
         self, function_id: str, overrides: Mapping[str, str] | None = None
     ) -> dict[str, str]:
         """The environment template.yaml gives `function_id` (Globals + its own), resolved locally.
 
-        `Ref`s to parameters take their defaults, `Ref`s to tables and streams their local
-        names; anything else (GetAtt of a bus, a bucket...) must come in `overrides`.
+        `Ref`s to parameters take their defaults, `Ref`s to resources their local names
+        (`local_name`); anything else (GetAtt of a bus...) must come in `overrides`.
         """
         overrides = dict(overrides or {})
         parameters = parameter_values(self.template)
@@ -105,9 +112,7 @@ class LocalStack:
                 environment[name] = str(value)
             elif isinstance(value, dict) and set(value) == {"Ref"}:
                 ref = value["Ref"]
-                environment[name] = (
-                    parameters[ref] if ref in parameters else self.resource_name(ref)
-                )
+                environment[name] = parameters[ref] if ref in parameters else self.local_name(ref)
             else:
                 raise KeyError(f"{function_id}: give {name} (={value!r}) in overrides")
         return environment | overrides

@@ -29,7 +29,7 @@ from botocore.context import get_context
 # cooldown item's rare conditional UpdateItem (on drift only) keeps botocore's path.
 WIRE_OPERATIONS: Mapping[str, frozenset[str]] = {
     "dynamodb": frozenset(
-        {"BatchGetItem", "BatchWriteItem", "PutItem", "Query", "TransactWriteItems"}
+        {"BatchGetItem", "BatchWriteItem", "GetItem", "PutItem", "Query", "TransactWriteItems"}
     ),
     "events": frozenset({"PutEvents"}),
 }
