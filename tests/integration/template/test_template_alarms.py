@@ -77,7 +77,7 @@ def dashboard_metrics(body: dict[str, Any]) -> list[list[Any]]:
     ]
 
 
-def test_alarms_watch_every_mapping_function_queue_drift_and_quarantine(
+def test_alarms_watch_every_mapping_function_queue_drift_quarantine_and_the_registry(
     template: dict[str, Any],
 ) -> None:
     alarms = resources(template, "AWS::CloudWatch::Alarm")
@@ -110,8 +110,14 @@ def test_alarms_watch_every_mapping_function_queue_drift_and_quarantine(
         ("FailedInvocations", {"RuleName": {"Ref": "DriftCheckFunctionDriftCheckSchedule"}}),
         ("RecordsQuarantined", {"service": "preprocess"}),
         ("RecordsIn", {"service": "preprocess"}),
+        ("ModelRefused", {"service": "score"}),
+        ("ModelPointerUnreadable", {"service": "score"}),
     ]
     assert watched == sorted((name, json.dumps(d, sort_keys=True)) for name, d in expected)
+    registry = alarms["ModelRefusedAlarm"]["Properties"]
+    (problems,) = [m for m in registry["Metrics"] if m.get("ReturnData")]
+    assert problems["Expression"] == "FILL(refused, 0) + FILL(unreadable, 0)"
+    assert registry["Threshold"] == 1
     quarantine = alarms["QuarantineRateAlarm"]["Properties"]
     (rate,) = [m for m in quarantine["Metrics"] if m.get("ReturnData")]
     assert rate["Expression"] == "IF(received > 0, quarantined / received, 0)"
