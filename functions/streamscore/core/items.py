@@ -17,7 +17,7 @@ MAX_MAGNITUDE = 1e126
 
 
 def number_text(value: float) -> str:
-    """The text DynamoDB stores for a float: what ``to_item_value`` makes of it, written out.
+    """The text DynamoDB stores for a float (``to_item_value`` makes its Decimal of it).
 
     The shortest repr that round-trips, as ``str(Decimal(repr(value)))`` spells it (exponents
     as ``1E+16`` and ``0.00001``, the form boto3 sends), without building a Decimal unless the
@@ -34,7 +34,7 @@ def number_text(value: float) -> str:
 
 
 def plain_number(text: str) -> int | float:
-    """A DynamoDB number's text as ``from_item_value`` reads it: int when integral, else float."""
+    """A DynamoDB number's text as plain Python: int when integral, else float."""
     if "." in text or "e" in text or "E" in text:
         return float(text)
     return int(text)
@@ -45,15 +45,7 @@ def to_item_value(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, (str, bytes, int)):
         return value
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"DynamoDB cannot store the non-finite number {value!r}")
-        if abs(value) >= MAX_MAGNITUDE:
-            raise ValueError(
-                f"DynamoDB cannot store the number {value!r} (magnitude 1e126 or more)"
-            )
-        if abs(value) < MIN_MAGNITUDE:
-            return Decimal(0)  # DynamoDB cannot store a non-zero magnitude below 1e-130
-        return Decimal(repr(value))
+        return Decimal(number_text(value))
     if isinstance(value, Mapping):
         return {str(k): to_item_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -65,8 +57,7 @@ def from_item_value(value: Any) -> Any:
     """`value` with Decimals as int (when integral) or float (recursively)."""
     if isinstance(value, Decimal):
         # DynamoDB may normalise 1.0 to 1: numeric equality is kept either way.
-        text = str(value)
-        return int(value) if "." not in text and "E" not in text.upper() else float(value)
+        return plain_number(str(value))
     if isinstance(value, Mapping):
         return {k: from_item_value(v) for k, v in value.items()}
     if isinstance(value, list):
