@@ -59,14 +59,9 @@ def child(mode: str, function: str, size: int, batches: int) -> dict[str, Any]:
     common.prepare_process()
     traced = mode != "off"
     common.COMMON_FUNCTION_ENV["POWERTOOLS_TRACE_DISABLED"] = "false" if traced else "true"
-    os.environ |= {
-        "POWERTOOLS_TRACE_DISABLED": "false" if traced else "true",
-        "LAMBDA_TASK_ROOT": str(ROOT / "functions"),
-        "AWS_LAMBDA_FUNCTION_NAME": f"streamscore-{function}",
-        "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
-        "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
-        "_X_AMZN_TRACE_ID": _trace_header(mode == "sampled"),
-    }
+    # prepare_process turned tracing off again; the rest of Lambda's environment is the
+    # parent's (cold_start.lambda_like_env)
+    os.environ["POWERTOOLS_TRACE_DISABLED"] = "false" if traced else "true"
     from bench.handler_cpu import _Preprocess, _Score  # noqa: PLC0415
     from embedded.template import load_template  # noqa: PLC0415
 
@@ -95,12 +90,17 @@ def child(mode: str, function: str, size: int, batches: int) -> dict[str, Any]:
 
 
 def _run_child(mode: str, function: str, size: int, batches: int) -> dict[str, Any]:
+    """A child in Lambda's environment as bench/cold_start.py gives it (LAMBDA_TASK_ROOT, a
+    trace header, the X-Ray daemon address where nothing listens, no CRT signer)."""
+    from bench.cold_start import lambda_like_env  # noqa: PLC0415
+
     done = subprocess.run(
         [sys.executable, "-m", "bench.tracing", "--child", mode, function, str(size), str(batches)],
         check=True,
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env=lambda_like_env(function),
     )
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
