@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -316,6 +317,46 @@ def _build_stack(template: dict[str, Any]) -> tuple[Any, Any]:
     return dynamodb, kinesis
 
 
+def _seeded_stack(
+    template: dict[str, Any],
+    shadow: Shadow,
+    now: datetime,
+    cards: set[str],
+    challenger: Path | None,
+) -> Any:
+    """The stack on moto with the cards' states as preprocess leaves them and the ledger entries
+    they point to, and the challenger in the registry; its Kinesis client."""
+    dynamodb, kinesis = _build_stack(template)
+    if challenger is not None:
+        _publish_challenger(challenger, dynamodb)
+    for logical, seed in (
+        ("EntityStateTable", state_items(window().states, now, cards)),
+        ("FeaturesTable", ledger_items(window().states, now, cards)),
+    ):
+        shadow.seed(logical, seed)
+        for start in range(0, len(seed), 25):
+            dynamodb.batch_write_item(
+                RequestItems={
+                    NAMES[logical]: [
+                        {"PutRequest": {"Item": item}} for item in seed[start : start + 25]
+                    ]
+                }
+            )
+    return kinesis
+
+
+def _publish_challenger(directory: Path, dynamodb: Any) -> None:
+    """The model in `directory` in the registry, named challenger by the pointer."""
+    from streamscore.aws.registry import DynamoModelPointer, S3ModelVersions  # noqa: PLC0415
+    from streamscore.core.registry import Pointer  # noqa: PLC0415
+
+    files = {path.name: path.read_bytes() for path in directory.iterdir() if path.is_file()}
+    version = json.loads(files["model_card.json"])["model_version"]
+    S3ModelVersions(boto3.client("s3"), NAMES["ArtifactsBucket"]).publish(version, files)
+    pointer = DynamoModelPointer(dynamodb, NAMES["MonitoringTable"])
+    pointer.write(Pointer().with_challenger(version), 0)
+
+
 def _read_features(kinesis: Any) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for shard in kinesis.list_shards(StreamName=NAMES["FeaturesStream"])["Shards"]:
@@ -403,12 +444,15 @@ def _drift_moment(shadow: Shadow) -> datetime:
 
 
 def whole_path(
-    template: dict[str, Any], observe: Callable[[Any], None] | None = None
+    template: dict[str, Any],
+    observe: Callable[[Any], None] | None = None,
+    challenger: Path | None = None,
 ) -> dict[str, Any]:
     """About 1,000 records (1% invalid) through the three functions; figures per 1,000 valid ones.
 
     `observe`, when given, is called with each function's clients once they exist (a test
-    hooks its own recorder onto them)."""
+    hooks its own recorder onto them). `challenger`, a model directory, is published to the
+    registry as the challenger first, so the score function scores it in shadow."""
     values = parameter_values(template)
     pre_batch, score_batch = int(values["PreprocessBatchSize"]), int(values["ScoreBatchSize"])
     # whole batches, as on a busy shard: about 1,000 records, the invalid ones among them
@@ -430,21 +474,7 @@ def whole_path(
     SINK.keep = []
     try:
         with environment(AWS_ENV), mock_aws(), _moto_one_call_at_a_time():
-            dynamodb, kinesis = _build_stack(template)
-            # the cards' states as preprocess leaves them, and the ledger entries they point to
-            for logical, seed in (
-                ("EntityStateTable", state_items(window().states, now, cards)),
-                ("FeaturesTable", ledger_items(window().states, now, cards)),
-            ):
-                shadow.seed(logical, seed)
-                for start in range(0, len(seed), 25):
-                    dynamodb.batch_write_item(
-                        RequestItems={
-                            NAMES[logical]: [
-                                {"PutRequest": {"Item": item}} for item in seed[start : start + 25]
-                            ]
-                        }
-                    )
+            kinesis = _seeded_stack(template, shadow, now, cards, challenger)
             apps = {name: load_app(name) for name in meters}
             meters["preprocess"].attach(apps["preprocess"].dynamodb, apps["preprocess"].kinesis)
             meters["score"].attach(apps["score"].dynamodb, apps["score"].events)

@@ -4,7 +4,6 @@ from the next batch, a version that fails a check never serves, and no batch fai
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from streamscore.scoring.settings import ScoreSettings
 from support.aws_stack import REGION, LocalStack
 from support.handler_output import emitted_metrics, log_lines
 from support.lambda_runtime import FakeLambdaContext
+from support.model_dirs import renamed_model
 from support.wiring import Wired, moto_clients
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,18 +26,6 @@ MODEL_DIR = ROOT / "models" / "artifacts"
 SHIPPED = json.loads((MODEL_DIR / "model_card.json").read_text())["model_version"]
 SHARD = "shardId-000000000000"
 BUCKET = "hot-swap-artifacts"
-
-
-def renamed_model(tmp_path: Path, version: str, **card_changes: Any) -> Path:
-    """The shipped model under another version (its card says so), other card fields changed."""
-    directory = tmp_path / version
-    shutil.copytree(MODEL_DIR, directory)
-    card = json.loads((directory / "model_card.json").read_text())
-    card |= {"model_version": version, **card_changes}
-    (directory / "model_card.json").write_text(json.dumps(card))
-    baseline = json.loads((directory / "baseline.json").read_text())
-    (directory / "baseline.json").write_text(json.dumps(baseline | {"model_version": version}))
-    return directory
 
 
 @pytest.fixture
@@ -183,3 +171,48 @@ def test_a_pointer_to_a_model_of_another_feature_schema_is_refused(
         line for line in log_lines(capsys.readouterr().out) if line["message"] == "model refused"
     ]
     assert "feature schema 'card-v2'" in refusal["detail"]
+
+
+def shadow_counts(stack: LocalStack) -> dict[str, int]:
+    """Shadow predictions counted per `<challenger>@<champion>`, from the SHAD count items."""
+    totals: dict[str, int] = {}
+    for item in stack.items_by("MonitoringTable", "pk").values():
+        if item.get("kind") == "SHAD":
+            pair = f"{item['model_version']}@{item['paired_with']}"
+            totals[pair] = totals.get(pair, 0) + int(item["n"])
+    return totals
+
+
+def test_a_challenger_is_scored_in_shadow_then_promoted_and_a_replay_counts_it_once(
+    score: Callable[[int], dict[str, Any]],
+    registry: Registry,
+    local_stack: LocalStack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given: a challenger beside the shipped model
+    registry.publish(renamed_model(tmp_path, "cardfraud-gbdt-challenger"), role="challenger")
+
+    # when: a batch in shadow, the challenger promoted, a batch, then the first batch replayed
+    assert score(0) == {"batchItemFailures": []}
+    registry.promote()
+    assert score(20) == {"batchItemFailures": []}
+    assert score(0) == {"batchItemFailures": []}
+
+    # then: the shadow batch carries the challenger's fields; its replay was decided again by
+    # the new champion (a prediction of another version), and its shadow counted only once
+    predictions = local_stack.items_by("PredictionsTable", "transaction_id")
+    assert len(predictions) == 40
+    assert {p["model_version"] for p in predictions.values()} == {"cardfraud-gbdt-challenger"}
+    replayed = predictions["txn-00000"]
+    assert "challenger_version" not in replayed  # no challenger now
+    assert replayed["shadow_versions"] == ["cardfraud-gbdt-challenger"]  # counted before
+    assert shadow_counts(local_stack) == {f"cardfraud-gbdt-challenger@{SHIPPED}": 20}
+    out = capsys.readouterr().out
+    metrics = emitted_metrics(out)
+    assert metrics["ShadowScored"] == 20 and "ShadowFailed" not in metrics
+    swaps = [line for line in log_lines(out) if line["message"] == "model swapped"]
+    assert [(s["version"], s["role"]) for s in swaps] == [
+        ("cardfraud-gbdt-challenger", "challenger"),
+        ("cardfraud-gbdt-challenger", "champion"),
+    ]

@@ -24,6 +24,7 @@ from embedded.template import load_template
 from streamscore.aws.retry import client_config
 from streamscore.aws.wire import WIRE_OPERATIONS, WireFormatParser, WireFormatSerializer
 from support.aws_stack import TEMPLATE_PATH
+from support.model_dirs import renamed_model
 
 
 class Recorder:
@@ -55,11 +56,14 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def recorded() -> Recorder:
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorder:
     recorder = Recorder()
+    # a challenger scored in shadow: its fields, its count items and the prediction condition
+    # that goes with them are call shapes of their own
+    challenger = renamed_model(tmp_path_factory.mktemp("registry"), "cardfraud-gbdt-shadow")
     # the benchmark's process settings (fake credentials, Powertools), for this run only
     with environment(AWS_ENV | COMMON_FUNCTION_ENV | LAMBDA_LIKE_BOTOCORE):
-        whole_path(load_template(TEMPLATE_PATH), observe=recorder.attach)
+        whole_path(load_template(TEMPLATE_PATH), observe=recorder.attach, challenger=challenger)
     return recorder
 
 

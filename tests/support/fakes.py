@@ -28,6 +28,7 @@ from streamscore.drift.ports import DriftCheckPorts, TriggerClaim
 from streamscore.preprocess.features import CardState
 from streamscore.preprocess.ports import PreprocessPorts
 from streamscore.scoring.ports import ScorePorts
+from streamscore.scoring.shadow import creates_prediction
 
 # ----------------------------------------------------------------------------- both stages
 
@@ -195,10 +196,10 @@ class MemoryPredictionStore:
             if key in self.fail_saving:
                 failed.add(key)
                 continue
-            stored = self.items.get(key)
-            if stored is None or stored["model_version"] != fact.item["model_version"]:
+            if creates_prediction(self.items.get(key), fact.item, bool(fact.also)):
                 self.items[key] = dict(fact.item)
-                self.counts.setdefault(fact.count_key, Counts()).add(fact.counts)
+                for count_key, counts in fact.adds():
+                    self.counts.setdefault(count_key, Counts()).add(counts)
             done.add(key)
         if self.lose_responses:
             self.lose_responses -= 1

@@ -11,6 +11,7 @@ with backoff; what still fails comes back to the caller, who fails its records.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -25,7 +26,7 @@ from streamscore.core.errors import RetryableError
 from streamscore.core.monitoring import COUNT, CountKey, Counts, Fact, summed, window_key
 
 MAX_TRANSACTION_ITEMS = 100
-Condition = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
+Condition = Callable[[Fact], tuple[str, dict[str, Any]]]  # a fact's Put condition and values
 
 
 class DynamoFactWriter:
@@ -46,7 +47,7 @@ class DynamoFactWriter:
         self.table_name = table_name
         self.key_name = key_name
         self.counts_table = counts_table
-        self.condition = condition or (lambda item: (f"attribute_not_exists({key_name})", {}))
+        self.condition = condition or (lambda fact: (f"attribute_not_exists({key_name})", {}))
         self.backoff = backoff or Backoff()
         self.executor = executor
         self.lanes = lanes  # the mapping's ParallelizationFactor: batches of a shard at once
@@ -114,7 +115,7 @@ class DynamoFactWriter:
     def _actions(self, facts: list[Fact], expires_at: int) -> list[dict[str, Any]]:
         actions = []
         for one in facts:
-            expression, values = self.condition(one.item)
+            expression, values = self.condition(one)
             put: dict[str, Any] = {
                 "TableName": self.table_name,
                 "Item": serialize(one.item),
@@ -140,13 +141,17 @@ class DynamoFactWriter:
             ":at": f"{key.hour}:00:00.000+00:00",
             ":exp": expires_at,
         }
+        paired = ""
+        if key.paired_with:
+            values[":paired"] = key.paired_with
+            paired = ", paired_with = :paired"
         return {
             "TableName": self.counts_table,
             "Key": serialize({"pk": key.pk, "sk": COUNT}),
             "UpdateExpression": "ADD "
             + ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
             + " SET kind = :kind, model_version = :version, #hour = :hour, shard_id = :shard, "
-            "window_key = :wk, recorded_at = :at, expires_at = :exp",
+            "window_key = :wk, recorded_at = :at, expires_at = :exp" + paired,
             "ExpressionAttributeNames": names | {"#hour": "hour"},
             "ExpressionAttributeValues": serialize(values),
         }
@@ -154,28 +159,27 @@ class DynamoFactWriter:
 
 def _next_lane(facts: Sequence[Fact], lanes: int) -> None:
     for one in facts:
-        key = one.count_key
-        one.count_key = dataclasses.replace(key, lane=(key.lane + 1) % lanes)
+        one.rekeyed(lambda key: dataclasses.replace(key, lane=(key.lane + 1) % lanes))
 
 
 def _chunks(facts: Sequence[Fact], lane: int = 0) -> list[list[Fact]]:
     """Chunks of facts whose Puts and count Updates fit one transaction, each its own slot."""
     chunks: list[list[Fact]] = []
     current: list[Fact] = []
-    hours: set[tuple[str, str, str]] = set()
+    items: set[tuple[str, str, str, str]] = set()  # the count items of the current chunk
     for one in facts:
-        key = one.count_key
-        item_hours = hours | {(key.kind, key.model_version, key.hour)}
-        if current and len(current) + 1 + len(item_hours) > MAX_TRANSACTION_ITEMS:
+        adds = {(k.kind, k.model_version, k.paired_with, k.hour) for k, _ in one.adds()}
+        chunk_items = items | adds
+        if current and len(current) + 1 + len(chunk_items) > MAX_TRANSACTION_ITEMS:
             chunks.append(current)
-            current, item_hours = [], {(key.kind, key.model_version, key.hour)}
+            current, chunk_items = [], adds
         current.append(one)
-        hours = item_hours
+        items = chunk_items
     if current:
         chunks.append(current)
     # chunks are written side by side: each adds to count items of its own (its slot)
     for slot, chunk in enumerate(chunks):
+        place = functools.partial(dataclasses.replace, slot=slot, lane=lane)
         for one in chunk:
-            k = one.count_key
-            one.count_key = CountKey(k.kind, k.model_version, k.hour, k.shard_id, slot, lane)
+            one.rekeyed(place)
     return chunks

@@ -148,8 +148,8 @@ class DynamoModelPointer:
 
 
 class RegistryModelSource:
-    """What the score function follows (scoring.serving.ModelSource): the pointer's champion,
-    each version downloaded to `cache_dir` and checked, then loaded by `load` (load_model)."""
+    """What the score function follows (scoring.serving.ModelSource): the pointer's champion and
+    challenger, each version downloaded to `cache_dir` and checked, then loaded by `load` (load_model)."""
 
     def __init__(
         self,
@@ -162,14 +162,14 @@ class RegistryModelSource:
         # made on the first download (a swap), not at init: an S3 client costs cold start
         self._versions_factory = versions
         self._versions: S3ModelVersions | None = None
-        self.pointer = pointer
+        self.pointer_store = pointer
         self._load = load
         self.shipped_dir = shipped_dir
         self.cache_dir = cache_dir
 
-    def champion(self) -> tuple[str | None, int]:
-        pointer = self.pointer.read()
-        return pointer.champion, pointer.revision
+    def pointer(self) -> tuple[str | None, str | None, int]:
+        pointer = self.pointer_store.read()
+        return pointer.champion, pointer.challenger, pointer.revision
 
     def load(self, version: str | None) -> Any:
         if version is None:

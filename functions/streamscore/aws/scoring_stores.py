@@ -53,11 +53,20 @@ class DynamoPredictionStore:
         return {TransactionId(key[0]) for key in self.table.put_many(items)}
 
 
-def prediction_condition(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A prediction is new when none is stored, or the stored one is of another model version."""
+def prediction_condition(fact: Fact) -> tuple[str, dict[str, Any]]:
+    """scoring/shadow.py `creates_prediction` as a DynamoDB condition: a prediction is new when
+    none is stored, or the stored one is of another model version (and, when the write adds a
+    challenger's shadow counts, does not list that challenger in shadow_versions; contains() of a
+    missing attribute is false)."""
+    if not fact.also:
+        return (
+            "attribute_not_exists(transaction_id) OR model_version <> :version",
+            {":version": fact.item["model_version"]},
+        )
     return (
-        "attribute_not_exists(transaction_id) OR model_version <> :version",
-        {":version": item["model_version"]},
+        "attribute_not_exists(transaction_id) OR "
+        "(model_version <> :version AND NOT contains(shadow_versions, :challenger))",
+        {":version": fact.item["model_version"], ":challenger": fact.item["challenger_version"]},
     )
 
 

@@ -21,12 +21,13 @@ import base64
 import binascii
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 PREDICTIONS = "PRED"  # one per scored transaction and model version
+SHADOW = "SHAD"  # one per prediction a challenger scored in shadow, per challenger and champion
 QUARANTINE = "QUAR"  # one per bad record (its record id: stream position, aggregate index)
 COUNT = "COUNT"  # the sort key and window-key prefix of count items
 # the drift check's items (streamscore.drift, streamscore.aws.drift_stores)
@@ -71,11 +72,16 @@ class CountKey:
     # with ParallelizationFactor > 1 a shard has that many batches in flight at once: each
     # invocation writes the items of one lane, so concurrent batches rarely share an item
     lane: int = 0
+    # SHADOW items: the champion the challenger (`model_version`) was scored beside
+    paired_with: str = ""
 
     @property
     def pk(self) -> str:
         slot = f"{self.lane}.{self.slot}" if self.lane else str(self.slot)
-        return f"{COUNT}#{self.kind}#{self.model_version}#{self.hour}#{self.shard_id}#{slot}"
+        version = (
+            f"{self.model_version}@{self.paired_with}" if self.paired_with else self.model_version
+        )
+        return f"{COUNT}#{self.kind}#{version}#{self.hour}#{self.shard_id}#{slot}"
 
 
 @dataclass
@@ -87,13 +93,18 @@ class Counts:
     reasons: Counter[str] = field(default_factory=Counter)  # "stage/reason"
     bins: Counter[tuple[int, int]] = field(default_factory=Counter)  # (variable, bin index)
     history: Counter[int] = field(default_factory=Counter)  # predictions per card-age stratum
+    # shadow counts only: (champion decision, challenger decision), and (champion score bin,
+    # challenger score bin), each over its own model's baseline edges
+    pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
+    joint: Counter[tuple[int, int]] = field(default_factory=Counter)
+
+    def _counters(self) -> tuple[Counter[Any], ...]:
+        return (self.decisions, self.reasons, self.bins, self.history, self.pairs, self.joint)
 
     def add(self, other: Counts) -> None:
         self.n += other.n
-        self.decisions.update(other.decisions)
-        self.reasons.update(other.reasons)
-        self.bins.update(other.bins)
-        self.history.update(other.history)
+        for mine, theirs in zip(self._counters(), other._counters(), strict=True):
+            mine.update(theirs)
 
     def add_fact(self, other: Counts) -> None:
         """Add what one fact counts (prediction_counts, quarantine_counts: n == 1, every count
@@ -103,13 +114,7 @@ class Counts:
             self.add(other)
             return
         self.n += 1
-        pairs: tuple[tuple[Counter[Any], Counter[Any]], ...] = (
-            (self.decisions, other.decisions),
-            (self.reasons, other.reasons),
-            (self.bins, other.bins),
-            (self.history, other.history),
-        )
-        for mine, theirs in pairs:
+        for mine, theirs in zip(self._counters(), other._counters(), strict=True):
             if theirs:  # a prediction has no reasons, a quarantined record no bins
                 mine.update(theirs.keys())
 
@@ -120,6 +125,8 @@ class Counts:
         values |= {f"r_{r}": c for r, c in self.reasons.items()}
         values |= {f"b{v}_{_bin_name(b)}": c for (v, b), c in self.bins.items()}
         values |= {f"h{s}": c for s, c in self.history.items()}
+        values |= {f"a_{mine}_{theirs}": c for (mine, theirs), c in self.pairs.items()}
+        values |= {f"x{_bin_name(i)}_{_bin_name(j)}": c for (i, j), c in self.joint.items()}
         return {name: count for name, count in values.items() if count}
 
     @classmethod
@@ -135,6 +142,12 @@ class Counts:
                 counts.bins[int(variable), _bin_index(bin_name)] += int(value)
             elif name.startswith("h") and name[1:].isdigit():
                 counts.history[int(name[1:])] += int(value)
+            elif name.startswith("a_") and name.count("_") == 2:
+                _, mine, theirs = name.split("_")
+                counts.pairs[mine, theirs] += int(value)
+            elif name.startswith("x") and name.count("_") == 1:
+                mine, theirs = name[1:].split("_")
+                counts.joint[_bin_index(mine), _bin_index(theirs)] += int(value)
         return counts
 
     def histogram(self, variable: int, bins: int) -> dict[str, Any]:
@@ -166,6 +179,22 @@ def prediction_counts(decision: str, row_bins: Iterable[int], stratum: int | Non
     )
 
 
+def shadow_counts(
+    decision: str,
+    row_bins: Iterable[int],
+    stratum: int | None,
+    champion_decision: str,
+    score_bins: tuple[int, int],
+) -> Counts:
+    """What a challenger's shadow score of one prediction adds: its own prediction counts (bins
+    over its own baseline), the pair of decisions, and the pair of score bins (champion's bin
+    over the champion's edges, challenger's over its own)."""
+    counts = prediction_counts(decision, row_bins, stratum)
+    counts.pairs[champion_decision, decision] = 1
+    counts.joint[score_bins] = 1
+    return counts
+
+
 def quarantine_counts(stage: str, reason: str) -> Counts:
     return Counts(n=1, reasons=Counter({f"{stage}/{reason}": 1}))
 
@@ -195,6 +224,18 @@ class Fact:
     key: str  # the item's key value (transaction_id, record_id)
     count_key: CountKey
     counts: Counts
+    # what else it adds, to other count items (a prediction's shadow score)
+    also: tuple[tuple[CountKey, Counts], ...] = ()
+
+    def adds(self) -> Iterator[tuple[CountKey, Counts]]:
+        yield self.count_key, self.counts
+        yield from self.also
+
+    def rekeyed(self, change: Callable[[CountKey], CountKey]) -> None:
+        """Every count key it adds to replaced by `change(key)` (its slot, its lane)."""
+        self.count_key = change(self.count_key)
+        if self.also:
+            self.also = tuple((change(key), counts) for key, counts in self.also)
 
 
 def summed(facts: Iterable[Fact]) -> dict[CountKey, Counts]:
@@ -205,4 +246,9 @@ def summed(facts: Iterable[Fact]) -> dict[CountKey, Counts]:
         if total is None:  # not setdefault: that builds an empty Counts for every fact
             total = totals[one.count_key] = Counts()
         total.add_fact(one.counts)
+        for key, counts in one.also:
+            total = totals.get(key)
+            if total is None:
+                total = totals[key] = Counts()
+            total.add_fact(counts)
     return totals

@@ -40,6 +40,11 @@ class ScoreMetric(StrEnum):
     MODEL_REFUSED = "ModelRefused"  # a version failed a check and was never served
     MODEL_POINTER_UNREADABLE = "ModelPointerUnreadable"
     THRESHOLDS_NOT_APPLIED = "ThresholdsNotApplied"  # the stack's were set for another version
+    # the challenger (scoring/shadow.py): predictions written with its score, its model run per
+    # batch, batches it failed to score (they were scored and written without it)
+    SHADOW_SCORED = "ShadowScored"
+    SHADOW_INFERENCE_MS = "ShadowInferenceMs"
+    SHADOW_FAILED = "ShadowFailed"
 
 
 class DriftMetric(StrEnum):

@@ -38,7 +38,7 @@ from streamscore.core.observability import logger, metrics, tracer
 from streamscore.core.records import batch_item_failures, parse_kinesis_event
 from streamscore.core.settings import load_settings
 from streamscore.handlers.metrics import ScoreMetric as M
-from streamscore.scoring.batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, Scorer
+from streamscore.scoring.batch import ALERT_DETAIL_TYPE, ALERT_SOURCE, ScoreOutcome, Scorer
 from streamscore.scoring.model import ScoringModel, load_model
 from streamscore.scoring.ports import ScorePorts
 from streamscore.scoring.serving import (
@@ -185,6 +185,8 @@ def handler(stage: Scorer, backoff: Backoff) -> Handler:
         metrics.add_metric(M.ALERTS_PUBLISHED, count, outcome.alerts)
         metrics.add_metric(M.RETRIES, count, backoff.pauses - pauses_before)
         metrics.add_metric(M.BATCH_INFERENCE_MS, ms, outcome.inference_ms)
+        if outcome.shadow_version:
+            _report_shadow(outcome)
         for value in _latency_values(outcome.latencies_ms):
             metrics.add_metric(M.END_TO_END_LATENCY_MS, ms, value)
         logger.info(
@@ -199,6 +201,7 @@ def handler(stage: Scorer, backoff: Backoff) -> Handler:
                 "alerts": outcome.alerts,
                 "failed": failed_records,
                 "inference_ms": round(outcome.inference_ms, 2),
+                "challenger": outcome.shadow_version or None,
                 "shard_id": records[0].shard_id if records else None,
                 "first_sequence_number": records[0].sequence_number if records else None,
             },
@@ -221,7 +224,22 @@ def _report_model_events(events: list[ModelEvent]) -> None:
     for event in events:
         metric, log = MODEL_EVENTS[event.kind]
         metrics.add_metric(metric, MetricUnit.Count, 1)
-        log(f"model {event.kind}", extra={"version": event.version, "detail": event.detail})
+        log(
+            f"model {event.kind}",
+            extra={"version": event.version, "role": event.role, "detail": event.detail},
+        )
+
+
+def _report_shadow(outcome: ScoreOutcome) -> None:
+    """The challenger's share of the batch: what it scored, its model run, or why it did not."""
+    metrics.add_metric(M.SHADOW_SCORED, MetricUnit.Count, outcome.shadow_scored)
+    metrics.add_metric(M.SHADOW_INFERENCE_MS, MetricUnit.Milliseconds, outcome.shadow_inference_ms)
+    if outcome.shadow_error:
+        metrics.add_metric(M.SHADOW_FAILED, MetricUnit.Count, 1)
+        logger.error(
+            "shadow scoring failed",
+            extra={"version": outcome.shadow_version, "detail": outcome.shadow_error},
+        )
 
 
 def _latency_values(latencies: list[int]) -> list[float]:

@@ -43,7 +43,9 @@ from streamscore.core.feature_record import (
 from streamscore.core.ids import TRANSACTION_ID, SequenceNumber, TransactionId
 from streamscore.core.monitoring import (
     PREDICTIONS,
+    SHADOW,
     CountKey,
+    Counts,
     Fact,
     hour_of,
     prediction_counts,
@@ -61,6 +63,15 @@ from streamscore.scoring.model import (
     history_strata,
 )
 from streamscore.scoring.ports import ScorePorts
+from streamscore.scoring.shadow import (
+    CHALLENGER_VERSION,
+    SHADOW_VERSIONS,
+    Challenger,
+    ShadowScores,
+    counts_shadow,
+    score_shadow,
+    shadow_history,
+)
 
 if TYPE_CHECKING:
     from streamscore.scoring.serving import ModelFollower
@@ -93,6 +104,12 @@ class ScoreOutcome:
     latencies_ms: list[int] = field(default_factory=list)  # of the predictions written
     model_version: str = ""  # the version that scored the batch
     model_events: list[Any] = field(default_factory=list)  # scoring.serving.ModelEvent
+    # the challenger scored in shadow: its version, the predictions written with its score
+    # (shadow_scored), its model run, and why it scored nothing (it never fails a batch)
+    shadow_version: str = ""
+    shadow_scored: int = 0
+    shadow_inference_ms: float = 0.0
+    shadow_error: str = ""
 
 
 @dataclass(slots=True)
@@ -192,19 +209,23 @@ def score_batch(
     policy: ScorePolicy,
     clock: Callable[[], datetime],
     executor: Executor | None = None,
+    challenger: Challenger | None = None,
 ) -> ScoreOutcome:
     """Score one batch; never raises for bad input, raises SystemicError for broken setup.
 
     `executor` runs the independent steps concurrently; it must not be the pool
     the stores fan their own calls out on, or steps could wait on each other.
+    `challenger`, when given, is scored in shadow (scoring/shadow.py).
     """
     outcome = ScoreOutcome(records_in=len(records))
     batch = _decode(records, model)
     unique, stored, unread = _look_up_and_score(batch, model, ports, executor, outcome)
+    if challenger is not None:
+        _score_shadow(batch, unique, model, challenger, outcome)
     now = clock()
 
     to_write = _triage(batch, unique, stored, unread, model.model_version, outcome)
-    predictions = _predictions(batch, to_write, model.model_version, policy, now)
+    predictions = _predictions(batch, to_write, model.model_version, policy, now, stored)
     unconfirmed = _unconfirmed(batch, unique, set(to_write), stored, outcome.failed)
     by_txn_id = {batch.rows[i].doc["transaction_id"]: batch.rows[i].record for i in unique}
     quarantine_items = [quarantine_item(r, e, STAGE, now) for r, e in batch.invalid]
@@ -213,7 +234,7 @@ def score_batch(
         if quarantine_items
         else None
     )
-    facts = _facts(batch, to_write, predictions, model)
+    facts = _facts(batch, to_write, predictions, model, stored)
     if facts:
         _write(
             lambda: ports.predictions.create(facts, now)[1],
@@ -266,17 +287,56 @@ def _look_up_and_score(
     return unique, stored, unread
 
 
+def _score_shadow(
+    batch: _Batch,
+    unique: list[int],
+    model: ScoringModel,
+    challenger: Challenger,
+    outcome: ScoreOutcome,
+) -> None:
+    """The challenger's scores of the rows the champion scored; whatever it raises costs the
+    batch its shadow scores only (outcome.shadow_error), never a record."""
+    outcome.shadow_version = challenger.model.model_version
+    try:
+        batch.shadow = score_shadow(
+            challenger,
+            batch.matrix,
+            model.feature_names,
+            [row.doc["features"] for row in batch.rows],
+            unique,
+        )
+    except Exception as error:  # a challenger never fails a batch
+        outcome.shadow_error = f"{type(error).__name__}: {error}"
+        return
+    outcome.shadow_inference_ms = batch.shadow.inference_ms
+
+
 def _predictions(
-    batch: _Batch, to_write: list[int], model_version: str, policy: ScorePolicy, now: datetime
+    batch: _Batch,
+    to_write: list[int],
+    model_version: str,
+    policy: ScorePolicy,
+    now: datetime,
+    stored: Mapping[TransactionId, dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """The prediction items to create, alerting ones `alert: pending`."""
+    """The prediction items to create, alerting ones `alert: pending` (the champion's decision
+    alone decides; a challenger's fields ride along, scoring/shadow.py)."""
     codes = decide(batch.scores[to_write], policy.thresholds).tolist()
     alerting = {"decline", "review"} if policy.alert_on_review else {"decline"}
-    return [
-        _prediction(batch.rows[i], float(batch.scores[i]), DECISIONS[code], model_version, now)
-        | ({"alert": PENDING} if DECISIONS[code] in alerting else {})
-        for i, code in zip(to_write, codes, strict=True)
-    ]
+    predictions = []
+    for i, code in zip(to_write, codes, strict=True):
+        item = _prediction(
+            batch.rows[i], float(batch.scores[i]), DECISIONS[code], model_version, now
+        )
+        if DECISIONS[code] in alerting:
+            item["alert"] = PENDING
+        fields = batch.shadow.fields(i) if batch.shadow is not None else {}
+        item |= fields
+        history = shadow_history(stored.get(item["transaction_id"]), fields.get(CHALLENGER_VERSION))
+        if history:
+            item[SHADOW_VERSIONS] = history
+        predictions.append(item)
+    return predictions
 
 
 def _unconfirmed(
@@ -310,6 +370,7 @@ def _tally(
 
     written = [p for p in predictions if ok(by_txn_id[p["transaction_id"]])]
     outcome.scored = len(written)
+    outcome.shadow_scored = sum(1 for p in written if "challenger_version" in p)
     outcome.decisions = Counter(p["decision"] for p in written)
     outcome.latencies_ms = [p["latency_ms"] for p in written if "latency_ms" in p]
     outcome.alerts = sum(1 for p in written if "alert" in p) + sum(
@@ -327,6 +388,7 @@ class _Batch:
     matrix: np.ndarray
     scoreable: list[int]
     scores: np.ndarray
+    shadow: ShadowScores | None = None  # the challenger's, when one is scored in shadow
 
 
 def _decode(records: Sequence[StreamRecord], model: ScoringModel) -> _Batch:
@@ -412,9 +474,14 @@ def alert_id(prediction: Mapping[str, Any]) -> str:
 
 
 def _facts(
-    batch: _Batch, rows: list[int], predictions: list[dict[str, Any]], model: ScoringModel
+    batch: _Batch,
+    rows: list[int],
+    predictions: list[dict[str, Any]],
+    model: ScoringModel,
+    stored: Mapping[TransactionId, dict[str, Any]],
 ) -> list[Fact]:
-    """Each new prediction with what it adds to its hour's counts: decision and drift bins."""
+    """Each new prediction with what it adds to its hour's counts: decision and drift bins, and
+    its challenger's shadow counts (unless the stored prediction counted that challenger's)."""
     if not rows:
         return []
     columns = [
@@ -423,24 +490,35 @@ def _facts(
     ]
     columns.append(bin_indexes(batch.scores[rows], model.edges[SCORE]))
     bins = np.column_stack(columns).tolist()
+    ages = np.array([batch.rows[i].card_age_s for i in rows], dtype=np.float64)
     strata: list[int | None] = [None] * len(rows)
     if model.history_bounds is not None:
-        ages = np.array([batch.rows[i].card_age_s for i in rows], dtype=np.float64)
         strata = history_strata(ages, model.history_bounds).tolist()
-    return [
-        Fact(
+    shadows: list[Counts | None] = [None] * len(rows)
+    if batch.shadow is not None:
+        shadows = batch.shadow.counts(
+            rows, [p["decision"] for p in predictions], [b[-1] for b in bins], ages
+        )
+    facts = []
+    for i, prediction, row_bins, stratum, shadow in zip(
+        rows, predictions, bins, strata, shadows, strict=True
+    ):
+        row = batch.rows[i]
+        source = source_of(row.record.stream_name, row.record.shard_id)
+        version = prediction["model_version"]
+        fact = Fact(
             item=prediction,
             key=prediction["transaction_id"],
-            count_key=CountKey(
-                PREDICTIONS,
-                prediction["model_version"],
-                batch.rows[i].hour,
-                source_of(batch.rows[i].record.stream_name, batch.rows[i].record.shard_id),
-            ),
+            count_key=CountKey(PREDICTIONS, version, row.hour, source),
             counts=prediction_counts(prediction["decision"], row_bins, stratum),
         )
-        for i, prediction, row_bins, stratum in zip(rows, predictions, bins, strata, strict=True)
-    ]
+        if shadow is not None and batch.shadow is not None:
+            challenger = batch.shadow.version
+            if counts_shadow(stored.get(TransactionId(fact.key)), challenger):
+                key = CountKey(SHADOW, challenger, row.hour, source, paired_with=version)
+                fact.also = ((key, shadow),)
+        facts.append(fact)
+    return facts
 
 
 def _write(
@@ -501,10 +579,16 @@ class Scorer:
     def score(self, records: Sequence[StreamRecord], clock: Callable[[], datetime]) -> ScoreOutcome:
         model, policy = self.model, self.policy
         events: list[Any] = []
+        challenger = None
         if self.follower is not None:
-            served, events = self.follower.current()
-            model, policy = served.model, served.policy
-        outcome = score_batch(records, model, self.ports, policy, clock, self.step_executor)
+            serving, events = self.follower.current()
+            model, policy = serving.champion.model, serving.champion.policy
+            if serving.challenger is not None:
+                shadow = serving.challenger
+                challenger = Challenger(shadow.model, shadow.policy.thresholds)
+        outcome = score_batch(
+            records, model, self.ports, policy, clock, self.step_executor, challenger
+        )
         outcome.model_version = model.model_version
         outcome.model_events = list(events)
         return outcome

@@ -1,8 +1,8 @@
 """Which model serves a batch: the registry's champion, followed between batches, never a bad one.
 
 `ModelFollower.current()` runs before each batch. At most every `refresh_s` seconds it reads
-the registry's pointer (a `ModelSource`); when the pointer names another champion it loads that
-version (the source downloads and checks its files, `load_model` its test vectors) and checks
+the registry's pointer (a `ModelSource`); when the pointer names another champion (or another
+challenger, scored in shadow by scoring.batch) it loads that version (the source downloads and checks its files, `load_model` its test vectors) and checks
 that it scores this pipeline's feature schema. Only a version that passes every check replaces
 the one serving, between two batches, model and decision policy together. Anything that fails
 leaves the serving model in place and comes back as an event the handler logs and counts; a
@@ -27,8 +27,8 @@ THRESHOLDS_NOT_APPLIED = "thresholds_not_applied"
 
 
 class ModelSource(Protocol):
-    def champion(self) -> tuple[str | None, int]:
-        """The pointer's champion (None: none named) and the pointer's revision."""
+    def pointer(self) -> tuple[str | None, str | None, int]:
+        """The pointer's champion (None: none named), challenger (None: none) and revision."""
         ...
 
     def load(self, version: str | None) -> ScoringModel:
@@ -37,11 +37,22 @@ class ModelSource(Protocol):
         ...
 
 
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
 @dataclass(frozen=True)
 class Served:
     model: ScoringModel
     policy: ScorePolicy
-    version: str | None  # the registry version serving (None: the shipped model)
+    version: str | None  # the registry version (None: the shipped model)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What scores the next batch: the champion decides, a challenger is scored in shadow."""
+
+    champion: Served
+    challenger: Served | None = None
 
 
 @dataclass(frozen=True)
@@ -49,12 +60,20 @@ class ModelEvent:
     kind: str  # SWAPPED, REFUSED, POINTER_UNREADABLE, THRESHOLDS_NOT_APPLIED
     version: str | None
     detail: str
+    role: str = CHAMPION  # CHAMPION or CHALLENGER
 
 
 Policy = Callable[[ScoringModel], tuple[ScorePolicy, str | None]]  # policy, and why not the stack's
 
 
 class ModelFollower:
+    """Follows the pointer's champion and challenger; at most those two models in memory.
+
+    A challenger that is not kept is let go before a new champion loads (the champion
+    serving must stay until its successor passes every check), and loaded again after;
+    a promotion of the challenger loaded already swaps it in without a download.
+    """
+
     def __init__(
         self,
         served: Served,
@@ -63,7 +82,7 @@ class ModelFollower:
         refresh_s: float,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self._served = served
+        self._serving = Serving(served)
         self._source = source
         self._policy_for = policy_for
         self._refresh_s = refresh_s
@@ -72,29 +91,67 @@ class ModelFollower:
         self._refused: set[tuple[str | None, int]] = set()
         self.feature_schema = served.model.card.feature_schema
 
-    def current(self) -> tuple[Served, list[ModelEvent]]:
-        """The model and policy for the next batch, and what happened choosing them."""
+    def current(self) -> tuple[Serving, list[ModelEvent]]:
+        """The models and policies for the next batch, and what happened choosing them."""
         now = self._clock()
         if now < self._next_check:
-            return self._served, []
+            return self._serving, []
         self._next_check = now + self._refresh_s
         try:
-            wanted, revision = self._source.champion()
+            champion, challenger, revision = self._source.pointer()
         except Exception as error:
-            return self._served, [ModelEvent(POINTER_UNREADABLE, None, _reason(error))]
-        if wanted == self._served.version or (wanted, revision) in self._refused:
-            return self._served, []
+            return self._serving, [ModelEvent(POINTER_UNREADABLE, None, _reason(error))]
+        events: list[ModelEvent] = []
+        self._follow_champion(champion, revision, events)
+        self._follow_challenger(challenger, revision, events)
+        return self._serving, events
+
+    def _follow_champion(self, wanted: str | None, revision: int, events: list[ModelEvent]) -> None:
+        champion, shadow = self._serving.champion, self._serving.challenger
+        if wanted == champion.version or (wanted, revision) in self._refused:
+            return
+        before = champion.version or "the shipped model"
+        if shadow is not None and shadow.version == wanted:  # the challenger promoted
+            self._serving = Serving(shadow)
+            events.append(ModelEvent(SWAPPED, wanted, f"replaces {before} (was the challenger)"))
+            return
+        # at most two models in memory: the shadow is let go before the new champion loads
+        # (no reference to it may stay, not even here)
+        del shadow
+        self._serving = Serving(champion)
+        loaded = self._load(wanted, revision, CHAMPION, events, f"replaces {before}")
+        if loaded is not None:
+            self._serving = Serving(loaded)
+
+    def _follow_challenger(
+        self, wanted: str | None, revision: int, events: list[ModelEvent]
+    ) -> None:
+        champion, shadow = self._serving.champion, self._serving.challenger
+        if shadow is not None and shadow.version == wanted:
+            return
+        del shadow  # the one before is let go first
+        self._serving = Serving(champion)
+        if wanted is None or wanted == champion.version or (wanted, revision) in self._refused:
+            return
+        beside = champion.version or "the shipped model"
+        loaded = self._load(wanted, revision, CHALLENGER, events, f"scored in shadow of {beside}")
+        if loaded is not None:
+            self._serving = Serving(champion, loaded)
+
+    def _load(
+        self, version: str | None, revision: int, role: str, events: list[ModelEvent], what: str
+    ) -> Served | None:
+        """The version checked and with its policy, and the events saying so; None if refused."""
         try:
-            served, note = self._checked(wanted)
+            served, note = self._checked(version)
         except Exception as error:
-            self._refused.add((wanted, revision))
-            return self._served, [ModelEvent(REFUSED, wanted, _reason(error))]
-        before = self._served.version or "the shipped model"
-        self._served = served
-        events = [ModelEvent(SWAPPED, wanted, f"replaces {before}")]
+            self._refused.add((version, revision))
+            events.append(ModelEvent(REFUSED, version, _reason(error), role))
+            return None
+        events.append(ModelEvent(SWAPPED, version, what, role))
         if note:
-            events.append(ModelEvent(THRESHOLDS_NOT_APPLIED, wanted, note))
-        return served, events
+            events.append(ModelEvent(THRESHOLDS_NOT_APPLIED, version, note, role))
+        return served
 
     def _checked(self, version: str | None) -> tuple[Served, str | None]:
         model = self._source.load(version)

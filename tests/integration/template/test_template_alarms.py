@@ -112,11 +112,14 @@ def test_alarms_watch_every_mapping_function_queue_drift_quarantine_and_the_regi
         ("RecordsIn", {"service": "preprocess"}),
         ("ModelRefused", {"service": "score"}),
         ("ModelPointerUnreadable", {"service": "score"}),
+        ("ShadowFailed", {"service": "score"}),
     ]
     assert watched == sorted((name, json.dumps(d, sort_keys=True)) for name, d in expected)
     registry = alarms["ModelRefusedAlarm"]["Properties"]
     (problems,) = [m for m in registry["Metrics"] if m.get("ReturnData")]
-    assert problems["Expression"] == "FILL(refused, 0) + FILL(unreadable, 0)"
+    assert problems["Expression"] == (
+        "FILL(refused, 0) + FILL(unreadable, 0) + FILL(shadowfailed, 0)"
+    )
     assert registry["Threshold"] == 1
     quarantine = alarms["QuarantineRateAlarm"]["Properties"]
     (rate,) = [m for m in quarantine["Metrics"] if m.get("ReturnData")]

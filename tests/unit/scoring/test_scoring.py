@@ -13,15 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from streamscore.aws.scoring_stores import EventBridgeAlertPublisher
 from streamscore.core.artifacts import SCORE, Thresholds
 from streamscore.core.errors import SystemicError
 from streamscore.core.records import StreamRecord
-from streamscore.preprocess.features import FEATURE_NAMES, FEATURE_SCHEMA
+from streamscore.preprocess.features import FEATURE_NAMES
 from streamscore.scoring.batch import (
     ALERT_DETAIL_TYPE,
     ALERT_SOURCE,
@@ -40,77 +38,15 @@ from streamscore.scoring.model import (
 from streamscore.scoring.ports import ScorePorts
 from support.builders import feature_record, stream_records
 from support.fakes import MemoryEventSink, MemoryScorePorts
+from support.tiny_model import tiny_score, write_model_dir
 
 STREAM = "streamscore-FeaturesStream-test"
 NOW = datetime(2026, 3, 5, 12, 30, tzinfo=UTC)
-FEATURE_EDGES = [-1.0, -0.5, 0.0, 0.5, 1.0]
-SCORE_EDGES = [round(x, 1) for x in np.linspace(0, 1, 11)]
-# the tiny model's weights: the score is sigmoid(features · WEIGHTS + BIAS)
-WEIGHTS = np.zeros(len(FEATURE_NAMES), dtype=np.float32)
-WEIGHTS[0] = 4.0  # amount_log
-BIAS = -2.0
-
-
-def write_model_dir(
-    directory: Path,
-    version: str = "tiny-1",
-    review: float = 0.5,
-    decline: float = 0.9,
-    names: Sequence[str] = FEATURE_NAMES,
-) -> Path:
-    """A logistic model as ONNX (input "features", output "probabilities"), its card and baseline."""
-    n = len(names)
-    weights = np.zeros((n, 1), dtype=np.float32)
-    weights[:, 0] = WEIGHTS[:n]
-    nodes = [
-        helper.make_node("MatMul", ["features", "W"], ["z0"]),
-        helper.make_node("Add", ["z0", "B"], ["z"]),
-        helper.make_node("Sigmoid", ["z"], ["p1"]),
-        helper.make_node("Sub", ["one", "p1"], ["p0"]),
-        helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
-        [
-            numpy_helper.from_array(weights, "W"),
-            numpy_helper.from_array(np.array([BIAS], np.float32), "B"),
-            numpy_helper.from_array(np.array([1.0], np.float32), "one"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    directory.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, directory / "model.onnx")
-    card = {
-        "model_version": version,
-        "feature_schema": FEATURE_SCHEMA,
-        "feature_names": list(FEATURE_NAMES),
-        "input_name": "features",
-        "output_name": "probabilities",
-        "positive_class_index": 1,
-        "thresholds": {"review": review, "decline": decline},
-    }
-    (directory / "model_card.json").write_text(json.dumps(card))
-    entry = {"edges": FEATURE_EDGES, "proportions": [0.25] * 4}
-    baseline = {
-        "features": dict.fromkeys(FEATURE_NAMES, entry),
-        "score": {"edges": SCORE_EDGES, "proportions": [0.1] * 10},
-    }
-    (directory / "baseline.json").write_text(json.dumps(baseline))
-    return directory
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> ScoringModel:
     return load_model(write_model_dir(tmp_path_factory.mktemp("model")))
-
-
-def tiny_score(amount_log: float) -> float:
-    z = np.float32(amount_log) * np.float32(WEIGHTS[0]) + np.float32(BIAS)
-    return float(np.float32(1.0) / (np.float32(1.0) + np.exp(-z)))
 
 
 # ---------------------------------------------------------------- pure functions
