@@ -22,7 +22,9 @@ The pieces, in the order an example uses them:
   `batchItemFailures` to the lowest failed record, a function error retries or bisects, a retry
   limit discards the rest of the batch: Lambda's on-failure record for the range goes to an SQS
   FailureQueue in moto. Operator replays re-deliver an already processed range with new
-  boundaries; stages interleave at random; an invocation may land in a new container, and always
+  boundaries; an operator may change the registry pointer between deliveries (the score
+  function reads it before every batch; two registry versions are published at start);
+  stages interleave at random; an invocation may land in a new container, and always
   does after a timeout. At the end, faults off: the mappings drain, the operator's re-drive
   command (`local/embedded/redrive.py`, `redrive()`, as `python -m local redrive` runs it) reads
   the queue and re-drives every range through the handlers, and both streams drain again.
@@ -31,8 +33,9 @@ The pieces, in the order an example uses them:
   plain record, a user record of an aggregate, or a corrupted aggregate whole, which must be
   quarantined once as `invalid_aggregate`) and `in = scored + absorbed + quarantined + failed`
   over the user records produced, features and card state reproduced by a
-  replay in `state_version` order, one prediction per transaction with the model's score,
-  alerts, the handlers' contract, monitoring totals. A broken invariant raises the subclass of
+  replay in `state_version` order, one prediction per transaction with the score of the version
+  it names (and its challenger's, in shadow), alerts per version's decision, the handlers'
+  contract, monitoring totals (each version's and each challenger's shadow counts). A broken invariant raises the subclass of
   `InvariantError` named after it, listing the transactions or cards concerned, then the
   workload, the injected faults and the invocation trace.
 
@@ -56,7 +59,9 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -84,23 +89,27 @@ from embedded.lambda_events import KinesisEntry, kinesis_event
 from embedded.redrive import redrive
 from embedded.template import load_template, stream_definitions, table_definitions
 from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
+from streamscore.aws.dynamodb import deserialize
+from streamscore.aws.registry import DynamoModelPointer, S3ModelVersions
 from streamscore.core.aggregation import INVALID_AGGREGATE, UserRecord
 from streamscore.core.artifacts import Thresholds
 from streamscore.core.errors import RetryableError
-from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, Counts, hour_of
+from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, SHADOW, Counts, hour_of
 from streamscore.core.records import record_id_of
+from streamscore.core.registry import Pointer
 from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import CardState, advance_state, build_features
 from streamscore.scoring.model import (
     DECISIONS,
     ScoringModel,
     decide,
-    history_bounds,
     history_strata,
     load_model,
 )
 from support.aws_stack import FAKE_CREDENTIALS, REGION, LocalStack
 from support.lambda_runtime import POWERTOOLS_TEST_ENV, FakeLambdaContext
+from support.model_dirs import renamed_model
+from support.tiny_model import write_model_dir
 from support.wiring import InlineExecutor, Wired, quiet_backoff, wire
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +121,10 @@ FEATURES = "FeaturesStream"
 STAGE_OF = {TRANSACTIONS: "preprocess", FEATURES: "score"}
 STAGES = tuple(STAGE_OF.values())
 ACCOUNT = "123456789012"  # moto's default account
+ARTIFACTS_BUCKET = "streamscore-artifacts-fuzz"
+# registry versions the examples name in the pointer: the shipped model under another version
+# (the same scores) and a model of its own (other scores and decisions)
+SAME_SCORES, OTHER_SCORES = "fuzz-same", "fuzz-other"
 
 
 def function_arn_of(stage: str) -> str:
@@ -427,6 +440,10 @@ class Scenario:
     min_replays: int = 0  # replays forced after the faulty phase when fewer happened
     recycle_permille: int = 0  # chance per invocation that it lands in a new container
     faulty_invocations: int = 150  # then the weather clears (faults off), so every example ends
+    # chance per delivery of an operator changing the registry pointer (a challenger named or
+    # dropped, a promotion, a rollback, a champion named), at most `max_pointer_changes` times
+    pointer_permille: int = 0
+    max_pointer_changes: int = 0
 
 
 # ============================================================================ stream records
@@ -522,6 +539,7 @@ BATCH_CALLS = frozenset(
     {"dynamodb.BatchWriteItem", "dynamodb.BatchGetItem", "kinesis.PutRecords", "events.PutEvents"}
 )
 PUT_EVENTS = "events.PutEvents"
+TRANSACT_WRITE = "dynamodb.TransactWriteItems"
 
 
 def _client_error(code: str, status: int, operation: str) -> ClientError:
@@ -572,6 +590,8 @@ class FaultInjector:
         self.calls: Counter[str] = Counter()
         self.delivered: list[tuple[int, dict[str, Any]]] = []  # (invocation, event detail)
         self.putevents_unknown = 0  # PutEvents that took effect, and whose response was lost
+        # every prediction a TransactWriteItems that took effect created (with its counts)
+        self.created: list[dict[str, Any]] = []
 
     def attach(self, *clients: Any) -> None:
         for client in clients:
@@ -605,6 +625,12 @@ class FaultInjector:
         self.calls[operation] += 1
         if operation == PUT_EVENTS:
             context["fuzz_sent"] = json.loads(params["body"]).get("Entries", [])
+        if operation == TRANSACT_WRITE:
+            context["fuzz_puts"] = [
+                deserialize(action["Put"]["Item"])
+                for action in json.loads(params["body"]).get("TransactItems", [])
+                if "Put" in action and "model_version" in action["Put"]["Item"]
+            ]
         if not self.enabled or self.dice is None:
             return None
         rates = self.rates
@@ -683,6 +709,8 @@ class FaultInjector:
         executed = not context.get("fuzz_short_circuit") and http_response.status_code < 300
         if operation == PUT_EVENTS and executed:
             self._record_delivered(context.get("fuzz_sent", []), parsed.get("Entries", []))
+        if operation == TRANSACT_WRITE and executed:
+            self.created += context.get("fuzz_puts", [])
         if "fuzz_partial" in context:
             self._merge_unprocessed(operation, parsed, context["fuzz_partial"])
         after = context.get("fuzz_after")
@@ -766,6 +794,8 @@ class Pipeline:
         self.template = load_template(TEMPLATE_PATH)
         self.injector = FaultInjector()
         self.model: ScoringModel = load_model(MODEL_DIR, 1, 1)
+        self.models: dict[str, ScoringModel] = {self.model.model_version: self.model}
+        self._registry_dir = Path(tempfile.mkdtemp(prefix="fuzz-registry-"))
         self.environments: dict[str, dict[str, str]] = {}
         self.streams: dict[str, StreamView] = {}
         self._containers: dict[str, Wired] = {}
@@ -795,6 +825,7 @@ class Pipeline:
             kinesis=boto3.client("kinesis", region_name=REGION),
         )
         boto3.client("events", region_name=REGION).create_event_bus(Name=BUS_NAME)
+        self._publish_versions()
         for logical_id in table_definitions(self.template):
             self.stack.tables[logical_id] = f"streamscore-{logical_id}-local"
         for logical_id in stream_definitions(self.template):
@@ -804,7 +835,13 @@ class Pipeline:
             "preprocess": self.stack.function_environment("PreprocessFunction", HANDLER_ENV),
             "score": self.stack.function_environment(
                 "ScoreFunction",
-                HANDLER_ENV | {"EVENT_BUS_NAME": BUS_NAME, "MODEL_DIR": str(MODEL_DIR)},
+                HANDLER_ENV
+                | {
+                    "EVENT_BUS_NAME": BUS_NAME,
+                    "MODEL_DIR": str(MODEL_DIR),
+                    "ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,
+                    "MODEL_REFRESH_SECONDS": "0",  # the pointer read before every batch
+                },
             ),
         }
         for name in (
@@ -820,7 +857,26 @@ class Pipeline:
         self.cold_start("score")
         return self
 
+    def _publish_versions(self) -> None:
+        """The registry's versions in the artifacts bucket (the pointer names none yet)."""
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+        versions = S3ModelVersions(s3, ARTIFACTS_BUCKET)
+        # the other model: sigmoid(0.4 * amount_log - 2), a mix of decisions on real amounts
+        for directory in (
+            renamed_model(self._registry_dir, SAME_SCORES),
+            write_model_dir(self._registry_dir / OTHER_SCORES, OTHER_SCORES, 0.4, 0.6, weight=0.4),
+        ):
+            files = {f.name: f.read_bytes() for f in directory.iterdir() if f.is_file()}
+            model = load_model(directory, 1, 1)
+            versions.publish(model.model_version, files)
+            self.models[model.model_version] = model
+
+    def pointer(self) -> DynamoModelPointer:
+        return DynamoModelPointer(self.stack.dynamodb, self.stack.tables["MonitoringTable"])
+
     def close(self) -> None:
+        shutil.rmtree(self._registry_dir, ignore_errors=True)
         for app in self._containers.values():
             self.injector.detach(*self._clients(app))
             self._shutdown(app)
@@ -1003,6 +1059,7 @@ class ExampleRun:
         self.cursors: list[Cursor] = []
         self.replays = 0
         self.bisects = 0
+        self.pointer_changes: list[str] = []  # the operator's, in order, with the pointer after
         self.containers: Counter[str] = Counter({"preprocess": 1, "score": 1})
 
     # ------------------------------------------------------------------ the example
@@ -1023,6 +1080,10 @@ class ExampleRun:
                     self.scenario.replay_permille
                 ):
                     self._start_replay()
+                if len(self.pointer_changes) < self.scenario.max_pointer_changes and (
+                    self.dice.permille(self.scenario.pointer_permille)
+                ):
+                    self._change_pointer()
                 active = self._active()
                 if not active:
                     break
@@ -1133,6 +1194,35 @@ class ExampleRun:
                     f"a fault-free drain did not end in {DRAIN_LIMIT} invocations{self.describe()}"
                 )
             self._step(active[dice.below(len(active))], dice)
+
+    def _change_pointer(self) -> None:
+        """An operator's registry command between two deliveries: a challenger named or dropped,
+        the challenger promoted, the champion rolled back, or a champion named."""
+        store = self.pipeline.pointer()
+        current = store.read(consistent=True)
+        registry = [v for v in (SAME_SCORES, OTHER_SCORES) if v != current.champion]
+        options: list[tuple[str, Callable[[], Pointer]]] = [
+            (f"challenger {v}", functools.partial(current.with_challenger, v))
+            for v in registry
+            if v != current.challenger
+        ]
+        options += [
+            (f"champion {v}", functools.partial(current.with_champion, v)) for v in registry
+        ]
+        if current.challenger is not None:
+            options += [
+                ("promote", current.promoted),
+                ("drop challenger", functools.partial(current.with_challenger, None)),
+            ]
+        if current.champion is not None:
+            options.append(("rollback", current.rolled_back))
+        what, change = options[self.dice.below(len(options))]
+        new = change()
+        store.write(new, current.revision)
+        self.pointer_changes.append(
+            f"before invocation {len(self.trace) + 1}: {what} -> champion "
+            f"{new.champion or 'shipped'}, challenger {new.challenger or 'none'}"
+        )
 
     def _start_replay(self) -> bool:
         """An operator replay: an already processed range of one shard, with new batch boundaries."""
@@ -1394,6 +1484,7 @@ class ExampleRun:
             f"partial batch responses {partials}, bisections {self.bisects}, "
             f"replays {self.replays}, containers {dict(self.containers)}",
             "FailureQueue: " + ("; ".join(str(f) for f in self.failures) or "empty"),
+            "registry pointer changes: " + ("; ".join(self.pointer_changes) or "none"),
             "TransactionsStream, in put order (#workload index, stream/shard[index.sub]):",
         ]
         packed = {
@@ -1628,10 +1719,97 @@ def verify(run: ExampleRun, checks: Iterable[str] = CORE_CHECKS) -> None:
     if "handler" in wanted:
         violations += run.contract
     if "totals" in wanted:
-        violations += check_totals(ref, snapshot)
+        violations += check_totals(run, ref, snapshot)
     violations = [v for v in violations if v.invariant in wanted]
     if violations:
         raise_violations(run, ref, violations)
+
+
+def _check_prediction_totals(
+    predicted: Mapping[tuple[str, str], Counts], want: ExpectedCounts
+) -> list[Violation]:
+    """Per version: n is the predictions it created; per version and hour: their decisions,
+    card-age strata, and one bin per variable each."""
+    found: list[Violation] = []
+    counted: Counter[str] = Counter()
+    for (version, _), counts in predicted.items():
+        counted[version] += counts.n
+    if +counted != +want.per_version:
+        found.append(
+            Violation(
+                "totals",
+                "prediction counts per version",
+                f"counted {dict(counted)}, predictions created {dict(want.per_version)}",
+            )
+        )
+    for key in sorted(set(want.decisions) | set(predicted)):
+        counts = predicted.get(key, Counts())
+        subject = f"version {key[0]} hour {key[1]}"
+        if +counts.decisions != want.decisions[key]:
+            found.append(
+                Violation(
+                    "totals",
+                    subject,
+                    f"decisions counted {dict(counts.decisions)}, "
+                    f"predictions {dict(want.decisions[key])}",
+                )
+            )
+        if +counts.history != want.strata[key]:
+            found.append(
+                Violation(
+                    "totals",
+                    subject,
+                    f"card-age strata counted {dict(counts.history)}, "
+                    f"the predictions' feature records {dict(want.strata[key])}",
+                )
+            )
+        wrong = _binned_once(counts)
+        if wrong:
+            found.append(
+                Violation(
+                    "totals", subject, f"variables binned other than n={counts.n} times: {wrong}"
+                )
+            )
+    return found
+
+
+def _check_shadow_totals(
+    shadowed: Mapping[tuple[str, str], Counts], snap: Snapshot
+) -> list[Violation]:
+    """Each challenger counts each transaction it scored in shadow once: its SHAD items' n is
+    the number of predictions listing it in shadow_versions; every pair, joint bin and
+    variable of them adds up to n."""
+    found: list[Violation] = []
+    listed: Counter[str] = Counter(
+        v for p in snap.predictions.values() for v in p.get("shadow_versions", ())
+    )
+    counted: Counter[str] = Counter()
+    for (challenger, champion), counts in sorted(shadowed.items()):
+        counted[challenger] += counts.n
+        sums = {
+            "decisions": sum(counts.decisions.values()),
+            "decision pairs": sum(counts.pairs.values()),
+            "score-bin pairs": sum(counts.joint.values()),
+        }
+        wrong: dict[str, Any] = {k: v for k, v in sums.items() if v != counts.n}
+        wrong |= {f"variable {v}": n for v, n in _binned_once(counts).items()}
+        if wrong:
+            found.append(
+                Violation(
+                    "totals",
+                    f"shadow counts of {challenger} beside {champion}",
+                    f"other than n={counts.n}: {wrong}",
+                )
+            )
+    if +counted != +listed:
+        found.append(
+            Violation(
+                "totals",
+                "shadow counts per challenger",
+                f"counted {dict(counted)}, predictions listing each {dict(listed)}",
+            )
+        )
+    return found
 
 
 def raise_violations(run: ExampleRun, ref: Reference, violations: Sequence[Violation]) -> None:
@@ -1987,30 +2165,57 @@ def check_predictions(pipeline: Pipeline, ref: Reference, snap: Snapshot) -> lis
         if t not in predictions
     ]
     scored = [t for t in ref.distinct if t in predictions and t in snap.features]
-    if not scored:
-        return found
-    model = pipeline.model
-    matrix = np.array(
-        [
-            [float(snap.features[t]["features"].get(n, math.nan)) for n in model.feature_names]
-            for t in scored
-        ],
-        dtype=np.float32,
-    )
-    scores = model.predict(matrix)
-    thresholds: Thresholds = getattr(pipeline.score, "thresholds", model.card.thresholds)
-    codes = decide(scores, thresholds)
-    for txn_id, expected, code in zip(scored, scores.tolist(), codes.tolist(), strict=True):
+    for txn_id in scored:
         subject = f"transaction {txn_id} (card {ref.card(txn_id)})"
-        problem = _prediction_problem(predictions[txn_id], snap, txn_id, expected, DECISIONS[code])
+        prediction = predictions[txn_id]
+        model = pipeline.models.get(str(prediction.get("model_version")))
+        problem = (
+            f"model_version {prediction.get('model_version')!r} is no version the pointer named"
+            if model is None
+            else _prediction_problem(prediction, snap, txn_id, model)
+        )
+        if problem is None and "challenger_version" in prediction:
+            problem = _shadow_problem(prediction, snap.features[txn_id], pipeline.models)
         if problem:
             found.append(Violation("predictions", subject, problem))
     return found
 
 
-def _prediction_problem(
-    prediction: Mapping[str, Any], snap: Snapshot, txn_id: str, expected: float, decision: str
+def _decided(
+    model: ScoringModel, features: Mapping[str, Any], thresholds: Thresholds | None = None
+) -> tuple[float, str]:
+    """The model's score of the stored features and its decision (on its card's thresholds)."""
+    row = [float(features.get(n, math.nan)) for n in model.feature_names]
+    (score,) = model.predict(np.array([row], dtype=np.float32)).tolist()
+    (code,) = decide(np.array([score]), thresholds or model.card.thresholds).tolist()
+    return score, DECISIONS[code]
+
+
+def _shadow_problem(
+    prediction: Mapping[str, Any], stored: Mapping[str, Any], models: Mapping[str, ScoringModel]
 ) -> str | None:
+    """The challenger's fields: its version listed, its score and decision on the same features."""
+    version = prediction["challenger_version"]
+    if version not in models or version == prediction.get("model_version"):
+        return f"challenger_version {version!r} beside model_version {prediction.get('model_version')!r}"
+    if version not in prediction.get("shadow_versions", ()):
+        return f"challenger {version} not in shadow_versions {prediction.get('shadow_versions')!r}"
+    score, decision = _decided(models[version], stored["features"])
+    got = prediction.get("challenger_score")
+    if not isinstance(got, (int, float)) or abs(float(got) - score) > SCORE_TOLERANCE:
+        return f"challenger_score {got!r}, challenger {version} gives {score!r}"
+    if prediction.get("challenger_decision") != decision:
+        return f"challenger_decision {prediction.get('challenger_decision')!r}, want {decision!r}"
+    return None
+
+
+def _prediction_problem(
+    prediction: Mapping[str, Any],
+    snap: Snapshot,
+    txn_id: str,
+    model: ScoringModel,
+) -> str | None:
+    expected, decision = _decided(model, snap.features[txn_id]["features"])
     record_id = str(prediction.get("features_record_id"))
     record = snap.feature_records.get(record_id)
     if record is None:
@@ -2022,7 +2227,7 @@ def _prediction_problem(
         return f"scored from {record.label()}, whose features differ from the FeaturesTable item's"
     score = prediction.get("score")
     if not isinstance(score, (int, float)) or abs(float(score) - expected) > SCORE_TOLERANCE:
-        return f"score {score!r}, the model gives {expected!r} on the stored features"
+        return f"score {score!r}, {model.model_version} gives {expected!r} on the stored features"
     if prediction.get("decision") != decision:
         return f"decision {prediction.get('decision')!r} for score {score!r}, want {decision!r}"
     return None
@@ -2036,22 +2241,32 @@ def check_alerts(run: ExampleRun, snap: Snapshot) -> list[Violation]:
     afterwards, or the record was reported failed. Only then may the mapping's retry send the
     alert again. (The brief's "PutEvents with an unknown outcome" is included: its invocation
     always fails the record.)
+
+    An alert is one version's decision of one transaction (its alert id). With registry
+    changes a transaction can be decided by more than one version: a replay, or the retry of a
+    record whose alert was still pending, after a swap writes it again. The stored prediction's
+    alert must have gone out; a superseded version's alert may not have (its retry was decided
+    by the next version), and at most once all the same.
     """
     policy = getattr(run.pipeline.score, "policy", None)
     alerting = {"decline", "review"} if getattr(policy, "alert_on_review", False) else {"decline"}
     delivered: Counter[str] = Counter()
     for _, detail in run.injector.delivered:
         if detail.get("_detail_type") == ALERT_DETAIL_TYPE:
-            delivered[str(detail.get("transaction_id"))] += 1
-    should = {t for t, p in snap.predictions.items() if p.get("decision") in alerting}
+            delivered[str(detail.get("alert_id"))] += 1
+    decided = {f"{p['transaction_id']}/{p['model_version']}": p for p in run.injector.created}
+    stored = {f"{t}/{p.get('model_version')}" for t, p in snap.predictions.items()}
     found: list[Violation] = []
-    for txn_id in sorted(should):
-        prediction = snap.predictions[txn_id]
-        subject = f"transaction {txn_id} ({prediction.get('decision')}, score {prediction.get('score')!r})"
-        count = delivered[txn_id]
-        if count == 0:
+    for alert_id, prediction in sorted(decided.items()):
+        if prediction.get("decision") not in alerting:
+            continue
+        subject = (
+            f"alert {alert_id} ({prediction.get('decision')}, score {prediction.get('score')!r})"
+        )
+        count = delivered[alert_id]
+        if count == 0 and alert_id in stored:
             found.append(Violation("alerts", subject, "no HighRiskTransaction event delivered"))
-        elif count > 1 and txn_id not in run.unsettled_alerts:
+        elif count > 1 and prediction["transaction_id"] not in run.unsettled_alerts:
             found.append(
                 Violation(
                     "alerts",
@@ -2062,57 +2277,82 @@ def check_alerts(run: ExampleRun, snap: Snapshot) -> list[Violation]:
                     f"{run.injector.putevents_unknown})",
                 )
             )
-    for txn_id in sorted(set(delivered) - should):
-        decision = snap.predictions.get(txn_id, {}).get("decision", "no prediction")
-        found.append(
-            Violation(
-                "alerts",
-                f"transaction {txn_id}",
-                f"{delivered[txn_id]} HighRiskTransaction event(s) for {decision!r}",
+    for alert_id in sorted(delivered):
+        decision = decided.get(alert_id, {}).get("decision", "no prediction")
+        if decision not in alerting:
+            found.append(
+                Violation(
+                    "alerts",
+                    f"alert {alert_id}",
+                    f"{delivered[alert_id]} HighRiskTransaction event(s) for {decision!r}",
+                )
             )
-        )
     return found
 
 
-@functools.cache
-def _strata_bounds() -> np.ndarray | None:
-    """The shipped baseline's card-age strata (None: it has none)."""
-    return history_bounds(json.loads((MODEL_DIR / "baseline.json").read_text()))
+@dataclass
+class ExpectedCounts:
+    """What the count items must add up to, per (model version, event hour)."""
+
+    decisions: dict[tuple[str, str], Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    strata: dict[tuple[str, str], Counter[int]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    per_version: Counter[str] = field(default_factory=Counter)  # predictions written
 
 
-def _expected_counts(snap: Snapshot) -> tuple[dict[str, Counter[str]], dict[str, Counter[int]]]:
-    """Per event hour, the stored predictions' decisions and card-age strata (the stratum of
-    the feature record each was scored from)."""
-    want: dict[str, Counter[str]] = defaultdict(Counter)
-    want_strata: dict[str, Counter[int]] = defaultdict(Counter)
-    bounds = _strata_bounds()
-    for txn_id, prediction in snap.predictions.items():
-        hour = hour_of(prediction["event_time"])
-        want[hour][prediction["decision"]] += 1
+def _expected_counts(run: ExampleRun, snap: Snapshot) -> ExpectedCounts:
+    """Every prediction each version created (once per transaction and version: a replay after
+    a swap writes a transaction again under another version, and counts it there too), with
+    its decision and card-age stratum (of the feature record it was scored from) in its hour."""
+    want = ExpectedCounts()
+    created = {(p["transaction_id"], p["model_version"]): p for p in run.injector.created}
+    for (txn_id, version), prediction in created.items():
+        key = (version, hour_of(prediction["event_time"]))
+        want.per_version[version] += 1
+        want.decisions[key][prediction["decision"]] += 1
+        model = run.pipeline.models.get(version)
+        bounds = model.history_bounds if model is not None else None
         if bounds is not None:
             age = snap.features.get(txn_id, {}).get("card_age_s")
             ages = np.array([math.nan if age is None else float(age)])
-            want_strata[hour][int(history_strata(ages, bounds)[0])] += 1
-    return want, want_strata
+            want.strata[key][int(history_strata(ages, bounds)[0])] += 1
+    return want
 
 
-def check_totals(ref: Reference, snap: Snapshot) -> list[Violation]:
-    """The hourly count items add up to the facts: every prediction once, in its event hour, with
-    its decision and one bin per variable; every quarantine item once, by stage and reason."""
+def _binned_once(counts: Counts) -> dict[int, int]:
+    """Variables binned a number of times other than n (each fact bins each variable once)."""
+    per_variable: Counter[int] = Counter()
+    for (variable, _), count in counts.bins.items():
+        per_variable[variable] += count
+    return {v: n for v, n in per_variable.items() if n != counts.n}
+
+
+def check_totals(run: ExampleRun, ref: Reference, snap: Snapshot) -> list[Violation]:
+    """The hourly count items add up to the facts: every prediction once per version that wrote
+    it, in its event hour, with its decision and one bin per variable; every challenger's shadow
+    score once per transaction; every quarantine item once, by stage and reason."""
     found: list[Violation] = []
-    predicted: dict[str, Counts] = defaultdict(Counts)
+    predicted: dict[tuple[str, str], Counts] = defaultdict(Counts)
+    shadowed: dict[tuple[str, str], Counts] = defaultdict(Counts)
     quarantined = Counts()
     for item in snap.monitoring:
         if item.get("sk") != "COUNT":
             continue
+        key = (str(item.get("model_version")), str(item.get("hour")))
         if item.get("kind") == PREDICTIONS:
-            predicted[str(item["hour"])].add(Counts.from_item(item))
+            predicted[key].add(Counts.from_item(item))
+        elif item.get("kind") == SHADOW:
+            shadowed[str(item["model_version"]), str(item["paired_with"])].add(
+                Counts.from_item(item)
+            )
         elif item.get("kind") == QUARANTINE:
             quarantined.add(Counts.from_item(item))
-    want, want_strata = _expected_counts(snap)
-    bounds = _strata_bounds()
+    want = _expected_counts(run, snap)
     total = sum(c.n for c in predicted.values())
-    if total != len(ref.distinct):
+    if not run.pointer_changes and total != len(ref.distinct):
         found.append(
             Violation(
                 "totals",
@@ -2120,37 +2360,8 @@ def check_totals(ref: Reference, snap: Snapshot) -> list[Violation]:
                 f"n sums to {total}, want {len(ref.distinct)} (distinct valid transactions)",
             )
         )
-    for hour in sorted(set(want) | set(predicted)):
-        counts = predicted.get(hour, Counts())
-        if +counts.decisions != want[hour]:
-            found.append(
-                Violation(
-                    "totals",
-                    f"hour {hour}",
-                    f"decisions counted {dict(counts.decisions)}, predictions {dict(want[hour])}",
-                )
-            )
-        if bounds is not None and +counts.history != want_strata[hour]:
-            found.append(
-                Violation(
-                    "totals",
-                    f"hour {hour}",
-                    f"card-age strata counted {dict(counts.history)}, "
-                    f"the predictions' feature records {dict(want_strata[hour])}",
-                )
-            )
-        per_variable: Counter[int] = Counter()
-        for (variable, _), count in counts.bins.items():
-            per_variable[variable] += count
-        wrong = {v: n for v, n in per_variable.items() if n != counts.n}
-        if wrong:
-            found.append(
-                Violation(
-                    "totals",
-                    f"hour {hour}",
-                    f"variables binned a number of times other than n={counts.n}: {wrong}",
-                )
-            )
+    found += _check_prediction_totals(predicted, want)
+    found += _check_shadow_totals(shadowed, snap)
     bad = Counter(f"{i['stage']}/{i['reason']}" for i in snap.quarantine.values())
     if +quarantined.reasons != bad or quarantined.n != len(snap.quarantine):
         found.append(
