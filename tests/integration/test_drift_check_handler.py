@@ -362,9 +362,10 @@ def test_items_outside_the_window_and_of_other_versions_are_not_compared(
     report = json.loads(drift_stack.object(result["report_uri"])[0])
     assert result["status"] == "ok"
     assert report["sample"]["n"] == 900
-    assert report["other_versions"] == {
-        "cardfraud-older": {"count_items": 4, "n": 1200, "scored": 1200}
-    }
+    older = report["other_versions"]["cardfraud-older"]
+    assert (older["count_items"], older["n"], older["scored"]) == (4, 1200, 1200)
+    # not in the registry: counted, not compared (a registry version gets its own verdict)
+    assert older["baseline"] == "not found: counted, not compared" and "status" not in older
 
 
 def test_window_reader_follows_every_page(drift_stack: DriftStack, baseline: DriftBaseline) -> None:
@@ -739,8 +740,10 @@ def test_the_role_grants_exactly_the_calls_the_handler_makes(
     handler: Wired,
     lambda_context: FakeLambdaContext,
 ) -> None:
-    # given: a drifted window, so every path runs (read, report, claim, events, cooldown)
+    # given: a drifted window, so every path runs (read, report, claim, events, cooldown), with
+    # predictions of another version, whose baseline is looked up in the registry
     drift_stack.put(hist_items(baseline, batches=3, n=300, shifted=channel_shift(baseline, 300)))
+    drift_stack.put(hist_items(baseline, 1, 50, version="cardfraud-older"))
     clients = (handler.dynamodb, handler.s3, handler.events)
     counter = CallCounter().attach(*clients)
 
@@ -757,7 +760,14 @@ def test_the_role_grants_exactly_the_calls_the_handler_makes(
     statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
     granted = {
         action
-        for sid in ("MonitoringWindows", "ReportsAndCooldown", "ReportObjects", "MonitoringEvents")
+        for sid in (
+            "MonitoringWindows",
+            "ReportsAndCooldown",
+            "ReportObjects",
+            "ModelPointer",
+            "ModelVersions",
+            "MonitoringEvents",
+        )
         for action in _as_list(statements[sid]["Action"])
     }
     assert (
@@ -767,7 +777,9 @@ def test_the_role_grants_exactly_the_calls_the_handler_makes(
             "dynamodb:Query",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
+            "dynamodb:GetItem",
             "s3:PutObject",
+            "s3:GetObject",
             "events:PutEvents",
         }
     )

@@ -19,7 +19,7 @@ from support.aws_stack import REGION, LocalStack
 from support.handler_output import emitted_metrics, log_lines
 from support.lambda_runtime import FakeLambdaContext
 from support.model_dirs import renamed_model
-from support.wiring import Wired, moto_clients
+from support.wiring import Wired, moto_clients, wire
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = ROOT / "models" / "artifacts"
@@ -216,3 +216,43 @@ def test_a_challenger_is_scored_in_shadow_then_promoted_and_a_replay_counts_it_o
         ("cardfraud-gbdt-challenger", "challenger"),
         ("cardfraud-gbdt-challenger", "champion"),
     ]
+
+
+def test_the_drift_check_compares_each_version_with_its_own_baseline_and_the_challenger_beside(
+    score: Callable[[int], dict[str, Any]],
+    registry: Registry,
+    local_stack: LocalStack,
+    load_handler: Any,
+    tmp_path: Path,
+) -> None:
+    # given: the shipped model with a challenger in shadow, then the challenger promoted
+    challenger = "cardfraud-gbdt-shadowed"
+    registry.publish(renamed_model(tmp_path, challenger), role="challenger")
+    assert score(0) == {"batchItemFailures": []}
+    registry.promote()
+    assert score(20) == {"batchItemFailures": []}
+
+    # when: the drift check runs over the sample events' day
+    environment = local_stack.function_environment(
+        "DriftCheckFunction",
+        {"MODEL_DIR": str(MODEL_DIR), "ARTIFACTS_BUCKET": BUCKET, "EVENT_BUS_NAME": "hot-swap-bus"},
+    )
+    app = wire(load_handler("streamscore.handlers.drift_check", environment), environment)
+    window = {"window": {"start": "2026-03-06T12:00:00+00:00", "end": "2026-03-08T12:00:00+00:00"}}
+    result = app.lambda_handler(window, FakeLambdaContext())
+
+    # then: the verdict is the champion's (the promoted version, against its own baseline); the
+    # shipped model's predictions are compared with its baseline; the challenger is shown beside
+    # the champion it was scored with: the same model, so every decision and rank agrees
+    key = result["report_uri"].split(f"s3://{BUCKET}/", 1)[1]
+    body = registry.versions.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    report = json.loads(body)
+    assert report["model_version"] == challenger and report["sample"]["n"] == 20
+    shipped = report["other_versions"][SHIPPED]
+    assert shipped["n"] == 20 and shipped["status"] == "insufficient_data"
+    (beside,) = report["shadow"]
+    assert (beside["challenger"], beside["champion"], beside["n"]) == (challenger, SHIPPED, 20)
+    assert beside["agreement"] == 1.0 and beside["disagreements"] == {}
+    assert beside["rank_correlation"] == pytest.approx(1.0)
+    assert beside["decision_rates"]["champion"] == beside["decision_rates"]["challenger"]
+    assert beside["drift"]["status"] == "insufficient_data"  # 20 rows: too few for a verdict

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from datetime import datetime
@@ -11,10 +12,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from streamscore.aws._batching import streamed
 from streamscore.aws.dynamodb import deserialize, serialize
+from streamscore.aws.registry import DynamoModelPointer, S3ModelVersions
 from streamscore.aws.retry import translate_error
-from streamscore.core.errors import RetryableError
+from streamscore.core.artifacts import BASELINE_FILE, CARD_FILE
+from streamscore.core.errors import RetryableError, SystemicError
 from streamscore.core.monitoring import COOLDOWN, RETRAIN
+from streamscore.core.registry import RegistryError
 from streamscore.core.times import utc_iso_ms
+from streamscore.drift.baseline import DriftBaseline
 from streamscore.drift.ports import TriggerClaim
 
 
@@ -243,3 +248,36 @@ class DynamoRetrainingCooldown:
         except BotoCoreError as error:
             raise translate_error(error, f"DynamoDB UpdateItem on {self.table_name}") from error
         return True, deserialize(response.get("Attributes", {}))
+
+
+class RegistryBaselines:
+    """The drift check's view of the model registry (drift.ports.ModelBaselines): the pointer's
+    champion, and each version's baseline read from its card and baseline.json, both checked
+    against the version's manifest. Versions never change once published, so each is read once
+    per container."""
+
+    def __init__(self, versions: S3ModelVersions, pointer: DynamoModelPointer):
+        self.versions = versions
+        self.pointer = pointer
+        self._found: dict[str, DriftBaseline | None] = {}
+
+    def champion(self) -> str | None:
+        return self.pointer.read().champion
+
+    def baseline(self, version: str) -> DriftBaseline | None:
+        if version not in self._found:
+            try:
+                files = self.versions.read(version, (CARD_FILE, BASELINE_FILE))
+            except SystemicError as error:  # denied, say: that version only goes uncompared
+                raise RegistryError(str(error)) from error
+            if files is None:
+                return None  # not kept: it may be published later
+            try:
+                card, baseline = (json.loads(files[name]) for name in (CARD_FILE, BASELINE_FILE))
+                named = {card.get("model_version"), baseline.get("model_version", version)}
+                if named != {version}:
+                    raise RegistryError(f"its card and baseline name {sorted(map(str, named))}")
+                self._found[version] = DriftBaseline.from_dicts(card, baseline)
+            except (ValueError, KeyError, TypeError) as error:
+                raise RegistryError(f"{type(error).__name__}: {error}") from error
+        return self._found[version]

@@ -64,6 +64,23 @@ class S3ModelVersions:
         content = self._get(version_prefix(model_version) + MANIFEST_FILE)
         return None if content is None else json.loads(content)
 
+    def read(self, model_version: str, names: tuple[str, ...]) -> dict[str, bytes] | None:
+        """Some of a version's files, each checked against its manifest; None when the registry
+        has no such version, RegistryError when a file is missing or altered."""
+        document = self.read_manifest(model_version)
+        if document is None:
+            return None
+        if document.get("model_version") != model_version:
+            raise RegistryError(f"the manifest under {model_version} is of another version")
+        listed = document.get("files", {})
+        files: dict[str, bytes] = {}
+        for name in names:
+            content = self._get(version_prefix(model_version) + name)
+            if content is not None:
+                files[name] = content
+        check_files({"files": {n: listed.get(n, {}) for n in names}}, files)
+        return files
+
     def download(self, model_version: str, directory: Path) -> Path:
         """The version's files in `directory`, each checked against the manifest first;
         RegistryError naming what is wrong (no such version, a missing or altered file)."""

@@ -33,6 +33,7 @@ claim was taken over still sends only what it is missing when its window runs ag
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ from datetime import datetime
 from typing import Any
 
 from streamscore.core.errors import RetryableError
+from streamscore.core.registry import RegistryError
 from streamscore.drift.baseline import DriftBaseline
-from streamscore.drift.ports import DriftCheckPorts, Trigger
+from streamscore.drift.ports import DriftCheckPorts, ModelBaselines, Trigger
 from streamscore.drift.report import (
     MONITORING_SOURCE,
     TRIGGER_EVENTS,
@@ -53,7 +55,8 @@ from streamscore.drift.report import (
     trigger_id,
 )
 from streamscore.drift.stats import DriftThresholds
-from streamscore.drift.totals import sum_items
+from streamscore.drift.totals import BaselineOf, sum_items
+from streamscore.drift.versions import other_versions, shadow_comparisons
 from streamscore.drift.window import DriftWindow, resolve_window
 
 # How long a claim in progress keeps other triggers out. Longer than any run (Lambda's
@@ -86,6 +89,8 @@ def check_drift(
     policy: DriftCheckPolicy,
     now: datetime,
     draw: Callable[[DriftReport], bytes] | None = None,
+    baseline_of: BaselineOf | None = None,
+    notes: list[str] | None = None,
 ) -> DriftCheckOutcome:
     """Read, compare, store the report (S3 first, then the table item) and trigger retraining on drift.
 
@@ -95,8 +100,18 @@ def check_drift(
     the lease for a later run (see the module docstring).
     """
     items = ports.reader.read(window.count_keys(), *window.count_bounds)
-    totals = sum_items(items, window, baseline)  # summed as read: memory grows with hours
+    # summed as read: memory grows with hours
+    totals = sum_items(items, window, baseline_of or baseline)
     report = build_report(window, baseline, totals, policy.thresholds, now)
+    if baseline_of is not None:
+        report = dataclasses.replace(
+            report,
+            others=other_versions(
+                window, totals, baseline.model_version, baseline_of, policy.thresholds, now
+            ),
+            shadow=shadow_comparisons(window, totals, baseline_of, policy.thresholds, now),
+        )
+    report.notes.extend(notes or ())  # the caller's, and those finding baselines added
     json_key, png_key = report_keys(window)
     report_uri, plot_uri = ports.reports.uri(json_key), None
     if draw is not None:
@@ -173,17 +188,53 @@ def _trigger(
 
 @dataclass(frozen=True)
 class DriftChecker:
-    """The drift stage wired (see streamscore.handlers.drift_check.build): one call per window."""
+    """The drift stage wired (see streamscore.handlers.drift_check.build): one call per window.
 
-    baseline: DriftBaseline
+    With a registry, each run compares the window with the baseline of the pointer's champion
+    (the shipped model's when it names none), every other version with its own, and each
+    challenger beside its champion (drift/versions.py). A version whose baseline cannot be
+    read is counted, not compared, and the report says why; a champion's that cannot be read
+    leaves the verdict to the shipped baseline, with a note.
+    """
+
+    baseline: DriftBaseline  # the shipped model's
     ports: DriftCheckPorts
     policy: DriftCheckPolicy
     window_minutes: int
     draw: Callable[[DriftReport], bytes] | None = None
+    registry: ModelBaselines | None = None
 
     def window(self, event: Mapping[str, Any], now: datetime) -> DriftWindow:
         """The window an invocation's event asks for (InvalidWindowError when it names none)."""
         return resolve_window(event, now, self.window_minutes)
 
     def check(self, window: DriftWindow, now: datetime) -> DriftCheckOutcome:
-        return check_drift(window, self.baseline, self.ports, self.policy, now, draw=self.draw)
+        if self.registry is None:
+            return check_drift(window, self.baseline, self.ports, self.policy, now, self.draw)
+        notes: list[str] = []
+        baseline_of = self._baseline_of(self.registry, notes)
+        champion = self.registry.champion()  # unreadable: the run fails and is retried
+        compared = self.baseline if champion is None else baseline_of(champion)
+        if compared is None:
+            notes.append(
+                f"the champion {champion}'s baseline could not be read: the verdict is against "
+                f"the shipped model's ({self.baseline.model_version})"
+            )
+            compared = self.baseline
+        return check_drift(
+            window, compared, self.ports, self.policy, now, self.draw, baseline_of, notes
+        )
+
+    def _baseline_of(self, registry: ModelBaselines, notes: list[str]) -> BaselineOf:
+        found: dict[str, DriftBaseline | None] = {self.baseline.model_version: self.baseline}
+
+        def baseline_of(version: str) -> DriftBaseline | None:
+            if version not in found:
+                try:
+                    found[version] = registry.baseline(version)
+                except RegistryError as error:
+                    notes.append(f"the baseline of {version} was refused: {error}")
+                    found[version] = None
+            return found[version]
+
+        return baseline_of

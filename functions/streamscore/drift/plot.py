@@ -57,12 +57,34 @@ def draw_report(report: DriftReport, features: int = PLOTTED_FEATURES, dpi: int 
         f"{report.status.upper()}  ·  model {report.model_version}  ·  "
         f"{report.window.start:%Y-%m-%d %H:%M} to {report.window.end:%Y-%m-%d %H:%M} UTC  ·  "
         f"n={sample['n']}, scored={sample['scored']}, "
-        f"{report.totals.items_read} count items read{history}",
+        f"{report.totals.items_read} count items read{history}"
+        + "".join(f"\n{line}" for line in shadow_lines(report)),
         fontsize=12,
     )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def shadow_lines(report: DriftReport) -> list[str]:
+    """One line per challenger beside its champion: agreement, rank correlation, decline rates."""
+    lines = []
+    for c in report.shadow:
+        rates = c["decision_rates"]
+        rho = c["rank_correlation"]
+        agreement = c["agreement"]
+        lines.append(
+            f"challenger {c['challenger']} in shadow beside {c['champion']}: n={c['n']}, "
+            f"decisions agree {'-' if agreement is None else f'{agreement:.1%}'}, "
+            f"rank correlation {'-' if rho is None else f'{rho:.3f}'}, decline rate "
+            f"{_percent(rates['champion']['decline'])} vs {_percent(rates['challenger']['decline'])}"
+            + (f", its drift {c['drift']['status'].replace('_', ' ')}" if "drift" in c else "")
+        )
+    return lines
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.2%}"
 
 
 def _draw_variable(ax: Axes, variable: VariableDrift) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from streamscore.core.ports import MonitoringStore
+from streamscore.drift.baseline import DriftBaseline
 
 # The report item's `retraining`, for a drifted window:
 #   sent       its trigger id was delivered (every detail type accepted by EventBridge),
@@ -82,6 +83,19 @@ class RetrainingCooldown(Protocol):
 
         Conditional on the claim still being ours and in progress; False when it is not.
         """
+        ...
+
+
+class ModelBaselines(Protocol):
+    """The model registry as the drift check reads it (aws/drift_stores.py RegistryBaselines)."""
+
+    def champion(self) -> str | None:
+        """The pointer's champion; None when it names none (the shipped model decides)."""
+        ...
+
+    def baseline(self, version: str) -> DriftBaseline | None:
+        """The version's baseline, its files checked against the version's manifest; None when
+        the registry has no such version. RegistryError when its files fail the check."""
         ...
 
 

@@ -1,4 +1,4 @@
-"""The drift report of one window: the window's summed counts compared with the shipped baseline.
+"""The drift report of one window: the window's summed counts compared with the champion's baseline.
 
 The window's prediction counts (streamscore.core.monitoring: one item per model
 version, event hour, shard and writer slot, each written with the predictions it
@@ -137,6 +137,10 @@ class DriftReport:
     prediction: VariableDrift
     totals: WindowTotals
     notes: list[str]
+    # the window's other model versions, each against its own baseline (drift/versions.py);
+    # None: counted only
+    others: dict[str, dict[str, Any]] | None = None
+    shadow: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # challengers
 
     @property
     def report_id(self) -> str:
@@ -262,12 +266,18 @@ class DriftReport:
             },
         }
 
-    def other_versions(self) -> dict[str, dict[str, int]]:
+    def other_versions(self) -> dict[str, dict[str, Any]]:
+        if self.others is not None:
+            return self.others
         return {
             version: {"count_items": v.batches, "n": v.n, "scored": v.scored}
             for version, v in sorted(self.totals.versions.items())
             if version != self.model_version
         }
+
+    def shadow_summary(self) -> list[dict[str, Any]]:
+        """Each challenger beside its champion, without the score bins (the table item's)."""
+        return [{k: v for k, v in c.items() if k != "score_bins"} for c in self.shadow]
 
     def headline(self) -> dict[str, Any]:
         """What the table item, the events and the full report share, field for field."""
@@ -299,10 +309,12 @@ class DriftReport:
         }
 
     def summary(self) -> dict[str, Any]:
-        """The headline plus every variable's statistics (no bins): the MonitoringTable item's body."""
+        """The headline plus every variable's statistics (no bins) and the challengers beside
+        the champion: the MonitoringTable item's body."""
         return self.headline() | {
             "features": {name: v.summary() for name, v in self.features.items()},
             "prediction": self.prediction.summary(),
+            "shadow": self.shadow_summary(),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,6 +330,7 @@ class DriftReport:
             "data_quality": self.data_quality(),
             "volume": self.volume(),
             "other_versions": self.other_versions(),
+            "shadow": self.shadow,
             "read": {
                 "count_items": self.totals.items_read,
                 "hours": len(self.window.count_hours()),
@@ -439,7 +452,8 @@ def _window_notes(
     others = sorted(v for v in totals.versions if v != baseline.model_version)
     if others:
         notes.append(
-            f"items of other model versions were counted, not compared: {', '.join(others)}"
+            f"predictions of other model versions are in the window ({', '.join(others)}): "
+            "the verdict is the champion's; other_versions compares each with its own baseline"
         )
     if baseline.history is not None and weights is not None:
         settled = baseline.history.settled_index()

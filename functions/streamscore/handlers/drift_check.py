@@ -1,4 +1,5 @@
-"""DriftCheckFunction: a window's histograms against the shipped baseline → report, metrics, retraining trigger."""
+"""DriftCheckFunction: a window's histograms against the champion's baseline (every other version
+and each challenger against its own) → report, metrics, retraining trigger."""
 
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from streamscore.aws.clients import Clients
-from streamscore.aws.drift_stores import DynamoRetrainingCooldown, DynamoWindowReader, S3ReportStore
+from streamscore.aws.drift_stores import (
+    DynamoRetrainingCooldown,
+    DynamoWindowReader,
+    RegistryBaselines,
+    S3ReportStore,
+)
 from streamscore.aws.events import EventPublisher
 from streamscore.aws.monitoring_stores import DynamoMonitoringStore
+from streamscore.aws.registry import DynamoModelPointer, S3ModelVersions
 from streamscore.aws.retry import Backoff, client_config
 from streamscore.core.lambda_init import freeze_after_init
 from streamscore.core.observability import logger, metrics, tracer
@@ -69,12 +76,15 @@ def build(
         policy,
         window_minutes=settings.drift_window_minutes,
         draw=draw,
+        registry=RegistryBaselines(
+            S3ModelVersions(clients.s3, settings.artifacts_bucket),
+            DynamoModelPointer(clients.dynamodb, table),
+        ),
     )
 
 
 def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) -> Handler:
     """The Lambda handler of a wired drift check; `clock` (default: now, UTC) places scheduled windows."""
-    baseline = stage.baseline
     now_of = clock or (lambda: datetime.now(UTC))
 
     @logger.inject_lambda_context(clear_state=True)
@@ -83,9 +93,10 @@ def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) ->
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         now = now_of()
         window = stage.window(event, now)
-        logger.append_keys(model_version=baseline.model_version, window_id=window.window_id)
+        logger.append_keys(window_id=window.window_id)
         outcome = stage.check(window, now)
         report = outcome.report
+        logger.append_keys(model_version=report.model_version)
         # RetrainingRequested counts the events this run put, not a re-run's "sent"
         _emit_metrics(report, retraining_requested=RETRAINING_REQUESTED in outcome.sent)
         headline = report.headline()
