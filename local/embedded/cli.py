@@ -4,6 +4,7 @@
                         [--input FILE] [--aggregate N] [--json FILE] [--rate N]
                         [--parameter KEY=VALUE ...]
                         [--outage FUNCTION=SECONDS ...] [--redrive] [--replay [--replay-batch-size N]]
+                        [--challenger DIR [--promote-at PERCENT]]
     python -m local run --stack-name NAME [--region R] [--smoke] ...  (a deployed stack, real credentials)
     python -m local redrive --stack-name NAME [--region R] [--dry-run] [--delete-lost] [--json FILE]
     python -m local resend-events --stack-name NAME [--region R] [--dry-run]
@@ -61,6 +62,17 @@ def _rate(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("a share from 0 to 1")
+    return value
+
+
+def _share(text: str) -> float:
+    """A share of the run: "50%" or "0.5", more than 0 and at most 1."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError("a share of the records: 50% or 0.5 (above 0, at most 1)")
     return value
 
 
@@ -161,6 +173,18 @@ def parser() -> argparse.ArgumentParser:
     recovery.add_argument(
         "--replay-batch-size", type=_positive, metavar="N",
         help="the replay mappings' batch size (default: about two thirds of each mapping's)",
+    )  # fmt: skip
+    models = run.add_argument_group("model lifecycle (embedded stack)")
+    models.add_argument(
+        "--challenger", type=Path, metavar="DIR",
+        help="publish the model in DIR (as `make model` writes one) to the registry as the "
+        "challenger before the first record: every batch is scored by it too, in shadow",
+    )  # fmt: skip
+    models.add_argument(
+        "--promote-at", type=_share, metavar="PERCENT",
+        help="promote the challenger once this share of the records was sent (50%% or 0.5): "
+        "the summary shows predictions per version and the time to the first prediction of "
+        "the new champion",
     )  # fmt: skip
     deployed = run.add_argument_group("a deployed stack (real credentials, no emulator)")
     deployed.add_argument("--stack-name", help="smoke-test this deployed stack instead")
@@ -320,7 +344,11 @@ def _run(args: argparse.Namespace) -> int:
         replay=args.replay,
         replay_batch_size=args.replay_batch_size,
         outages=dict(args.outage),
+        challenger=args.challenger,
+        promote_at=args.promote_at,
     )
+    if args.promote_at is not None and args.challenger is None:
+        raise RunError("--promote-at promotes the challenger: add --challenger DIR")
     if args.replay_batch_size and not args.replay:
         raise RunError("--replay-batch-size is the replay's batch size: add --replay")
     if args.stack_name and args.aggregate > 1:
@@ -332,13 +360,15 @@ def _run(args: argparse.Namespace) -> int:
                 ("--outage", args.outage),
                 ("--redrive", args.redrive),
                 ("--replay", args.replay),
+                ("--challenger", args.challenger),
             )
             if given
         ]
         if local_only:
             raise RunError(
                 f"{', '.join(local_only)}: embedded stack only; for a deployed stack's "
-                "FailureQueue run `python -m local redrive --stack-name NAME`"
+                "FailureQueue run `python -m local redrive --stack-name NAME`, for its registry "
+                "`python -m models publish|promote --stack-name NAME`"
             )
         summary = run_against_stack(
             options, args.stack_name, args.region, args.drift_check, smoke=args.smoke

@@ -29,13 +29,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from embedded.challenger import (
+    LifecycleError,
+    ModelLifecycle,
+    challenger_version,
+    promote_after,
+)
 from embedded.containers import FUNCTION_OUTPUT, FunctionContainer, Invocation, Invoker
 from embedded.emulator import EventSourceEmulator, Incident, MappingStats
 from embedded.producer import Producer, ProducerResult, Traffic, file_traffic, simulated_traffic
 from embedded.progress import ProgressBar
 from embedded.redrive import in_process, redrive
 from embedded.replay import replay
-from embedded.stack import STACK_NAME, TEMPLATE_PATH, EmbeddedStack
+from embedded.stack import MODEL_DIR, STACK_NAME, TEMPLATE_PATH, EmbeddedStack
 from embedded.summary import (
     build_summary,
     drift_summary,
@@ -43,6 +49,7 @@ from embedded.summary import (
     observe_stack,
     sent_record_ids,
 )
+from streamscore.core.artifacts import CARD_FILE
 
 DEFAULT_TRANSACTIONS = 20_000
 DEFAULT_SEED = 2026
@@ -54,6 +61,7 @@ INCIDENTS_SHOWN = 10
 IN_FLIGHT_BATCHES = 2
 # The run's own re-drive: the functions run in-process, so a short backoff between tries.
 REDRIVE_ATTEMPTS = 3
+CHALLENGER_REFRESH_SECONDS = 2  # ModelRefreshSeconds of a run with --challenger, unless given
 REDRIVE_BACKOFF_SECONDS = (0.5, 2.0)
 
 
@@ -81,6 +89,8 @@ class RunOptions:
     replay_batch_size: int | None = None  # None: about two thirds of each mapping's
     # function name -> seconds from its first invocation during which it fails every record
     outages: dict[str, float] = field(default_factory=dict)
+    challenger: Path | None = None  # a model directory, scored in shadow from the start
+    promote_at: float | None = None  # share of the records sent, then the challenger promoted
 
 
 def make_traffic(options: RunOptions) -> Traffic:
@@ -158,6 +168,8 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
     options.out_dir.mkdir(parents=True, exist_ok=True)
     log_path = options.out_dir / "functions.log"
     console = _Console(console_stream, log_path)
+    if options.challenger is not None:
+        _check_challenger(options.challenger, options.parameters)
     with log_path.open("w", encoding="utf-8") as log, FUNCTION_OUTPUT.to(log):
         console.say(f"traffic: {traffic.description}")
         started = time.monotonic()
@@ -179,9 +191,12 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             sent = ProducerResult()
             sections: dict[str, Any] = {}
             clients = functools.cache(stack.client)  # one client per service from here on
+            models = _challenger(options, clients, outputs, stack.model_dir, len(traffic), console)
             emulator.start()
             try:
-                window_start, finished = _stream(options, traffic, stack, emulator, sent, console)
+                window_start, finished = _stream(
+                    options, traffic, stack, emulator, sent, console, models
+                )
                 if console.bar is not None:
                     console.bar.close()
                     console.bar = None
@@ -208,6 +223,8 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             start, end = traffic.checked_window() or (window_start, window_end)
             drift = _check_drift(stack, start, end, options.out_dir, console)
             observed = observe_stack(clients, outputs)
+            if models is not None:
+                sections["models"] = models.summary(observed.predictions)
             # functions by logical id: CloudFormation generates their deployed names
             logical_ids = {c.config.arn: name for name, c in stack.functions.items()}
             extra = {
@@ -321,6 +338,52 @@ def _redrive(
     return report.as_dict()
 
 
+def _challenger(
+    options: RunOptions,
+    clients: Any,
+    outputs: Mapping[str, str],
+    model_dir: Path,
+    records: int,
+    console: _Console,
+) -> ModelLifecycle | None:
+    """The challenger published in the stack's registry (None: no --challenger)."""
+    if options.challenger is None:
+        return None
+    shipped = _shipped_version(model_dir)
+    try:
+        models = ModelLifecycle.start(
+            clients,
+            outputs,
+            options.challenger,
+            shipped,
+            promote_after(options.promote_at, records),
+        )
+    except LifecycleError as error:
+        raise RunError(f"--challenger: {error}") from None
+    when = (
+        f"; promoted after {models.promote_after:,} records"
+        if models.promote_after is not None
+        else ""
+    )
+    console.say(f"challenger {models.challenger} scored in shadow beside {shipped}{when}")
+    return models
+
+
+def _check_challenger(directory: Path, parameters: dict[str, str]) -> None:
+    """Before the stack starts, so that a wrong directory fails at once; the pointer read every
+    few seconds, so that a promotion shows within a short run (unless ModelRefreshSeconds is
+    given)."""
+    try:
+        challenger_version(directory, _shipped_version(MODEL_DIR))
+    except LifecycleError as error:
+        raise RunError(f"--challenger: {error}") from None
+    parameters.setdefault("ModelRefreshSeconds", str(CHALLENGER_REFRESH_SECONDS))
+
+
+def _shipped_version(model_dir: Path) -> str:
+    return str(json.loads((model_dir / CARD_FILE).read_text())["model_version"])
+
+
 def _stream(
     options: RunOptions,
     traffic: Traffic,
@@ -328,6 +391,7 @@ def _stream(
     emulator: EventSourceEmulator,
     sent: ProducerResult,
     console: _Console,
+    models: ModelLifecycle | None = None,
 ) -> tuple[datetime, float]:
     """Produce the baseline days, drain, produce the checked part, drain; (drift window start, end time)."""
     outputs = stack.deployed.outputs
@@ -388,6 +452,12 @@ def _stream(
             )
         show()
 
+    def progress(count: int) -> None:
+        show()
+        happened = models.on_sent(count) if models is not None else None
+        if happened:
+            console.say(happened)
+
     window_start = datetime.now(UTC)
     phases = [(0, traffic.monitored_from), (traffic.monitored_from, len(traffic))]
     for start, stop in phases:
@@ -396,7 +466,7 @@ def _stream(
         if start > 0:
             drain()  # the baseline days are scored before the checked window opens
             window_start = datetime.now(UTC)
-        producer.send(traffic, start, stop, sent, progress=lambda _: show(), backlog=wait_for_room)
+        producer.send(traffic, start, stop, sent, progress=progress, backlog=wait_for_room)
     drain()
     if sent.refused:
         console.say(f"! {sent.refused:,} records were refused by PutRecords after every resend")

@@ -398,6 +398,11 @@ def drift_summary(
             "js_distance": prediction.get("js_distance"),
         }
         result["drifted"] = [d.get("name") for d in report.get("drifted", [])]
+        result["model_version"] = report.get("model_version")
+        result["other_versions"] = report.get("other_versions", {})
+        result["shadow"] = [
+            {k: v for k, v in c.items() if k != "score_bins"} for c in report.get("shadow", [])
+        ]
         result["notes"] = report.get("notes", [])
     return result
 
@@ -436,9 +441,37 @@ def render_summary(summary: Mapping[str, Any]) -> str:
         lines += ["", *render_redrive(summary["redrive"])]
     if summary.get("replay"):
         lines += ["", *render_replay(summary["replay"])]
+    if summary.get("models"):
+        lines += ["", *render_models(summary["models"])]
     lines += ["", *_speed(summary), "", *_quality(summary["quality"]), "", *_drift(summary)]
     lines += [f"Note           {line}" for line in summary.get("notes", [])]
     return "\n".join([*lines, ""])
+
+
+def render_models(section: Mapping[str, Any]) -> list[str]:
+    """The challenger's lines (see challenger.ModelLifecycle.summary)."""
+    by_version = ", ".join(f"{v} {n:,}" for v, n in section["predictions_by_version"].items())
+    shadow = section["shadow"]
+    disagreements = ", ".join(f"{k} {n:,}" for k, n in shadow["disagreements"].items())
+    lines = [
+        f"Models         challenger {section['challenger']} beside {section['champion_before']}",
+        f"               predictions by version: {by_version}",
+        f"               in shadow: {shadow['predictions']:,} predictions carry the challenger's "
+        f"score; decisions agree {_percent(shadow['agreement'])}"
+        + (f" ({disagreements})" if disagreements else ""),
+    ]
+    promotion = section.get("promotion")
+    if promotion:
+        delay = promotion["first_prediction_after_s"]
+        lines.append(
+            f"               promoted after {promotion['after_records_sent']:,} records sent; "
+            + (
+                "no prediction by it since"
+                if delay is None
+                else f"its first prediction as champion {delay:.2f} s later"
+            )
+        )
+    return lines
 
 
 def render_replay(section: Mapping[str, Any]) -> list[str]:
@@ -573,6 +606,17 @@ def _drift(summary: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"  score      {score.get('status')} (PSI {score.get('psi') or 0:.3f}, "
             f"JS distance {score.get('js_distance') or 0:.3f})"
+        )
+    for version, other in (drift.get("other_versions") or {}).items():
+        verdict = other.get("status", "counted, not compared")
+        lines.append(f"  version    {version}: {_number(other.get('n'))} predictions, {verdict}")
+    for c in drift.get("shadow") or []:
+        rho = c.get("rank_correlation")
+        lines.append(
+            f"  shadow     {c['challenger']} beside {c['champion']}: {_number(c['n'])} scored, "
+            f"decisions agree {_percent(c.get('agreement'))}, rank correlation "
+            f"{'-' if rho is None else f'{rho:.3f}'}, its drift "
+            f"{(c.get('drift') or {}).get('status', 'not compared')}"
         )
     if drift.get("picture"):
         lines.append(f"  picture    {drift['picture']}")

@@ -1,4 +1,4 @@
-"""`python -m models publish|promote|rollback|drop-challenger|status` against a deployed stack.
+"""`python -m models publish|promote|rollback|drop-challenger|review-only|status` against a stack.
 
 The stack is named by `--stack-name` (its outputs give the artifacts bucket and MonitoringTable)
 or by `--bucket` and `--table`; the user's own credentials and region are used (the policy they
@@ -48,6 +48,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "rollback", parents=[where], help="the champion before (or the shipped model) decides again"
     )
     commands.add_parser("drop-challenger", parents=[where], help="stop shadow scoring")
+    guard = commands.add_parser(
+        "review-only",
+        parents=[where],
+        help="the decision-rate guard's switch: `on` reviews what would be declined (it still "
+        "alerts), `off` lets the champion decline again",
+    )
+    guard.add_argument("switch", choices=("on", "off"))
     commands.add_parser("status", parents=[where], help="print champion, challenger, history")
     args = parser.parse_args(argv)
     if not args.stack_name and not (args.bucket and args.table):
@@ -81,6 +88,7 @@ def describe(pointer: Pointer) -> str:
         f"champion    {pointer.champion or '(none: the ModelLayer model)'}",
         f"challenger  {pointer.challenger or '(none)'}",
         f"earlier     {', '.join(reversed(pointer.previous)) or '(none)'}",
+        f"review-only {'ON: declines are reviewed' if pointer.review_only else 'off'}",
         f"revision    {pointer.revision}",
     ]
     return "\n".join(lines)
@@ -101,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             pointer = registry.rollback()
         elif args.command == "drop-challenger":
             pointer = registry.drop_challenger()
+        elif args.command == "review-only":
+            pointer = registry.review_only(args.switch == "on")
         else:
             pointer = registry.status()
     except RegistryError as error:

@@ -54,6 +54,10 @@ class Registry:
         current = self.pointer.read(consistent=True)
         return self._change(current, current.with_challenger(None))
 
+    def review_only(self, on: bool) -> Pointer:
+        current = self.pointer.read(consistent=True)
+        return self._change(current, current.with_review_only(on))
+
     def status(self) -> Pointer:
         return self.pointer.read(consistent=True)
 

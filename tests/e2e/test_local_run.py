@@ -25,6 +25,7 @@ from embedded.producer import simulated_traffic
 from embedded.run import RunError, RunOptions, run_embedded
 from embedded.server import MotoServer, ServerStartError
 from streamscore.core.aggregation import deaggregate
+from support.model_dirs import MODEL_DIR, renamed_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSACTIONS = 4_000  # ~110 cards: enough for the drift check's sample over the checked days
@@ -376,3 +377,64 @@ def test_a_run_redrives_what_an_outage_failed_and_a_replay_in_other_batches_chan
     assert "in = scored + quarantined + failed holds; duplicate prediction items: 0" in out
     assert "changed by the replay: 0 prediction items, 0 card states, 0 FeaturesTable items" in out
     assert f"re-driven    {redrive['records_redriven']:>8,} records" in out
+
+
+@pytest.mark.slow
+def test_a_challenger_scored_in_shadow_and_promoted_mid_run_loses_and_repeats_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: the shipped model under another version, deciding on other thresholds (the same
+    # scores, other decisions: its disagreements are known in advance)
+    card = json.loads((MODEL_DIR / "model_card.json").read_text())
+    thresholds = {
+        "review": card["thresholds"]["review"] / 2,
+        "decline": card["thresholds"]["decline"],
+    }
+    challenger = renamed_model(tmp_path, "cardfraud-gbdt-lower-review", thresholds=thresholds)
+    summary_path = tmp_path / "summary.json"
+
+    # when: promoted once 60% of the records were sent
+    code = main(
+        [
+            "run",
+            "--transactions", "3000",
+            "--challenger", str(challenger),
+            "--promote-at", "60%",
+            "--json", str(summary_path),
+            "--out", str(tmp_path / "out"),
+        ]
+    )  # fmt: skip
+
+    # then: every record scored once, by the version serving its batch
+    out = capsys.readouterr().out
+    summary = json.loads(summary_path.read_text())
+    counts = summary["counts"]
+    assert code == 0, out
+    assert (counts["failed"], counts["duplicate_predictions"], counts["unaccounted"]) == (0, 0, 0)
+    models = summary["models"]
+    by_version = models["predictions_by_version"]
+    assert set(by_version) == {card["model_version"], "cardfraud-gbdt-lower-review"}
+    assert sum(by_version.values()) == counts["scored"] == 3000
+    # the shipped model's predictions carry the challenger's score (the pointer was read before
+    # the first batch); its lower review threshold only ever turns approvals into reviews
+    shadow = models["shadow"]
+    assert shadow["predictions"] == by_version[card["model_version"]]
+    assert set(shadow["disagreements"]) <= {"approve->review"}
+    assert models["promotion"]["first_prediction_after_s"] is not None
+    assert "Models         challenger cardfraud-gbdt-lower-review" in out
+
+
+def test_a_challenger_that_is_the_shipped_model_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["run", "--transactions", "100", "--challenger", str(MODEL_DIR)])
+
+    assert code == 2
+    assert "holds the model the stack ships with" in capsys.readouterr().err
+
+
+def test_promote_at_needs_a_challenger(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--transactions", "100", "--promote-at", "50%"])
+
+    assert code == 2
+    assert "--promote-at promotes the challenger: add --challenger DIR" in capsys.readouterr().err

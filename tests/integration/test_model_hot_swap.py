@@ -256,3 +256,30 @@ def test_the_drift_check_compares_each_version_with_its_own_baseline_and_the_cha
     assert beside["rank_correlation"] == pytest.approx(1.0)
     assert beside["decision_rates"]["champion"] == beside["decision_rates"]["challenger"]
     assert beside["drift"]["status"] == "insufficient_data"  # 20 rows: too few for a verdict
+
+
+def test_the_review_only_switch_reviews_the_champions_declines_from_the_next_batch(
+    score: Callable[[int], dict[str, Any]],
+    registry: Registry,
+    local_stack: LocalStack,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given: a batch decided as usual, then the guard's switch on
+    assert score(0) == {"batchItemFailures": []}
+    registry.review_only(True)
+
+    # when
+    assert score(20) == {"batchItemFailures": []}
+
+    # then: the second batch declines nothing; what it would have declined is reviewed, marked
+    predictions = local_stack.items_by("PredictionsTable", "transaction_id")
+    first = [predictions[f"txn-{i:05d}"] for i in range(20)]
+    second = [predictions[f"txn-{i:05d}"] for i in range(20, 40)]
+    declined = sum(1 for p in first if p["decision"] == "decline")
+    assert declined > 0  # the sample features hold declines (else this test proves nothing)
+    assert not any(p["decision"] == "decline" for p in second)
+    assert sum(1 for p in second if p.get("guard") == "review_only") == declined
+    out = capsys.readouterr().out
+    metrics = emitted_metrics(out)
+    assert metrics["DecisionsCapped"] == declined and metrics["ReviewOnlySwitched"] == 1
+    assert metrics["ExpectedDeclines"] > 0  # the card's rates, for the alarm

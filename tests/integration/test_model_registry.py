@@ -143,6 +143,11 @@ def test_the_command_line_publishes_promotes_and_rolls_back(
     assert (promoted["champion"], promoted["previous"]) == ("cardfraud-gbdt-second", [first])
     assert run("rollback")["champion"] == first
     assert run("status")["revision"] == 4
+    # the decision-rate guard's switch: on, then off, each a pointer change
+    assert run("review-only", "on")["review_only"] is True
+    assert run("review-only", "off")["review_only"] is False
+    assert cli(["review-only", "off", *where]) == 2
+    assert "review-only is off already" in capsys.readouterr().err
 
     # a change that makes no sense: an error on stderr, exit code 2, nothing written
     assert cli(["promote", *where]) == 2

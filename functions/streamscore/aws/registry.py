@@ -184,9 +184,9 @@ class RegistryModelSource:
         self.shipped_dir = shipped_dir
         self.cache_dir = cache_dir
 
-    def pointer(self) -> tuple[str | None, str | None, int]:
+    def pointer(self) -> tuple[str | None, str | None, int, bool]:
         pointer = self.pointer_store.read()
-        return pointer.champion, pointer.challenger, pointer.revision
+        return pointer.champion, pointer.challenger, pointer.revision, pointer.review_only
 
     def load(self, version: str | None) -> Any:
         if version is None:

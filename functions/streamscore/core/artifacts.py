@@ -34,6 +34,27 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class DecisionRates:
+    """Shares of transactions a model reviews and declines at its card's thresholds (on the
+    card's test slice): what a decision-rate guard compares live rates with."""
+
+    review: float
+    decline: float
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> DecisionRates | None:
+        """From `metrics.test.at_thresholds` (each threshold's flagged share: score at or above
+        it); None when the card does not have them."""
+        try:
+            at = card["metrics"]["test"]["at_thresholds"]
+            flagged_review = float(at["review"]["flagged_share"])
+            flagged_decline = float(at["decline"]["flagged_share"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return cls(max(0.0, flagged_review - flagged_decline), flagged_decline)
+
+
+@dataclass(frozen=True)
 class ScoreVectors:
     """The card's test vectors: rows in model order and the score the model must give each."""
 
@@ -67,6 +88,7 @@ class ModelCard:
     positive_class_index: int
     thresholds: Thresholds
     vectors: ScoreVectors | None = None  # a card written by `make model` has them
+    expected_rates: DecisionRates | None = None  # at `thresholds`; `make model` writes them
 
     @classmethod
     def from_dict(cls, card: Mapping[str, Any]) -> ModelCard:
@@ -87,6 +109,7 @@ class ModelCard:
                 if "test_vectors" in card
                 else None
             ),
+            expected_rates=DecisionRates.from_card(card),
         )
 
 

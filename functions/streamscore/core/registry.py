@@ -90,9 +90,16 @@ class Pointer:
     challenger: str | None = None
     previous: tuple[str, ...] = ()  # earlier champions, newest last
     revision: int = 0  # 0: no pointer stored yet
+    # the decision-rate guard's switch: the champion declines nothing, its declines are reviewed
+    # (it stays through promotions and rollbacks until switched off)
+    review_only: bool = False
 
     def to_item(self) -> dict[str, Any]:
-        item: dict[str, Any] = {"revision": self.revision, "previous": list(self.previous)}
+        item: dict[str, Any] = {
+            "revision": self.revision,
+            "previous": list(self.previous),
+            "review_only": self.review_only,
+        }
         if self.champion is not None:
             item["champion"] = self.champion
         if self.challenger is not None:
@@ -110,6 +117,7 @@ class Pointer:
             challenger=name("challenger"),
             previous=tuple(check_version(str(v)) for v in item.get("previous") or ()),
             revision=int(item.get("revision", 0)),
+            review_only=bool(item.get("review_only", False)),
         )
 
     def _next(self, **changes: Any) -> Pointer:
@@ -134,6 +142,12 @@ class Pointer:
             if version == self.champion:
                 raise RegistryError(f"{version} is the champion; it cannot be its own challenger")
         return self._next(challenger=version)
+
+    def with_review_only(self, on: bool) -> Pointer:
+        """The guard's switch on (no declines: they are reviewed) or off."""
+        if on == self.review_only:
+            raise RegistryError(f"review-only is {'on' if on else 'off'} already")
+        return self._next(review_only=on)
 
     def promoted(self) -> Pointer:
         """The challenger becomes the champion."""

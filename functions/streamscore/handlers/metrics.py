@@ -45,6 +45,13 @@ class ScoreMetric(StrEnum):
     SHADOW_SCORED = "ShadowScored"
     SHADOW_INFERENCE_MS = "ShadowInferenceMs"
     SHADOW_FAILED = "ShadowFailed"
+    # the decision-rate guard: what the serving model's card expects of the predictions written
+    # (DecisionRateAlarm compares Decision_review/_decline with them), declines the review-only
+    # switch turned into reviews, and the switch turned on or off
+    EXPECTED_REVIEWS = "ExpectedReviews"
+    EXPECTED_DECLINES = "ExpectedDeclines"
+    DECISIONS_CAPPED = "DecisionsCapped"
+    REVIEW_ONLY_SWITCHED = "ReviewOnlySwitched"
 
 
 class DriftMetric(StrEnum):

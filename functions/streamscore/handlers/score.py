@@ -44,6 +44,7 @@ from streamscore.scoring.ports import ScorePorts
 from streamscore.scoring.serving import (
     POINTER_UNREADABLE,
     REFUSED,
+    REVIEW_ONLY_SWITCHED,
     SWAPPED,
     THRESHOLDS_NOT_APPLIED,
     ModelEvent,
@@ -187,6 +188,11 @@ def handler(stage: Scorer, backoff: Backoff) -> Handler:
         metrics.add_metric(M.BATCH_INFERENCE_MS, ms, outcome.inference_ms)
         if outcome.shadow_version:
             _report_shadow(outcome)
+        if outcome.expected_declines is not None and outcome.expected_reviews is not None:
+            metrics.add_metric(M.EXPECTED_REVIEWS, count, outcome.expected_reviews)
+            metrics.add_metric(M.EXPECTED_DECLINES, count, outcome.expected_declines)
+        if outcome.capped:
+            metrics.add_metric(M.DECISIONS_CAPPED, count, outcome.capped)
         for value in _latency_values(outcome.latencies_ms):
             metrics.add_metric(M.END_TO_END_LATENCY_MS, ms, value)
         logger.info(
@@ -216,6 +222,7 @@ MODEL_EVENTS = {
     REFUSED: (M.MODEL_REFUSED, logger.error),
     POINTER_UNREADABLE: (M.MODEL_POINTER_UNREADABLE, logger.error),
     THRESHOLDS_NOT_APPLIED: (M.THRESHOLDS_NOT_APPLIED, logger.warning),
+    REVIEW_ONLY_SWITCHED: (M.REVIEW_ONLY_SWITCHED, logger.warning),
 }
 
 

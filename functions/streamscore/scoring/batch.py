@@ -21,6 +21,7 @@ own record id, and a redelivered aggregate finds the predictions already written
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from streamscore.core.artifacts import SCORE, Thresholds
+from streamscore.core.artifacts import SCORE, DecisionRates, Thresholds
 from streamscore.core.errors import InvalidRecordError, RetryableError
 from streamscore.core.feature_record import (
     MAX_FEATURE_RECORD_BYTES,
@@ -80,12 +81,18 @@ STAGE = "score"
 ALERT_SOURCE = "streamscore.scoring"
 ALERT_DETAIL_TYPE = "HighRiskTransaction"
 PENDING, SENT = "pending", "sent"  # a prediction's `alert`: put not yet confirmed, or confirmed
+GUARD, REVIEW_ONLY = "guard", "review_only"  # a prediction whose decline the switch reviewed
 
 
 @dataclass(frozen=True)
 class ScorePolicy:
     thresholds: Thresholds
     alert_on_review: bool
+    # the decision rates the model's card expects at these thresholds (None: not known, or
+    # thresholds other than the card's)
+    expected: DecisionRates | None = None
+    # the registry's guard switch: no decline; what would decline is reviewed and alerts
+    review_only: bool = False
 
 
 @dataclass
@@ -110,6 +117,10 @@ class ScoreOutcome:
     shadow_scored: int = 0
     shadow_inference_ms: float = 0.0
     shadow_error: str = ""
+    capped: int = 0  # declines turned into reviews by the review-only switch
+    # decisions the serving model's card expects for the predictions written (see ScorePolicy)
+    expected_reviews: float | None = None
+    expected_declines: float | None = None
 
 
 @dataclass(slots=True)
@@ -257,6 +268,9 @@ def score_batch(
     if quarantining is not None:
         settle(quarantining, {r.record_id: r for r, _ in batch.invalid}, outcome.failed)
     _tally(outcome, batch, predictions, unconfirmed, by_txn_id)
+    if policy.expected is not None:
+        outcome.expected_reviews = outcome.scored * policy.expected.review
+        outcome.expected_declines = outcome.scored * policy.expected.decline
     return outcome
 
 
@@ -325,10 +339,18 @@ def _predictions(
     alerting = {"decline", "review"} if policy.alert_on_review else {"decline"}
     predictions = []
     for i, code in zip(to_write, codes, strict=True):
+        decision = DECISIONS[code]
+        capped = policy.review_only and decision == "decline"
         item = _prediction(
-            batch.rows[i], float(batch.scores[i]), DECISIONS[code], model_version, now
+            batch.rows[i],
+            float(batch.scores[i]),
+            "review" if capped else decision,
+            model_version,
+            now,
         )
-        if DECISIONS[code] in alerting:
+        if capped:
+            item[GUARD] = REVIEW_ONLY  # a decline reviewed instead: it alerts all the same
+        if decision in alerting:
             item["alert"] = PENDING
         fields = batch.shadow.fields(i) if batch.shadow is not None else {}
         item |= fields
@@ -371,6 +393,7 @@ def _tally(
     written = [p for p in predictions if ok(by_txn_id[p["transaction_id"]])]
     outcome.scored = len(written)
     outcome.shadow_scored = sum(1 for p in written if "challenger_version" in p)
+    outcome.capped = sum(1 for p in written if GUARD in p)
     outcome.decisions = Counter(p["decision"] for p in written)
     outcome.latencies_ms = [p["latency_ms"] for p in written if "latency_ms" in p]
     outcome.alerts = sum(1 for p in written if "alert" in p) + sum(
@@ -465,7 +488,7 @@ def alert_detail(prediction: Mapping[str, Any]) -> dict[str, Any]:
         "model_version": prediction["model_version"],
         "event_time": prediction["event_time"],
         "scored_at": prediction["scored_at"],
-    }
+    } | ({GUARD: prediction[GUARD]} if GUARD in prediction else {})
 
 
 def alert_id(prediction: Mapping[str, Any]) -> str:
@@ -583,6 +606,8 @@ class Scorer:
         if self.follower is not None:
             serving, events = self.follower.current()
             model, policy = serving.champion.model, serving.champion.policy
+            if serving.review_only:
+                policy = dataclasses.replace(policy, review_only=True)
             if serving.challenger is not None:
                 shadow = serving.challenger
                 challenger = Challenger(shadow.model, shadow.policy.thresholds)

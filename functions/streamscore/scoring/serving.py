@@ -12,6 +12,7 @@ champion (none stored, or unset) means the model the function ships with (ModelL
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +25,13 @@ SWAPPED = "swapped"
 REFUSED = "refused"
 POINTER_UNREADABLE = "pointer_unreadable"
 THRESHOLDS_NOT_APPLIED = "thresholds_not_applied"
+REVIEW_ONLY_SWITCHED = "review_only_switched"
 
 
 class ModelSource(Protocol):
-    def pointer(self) -> tuple[str | None, str | None, int]:
-        """The pointer's champion (None: none named), challenger (None: none) and revision."""
+    def pointer(self) -> tuple[str | None, str | None, int, bool]:
+        """The pointer's champion (None: none named), challenger (None: none), revision and
+        review-only switch."""
         ...
 
     def load(self, version: str | None) -> ScoringModel:
@@ -53,6 +56,7 @@ class Serving:
 
     champion: Served
     challenger: Served | None = None
+    review_only: bool = False  # the pointer's guard switch: the champion declines nothing
 
 
 @dataclass(frozen=True)
@@ -98,12 +102,15 @@ class ModelFollower:
             return self._serving, []
         self._next_check = now + self._refresh_s
         try:
-            champion, challenger, revision = self._source.pointer()
+            champion, challenger, revision, review_only = self._source.pointer()
         except Exception as error:
             return self._serving, [ModelEvent(POINTER_UNREADABLE, None, _reason(error))]
         events: list[ModelEvent] = []
         self._follow_champion(champion, revision, events)
         self._follow_challenger(challenger, revision, events)
+        if review_only != self._serving.review_only:
+            self._serving = dataclasses.replace(self._serving, review_only=review_only)
+            events.append(ModelEvent(REVIEW_ONLY_SWITCHED, None, "on" if review_only else "off"))
         return self._serving, events
 
     def _follow_champion(self, wanted: str | None, revision: int, events: list[ModelEvent]) -> None:
@@ -112,16 +119,16 @@ class ModelFollower:
             return
         before = champion.version or "the shipped model"
         if shadow is not None and shadow.version == wanted:  # the challenger promoted
-            self._serving = Serving(shadow)
+            self._serving = self._with(shadow, None)
             events.append(ModelEvent(SWAPPED, wanted, f"replaces {before} (was the challenger)"))
             return
         # at most two models in memory: the shadow is let go before the new champion loads
         # (no reference to it may stay, not even here)
         del shadow
-        self._serving = Serving(champion)
+        self._serving = self._with(champion, None)
         loaded = self._load(wanted, revision, CHAMPION, events, f"replaces {before}")
         if loaded is not None:
-            self._serving = Serving(loaded)
+            self._serving = self._with(loaded, None)
 
     def _follow_challenger(
         self, wanted: str | None, revision: int, events: list[ModelEvent]
@@ -130,13 +137,16 @@ class ModelFollower:
         if shadow is not None and shadow.version == wanted:
             return
         del shadow  # the one before is let go first
-        self._serving = Serving(champion)
+        self._serving = self._with(champion, None)
         if wanted is None or wanted == champion.version or (wanted, revision) in self._refused:
             return
         beside = champion.version or "the shipped model"
         loaded = self._load(wanted, revision, CHALLENGER, events, f"scored in shadow of {beside}")
         if loaded is not None:
-            self._serving = Serving(champion, loaded)
+            self._serving = self._with(champion, loaded)
+
+    def _with(self, champion: Served, challenger: Served | None) -> Serving:
+        return Serving(champion, challenger, self._serving.review_only)
 
     def _load(
         self, version: str | None, revision: int, role: str, events: list[ModelEvent], what: str
@@ -180,15 +190,17 @@ def thresholds_policy(
 
     def policy_for(model: ScoringModel) -> tuple[ScorePolicy, str | None]:
         card = model.card.thresholds
+        rates = model.card.expected_rates  # at the card's thresholds only
         if review is None and decline is None:
-            return ScorePolicy(card, alert_on_review), None
+            return ScorePolicy(card, alert_on_review, rates), None
         if model.model_version == thresholds_version:
             thresholds = resolve_thresholds(card, review, decline)
-            return ScorePolicy(thresholds, alert_on_review), None
+            same = thresholds == card
+            return ScorePolicy(thresholds, alert_on_review, rates if same else None), None
         note = (
             f"the stack's thresholds are set for {thresholds_version}; {model.model_version} "
             f"decides on its card's (review {card.review:g}, decline {card.decline:g})"
         )
-        return ScorePolicy(card, alert_on_review), note
+        return ScorePolicy(card, alert_on_review, rates), note
 
     return policy_for

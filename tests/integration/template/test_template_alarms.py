@@ -7,6 +7,9 @@ import json
 import re
 from typing import Any
 
+import numpy as np
+import pytest
+
 from embedded.template import (
     parameter_values,
 )
@@ -113,6 +116,10 @@ def test_alarms_watch_every_mapping_function_queue_drift_quarantine_and_the_regi
         ("ModelRefused", {"service": "score"}),
         ("ModelPointerUnreadable", {"service": "score"}),
         ("ShadowFailed", {"service": "score"}),
+        ("Decision_decline", {"service": "score"}),
+        ("ExpectedDeclines", {"service": "score"}),
+        ("Decision_review", {"service": "score"}),
+        ("ExpectedReviews", {"service": "score"}),
     ]
     assert watched == sorted((name, json.dumps(d, sort_keys=True)) for name, d in expected)
     registry = alarms["ModelRefusedAlarm"]["Properties"]
@@ -121,6 +128,12 @@ def test_alarms_watch_every_mapping_function_queue_drift_quarantine_and_the_regi
         "FILL(refused, 0) + FILL(unreadable, 0) + FILL(shadowfailed, 0)"
     )
     assert registry["Threshold"] == 1
+    guard = {m["Id"]: m for m in alarms["DecisionRateAlarm"]["Properties"]["Metrics"]}
+    assert guard["declineratio"]["Expression"] == (
+        "IF(FILL(expecteddeclines, 0) >= 10, FILL(declines, 0) / FILL(expecteddeclines, 1), 1)"
+    )
+    offrates = guard["offrates"]["Expression"]["Fn::Sub"]
+    assert offrates.count("${DecisionRateAlarmFactor}") == 4 and guard["offrates"]["ReturnData"]
     quarantine = alarms["QuarantineRateAlarm"]["Properties"]
     (rate,) = [m for m in quarantine["Metrics"] if m.get("ReturnData")]
     assert rate["Expression"] == "IF(received > 0, quarantined / received, 0)"
@@ -187,3 +200,60 @@ def test_dashboard_shows_throughput_latency_decisions_psi_and_iterator_age(
     ]
     iterator_ages = [m for m in dashboard_metrics(body) if m[1] == "IteratorAge"]
     assert [m[3] for m in iterator_ages] == ["PreprocessFunction", "ScoreFunction"]
+
+
+def _evaluate(expression: str, values: dict[str, float]) -> float:
+    """A CloudWatch metric math expression of IF, FILL, comparisons and arithmetic, on one
+    data point (a missing metric is None), evaluated as CloudWatch describes these functions."""
+
+    def fill(value: float | None, default: float) -> float:
+        return default if value is None else value
+
+    def if_(condition: Any, then: float, otherwise: float) -> float:
+        return then if condition else otherwise
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(
+            eval(
+                expression.replace("IF(", "if_(").replace("FILL(", "fill("),
+                {"if_": if_, "fill": fill},
+                {name: None if v is None else np.float64(v) for name, v in values.items()},
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("declines", "expected_declines", "reviews", "expected_reviews", "fires"),
+    [
+        (50, 51.0, 30, 27.0, False),  # as the card expects
+        (200, 51.0, 30, 27.0, True),  # four times the declines: a bad promotion
+        (10, 51.0, 30, 27.0, True),  # a fifth of them: a model that stopped declining
+        (None, 51.0, 30, 27.0, True),  # none at all (no Decision_decline data point)
+        (50, 51.0, 120, 27.0, True),  # reviews off
+        (9, 3.0, 0, 2.0, False),  # too few expected to judge
+        (None, None, None, None, False),  # no traffic
+    ],
+)
+def test_the_decision_rate_alarm_fires_when_the_champion_decides_off_its_card(
+    template: dict[str, Any],
+    declines: float | None,
+    expected_declines: float | None,
+    reviews: float | None,
+    expected_reviews: float | None,
+    fires: bool,
+) -> None:
+    alarm = template["Resources"]["DecisionRateAlarm"]["Properties"]
+    queries = {m["Id"]: m for m in alarm["Metrics"]}
+    factor = str(template["Parameters"]["DecisionRateAlarmFactor"]["Default"])
+    values: dict[str, float | None] = {
+        "declines": declines,
+        "expecteddeclines": expected_declines,
+        "reviews": reviews,
+        "expectedreviews": expected_reviews,
+    }
+    for name in ("declineratio", "reviewratio"):
+        values[name] = _evaluate(queries[name]["Expression"], values)
+    expression = queries["offrates"]["Expression"]["Fn::Sub"]
+    value = _evaluate(expression.replace("${DecisionRateAlarmFactor}", factor), values)
+
+    assert (value >= alarm["Threshold"]) is fires

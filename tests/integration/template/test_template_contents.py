@@ -241,7 +241,7 @@ def test_the_tracing_parameter_sets_each_functions_mode_and_the_tracer(
         assert (when_active, otherwise) == ("false", "true")
 
 
-def test_only_the_score_function_reads_the_model_registry_and_only_the_registry(
+def test_only_the_score_and_drift_functions_read_the_model_registry_and_only_read_it(
     template: dict[str, Any],
 ) -> None:
     # given: every statement that names the registry's pointer table or its objects
@@ -251,16 +251,21 @@ def test_only_the_score_function_reads_the_model_registry_and_only_the_registry(
         if statement.get("Sid") in ("ModelPointer", "ModelVersions")
     ]
 
-    # then: the score function reads the pointer item (pk MODEL) and the versions' objects,
-    # nothing else of the registry, and writes neither
+    # then: the score function (the model it serves) and the drift check (each version's
+    # baseline) read the pointer item (pk MODEL) and the versions' objects, nothing else of the
+    # registry, and neither writes
     assert sorted((role, s["Sid"]) for role, s in registry) == [
+        ("DriftCheckFunctionRole", "ModelPointer"),
+        ("DriftCheckFunctionRole", "ModelVersions"),
         ("ScoreFunctionRole", "ModelPointer"),
         ("ScoreFunctionRole", "ModelVersions"),
     ]
-    statements = {s["Sid"]: s for _, s in registry}
-    assert statements["ModelPointer"]["Action"] == "dynamodb:GetItem"
-    assert statements["ModelPointer"]["Condition"] == {
-        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["MODEL"]}
-    }
-    assert statements["ModelVersions"]["Action"] == "s3:GetObject"
-    assert statements["ModelVersions"]["Resource"] == {"Fn::Sub": "${ArtifactsBucket.Arn}/models/*"}
+    for _, statement in registry:
+        if statement["Sid"] == "ModelPointer":
+            assert statement["Action"] == "dynamodb:GetItem"
+            assert statement["Condition"] == {
+                "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["MODEL"]}
+            }
+        else:
+            assert statement["Action"] == "s3:GetObject"
+            assert statement["Resource"] == {"Fn::Sub": "${ArtifactsBucket.Arn}/models/*"}

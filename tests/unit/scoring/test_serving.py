@@ -18,6 +18,7 @@ from streamscore.scoring.serving import (
     CHAMPION,
     POINTER_UNREADABLE,
     REFUSED,
+    REVIEW_ONLY_SWITCHED,
     SWAPPED,
     THRESHOLDS_NOT_APPLIED,
     ModelFollower,
@@ -45,14 +46,15 @@ class Source:
     def __init__(self, shipped: ScoringModel) -> None:
         self.state: tuple[str | None, str | None, int] | Exception = (None, None, 0)
         self.models: dict[str | None, Any] = {None: shipped}
+        self.review_only = False
         self.reads = 0
         self.loads: list[str | None] = []
 
-    def pointer(self) -> tuple[str | None, str | None, int]:
+    def pointer(self) -> tuple[str | None, str | None, int, bool]:
         self.reads += 1
         if isinstance(self.state, Exception):
             raise self.state
-        return self.state
+        return (*self.state, self.review_only)
 
     def load(self, version: str | None) -> ScoringModel:
         self.loads.append(version)
@@ -156,7 +158,9 @@ def test_the_stacks_thresholds_apply_only_to_the_version_they_were_set_for(
     theirs, theirs_note = policy(other)
 
     assert mine == ScorePolicy(Thresholds(0.2, 0.6), True) and mine_note is None
-    assert theirs == ScorePolicy(other.card.thresholds, True)
+    # the card's expected decision rates hold at its own thresholds only
+    assert theirs == ScorePolicy(other.card.thresholds, True, other.card.expected_rates)
+    assert other.card.expected_rates is not None
     assert theirs_note is not None and "set for " + shipped.model_version in theirs_note
     # a swap to such a version says so
     source, clock = Source(shipped), [0.0]
@@ -259,3 +263,23 @@ def test_a_dropped_challenger_is_let_go(shipped: ScoringModel) -> None:
     serving, events = following.current()
 
     assert serving.challenger is None and serving.champion.model is shipped and events == []
+
+
+def test_the_review_only_switch_follows_the_pointer_and_survives_a_swap(
+    shipped: ScoringModel,
+) -> None:
+    source, clock = Source(shipped), [0.0]
+    following = follower(shipped, source, clock)
+    source.models["m2"] = versioned(shipped, "m2")
+    source.review_only = True
+
+    first, first_events = following.current()
+    source.state, clock[0] = ("m2", None, 1), 30.0
+    second, second_events = following.current()
+    source.review_only, clock[0] = False, 60.0
+    third, third_events = following.current()
+
+    assert (first.review_only, second.review_only, third.review_only) == (True, True, False)
+    assert [(e.kind, e.detail) for e in first_events] == [(REVIEW_ONLY_SWITCHED, "on")]
+    assert [e.kind for e in second_events] == [SWAPPED]
+    assert [(e.kind, e.detail) for e in third_events] == [(REVIEW_ONLY_SWITCHED, "off")]
