@@ -310,6 +310,7 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         "",
         _drift_cpu_sentence(cpu["drift_check"]),
         *_hot_path_lines(results.get("hot_path")),
+        *_shadow_lines(results.get("shadow")),
         "",
         "## 2. Cold start",
         "",
@@ -759,6 +760,34 @@ def _hot_path_lines(hot: Mapping[str, Any] | None) -> list[str]:
             rows.append(row)
     lines += _table(["function", "change", *(f"batch {s}" for s in sizes)], rows)
     return lines
+
+
+def _shadow_lines(shadow: Mapping[str, Any] | None) -> list[str]:
+    """Part 1d (bench/shadow.py): the score handler with and without a challenger in shadow."""
+    lines = ["", "### 1d. Shadow scoring: the score handler with a challenger", ""]
+    if not shadow:
+        return [*lines, "Not measured in this run: `python -m bench.shadow` measures it."]
+    lines += [
+        f"Two score handlers in one process, {shadow['batches_per_size']} measured batches per "
+        "size through both, the order rotating: the champion alone, and the champion with a "
+        f"challenger named in the registry ({shadow['challenger']}), which scores every batch "
+        "again, adds its fields to every prediction and its SHAD counts to every transaction. "
+        "CPU µs per record, median [min-max], and the paired ratio:",
+        "",
+    ]
+    rows = []
+    for size, row in shadow["score"].items():
+        cpu = row["cpu_us_per_record"]
+        ratio = row["ratios"]["with_challenger/champion_alone"]
+        rows.append(
+            [
+                size,
+                _cell(cpu["champion_alone"]),
+                _cell(cpu["with_challenger"]),
+                f"{ratio['median']:.2f} [{ratio['min']:.2f}-{ratio['max']:.2f}]",
+            ]
+        )
+    return [*lines, *_table(["batch", "champion alone", "with challenger", "ratio"], rows)]
 
 
 def _drift_volume_lines(volume: Mapping[str, Any] | None) -> list[str]:

@@ -39,14 +39,16 @@ def compare(
     variants: Mapping[str, Callable[[Any], Run]],
     batches: int,
     sizes: tuple[int, ...] = SIZES,
+    functions: tuple[Any, ...] | None = None,
 ) -> dict[str, Any]:
     """Per function and batch size: each variant's CPU µs per record and the paired ratio of
-    each variant to the first (`variants` maps a name to how to run a built instance)."""
+    each variant to the first (`variants` maps a name to how to run a built instance);
+    `functions`: the function classes of bench/handler_cpu.py (default both)."""
     from bench.handler_cpu import _Preprocess, _Score  # noqa: PLC0415
 
     names = list(variants)
     results: dict[str, Any] = {}
-    for cls in (_Preprocess, _Score):
+    for cls in functions or (_Preprocess, _Score):
         built = {name: make(cls, name) for name in names}
         first = built[names[0]]
         rows: dict[str, Any] = {}
@@ -81,6 +83,7 @@ def measure(
     make: Callable[[Mapping[str, Any], Any, str], Any],
     variants: Mapping[str, Callable[[Any], Run]],
     batches: int,
+    functions: tuple[Any, ...] | None = None,
 ) -> dict[str, Any]:
     """The run's header (date, commit, machine, versions) and `compare` on the template;
     `make(template, function_class, variant)` builds one instance."""
@@ -94,7 +97,13 @@ def measure(
         "versions": versions(),
         "batches_per_size": batches,
     }
-    results |= compare(template, lambda cls, name: make(template, cls, name), variants, batches)
+    results |= compare(
+        template,
+        lambda cls, name: make(template, cls, name),
+        variants,
+        batches,
+        functions=functions,
+    )
     results["machine"]["load_average_after"] = machine()["load_average"]
     return results
 
@@ -113,7 +122,7 @@ def main(description: str, run: Callable[[int], dict[str, Any]], path: Path) -> 
 def print_ratios(results: Mapping[str, Any], path: Path) -> None:
     """Each function's and batch size's ratios, one line each, then where they were written."""
     for function in ("preprocess", "score"):
-        for size, row in results[function].items():
+        for size, row in results.get(function, {}).items():
             ratios = "  ".join(
                 f"{name} {ratio['median']:.3f} [{ratio['min']:.2f}-{ratio['max']:.2f}]"
                 for name, ratio in row["ratios"].items()

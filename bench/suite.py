@@ -131,6 +131,15 @@ def hot_path_part(quick: bool) -> dict[str, Any]:
     return {k: hot[k] for k in ("batches_per_size", "variants", "preprocess", "score")}
 
 
+def shadow_part(quick: bool) -> dict[str, Any]:
+    """Part 1d (bench/shadow.py): the score handler with a challenger in shadow, side by side."""
+    from bench import shadow  # noqa: PLC0415
+
+    progress("part 1d: a challenger in shadow, side by side")
+    results = shadow.measure(shadow.QUICK_BATCHES if quick else shadow.BENCH_BATCHES)
+    return {k: results[k] for k in ("batches_per_size", "challenger", "score")}
+
+
 def recost(args: argparse.Namespace) -> int:
     """Capacity and cost again from the recorded measurements (no CPU, cold-start or calls run)."""
     from bench import report, storage  # noqa: PLC0415
@@ -243,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "embedded": embedded,
         "drift_volume": volume,
         "hot_path": hot_path_part(args.quick),
+        "shadow": shadow_part(args.quick),
     }
     derive(results, template, table, sizes)
     tracked = report.figures(results)

@@ -13,6 +13,7 @@ import pytest
 from lifecycle.registry import Registry
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
+from streamscore.core.registry import Pointer
 from streamscore.core.settings import load_settings
 from streamscore.scoring.settings import ScoreSettings
 from support.aws_stack import REGION, LocalStack
@@ -283,3 +284,23 @@ def test_the_review_only_switch_reviews_the_champions_declines_from_the_next_bat
     metrics = emitted_metrics(out)
     assert metrics["DecisionsCapped"] == declined and metrics["ReviewOnlySwitched"] == 1
     assert metrics["ExpectedDeclines"] > 0  # the card's rates, for the alarm
+
+
+def test_a_pointer_to_a_version_missing_from_the_bucket_is_refused_and_the_model_keeps_serving(
+    score: Callable[[int], dict[str, Any]],
+    registry: Registry,
+    local_stack: LocalStack,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given: a pointer written past the command line (which refuses it), naming no version there
+    registry.pointer.write(Pointer(champion="cardfraud-gbdt-ghost", revision=1), 0)
+
+    # when
+    assert score(0) == {"batchItemFailures": []}
+
+    # then
+    assert set(versions_by_transaction(local_stack).values()) == {SHIPPED}
+    out = capsys.readouterr().out
+    assert emitted_metrics(out)["ModelRefused"] == 1
+    (refusal,) = [line for line in log_lines(out) if line["message"] == "model refused"]
+    assert "cardfraud-gbdt-ghost is not in the registry" in refusal["detail"]

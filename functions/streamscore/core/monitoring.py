@@ -21,7 +21,7 @@ import base64
 import binascii
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,29 @@ RETRAIN = "RETRAIN"  # pk prefix of a model version's retraining cooldown item: 
 COOLDOWN = "COOLDOWN"  # its sort key
 NO_VERSION = "-"
 MISSING, OUT_OF_RANGE = -2, -1  # bin indexes of a missing and an out-of-range value
+# One count item's update must fit DynamoDB's expression limits (Developer Guide, "Service,
+# account, and table quotas", Expression parameters: "The maximum length of any expression string
+# is 4 KB" and "The maximum number of operators or functions allowed in an UpdateExpression is
+# 300"). aws/facts.py spends at most 13 bytes per counted attribute below 1,000 plus its SET
+# clause of 8 assignments: 290 attributes keep both, even if each ADD action counted as an
+# operator (tests/unit/aws/test_fact_writer.py checks the length against the writer). A model
+# whose baseline could need more is refused before it scores (scoring/serving.py).
+MAX_COUNT_ATTRIBUTES = 290
+
+
+def prediction_attributes(bins_per_variable: Iterable[int], strata: int) -> int:
+    """The most attributes one model's prediction count item can hold: n, the three decisions,
+    every bin of every variable with missing and out of range, every card-age stratum."""
+    return 1 + 3 + sum(bins + 2 for bins in bins_per_variable) + strata
+
+
+def shadow_attributes(
+    bins_per_variable: Sequence[int], strata: int, champion_score_bins: int
+) -> int:
+    """The most a challenger's shadow count item can hold: its prediction counts, the nine
+    decision pairs, and the joint score bins (each side's bins, missing and out of range)."""
+    joint = (champion_score_bins + 2) * (bins_per_variable[-1] + 2)
+    return prediction_attributes(bins_per_variable, strata) + 9 + joint
 
 
 def hour_of(moment: str) -> str:

@@ -81,6 +81,10 @@ def build(
         return load_model(directory, settings.ort_intra_op_threads, settings.ort_inter_op_threads)
 
     model = model or load(settings.model_dir)
+    try:
+        model.check_countable()
+    except ValueError as error:
+        raise SystemicError(f"model {model.model_version}: {error}") from None
     policy_for = thresholds_policy(
         settings.review_threshold,
         settings.decline_threshold,

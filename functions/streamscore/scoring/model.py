@@ -27,7 +27,13 @@ from streamscore.core.artifacts import (
     read_artifacts,
 )
 from streamscore.core.errors import InvalidRecordError, SystemicError
-from streamscore.core.monitoring import MISSING, OUT_OF_RANGE
+from streamscore.core.monitoring import (
+    MAX_COUNT_ATTRIBUTES,
+    MISSING,
+    OUT_OF_RANGE,
+    prediction_attributes,
+    shadow_attributes,
+)
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -86,6 +92,31 @@ class ScoringModel:
     @property
     def feature_names(self) -> tuple[str, ...]:
         return self.card.feature_names
+
+    @property
+    def count_bins(self) -> list[int]:
+        """Bins per counted variable: every feature in model order, then the score."""
+        return [len(self.edges[name]) - 1 for name in (*self.feature_names, SCORE)]
+
+    @property
+    def strata(self) -> int:
+        return 0 if self.history_bounds is None else len(self.history_bounds)
+
+    def check_countable(self, champion: ScoringModel | None = None) -> None:
+        """ValueError when this model's count items (as champion; as a challenger beside
+        `champion`, its shadow count items) could hold more attributes than one DynamoDB update
+        takes (core.monitoring.MAX_COUNT_ATTRIBUTES): its baseline has too many bins."""
+        if champion is None:
+            needed = prediction_attributes(self.count_bins, self.strata)
+            what = "prediction count items"
+        else:
+            needed = shadow_attributes(self.count_bins, self.strata, champion.count_bins[-1])
+            what = f"shadow count items beside {champion.model_version}"
+        if needed > MAX_COUNT_ATTRIBUTES:
+            raise ValueError(
+                f"its {what} could need {needed} attributes, more than the "
+                f"{MAX_COUNT_ATTRIBUTES} one DynamoDB update takes: its baseline has too many bins"
+            )
 
     def predict(self, matrix: npt.NDArray[np.float32]) -> FloatVector:
         """Positive-class probability per row, as float64 (the value stored and compared)."""

@@ -126,7 +126,7 @@ class ModelFollower:
         # (no reference to it may stay, not even here)
         del shadow
         self._serving = self._with(champion, None)
-        loaded = self._load(wanted, revision, CHAMPION, events, f"replaces {before}")
+        loaded = self._load(wanted, revision, CHAMPION, events, f"replaces {before}", None)
         if loaded is not None:
             self._serving = self._with(loaded, None)
 
@@ -141,7 +141,9 @@ class ModelFollower:
         if wanted is None or wanted == champion.version or (wanted, revision) in self._refused:
             return
         beside = champion.version or "the shipped model"
-        loaded = self._load(wanted, revision, CHALLENGER, events, f"scored in shadow of {beside}")
+        loaded = self._load(
+            wanted, revision, CHALLENGER, events, f"scored in shadow of {beside}", champion.model
+        )
         if loaded is not None:
             self._serving = self._with(champion, loaded)
 
@@ -149,11 +151,18 @@ class ModelFollower:
         return Serving(champion, challenger, self._serving.review_only)
 
     def _load(
-        self, version: str | None, revision: int, role: str, events: list[ModelEvent], what: str
+        self,
+        version: str | None,
+        revision: int,
+        role: str,
+        events: list[ModelEvent],
+        what: str,
+        beside: ScoringModel | None,
     ) -> Served | None:
-        """The version checked and with its policy, and the events saying so; None if refused."""
+        """The version checked and with its policy, and the events saying so; None if refused.
+        `beside`: the champion a challenger is scored beside."""
         try:
-            served, note = self._checked(version)
+            served, note = self._checked(version, beside)
         except Exception as error:
             self._refused.add((version, revision))
             events.append(ModelEvent(REFUSED, version, _reason(error), role))
@@ -163,13 +172,16 @@ class ModelFollower:
             events.append(ModelEvent(THRESHOLDS_NOT_APPLIED, version, note, role))
         return served
 
-    def _checked(self, version: str | None) -> tuple[Served, str | None]:
+    def _checked(
+        self, version: str | None, beside: ScoringModel | None
+    ) -> tuple[Served, str | None]:
         model = self._source.load(version)
         if model.card.feature_schema != self.feature_schema:
             raise ValueError(
                 f"it scores feature schema {model.card.feature_schema!r}, this pipeline "
                 f"produces {self.feature_schema!r}"
             )
+        model.check_countable(beside)
         policy, note = self._policy_for(model)
         return Served(model, policy, version), note
 

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from streamscore.aws.facts import DynamoFactWriter
-from streamscore.core.monitoring import QUARANTINE, CountKey, Fact, quarantine_counts
+from streamscore.core.monitoring import (
+    MAX_COUNT_ATTRIBUTES,
+    QUARANTINE,
+    SHADOW,
+    CountKey,
+    Counts,
+    Fact,
+    prediction_attributes,
+    quarantine_counts,
+    shadow_attributes,
+)
 from support.wiring import quiet_backoff
 
 HOUR = "2026-03-05T12"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "models" / "artifacts"
 SOURCE = "transactions/shardId-000000000000"
 
 
@@ -84,3 +96,38 @@ def test_a_conflict_moves_the_retry_to_the_next_lane() -> None:
     slots = [keys[0].rsplit("#", 1)[1] for keys in client.count_keys]
     lane = [int(s.split(".")[0]) if "." in s else 0 for s in slots]
     assert lane[1] == (lane[0] + 1) % 3 and lane[2] == (lane[1] + 1) % 3
+
+
+def test_the_largest_count_item_a_model_may_need_fits_one_update_expression() -> None:
+    # given: a shadow count item with MAX_COUNT_ATTRIBUTES attributes, every one counted
+    counts = Counts(n=1)
+    counts.decisions.update({"approve": 1, "review": 1, "decline": 1})
+    counts.pairs.update(
+        {(a, b): 1 for a in ("approve", "review", "decline") for b in ("x", "y", "z")}
+    )
+    variable = 0
+    while len(counts.attributes()) < MAX_COUNT_ATTRIBUTES:
+        counts.bins[variable // 20, variable % 20] += 1
+        variable += 1
+    key = CountKey(SHADOW, "v" * 128, HOUR, SOURCE, slot=99, lane=9, paired_with="w" * 128)
+
+    update = writer(Transactions(), lanes=1)._count_update(key, counts, 2_000_000_000)
+
+    # then: under DynamoDB's 4 KB, and at most 300 operators even counting every ADD action
+    expression = update["UpdateExpression"]
+    assert len(counts.attributes()) == MAX_COUNT_ATTRIBUTES
+    assert len(expression.encode()) <= 4096, len(expression)
+    assert MAX_COUNT_ATTRIBUTES + expression.count("=") <= 300
+
+
+def test_the_shipped_model_fits_as_champion_and_as_its_own_challenger() -> None:
+    from streamscore.scoring.model import load_model  # noqa: PLC0415
+
+    model = load_model(ARTIFACTS)
+
+    model.check_countable()
+    model.check_countable(champion=model)
+    assert prediction_attributes(model.count_bins, model.strata) < MAX_COUNT_ATTRIBUTES
+    assert shadow_attributes(model.count_bins, model.strata, model.count_bins[-1]) <= (
+        MAX_COUNT_ATTRIBUTES
+    )

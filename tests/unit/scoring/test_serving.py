@@ -8,6 +8,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from streamscore.core.artifacts import Thresholds
@@ -283,3 +284,19 @@ def test_the_review_only_switch_follows_the_pointer_and_survives_a_swap(
     assert [(e.kind, e.detail) for e in first_events] == [(REVIEW_ONLY_SWITCHED, "on")]
     assert [e.kind for e in second_events] == [SWAPPED]
     assert [(e.kind, e.detail) for e in third_events] == [(REVIEW_ONLY_SWITCHED, "off")]
+
+
+def test_a_model_whose_counts_would_not_fit_one_update_is_refused(shipped: ScoringModel) -> None:
+    # given: a challenger whose score baseline has 60 bins: its joint score bins with the
+    # champion's alone would be 62 x 10 attributes on one shadow count item
+    source, clock = Source(shipped), [0.0]
+    following = follower(shipped, source, clock)
+    wide = versioned(shipped, "wide")
+    wide.edges = dict(shipped.edges) | {"score": np.linspace(0.0, 1.0, 61)}
+    source.models["wide"] = wide
+    source.state = (None, "wide", 1)
+
+    serving, (event,) = following.current()
+
+    assert serving.challenger is None and event.kind == REFUSED and event.role == CHALLENGER
+    assert "more than the 290 one DynamoDB update takes" in event.detail
