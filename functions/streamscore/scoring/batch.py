@@ -392,8 +392,8 @@ def _tally(
 
     written = [p for p in predictions if ok(by_txn_id[p["transaction_id"]])]
     outcome.scored = len(written)
-    outcome.shadow_scored = sum(1 for p in written if "challenger_version" in p)
-    outcome.capped = sum(1 for p in written if GUARD in p)
+    fields = Counter(name for p in written for name in (CHALLENGER_VERSION, GUARD) if name in p)
+    outcome.shadow_scored, outcome.capped = fields[CHALLENGER_VERSION], fields[GUARD]
     outcome.decisions = Counter(p["decision"] for p in written)
     outcome.latencies_ms = [p["latency_ms"] for p in written if "latency_ms" in p]
     outcome.alerts = sum(1 for p in written if "alert" in p) + sum(

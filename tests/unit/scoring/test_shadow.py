@@ -188,33 +188,25 @@ def test_a_new_challenger_counts_again_on_a_rewrite(
     }
 
 
-class Broken:
-    """A challenger model whose run fails the way a bad model does."""
+def broken(model: ScoringModel) -> ScoringModel:
+    """`model` whose runs fail the way a bad model's do."""
+    copy = object.__new__(ScoringModel)
+    copy.__dict__.update(model.__dict__)
 
-    def __init__(self, model: ScoringModel) -> None:
-        self.card = model.card
-        self.edges = model.edges
-        self.history_bounds = None
+    def predict(matrix: Any) -> Any:
+        raise SystemicError(f"model {model.model_version} gave a non-finite score for 1 of 4 rows")
 
-    @property
-    def model_version(self) -> str:
-        return self.card.model_version
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return self.card.feature_names
-
-    def predict(self, matrix: Any) -> Any:
-        raise SystemicError(f"model {self.model_version} gave a non-finite score for 1 of 4 rows")
+    copy.predict = predict  # type: ignore[method-assign]
+    return copy
 
 
 def test_a_failing_challenger_costs_its_shadow_scores_only(
     champion: ScoringModel, challenger: Challenger
 ) -> None:
     fakes, alone = MemoryScorePorts(), MemoryScorePorts()
-    broken = Challenger(Broken(challenger.model), challenger.thresholds)  # type: ignore[arg-type]
+    failing = Challenger(broken(challenger.model), challenger.thresholds)
 
-    outcome = run(records(AMOUNTS), champion, fakes, broken)
+    outcome = run(records(AMOUNTS), champion, fakes, failing)
     run(records(AMOUNTS), champion, alone, None)
 
     assert outcome.scored == 4 and not outcome.failed and outcome.shadow_scored == 0
