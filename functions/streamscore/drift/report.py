@@ -341,10 +341,15 @@ class DriftReport:
         }
 
 
-def _covered(window: DriftWindow, totals: WindowTotals) -> timedelta:
-    """From the start of the window's first hour with predictions (or the window's start, if
-    later) to its end: a fresh stack's first windows hold less than a day of traffic."""
-    hours = [hour for hour, counts in totals.per_hour.items() if counts["scored"]]
+def _covered(window: DriftWindow, totals: WindowTotals, version: str) -> timedelta:
+    """From the start of the window's first hour with predictions of `version` (or the window's
+    start, if later) to its end: a fresh stack's first windows hold less than a day of traffic,
+    and so does a champion promoted within the window."""
+    compared = totals.versions.get(version)
+    if compared is not None and compared.hours:
+        hours = [hour for hour, n in compared.hours.items() if n]
+    else:  # totals built without per-version hours: the window's, all versions
+        hours = [hour for hour, counts in totals.per_hour.items() if counts["scored"]]
     if not hours:
         return timedelta(0)
     first = datetime.strptime(min(hours), "%Y-%m-%dT%H").replace(tzinfo=UTC)
@@ -418,7 +423,7 @@ def _clock_notes(
     """Features that follow the clock are judged only when the predictions span a whole day
     (they are replaced in `features` by unjudged ones otherwise)."""
     notes = []
-    covered = _covered(window, totals)
+    covered = _covered(window, totals, baseline.model_version)
     clock = [name for name in baseline.features if baseline.variables[name].follows_clock]
     if covered < DAY and clock:
         for name in clock:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamscore.drift.baseline import DriftBaseline
@@ -38,12 +38,25 @@ def version_report(
     thresholds: DriftThresholds,
     generated_at: datetime,
 ) -> DriftReport:
-    """The report one version's counts would get against its own baseline."""
+    """The report one version's counts would get against its own baseline, over the part of the
+    window it has predictions in (a champion before a promotion, a challenger named within the
+    window: features that follow the clock are judged only when that part spans a day)."""
     totals = WindowTotals(
         versions={baseline.model_version: sums},
         per_hour={hour: Counter({"scored": n}) for hour, n in sums.hours.items()},
     )
-    return build_report(window, baseline, totals, thresholds, generated_at)
+    return build_report(_served_part(window, sums), baseline, totals, thresholds, generated_at)
+
+
+def _served_part(window: DriftWindow, sums: VersionTotals) -> DriftWindow:
+    """The window cut to the whole hours the version has predictions in (the window itself
+    when it has none)."""
+    hours = sorted(hour for hour, n in sums.hours.items() if n)
+    if not hours:
+        return window
+    first = datetime.strptime(hours[0], "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    last = datetime.strptime(hours[-1], "%Y-%m-%dT%H").replace(tzinfo=UTC) + timedelta(hours=1)
+    return DriftWindow(max(window.start, first), min(window.end, last))
 
 
 def verdict(report: DriftReport) -> dict[str, Any]:
