@@ -67,18 +67,18 @@ def draw_report(report: DriftReport, features: int = PLOTTED_FEATURES, dpi: int 
 
 
 def shadow_lines(report: DriftReport) -> list[str]:
-    """One line per challenger beside its champion: agreement, rank correlation, decline rates."""
+    """Two lines per challenger beside its champion: agreement, rank correlation, decline rates."""
     lines = []
     for c in report.shadow:
         rates = c["decision_rates"]
         rho = c["rank_correlation"]
         agreement = c["agreement"]
+        lines.append(f"challenger {c['challenger']} in shadow beside {c['champion']}, n={c['n']}:")
         lines.append(
-            f"challenger {c['challenger']} in shadow beside {c['champion']}: n={c['n']}, "
             f"decisions agree {'-' if agreement is None else f'{agreement:.1%}'}, "
             f"rank correlation {'-' if rho is None else f'{rho:.3f}'}, decline rate "
             f"{_percent(rates['champion']['decline'])} vs {_percent(rates['challenger']['decline'])}"
-            + (f", its drift {c['drift']['status'].replace('_', ' ')}" if "drift" in c else "")
+            + (f", its own drift: {c['drift']['status'].replace('_', ' ')}" if "drift" in c else "")
         )
     return lines
 
