@@ -397,7 +397,7 @@ def test_a_challenger_scored_in_shadow_and_promoted_mid_run_loses_and_repeats_no
     code = main(
         [
             "run",
-            "--transactions", "3000",
+            "--transactions", "1500",
             "--challenger", str(challenger),
             "--promote-at", "60%",
             "--json", str(summary_path),
@@ -414,7 +414,7 @@ def test_a_challenger_scored_in_shadow_and_promoted_mid_run_loses_and_repeats_no
     models = summary["models"]
     by_version = models["predictions_by_version"]
     assert set(by_version) == {card["model_version"], "cardfraud-gbdt-lower-review"}
-    assert sum(by_version.values()) == counts["scored"] == 3000
+    assert sum(by_version.values()) == counts["scored"] == 1500
     # the shipped model's predictions carry the challenger's score (the pointer was read before
     # the first batch); its lower review threshold only ever turns approvals into reviews
     shadow = models["shadow"]
