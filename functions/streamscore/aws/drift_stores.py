@@ -14,7 +14,7 @@ from streamscore.aws._batching import streamed
 from streamscore.aws.dynamodb import deserialize, serialize
 from streamscore.aws.registry import DynamoModelPointer, S3ModelVersions
 from streamscore.aws.retry import translate_error
-from streamscore.core.artifacts import BASELINE_FILE, CARD_FILE
+from streamscore.core.artifacts import BASELINE_FILE, CARD_FILE, artifacts_version
 from streamscore.core.errors import RetryableError, SystemicError
 from streamscore.core.monitoring import COOLDOWN, RETRAIN
 from streamscore.core.registry import RegistryError
@@ -274,9 +274,9 @@ class RegistryBaselines:
                 return None  # not kept: it may be published later
             try:
                 card, baseline = (json.loads(files[name]) for name in (CARD_FILE, BASELINE_FILE))
-                named = {card.get("model_version"), baseline.get("model_version", version)}
-                if named != {version}:
-                    raise RegistryError(f"its card and baseline name {sorted(map(str, named))}")
+                named = artifacts_version(card, baseline)
+                if named != version:
+                    raise RegistryError(f"its card and baseline are of version {named}")
                 self._found[version] = DriftBaseline.from_dicts(card, baseline)
             except (ValueError, KeyError, TypeError) as error:
                 raise RegistryError(f"{type(error).__name__}: {error}") from error

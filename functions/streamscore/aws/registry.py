@@ -64,38 +64,33 @@ class S3ModelVersions:
         content = self._get(version_prefix(model_version) + MANIFEST_FILE)
         return None if content is None else json.loads(content)
 
-    def read(self, model_version: str, names: tuple[str, ...]) -> dict[str, bytes] | None:
-        """Some of a version's files, each checked against its manifest; None when the registry
-        has no such version, RegistryError when a file is missing or altered."""
+    def read(
+        self, model_version: str, names: tuple[str, ...] | None = None
+    ) -> dict[str, bytes] | None:
+        """The version's files (`names` of them; None: every file its manifest lists), each
+        checked against the manifest; None when the registry has no such version, RegistryError
+        when a file is missing or altered."""
         document = self.read_manifest(model_version)
         if document is None:
             return None
         if document.get("model_version") != model_version:
             raise RegistryError(f"the manifest under {model_version} is of another version")
         listed = document.get("files", {})
+        wanted = listed if names is None else {name: listed.get(name, {}) for name in names}
         files: dict[str, bytes] = {}
-        for name in names:
+        for name in wanted:
             content = self._get(version_prefix(model_version) + name)
             if content is not None:
                 files[name] = content
-        check_files({"files": {n: listed.get(n, {}) for n in names}}, files)
+        check_files({"files": wanted}, files)
         return files
 
     def download(self, model_version: str, directory: Path) -> Path:
         """The version's files in `directory`, each checked against the manifest first;
         RegistryError naming what is wrong (no such version, a missing or altered file)."""
-        document = self.read_manifest(model_version)
-        if document is None:
+        files = self.read(model_version)
+        if files is None:
             raise RegistryError(f"version {model_version} is not in the registry")
-        if document.get("model_version") != model_version:
-            raise RegistryError(f"the manifest under {model_version} is of another version")
-        prefix = version_prefix(model_version)
-        files: dict[str, bytes] = {}
-        for name in document.get("files", {}):
-            content = self._get(prefix + name)
-            if content is not None:
-                files[name] = content
-        check_files(document, files)
         directory.mkdir(parents=True, exist_ok=True)
         for name, content in files.items():
             (directory / name).write_bytes(content)

@@ -157,6 +157,13 @@ def read_artifacts(model_dir: str | Path) -> Artifacts:
     directory = Path(model_dir)
     card = read_json(directory / CARD_FILE)
     baseline = read_json(directory / BASELINE_FILE)
+    artifacts_version(card, baseline)
+    return Artifacts(directory, card, baseline)
+
+
+def artifacts_version(card: Mapping[str, Any], baseline: Mapping[str, Any]) -> str:
+    """The model version a card and its baseline are of; ValueError when the card has none or
+    the baseline names another."""
     if "model_version" not in card:
         raise ValueError(f"{CARD_FILE} has no model_version")
     version = str(card["model_version"])
@@ -164,4 +171,4 @@ def read_artifacts(model_dir: str | Path) -> Artifacts:
         raise ValueError(
             f"{BASELINE_FILE} is of model {baseline['model_version']}, the card of {version}"
         )
-    return Artifacts(directory, card, baseline)
+    return version

@@ -265,13 +265,9 @@ def summed(facts: Iterable[Fact]) -> dict[CountKey, Counts]:
     """The counts the facts add, per count item."""
     totals: dict[CountKey, Counts] = {}
     for one in facts:
-        total = totals.get(one.count_key)
-        if total is None:  # not setdefault: that builds an empty Counts for every fact
-            total = totals[one.count_key] = Counts()
-        total.add_fact(one.counts)
-        for key, counts in one.also:
+        for key, counts in one.adds():
             total = totals.get(key)
-            if total is None:
+            if total is None:  # not setdefault: that builds an empty Counts for every fact
                 total = totals[key] = Counts()
             total.add_fact(counts)
     return totals

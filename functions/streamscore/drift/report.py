@@ -270,7 +270,7 @@ class DriftReport:
         if self.others is not None:
             return self.others
         return {
-            version: {"count_items": v.batches, "n": v.n, "scored": v.scored}
+            version: counted(v)
             for version, v in sorted(self.totals.versions.items())
             if version != self.model_version
         }
@@ -339,6 +339,11 @@ class DriftReport:
             "history": self.warm_up(),
             "notes": list(self.notes),
         }
+
+
+def counted(sums: VersionTotals) -> dict[str, Any]:
+    """What the report says of a version it does not compare: how much of it the window holds."""
+    return {"count_items": sums.batches, "n": sums.n, "scored": sums.scored}
 
 
 def _covered(window: DriftWindow, totals: WindowTotals, version: str) -> timedelta:

@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamscore.drift.baseline import DriftBaseline
-from streamscore.drift.report import DriftReport, build_report
+from streamscore.drift.report import DriftReport, build_report, counted
 from streamscore.drift.stats import DriftThresholds
-from streamscore.drift.totals import ShadowTotals, VersionTotals, WindowTotals, bin_version
+from streamscore.drift.totals import (
+    BaselineOf,
+    ShadowTotals,
+    VersionTotals,
+    WindowTotals,
+    bin_version,
+)
 from streamscore.drift.window import DriftWindow
-
-BaselineOf = Callable[[str], DriftBaseline | None]
 
 
 def version_report(
@@ -85,12 +89,7 @@ def other_versions(
     for version, sums in sorted(totals.versions.items()):
         if version == champion:
             continue
-        summary: dict[str, Any] = {
-            "count_items": sums.batches,
-            "n": sums.n,
-            "scored": sums.scored,
-            "decision_rates": _rates(sums.decisions, sums.n),
-        }
+        summary = counted(sums) | {"decision_rates": _rates(sums.decisions, sums.n)}
         baseline = baseline_of(version)
         if baseline is None or not sums.histograms:
             summary["baseline"] = "not found: counted, not compared"

@@ -316,7 +316,7 @@ def _score_shadow(
             challenger,
             batch.matrix,
             model.feature_names,
-            [row.doc["features"] for row in batch.rows],
+            lambda: [row.doc["features"] for row in batch.rows],
             unique,
         )
     except Exception as error:  # a challenger never fails a batch

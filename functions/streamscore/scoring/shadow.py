@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,12 +117,12 @@ def score_shadow(
     challenger: Challenger,
     matrix: FloatMatrix,
     champion_names: Sequence[str],
-    features: Sequence[Mapping[str, Any]],
+    features: Callable[[], Sequence[Mapping[str, Any]]],
     rows: Sequence[int],
 ) -> ShadowScores:
     """The challenger's scores and decisions of `rows` of the champion's `matrix` (the batch's
-    rows, features in the champion's order; `features` the records' own, for a challenger that
-    uses others)."""
+    rows, features in the champion's order; `features()` the records' own, asked for only by a
+    challenger that uses others)."""
     model = challenger.model
     own = challenger_matrix(matrix, champion_names, model.feature_names, features)
     scores = np.full(own.shape[0], np.nan)
@@ -140,7 +140,7 @@ def challenger_matrix(
     matrix: FloatMatrix,
     champion_names: Sequence[str],
     names: Sequence[str],
-    features: Sequence[Mapping[str, Any]],
+    features: Callable[[], Sequence[Mapping[str, Any]]],
 ) -> FloatMatrix:
     """The rows with the features `names` in that order: the champion's columns when it uses no
     other, else read again from the records (a row that has not all of them usable is NaN)."""
@@ -149,7 +149,7 @@ def challenger_matrix(
     index = {name: j for j, name in enumerate(champion_names)}
     if all(name in index for name in names):
         return matrix[:, [index[name] for name in names]]
-    own, problems = feature_matrix(features, names)
+    own, problems = feature_matrix(features(), names)
     own[[i for i, p in enumerate(problems) if p is not None]] = np.nan
     return own
 
