@@ -19,6 +19,7 @@ TARGET_OPSET: dict[str, int] = {"": 17, "ai.onnx.ml": 3}
 MODEL_NAME = "cardfraud-gbdt"
 PARITY_TOLERANCE = 1e-5
 TEST_VECTORS = 200  # rows the model card carries with their expected scores
+BACKGROUND_ROWS = 200  # training rows the card carries for interventional TreeSHAP
 
 
 class ParityError(RuntimeError):
@@ -43,6 +44,34 @@ def to_onnx(model: GradientBoostingClassifier, n_features: int) -> onnx.ModelPro
     if OUTPUT_NAME not in outputs:
         raise RuntimeError(f"expected an output named {OUTPUT_NAME!r}, got {outputs}")
     return proto
+
+
+def set_covers(proto: onnx.ModelProto, model: GradientBoostingClassifier) -> None:
+    """Fill the tree ensemble's nodes_hitrates with each node's cover: the training samples
+    (their weight) through it, scikit-learn's weighted_n_node_samples of the tree's own
+    subsample. ONNX Runtime ignores hitrates; path-dependent TreeSHAP needs the covers
+    (scoring/treeshap.py), and skl2onnx leaves them at 1.0.
+
+    skl2onnx numbers tree t's nodes as scikit-learn does (node id = index in tree_); every
+    split's feature is checked against it, so a converter that numbered them otherwise fails
+    here instead of shipping wrong covers.
+    """
+    (node,) = [n for n in proto.graph.node if n.op_type == "TreeEnsembleClassifier"]
+    attributes = {a.name: a for a in node.attribute}
+    trees = list(attributes["nodes_treeids"].ints)
+    ids = list(attributes["nodes_nodeids"].ints)
+    features = list(attributes["nodes_featureids"].ints)
+    modes = list(attributes["nodes_modes"].strings)
+    estimators = [stage[0].tree_ for stage in model.estimators_]
+    covers = []
+    for tree, node_id, feature, mode in zip(trees, ids, features, modes, strict=True):
+        native = estimators[tree]
+        if mode != b"LEAF" and native.feature[node_id] != feature:
+            raise ParityError(f"tree {tree} node {node_id}: ONNX and scikit-learn differ")
+        covers.append(float(native.weighted_n_node_samples[node_id]))
+    hitrates = attributes["nodes_hitrates"]
+    del hitrates.floats[:]
+    hitrates.floats.extend(covers)
 
 
 def stamp_version(proto: onnx.ModelProto, metadata: dict[str, str]) -> tuple[str, bytes]:
@@ -119,4 +148,36 @@ def test_vectors(
         "tolerance": PARITY_TOLERANCE,
         "rows": matrix.astype(np.float64).tolist(),
         "expected_scores": np.asarray(scores[picks], dtype=np.float64).tolist(),
+    }
+
+
+def explanation(train_features: np.ndarray, seed: int) -> dict[str, object]:
+    """The model card's `explanation`: how scoring computes reasons, and a background sample.
+
+    The exported trees carry their covers (set_covers), so the method is path-dependent
+    TreeSHAP; the background (training rows drawn with `seed`) is what a copy of the model
+    without covers would be explained against (interventional TreeSHAP).
+    """
+    rng = np.random.default_rng(seed)
+    picks = np.sort(
+        rng.choice(len(train_features), min(BACKGROUND_ROWS, len(train_features)), replace=False)
+    )
+    return {
+        "method": "tree_path_dependent",
+        "output": "log_odds",
+        "cover": (
+            "nodes_hitrates: each node's training samples (scikit-learn weighted_n_node_samples "
+            "of its tree's subsample)"
+        ),
+        "description": (
+            "A reason is a feature's Shapley value: its contribution to the model's log-odds "
+            "for this transaction, against the expected log-odds over the training data; the "
+            "contributions and the expected value add up to the transaction's log-odds."
+        ),
+        "background": {
+            "description": (
+                f"{len(picks)} training rows drawn at random (seed {seed}), float32 in model order"
+            ),
+            "rows": np.asarray(train_features[picks], dtype=np.float32).astype(np.float64).tolist(),
+        },
     }

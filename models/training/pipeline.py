@@ -173,6 +173,7 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
 
     progress("exporting to ONNX and checking parity")
     proto = export.to_onnx(model, len(FEATURE_NAMES))
+    export.set_covers(proto, model)
     metadata = {
         "feature_schema": FEATURE_SCHEMA,
         "feature_names": ",".join(FEATURE_NAMES),
@@ -318,6 +319,7 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
         },
         "feature_descriptions": {name: FEATURE_DESCRIPTIONS[name] for name in FEATURE_NAMES},
         "test_vectors": export.test_vectors(test_set.features, test_scores),
+        "explanation": export.explanation(train_x, simulation.seed),
     }
     lap("describe")
     return TrainingResult(

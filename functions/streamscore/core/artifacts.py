@@ -6,7 +6,7 @@ import itertools
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,11 @@ class ModelCard:
     thresholds: Thresholds
     vectors: ScoreVectors | None = None  # a card written by `make model` has them
     expected_rates: DecisionRates | None = None  # at `thresholds`; `make model` writes them
+    descriptions: Mapping[str, str] = field(default_factory=dict)  # a sentence per feature
+    # how reasons are computed (scoring/treeshap.py METHODS; None: the card does not say) and
+    # the background rows interventional TreeSHAP averages over (model order)
+    explanation_method: str | None = None
+    background: tuple[tuple[float, ...], ...] = ()
 
     @classmethod
     def from_dict(cls, card: Mapping[str, Any]) -> ModelCard:
@@ -110,7 +115,24 @@ class ModelCard:
                 else None
             ),
             expected_rates=DecisionRates.from_card(card),
+            descriptions={str(k): str(v) for k, v in card.get("feature_descriptions", {}).items()},
+            **_explanation(card.get("explanation"), len(names)),
         )
+
+
+def _explanation(explanation: Any, width: int) -> dict[str, Any]:
+    """The card's `explanation`: its method and background rows; ValueError when malformed."""
+    if explanation is None:
+        return {}
+    if not isinstance(explanation, Mapping):
+        raise ValueError("explanation must be an object")
+    method = explanation.get("method")
+    rows = tuple(
+        tuple(float(v) for v in row) for row in explanation.get("background", {}).get("rows", [])
+    )
+    if any(len(row) != width for row in rows):
+        raise ValueError(f"explanation.background: every row must have the card's {width} features")
+    return {"explanation_method": None if method is None else str(method), "background": rows}
 
 
 def history_bounds_s(baseline: Mapping[str, Any]) -> tuple[float, ...] | None:

@@ -52,6 +52,11 @@ class ScoreMetric(StrEnum):
     EXPECTED_DECLINES = "ExpectedDeclines"
     DECISIONS_CAPPED = "DecisionsCapped"
     REVIEW_ONLY_SWITCHED = "ReviewOnlySwitched"
+    # reasons (scoring/reasons.py): rows explained and the explainer's time per batch, and
+    # reviews and declines written without reasons although ReasonCount asks for some
+    REASONS_EXPLAINED = "ReasonsExplained"
+    EXPLAIN_MS = "ExplainMs"
+    REASONS_MISSING = "ReasonsMissing"
 
 
 class DriftMetric(StrEnum):

@@ -90,6 +90,7 @@ def build(
         settings.decline_threshold,
         settings.alert_on_review,
         settings.thresholds_model_version or model.model_version,
+        settings.reason_count,
     )
     try:
         policy, note = policy_for(model)
@@ -197,6 +198,7 @@ def handler(stage: Scorer, backoff: Backoff) -> Handler:
             metrics.add_metric(M.EXPECTED_DECLINES, count, outcome.expected_declines)
         if outcome.capped:
             metrics.add_metric(M.DECISIONS_CAPPED, count, outcome.capped)
+        _report_reasons(outcome)
         for value in _latency_values(outcome.latencies_ms):
             metrics.add_metric(M.END_TO_END_LATENCY_MS, ms, value)
         logger.info(
@@ -250,6 +252,19 @@ def _report_shadow(outcome: ScoreOutcome) -> None:
         logger.error(
             "shadow scoring failed",
             extra={"version": outcome.shadow_version, "detail": outcome.shadow_error},
+        )
+
+
+def _report_reasons(outcome: ScoreOutcome) -> None:
+    """Reasons of the batch's reviews and declines: how many and how long, or why none."""
+    if outcome.explained:
+        metrics.add_metric(M.REASONS_EXPLAINED, MetricUnit.Count, outcome.explained)
+        metrics.add_metric(M.EXPLAIN_MS, MetricUnit.Milliseconds, outcome.explain_ms)
+    if outcome.reasons_missing:
+        metrics.add_metric(M.REASONS_MISSING, MetricUnit.Count, outcome.reasons_missing)
+        logger.warning(
+            "reviews and declines without reasons",
+            extra={"count": outcome.reasons_missing, "detail": outcome.reasons_error},
         )
 
 

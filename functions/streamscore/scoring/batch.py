@@ -82,6 +82,7 @@ ALERT_SOURCE = "streamscore.scoring"
 ALERT_DETAIL_TYPE = "HighRiskTransaction"
 PENDING, SENT = "pending", "sent"  # a prediction's `alert`: put not yet confirmed, or confirmed
 GUARD, REVIEW_ONLY = "guard", "review_only"  # a prediction whose decline the switch reviewed
+REASONS = "reasons"  # a review's or decline's top contributions (scoring/reasons.py)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class ScorePolicy:
     expected: DecisionRates | None = None
     # the registry's guard switch: no decline; what would decline is reviewed and alerts
     review_only: bool = False
+    # reasons (top contributions, scoring/reasons.py) on each review and decline; 0: none
+    reasons: int = 0
 
 
 @dataclass
@@ -118,6 +121,11 @@ class ScoreOutcome:
     shadow_inference_ms: float = 0.0
     shadow_error: str = ""
     capped: int = 0  # declines turned into reviews by the review-only switch
+    # reasons: rows explained, the time it took, and why flagged predictions have none
+    explained: int = 0
+    explain_ms: float = 0.0
+    reasons_missing: int = 0  # flagged predictions written without reasons (policy asks some)
+    reasons_error: str = ""
     # decisions the serving model's card expects for the predictions written (see ScorePolicy)
     expected_reviews: float | None = None
     expected_declines: float | None = None
@@ -237,6 +245,8 @@ def score_batch(
 
     to_write = _triage(batch, unique, stored, unread, model.model_version, outcome)
     predictions = _predictions(batch, to_write, model.model_version, policy, now, stored)
+    if policy.reasons > 0:
+        _add_reasons(batch, to_write, predictions, model, policy.reasons, outcome)
     unconfirmed = _unconfirmed(batch, unique, set(to_write), stored, outcome.failed)
     by_txn_id = {batch.rows[i].doc["transaction_id"]: batch.rows[i].record for i in unique}
     quarantine_items = [quarantine_item(r, e, STAGE, now) for r, e in batch.invalid]
@@ -359,6 +369,35 @@ def _predictions(
             item[SHADOW_VERSIONS] = history
         predictions.append(item)
     return predictions
+
+
+def _add_reasons(
+    batch: _Batch,
+    rows: list[int],
+    predictions: list[dict[str, Any]],
+    model: ScoringModel,
+    k: int,
+    outcome: ScoreOutcome,
+) -> None:
+    """Reasons on every review and decline, from one explainer run over those rows; a model
+    that cannot be explained, or an explainer that raises, leaves them without (counted)."""
+    flagged = [n for n, p in enumerate(predictions) if p["decision"] != "approve"]
+    if not flagged:
+        return
+    if model.reasoner is None:
+        outcome.reasons_missing, outcome.reasons_error = len(flagged), model.reasons_note
+        return
+    started = time.perf_counter()
+    try:
+        found = model.reasoner.top(batch.matrix[[rows[n] for n in flagged]].astype(np.float32), k)
+    except Exception as error:  # reasons never fail a batch
+        outcome.reasons_missing = len(flagged)
+        outcome.reasons_error = f"{type(error).__name__}: {error}"
+        return
+    outcome.explain_ms = (time.perf_counter() - started) * 1000
+    outcome.explained = len(flagged)
+    for n, reasons in zip(flagged, found, strict=True):
+        predictions[n][REASONS] = reasons
 
 
 def _unconfirmed(
@@ -488,7 +527,7 @@ def alert_detail(prediction: Mapping[str, Any]) -> dict[str, Any]:
         "model_version": prediction["model_version"],
         "event_time": prediction["event_time"],
         "scored_at": prediction["scored_at"],
-    } | ({GUARD: prediction[GUARD]} if GUARD in prediction else {})
+    } | {name: prediction[name] for name in (GUARD, REASONS) if name in prediction}
 
 
 def alert_id(prediction: Mapping[str, Any]) -> str:

@@ -34,6 +34,7 @@ from streamscore.core.monitoring import (
     prediction_attributes,
     shadow_attributes,
 )
+from streamscore.scoring.reasons import Reasoner, reasoner_for
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -84,6 +85,27 @@ class ScoringModel:
         self.history_bounds = history_bounds
         self.input_name, self.output_name = _io_names(session, card)
         self._check_shape()
+        # reason codes (scoring/reasons.py); None with why in `reasons_note` when the model's
+        # trees cannot be explained: the model serves all the same, without reasons
+        self.reasoner: Reasoner | None = None
+        self.reasons_note = "not built"
+
+    def explain_with(self, model_bytes: bytes) -> None:
+        """Build the reasoner from the model's own bytes, checked against the scores this
+        session gives (the card's test vectors, else its background rows); a model that cannot
+        be explained keeps serving, with `reasons_note` saying why."""
+        vectors = self.card.vectors
+        if vectors is not None:
+            rows, scores, tolerance = vectors.rows, vectors.expected, vectors.tolerance
+        else:
+            rows = self.card.background or ((0.0,) * len(self.feature_names),)
+            scores = tuple(self.predict(np.asarray(rows, dtype=np.float32)).tolist())
+            tolerance = 1e-5
+        try:
+            self.reasoner = reasoner_for(model_bytes, self.card, rows, scores, tolerance)
+            self.reasons_note = self.reasoner.method
+        except ValueError as error:  # UnsupportedModelError and NoCoverError are ValueErrors
+            self.reasoner, self.reasons_note = None, f"no reasons: {error}"
 
     @property
     def model_version(self) -> str:
@@ -195,10 +217,13 @@ def load_model(
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        model_bytes = path.read_bytes()
         session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
         )
-        return ScoringModel(session, card, edges, history)
+        model = ScoringModel(session, card, edges, history)
+        model.explain_with(model_bytes)
+        return model
     except SystemicError:
         raise
     except Exception as error:  # onnxruntime raises its own types; all mean "cannot serve"

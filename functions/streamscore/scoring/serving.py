@@ -195,12 +195,18 @@ def thresholds_policy(
     decline: float | None,
     alert_on_review: bool,
     thresholds_version: str,
+    reasons: int = 0,
 ) -> Policy:
     """Thresholds travel with the model: each version decides on its card's thresholds; the
     stack's ReviewThreshold/DeclineThreshold (`review`, `decline`) apply only to the version
-    they were set for (`thresholds_version`), never to another, which gets a note saying so."""
+    they were set for (`thresholds_version`), never to another, which gets a note saying so.
+    Every version's reviews and declines carry `reasons` reasons."""
 
     def policy_for(model: ScoringModel) -> tuple[ScorePolicy, str | None]:
+        policy, note = thresholds_for(model)
+        return dataclasses.replace(policy, reasons=reasons), note
+
+    def thresholds_for(model: ScoringModel) -> tuple[ScorePolicy, str | None]:
         card = model.card.thresholds
         rates = model.card.expected_rates  # at the card's thresholds only
         if review is None and decline is None:
