@@ -302,6 +302,40 @@ def quality(traffic: Traffic, predictions: Mapping[str, Mapping[str, Any]]) -> d
             "decline_recall": _rate(sum(p["decision"] == "decline" for p in rows), len(rows)),
         }
     result["recall_by_pattern"] = by_pattern
+    result["reasons_by_pattern"] = reasons_by_pattern(joined)
+    return result
+
+
+REASONS_SHOWN = 3  # features per pattern in the summary
+
+
+def reasons_by_pattern(joined: Sequence[tuple[Any, Mapping[str, Any]]]) -> dict[str, Any]:
+    """Per fraud pattern (and for flagged legitimate transactions), the features most often
+    among the reasons of its reviewed and declined transactions: their share of those
+    transactions, and how often each was the first reason."""
+    groups: dict[str, list[list[Mapping[str, Any]]]] = {}
+    for label, prediction in joined:
+        reasons = prediction.get("reasons")
+        if prediction["decision"] != "approve" and reasons:
+            name = label.pattern if label.is_fraud else "legit (flagged)"
+            groups.setdefault(name, []).append(reasons)
+    order = [*PATTERN_ORDER, "legit (flagged)"]
+    result: dict[str, Any] = {}
+    for name in sorted(groups, key=lambda p: (order.index(p) if p in order else 99, p)):
+        lists = groups[name]
+        anywhere = Counter(r["feature"] for reasons in lists for r in reasons)
+        first = Counter(reasons[0]["feature"] for reasons in lists)
+        result[name] = {
+            "explained": len(lists),
+            "features": [
+                {
+                    "feature": feature,
+                    "share": _rate(n, len(lists)),
+                    "first_share": _rate(first[feature], len(lists)),
+                }
+                for feature, n in anywhere.most_common(REASONS_SHOWN)
+            ],
+        }
     return result
 
 
@@ -573,6 +607,17 @@ def _quality(quality_: Mapping[str, Any]) -> list[str]:
             f"  {pattern:<16} {row['n']:>5,} fraud, recall {_percent(row['review_recall'])} "
             f"at review, {_percent(row['decline_recall'])} at decline"
         )
+    reasons = quality_.get("reasons_by_pattern") or {}
+    if reasons:
+        lines.append(
+            "Reasons of reviews and declines (share of them listing the feature; first reason)"
+        )
+    for pattern, row in reasons.items():
+        shown = ", ".join(
+            f"{f['feature']} {_percent(f['share'])} ({_percent(f['first_share'])})"
+            for f in row["features"]
+        )
+        lines.append(f"  {pattern:<16} {row['explained']:>5,}: {shown}")
     return lines
 
 

@@ -1,4 +1,4 @@
-"""`python -m models publish|promote|rollback|drop-challenger|review-only|status` against a stack.
+"""`python -m models publish|promote|rollback|drop-challenger|review-only|status|explain` against a stack.
 
 The stack is named by `--stack-name` (its outputs give the artifacts bucket and MonitoringTable)
 or by `--bucket` and `--table`; the user's own credentials and region are used (the policy they
@@ -17,11 +17,15 @@ from typing import Any
 
 import boto3
 
+from lifecycle.explain import describe as describe_reasons
+from lifecycle.explain import explain
 from lifecycle.registry import Registry
 from streamscore.aws.retry import client_config
 from streamscore.core.registry import Pointer, RegistryError
 
 OUTPUTS = {"bucket": "ArtifactsBucketName", "table": "MonitoringTableName"}
+# read only by `explain`
+TABLE_OUTPUTS = {"features": "FeaturesTableName", "predictions": "PredictionsTableName"}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -56,29 +60,73 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     guard.add_argument("switch", choices=("on", "off"))
     commands.add_parser("status", parents=[where], help="print champion, challenger, history")
+    why = commands.add_parser(
+        "explain",
+        parents=[where],
+        help="every feature's contribution to one transaction's score (the model that scored it)",
+    )
+    why.add_argument("transaction_id")
+    why.add_argument("--features-table", help="FeaturesTable's name (instead of --stack-name)")
+    why.add_argument("--predictions-table", help="PredictionsTable's name (for the version)")
+    why.add_argument("--model-dir", type=Path, help="explain with this model directory")
+    why.add_argument("--top", type=int, default=3, help="reasons listed (default 3)")
     args = parser.parse_args(argv)
+    if args.command == "explain":
+        if not args.stack_name and not args.features_table:
+            parser.error("name the stack (--stack-name) or FeaturesTable (--features-table)")
+        return args
     if not args.stack_name and not (args.bucket and args.table):
         parser.error("name the stack (--stack-name) or its bucket and table (--bucket, --table)")
     return args
 
 
-def _registry(args: argparse.Namespace) -> Registry:
-    def client(service: str) -> Any:
-        session = boto3.session.Session(region_name=args.region)
-        return session.client(  # type: ignore[call-overload]
-            service, endpoint_url=args.endpoint_url, config=client_config()
-        )
+def _client(args: argparse.Namespace, service: str) -> Any:
+    session = boto3.session.Session(region_name=args.region)
+    return session.client(  # type: ignore[call-overload]
+        service, endpoint_url=args.endpoint_url, config=client_config()
+    )
 
-    bucket, table = args.bucket, args.table
+
+def _names(args: argparse.Namespace, wanted: dict[str, str]) -> dict[str, str | None]:
+    """The resources `wanted` (name -> stack output): each as given, else from the outputs."""
+    names = {name: getattr(args, name, None) for name in wanted}
     if args.stack_name:
-        stacks = client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        missing = [key for key in OUTPUTS.values() if key not in outputs]
+        stacks = _client(args, "cloudformation").describe_stacks(StackName=args.stack_name)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks["Stacks"][0].get("Outputs", [])}
+        missing = [key for key in wanted.values() if key not in outputs]
         if missing:
             raise RegistryError(f"stack {args.stack_name} has no output {', '.join(missing)}")
-        bucket = bucket or outputs[OUTPUTS["bucket"]]
-        table = table or outputs[OUTPUTS["table"]]
-    return Registry.of(client("s3"), client("dynamodb"), bucket, table)
+        names = {name: names[name] or outputs[key] for name, key in wanted.items()}
+    return names
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    names = _names(args, OUTPUTS)
+    return Registry.of(
+        _client(args, "s3"), _client(args, "dynamodb"), str(names["bucket"]), str(names["table"])
+    )
+
+
+def _explain(args: argparse.Namespace) -> int:
+    args.features, args.predictions = args.features_table, args.predictions_table
+    wanted = TABLE_OUTPUTS | ({"bucket": OUTPUTS["bucket"]} if args.stack_name else {})
+    try:
+        names = _names(args, wanted) | ({} if args.stack_name else {"bucket": args.bucket})
+        found = explain(
+            args.transaction_id,
+            _client(args, "dynamodb"),
+            _client(args, "s3"),
+            names,
+            args.model_dir,
+            args.top,
+        )
+    except RegistryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        json.dumps(found, sort_keys=True, default=float) if args.json else describe_reasons(found)
+    )
+    return 0
 
 
 def describe(pointer: Pointer) -> str:
@@ -96,6 +144,8 @@ def describe(pointer: Pointer) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "explain":
+        return _explain(args)
     try:
         registry = _registry(args)
         note = ""

@@ -4,8 +4,10 @@ a download that refuses altered files, and `python -m models` end to end."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +191,46 @@ def test_python_dash_m_models_runs_from_the_repository_root() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "--stack-name" in done.stdout
+
+
+def test_the_command_line_explains_any_scored_transaction(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given: a transaction's features and its prediction by the committed model, as stored
+    card = json.loads((ARTIFACTS / "model_card.json").read_text())
+    row = card["test_vectors"]["rows"][-1]  # the highest score of the card's rows
+    features = dict(zip(card["feature_names"], row, strict=True))
+    dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
+    features_table = local_stack.resource_name("FeaturesTable")
+    predictions_table = local_stack.resource_name("PredictionsTable")
+    dynamodb.Table(features_table).put_item(
+        Item=json.loads(
+            json.dumps({"transaction_id": "t-1", "features": features}), parse_float=Decimal
+        )
+    )
+    dynamodb.Table(predictions_table).put_item(
+        Item={
+            "transaction_id": "t-1",
+            "model_version": card["model_version"],
+            "decision": "decline",
+        }
+    )
+    where = ["--features-table", features_table, "--predictions-table", predictions_table]
+
+    # when
+    code = cli(["explain", "t-1", *where, "--json"])
+
+    # then: every feature's contribution, adding up to the score's log-odds
+    found = json.loads(capsys.readouterr().out)
+    assert code == 0 and found["model_version"] == card["model_version"]
+    assert found["score"] == pytest.approx(card["test_vectors"]["expected_scores"][-1], abs=1e-5)
+    total = found["expected_log_odds"] + sum(c["contribution"] for c in found["contributions"])
+    assert total == pytest.approx(found["log_odds"], abs=1e-5)
+    assert 1 / (1 + math.exp(-found["log_odds"])) == pytest.approx(found["score"], abs=1e-5)
+    assert len(found["contributions"]) == len(card["feature_names"])
+    assert [r["feature"] for r in found["reasons"]] == [
+        c["feature"] for c in found["contributions"][: len(found["reasons"])]
+    ]
+    # a transaction without stored features is an error, not an empty answer
+    assert cli(["explain", "t-unknown", *where]) == 2
+    assert "no features stored" in capsys.readouterr().err
