@@ -311,6 +311,7 @@ def render(results: Mapping[str, Any], delta: Mapping[str, Mapping[str, Any]]) -
         _drift_cpu_sentence(cpu["drift_check"]),
         *_hot_path_lines(results.get("hot_path")),
         *_shadow_lines(results.get("shadow")),
+        *_reasons_lines(results.get("reasons")),
         "",
         "## 2. Cold start",
         "",
@@ -788,6 +789,69 @@ def _shadow_lines(shadow: Mapping[str, Any] | None) -> list[str]:
             ]
         )
     return [*lines, *_table(["batch", "champion alone", "with challenger", "ratio"], rows)]
+
+
+REASONS_TARGET = 0.10  # at most 10 % more CPU per record at a 3 % flag rate
+TARGET_FLAG_RATE = 0.03
+
+
+def _reasons_lines(reasons: Mapping[str, Any] | None) -> list[str]:
+    """Part 1e (bench/reasons.py): CPU per explained row, and the handler with and without."""
+    lines = ["", "### 1e. Reasons: CPU per explained row, the handler with and without", ""]
+    if not reasons:
+        return [*lines, "Not measured in this run: `python -m bench.reasons` measures it."]
+    per_row = reasons["per_row"]
+    counts = list(per_row["tree_path_dependent"])
+    lines += [
+        f"The shipped model ({per_row['trees']} trees, {per_row['leaves']} leaves): CPU µs per "
+        "explained row by rows per call, median [min-max]; path-dependent TreeSHAP is what its "
+        "card names, interventional (over the card's "
+        f"{per_row['background_rows']} background rows) what a model without covers gets:",
+        "",
+    ]
+    rows = [
+        [method, *(_cell(per_row[method][n]) for n in counts)]
+        for method in ("tree_path_dependent", "interventional")
+    ]
+    lines += _table(["method", *(f"{n} rows" for n in counts)], rows)
+    flag_rate = reasons.get("flag_rate")
+    lines += [
+        "",
+        f"Two score handlers side by side, {reasons['batches_per_size']} measured batches per "
+        "size, ReasonCount 0 against 3, on traffic whose flag rate (reviews and declines per "
+        f"prediction) was {_percent_of(flag_rate)}. CPU µs per record and the paired ratio; the "
+        "last column is the cost the per-row figure predicts at a 3 % flag rate "
+        "(3 % x µs per row at 15 rows / the handler's µs per record without reasons), "
+        f"against a target of +{REASONS_TARGET:.0%}:",
+        "",
+    ]
+    per_row_15 = per_row["tree_path_dependent"].get("15", {}).get("median")
+    table = []
+    for size, row in reasons["score"].items():
+        cpu = row["cpu_us_per_record"]
+        ratio = row["ratios"]["reasons_on/reasons_off"]
+        predicted = (
+            f"+{TARGET_FLAG_RATE * per_row_15 / cpu['reasons_off']['median']:.1%}"
+            if per_row_15
+            else "-"
+        )
+        table.append(
+            [
+                size,
+                _cell(cpu["reasons_off"]),
+                _cell(cpu["reasons_on"]),
+                f"{ratio['median']:.3f} [{ratio['min']:.2f}-{ratio['max']:.2f}]",
+                predicted,
+            ]
+        )
+    return [
+        *lines,
+        *_table(["batch", "reasons off", "reasons on", "ratio", "at 3 % (per-row)"], table),
+    ]
+
+
+def _percent_of(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.1%}"
 
 
 def _drift_volume_lines(volume: Mapping[str, Any] | None) -> list[str]:

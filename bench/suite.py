@@ -140,6 +140,15 @@ def shadow_part(quick: bool) -> dict[str, Any]:
     return {k: results[k] for k in ("batches_per_size", "challenger", "score")}
 
 
+def reasons_part(quick: bool) -> dict[str, Any]:
+    """Part 1e (bench/reasons.py): CPU per explained row, and the handler with and without."""
+    from bench import reasons  # noqa: PLC0415
+
+    progress("part 1e: reasons, per explained row and side by side")
+    results = reasons.measure(reasons.QUICK_BATCHES if quick else reasons.BENCH_BATCHES)
+    return {k: results[k] for k in ("batches_per_size", "flag_rate", "per_row", "score")}
+
+
 def recost(args: argparse.Namespace) -> int:
     """Capacity and cost again from the recorded measurements (no CPU, cold-start or calls run)."""
     from bench import report, storage  # noqa: PLC0415
@@ -253,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "drift_volume": volume,
         "hot_path": hot_path_part(args.quick),
         "shadow": shadow_part(args.quick),
+        "reasons": reasons_part(args.quick),
     }
     derive(results, template, table, sizes)
     tracked = report.figures(results)

@@ -66,6 +66,7 @@ def test_baseline_run_balances_and_asks_for_no_retraining(
     assert sum(summary["decisions"].values()) == TRANSACTIONS
     assert summary["quality"]["labelled"] == TRANSACTIONS
     assert summary["quality"]["pr_auc"] > 0.7
+    _reasons_fit_the_patterns(summary["quality"])
     drift = summary["drift"]
     assert drift["status"] in ("ok", "warn")
     assert drift["retraining"] == "not_drift"
@@ -76,6 +77,32 @@ def test_baseline_run_balances_and_asks_for_no_retraining(
     assert summary["functions"]["PreprocessFunction"]["errors"] == 0
     assert "in = scored + quarantined + failed holds" in out
     assert "Drift check" in out and drift["picture"] in out
+
+
+# What the simulator's fraud patterns are made of (local/simulator/fraud.py): card testing is a
+# burst of small e-commerce probes on one card; account takeover a card used at night and
+# abroad, for more than its usual amounts; high-risk MCC purchases at high-risk merchants.
+PATTERN_SIGNALS = {
+    "card_testing": {"small_ecom_count_1h", "txn_count_1h", "seconds_since_last_log"},
+    "account_takeover": {"is_night", "is_foreign", "foreign_count_24h", "amount_ratio_mean"},
+    "high_risk_mcc": {"mcc_high_risk"},
+}
+
+
+def _reasons_fit_the_patterns(quality: dict) -> None:
+    """Every flagged fraud is explained, and each pattern's most listed reason is one of the
+    features its simulation moves (the first reason of high-risk MCC fraud is the MCC)."""
+    by_pattern = quality["reasons_by_pattern"]
+    for pattern, signals in PATTERN_SIGNALS.items():
+        recall = quality["recall_by_pattern"][pattern]
+        flagged = round(recall["n"] * recall["review_recall"])
+        row = by_pattern[pattern]
+        assert row["explained"] == flagged > 0
+        top = row["features"][0]
+        assert top["feature"] in signals, (pattern, row)
+        assert top["share"] >= 0.5
+    mcc = by_pattern["high_risk_mcc"]["features"][0]
+    assert mcc["first_share"] >= 0.8
 
 
 # channel-shift moves e-commerce share; cross-border e-commerce moves the foreign counter with it,
