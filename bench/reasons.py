@@ -20,6 +20,7 @@ import dataclasses
 import importlib
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -78,14 +79,18 @@ def per_row(matrix: np.ndarray, repeats: int) -> dict[str, Any]:
         "background_rows": len(model.card.background),
     }
     reasoner = model.reasoner
-    for name, explain in (
-        (reasoner.method, lambda rows: reasoner.top(rows, 3)),
-        (INTERVENTIONAL, fallback.shap_values),
-    ):
+
+    def top_reasons(rows: np.ndarray) -> Any:
+        return reasoner.top(rows, 3)
+
+    explainers: dict[str, Callable[[np.ndarray], Any]] = {
+        reasoner.method: top_reasons,
+        INTERVENTIONAL: fallback.shap_values,
+    }
+    for name, explain in explainers.items():
         times = max(3, repeats // 10) if name == INTERVENTIONAL else repeats
         result[name] = {
-            str(n): _cpu_us_per_row(lambda n=n: explain(matrix[:n]), n, times)
-            for n in ROW_COUNTS
+            str(n): _cpu_us_per_row(partial(explain, matrix[:n]), n, times) for n in ROW_COUNTS
         }
     return result
 

@@ -2165,6 +2165,7 @@ def check_predictions(pipeline: Pipeline, ref: Reference, snap: Snapshot) -> lis
         if t not in predictions
     ]
     scored = [t for t in ref.distinct if t in predictions and t in snap.features]
+    reasons = int(getattr(getattr(pipeline.score, "policy", None), "reasons", 0))
     for txn_id in scored:
         subject = f"transaction {txn_id} (card {ref.card(txn_id)})"
         prediction = predictions[txn_id]
@@ -2176,9 +2177,33 @@ def check_predictions(pipeline: Pipeline, ref: Reference, snap: Snapshot) -> lis
         )
         if problem is None and "challenger_version" in prediction:
             problem = _shadow_problem(prediction, snap.features[txn_id], pipeline.models)
+        if problem is None and model is not None:
+            problem = _reasons_problem(
+                prediction, snap.features[txn_id]["features"], model, reasons
+            )
         if problem:
             found.append(Violation("predictions", subject, problem))
     return found
+
+
+def _reasons_problem(
+    prediction: Mapping[str, Any], features: Mapping[str, Any], model: ScoringModel, k: int
+) -> str | None:
+    """A review or decline carries its model's top-k reasons for the stored features (none when
+    the model cannot be explained); an approval carries none."""
+    stored = prediction.get("reasons")
+    if prediction.get("decision") == "approve" or k == 0 or model.reasoner is None:
+        return None if stored is None else f"reasons {stored!r} on a prediction that has none"
+    row = np.array([[float(features[n]) for n in model.feature_names]], dtype=np.float32)
+    (expected,) = model.reasoner.top(row, k)
+    if not isinstance(stored, list) or [r.get("feature") for r in stored] != [
+        r["feature"] for r in expected
+    ]:
+        return f"reasons {stored!r}, {model.model_version} gives {expected!r}"
+    for got, want in zip(stored, expected, strict=True):
+        if abs(float(got["contribution"]) - want["contribution"]) > SCORE_TOLERANCE:
+            return f"reason {got!r}, {model.model_version} gives {want!r}"
+    return None
 
 
 def _decided(
@@ -2275,6 +2300,20 @@ def check_alerts(run: ExampleRun, snap: Snapshot) -> list[Violation]:
                     "delivered one settled its record (no unknown outcome for this alert; "
                     f"PutEvents with an unknown outcome in the example: "
                     f"{run.injector.putevents_unknown})",
+                )
+            )
+    for _, detail in run.injector.delivered:
+        if detail.get("_detail_type") != ALERT_DETAIL_TYPE:
+            continue
+        stored_prediction = snap.predictions.get(str(detail.get("transaction_id")), {})
+        same = stored_prediction.get("model_version") == detail.get("model_version")
+        if same and detail.get("reasons") != stored_prediction.get("reasons"):
+            found.append(
+                Violation(
+                    "alerts",
+                    f"alert {detail.get('alert_id')}",
+                    f"reasons {detail.get('reasons')!r}, its prediction's "
+                    f"{stored_prediction.get('reasons')!r}",
                 )
             )
     for alert_id in sorted(delivered):

@@ -29,10 +29,16 @@ def shap_model(trees: Trees) -> dict[str, Any]:
         index = {node: i for i, node in enumerate(order)}
         inner = [trees.mode[n] != LEAF for n in order]
         left = np.array(
-            [index[int(trees.true_child[n])] if s else -1 for n, s in zip(order, inner)]
+            [
+                index[int(trees.true_child[n])] if s else -1
+                for n, s in zip(order, inner, strict=True)
+            ]
         )
         right = np.array(
-            [index[int(trees.false_child[n])] if s else -1 for n, s in zip(order, inner)]
+            [
+                index[int(trees.false_child[n])] if s else -1
+                for n, s in zip(order, inner, strict=True)
+            ]
         )
         converted.append(
             {
@@ -40,7 +46,7 @@ def shap_model(trees: Trees) -> dict[str, Any]:
                 "children_right": right,
                 "children_default": left.copy(),
                 "features": np.array(
-                    [int(trees.feature[n]) if s else -2 for n, s in zip(order, inner)]
+                    [int(trees.feature[n]) if s else -2 for n, s in zip(order, inner, strict=True)]
                 ),
                 "thresholds": trees.threshold[order].astype(np.float64),
                 "values": trees.value[order][:, None],
@@ -84,7 +90,10 @@ def lightgbm_onnx(
 def _set_lightgbm_covers(proto: onnx.ModelProto, trees: list[dict[str, Any]]) -> None:
     (node,) = [n for n in proto.graph.node if n.op_type == "TreeEnsembleClassifier"]
     a = _attributes(node)
-    at = {(t, n): i for i, (t, n) in enumerate(zip(a["nodes_treeids"], a["nodes_nodeids"]))}
+    at = {
+        (t, n): i
+        for i, (t, n) in enumerate(zip(a["nodes_treeids"], a["nodes_nodeids"], strict=True))
+    }
     covers = [1.0] * len(at)
 
     def walk(tree: int, onnx_node: int, native: dict[str, Any]) -> None:

@@ -155,6 +155,7 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
     while position < end:
         key, position = _varint(data, position)
         number, wire = key >> 3, key & 7
+        value: Any
         if wire == 0:
             value, position = _varint(data, position)
         elif wire == 1:
@@ -204,7 +205,7 @@ def _node(data: bytes) -> Iterator[tuple[str, Any]]:
 
 def _attribute(data: bytes) -> tuple[str, Any]:
     """An AttributeProto's name and value (a float, int, bytes, list or numpy array)."""
-    name, floats, ints, strings = "", [], [], []
+    name, floats, ints, strings = "", list[float](), list[int](), list[bytes]()
     scalar: Any = None
     for number, wire, value in _fields(data):
         if number == 1:
@@ -236,7 +237,8 @@ _TENSOR_TYPES = {1: "<f4", 2: "<u1", 3: "<i1", 6: "<i4", 7: "<i8", 11: "<f8"}
 
 
 def _tensor(data: bytes) -> npt.NDArray[Any]:
-    data_type, raw, floats, doubles, ints32, ints64 = 0, None, [], [], [], []
+    data_type, raw = 0, None
+    floats, doubles, ints32, ints64 = list[float](), list[float](), list[int](), list[int]()
     for number, wire, value in _fields(data):
         if number == 2:
             data_type = value
@@ -245,7 +247,9 @@ def _tensor(data: bytes) -> npt.NDArray[Any]:
         elif number == 4:
             floats.extend(np.frombuffer(value, "<f4").tolist() if wire == 2 else _unpack_f(value))
         elif number == 10:
-            doubles.extend(np.frombuffer(value, "<f8").tolist() if wire == 2 else [0.0])
+            doubles.extend(
+                np.frombuffer(value, "<f8").tolist() if wire == 2 else struct.unpack("<d", value)
+            )
         elif number == 5:
             ints32.extend(_packed_varints(value) if wire == 2 else [_signed(value)])
         elif number == 7:

@@ -191,8 +191,8 @@ def _interventional(
         total = factorial[a + b]
         up = np.where(a > 0, factorial[np.maximum(a - 1, 0)] * factorial[b] / total, 0.0)
         down = np.where(b > 0, factorial[a] * factorial[np.maximum(b - 1, 0)] / total, 0.0)
-        share = only_row * up[..., None] - only_background * down[..., None]
-        result += np.sum(share * counts[..., None], axis=1)
+        shares: FloatArray = only_row * up[..., None] - only_background * down[..., None]
+        result += np.sum(shares * counts[..., None], axis=1)
     return result * (group.value[:, None] / m)
 
 

@@ -92,7 +92,7 @@ def test_the_committed_model_carries_covers_and_its_card_names_path_dependent(pr
 
 
 def test_the_reader_gives_the_runtime_scores_of_the_committed_model(project) -> None:
-    model_bytes, card, rows = project
+    model_bytes, _, rows = project
     trees = read_trees(model_bytes)
     scores = export.onnx_probabilities(export.inference_session(model_bytes), rows)[:, 1]
     assert np.max(np.abs(trees.score(trees.margin(rows)) - scores)) <= export.PARITY_TOLERANCE
@@ -242,7 +242,7 @@ def test_a_graph_without_one_ensemble_is_unsupported() -> None:
 
 
 def test_the_reasoner_refuses_trees_that_do_not_give_the_model_scores(project) -> None:
-    model_bytes, card_dict, rows = project
+    model_bytes, card_dict, _ = project
     card = ModelCard.from_dict(card_dict)
     vectors = card.vectors
     assert vectors is not None
