@@ -2165,7 +2165,7 @@ def check_predictions(pipeline: Pipeline, ref: Reference, snap: Snapshot) -> lis
         if t not in predictions
     ]
     scored = [t for t in ref.distinct if t in predictions and t in snap.features]
-    reasons = int(getattr(getattr(pipeline.score, "policy", None), "reasons", 0))
+    reasons = int(pipeline.score.settings.reason_count)
     for txn_id in scored:
         subject = f"transaction {txn_id} (card {ref.card(txn_id)})"
         prediction = predictions[txn_id]
@@ -2273,8 +2273,8 @@ def check_alerts(run: ExampleRun, snap: Snapshot) -> list[Violation]:
     alert must have gone out; a superseded version's alert may not have (its retry was decided
     by the next version), and at most once all the same.
     """
-    policy = getattr(run.pipeline.score, "policy", None)
-    alerting = {"decline", "review"} if getattr(policy, "alert_on_review", False) else {"decline"}
+    alert_on_review = bool(run.pipeline.score.settings.alert_on_review)
+    alerting = {"decline", "review"} if alert_on_review else {"decline"}
     delivered: Counter[str] = Counter()
     for _, detail in run.injector.delivered:
         if detail.get("_detail_type") == ALERT_DETAIL_TYPE:

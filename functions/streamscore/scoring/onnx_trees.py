@@ -16,7 +16,7 @@ Anything else raises UnsupportedModelError, and the model serves without reasons
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,28 +64,25 @@ class Trees:
     transform: str
 
     def margin(self, matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        """The raw margin per row, walking every tree (used to check the reader against ONNX
-        Runtime, not to score)."""
+        """The raw margin per row, walking every tree at once, a level per step (used to check
+        the reader against ONNX Runtime when a model loads, not to score)."""
         rows = np.asarray(matrix, dtype=np.float32)
-        total = np.full(len(rows), self.base, dtype=np.float64)
-        index = np.arange(len(rows))
-        for root in self.roots.tolist():
-            node = np.full(len(rows), root, dtype=np.int64)
-            while True:
-                inner = self.mode[node] != LEAF
-                if not inner.any():
-                    break
-                goes = follows_true(
-                    rows[index, self.feature[node]],
-                    self.threshold[node],
-                    self.mode[node],
-                    self.missing_true[node],
-                )
-                node = np.where(
-                    inner, np.where(goes, self.true_child[node], self.false_child[node]), node
-                )
-            total += self.value[node]
-        return total
+        node = np.broadcast_to(self.roots, (len(rows), len(self.roots))).copy()
+        index = np.arange(len(rows))[:, None]
+        while True:
+            inner = self.mode[node] != LEAF
+            if not inner.any():
+                break
+            goes = follows_true(
+                rows[index, self.feature[node]],
+                self.threshold[node],
+                self.mode[node],
+                self.missing_true[node],
+            )
+            node = np.where(
+                inner, np.where(goes, self.true_child[node], self.false_child[node]), node
+            )
+        return self.base + self.value[node].sum(axis=1)
 
     def score(self, margin: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         if self.transform == LOGISTIC:
@@ -149,24 +146,29 @@ def _varint(data: bytes, position: int) -> tuple[int, int]:
         shift += 7
 
 
+def _field(data: bytes, position: int) -> tuple[int, int, Any, int]:
+    """The field at `position`: its number, wire type, value and the position after it."""
+    key, position = _varint(data, position)
+    number, wire = key >> 3, key & 7
+    value: Any
+    if wire == 0:
+        value, position = _varint(data, position)
+    elif wire == 2:
+        size, position = _varint(data, position)
+        value, position = data[position : position + size], position + size
+    elif wire in (1, 5):
+        width = 8 if wire == 1 else 4
+        value, position = data[position : position + width], position + width
+    else:
+        raise UnsupportedModelError(f"unexpected protobuf wire type {wire}")
+    return number, wire, value, position
+
+
 def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value) of each field of one message, in order."""
-    position, end = 0, len(data)
-    while position < end:
-        key, position = _varint(data, position)
-        number, wire = key >> 3, key & 7
-        value: Any
-        if wire == 0:
-            value, position = _varint(data, position)
-        elif wire == 1:
-            value, position = data[position : position + 8], position + 8
-        elif wire == 2:
-            size, position = _varint(data, position)
-            value, position = data[position : position + size], position + size
-        elif wire == 5:
-            value, position = data[position : position + 4], position + 4
-        else:
-            raise UnsupportedModelError(f"unexpected protobuf wire type {wire}")
+    position = 0
+    while position < len(data):
+        number, wire, value, position = _field(data, position)
         yield number, wire, value
 
 
@@ -182,12 +184,99 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+def _varint_values(raw: npt.NDArray[np.uint8], groups: int) -> npt.NDArray[np.int64]:
+    """The first `groups` varints of `raw` (each at most 9 bytes: no sign to restore)."""
+    ends = np.flatnonzero(raw < 0x80)[:groups]
+    starts = np.r_[0, ends[:-1] + 1]
+    used = int(ends[-1]) + 1
+    group = np.repeat(np.arange(groups), ends - starts + 1)
+    shift = ((np.arange(used) - starts[group]) * 7).astype(np.uint64)
+    parts = (raw[:used] & 0x7F).astype(np.uint64) << shift
+    return np.add.reduceat(parts, starts).astype(np.int64)
+
+
 def _packed_varints(data: bytes) -> list[int]:
-    values, position = [], 0
-    while position < len(data):
-        value, position = _varint(data, position)
-        values.append(_signed(value))
-    return values
+    """A packed repeated int64, decoded with numpy (node arrays hold thousands)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw < 0x80)
+    if raw.size == 0 or ends[-1] != raw.size - 1 or int(np.max(np.diff(np.r_[-1, ends]))) > 9:
+        values, position = [], 0  # a negative int64 (10 bytes): byte by byte
+        while position < len(data):
+            value, position = _varint(data, position)
+            values.append(_signed(value))
+        return values
+    return _varint_values(raw, ends.size).tolist()
+
+
+def _varint_run(data: bytes, position: int) -> tuple[list[int], int]:
+    """A run of unpacked int64 fields of one number (skl2onnx writes node arrays so), from
+    `position` while the one-byte key repeats and values fit 9 bytes; and the position after."""
+    raw = np.frombuffer(data, dtype=np.uint8, offset=position)
+    ends = np.flatnonzero(raw < 0x80)
+    lengths = np.diff(np.r_[-1, ends])
+    pairs = ends.size // 2
+    keys = raw[np.r_[0, ends[:-1] + 1][0 : 2 * pairs : 2]]
+    fits = (lengths[0 : 2 * pairs : 2] == 1) & (keys == raw[0]) & (lengths[1 : 2 * pairs : 2] <= 9)
+    count = int(np.argmin(fits)) if not fits.all() else pairs
+    if count == 0:
+        return [], position
+    values = _varint_values(raw, 2 * count)[1::2]
+    return values.tolist(), position + int(ends[2 * count - 1]) + 1
+
+
+def _fixed32_run(data: bytes, position: int) -> tuple[list[float], int]:
+    """A run of unpacked float fields of one number (key byte, 4 bytes each), from `position`."""
+    raw = np.frombuffer(data, dtype=np.uint8, offset=position)
+    count = raw.size // 5
+    different = np.flatnonzero(raw[: 5 * count : 5] != raw[0])
+    count = int(different[0]) if different.size else count
+    values = raw[: 5 * count].reshape(count, 5)[:, 1:].copy().view("<f4").ravel()
+    return values.astype(np.float64).tolist(), position + 5 * count
+
+
+def _floats_of(value: bytes, wire: int) -> list[float]:
+    if wire == 2:
+        return np.frombuffer(value, "<f4").astype(np.float64).tolist()
+    return [struct.unpack("<f", value)[0]]
+
+
+def _doubles_of(value: bytes, wire: int) -> list[float]:
+    return np.frombuffer(value, "<f8").tolist() if wire == 2 else [struct.unpack("<d", value)[0]]
+
+
+def _ints_of(value: Any, wire: int) -> list[int]:
+    return _packed_varints(value) if wire == 2 else [_signed(value)]
+
+
+# TensorProto.data_type -> numpy dtype of raw_data (onnx.proto's DataType numbers)
+_TENSOR_TYPES = {1: "<f4", 2: "<u1", 3: "<i1", 6: "<i4", 7: "<i8", 11: "<f8"}
+# TensorProto's typed repeated fields: float_data, int32_data, int64_data, double_data
+_TENSOR_LISTS: dict[int, Callable[[Any, int], list[Any]]] = {
+    4: _floats_of,
+    5: _ints_of,
+    7: _ints_of,
+    10: _doubles_of,
+}
+
+
+def _tensor(data: bytes) -> npt.NDArray[Any]:
+    data_type, raw = 0, None
+    listed: list[Any] = []
+    for number, wire, value in _fields(data):
+        if number == 2:
+            data_type = value
+        elif number == 9:
+            raw = value
+        elif number in _TENSOR_LISTS:
+            listed.extend(_TENSOR_LISTS[number](value, wire))
+        elif number == 14 and value == 1:
+            raise UnsupportedModelError("a tensor with external data")
+    if data_type not in _TENSOR_TYPES:
+        raise UnsupportedModelError(f"a tensor of ONNX data type {data_type}")
+    dtype = np.dtype(_TENSOR_TYPES[data_type])
+    if raw is not None:
+        return np.frombuffer(raw, dtype).copy()
+    return np.asarray(listed, dtype=dtype)
 
 
 def _node(data: bytes) -> Iterator[tuple[str, Any]]:
@@ -203,66 +292,46 @@ def _node(data: bytes) -> Iterator[tuple[str, Any]]:
     yield "attributes", attributes
 
 
+# AttributeProto: its scalar fields and its repeated ones (onnx.proto numbers)
+_ATTRIBUTE_SCALARS: dict[int, Callable[[Any], Any]] = {
+    2: lambda v: struct.unpack("<f", v)[0],
+    3: _signed,
+    4: bytes,
+    5: _tensor,
+}
+_ATTRIBUTE_LISTS: dict[int, Callable[[Any, int], list[Any]]] = {
+    7: _floats_of,
+    8: _ints_of,
+    9: lambda v, _: [bytes(v)],
+}
+_RUNS: dict[tuple[int, int], Callable[[bytes, int], tuple[list[Any], int]]] = {
+    (7, 5): _fixed32_run,
+    (8, 0): _varint_run,
+}
+
+
 def _attribute(data: bytes) -> tuple[str, Any]:
     """An AttributeProto's name and value (a float, int, bytes, list or numpy array)."""
-    name, floats, ints, strings = "", list[float](), list[int](), list[bytes]()
-    scalar: Any = None
-    for number, wire, value in _fields(data):
+    name, scalar, lists = "", None, {number: list[Any]() for number in _ATTRIBUTE_LISTS}
+    position = 0
+    while position < len(data):
+        number, wire, value, after = _field(data, position)
+        run = _RUNS.get((number, wire))
+        if run is not None:
+            values, position = run(data, position)
+            if values:
+                lists[number].extend(values)
+                continue
+        position = after
         if number == 1:
             name = value.decode()
-        elif number == 2:
-            scalar = struct.unpack("<f", value)[0]
-        elif number == 3:
-            scalar = _signed(value)
-        elif number == 4:
-            scalar = bytes(value)
-        elif number == 5:
-            scalar = _tensor(value)
-        elif number == 7:
-            floats.extend(np.frombuffer(value, "<f4").tolist() if wire == 2 else _unpack_f(value))
-        elif number == 8:
-            ints.extend(_packed_varints(value) if wire == 2 else [_signed(value)])
-        elif number == 9:
-            strings.append(bytes(value))
-    lists = floats or ints or strings
-    return name, np.asarray(floats, dtype=np.float32) if floats else (lists or scalar)
-
-
-def _unpack_f(value: bytes) -> list[float]:
-    return [struct.unpack("<f", value)[0]]
-
-
-# TensorProto.data_type -> numpy dtype of raw_data (onnx.proto's DataType numbers)
-_TENSOR_TYPES = {1: "<f4", 2: "<u1", 3: "<i1", 6: "<i4", 7: "<i8", 11: "<f8"}
-
-
-def _tensor(data: bytes) -> npt.NDArray[Any]:
-    data_type, raw = 0, None
-    floats, doubles, ints32, ints64 = list[float](), list[float](), list[int](), list[int]()
-    for number, wire, value in _fields(data):
-        if number == 2:
-            data_type = value
-        elif number == 9:
-            raw = value
-        elif number == 4:
-            floats.extend(np.frombuffer(value, "<f4").tolist() if wire == 2 else _unpack_f(value))
-        elif number == 10:
-            doubles.extend(
-                np.frombuffer(value, "<f8").tolist() if wire == 2 else struct.unpack("<d", value)
-            )
-        elif number == 5:
-            ints32.extend(_packed_varints(value) if wire == 2 else [_signed(value)])
-        elif number == 7:
-            ints64.extend(_packed_varints(value) if wire == 2 else [_signed(value)])
-        elif number == 14 and value == 1:
-            raise UnsupportedModelError("a tensor with external data")
-    if data_type not in _TENSOR_TYPES:
-        raise UnsupportedModelError(f"a tensor of ONNX data type {data_type}")
-    dtype = np.dtype(_TENSOR_TYPES[data_type])
-    if raw is not None:
-        return np.frombuffer(raw, dtype).copy()
-    listed = {1: floats, 11: doubles, 7: ints64}.get(data_type, ints32)
-    return np.asarray(listed, dtype=dtype)
+        elif number in _ATTRIBUTE_SCALARS:
+            scalar = _ATTRIBUTE_SCALARS[number](value)
+        elif number in _ATTRIBUTE_LISTS:
+            lists[number].extend(_ATTRIBUTE_LISTS[number](value, wire))
+    if lists[7]:
+        return name, np.asarray(lists[7], dtype=np.float32)
+    return name, lists[8] or lists[9] or scalar
 
 
 # -- the ensembles --------------------------------------------------------------------------
@@ -310,13 +379,42 @@ def _ensemble_v1(op_type: str, attributes: Mapping[str, Any], positive: int) -> 
     thresholds = _floats(attributes, "nodes_values")
     covers = _floats(attributes, "nodes_hitrates")
     missing = attributes.get("nodes_missing_value_tracks_true")
-    value = np.zeros(size, dtype=np.float64)
+    value, base, sign = _leaf_values(op_type, attributes, index, size, positive)
+    roots = np.array(sorted({i for (t, n), i in index.items() if n == 0}), dtype=np.int64)
+    if len(roots) != len(set(trees.tolist())):
+        raise UnsupportedModelError("a tree without a node 0")
+    _aggregate(value, attributes.get("aggregate_function", b"SUM"), len(roots))
+    return Trees(
+        feature=_ints(attributes, "nodes_featureids"),
+        threshold=(np.zeros(size) if thresholds is None else thresholds).astype(np.float32),
+        mode=modes.astype(np.int64),
+        true_child=children("nodes_truenodeids"),
+        false_child=children("nodes_falsenodeids"),
+        missing_true=np.zeros(size, bool) if missing is None else np.asarray(missing, bool),
+        cover=np.ones(size) if covers is None else covers,
+        value=value,
+        roots=roots,
+        base=sign * base,
+        transform=_transform(attributes.get("post_transform", b"NONE")),
+    )
+
+
+def _leaf_values(
+    op_type: str,
+    attributes: Mapping[str, Any],
+    index: Mapping[tuple[int, int], int],
+    size: int,
+    positive: int,
+) -> tuple[npt.NDArray[np.float64], float, float]:
+    """Each node's share of the margin (the leaves' weights of the explained target), the base
+    value and the margin's sign."""
     prefix = "class" if op_type == "TreeEnsembleClassifier" else "target"
     ids = _ints(attributes, f"{prefix}_ids")
     weights = _floats(attributes, f"{prefix}_weights")
     if weights is None:
         raise UnsupportedModelError(f"the ensemble has no {prefix}_weights")
     target, sign = _target(op_type, attributes, ids, positive)
+    value = np.zeros(size, dtype=np.float64)
     leaves = zip(
         _ints(attributes, f"{prefix}_treeids").tolist(),
         _ints(attributes, f"{prefix}_nodeids").tolist(),
@@ -331,26 +429,16 @@ def _ensemble_v1(op_type: str, attributes: Mapping[str, Any], positive: int) -> 
     base = 0.0 if base_values is None or base_values.size == 0 else float(base_values[0])
     if base_values is not None and base_values.size > 1:
         base = float(base_values[target])
-    roots = np.array(sorted({i for (t, n), i in index.items() if n == 0}), dtype=np.int64)
-    if len(roots) != len(set(trees.tolist())):
-        raise UnsupportedModelError("a tree without a node 0")
-    if attributes.get("aggregate_function", b"SUM") == b"AVERAGE":
-        value /= len(roots)
-    elif attributes.get("aggregate_function", b"SUM") != b"SUM":
+    return value, base, sign
+
+
+def _aggregate(value: npt.NDArray[np.float64], function: Any, trees: int) -> None:
+    """Leaf values as the sum they make: AVERAGE divides each by the trees' count."""
+    name = function.decode() if isinstance(function, bytes) else str(function)
+    if name in ("AVERAGE", "0"):
+        value /= trees
+    elif name not in ("SUM", "1"):
         raise UnsupportedModelError("aggregate_function other than SUM or AVERAGE")
-    return Trees(
-        feature=_ints(attributes, "nodes_featureids"),
-        threshold=(np.zeros(size) if thresholds is None else thresholds).astype(np.float32),
-        mode=modes.astype(np.int64),
-        true_child=children("nodes_truenodeids"),
-        false_child=children("nodes_falsenodeids"),
-        missing_true=np.zeros(size, bool) if missing is None else np.asarray(missing, bool),
-        cover=np.ones(size) if covers is None else covers,
-        value=value,
-        roots=roots,
-        base=sign * base,
-        transform=_transform(attributes.get("post_transform", b"NONE")),
-    )
 
 
 def _target(
@@ -396,13 +484,9 @@ def _ensemble_v5(attributes: Mapping[str, Any]) -> Trees:
 
     covers = _floats(attributes, "nodes_hitrates")
     missing = attributes.get("nodes_missing_value_tracks_true")
-    aggregate = int(attributes.get("aggregate_function", 1))
-    if aggregate not in (0, 1):
-        raise UnsupportedModelError("aggregate_function other than SUM or AVERAGE")
     roots = _ints(attributes, "tree_roots")
     values = np.concatenate([np.zeros(splits_count), weights])
-    if aggregate == 0:
-        values /= len(roots)
+    _aggregate(values, attributes.get("aggregate_function", 1), len(roots))
     base_values = _floats(attributes, "base_values")  # not an attribute of opset 5: no offset
     return Trees(
         feature=np.concatenate([features, np.zeros(leaves, np.int64)]),
