@@ -88,12 +88,12 @@ class TreeExplainer:
                 "the model's nodes_hitrates are not covers (parent = sum of children)"
             )
         self._groups = _groups(trees, n_features)
-        self._background_meets: list[npt.NDArray[np.bool_]] = []
+        self._background: list[tuple[npt.NDArray[np.bool_], FloatArray]] = []
         if method == INTERVENTIONAL:
             if background is None or np.asarray(background).size == 0:
                 raise ValueError("interventional TreeSHAP needs a background sample")
             rows = np.asarray(background, dtype=np.float32).reshape(-1, n_features)
-            self._background_meets = [g.meets(rows) for g in self._groups]
+            self._background = [_patterns(g.meets(rows)) for g in self._groups]
             self.expected_value = float(trees.margin(rows).mean())
         else:
             self.expected_value = trees.base + sum(
@@ -112,7 +112,7 @@ class TreeExplainer:
             if self.method == PATH_DEPENDENT:
                 slots = _path_dependent(meets.astype(np.float64), group)
             else:
-                slots = _interventional(meets, self._background_meets[index], group)
+                slots = _interventional(meets, *self._background[index], group)
             result += slots.reshape(len(rows), -1) @ group.scatter
         return result
 
@@ -167,25 +167,45 @@ def _path_dependent(meets: FloatArray, group: _Group) -> FloatArray:
     return result
 
 
+def _patterns(
+    meets: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.bool_], FloatArray]:
+    """The background as what it is to each leaf: which of its D conditions a row meets. With
+    fewer patterns (2^D) than rows, each pattern weighted by its share of the rows stands in for
+    them (the same sum, computed 2^D instead of m times); else the rows, each weighted 1/m."""
+    m, leaves, width = meets.shape
+    if 2**width >= m:
+        return meets, np.full((m, leaves), 1.0 / m)
+    codes = meets.astype(np.int64) @ (1 << np.arange(width, dtype=np.int64))  # (m, L)
+    patterns = 1 << width
+    flat = (codes * leaves + np.arange(leaves)).reshape(-1)
+    weights = np.bincount(flat, minlength=patterns * leaves).reshape(patterns, leaves) / m
+    bits = ((np.arange(patterns)[:, None] >> np.arange(width)) & 1).astype(bool)  # (P, D)
+    return np.broadcast_to(bits[:, None, :], (patterns, leaves, width)), weights
+
+
 def _interventional(
-    meets: npt.NDArray[np.bool_], background: npt.NDArray[np.bool_], group: _Group
+    meets: npt.NDArray[np.bool_],
+    background: npt.NDArray[np.bool_],
+    weights: FloatArray,
+    group: _Group,
 ) -> FloatArray:
-    """(n, L, D) each slot's Shapley value averaged over the background rows.
+    """(n, L, D) each slot's Shapley value averaged over the background (`weights`: each
+    background entry's share, per leaf).
 
     With o and z both 0 or 1, a leaf counts only when no slot has both 0; then with A slots
     where only the row meets the conditions and B where only the background row does, a slot
     of the first kind gets value (A-1)! B! / (A+B)!, of the second -value A! (B-1)! / (A+B)!.
     """
     n, leaves, width = meets.shape
-    m = len(background)
     factorial = np.array([math.factorial(k) for k in range(2 * width + 2)], dtype=np.float64)
     result = np.zeros((n, leaves, width))
     step = max(1, _CHUNK // max(1, n * leaves * width))
-    for start in range(0, m, step):
+    for start in range(0, len(background), step):
         z = background[start : start + step][None]  # (1, b, L, D)
         o = meets[:, None]  # (n, 1, L, D)
         only_row, only_background = o & ~z, ~o & z
-        counts = ~np.any(~o & ~z, axis=-1)  # (n, b, L)
+        counts = ~np.any(~o & ~z, axis=-1) * weights[start : start + step]  # (n, b, L)
         a = only_row.sum(axis=-1)
         b = only_background.sum(axis=-1)
         total = factorial[a + b]
@@ -193,7 +213,7 @@ def _interventional(
         down = np.where(b > 0, factorial[a] * factorial[np.maximum(b - 1, 0)] / total, 0.0)
         shares: FloatArray = only_row * up[..., None] - only_background * down[..., None]
         result += np.sum(shares * counts[..., None], axis=1)
-    return result * (group.value[:, None] / m)
+    return result * group.value[:, None]
 
 
 def _paths(trees: Trees) -> list[tuple[int, list[tuple[int, bool]]]]:
