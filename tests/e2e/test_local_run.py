@@ -77,6 +77,7 @@ def test_baseline_run_balances_and_asks_for_no_retraining(
     assert summary["functions"]["PreprocessFunction"]["errors"] == 0
     assert "in = scored + quarantined + failed holds" in out
     assert "Drift check" in out and drift["picture"] in out
+    assert "Reasons of reviews and declines" in out and "mcc_high_risk" in out
 
 
 # What the simulator's fraud patterns are made of (local/simulator/fraud.py): card testing is a
