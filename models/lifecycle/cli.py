@@ -21,6 +21,7 @@ from lifecycle.explain import describe as describe_reasons
 from lifecycle.explain import explain
 from lifecycle.registry import Registry
 from streamscore.aws.retry import client_config
+from streamscore.core.errors import SystemicError
 from streamscore.core.registry import Pointer, RegistryError
 
 OUTPUTS = {"bucket": "ArtifactsBucketName", "table": "MonitoringTableName"}
@@ -120,7 +121,7 @@ def _explain(args: argparse.Namespace) -> int:
             args.model_dir,
             args.top,
         )
-    except RegistryError as error:
+    except (RegistryError, SystemicError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(

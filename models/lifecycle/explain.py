@@ -8,6 +8,7 @@ against its manifest), else the committed models/artifacts when it is that versi
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,9 +39,8 @@ def _model_dir(version: str, model_dir: Path | None, s3: Any, bucket: str | None
         versions = S3ModelVersions(s3, bucket)
         if versions.read_manifest(version) is not None:
             return versions.download(version, Path(tempfile.mkdtemp()) / version)
-    if (SHIPPED / "model_card.json").exists() and version in (
-        SHIPPED / "model_card.json"
-    ).read_text():
+    card = SHIPPED / "model_card.json"
+    if card.exists() and json.loads(card.read_text()).get("model_version") == version:
         return SHIPPED
     raise RegistryError(f"model {version} is neither in the registry nor the committed one")
 

@@ -94,6 +94,7 @@ class ModelCard:
     # the background rows interventional TreeSHAP averages over (model order)
     explanation_method: str | None = None
     background: tuple[tuple[float, ...], ...] = ()
+    explanation_problem: str = ""  # a malformed `explanation`: no reasons, the model serves
 
     @classmethod
     def from_dict(cls, card: Mapping[str, Any]) -> ModelCard:
@@ -121,17 +122,18 @@ class ModelCard:
 
 
 def _explanation(explanation: Any, width: int) -> dict[str, Any]:
-    """The card's `explanation`: its method and background rows; ValueError when malformed."""
+    """The card's `explanation`: its method and background rows. A malformed one is kept as
+    `explanation_problem`: it costs the model its reasons, not its serving."""
     if explanation is None:
         return {}
-    if not isinstance(explanation, Mapping):
-        raise ValueError("explanation must be an object")
-    method = explanation.get("method")
-    rows = tuple(
-        tuple(float(v) for v in row) for row in explanation.get("background", {}).get("rows", [])
-    )
+    try:
+        method = explanation.get("method")
+        background = explanation.get("background") or {}
+        rows = tuple(tuple(float(v) for v in row) for row in background.get("rows") or [])
+    except (AttributeError, TypeError, ValueError) as error:
+        return {"explanation_problem": f"malformed ({type(error).__name__}: {error})"}
     if any(len(row) != width for row in rows):
-        raise ValueError(f"explanation.background: every row must have the card's {width} features")
+        return {"explanation_problem": f"background rows must have the card's {width} features"}
     return {"explanation_method": None if method is None else str(method), "background": rows}
 
 

@@ -104,8 +104,9 @@ class ScoringModel:
         try:
             self.reasoner = reasoner_for(model_bytes, self.card, rows, scores, tolerance)
             self.reasons_note = self.reasoner.method
-        except ValueError as error:  # UnsupportedModelError and NoCoverError are ValueErrors
-            self.reasoner, self.reasons_note = None, f"no reasons: {error}"
+        except Exception as error:  # whatever the trees hold, the model serves without reasons
+            self.reasoner = None
+            self.reasons_note = f"no reasons: {type(error).__name__}: {error}"
 
     @property
     def model_version(self) -> str:

@@ -6,11 +6,14 @@ reads the few fields a tree ensemble needs straight from the wire format (ModelP
 GraphProto.node, NodeProto.op_type/domain/attribute, AttributeProto, TensorProto: field numbers
 from onnx.proto), and tests/unit/scoring/test_onnx_trees.py checks it against `onnx` itself.
 
-Supported: ai.onnx.ml TreeEnsembleClassifier and TreeEnsembleRegressor (opsets 1 and 3, the
+Read: ai.onnx.ml TreeEnsembleClassifier and TreeEnsembleRegressor (opsets 1 and 3, the
 `*_as_tensor` attributes included) and TreeEnsemble (opset 5), one ensemble per graph, with a
 single margin to explain: a binary classifier (one class id, or the positive class's weights)
 or a one-target regressor, summed (or averaged) leaf values, post-transform NONE or LOGISTIC.
-Anything else raises UnsupportedModelError, and the model serves without reasons.
+Anything else raises UnsupportedModelError. What is read is not trusted: scoring/reasons.py
+checks that the margin gives the model's own scores (ONNX Runtime's binary-classifier layouts
+vary by exporter: base values, class ids, all-positive weights), and a model that fails serves
+without reasons.
 """
 
 from __future__ import annotations
@@ -184,39 +187,42 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+MAX_VARINT = 10  # bytes of an int64 (a negative one takes all ten)
+
+
 def _varint_values(raw: npt.NDArray[np.uint8], groups: int) -> npt.NDArray[np.int64]:
-    """The first `groups` varints of `raw` (each at most 9 bytes: no sign to restore)."""
+    """The first `groups` varints of `raw` as int64 (each at most 10 bytes: the 64 bits
+    wrap as protobuf's two's complement does, so a negative int64 reads back negative)."""
     ends = np.flatnonzero(raw < 0x80)[:groups]
     starts = np.r_[0, ends[:-1] + 1]
     used = int(ends[-1]) + 1
     group = np.repeat(np.arange(groups), ends - starts + 1)
     shift = ((np.arange(used) - starts[group]) * 7).astype(np.uint64)
     parts = (raw[:used] & 0x7F).astype(np.uint64) << shift
-    return np.add.reduceat(parts, starts).astype(np.int64)
+    return np.add.reduceat(parts, starts).view(np.int64)
 
 
 def _packed_varints(data: bytes) -> list[int]:
     """A packed repeated int64, decoded with numpy (node arrays hold thousands)."""
     raw = np.frombuffer(data, dtype=np.uint8)
+    if raw.size == 0:
+        return []
     ends = np.flatnonzero(raw < 0x80)
-    if raw.size == 0 or ends[-1] != raw.size - 1 or int(np.max(np.diff(np.r_[-1, ends]))) > 9:
-        values, position = [], 0  # a negative int64 (10 bytes): byte by byte
-        while position < len(data):
-            value, position = _varint(data, position)
-            values.append(_signed(value))
-        return values
+    if ends.size == 0 or ends[-1] != raw.size - 1 or np.diff(np.r_[-1, ends]).max() > MAX_VARINT:
+        raise UnsupportedModelError("a malformed packed varint list")
     return _varint_values(raw, ends.size).tolist()
 
 
 def _varint_run(data: bytes, position: int) -> tuple[list[int], int]:
     """A run of unpacked int64 fields of one number (skl2onnx writes node arrays so), from
-    `position` while the one-byte key repeats and values fit 9 bytes; and the position after."""
+    `position` while the one-byte key repeats; and the position after."""
     raw = np.frombuffer(data, dtype=np.uint8, offset=position)
     ends = np.flatnonzero(raw < 0x80)
     lengths = np.diff(np.r_[-1, ends])
     pairs = ends.size // 2
     keys = raw[np.r_[0, ends[:-1] + 1][0 : 2 * pairs : 2]]
-    fits = (lengths[0 : 2 * pairs : 2] == 1) & (keys == raw[0]) & (lengths[1 : 2 * pairs : 2] <= 9)
+    fits = (lengths[0 : 2 * pairs : 2] == 1) & (keys == raw[0])
+    fits &= lengths[1 : 2 * pairs : 2] <= MAX_VARINT
     count = int(np.argmin(fits)) if not fits.all() else pairs
     if count == 0:
         return [], position
@@ -384,7 +390,7 @@ def _ensemble_v1(op_type: str, attributes: Mapping[str, Any], positive: int) -> 
     if len(roots) != len(set(trees.tolist())):
         raise UnsupportedModelError("a tree without a node 0")
     _aggregate(value, attributes.get("aggregate_function", b"SUM"), len(roots))
-    return Trees(
+    return _checked(
         feature=_ints(attributes, "nodes_featureids"),
         threshold=(np.zeros(size) if thresholds is None else thresholds).astype(np.float32),
         mode=modes.astype(np.int64),
@@ -397,6 +403,32 @@ def _ensemble_v1(op_type: str, attributes: Mapping[str, Any], positive: int) -> 
         base=sign * base,
         transform=_transform(attributes.get("post_transform", b"NONE")),
     )
+
+
+def _checked(**fields: Any) -> Trees:
+    """The Trees, once every node array has one entry per node, every split's children are
+    nodes, and every root reaches its leaves without a cycle; UnsupportedModelError else (ONNX
+    Runtime checks less: a model can score and still carry arrays a reader cannot trust)."""
+    size = len(fields["mode"])
+    arrays = ("feature", "threshold", "true_child", "false_child", "missing_true", "cover", "value")
+    short = [name for name in arrays if len(fields[name]) != size]
+    if short:
+        raise UnsupportedModelError(f"node arrays of another length than the nodes': {short}")
+    trees = Trees(**fields)
+    inner = trees.mode != LEAF
+    children = np.concatenate([trees.true_child[inner], trees.false_child[inner]])
+    if np.any((children < 0) | (children >= size)) or np.any(trees.feature[inner] < 0):
+        raise UnsupportedModelError("a split whose child or feature is not in the model")
+    if np.any((trees.roots < 0) | (trees.roots >= size)):
+        raise UnsupportedModelError("a tree root that is not a node")
+    node, steps = trees.roots.copy(), 0
+    while np.any(trees.mode[node] != LEAF):  # every root's walk, all branches at once
+        split = node[trees.mode[node] != LEAF]
+        node = np.concatenate([trees.true_child[split], trees.false_child[split]])
+        steps += 1
+        if steps > size or node.size > 2 * size:
+            raise UnsupportedModelError("a tree with a cycle")
+    return trees
 
 
 def _leaf_values(
@@ -424,6 +456,10 @@ def _leaf_values(
     )
     for tree, node, target_id, weight in leaves:
         if target_id == target:
+            if (tree, node) not in index:
+                raise UnsupportedModelError(
+                    f"a leaf weight for node {node} of tree {tree}, no node"
+                )
             value[index[(tree, node)]] += sign * weight
     base_values = _floats(attributes, "base_values")
     base = 0.0 if base_values is None or base_values.size == 0 else float(base_values[0])
@@ -488,7 +524,7 @@ def _ensemble_v5(attributes: Mapping[str, Any]) -> Trees:
     values = np.concatenate([np.zeros(splits_count), weights])
     _aggregate(values, attributes.get("aggregate_function", 1), len(roots))
     base_values = _floats(attributes, "base_values")  # not an attribute of opset 5: no offset
-    return Trees(
+    return _checked(
         feature=np.concatenate([features, np.zeros(leaves, np.int64)]),
         threshold=np.concatenate([splits, np.zeros(leaves)]).astype(np.float32),
         mode=np.concatenate([modes, np.full(leaves, LEAF)]),

@@ -52,6 +52,8 @@ class Reasoner:
         if k <= 0 or len(matrix) == 0:
             return [[] for _ in range(len(matrix))]
         contributions = self.contributions(matrix)
+        if not np.isfinite(contributions).all():
+            raise ValueError("non-finite contributions")  # the batch goes without reasons
         order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
         result = []
         for row, picks in enumerate(order.tolist()):
@@ -112,6 +114,8 @@ def reasoner_for(
     """The explainer of the ONNX model in `model_bytes`, checked against the scores the model
     gives `rows` (the trees read must compute them within `tolerance`) and on additivity;
     ValueError (or onnx_trees.UnsupportedModelError, treeshap.NoCoverError) when it cannot be built."""
+    if card.explanation_problem:
+        raise ValueError(f"the card's explanation: {card.explanation_problem}")
     trees = read_trees(model_bytes, card.positive_class_index)
     matrix = np.asarray(rows, dtype=np.float32).reshape(-1, len(card.feature_names))
     margins = trees.margin(matrix)

@@ -118,18 +118,18 @@ class TreeExplainer:
 
 
 def has_cover(trees: Trees) -> bool:
-    """Whether every split node's cover is positive and the sum of its children's."""
+    """Whether every node's cover is positive and finite, and a split's the sum of its
+    children's (a child of cover 0 would make its leaf's share 0 and the unwinding divide by it:
+    no sample went there, so no cover tells what it is worth)."""
     inner = np.flatnonzero(trees.mode != LEAF)
     cover = trees.cover
-    parent, children = (
-        cover[inner],
-        cover[trees.true_child[inner]] + cover[trees.false_child[inner]],
-    )
+    parent = cover[inner]
+    true, false = cover[trees.true_child[inner]], cover[trees.false_child[inner]]
+    every = np.concatenate([parent, true, false])
     return bool(
-        np.all(np.isfinite(cover[inner]))
-        and np.all(parent > 0)
-        and np.all(np.isfinite(children))
-        and np.all(np.abs(children - parent) <= COVER_TOLERANCE * parent)
+        np.all(np.isfinite(every))
+        and np.all(every > 0)
+        and np.all(np.abs(true + false - parent) <= COVER_TOLERANCE * parent)
     )
 
 
@@ -198,7 +198,7 @@ def _interventional(
     of the first kind gets value (A-1)! B! / (A+B)!, of the second -value A! (B-1)! / (A+B)!.
     """
     n, leaves, width = meets.shape
-    factorial = np.array([math.factorial(k) for k in range(2 * width + 2)], dtype=np.float64)
+    factorial = np.array([math.factorial(k) for k in range(width + 2)], dtype=np.float64)
     result = np.zeros((n, leaves, width))
     step = max(1, _CHUNK // max(1, n * leaves * width))
     for start in range(0, len(background), step):

@@ -16,13 +16,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper
 
 from streamscore.core.artifacts import ModelCard
-from streamscore.scoring.onnx_trees import LEAF, UnsupportedModelError, read_trees
+from streamscore.scoring.onnx_trees import read_trees
 from streamscore.scoring.reasons import method_for, reasoner_for
 from streamscore.scoring.treeshap import (
     INTERVENTIONAL,
@@ -32,7 +30,6 @@ from streamscore.scoring.treeshap import (
     has_cover,
 )
 from tests.support.tree_models import (
-    as_tree_ensemble_v5,
     lightgbm_onnx,
     shap_model,
     without_covers,
@@ -187,58 +184,6 @@ def test_a_lightgbm_model_without_covers_is_explained_against_a_background(light
     mine = ours.shap_values(sample)
     assert np.max(np.abs(mine - _shap_values(theirs, sample))) <= EXACT
     assert np.max(np.abs(mine.sum(axis=1) + ours.expected_value - trees.margin(sample))) <= EXACT
-
-
-def test_the_newer_tree_ensemble_op_reads_the_same_trees(project) -> None:
-    model_bytes, card, rows = project
-    trees = read_trees(model_bytes)
-    v5_bytes = as_tree_ensemble_v5(trees, rows.shape[1])
-    v5 = read_trees(v5_bytes)
-    session = ort.InferenceSession(v5_bytes, providers=["CPUExecutionProvider"])
-    (scores,) = session.run(None, {"features": rows})
-    # the Sigmoid is a node of its own after the ensemble: the margin is its input
-    assert np.max(np.abs(_sigmoid(v5.margin(rows)) - np.ravel(scores))) <= 1e-6
-    # opset 5 has no leaf covers: interventional only, and the same values as the original
-    assert not has_cover(v5)
-    background = rows[:50]
-    a = TreeExplainer(trees, rows.shape[1], INTERVENTIONAL, background).shap_values(rows[:40])
-    b = TreeExplainer(v5, rows.shape[1], INTERVENTIONAL, background).shap_values(rows[:40])
-    assert np.max(np.abs(a - b)) <= EXACT
-    assert np.max(np.abs(v5.margin(rows) - trees.margin(rows))) <= 1e-5
-    # a card without covers' method: the reasoner finds the logistic link and the background
-    plain = ModelCard.from_dict(
-        {**card, "explanation": {"background": card["explanation"]["background"]}}
-    )
-    vectors = plain.vectors
-    assert vectors is not None
-    reasoner = reasoner_for(v5_bytes, plain, vectors.rows, vectors.expected, vectors.tolerance)
-    assert reasoner.method == INTERVENTIONAL
-
-
-def test_the_wire_reader_reads_what_onnx_reads(project, lightgbm) -> None:
-    for model_bytes in (project[0], lightgbm[1]):
-        proto = onnx.load_model_from_string(model_bytes)
-        (node,) = [n for n in proto.graph.node if n.op_type == "TreeEnsembleClassifier"]
-        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        trees = read_trees(model_bytes)
-        assert trees.feature.tolist() == list(attributes["nodes_featureids"])
-        assert np.array_equal(trees.threshold, np.asarray(attributes["nodes_values"], np.float32))
-        assert np.array_equal(trees.cover, np.asarray(attributes["nodes_hitrates"], np.float32))
-        leaves = trees.mode == LEAF
-        assert leaves.tolist() == [m == b"LEAF" for m in attributes["nodes_modes"]]
-        weights = np.asarray(attributes["class_weights"], np.float32).astype(np.float64)
-        assert np.isclose(trees.value[leaves].sum(), weights.sum())
-
-
-def test_a_graph_without_one_ensemble_is_unsupported() -> None:
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 2])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 2])],
-    )
-    with pytest.raises(UnsupportedModelError, match="0 tree ensembles"):
-        read_trees(helper.make_model(graph).SerializeToString())
 
 
 def test_the_reasoner_refuses_trees_that_do_not_give_the_model_scores(project) -> None:
