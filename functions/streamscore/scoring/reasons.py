@@ -25,7 +25,6 @@ from streamscore.scoring.treeshap import (
     has_cover,
 )
 
-MAX_REASONS = 10
 ADDITIVITY_TOLERANCE = 1e-6  # contributions + expected value against the margin, per row
 CHECK_ROWS = 20  # test vectors whose contributions are checked to add up when a model loads
 DIGITS = 6  # contributions and values are stored rounded to this many decimals
