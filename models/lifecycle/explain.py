@@ -15,21 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from boto3.dynamodb.types import TypeDeserializer
 
+from streamscore.aws.dynamodb import deserialize, serialize
 from streamscore.aws.registry import S3ModelVersions
 from streamscore.core.registry import RegistryError
 from streamscore.scoring.model import load_model
 
 SHIPPED = Path(__file__).resolve().parents[1] / "artifacts"
-_deserialize = TypeDeserializer().deserialize
 
 
 def _item(dynamodb: Any, table: str, transaction_id: str) -> dict[str, Any] | None:
     found = dynamodb.get_item(
-        TableName=table, Key={"transaction_id": {"S": transaction_id}}, ConsistentRead=True
+        TableName=table, Key=serialize({"transaction_id": transaction_id}), ConsistentRead=True
     ).get("Item")
-    return None if found is None else {k: _deserialize(v) for k, v in found.items()}
+    return None if found is None else dict(deserialize(found))
 
 
 def _model_dir(version: str, model_dir: Path | None, s3: Any, bucket: str | None) -> Path:
