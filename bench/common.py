@@ -151,12 +151,12 @@ class Function:
 def load_app(
     function: str,
     env: Mapping[str, str] | None = None,
-    wire_format: bool = True,
-    user_agent_once: bool = True,
+    **client_options: bool,
 ) -> Function:
     """The function's handler module imported afresh and its stage built (settings, clients,
-    model from `env`), logging to SINK; `wire_format=False` and `user_agent_once=False` give it
-    clients on botocore's own paths (streamscore.aws.wire), for side-by-side comparisons."""
+    model from `env`), logging to SINK; `client_options` go to Clients.create (wire_format=False,
+    user_agent_once=False, direct_context=False give it clients on botocore's own paths,
+    streamscore.aws.wire), for side-by-side comparisons."""
     from streamscore.aws.clients import Clients  # noqa: PLC0415 - after prepare_process
     from streamscore.aws.retry import Backoff  # noqa: PLC0415
     from streamscore.core.settings import load_settings  # noqa: PLC0415
@@ -169,9 +169,7 @@ def load_app(
         module = importlib.import_module(module_name)
         settings_model = importlib.import_module(SETTINGS[function][0])
         settings = load_settings(getattr(settings_model, SETTINGS[function][1]), env)
-        clients = Clients.create(
-            *SERVICES[function], wire_format=wire_format, user_agent_once=user_agent_once
-        )
+        clients = Clients.create(*SERVICES[function], **client_options)
         backoff = Backoff()
         stage = module.build(settings, clients, backoff)
         takes_backoff = "backoff" in module.handler.__code__.co_varnames

@@ -242,12 +242,10 @@ class _Variants(ABC):
 class _Preprocess(_Variants):
     name = "preprocess"
 
-    def __init__(
-        self, template: Mapping[str, Any], wire_format: bool = True, user_agent_once: bool = True
-    ) -> None:
+    def __init__(self, template: Mapping[str, Any], **client_options: bool) -> None:
         super().__init__()
         keys = _table_keys(template)
-        self.app = load_app("preprocess", wire_format=wire_format, user_agent_once=user_agent_once)
+        self.app = load_app("preprocess", **client_options)
         config = client_config()
         self.handler_fake = FakeAWS(keys).attach(self.app.dynamodb, self.app.kinesis)
         self.per_record_dynamodb, self.per_record_kinesis = _clients(config, "dynamodb", "kinesis")
@@ -326,12 +324,10 @@ class _Preprocess(_Variants):
 class _Score(_Variants):
     name = "score"
 
-    def __init__(
-        self, template: Mapping[str, Any], wire_format: bool = True, user_agent_once: bool = True
-    ) -> None:
+    def __init__(self, template: Mapping[str, Any], **client_options: bool) -> None:
         super().__init__()
         keys = _table_keys(template)
-        self.app = load_app("score", wire_format=wire_format, user_agent_once=user_agent_once)
+        self.app = load_app("score", **client_options)
         self.handler_fake = FakeAWS(keys).attach(self.app.dynamodb, self.app.events)
         self.per_record_dynamodb, self.per_record_events = _clients(
             client_config(), "dynamodb", "events"

@@ -3,9 +3,9 @@
 `python -m bench.hot_path [--batches N]` writes bench/results/hot_path.json and prints it;
 `make bench` runs it as part 1c with fewer batches.
 
-Six instances of each function run in one process, each on its own in-memory AWS
+Seven instances of each function run in one process, each on its own in-memory AWS
 (bench/fake_aws.py, which answers at botocore's send step, so serialisation and parsing are
-botocore's or ours as in Lambda), and every batch goes through all six, the order rotating
+botocore's or ours as in Lambda), and every batch goes through all seven, the order rotating
 (bench/side_by_side.py):
 
 - `now`: the handler as deployed: DynamoDB and EventBridge requests and responses on the wire
@@ -18,7 +18,9 @@ botocore's or ours as in Lambda), and every batch goes through all six, the orde
   core.items.to_item_value, then boto3's types; back the same way), swapped in around the
   call;
 - `unfrozen`: no gc.freeze;
-- `before`: all four at once: the handler as it was before this work.
+- `jmespath_context`: the table names DynamoDB's endpoint rules take from a batch or a
+  transaction (ResourceArnList) found by botocore's JMESPath search again;
+- `before`: all five at once: the handler as it was before this work.
 
 The ratio of each variant to `now` is what the handler would cost without that change; its
 inverse is the change's own ratio, measured with the others in place. CPU per record (process
@@ -39,15 +41,17 @@ from bench.side_by_side import measure as side_by_side
 
 RESULTS = ROOT / "bench" / "results" / "hot_path.json"
 
-# name: (wire format, User-Agent once, one-pass items, frozen)
+# name: (wire format, User-Agent once, one-pass items, frozen, context params without JMESPath)
 VARIANTS = {
-    "now": (True, True, True, True),
-    "botocore_shapes": (False, True, True, True),
-    "user_agent_per_call": (True, False, True, True),
-    "two_pass_items": (True, True, False, True),
-    "unfrozen": (True, True, True, False),
-    "before": (False, False, False, False),
+    "now": (True, True, True, True, True),
+    "botocore_shapes": (False, True, True, True, True),
+    "user_agent_per_call": (True, False, True, True, True),
+    "two_pass_items": (True, True, False, True, True),
+    "unfrozen": (True, True, True, False, True),
+    "jmespath_context": (True, True, True, True, False),
+    "before": (False, False, False, False, False),
 }
+FLAGS = ("wire_format", "user_agent_once", "one_pass_items", "frozen", "direct_context")
 QUICK_BATCHES = 2  # make bench BENCH_ARGS=--quick
 BENCH_BATCHES = 8  # make bench (part 1c)
 
@@ -92,18 +96,15 @@ def _runner(one_pass: bool) -> Callable[[Any], Callable[[dict[str, Any]], float]
 
 def measure(batches: int) -> dict[str, Any]:
     def make(template: Any, cls: Any, variant: str) -> Any:
-        wire, agent_once, _, frozen = VARIANTS[variant]
-        bench = cls(template, wire_format=wire, user_agent_once=agent_once)
+        wire, agent_once, _, frozen, direct = VARIANTS[variant]
+        bench = cls(template, wire_format=wire, user_agent_once=agent_once, direct_context=direct)
         bench.freeze = frozen
         return bench
 
     runners = {name: _runner(flags[2]) for name, flags in VARIANTS.items()}
     results = side_by_side(make, runners, batches)
     results["variants"] = {
-        name: dict(
-            zip(("wire_format", "user_agent_once", "one_pass_items", "frozen"), flags, strict=True)
-        )
-        for name, flags in VARIANTS.items()
+        name: dict(zip(FLAGS, flags, strict=True)) for name, flags in VARIANTS.items()
     }
     return results
 

@@ -731,7 +731,8 @@ HOT_PATH_CHANGES = {
     "user_agent_per_call": "the User-Agent built once per client",
     "two_pass_items": "items converted in one pass",
     "unfrozen": "gc.freeze() after init",
-    "before": "all four together",
+    "jmespath_context": "the endpoint rules' table names read without JMESPath",
+    "before": "all of them together",
 }
 
 
@@ -741,7 +742,8 @@ def _hot_path_lines(hot: Mapping[str, Any] | None) -> list[str]:
     if not hot:
         return [*lines, "Not measured in this run: `python -m bench.hot_path` measures it."]
     lines += [
-        f"Six instances of each function in one process, {hot['batches_per_size']} measured "
+        f"{len(hot.get('variants') or ())} instances of each function in one "
+        f"process, {hot['batches_per_size']} measured "
         "batches per size through every one, the order rotating: the handler as it runs (*now*) "
         "and, for each change, the same handler with only that change turned off. The ratio is "
         "*now* over the variant without the change, paired batch by batch: what the change "
@@ -754,9 +756,11 @@ def _hot_path_lines(hot: Mapping[str, Any] | None) -> list[str]:
         for variant, change in HOT_PATH_CHANGES.items():
             row = [function, change]
             for size in sizes:
-                ratio = hot[function][size]["ratios"][f"{variant}/now"]
+                ratio = hot[function][size]["ratios"].get(f"{variant}/now")
                 row.append(
                     f"{1 / ratio['median']:.2f} [{1 / ratio['max']:.2f}-{1 / ratio['min']:.2f}]"
+                    if ratio
+                    else "not measured"
                 )
             rows.append(row)
     lines += _table(["function", "change", *(f"batch {s}" for s in sizes)], rows)

@@ -22,7 +22,12 @@ from bench.calls import whole_path
 from bench.common import AWS_ENV, COMMON_FUNCTION_ENV, LAMBDA_LIKE_BOTOCORE, environment
 from embedded.template import load_template
 from streamscore.aws.retry import client_config
-from streamscore.aws.wire import WIRE_OPERATIONS, WireFormatParser, WireFormatSerializer
+from streamscore.aws.wire import (
+    WIRE_OPERATIONS,
+    WireFormatParser,
+    WireFormatSerializer,
+    direct_context_params,
+)
 from support.aws_stack import TEMPLATE_PATH
 from support.model_dirs import renamed_model
 
@@ -122,3 +127,18 @@ def test_a_binary_attribute_value_is_left_to_botocores_parser() -> None:
     parsed = WireFormatParser(create_parser("json"), frozenset({shape.name})).parse(response, shape)
 
     assert parsed["Item"]["blob"] == {"B": b"hello"}
+
+
+def test_every_request_finds_the_endpoint_botocore_finds(recorded: Recorder) -> None:
+    # the table names DynamoDB's endpoint rules take, read without JMESPath (aws/wire.py)
+    compared = Counter[str]()
+    for service, operation, params in recorded.requests:
+        plain, direct = _client(service), direct_context_params(_client(service))
+        model = plain.meta.service_model.operation_model(operation)
+
+        def endpoint(client: Any, model: Any = model, params: Any = params) -> Any:
+            return client._ruleset_resolver.construct_endpoint(model, copy.deepcopy(params), {})
+
+        assert endpoint(direct) == endpoint(plain), f"{service}.{operation}"
+        compared[operation] += 1
+    assert compared["TransactWriteItems"] and compared["BatchWriteItem"], compared

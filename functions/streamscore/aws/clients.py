@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 
 from streamscore.aws.retry import client_config
-from streamscore.aws.wire import cache_user_agent, use_wire_format
+from streamscore.aws.wire import cache_user_agent, direct_context_params, use_wire_format
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,15 @@ class Clients:
         configs: dict[str, Config] | None = None,
         wire_format: bool = True,
         user_agent_once: bool = True,
+        direct_context: bool = True,
     ) -> Clients:
         """boto3 clients of `services`, each with `client_config()` unless `configs` gives its own.
 
         With `wire_format` (the default), DynamoDB and EventBridge calls whose parameters we
         build in wire format skip botocore's shape walk and response parser; with
-        `user_agent_once`, each client builds its User-Agent once (aws/wire.py). Both are
-        switches for side-by-side benchmarks.
+        `user_agent_once`, each client builds its User-Agent once; with `direct_context`, the
+        table names DynamoDB's endpoint rules take are read without JMESPath (aws/wire.py).
+        All three are switches for side-by-side benchmarks.
         """
         configs = configs or {}
         made = {}
@@ -49,6 +51,8 @@ class Clients:
                 use_wire_format(client)
             if user_agent_once:
                 cache_user_agent(client)
+            if direct_context:
+                direct_context_params(client)
             made[name] = client
         return cls(**made)
 
