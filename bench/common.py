@@ -16,7 +16,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Unpack
+
+if TYPE_CHECKING:
+    from streamscore.aws.clients import ClientOptions
 
 from bench import ROOT
 
@@ -150,8 +153,9 @@ class Function:
 
 def load_app(
     function: str,
+    *,
     env: Mapping[str, str] | None = None,
-    **client_options: bool,
+    **client_options: Unpack[ClientOptions],
 ) -> Function:
     """The function's handler module imported afresh and its stage built (settings, clients,
     model from `env`), logging to SINK; `client_options` go to Clients.create (wire_format=False,

@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import boto3
 from botocore.config import Config
@@ -50,6 +50,7 @@ from bench.traffic import (
     transaction_events,
     window,
 )
+from streamscore.aws.clients import ClientOptions
 from streamscore.aws.retry import client_config
 from streamscore.core.feature_record import FeatureRecord
 from streamscore.core.ids import CardId, RecordId, TransactionId
@@ -242,7 +243,9 @@ class _Variants(ABC):
 class _Preprocess(_Variants):
     name = "preprocess"
 
-    def __init__(self, template: Mapping[str, Any], **client_options: bool) -> None:
+    def __init__(
+        self, template: Mapping[str, Any], **client_options: Unpack[ClientOptions]
+    ) -> None:
         super().__init__()
         keys = _table_keys(template)
         self.app = load_app("preprocess", **client_options)
@@ -324,7 +327,9 @@ class _Preprocess(_Variants):
 class _Score(_Variants):
     name = "score"
 
-    def __init__(self, template: Mapping[str, Any], **client_options: bool) -> None:
+    def __init__(
+        self, template: Mapping[str, Any], **client_options: Unpack[ClientOptions]
+    ) -> None:
         super().__init__()
         keys = _table_keys(template)
         self.app = load_app("score", **client_options)

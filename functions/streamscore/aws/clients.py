@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 from botocore.config import Config
 
 from streamscore.aws.retry import client_config
 from streamscore.aws.wire import cache_user_agent, direct_context_params, use_wire_format
+
+
+class ClientOptions(TypedDict, total=False):
+    """Clients.create's switches, for benchmarks that turn one off."""
+
+    wire_format: bool
+    user_agent_once: bool
+    direct_context: bool
 
 
 @dataclass(frozen=True)
