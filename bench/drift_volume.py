@@ -85,6 +85,7 @@ from streamscore.core.monitoring import (
     CountKey,
     Counts,
     Fact,
+    Tally,
     source_of,
     window_key,
 )
@@ -203,7 +204,7 @@ def chunk_sizes(records: int) -> list[int]:
     """Facts per transaction when a batch of `records` facts of one hour is written: the chunks
     functions/streamscore/aws/facts._chunks cuts, each adding to its own writer slot."""
     key = CountKey(PREDICTIONS, "v", "2026-01-01T00", "stream/shard")
-    facts = [Fact({}, str(i), key, Counts(n=1)) for i in range(records)]
+    facts = [Fact({}, str(i), key, Tally()) for i in range(records)]
     return [len(chunk) for chunk in _chunks(facts)]
 
 

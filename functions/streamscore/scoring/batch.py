@@ -46,8 +46,8 @@ from streamscore.core.monitoring import (
     PREDICTIONS,
     SHADOW,
     CountKey,
-    Counts,
     Fact,
+    Tally,
     hour_of,
     prediction_counts,
     source_of,
@@ -556,7 +556,7 @@ def _facts(
     strata: list[int | None] = [None] * len(rows)
     if model.history_bounds is not None:
         strata = history_strata(ages, model.history_bounds).tolist()
-    shadows: list[Counts | None] = [None] * len(rows)
+    shadows: list[Tally | None] = [None] * len(rows)
     if batch.shadow is not None:
         shadows = batch.shadow.counts(
             rows, [p["decision"] for p in predictions], [b[-1] for b in bins], ages

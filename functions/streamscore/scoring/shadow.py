@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamscore.core.artifacts import SCORE, Thresholds
-from streamscore.core.monitoring import Counts, shadow_counts
+from streamscore.core.monitoring import Tally, shadow_counts
 from streamscore.scoring.model import (
     DECISIONS,
     FloatMatrix,
@@ -83,7 +83,7 @@ class ShadowScores:
         champion_decisions: Sequence[str],
         champion_score_bins: Sequence[int],
         card_ages: FloatVector,
-    ) -> list[Counts | None]:
+    ) -> list[Tally | None]:
         """What each of `rows` adds to the challenger's shadow counts (None: not scored)."""
         if not rows:
             return []

@@ -14,8 +14,10 @@ from streamscore.core.monitoring import (
     CountKey,
     Counts,
     Fact,
+    Tally,
     prediction_counts,
     quarantine_counts,
+    shadow_counts,
     summed,
 )
 
@@ -40,45 +42,68 @@ def test_every_kind_of_count_reads_back_from_its_item_attributes() -> None:
 
 
 def test_a_prediction_without_a_stratum_adds_no_history_attribute() -> None:
-    attributes = prediction_counts("review", [2, 2]).attributes()
+    attributes = prediction_counts("review", [2, 2]).counts().attributes()
 
     assert not any(name.startswith("h") for name in attributes)
     assert attributes["n"] == 1 and attributes["d_review"] == 1
 
 
-one_fact = st.one_of(
-    st.builds(
-        prediction_counts,
-        st.sampled_from(["approve", "review", "decline"]),
-        st.lists(st.sampled_from([0, 1, 5, MISSING, OUT_OF_RANGE]), max_size=6),
-        st.none() | st.integers(min_value=0, max_value=10),
-    ),
-    st.builds(
-        quarantine_counts, st.sampled_from(["preprocess", "score"]), st.sampled_from(["a", "b"])
-    ),
+def _counted_alone(tally: Tally) -> Counts:
+    """What one fact adds, counted here without the module's summing: the reference."""
+    return Counts(
+        n=1,
+        decisions=Counter([tally.decision] if tally.decision is not None else []),
+        reasons=Counter([tally.reason] if tally.reason is not None else []),
+        bins=Counter(enumerate(tally.bins)),
+        history=Counter([tally.stratum] if tally.stratum is not None else []),
+        pairs=Counter([tally.pair] if tally.pair is not None else []),
+        joint=Counter([tally.joint] if tally.joint is not None else []),
+    )
+
+
+_decisions = st.sampled_from(["approve", "review", "decline"])
+_bin = st.sampled_from([0, 1, 5, MISSING, OUT_OF_RANGE])
+
+
+def _one_fact(width: st.SearchStrategy[int]) -> st.SearchStrategy[Tally]:
+    rows = width.flatmap(lambda n: st.lists(_bin, min_size=n, max_size=n))
+    strata = st.none() | st.integers(min_value=0, max_value=10)
+    return st.one_of(
+        st.builds(prediction_counts, _decisions, rows, strata),
+        st.builds(shadow_counts, _decisions, rows, strata, _decisions, st.tuples(_bin, _bin)),
+        st.builds(
+            quarantine_counts, st.sampled_from(["preprocess", "score"]), st.sampled_from(["a", "b"])
+        ),
+    )
+
+
+@given(
+    st.integers(min_value=0, max_value=6).flatmap(
+        # one model's facts (every row as wide), or rows of any width
+        lambda n: st.lists(
+            st.tuples(
+                st.integers(min_value=0, max_value=2),
+                _one_fact(st.just(n) | st.integers(min_value=0, max_value=6)),
+            ),
+            max_size=40,
+        )
+    )
 )
-
-
-@given(st.lists(st.tuples(st.integers(min_value=0, max_value=2), one_fact), max_size=40))
 def test_facts_sum_per_count_item_as_adding_their_counts_one_by_one_does(
-    facts: list[tuple[int, Counts]],
+    facts: list[tuple[int, Tally]],
 ) -> None:
-    # given: facts spread over three count items
+    # given: facts spread over three count items, some adding to a second item as well
     keys = [CountKey(PREDICTIONS, "v1", f"2026-03-04T0{h}", "stream/shard-0") for h in range(3)]
-    listed = [Fact({}, str(i), keys[k], counts) for i, (k, counts) in enumerate(facts)]
+    listed = [Fact({}, str(i), keys[k], tally) for i, (k, tally) in enumerate(facts)]
+    for one in listed[::3]:
+        one.also = ((keys[(int(one.key) + 1) % 3], one.counts),)
 
     # when
     totals = summed(listed)
 
-    # then: the same as Counts.add, count by count
+    # then: the same as adding each fact's counts, count by count
     expected: dict[CountKey, Counts] = {}
     for one in listed:
-        expected.setdefault(one.count_key, Counts()).add(one.counts)
+        for key, tally in one.adds():
+            expected.setdefault(key, Counts()).add(_counted_alone(tally))
     assert totals == expected
-
-
-def test_a_counts_of_more_than_one_fact_is_added_in_full() -> None:
-    several = Counts(n=2, decisions=Counter({"approve": 2}), bins=Counter({(0, 1): 2}))
-    total = Counts()
-    total.add_fact(several)
-    assert total == several
