@@ -347,6 +347,7 @@ def _predictions(
     alone decides; a challenger's fields ride along, scoring/shadow.py)."""
     codes = decide(batch.scores[to_write], policy.thresholds).tolist()
     alerting = {"decline", "review"} if policy.alert_on_review else {"decline"}
+    at = _Now.of(now)  # one clock reading for the batch, formatted once
     predictions = []
     for i, code in zip(to_write, codes, strict=True):
         decision = DECISIONS[code]
@@ -356,7 +357,7 @@ def _predictions(
             float(batch.scores[i]),
             "review" if capped else decision,
             model_version,
-            now,
+            at,
         )
         if capped:
             item[GUARD] = REVIEW_ONLY  # a decline reviewed instead: it alerts all the same
@@ -499,8 +500,20 @@ def _triage(
     return to_write
 
 
+@dataclass(frozen=True, slots=True)
+class _Now:
+    """The batch's clock reading, in the forms each prediction takes it."""
+
+    iso: str  # scored_at
+    epoch_s: float  # for latency_ms
+
+    @classmethod
+    def of(cls, now: datetime) -> _Now:
+        return cls(utc_iso_ms(now), now.timestamp())
+
+
 def _prediction(
-    row: _Row, score: float, decision: str, model_version: str, now: datetime
+    row: _Row, score: float, decision: str, model_version: str, now: _Now
 ) -> dict[str, Any]:
     """The Prediction contract: one PredictionsTable item per transaction."""
     item = {
@@ -509,11 +522,11 @@ def _prediction(
         "decision": decision,
         "model_version": model_version,
         "event_time": row.doc["event_time"],
-        "scored_at": utc_iso_ms(now),
+        "scored_at": now.iso,
         "features_record_id": row.record.record_id,
     }
     if row.arrived_at is not None:
-        item["latency_ms"] = max(0, round((now.timestamp() - row.arrived_at) * 1000))
+        item["latency_ms"] = max(0, round((now.epoch_s - row.arrived_at) * 1000))
     return item
 
 
