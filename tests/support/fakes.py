@@ -4,8 +4,9 @@ preprocess (streamscore.preprocess.ports): MemoryStateStore and MemoryFeatureSto
 DynamoDB adapters over a MemoryTable, so items round-trip as DynamoDB gives them back),
 MemoryForwarder; scoring (streamscore.scoring.ports): MemoryPredictionStore,
 MemoryAlertPublisher; drift (streamscore.drift.ports): MemoryWindowReader, MemoryReportStore,
-MemoryCooldown, MemoryEventSink; both stages (streamscore.core.ports): MemoryQuarantineStore,
-MemoryMonitoringStore. `memory_preprocess_ports`, `MemoryScorePorts` and `MemoryDriftPorts`
+MemoryCooldown, MemoryEventSink; labels (streamscore.labels.ports): MemoryLabelStore (predictions
+are read through a MemoryPredictionStore); every stage (streamscore.core.ports):
+MemoryQuarantineStore, MemoryMonitoringStore. `memory_preprocess_ports`, `MemoryScorePorts` and `MemoryDriftPorts`
 bundle a stage's fakes.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -381,3 +382,63 @@ class MemoryDriftPorts:
         return DriftCheckPorts(
             self.reader, self.reports, self.monitoring, self.cooldown, self.events
         )
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+class MemoryLabelStore:
+    """LabelStore: labels by transaction id under aws/label_stores.py's condition (the stored
+    label_key is the one the fact `replaces`, or none is stored), and the counts they moved.
+
+    Knobs: `fail_writing` (ids whose write fails), `fail_loading` (load raises RetryableError),
+    `lose_responses` (that many writes take effect, then raise), `before_write` (called with
+    the store before each write: a concurrent writer).
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.counts: dict[CountKey, Counts] = {}
+        self.fail_writing: set[str] = set()
+        self.fail_loading = False
+        self.lose_responses = 0
+        self.before_write: Callable[[MemoryLabelStore], None] | None = None
+
+    def load(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
+        if self.fail_loading:
+            raise RetryableError("DynamoDB BatchGetItem: ThrottlingException")
+        return {i: dict(self.items[i]) for i in transaction_ids if i in self.items}, set()
+
+    def write(
+        self, facts: Sequence[Fact], now: datetime
+    ) -> tuple[set[TransactionId], set[TransactionId], set[TransactionId]]:
+        if self.before_write is not None:
+            self.before_write(self)
+        written: set[TransactionId] = set()
+        raced: set[TransactionId] = set()
+        failed: set[TransactionId] = set()
+        for fact in facts:
+            key = TransactionId(fact.key)
+            if key in self.fail_writing:
+                failed.add(key)
+                continue
+            stored = self.items.get(key)
+            if (stored["label_key"] if stored else None) != fact.item.get("replaces"):
+                raced.add(key)
+                continue
+            self.items[key] = dict(fact.item)
+            for count_key, tally in fact.adds():
+                self.counts.setdefault(count_key, Counts()).add(tally)
+            written.add(key)
+        if self.lose_responses:
+            self.lose_responses -= 1
+            raise RetryableError("DynamoDB TransactWriteItems: ReadTimeoutError")
+        return written, raced, failed
+
+    def total(self) -> Counts:
+        total = Counts()
+        for counts in self.counts.values():
+            total.add(counts)
+        return total

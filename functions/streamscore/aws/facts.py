@@ -52,25 +52,37 @@ class DynamoFactWriter:
         self.lanes = lanes  # the mapping's ParallelizationFactor: batches of a shard at once
         self._random = random.Random()
 
-    def create(self, facts: Sequence[Fact], counts_expire_at: int) -> tuple[set[str], set[str]]:
-        """Keys of the facts that exist now (created or found), and keys whose write still failed."""
+    def create(
+        self, facts: Sequence[Fact], counts_expire_at: int, found: set[str] | None = None
+    ) -> tuple[set[str], set[str]]:
+        """Keys of the facts that exist now (created or found), and keys whose write still failed.
+
+        `found`, when given, also receives the keys whose condition failed: found, not created
+        by this call (a caller whose condition is on a state it read re-reads those)."""
         lane = self._random.randrange(self.lanes) if self.lanes > 1 else 0
         chunks = _chunks(facts, lane)
 
-        def write(chunk: Sequence[list[Fact]]) -> tuple[set[str], set[str]]:
+        def write(chunk: Sequence[list[Fact]]) -> tuple[set[str], set[str], set[str]]:
+            existing: set[str] = set()
             try:
-                return self._write(chunk[0], counts_expire_at)
+                return (*self._write(chunk[0], counts_expire_at, existing), existing)
             except RetryableError:
-                return set(), {f.key for f in chunk[0]}
+                return set(), {f.key for f in chunk[0]}, existing
 
         done: set[str] = set()
         failed: set[str] = set()
-        for part_done, part_failed in fan_out(write, [[c] for c in chunks], self.executor):
+        for part_done, part_failed, part_found in fan_out(
+            write, [[c] for c in chunks], self.executor
+        ):
             done |= part_done
             failed |= part_failed
+            if found is not None:
+                found |= part_found
         return done, failed
 
-    def _write(self, chunk: list[Fact], expires_at: int) -> tuple[set[str], set[str]]:
+    def _write(
+        self, chunk: list[Fact], expires_at: int, found: set[str]
+    ) -> tuple[set[str], set[str]]:
         done: set[str] = set()
         pending = list(chunk)
         attempt = 0
@@ -85,6 +97,7 @@ class DynamoFactWriter:
             }
             if existing:  # those were created before: the rest goes again at once
                 done |= existing
+                found |= existing
                 pending = [f for f in pending if f.key not in existing]
                 continue
             if "TransactionConflict" in codes and self.lanes > 1:

@@ -29,6 +29,7 @@ from typing import Any
 PREDICTIONS = "PRED"  # one per scored transaction and model version
 SHADOW = "SHAD"  # one per prediction a challenger scored in shadow, per challenger and champion
 QUARANTINE = "QUAR"  # one per bad record (its record id: stream position, aggregate index)
+QUALITY = "QUAL"  # one per labelled transaction (its label in force), per scoring model version
 COUNT = "COUNT"  # the sort key and window-key prefix of count items
 # the drift check's items (streamscore.drift, streamscore.aws.drift_stores)
 REPORT = "REPORT"  # one per drift window: pk REPORT#start#end, sk and window-key prefix
@@ -120,9 +121,21 @@ class Counts:
     # challenger score bin), each over its own model's baseline edges
     pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
     joint: Counter[tuple[int, int]] = field(default_factory=Counter)
+    # quality counts only (labels/batch.py): labelled transactions by label and score bin,
+    # label and decision, and labels of transactions never scored; a label replaced by
+    # another takes its counts back (negative)
+    quality: Counter[str] = field(default_factory=Counter)
 
     def _counters(self) -> tuple[Counter[Any], ...]:
-        return (self.decisions, self.reasons, self.bins, self.history, self.pairs, self.joint)
+        return (
+            self.decisions,
+            self.reasons,
+            self.bins,
+            self.history,
+            self.pairs,
+            self.joint,
+            self.quality,
+        )
 
     def add(self, other: Counts | Tally) -> None:
         if isinstance(other, Tally):
@@ -144,13 +157,16 @@ class Counts:
         values |= {f"h{s}": c for s, c in self.history.items()}
         values |= {f"a_{mine}_{theirs}": c for (mine, theirs), c in self.pairs.items()}
         values |= {f"x{_bin_name(i)}_{_bin_name(j)}": c for (i, j), c in self.joint.items()}
+        values |= {f"q{name}": c for name, c in self.quality.items()}
         return {name: count for name, count in values.items() if count}
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Counts:
         counts = cls(n=int(item.get("n", 0)))
         for name, value in item.items():
-            if name.startswith("d_"):
+            if name.startswith("q") and len(name) > 1:
+                counts.quality[name[1:]] += int(value)
+            elif name.startswith("d_"):
                 counts.decisions[name[2:]] += int(value)
             elif name.startswith("r_"):
                 counts.reasons[name[2:]] += int(value)
@@ -198,6 +214,10 @@ class Tally:
     reason: str | None = None  # "stage/reason"
     pair: tuple[str, str] | None = None
     joint: tuple[int, int] | None = None
+    # a label's quality attributes (Counts.quality), and +1 to add them or -1 to take back
+    # those of the label it replaces; the weight moves n and quality, nothing else
+    quality: tuple[str, ...] = ()
+    weight: int = 1
 
     def counts(self) -> Counts:
         return _tallied([self])
@@ -205,7 +225,10 @@ class Tally:
 
 def _tallied(tallies: Sequence[Tally]) -> Counts:
     """The Counts of `tallies` added up; bins are counted per variable, column by column."""
-    counts = Counts(n=len(tallies))
+    counts = Counts(n=sum(t.weight for t in tallies))
+    for tally in tallies:
+        for name in tally.quality:
+            counts.quality[name] += tally.weight
     counts.decisions.update(t.decision for t in tallies if t.decision is not None)
     counts.reasons.update(t.reason for t in tallies if t.reason is not None)
     counts.history.update(t.stratum for t in tallies if t.stratum is not None)

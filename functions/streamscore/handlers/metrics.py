@@ -59,6 +59,20 @@ class ScoreMetric(StrEnum):
     REASONS_MISSING = "ReasonsMissing"
 
 
+class LabelMetric(StrEnum):
+    RECORDS_IN = "RecordsIn"
+    LABELS_WRITTEN = "LabelsWritten"
+    LABEL_ = "Label_"  # per label written: Label_fraud, Label_legit
+    LABELS_REPLACED = "LabelsReplaced"  # a written label that replaced a stored one
+    LABELS_UNMATCHED = "LabelsUnmatched"  # a written label of a transaction never scored
+    LABELS_UNCHANGED = "LabelsUnchanged"  # the stored label was at least this one
+    LABELS_SUPERSEDED = "LabelsSuperseded"  # a greater label of the transaction in the batch
+    RECORDS_FAILED = "RecordsFailed"
+    RECORDS_QUARANTINED = "RecordsQuarantined"
+    QUARANTINED_ = "Quarantined_"
+    RETRIES = "Retries"
+
+
 class DriftMetric(StrEnum):
     PSI = "PSI"  # per feature, with a `feature` dimension
     MAX_PSI = "MaxPSI"
@@ -73,5 +87,6 @@ class DriftMetric(StrEnum):
 METRICS_BY_SERVICE: dict[str, type[StrEnum]] = {
     "preprocess": PreprocessMetric,
     "score": ScoreMetric,
+    "labels": LabelMetric,
     "drift-check": DriftMetric,
 }

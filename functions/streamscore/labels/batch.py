@@ -1,0 +1,245 @@
+"""Label one LabelsStream batch: decode, quarantine, keep each transaction's greatest label, join
+its prediction, and write it with the quality counts it moves.
+
+A transaction's label in force is the greatest `label_key` it was ever sent (labels/contract.py),
+so the outcome does not depend on order, repetition or batch boundaries. A label is written
+only when it is greater than the stored one, on the condition that the stored one is still the
+one read (or that none is stored), in one DynamoDB transaction with its quality counts: +1 on
+its own attributes, -1 on those of the label it replaces. So counts move exactly with each
+change of the label in force. A write whose condition failed was raced (another writer, or this
+write's own earlier attempt whose answer was lost): the label is read again, and its record is
+done when the stored label is now at least this one, else it fails and Lambda retries it.
+
+The label joins the transaction's prediction as stored when the label is written: its model
+version, its event hour (the count item), its score's quality bin (core/quality.py) and its
+decision. A label of a transaction never scored (no prediction) is kept and counted under the
+version "-" and the hour it was labelled in (`u_<label>`). A prediction written after its label
+is not joined to it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from streamscore.core.errors import InvalidRecordError, RetryableError
+from streamscore.core.ids import SequenceNumber, TransactionId
+from streamscore.core.monitoring import (
+    NO_VERSION,
+    QUALITY,
+    CountKey,
+    Fact,
+    Tally,
+    hour_of,
+    source_of,
+)
+from streamscore.core.quality import quality_bin
+from streamscore.core.records import (
+    StreamRecord,
+    decode_payload,
+    diagnose_json,
+    field_errors,
+    quarantine_item,
+)
+from streamscore.core.steps import settle, submit_or_run
+from streamscore.core.times import utc_iso_ms
+from streamscore.labels.contract import FRAUD, MAX_LABEL_BYTES, Label, label_key
+from streamscore.labels.ports import LabelPorts
+
+STAGE = "labels"
+
+
+@dataclass
+class LabelOutcome:
+    """What happened to every record: written, unchanged, superseded, quarantined or failed."""
+
+    records_in: int = 0
+    written: int = 0  # labels written by this invocation (new or replacing)
+    replaced: int = 0  # of those, labels that replaced a stored one
+    unmatched: int = 0  # of those, labels of transactions with no prediction
+    unchanged: int = 0  # the stored label is already at least this one (a replay, a late label)
+    superseded: int = 0  # a greater label of the same transaction came in the same batch
+    labels: Counter[str] = field(default_factory=Counter)  # of the labels written
+    quarantined: Counter[str] = field(default_factory=Counter)
+    failed: set[SequenceNumber] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    record: StreamRecord
+    label: Label
+    key: str
+
+
+def decode_label(record: StreamRecord) -> Label:
+    """The record's Label; InvalidRecordError with the reason when it is not one."""
+    payload = decode_payload(record)
+    if len(payload) > MAX_LABEL_BYTES:
+        raise InvalidRecordError(
+            "oversized", f"payload is {len(payload)} bytes, more than {MAX_LABEL_BYTES}"
+        )
+    try:
+        return Label.model_validate_json(payload)
+    except ValidationError as error:
+        raise diagnose_json(payload) or field_errors(error) from None
+
+
+def label_batch(
+    records: Sequence[StreamRecord],
+    ports: LabelPorts,
+    now: datetime,
+    executor: Executor | None = None,
+) -> LabelOutcome:
+    """Label one batch; never raises for bad input. `executor` runs the two reads side by side."""
+    outcome = LabelOutcome(records_in=len(records))
+    newest, invalid = _decode(records, outcome)
+    quarantining = (
+        submit_or_run(
+            executor, ports.quarantine.save, [quarantine_item(r, e, STAGE, now) for r, e in invalid]
+        )
+        if invalid
+        else None
+    )
+    ids = list(newest)
+    predictions = submit_or_run(executor, ports.predictions.load, ids)
+    stored, unread = _loaded(ports.labels.load, ids)
+    joined, unjoined = _loaded(lambda _: predictions.result(), ids)
+    facts: list[Fact] = []
+    for txn, received in newest.items():
+        if txn in unread or txn in unjoined:
+            outcome.failed.add(received.record.sequence_number)
+            continue
+        previous = stored.get(txn)
+        if previous is not None and previous["label_key"] >= received.key:
+            outcome.unchanged += 1
+            continue
+        facts.append(label_fact(received, previous, joined.get(txn), now))
+    _write(ports, facts, newest, outcome, now)
+    if quarantining is not None:
+        settle(quarantining, {r.record_id: r for r, _ in invalid}, outcome.failed)
+    outcome.quarantined = Counter(
+        e.reason for r, e in invalid if r.sequence_number not in outcome.failed
+    )
+    return outcome
+
+
+def _decode(
+    records: Sequence[StreamRecord], outcome: LabelOutcome
+) -> tuple[dict[TransactionId, _Received], list[tuple[StreamRecord, InvalidRecordError]]]:
+    """Each transaction's greatest label of the batch, and the records that are no label."""
+    newest: dict[TransactionId, _Received] = {}
+    invalid: list[tuple[StreamRecord, InvalidRecordError]] = []
+    for record in records:
+        try:
+            label = decode_label(record)
+        except InvalidRecordError as error:
+            invalid.append((record, error))
+            continue
+        received = _Received(record, label, label_key(label))
+        kept = newest.get(label.transaction_id)
+        if kept is None:
+            newest[label.transaction_id] = received
+            continue
+        outcome.superseded += 1
+        if received.key > kept.key:
+            newest[label.transaction_id] = received
+    return newest, invalid
+
+
+def _loaded(
+    load: Any, ids: list[TransactionId]
+) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
+    if not ids:
+        return {}, set()
+    try:
+        found, unread = load(ids)
+    except RetryableError:
+        return {}, set(ids)
+    return found, set(unread)
+
+
+def label_fact(
+    received: _Received,
+    previous: dict[str, Any] | None,
+    prediction: dict[str, Any] | None,
+    now: datetime,
+) -> Fact:
+    """The label item to write, the quality counts it adds, and those it takes back from the
+    label it replaces (`previous`, as stored)."""
+    label, record = received.label, received.record
+    item: dict[str, Any] = {
+        "transaction_id": label.transaction_id,
+        "label": label.label,
+        "labelled_at": utc_iso_ms(label.labelled_at),
+        "source": label.source,
+        "label_key": received.key,
+        "record_id": record.record_id,
+        "received_at": utc_iso_ms(now),
+    }
+    mark = "f" if label.label == FRAUD else "l"
+    if prediction is not None:
+        version, hour = str(prediction["model_version"]), hour_of(prediction["event_time"])
+        score_bin, decision = quality_bin(float(prediction["score"])), str(prediction["decision"])
+        counted: tuple[str, ...] = (f"{mark}{score_bin}", f"{mark}d_{decision}")
+        item |= {
+            "model_version": version,
+            "event_time": prediction["event_time"],
+            "score": prediction["score"],
+            "decision": decision,
+        }
+    else:
+        version, hour = NO_VERSION, hour_of(item["labelled_at"])
+        counted = (f"u_{label.label}",)
+    # where its counts went, so that the label replacing it can take them back
+    item |= {"count_version": version, "count_hour": hour, "counted": list(counted)}
+    source = source_of(record.stream_name, record.shard_id)
+    fact = Fact(
+        item=item,
+        key=label.transaction_id,
+        count_key=CountKey(QUALITY, version, hour, source),
+        counts=Tally(quality=counted),
+    )
+    if previous is not None:
+        item["replaces"] = previous["label_key"]
+        back = CountKey(QUALITY, previous["count_version"], previous["count_hour"], source)
+        fact.also = ((back, Tally(quality=tuple(previous["counted"]), weight=-1)),)
+    return fact
+
+
+def _write(
+    ports: LabelPorts,
+    facts: list[Fact],
+    newest: dict[TransactionId, _Received],
+    outcome: LabelOutcome,
+    now: datetime,
+) -> None:
+    """Write the labels; a raced write is read again (see the module docstring)."""
+    if not facts:
+        return
+    try:
+        written, raced, failed = ports.labels.write(facts, now)
+    except RetryableError:
+        written, raced, failed = set(), set(), {TransactionId(f.key) for f in facts}
+    if raced:
+        stored, unread = _loaded(ports.labels.load, sorted(raced))
+        for txn in raced:
+            current = stored.get(txn)
+            if txn in unread or current is None or current["label_key"] < newest[txn].key:
+                failed.add(txn)
+    for fact in facts:
+        txn = TransactionId(fact.key)
+        if txn in failed:
+            outcome.failed.add(newest[txn].record.sequence_number)
+        elif txn in written:
+            outcome.written += 1
+            outcome.replaced += "replaces" in fact.item
+            outcome.unmatched += fact.item["count_version"] == NO_VERSION
+            outcome.labels[fact.item["label"]] += 1
+        else:  # raced, and the stored label is at least this one
+            outcome.unchanged += 1
