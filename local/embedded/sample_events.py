@@ -28,6 +28,7 @@ from streamscore.preprocess.features import advance_state, build_features, card_
 SEED = 20261121
 TRANSACTIONS_STREAM = "streamscore-TransactionsStream-EXAMPLE"
 FEATURES_STREAM = "streamscore-FeaturesStream-EXAMPLE"
+LABELS_STREAM = "streamscore-LabelsStream-EXAMPLE"
 SHARD = "shardId-000000000000"
 ARRIVAL_DELAY_SECONDS = 0.35  # producer to stream
 BATCH_SIZE = 12
@@ -35,6 +36,12 @@ BATCH_SIZE = 12
 
 def _pick_transactions() -> tuple[list[dict[str, Any]], list[Transaction]]:
     """A short slice of simulated traffic with its history, containing fraud, in event-time order."""
+    chosen, history, _ = _slice()
+    return chosen, history
+
+
+def _slice() -> tuple[list[dict[str, Any]], list[Transaction], list[bool]]:
+    """The slice, its history, and which of the slice's transactions are fraud."""
     batch = simulate(SimulationConfig(seed=SEED, n_cards=80, days=6.0))
     frauds = [i for i, label in enumerate(batch.labels) if label.is_fraud]
     end = frauds[len(frauds) // 2] + 1 if frauds else len(batch.transactions)
@@ -42,8 +49,8 @@ def _pick_transactions() -> tuple[list[dict[str, Any]], list[Transaction]]:
     history = [
         Transaction.model_validate_json(encode_transaction(t)) for t in batch.transactions[:start]
     ]
-    chosen = batch.transactions[start:end]
-    return chosen, history
+    flags = [label.is_fraud for label in batch.labels[start:end]]
+    return batch.transactions[start:end], history, flags
 
 
 def _arrival(txn: dict[str, Any]) -> float:
@@ -122,6 +129,69 @@ def score_event() -> dict[str, Any]:
     return kinesis_event(entries, FEATURES_STREAM, SHARD)
 
 
+def labels_event() -> dict[str, Any]:
+    """Labels of the same slice, as production learns them: a chargeback of each fraud, an
+    analyst's outcome for one legitimate transaction, a chargeback reversed, a label of a
+    transaction never scored, and one record that is no label."""
+    chosen, _, flags = _slice()
+    frauds = [t for t, fraud in zip(chosen, flags, strict=True) if fraud]
+    legit = next(t for t, fraud in zip(chosen, flags, strict=True) if not fraud)
+    last = max(_arrival(t) for t in chosen)
+
+    def at(txn: dict[str, Any], days: float) -> str:
+        moment = datetime.fromisoformat(txn["event_time"]) + timedelta(days=days)
+        return moment.astimezone(UTC).isoformat()
+
+    labels = [
+        {
+            "transaction_id": t["transaction_id"],
+            "label": "fraud",
+            "labelled_at": at(t, 21),
+            "source": "chargeback",
+        }
+        for t in frauds
+    ]
+    labels += [
+        {
+            "transaction_id": legit["transaction_id"],
+            "label": "legit",
+            "labelled_at": at(legit, 1),
+            "source": "review",
+        },
+        {
+            "transaction_id": legit["transaction_id"],
+            "label": "fraud",
+            "labelled_at": at(legit, 30),
+            "source": "chargeback",
+        },
+        {
+            "transaction_id": legit["transaction_id"],
+            "label": "legit",
+            "labelled_at": at(legit, 45),
+            "source": "reversal",
+        },
+        {
+            "transaction_id": "never_scored_example",
+            "label": "fraud",
+            "labelled_at": at(legit, 20),
+            "source": "cardholder",
+        },
+    ]
+    entries = [
+        KinesisEntry(x["transaction_id"], json.dumps(x).encode(), arrival=last + 86400 * 45)
+        for x in labels
+    ]
+    entries.insert(
+        2,
+        KinesisEntry(
+            legit["transaction_id"],
+            json.dumps({"transaction_id": legit["transaction_id"], "label": "chargeback"}).encode(),
+            arrival=last + 86400 * 45,
+        ),
+    )
+    return kinesis_event(entries, LABELS_STREAM, SHARD)
+
+
 def drift_events() -> dict[str, dict[str, Any]]:
     hour = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
     window = {"start": (hour - timedelta(hours=24)).isoformat(), "end": hour.isoformat()}
@@ -137,6 +207,7 @@ def sample_events() -> dict[str, dict[str, Any]]:
         "preprocess_transactions.json": preprocess_event(),
         "preprocess_aggregated.json": preprocess_aggregated_event(),
         "score_features.json": score_event(),
+        "labels.json": labels_event(),
         **drift_events(),
     }
 

@@ -18,6 +18,7 @@ FUNCTION_OF_EVENT = {
     "preprocess_transactions.json": "PreprocessFunction",
     "preprocess_aggregated.json": "PreprocessFunction",
     "score_features.json": "ScoreFunction",
+    "labels.json": "LabelsFunction",
     "drift_check_scheduled.json": "DriftCheckFunction",
     "drift_check_window.json": "drift-check",  # the name without the stack prefix works too
 }

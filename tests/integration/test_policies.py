@@ -11,6 +11,7 @@ for each write, each checked against its function role, the bucket policy and th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/example"
 SSE = "s3:x-amz-server-side-encryption"
 SSE_KEY = "s3:x-amz-server-side-encryption-aws-kms-key-id"
 OTHER_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-1111-2222-3333-444444444444"
-FUNCTIONS = ("PreprocessFunction", "ScoreFunction", "DriftCheckFunction")
+FUNCTIONS = ("PreprocessFunction", "ScoreFunction", "DriftCheckFunction", "LabelsFunction")
 
 
 def allow(statement: dict[str, Any]) -> Policy:
@@ -421,6 +422,13 @@ LEAST_PRIVILEGE = [
     ("DriftCheckFunction", "s3:GetObject", "ArtifactsBucket", "/reports/x.json"),
     ("DriftCheckFunction", "kinesis:PutRecords", "FeaturesStream", ""),
     ("DriftCheckFunction", "kms:Decrypt", "", OTHER_KEY),
+    ("LabelsFunction", "dynamodb:PutItem", "PredictionsTable", ""),
+    ("LabelsFunction", "dynamodb:UpdateItem", "LabelsTable", ""),
+    ("LabelsFunction", "dynamodb:BatchWriteItem", "LabelsTable", ""),
+    ("LabelsFunction", "kinesis:PutRecords", "LabelsStream", ""),
+    ("LabelsFunction", "events:PutEvents", "EventBus", ""),
+    ("ScoreFunction", "dynamodb:PutItem", "LabelsTable", ""),
+    ("PreprocessFunction", "kinesis:GetRecords", "LabelsStream", ""),
 ]
 
 
@@ -478,7 +486,37 @@ EXPECTED_ACTIONS = {
         "s3:PutObject",
         "events:PutEvents",
     },
+    "LabelsFunction": {
+        "dynamodb:BatchGetItem",  # labels and predictions
+        "dynamodb:PutItem",  # a label, and a quarantine item, in transactions
+        "dynamodb:UpdateItem",  # their counts
+    },
 }
+
+
+def _labels_of(embedded: EmbeddedStack, deployed: Any) -> list[dict[str, Any]]:
+    """Labels of some scored transactions (one replaced later), one never scored, one bad."""
+    scanned = embedded.client("dynamodb").scan(
+        TableName=deployed.output("PredictionsTableName"), Limit=6
+    )["Items"]
+    ids = [item["transaction_id"]["S"] for item in scanned]
+    assert ids
+    labelled = [
+        {
+            "transaction_id": t,
+            "label": "fraud",
+            "labelled_at": "2026-03-20T10:00:00+00:00",
+            "source": "chargeback",
+        }
+        for t in ids
+    ]
+    return [
+        *labelled,
+        labelled[0]
+        | {"label": "legit", "labelled_at": "2026-03-25T10:00:00+00:00", "source": "reversal"},
+        labelled[0] | {"transaction_id": "never-scored"},
+        {"transaction_id": ids[0], "label": "perhaps"},
+    ]
 
 
 @dataclass
@@ -511,6 +549,15 @@ def recorded(template: Template, tmp_path_factory: pytest.TempPathFactory) -> It
         emulator = embedded.emulator(idle_poll_s=0.05)
         emulator.start()
         try:
+            assert emulator.wait_until_drained(120), emulator.crashed()
+            labels = _labels_of(embedded, deployed)
+            embedded.client("kinesis").put_records(
+                StreamName=deployed.output("LabelsStreamName"),
+                Records=[
+                    {"Data": json.dumps(x).encode(), "PartitionKey": x["transaction_id"]}
+                    for x in labels
+                ],
+            )
             assert emulator.wait_until_drained(120), emulator.crashed()
         finally:
             emulator.stop()

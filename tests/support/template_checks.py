@@ -63,12 +63,24 @@ FUNCTION_ENV = {
         "RETRAIN_COOLDOWN_HOURS",
         "MONITORING_TTL_DAYS",
     },
+    "LabelsFunction": {
+        "POWERTOOLS_SERVICE_NAME",
+        "LABELS_TABLE",
+        "PREDICTIONS_TABLE",
+        "QUARANTINE_TABLE",
+        "MONITORING_TABLE",
+        "LABELS_TTL_DAYS",
+        "STREAM_RETENTION_HOURS",
+        "QUARANTINE_TTL_DAYS",
+        "MONITORING_TTL_DAYS",
+    },
 }
 # The keys the handlers read and write by (docs/ARCHITECTURE.md, "Contracts", "Tables and keys").
 TABLE_KEYS = {
     "EntityStateTable": [("card_id", "HASH")],
     "FeaturesTable": [("transaction_id", "HASH")],
     "PredictionsTable": [("transaction_id", "HASH")],
+    "LabelsTable": [("transaction_id", "HASH")],
     "QuarantineTable": [("record_id", "HASH")],
     "MonitoringTable": [("pk", "HASH"), ("sk", "RANGE")],
 }

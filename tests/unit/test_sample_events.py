@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from embedded.sample_events import render, sample_events
 from streamscore.core.aggregation import deaggregate, is_aggregated
 from streamscore.core.errors import InvalidRecordError
+from streamscore.labels.contract import Label
 from streamscore.preprocess.contracts import Transaction
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -19,6 +20,7 @@ KINESIS_SAMPLES = [
     "preprocess_transactions.json",
     "preprocess_aggregated.json",
     "score_features.json",
+    "labels.json",
 ]
 
 
@@ -98,6 +100,27 @@ def test_score_sample_has_a_schema_the_model_does_not_know() -> None:
 
     assert schemas.count("card-v1") >= 5
     assert any(s != "card-v1" for s in schemas)
+
+
+def test_labels_sample_has_valid_labels_a_reversal_and_a_record_that_is_no_label() -> None:
+    event = KinesisStreamEvent(json.loads((EVENTS / "labels.json").read_text()))
+    valid, invalid = [], 0
+    for record in event.records:
+        try:
+            valid.append(Label.model_validate_json(record.kinesis.data_as_bytes()))
+        except ValidationError:
+            invalid += 1
+
+    assert len(valid) >= 5 and invalid >= 1
+    by_txn: dict[str, list[Label]] = {}
+    for label in valid:
+        by_txn.setdefault(label.transaction_id, []).append(label)
+    reversed_ = [ls for ls in by_txn.values() if {"fraud", "legit"} <= {x.label for x in ls}]
+    assert reversed_, "no transaction whose label changes"
+    assert all(
+        r.kinesis.partition_key == json.loads(r.kinesis.data_as_bytes())["transaction_id"]
+        for r in event.records
+    )
 
 
 def test_scheduled_sample_is_an_eventbridge_scheduled_event() -> None:

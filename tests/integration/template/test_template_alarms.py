@@ -98,6 +98,7 @@ def test_alarms_watch_every_mapping_function_queue_drift_quarantine_and_the_regi
         ("Errors", function),
         ("Errors", {"FunctionName": {"Ref": "ScoreFunction"}}),
         ("Errors", {"FunctionName": {"Ref": "DriftCheckFunction"}}),
+        ("Errors", {"FunctionName": {"Ref": "LabelsFunction"}}),
         (
             "ApproximateNumberOfMessagesVisible",
             {"QueueName": {"Fn::GetAtt": ["FailureQueue", "QueueName"]}},

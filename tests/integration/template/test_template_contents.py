@@ -113,9 +113,11 @@ def test_each_function_logs_to_its_own_encrypted_log_group(template: dict[str, A
         properties = function["Properties"]
         log_group_id = properties["LoggingConfig"]["LogGroup"]["Ref"]
         log_group = log_groups[log_group_id]["Properties"]
-        kind = {"PreprocessFunction": "preprocess", "ScoreFunction": "score"}.get(
-            name, "drift-check"
-        )
+        kind = {
+            "PreprocessFunction": "preprocess",
+            "ScoreFunction": "score",
+            "LabelsFunction": "labels",
+        }.get(name, "drift-check")
         assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-" + kind}
         assert log_group["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
         assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
@@ -137,7 +139,7 @@ def test_everything_at_rest_is_encrypted_with_the_stack_key(template: dict[str, 
     (bucket,) = resources(template, "AWS::S3::Bucket").values()
     sse = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
 
-    assert len(streams) == 2 and len(tables) == 5 and len(queues) == 4
+    assert len(streams) == 3 and len(tables) == 6 and len(queues) == 4
     assert all(s["Properties"]["StreamEncryption"]["KeyId"] == key_arn for s in streams)
     assert all(t["Properties"]["SSESpecification"]["KMSMasterKeyId"] == key_arn for t in tables)
     assert all(t["Properties"]["PointInTimeRecoverySpecification"] for t in tables)
@@ -172,7 +174,7 @@ def test_tables_have_the_keys_and_ttl_the_handlers_use(template: dict[str, Any])
 def test_event_source_mappings_take_every_setting_from_parameters(template: dict[str, Any]) -> None:
     mappings = resources(template, "AWS::Lambda::EventSourceMapping")
 
-    assert set(mappings) == set(MAPPINGS)
+    assert set(mappings) == set(MAPPINGS) | {"LabelsEventSourceMapping"}
     for name, (prefix, stream, function) in MAPPINGS.items():
         properties = mappings[name]["Properties"]
         for setting in ESM_SETTINGS:
@@ -184,6 +186,35 @@ def test_event_source_mappings_take_every_setting_from_parameters(template: dict
         assert properties["DestinationConfig"] == {
             "OnFailure": {"Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}
         }
+
+
+def test_the_labels_mapping_reads_from_the_oldest_record_with_the_others_failure_handling(
+    template: dict[str, Any],
+) -> None:
+    # labels are few and not urgent: only batch size and window are parameters; the rest is
+    # fixed as the other mappings' defaults (a replay re-applies nothing: labels/batch.py)
+    properties = resources(template, "AWS::Lambda::EventSourceMapping")["LabelsEventSourceMapping"][
+        "Properties"
+    ]
+    defaults = {
+        setting: template["Parameters"][f"Score{setting}"]["Default"]
+        for setting in ESM_SETTINGS
+        if setting not in ("BatchSize", "MaximumBatchingWindowInSeconds")
+    }
+
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["LabelsStream", "Arn"]}
+    assert properties["FunctionName"] == {"Ref": "LabelsFunction"}
+    assert properties["BatchSize"] == {"Ref": "LabelsBatchSize"}
+    assert properties["MaximumBatchingWindowInSeconds"] == {
+        "Ref": "LabelsMaximumBatchingWindowInSeconds"
+    }
+    assert {s: str(properties[s]).lower() for s in defaults} == {
+        s: str(v).lower() for s, v in defaults.items()
+    }
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}
+    }
 
 
 @pytest.mark.parametrize("value", ["", "0", "0.35", ".5", "1", "1.0"])
@@ -231,7 +262,7 @@ def test_the_tracing_parameter_sets_each_functions_mode_and_the_tracer(
     # then: Lambda's own tracing mode is the parameter (CloudFormation's TracingConfig Mode
     # takes Active or PassThrough), and the Tracer is off (it patches nothing) unless Active
     assert template["Parameters"]["Tracing"]["AllowedValues"] == ["Active", "PassThrough"]
-    assert len(functions) == 3
+    assert len(functions) == 4
     for function in functions.values():
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}

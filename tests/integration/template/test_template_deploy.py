@@ -120,7 +120,8 @@ def test_stack_deploys_into_moto_with_every_resource(template: dict[str, Any]) -
     logs = boto3.client("logs", region_name=REGION)
     log_groups = {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}
     assert log_groups == {
-        f"/aws/lambda/streamscore-{kind}" for kind in ("preprocess", "score", "drift-check")
+        f"/aws/lambda/streamscore-{kind}"
+        for kind in ("preprocess", "score", "drift-check", "labels")
     }
 
 
@@ -242,6 +243,7 @@ def test_stream_definitions_follow_the_stream_mode(template: dict[str, Any]) -> 
     assert on_demand == {
         "TransactionsStream": {"StreamModeDetails": {"StreamMode": "ON_DEMAND"}},
         "FeaturesStream": {"StreamModeDetails": {"StreamMode": "ON_DEMAND"}},
+        "LabelsStream": {"StreamModeDetails": {"StreamMode": "ON_DEMAND"}},
     }
     for logical_id in provisioned:
         shards = kinesis.list_shards(StreamName=logical_id)["Shards"]
