@@ -94,9 +94,18 @@ from streamscore.aws.registry import DynamoModelPointer, S3ModelVersions
 from streamscore.core.aggregation import INVALID_AGGREGATE, UserRecord
 from streamscore.core.artifacts import Thresholds
 from streamscore.core.errors import RetryableError
-from streamscore.core.monitoring import PREDICTIONS, QUARANTINE, SHADOW, Counts, hour_of
+from streamscore.core.monitoring import (
+    NO_VERSION,
+    PREDICTIONS,
+    QUALITY,
+    QUARANTINE,
+    SHADOW,
+    Counts,
+    hour_of,
+)
 from streamscore.core.records import record_id_of
 from streamscore.core.registry import Pointer
+from streamscore.labels.contract import Label, label_key
 from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import CardState, advance_state, build_features
 from streamscore.scoring.model import (
@@ -118,7 +127,8 @@ MODEL_DIR = ROOT / "models" / "artifacts"
 BUS_NAME = "streamscore-EventBus-local"
 TRANSACTIONS = "TransactionsStream"
 FEATURES = "FeaturesStream"
-STAGE_OF = {TRANSACTIONS: "preprocess", FEATURES: "score"}
+LABELS = "LabelsStream"
+STAGE_OF = {TRANSACTIONS: "preprocess", FEATURES: "score", LABELS: "labels"}
 STAGES = tuple(STAGE_OF.values())
 ACCOUNT = "123456789012"  # moto's default account
 ARTIFACTS_BUCKET = "streamscore-artifacts-fuzz"
@@ -242,6 +252,8 @@ class Workload:
     records: tuple[Produced, ...]
     # the Kinesis records to put, in put order; empty: each record plain, in order
     puts: tuple[Put, ...] = ()
+    # what label producers put on LabelsStream (partition key: the transaction id), in order
+    labels: tuple[Produced, ...] = ()
 
     def kinesis_records(self) -> tuple[Put, ...]:
         return self.puts or tuple(Put((i,)) for i in range(len(self.records)))
@@ -252,6 +264,7 @@ class Workload:
             f"  #{i} {r.describe()}" + (f" [{packed[i].describe()}]" if i in packed else "")
             for i, r in enumerate(self.records)
         ]
+        lines += [f"  label #{i} {r.describe()}" for i, r in enumerate(self.labels)]
         return "Workload(\n" + "\n".join(lines) + "\n)"
 
 
@@ -366,7 +379,32 @@ def workloads(
         else r
         for r in records
     )
-    return Workload(final, draw(kinesis_puts(final, shard_of)))
+    return Workload(final, draw(kinesis_puts(final, shard_of)), draw(label_puts(final)))
+
+
+@st.composite
+def label_puts(draw: Any, records: Sequence[Produced]) -> tuple[Produced, ...]:
+    """Labels of some of the workload's transactions (up to three each, changing their mind, at
+    times a minute apart so that keys tie on time), of a transaction never put, and a record that
+    is no label; in any order (the greatest label must win whatever the order)."""
+    ids = sorted({json.loads(r.payload)["transaction_id"] for r in records if r.intent == "valid"})
+    chosen = draw(st.lists(st.sampled_from(ids), max_size=6, unique=True)) if ids else []
+    if draw(st.booleans()):
+        chosen.append("never-put")
+    labels = []
+    for txn in chosen:
+        for _ in range(draw(st.integers(1, 3))):
+            doc = {
+                "transaction_id": txn,
+                "label": draw(st.sampled_from(["fraud", "legit"])),
+                "labelled_at": f"2026-04-0{draw(st.integers(1, 2))}T10:0{draw(st.integers(0, 1))}"
+                ":00+00:00",
+                "source": draw(st.sampled_from(["chargeback", "review", "reversal"])),
+            }
+            labels.append(Produced(txn, json.dumps(doc).encode(), "label"))
+    if draw(st.booleans()):
+        labels.append(Produced("t-bad", b'{"transaction_id": "t-bad", "label": "?"}', "invalid"))
+    return tuple(draw(st.permutations(labels)))
 
 
 @st.composite
@@ -843,18 +881,20 @@ class Pipeline:
                     "MODEL_REFRESH_SECONDS": "0",  # the pointer read before every batch
                 },
             ),
+            "labels": self.stack.function_environment("LabelsFunction", HANDLER_ENV),
         }
         for name in (
             "streamscore.handlers.preprocess",
             "streamscore.handlers.score",
+            "streamscore.handlers.labels",
             "streamscore.core.observability",
         ):
             self._saved_modules[name] = sys.modules.get(name)
         sys.modules.pop(
             "streamscore.core.observability", None
         )  # its singletons read the environment
-        self.cold_start("preprocess")
-        self.cold_start("score")
+        for stage in STAGES:
+            self.cold_start(stage)
         return self
 
     def _publish_versions(self) -> None:
@@ -954,7 +994,7 @@ class Pipeline:
             kinesis.create_stream(StreamName=name, **kwargs)
         self.streams = {
             logical_id: StreamView(kinesis, logical_id, self.stack.streams[logical_id])
-            for logical_id in (TRANSACTIONS, FEATURES)
+            for logical_id in (TRANSACTIONS, FEATURES, LABELS)
         }
         self._shards = kinesis.list_shards(StreamName=self.stack.streams[TRANSACTIONS])["Shards"]
         sqs = boto3.client("sqs", region_name=REGION)
@@ -971,8 +1011,8 @@ class Pipeline:
     def run(self, workload: Workload, scenario: Scenario, dice: Dice) -> ExampleRun:
         """Fresh stack and containers, then one example played to its end; `verify` it after."""
         self.reset()
-        self.cold_start("preprocess")
-        self.cold_start("score")
+        for stage in STAGES:
+            self.cold_start(stage)
         example = ExampleRun(self, workload, scenario, dice)
         example.execute()
         return example
@@ -1060,7 +1100,7 @@ class ExampleRun:
         self.replays = 0
         self.bisects = 0
         self.pointer_changes: list[str] = []  # the operator's, in order, with the pointer after
-        self.containers: Counter[str] = Counter({"preprocess": 1, "score": 1})
+        self.containers: Counter[str] = Counter(dict.fromkeys(STAGES, 1))
 
     # ------------------------------------------------------------------ the example
 
@@ -1068,7 +1108,7 @@ class ExampleRun:
         self._produce()
         self.cursors = [
             Cursor(stream, shard, "main", 0, None, self._limit(stream))
-            for stream in (TRANSACTIONS, FEATURES)
+            for stream in (TRANSACTIONS, FEATURES, LABELS)
             for shard in self.streams[stream].shards
         ]
         self.injector.dice = self.dice
@@ -1174,6 +1214,18 @@ class ExampleRun:
                 self.members[holder.record_id] = self.members.get(holder.record_id, 0) + 1
         self.placed = [placed[i] for i in range(len(records))]
         self.produced = list(dict.fromkeys(self.placed))  # each once, at its first record
+        if self.workload.labels:
+            labels = self.streams[LABELS]
+            response = self.pipeline.stack.kinesis.put_records(
+                StreamName=labels.name,
+                Records=[
+                    {"PartitionKey": r.partition_key, "Data": r.payload}
+                    for r in self.workload.labels
+                ],
+            )
+            if response.get("FailedRecordCount"):
+                raise HarnessError(f"moto refused labels: {response}")
+            labels.refresh()
 
     def _records(self, cursor: Cursor) -> list[Rec]:
         return self.streams[cursor.stream].records[cursor.shard_id]
@@ -1564,6 +1616,11 @@ class MonitoringTotalsError(InvariantError):
     """The hourly count items do not count each prediction and each quarantined record once."""
 
 
+class LabelError(InvariantError):
+    """A transaction's label in force is not its greatest, or the quality counts are not the
+    labels in force, each once."""
+
+
 # In the order a failure names them: the first broken one gives the exception's class.
 INVARIANTS: dict[str, tuple[type[InvariantError], str]] = {
     "accounting": (AccountingError, "each record applied, absorbed or quarantined, once"),
@@ -1574,6 +1631,7 @@ INVARIANTS: dict[str, tuple[type[InvariantError], str]] = {
     "handler": (HandlerContractError, "the handlers keep Lambda's contract"),
     "state_version": (StateVersionMissingError, "feature items carry state_version"),
     "totals": (MonitoringTotalsError, "count items count each prediction and bad record once"),
+    "labels": (LabelError, "each transaction's greatest label in force, counted once"),
 }
 CORE_CHECKS = (
     "accounting",
@@ -1584,6 +1642,7 @@ CORE_CHECKS = (
     "handler",
     "state_version",
     "totals",
+    "labels",
 )
 
 
@@ -1720,6 +1779,8 @@ def verify(run: ExampleRun, checks: Iterable[str] = CORE_CHECKS) -> None:
         violations += run.contract
     if "totals" in wanted:
         violations += check_totals(run, ref, snapshot)
+    if "labels" in wanted:
+        violations += check_labels(run, snapshot)
     violations = [v for v in violations if v.invariant in wanted]
     if violations:
         raise_violations(run, ref, violations)
@@ -1841,8 +1902,9 @@ def check_accounting(run: ExampleRun, ref: Reference, snap: Snapshot) -> list[Vi
     for every user record it held).
     """
     found: list[Violation] = []
-    quarantine = dict(snap.quarantine)
-    lost = [f for f in run.failures if f.fault_free]
+    # labels' quarantine items are check_labels' to account for
+    quarantine = {k: v for k, v in snap.quarantine.items() if v.get("stage") != "labels"}
+    lost = [f for f in run.failures if f.fault_free and f.stream != LABELS]
     failed = 0
     for record in ref.records:
         kind = ref.kind[record.record_id]
@@ -2411,4 +2473,103 @@ def check_totals(run: ExampleRun, ref: Reference, snap: Snapshot) -> list[Violat
                 f"{len(snap.quarantine)} quarantine items {dict(bad)}",
             )
         )
+    return found
+
+
+# ============================================================================ labels
+
+
+def check_labels(run: ExampleRun, snap: Snapshot) -> list[Violation]:
+    """Every LabelsStream record is a label in force, a lesser label, or quarantined once; each
+    transaction holds its greatest label (labels/contract.py); the quality count items add up to
+    exactly what the labels in force say they counted; a label joined to a prediction of the
+    version it names carries that prediction's score and decision."""
+    found: list[Violation] = []
+    view = run.pipeline.streams[LABELS]
+    view.refresh()
+    greatest: dict[str, str] = {}
+    invalid: set[str] = set()
+    for record in view.all():
+        try:
+            label = Label.model_validate_json(record.data)
+        except ValidationError:
+            invalid.add(record.record_id)
+            continue
+        key = label_key(label)
+        greatest[label.transaction_id] = max(key, greatest.get(label.transaction_id, key))
+    found += [
+        Violation("labels", f"LabelsStream range {entry}", "discarded without faults: lost")
+        for entry in run.failures
+        if entry.fault_free and entry.stream == LABELS
+    ]
+    stored = run.pipeline.stack.items_by("LabelsTable", "transaction_id")
+    in_force = {t: str(item["label_key"]) for t, item in stored.items()}
+    for txn in sorted(set(greatest) | set(in_force)):
+        if in_force.get(txn) != greatest.get(txn):
+            found.append(
+                Violation(
+                    "labels",
+                    f"transaction {txn}",
+                    f"label in force {in_force.get(txn)}, greatest sent {greatest.get(txn)}",
+                )
+            )
+    quarantined = {k for k, v in snap.quarantine.items() if v.get("stage") == "labels"}
+    if quarantined != invalid:
+        found.append(
+            Violation(
+                "labels",
+                "quarantine",
+                f"quarantined {sorted(quarantined)}, records that are no label {sorted(invalid)}",
+            )
+        )
+    found += _label_counts(stored, snap)
+    found += _label_joins(stored, snap)
+    return found
+
+
+def _label_counts(stored: Mapping[str, Mapping[str, Any]], snap: Snapshot) -> list[Violation]:
+    counted: dict[tuple[str, str], Counts] = defaultdict(Counts)
+    for item in snap.monitoring:
+        if item.get("sk") == "COUNT" and item.get("kind") == QUALITY:
+            key = (str(item["model_version"]), str(item["hour"]))
+            counted[key].add(Counts.from_item(item))
+    want: dict[tuple[str, str], Counts] = defaultdict(Counts)
+    for item in stored.values():
+        total = want[str(item["count_version"]), str(item["count_hour"])]
+        total.n += 1
+        total.quality.update(item["counted"])
+    found = []
+    for key in sorted(set(counted) | set(want)):
+        got, expected = counted.get(key, Counts()), want.get(key, Counts())
+        if got.n != expected.n or +got.quality != +expected.quality or -got.quality:
+            found.append(
+                Violation(
+                    "labels",
+                    f"quality counts of {key[0]} in {key[1]}",
+                    f"n {got.n}, {dict(got.quality)}; the labels in force counted n "
+                    f"{expected.n}, {dict(expected.quality)}",
+                )
+            )
+    return found
+
+
+def _label_joins(stored: Mapping[str, Mapping[str, Any]], snap: Snapshot) -> list[Violation]:
+    found = []
+    for txn, item in sorted(stored.items()):
+        if item["count_version"] == NO_VERSION:
+            continue
+        prediction = snap.predictions.get(txn)
+        if prediction is None:
+            found.append(Violation("labels", f"label of {txn}", "joined to no prediction"))
+        elif prediction["model_version"] == item["count_version"] and (
+            prediction["score"] != item["score"] or prediction["decision"] != item["decision"]
+        ):
+            found.append(
+                Violation(
+                    "labels",
+                    f"label of {txn}",
+                    f"joined score {item['score']} / {item['decision']}, the prediction of "
+                    f"{item['count_version']} has {prediction['score']} / {prediction['decision']}",
+                )
+            )
     return found

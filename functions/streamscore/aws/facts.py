@@ -137,7 +137,8 @@ class DynamoFactWriter:
                 put["ExpressionAttributeValues"] = serialize(values)
             actions.append({"Put": put})
         for key, counts in summed(facts).items():
-            actions.append({"Update": self._count_update(key, counts, expires_at)})
+            if counts.attributes():  # a label replaced by one counted alike adds nothing
+                actions.append({"Update": self._count_update(key, counts, expires_at)})
         return actions
 
     def _count_update(self, key: CountKey, counts: Counts, expires_at: int) -> dict[str, Any]:

@@ -10,11 +10,13 @@ from botocore.exceptions import ClientError
 from streamscore.aws.facts import DynamoFactWriter
 from streamscore.core.monitoring import (
     MAX_COUNT_ATTRIBUTES,
+    QUALITY,
     QUARANTINE,
     SHADOW,
     CountKey,
     Counts,
     Fact,
+    Tally,
     prediction_attributes,
     quarantine_counts,
     shadow_attributes,
@@ -131,3 +133,33 @@ def test_the_shipped_model_fits_as_champion_and_as_its_own_challenger() -> None:
     assert shadow_attributes(model.count_bins, model.strata, model.count_bins[-1]) <= (
         MAX_COUNT_ATTRIBUTES
     )
+
+
+def test_a_fact_whose_counts_cancel_out_writes_its_item_and_no_count_update() -> None:
+    # given a label replacing one counted alike in the same count item: +1 and -1 on each
+    key = CountKey(QUALITY, "v1", HOUR, SOURCE)
+    fact = Fact(
+        item={"transaction_id": "t1"},
+        key="t1",
+        count_key=key,
+        counts=Tally(quality=("f12", "fd_approve")),
+        also=((key, Tally(quality=("f12", "fd_approve"), weight=-1)),),
+    )
+    client = Transactions()
+    sent: list[list[dict[str, Any]]] = []
+    write = client.transact_write_items
+
+    def record(TransactItems: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        sent.append(TransactItems)
+        return write(TransactItems=TransactItems)
+
+    client.transact_write_items = record  # type: ignore[method-assign]
+
+    # when
+    done, failed = DynamoFactWriter(client, "labels", "transaction_id", "monitoring").create(
+        [fact], 0
+    )
+
+    # then: the label alone (an UpdateExpression of no ADD would be refused)
+    assert (done, failed) == ({"t1"}, set())
+    assert [list(action) for action in sent[0]] == [["Put"]]
