@@ -223,26 +223,36 @@ class Tally:
         return _tallied([self])
 
 
+# Counts' counters of at most one value per fact, and the Tally field each takes it from
+_ONE_PER_FACT = (
+    ("decisions", "decision"),
+    ("reasons", "reason"),
+    ("history", "stratum"),
+    ("pairs", "pair"),
+    ("joint", "joint"),
+)
+
+
 def _tallied(tallies: Sequence[Tally]) -> Counts:
     """The Counts of `tallies` added up; bins are counted per variable, column by column."""
     counts = Counts(n=sum(t.weight for t in tallies))
     for tally in tallies:
         for name in tally.quality:
             counts.quality[name] += tally.weight
-    counts.decisions.update(t.decision for t in tallies if t.decision is not None)
-    counts.reasons.update(t.reason for t in tallies if t.reason is not None)
-    counts.history.update(t.stratum for t in tallies if t.stratum is not None)
-    counts.pairs.update(t.pair for t in tallies if t.pair is not None)
-    counts.joint.update(t.joint for t in tallies if t.joint is not None)
-    rows = [t.bins for t in tallies if t.bins]
-    if len({len(r) for r in rows}) > 1:  # rows of different lengths: one by one
-        counts.bins.update(cell for r in rows for cell in enumerate(r))
-    elif rows:
-        bins = counts.bins
-        for variable, column in enumerate(zip(*rows, strict=True)):
-            for index, count in Counter(column).items():
-                bins[variable, index] = count
+    for total, one in _ONE_PER_FACT:
+        values = (getattr(t, one) for t in tallies)
+        getattr(counts, total).update(v for v in values if v is not None)
+    _count_bins(counts.bins, [t.bins for t in tallies if t.bins])
     return counts
+
+
+def _count_bins(bins: Counter[tuple[int, int]], rows: list[Sequence[int]]) -> None:
+    if len({len(r) for r in rows}) > 1:  # rows of different lengths: one by one
+        bins.update(cell for r in rows for cell in enumerate(r))
+        return
+    for variable, column in enumerate(zip(*rows, strict=True)):
+        for index, count in Counter(column).items():
+            bins[variable, index] = count
 
 
 def prediction_counts(decision: str, row_bins: Sequence[int], stratum: int | None = None) -> Tally:
