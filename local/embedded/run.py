@@ -37,6 +37,7 @@ from embedded.challenger import (
 )
 from embedded.containers import FUNCTION_OUTPUT, FunctionContainer, Invocation, Invoker
 from embedded.emulator import EventSourceEmulator, Incident, MappingStats
+from embedded.labels import feed_labels
 from embedded.producer import Producer, ProducerResult, Traffic, file_traffic, simulated_traffic
 from embedded.progress import ProgressBar
 from embedded.redrive import in_process, redrive
@@ -200,19 +201,9 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
                 if console.bar is not None:
                     console.bar.close()
                     console.bar = None
-                if options.redrive:
-                    sections["redrive"] = _redrive(stack, clients, emulator, options, console)
-                    finished = time.time()  # the re-driven records' predictions are the last
-                window_end = datetime.now(UTC) + timedelta(milliseconds=1)
-                if options.replay:
-                    console.say("replaying both streams from TRIM_HORIZON")
-                    sections["replay"] = replay(
-                        clients,
-                        outputs,
-                        emulator,
-                        lambda: _drain(emulator, options, console, "the replay"),
-                        options.replay_batch_size,
-                    )
+                finished, window_end = _after_streaming(
+                    options, traffic, stack, clients, emulator, console, sections, finished
+                )
             finally:
                 emulator.stop()
                 if console.bar is not None:
@@ -264,6 +255,39 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             return build_summary(
                 traffic, record_ids, observed, finished - sent.started_at, drift, extra
             )
+
+
+def _after_streaming(
+    options: RunOptions,
+    traffic: Traffic,
+    stack: EmbeddedStack,
+    clients: Callable[[str], Any],
+    emulator: EventSourceEmulator,
+    console: _Console,
+    sections: dict[str, Any],
+    finished: float,
+) -> tuple[float, datetime]:
+    """The re-drive, the labels and the replay, each when asked for; (end of scoring, window end)."""
+    outputs = stack.deployed.outputs
+    if options.redrive:
+        sections["redrive"] = _redrive(stack, clients, emulator, options, console)
+        finished = time.time()  # the re-driven records' predictions are the last
+    window_end = datetime.now(UTC) + timedelta(milliseconds=1)
+    if traffic.labels:
+        console.say("labels production would see: chargebacks and review outcomes")
+        sections["labels"] = feed_labels(
+            clients, outputs, traffic, lambda: _drain(emulator, options, console, "the labels")
+        )
+    if options.replay:
+        console.say("replaying both streams from TRIM_HORIZON")
+        sections["replay"] = replay(
+            clients,
+            outputs,
+            emulator,
+            lambda: _drain(emulator, options, console, "the replay"),
+            options.replay_batch_size,
+        )
+    return finished, window_end
 
 
 class _Outage:

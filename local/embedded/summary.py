@@ -477,9 +477,34 @@ def render_summary(summary: Mapping[str, Any]) -> str:
         lines += ["", *render_replay(summary["replay"])]
     if summary.get("models"):
         lines += ["", *render_models(summary["models"])]
-    lines += ["", *_speed(summary), "", *_quality(summary["quality"]), "", *_drift(summary)]
+    lines += ["", *_speed(summary), "", *_quality(summary["quality"])]
+    if summary.get("labels"):
+        lines += ["", *render_labels(summary["labels"])]
+    lines += ["", *_drift(summary)]
     lines += [f"Note           {line}" for line in summary.get("notes", [])]
     return "\n".join([*lines, ""])
+
+
+def render_labels(section: Mapping[str, Any]) -> list[str]:
+    sources = ", ".join(f"{n:,} {s}" for s, n in section["by_source"].items()) or "none"
+    lines = [
+        "Labels production would see (LabelsStream):",
+        f"  sent {section['sent']:,} ({sources}); LabelsTable holds {section['stored']:,}"
+        + (f"; {section['refused']:,} refused by PutRecords" if section["refused"] else ""),
+        "  per decision: transactions, frauds (truth), and what the labels show",
+    ]
+    for decision, row in section["by_decision"].items():
+        lines.append(
+            f"    {decision:<8} {row.get('transactions', 0):>7,} txns, "
+            f"{row.get('frauds', 0):>5,} frauds | labelled fraud {row.get('labelled_fraud', 0):,}, "
+            f"legit {row.get('labelled_legit', 0):,}, unlabelled {row.get('unlabelled', 0):,}"
+        )
+    lines.append(
+        f"  unseen: {section['unreported_frauds']:,} approved frauds never charged back, "
+        f"{section['declined_frauds']:,} declined frauds and {section['declined_legit']:,} "
+        "declined legitimate transactions (a decline never settles, so never gets a chargeback)"
+    )
+    return lines
 
 
 def render_models(section: Mapping[str, Any]) -> list[str]:

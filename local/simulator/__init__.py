@@ -17,6 +17,7 @@ Public API::
     encode_transaction(transaction: dict) -> bytes            # compact UTF-8 JSON
     invalid_payloads(rng, n) -> list[tuple[bytes, str]]       # (payload, INVALID_CATEGORIES name)
     inject_invalid(payloads, rng, rate) -> list[tuple[bytes, str | None]]
+    outcomes.production_labels(predictions, truth, OutcomeConfig()) -> Outcomes  # what comes back
 
 The world: cards (`card_000123` tokens) issued in 15 countries by a weighted mix, each with its
 currency and a fixed UTC offset (no daylight saving); a log-normal spend profile in EUR converted

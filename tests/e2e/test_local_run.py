@@ -78,6 +78,25 @@ def test_baseline_run_balances_and_asks_for_no_retraining(
     assert "in = scored + quarantined + failed holds" in out
     assert "Drift check" in out and drift["picture"] in out
     assert "Reasons of reviews and declines" in out and "mcc_high_risk" in out
+    _labels_are_what_production_sees(summary)
+    assert "Labels production would see" in out
+
+
+def _labels_are_what_production_sees(summary: dict) -> None:
+    """Every review gets an analyst's outcome, declines never a label, approvals only the
+    chargebacks of their frauds; every label sent is in LabelsTable."""
+    labels = summary["labels"]
+    rows = labels["by_decision"]
+    assert labels["sent"] == labels["stored"] > 0 and labels["refused"] == 0
+    assert rows["review"].get("unlabelled", 0) == 0
+    assert rows["review"].get("labelled_fraud", 0) == rows["review"].get("frauds", 0)
+    assert rows["decline"].get("unlabelled") == rows["decline"]["transactions"]
+    approve = rows["approve"]
+    assert approve.get("labelled_legit", 0) == 0
+    assert approve.get("labelled_fraud", 0) + labels["unreported_frauds"] == approve.get(
+        "frauds", 0
+    )
+    assert labels["by_source"].get("review") == rows["review"]["transactions"]
 
 
 # What the simulator's fraud patterns are made of (local/simulator/fraud.py): card testing is a
