@@ -103,6 +103,7 @@ from streamscore.core.monitoring import (
     Counts,
     hour_of,
 )
+from streamscore.core.quality import SCORE_UNITS, quality_bin
 from streamscore.core.records import record_id_of
 from streamscore.core.registry import Pointer
 from streamscore.labels.contract import Label, label_key
@@ -667,7 +668,7 @@ class FaultInjector:
             context["fuzz_puts"] = [
                 deserialize(action["Put"]["Item"])
                 for action in json.loads(params["body"]).get("TransactItems", [])
-                if "Put" in action and "model_version" in action["Put"]["Item"]
+                if "Put" in action and "PredictionsTable" in action["Put"]["TableName"]
             ]
         if not self.enabled or self.dice is None:
             return None
@@ -1815,6 +1816,15 @@ def _check_prediction_totals(
                     f"predictions {dict(want.decisions[key])}",
                 )
             )
+        if +counts.quality != +want.quality[key]:
+            found.append(
+                Violation(
+                    "totals",
+                    subject,
+                    f"quality counts {dict(counts.quality)}, the predictions' "
+                    f"{dict(want.quality[key])}",
+                )
+            )
         if +counts.history != want.strata[key]:
             found.append(
                 Violation(
@@ -2402,6 +2412,10 @@ class ExpectedCounts:
         default_factory=lambda: defaultdict(Counter)
     )
     per_version: Counter[str] = field(default_factory=Counter)  # predictions written
+    # approvals per quality bin, each decision's scores summed in millionths
+    quality: dict[tuple[str, str], Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
 
 
 def _expected_counts(run: ExampleRun, snap: Snapshot) -> ExpectedCounts:
@@ -2414,6 +2428,10 @@ def _expected_counts(run: ExampleRun, snap: Snapshot) -> ExpectedCounts:
         key = (version, hour_of(prediction["event_time"]))
         want.per_version[version] += 1
         want.decisions[key][prediction["decision"]] += 1
+        score = float(prediction["score"])
+        if prediction["decision"] == "approve":
+            want.quality[key][f"a{quality_bin(score)}"] += 1
+        want.quality[key][f"p_{prediction['decision']}"] += round(score * SCORE_UNITS)
         model = run.pipeline.models.get(version)
         bounds = model.history_bounds if model is not None else None
         if bounds is not None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from streamscore.core.quality import QUALITY_BINS, SCORE_UNITS, quality_bin
+
 PREDICTIONS = "PRED"  # one per scored transaction and model version
 SHADOW = "SHAD"  # one per prediction a challenger scored in shadow, per challenger and champion
 QUARANTINE = "QUAR"  # one per bad record (its record id: stream position, aggregate index)
@@ -47,19 +49,25 @@ MISSING, OUT_OF_RANGE = -2, -1  # bin indexes of a missing and an out-of-range v
 MAX_COUNT_ATTRIBUTES = 290
 
 
-def prediction_attributes(bins_per_variable: Iterable[int], strata: int) -> int:
-    """The most attributes one model's prediction count item can hold: n, the three decisions,
-    every bin of every variable with missing and out of range, every card-age stratum."""
+def _drift_attributes(bins_per_variable: Iterable[int], strata: int) -> int:
+    """n, the three decisions, every bin of every variable with missing and out of range,
+    every card-age stratum."""
     return 1 + 3 + sum(bins + 2 for bins in bins_per_variable) + strata
+
+
+def prediction_attributes(bins_per_variable: Iterable[int], strata: int) -> int:
+    """The most attributes one model's prediction count item can hold: the drift counts, and
+    for quality (labels/): approvals per quality bin and each decision's sum of scores."""
+    return _drift_attributes(bins_per_variable, strata) + QUALITY_BINS + 3
 
 
 def shadow_attributes(
     bins_per_variable: Sequence[int], strata: int, champion_score_bins: int
 ) -> int:
-    """The most a challenger's shadow count item can hold: its prediction counts, the nine
-    decision pairs, and the joint score bins (each side's bins, missing and out of range)."""
+    """The most a challenger's shadow count item can hold: its drift counts, the nine decision
+    pairs, and the joint score bins (each side's bins, missing and out of range)."""
     joint = (champion_score_bins + 2) * (bins_per_variable[-1] + 2)
-    return prediction_attributes(bins_per_variable, strata) + 9 + joint
+    return _drift_attributes(bins_per_variable, strata) + 9 + joint
 
 
 def hour_of(moment: str) -> str:
@@ -214,9 +222,11 @@ class Tally:
     reason: str | None = None  # "stage/reason"
     pair: tuple[str, str] | None = None
     joint: tuple[int, int] | None = None
-    # a label's quality attributes (Counts.quality), and +1 to add them or -1 to take back
-    # those of the label it replaces; the weight moves n and quality, nothing else
+    # quality attributes (Counts.quality): each name adds 1, each (name, amount) of `sums` its
+    # amount; a label replaced takes back its own with weight -1 (the weight moves n and the
+    # quality attributes, nothing else)
     quality: tuple[str, ...] = ()
+    sums: tuple[tuple[str, int], ...] = ()
     weight: int = 1
 
     def counts(self) -> Counts:
@@ -239,6 +249,8 @@ def _tallied(tallies: Sequence[Tally]) -> Counts:
     for tally in tallies:
         for name in tally.quality:
             counts.quality[name] += tally.weight
+        for name, amount in tally.sums:
+            counts.quality[name] += amount * tally.weight
     for total, one in _ONE_PER_FACT:
         values = (getattr(t, one) for t in tallies)
         getattr(counts, total).update(v for v in values if v is not None)
@@ -255,10 +267,23 @@ def _count_bins(bins: Counter[tuple[int, int]], rows: list[Sequence[int]]) -> No
             bins[variable, index] = count
 
 
-def prediction_counts(decision: str, row_bins: Sequence[int], stratum: int | None = None) -> Tally:
+def prediction_counts(
+    decision: str, row_bins: Sequence[int], stratum: int | None = None, score: float | None = None
+) -> Tally:
     """What one prediction adds: one fact, its decision, one bin per variable (features, then
-    score; Python ints), and its card-age stratum when the model's baseline has strata."""
-    return Tally(decision=decision, bins=row_bins, stratum=stratum)
+    score; Python ints), and its card-age stratum when the model's baseline has strata; with its
+    `score`, what quality needs of it: an approval's quality bin (`a<bin>`: approvals are the
+    implicit negatives once their labels have matured) and its score in millionths added to
+    its decision's sum (`p_<decision>`: the expected frauds among them, core/quality.py)."""
+    if score is None:
+        return Tally(decision=decision, bins=row_bins, stratum=stratum)
+    return Tally(
+        decision=decision,
+        bins=row_bins,
+        stratum=stratum,
+        quality=(f"a{quality_bin(score)}",) if decision == "approve" else (),
+        sums=((f"p_{decision}", round(score * SCORE_UNITS)),),
+    )
 
 
 def shadow_counts(

@@ -16,6 +16,9 @@ import bisect
 import math
 
 QUALITY_BINS = 64
+# sums of scores are counted in millionths (integers, so DynamoDB's ADD keeps them exact); a
+# sum of n scores is off by at most n / 2,000,000
+SCORE_UNITS = 1_000_000
 _LOW, _HIGH = -10.0, 10.0
 QUALITY_EDGES: tuple[float, ...] = tuple(
     1.0 / (1.0 + math.exp(-(_LOW + (_HIGH - _LOW) * k / (QUALITY_BINS - 2))))

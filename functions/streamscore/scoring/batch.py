@@ -585,7 +585,9 @@ def _facts(
             item=prediction,
             key=prediction["transaction_id"],
             count_key=CountKey(PREDICTIONS, version, row.hour, source),
-            counts=prediction_counts(prediction["decision"], row_bins, stratum),
+            counts=prediction_counts(
+                prediction["decision"], row_bins, stratum, prediction["score"]
+            ),
         )
         if shadow is not None and batch.shadow is not None:
             challenger = batch.shadow.version

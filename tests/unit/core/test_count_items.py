@@ -20,6 +20,7 @@ from streamscore.core.monitoring import (
     shadow_counts,
     summed,
 )
+from streamscore.core.quality import quality_bin
 
 
 def test_every_kind_of_count_reads_back_from_its_item_attributes() -> None:
@@ -107,3 +108,15 @@ def test_facts_sum_per_count_item_as_adding_their_counts_one_by_one_does(
         for key, tally in one.adds():
             expected.setdefault(key, Counts()).add(_counted_alone(tally))
     assert totals == expected
+
+
+def test_a_prediction_with_its_score_counts_what_quality_needs_of_it() -> None:
+    # an approval: its quality bin (an implicit negative once labels matured) and its score
+    approve = prediction_counts("approve", [0, 1], score=0.0042).counts()
+    # a review: its score in its decision's sum only
+    review = prediction_counts("review", [0, 1], score=0.25).counts()
+
+    assert approve.attributes()["qa" + str(quality_bin(0.0042))] == 1
+    assert approve.attributes()["qp_approve"] == 4200
+    assert review.quality == Counter({"p_review": 250_000})
+    assert Counts.from_item({"kind": "PRED"} | review.attributes()) == review
