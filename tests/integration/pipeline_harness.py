@@ -2576,6 +2576,14 @@ def _label_joins(stored: Mapping[str, Mapping[str, Any]], snap: Snapshot) -> lis
     for txn, item in sorted(stored.items()):
         if item["count_version"] == NO_VERSION:
             continue
+        mark = "f" if item["label"] == "fraud" else "l"
+        names = [f"{mark}{quality_bin(float(item['score']))}", f"{mark}d_{item['decision']}"]
+        if list(item["counted"]) != names:
+            found.append(
+                Violation(
+                    "labels", f"label of {txn}", f"counted {item['counted']}, its join {names}"
+                )
+            )
         prediction = snap.predictions.get(txn)
         if prediction is None:
             found.append(Violation("labels", f"label of {txn}", "joined to no prediction"))

@@ -113,9 +113,11 @@ def test_the_sample_labels_its_transactions_and_counts_each_once(
         assert failures(labels_app.lambda_handler({"Records": [record]}, lambda_context)) == []
     metrics = emitted_metrics(capsys.readouterr().out)
     counts_once = quality_counts(local_stack)
-    labels_app.lambda_handler(EVENT, lambda_context)
+    assert failures(labels_app.lambda_handler(EVENT, lambda_context)) == []
     half = EVENT["Records"][len(EVENT["Records"]) // 2]["kinesis"]["sequenceNumber"]
-    labels_app.lambda_handler(from_sequence(EVENT, half), lambda_context)
+    assert failures(labels_app.lambda_handler(from_sequence(EVENT, half), lambda_context)) == []
+    again = emitted_metrics(capsys.readouterr().out)
+    assert again.get("LabelsWritten", 0) == 0 and again["LabelsUnchanged"] > 0
 
     # then: each transaction holds its latest label, joined to its prediction
     stored = {x["transaction_id"]: x for x in scan(local_stack, "LabelsTable")}

@@ -1,11 +1,13 @@
 """Facts and their counts on DynamoDB: each fact created in one transaction with the counts it adds.
 
 TransactWriteItems takes up to 100 actions: a chunk is as many facts (Puts, each on
-the condition that its fact does not exist) plus one Update per count item they add
-to (ADD of top-level numbers; DynamoDB's ADD takes no nested paths). A cancelled
-transaction reports a reason per action: a fact that exists already is dropped from
-its chunk and the rest is written again at once; a conflict or throttling is retried
-with backoff; what still fails comes back to the caller, who fails its records.
+the writer's condition: by default that its fact does not exist; a label's, that the stored
+label is the one it replaces) plus one Update per count item they add to (ADD of top-level
+numbers; DynamoDB's ADD takes no nested paths; an Update whose numbers cancel out is left
+out). A cancelled transaction reports a reason per action: a fact whose condition failed is
+dropped from its chunk (reported as existing, and apart when the caller asks) and the rest
+is written again at once; a conflict or throttling is retried with backoff; what still fails
+comes back to the caller, who fails its records.
 """
 
 from __future__ import annotations

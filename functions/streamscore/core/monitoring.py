@@ -5,7 +5,10 @@ A fact is an item created once per thing counted: a prediction per scored transa
 in one DynamoDB transaction with the counts it adds, on the condition that the fact
 does not exist yet. A retry, a replay with other batch boundaries, a lost response,
 a concurrent writer: each finds the fact and adds nothing; a transaction that does not
-commit adds nothing either. So a count moves exactly when its fact is created.
+commit adds nothing either. So a count moves exactly when its fact is created. A label is
+the one fact that changes: it is written over the label it replaces, on the condition that
+the stored one is still that label, and takes that label's counts back in the same
+transaction (labels/batch.py); its counts move exactly when the label in force changes.
 
 Count items are keyed by kind, model version, UTC hour, source shard and writer slot
 (the chunks of one batch are written side by side, each on its own item, so they never

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from streamscore.core.aggregation import deaggregate, is_aggregated, may_be_aggregated
 from streamscore.core.errors import InvalidRecordError
@@ -144,6 +144,20 @@ def decode_payload(record: StreamRecord) -> bytes:
         return base64.b64decode(record.data_b64, validate=True)
     except (binascii.Error, ValueError) as error:
         raise InvalidRecordError("invalid_base64", f"record data is not base64: {error}") from None
+
+
+def decode_contract[T: BaseModel](record: StreamRecord, contract: type[T], max_bytes: int) -> T:
+    """The record's payload as `contract` (a pydantic model of JSON); InvalidRecordError with
+    the reason when it is not one (not base64, too large, not JSON, or fields that fail)."""
+    payload = decode_payload(record)
+    if len(payload) > max_bytes:
+        raise InvalidRecordError(
+            "oversized", f"payload is {len(payload)} bytes, more than {max_bytes}"
+        )
+    try:
+        return contract.model_validate_json(payload)
+    except ValidationError as error:
+        raise diagnose_json(payload) or field_errors(error) from None
 
 
 def diagnose_json(payload: bytes) -> InvalidRecordError | None:

@@ -16,6 +16,7 @@ from streamscore.drift.window import DriftWindow
 # ---------------------------------------------------------------- summing the window's items
 
 KINDS = (PREDICTIONS, QUARANTINE, SHADOW)
+TRANSACTION_STAGES = ("preprocess", "score")  # the stages whose bad records are transactions
 
 
 @dataclass
@@ -127,13 +128,7 @@ def sum_items(
             continue
         per_hour = totals.per_hour.setdefault(hour, Counter())
         if kind == QUARANTINE:
-            per_hour["quarantined"] += counts.n
-            for stage_reason, count in counts.reasons.items():
-                stage_name, _, reason = stage_reason.partition("/")
-                stage = totals.score if stage_name == "score" else totals.preprocess
-                stage.quarantined += count
-                stage.quarantined_by_reason[reason] += count
-            totals.preprocess.batches += 1
+            _add_quarantined(totals, per_hour, counts)
             continue
         version = str(item.get("model_version", ""))
         sums = totals.versions.setdefault(version, VersionTotals())
@@ -173,3 +168,19 @@ def _resolver(baselines: DriftBaseline | BaselineOf) -> BaselineOf:
         only = baselines
         return lambda version: only if version == only.model_version else None
     return baselines
+
+
+def _add_quarantined(totals: WindowTotals, per_hour: Counter[str], counts: Counts) -> None:
+    """A QUAR item's records by stage; labels' bad records are not transactions: left out."""
+    transactions = 0
+    for stage_reason, count in counts.reasons.items():
+        stage_name, _, reason = stage_reason.partition("/")
+        if stage_name not in TRANSACTION_STAGES:
+            continue
+        stage = totals.score if stage_name == "score" else totals.preprocess
+        stage.quarantined += count
+        stage.quarantined_by_reason[reason] += count
+        transactions += count
+    if transactions:
+        per_hour["quarantined"] += transactions
+        totals.preprocess.batches += 1

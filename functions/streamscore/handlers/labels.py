@@ -78,7 +78,8 @@ def build(
             table(settings.labels_table),
             facts(settings.labels_table, "transaction_id", label_condition),
             settings.labels_ttl_days,
-            settings.monitoring_ttl_days,
+            # a label replaced a year on takes its counts back from their item: it must be there
+            max(settings.labels_ttl_days, settings.monitoring_ttl_days),
         ),
         predictions=DynamoPredictionReader(table(settings.predictions_table)),
         quarantine=DynamoQuarantineStore(

@@ -14,7 +14,8 @@ The label joins the transaction's prediction as stored when the label is written
 version, its event hour (the count item), its score's quality bin (core/quality.py) and its
 decision. A label of a transaction never scored (no prediction) is kept and counted under the
 version "-" and the hour it was labelled in (`u_<label>`). A prediction written after its label
-is not joined to it.
+is not joined to it; a label replacing one whose prediction has expired since keeps the join
+the replaced label made.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
-
-from pydantic import ValidationError
 
 from streamscore.core.errors import InvalidRecordError, RetryableError
 from streamscore.core.ids import SequenceNumber, TransactionId
@@ -40,19 +39,14 @@ from streamscore.core.monitoring import (
     source_of,
 )
 from streamscore.core.quality import quality_bin
-from streamscore.core.records import (
-    StreamRecord,
-    decode_payload,
-    diagnose_json,
-    field_errors,
-    quarantine_item,
-)
+from streamscore.core.records import StreamRecord, decode_contract, quarantine_item
 from streamscore.core.steps import settle, submit_or_run
 from streamscore.core.times import utc_iso_ms
 from streamscore.labels.contract import FRAUD, MAX_LABEL_BYTES, Label, label_key
 from streamscore.labels.ports import LabelPorts
 
 STAGE = "labels"
+MAX_CLOCK_SKEW = timedelta(hours=1)  # a label's time may run ahead of the function's clock
 
 
 @dataclass
@@ -77,17 +71,28 @@ class _Received:
     key: str
 
 
-def decode_label(record: StreamRecord) -> Label:
-    """The record's Label; InvalidRecordError with the reason when it is not one."""
-    payload = decode_payload(record)
-    if len(payload) > MAX_LABEL_BYTES:
-        raise InvalidRecordError(
-            "oversized", f"payload is {len(payload)} bytes, more than {MAX_LABEL_BYTES}"
-        )
+def decode_label(record: StreamRecord, now: datetime) -> _Received:
+    """The record's Label and its key; InvalidRecordError with the reason when it is not one, or
+    when its time is not one a label can have: past UTC's range (no key), or in the future (it
+    would stay in force forever: no real label could be greater)."""
+    label = decode_contract(record, Label, MAX_LABEL_BYTES)
     try:
-        return Label.model_validate_json(payload)
-    except ValidationError as error:
-        raise diagnose_json(payload) or field_errors(error) from None
+        key = label_key(label)
+        future = label.labelled_at > now + MAX_CLOCK_SKEW
+    except (OverflowError, ValueError):
+        raise _bad_time("is outside the range of UTC times") from None
+    if future:
+        raise _bad_time(f"is more than {MAX_CLOCK_SKEW} after the time the label was received")
+    return _Received(record, label, key)
+
+
+def _bad_time(problem: str) -> InvalidRecordError:
+    message = f"labelled_at {problem}"
+    return InvalidRecordError(
+        "invalid_field",
+        message,
+        [{"field": "labelled_at", "type": "labelled_at_range", "message": message}],
+    )
 
 
 def label_batch(
@@ -98,7 +103,7 @@ def label_batch(
 ) -> LabelOutcome:
     """Label one batch; never raises for bad input. `executor` runs the two reads side by side."""
     outcome = LabelOutcome(records_in=len(records))
-    newest, invalid = _decode(records, outcome)
+    newest, invalid = _decode(records, outcome, now)
     quarantining = (
         submit_or_run(
             executor, ports.quarantine.save, [quarantine_item(r, e, STAGE, now) for r, e in invalid]
@@ -130,25 +135,25 @@ def label_batch(
 
 
 def _decode(
-    records: Sequence[StreamRecord], outcome: LabelOutcome
+    records: Sequence[StreamRecord], outcome: LabelOutcome, now: datetime
 ) -> tuple[dict[TransactionId, _Received], list[tuple[StreamRecord, InvalidRecordError]]]:
     """Each transaction's greatest label of the batch, and the records that are no label."""
     newest: dict[TransactionId, _Received] = {}
     invalid: list[tuple[StreamRecord, InvalidRecordError]] = []
     for record in records:
         try:
-            label = decode_label(record)
+            received = decode_label(record, now)
         except InvalidRecordError as error:
             invalid.append((record, error))
             continue
-        received = _Received(record, label, label_key(label))
-        kept = newest.get(label.transaction_id)
+        txn = received.label.transaction_id
+        kept = newest.get(txn)
         if kept is None:
-            newest[label.transaction_id] = received
+            newest[txn] = received
             continue
         outcome.superseded += 1
         if received.key > kept.key:
-            newest[label.transaction_id] = received
+            newest[txn] = received
     return newest, invalid
 
 
@@ -183,6 +188,8 @@ def label_fact(
         "received_at": utc_iso_ms(now),
     }
     mark = "f" if label.label == FRAUD else "l"
+    if prediction is None and previous is not None and "model_version" in previous:
+        prediction = previous  # expired since (PredictionsTtlDays): the join the label made
     if prediction is not None:
         version, hour = str(prediction["model_version"]), hour_of(prediction["event_time"])
         score_bin, decision = quality_bin(float(prediction["score"])), str(prediction["decision"])

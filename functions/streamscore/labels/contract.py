@@ -14,7 +14,6 @@ changes nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -45,7 +44,3 @@ def label_key(label: Label) -> str:
     """The label's place among its transaction's labels; the greatest is in force. Compares as a
     string: the UTC time to the millisecond (fixed width), fraud (1) above legit (0), the source."""
     return f"{utc_iso_ms(label.labelled_at)}#{_RANK[label.label]}#{label.source}"
-
-
-def labelled_at(key: str) -> datetime:
-    return datetime.fromisoformat(key.split("#", 1)[0])

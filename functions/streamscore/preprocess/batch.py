@@ -38,19 +38,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
 from streamscore.core.errors import InvalidRecordError, RetryableError
 from streamscore.core.feature_record import FeatureRecord
 from streamscore.core.ids import CardId, SequenceNumber, TransactionId
 from streamscore.core.items import MIN_MAGNITUDE
-from streamscore.core.records import (
-    StreamRecord,
-    decode_payload,
-    diagnose_json,
-    field_errors,
-    quarantine_item,
-)
+from streamscore.core.records import StreamRecord, decode_contract, quarantine_item
 from streamscore.core.steps import settle, submit_or_run
 from streamscore.core.times import iso_time, utc_iso_ms
 from streamscore.preprocess.contracts import Transaction
@@ -85,15 +77,7 @@ class PreprocessOutcome:
 
 def decode_transaction(record: StreamRecord) -> Transaction:
     """The record's Transaction; InvalidRecordError with the reason when it is not one."""
-    payload = decode_payload(record)
-    if len(payload) > MAX_TRANSACTION_BYTES:
-        raise InvalidRecordError(
-            "oversized", f"payload is {len(payload)} bytes, more than {MAX_TRANSACTION_BYTES}"
-        )
-    try:
-        return Transaction.model_validate_json(payload)
-    except ValidationError as error:
-        raise diagnose_json(payload) or field_errors(error) from None
+    return decode_contract(record, Transaction, MAX_TRANSACTION_BYTES)
 
 
 def transaction_digest(txn: Transaction) -> str:

@@ -76,6 +76,8 @@ def test_items_are_summed_once_per_key_within_the_window_per_model_version(
         hist_item("older-model", hour, {"amount_log": {"counts": [1, 2]}}, 40, "5"),
         stats_item(hour, {"invalid_amount": 3}, "1"),
         stats_item(hour, {"missing_feature": 2}, "2", stage="score"),
+        # labels' bad records are not transactions: neither quarantined transactions nor seen
+        stats_item(hour, {"invalid_field": 7}, "3", stage="labels"),
     ]
 
     totals = sum_items(items, DAY_WINDOW, baseline)

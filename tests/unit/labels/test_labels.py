@@ -94,6 +94,7 @@ def counted(store: MemoryLabelStore) -> dict[tuple[str, str], Counts]:
         assert key.kind == QUALITY
         totals.setdefault((key.model_version, key.hour), Counts()).add(counts)
     for counts in totals.values():
+        assert not -counts.quality, f"negative quality counts: {dict(counts.quality)}"
         counts.quality = +counts.quality  # drop zeros (a label taken back)
     return {k: c for k, c in totals.items() if c.n or c.quality}
 
@@ -145,6 +146,38 @@ def test_bad_labels_are_quarantined_with_their_reason_and_block_nothing() -> Non
     assert outcome.quarantined == Counter({"invalid_json": 1, "invalid_field": 3})
     reasons = {item["reason"] for item in stage.quarantine.items.values()}
     assert reasons == {"invalid_json", "invalid_field"}
+
+
+def test_a_time_no_label_can_have_is_quarantined_not_raised() -> None:
+    # past UTC's range once converted, and in the future (it would stay in force forever)
+    stage = Stage()
+    bad = [
+        label("t0", "fraud", 0) | {"labelled_at": "9999-12-31T23:30:00-01:00"},
+        label("t0", "fraud", 0) | {"labelled_at": "0001-01-01T00:30:00+01:00"},
+        label("t0", "fraud", 0) | {"labelled_at": (NOW + timedelta(days=2)).isoformat()},
+    ]
+
+    outcome = stage.run(records([*bad, label("t1", "fraud", 0)]))
+
+    assert outcome.written == 1 and not outcome.failed
+    assert outcome.quarantined == Counter({"invalid_field": 3})
+    assert "t0" not in stage.labels.items
+
+
+def test_a_label_replacing_one_whose_prediction_expired_keeps_the_join() -> None:
+    # given a chargeback joined to its prediction, which then expires (PredictionsTtlDays)
+    stage = Stage()
+    stage.run(records([label("t2", "fraud", 0)]))
+    del stage.predictions.items["t2"]
+
+    # when the dispute is reversed
+    stage.run(records([label("t2", "legit", 60, "reversal")], first=1))
+
+    # then the reversal counts where the chargeback did, fraud to legit
+    item = stage.labels.items["t2"]
+    assert (item["model_version"], item["decision"]) == ("v1", "decline")
+    assert counted(stage.labels) == expected_counts(stage.labels.items)
+    assert stage.labels.total().quality == Counter({"ld_decline": 1, f"l{quality_bin(0.4)}": 1})
 
 
 def test_a_write_raced_by_a_greater_label_is_done_and_by_a_smaller_one_is_retried() -> None:
