@@ -2577,7 +2577,9 @@ def _label_joins(stored: Mapping[str, Mapping[str, Any]], snap: Snapshot) -> lis
         if item["count_version"] == NO_VERSION:
             continue
         mark = "f" if item["label"] == "fraud" else "l"
-        names = [f"{mark}{quality_bin(float(item['score']))}", f"{mark}d_{item['decision']}"]
+        names = [f"{mark}d_{item['decision']}"]
+        if item["decision"] != "decline":  # declines are not binned
+            names.insert(0, f"{mark}{item['decision'][0]}{quality_bin(float(item['score']))}")
         if list(item["counted"]) != names:
             found.append(
                 Violation(

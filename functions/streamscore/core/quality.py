@@ -29,3 +29,16 @@ QUALITY_EDGES: tuple[float, ...] = tuple(
 def quality_bin(score: float) -> int:
     """The bin of a score in [0, 1]: 0 below the first edge, QUALITY_BINS - 1 from the last on."""
     return bisect.bisect_right(QUALITY_EDGES, score)
+
+
+def label_attributes(fraud: bool, decision: str, score: float) -> tuple[str, ...]:
+    """The quality count attributes (Counts.quality) a label of a scored transaction adds: by
+    label, decision and quality bin for an approval or a review (`fa12`, `lr30`: the
+    precision-recall curve among transactions not declined), and by label and decision
+    (`fd_decline`). A decline's bin is not kept: declines are labelled too rarely to draw a
+    curve of, and leaving them out keeps a count item within 2 x 2 x 64 + 6 attributes."""
+    mark = "f" if fraud else "l"
+    by_decision = f"{mark}d_{decision}"
+    if decision in ("approve", "review"):
+        return (f"{mark}{decision[0]}{quality_bin(score)}", by_decision)
+    return (by_decision,)

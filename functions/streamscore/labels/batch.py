@@ -38,7 +38,7 @@ from streamscore.core.monitoring import (
     hour_of,
     source_of,
 )
-from streamscore.core.quality import quality_bin
+from streamscore.core.quality import label_attributes
 from streamscore.core.records import StreamRecord, decode_contract, quarantine_item
 from streamscore.core.steps import settle, submit_or_run
 from streamscore.core.times import utc_iso_ms
@@ -187,13 +187,12 @@ def label_fact(
         "record_id": record.record_id,
         "received_at": utc_iso_ms(now),
     }
-    mark = "f" if label.label == FRAUD else "l"
     if prediction is None and previous is not None and "model_version" in previous:
         prediction = previous  # expired since (PredictionsTtlDays): the join the label made
     if prediction is not None:
         version, hour = str(prediction["model_version"]), hour_of(prediction["event_time"])
-        score_bin, decision = quality_bin(float(prediction["score"])), str(prediction["decision"])
-        counted: tuple[str, ...] = (f"{mark}{score_bin}", f"{mark}d_{decision}")
+        decision = str(prediction["decision"])
+        counted = label_attributes(label.label == FRAUD, decision, float(prediction["score"]))
         item |= {
             "model_version": version,
             "event_time": prediction["event_time"],

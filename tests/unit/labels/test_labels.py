@@ -77,10 +77,9 @@ def expected_counts(stored: dict[str, dict[str, Any]]) -> dict[tuple[str, str], 
             key, names = (NO_VERSION, hour_of(item["labelled_at"])), [f"u_{item['label']}"]
         else:
             key = (prediction["model_version"], hour_of(prediction["event_time"]))
-            names = [
-                f"{mark}{quality_bin(prediction['score'])}",
-                f"{mark}d_{prediction['decision']}",
-            ]
+            names = [f"{mark}d_{prediction['decision']}"]
+            if prediction["decision"] != "decline":  # declines are not binned
+                names.append(f"{mark}{prediction['decision'][0]}{quality_bin(prediction['score'])}")
         total = expected.setdefault(key, Counts())
         total.n += 1
         total.quality.update(names)
@@ -177,7 +176,7 @@ def test_a_label_replacing_one_whose_prediction_expired_keeps_the_join() -> None
     item = stage.labels.items["t2"]
     assert (item["model_version"], item["decision"]) == ("v1", "decline")
     assert counted(stage.labels) == expected_counts(stage.labels.items)
-    assert stage.labels.total().quality == Counter({"ld_decline": 1, f"l{quality_bin(0.4)}": 1})
+    assert stage.labels.total().quality == Counter({"ld_decline": 1})
 
 
 def test_a_write_raced_by_a_greater_label_is_done_and_by_a_smaller_one_is_retried() -> None:
