@@ -1,0 +1,129 @@
+"""Quality figures from count items: the binned average precision against scikit-learn's, its
+bounds around the unbinned figure, realized figures with implicit negatives, the estimate."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import average_precision_score
+
+from streamscore.core.monitoring import Counts, prediction_counts
+from streamscore.core.quality import QUALITY_BINS, label_attributes, quality_bin
+from streamscore.drift.quality import (
+    QualityCounts,
+    binned_average_precision,
+    estimated,
+    realized,
+)
+
+
+def _binned(scores: np.ndarray, fraud: np.ndarray) -> tuple[list[int], list[int]]:
+    bins = np.array([quality_bin(float(s)) for s in scores])
+    frauds = np.bincount(bins[fraud], minlength=QUALITY_BINS).tolist()
+    legit = np.bincount(bins[~fraud], minlength=QUALITY_BINS).tolist()
+    return frauds, legit
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(2, 400), rate=st.floats(0.01, 0.5))
+def test_the_binned_figure_is_scikit_learns_on_tied_bins_and_the_bounds_hold_the_unbinned(
+    seed: int, n: int, rate: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    fraud = rng.random(n) < rate
+    if not fraud.any():
+        fraud[0] = True
+    # scores that separate the classes somewhat, across the whole log-odds range
+    logits = rng.normal(np.where(fraud, 1.0, -4.0), 2.5)
+    scores = 1 / (1 + np.exp(-logits))
+
+    area = binned_average_precision(*_binned(scores, fraud))
+
+    bins = np.array([quality_bin(float(s)) for s in scores])
+    assert area.value == pytest.approx(average_precision_score(fraud, bins), abs=1e-12)
+    unbinned = average_precision_score(fraud, scores)
+    assert area.low is not None and area.high is not None
+    assert area.low - 1e-12 <= unbinned <= area.high + 1e-12
+    assert area.low <= area.value <= area.high
+
+
+def test_no_fraud_gives_no_area() -> None:
+    assert binned_average_precision([0] * 4, [3, 1, 0, 2]).value is None
+
+
+def _counts(rows: list[tuple[str, float, str | None]]) -> QualityCounts:
+    """(decision, score, label or None) per prediction, through the counting functions."""
+    predicted, labelled = Counts(), Counts()
+    for decision, score, label in rows:
+        predicted.add(prediction_counts(decision, [], score=score))
+        if label is not None:
+            labelled.quality.update(label_attributes(label == "fraud", decision, score))
+    return QualityCounts.of(predicted, labelled)
+
+
+def test_realized_counts_unlabelled_approvals_as_legit_and_leaves_declines_out() -> None:
+    rows = [
+        ("approve", 0.001, None),  # implicit negatives
+        ("approve", 0.001, None),
+        ("approve", 0.002, "fraud"),  # a chargeback: a fraud the model let through
+        ("review", 0.1, "fraud"),
+        ("review", 0.1, "legit"),  # a review cleared
+        ("review", 0.2, "fraud"),
+        ("decline", 0.9, None),  # never settles
+    ]
+
+    figures = realized(_counts(rows))
+
+    assert figures["frauds_seen"] == 3 and figures["chargebacks"] == 1
+    assert figures["implicit_negatives"] == 2
+    assert figures["recall_at_review"] == pytest.approx(2 / 3)
+    assert figures["precision_at_review"] == pytest.approx(2 / 3)
+    assert figures["declines_labelled"] == 0
+    # the frauds of the two review bins rank above the chargeback's bin
+    scores = np.array([0.001, 0.001, 0.002, 0.1, 0.1, 0.2])
+    fraud = np.array([False, False, True, True, False, True])
+    bins = np.array([quality_bin(float(s)) for s in scores])
+    assert figures["pr_auc"] == pytest.approx(average_precision_score(fraud, bins))
+
+
+def test_the_estimate_is_the_frauds_the_scores_expect() -> None:
+    rows = (
+        [("approve", 0.01, None)] * 100
+        + [("review", 0.25, None)] * 8
+        + [("decline", 0.8, None)] * 5
+    )
+
+    figures = estimated(_counts(rows))
+
+    assert figures["expected_frauds"] == {"approve": 1.0, "review": 2.0, "decline": 4.0}
+    assert figures["recall_at_review"] == pytest.approx(2 / 3)
+    assert figures["precision_at_review"] == pytest.approx(0.25)
+    assert figures["recall_at_decline"] == pytest.approx(4 / 7)
+    assert figures["precision_at_decline"] == pytest.approx(0.8)
+
+
+def test_a_calibrated_model_s_estimate_meets_the_realized_figure() -> None:
+    # labels drawn from the scores themselves: the calibration the estimate assumes
+    rng = np.random.default_rng(5)
+    scores = 1 / (1 + np.exp(-rng.normal(-4.5, 1.6, 60_000)))
+    fraud = rng.random(scores.size) < scores
+    rows = []
+    for s, f in zip(scores.tolist(), fraud.tolist(), strict=True):
+        decision = "decline" if s >= 0.5 else "review" if s >= 0.05 else "approve"
+        label = (
+            None
+            if decision == "decline"
+            else ("fraud" if f else None if decision == "approve" else "legit")
+        )
+        rows.append((decision, s, label))
+    counts = _counts(rows)
+
+    real, expect = realized(counts), estimated(counts)
+
+    assert real["recall_at_review"] == pytest.approx(expect["recall_at_review"], abs=0.03)
+    assert real["precision_at_review"] == pytest.approx(expect["precision_at_review"], abs=0.03)
+    assert Counter(f for f in fraud.tolist())[True] > 500
