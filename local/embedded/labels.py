@@ -19,6 +19,8 @@ from embedded.summary import scan
 from simulator.outcomes import production_labels
 from streamscore.aws.kinesis import StreamWriter
 from streamscore.aws.retry import Backoff
+from streamscore.core.monitoring import COUNT, PREDICTIONS, QUALITY, Counts
+from streamscore.drift.quality import QualityCounts, estimated, realized
 
 DECISIONS = ("approve", "review", "decline")
 
@@ -49,6 +51,7 @@ def feed_labels(
         label = stored.get(prediction["transaction_id"], {}).get("label")
         row[f"labelled_{label}" if label else "unlabelled"] += 1
     return {
+        "quality": window_quality(scan(dynamodb, outputs["MonitoringTableName"])),
         "sent": len(entries),
         "refused": len(refused),
         "by_source": dict(sorted(Counter(x["source"] for x in outcomes.labels).items())),
@@ -58,3 +61,20 @@ def feed_labels(
         "declined_legit": outcomes.declined_legit,
         "by_decision": {d: dict(row) for d, row in by_decision.items() if row},
     }
+
+
+def window_quality(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Realized and estimated quality of the version that scored most, from all its count items
+    (the local run's labels have all come back: every window is mature)."""
+    predicted: dict[str, Counts] = {}
+    labelled: dict[str, Counts] = {}
+    for item in items:
+        if item.get("sk") != COUNT or item.get("kind") not in (PREDICTIONS, QUALITY):
+            continue
+        into = predicted if item["kind"] == PREDICTIONS else labelled
+        into.setdefault(str(item["model_version"]), Counts()).add(Counts.from_item(item))
+    if not predicted:
+        return {}
+    version = max(predicted, key=lambda v: predicted[v].n)
+    counts = QualityCounts.of(predicted[version], labelled.get(version, Counts()))
+    return {"model_version": version, "realized": realized(counts), "estimated": estimated(counts)}

@@ -499,12 +499,36 @@ def render_labels(section: Mapping[str, Any]) -> list[str]:
             f"{row.get('frauds', 0):>5,} frauds | labelled fraud {row.get('labelled_fraud', 0):,}, "
             f"legit {row.get('labelled_legit', 0):,}, unlabelled {row.get('unlabelled', 0):,}"
         )
+    lines += _label_quality(section.get("quality") or {})
     lines.append(
         f"  unseen: {section['unreported_frauds']:,} approved frauds never charged back, "
         f"{section['declined_frauds']:,} declined frauds and {section['declined_legit']:,} "
         "declined legitimate transactions (a decline never settles, so never gets a chargeback)"
     )
     return lines
+
+
+def _label_quality(quality_: Mapping[str, Any]) -> list[str]:
+    if not quality_:
+        return []
+    real, expect = quality_["realized"], quality_["estimated"]
+    area = (
+        f"{_percent(real['pr_auc'])} (bins' order unknown: {_percent(real['pr_auc_low'])}-"
+        f"{_percent(real['pr_auc_high'])})"
+        if real["pr_auc"] is not None
+        else "n/a"
+    )
+    return [
+        f"  quality of {quality_['model_version']} from the labels (among transactions not "
+        "declined; unlabelled approvals count as legit) | estimated from the scores:",
+        f"    recall at review     {_percent(real['recall_at_review']):>7} | "
+        f"{_percent(expect['recall_at_review'])}",
+        f"    precision at review  {_percent(real['precision_at_review']):>7} | "
+        f"{_percent(expect['precision_at_review'])}",
+        f"    PR-AUC               {area}",
+        f"    at decline (no labels come back): estimated recall "
+        f"{_percent(expect['recall_at_decline'])}, precision {_percent(expect['precision_at_decline'])}",
+    ]
 
 
 def render_models(section: Mapping[str, Any]) -> list[str]:

@@ -97,6 +97,13 @@ def _labels_are_what_production_sees(summary: dict) -> None:
         "frauds", 0
     )
     assert labels["by_source"].get("review") == rows["review"]["transactions"]
+    # the count items' realized figures are the labels' (LabelsTable, joined here by the run)
+    real = labels["quality"]["realized"]
+    caught, missed = rows["review"].get("labelled_fraud", 0), approve.get("labelled_fraud", 0)
+    assert real["recall_at_review"] == pytest.approx(caught / (caught + missed))
+    assert real["precision_at_review"] == pytest.approx(caught / rows["review"]["transactions"])
+    assert real["implicit_negatives"] == approve["transactions"] - missed
+    assert real["pr_auc_low"] <= real["pr_auc"] <= real["pr_auc_high"]
 
 
 # What the simulator's fraud patterns are made of (local/simulator/fraud.py): card testing is a
