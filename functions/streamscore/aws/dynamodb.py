@@ -6,7 +6,7 @@ what still fails is returned to the caller, who maps it to record failures.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import datetime
 from decimal import Decimal
@@ -167,6 +167,14 @@ class BatchTable:
             return method(**kwargs)
         except (ClientError, BotoCoreError) as error:
             raise translate_error(error, f"DynamoDB {action} on {self.table_name}") from error
+
+
+def by_transaction_id[K: str](
+    table: BatchTable, transaction_ids: Sequence[K], key: Callable[[str], K]
+) -> tuple[dict[K, Item], set[K]]:
+    """Items of a table keyed by `transaction_id`, and the ids whose read still failed."""
+    found, failed = table.get_many({"transaction_id": t} for t in transaction_ids)
+    return {key(k[0]): item for k, item in found.items()}, {key(k[0]) for k in failed}
 
 
 def expires_at(now: datetime, ttl_days: int) -> int:

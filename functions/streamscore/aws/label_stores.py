@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from streamscore.aws.dynamodb import BatchTable, expires_at
+from streamscore.aws.dynamodb import BatchTable, by_transaction_id, expires_at
 from streamscore.aws.facts import DynamoFactWriter
 from streamscore.core.ids import TransactionId
 from streamscore.core.monitoring import Fact
@@ -35,7 +35,7 @@ class DynamoLabelStore:
     def load(
         self, transaction_ids: Sequence[TransactionId]
     ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
-        return _load(self.table, transaction_ids)
+        return by_transaction_id(self.table, transaction_ids, TransactionId)
 
     def write(
         self, facts: Sequence[Fact], now: datetime
@@ -61,14 +61,4 @@ class DynamoPredictionReader:
     def load(
         self, transaction_ids: Sequence[TransactionId]
     ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
-        return _load(self.table, transaction_ids)
-
-
-def _load(
-    table: BatchTable, transaction_ids: Sequence[TransactionId]
-) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
-    found, failed = table.get_many({"transaction_id": t} for t in transaction_ids)
-    return (
-        {TransactionId(key[0]): item for key, item in found.items()},
-        {TransactionId(key[0]) for key in failed},
-    )
+        return by_transaction_id(self.table, transaction_ids, TransactionId)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from streamscore.aws.dynamodb import BatchTable, expires_at
+from streamscore.aws.dynamodb import BatchTable, by_transaction_id, expires_at
 from streamscore.aws.events import EventPublisher
 from streamscore.aws.facts import DynamoFactWriter
 from streamscore.core.ids import TransactionId
@@ -30,11 +30,7 @@ class DynamoPredictionStore:
     def load(
         self, transaction_ids: Sequence[TransactionId]
     ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
-        found, failed = self.table.get_many({"transaction_id": t} for t in transaction_ids)
-        return (
-            {TransactionId(key[0]): item for key, item in found.items()},
-            {TransactionId(key[0]) for key in failed},
-        )
+        return by_transaction_id(self.table, transaction_ids, TransactionId)
 
     def create(
         self, facts: Sequence[Fact], now: datetime
