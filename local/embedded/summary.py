@@ -514,7 +514,7 @@ def _label_quality(quality_: Mapping[str, Any]) -> list[str]:
     real, expect = quality_["realized"], quality_["estimated"]
     area = (
         f"{_percent(real['pr_auc'])} (bins' order unknown: {_percent(real['pr_auc_low'])}-"
-        f"{_percent(real['pr_auc_high'])})"
+        f"{_percent(real['pr_auc_high'])}, the figure their midpoint)"
         if real["pr_auc"] is not None
         else "n/a"
     )

@@ -566,6 +566,9 @@ def recorded(template: Template, tmp_path_factory: pytest.TempPathFactory) -> It
         event = {"window": {"start": window[0].isoformat(), "end": window[1].isoformat()}}
         drift = embedded.function("DriftCheckFunction").invoke(event)
         assert drift.error is None, drift.error
+        # the quality schedule's run: its report under reports/quality/ (nothing mature yet)
+        quality = embedded.function("DriftCheckFunction").invoke({"check": "quality"})
+        assert quality.error is None, quality.error
         account = next(iter(embedded.functions.values())).config.role.split(":")[4]
         physical = {
             r.logical_id: r.physical_id for r in deployed.resources.values() if r.physical_id

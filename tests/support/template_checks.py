@@ -62,6 +62,10 @@ FUNCTION_ENV = {
         "MIN_SAMPLE_SIZE",
         "RETRAIN_COOLDOWN_HOURS",
         "MONITORING_TTL_DAYS",
+        "LABEL_MATURITY_DAYS",
+        "QUALITY_WINDOW_DAYS",
+        "QUALITY_RECALL_THRESHOLD",
+        "QUALITY_MIN_FRAUDS",
     },
     "LabelsFunction": {
         "POWERTOOLS_SERVICE_NAME",

@@ -40,12 +40,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from streamscore.core.errors import RetryableError
+from streamscore.core.errors import RetryableError, SystemicError
 from streamscore.core.registry import RegistryError
 from streamscore.drift.baseline import DriftBaseline
 from streamscore.drift.ports import DriftCheckPorts, ModelBaselines, Trigger
+from streamscore.drift.quality import (
+    QUALITY,
+    QualityPolicy,
+    quality_report,
+    quality_report_key,
+    quality_window,
+    sum_quality_items,
+)
 from streamscore.drift.report import (
     MONITORING_SOURCE,
+    RETRAINING_REQUESTED,
     TRIGGER_EVENTS,
     DriftReport,
     build_report,
@@ -148,42 +157,116 @@ def _trigger(
     policy: DriftCheckPolicy,
     now: datetime,
 ) -> tuple[Trigger, tuple[str, ...]]:
-    """The window's Trigger and the detail types this run sent.
+    """The window's Trigger and the detail types this run sent (send_trigger)."""
+    if report.status != "drift":
+        return "not_drift", ()
+    detail = trigger_detail(report, report_uri, plot_uri) | {"reason": "drift"}
+    return send_trigger(
+        report.model_version,
+        trigger_id(report),
+        detail,
+        TRIGGER_EVENTS,
+        ports,
+        policy,
+        now,
+        "drift",
+    )
+
+
+def send_trigger(
+    model_version: str,
+    trigger: str,
+    detail: Mapping[str, Any],
+    events: tuple[str, ...],
+    ports: DriftCheckPorts,
+    policy: DriftCheckPolicy,
+    now: datetime,
+    what: str,
+) -> tuple[Trigger, tuple[str, ...]]:
+    """Claim `trigger` in `model_version`'s cooldown item, put `events` with `detail`, and record
+    what EventBridge accepted; the Trigger and the detail types this run sent.
 
     No exception is caught here: whatever PutEvents raised, its outcome is unknown, so the
     claim stays in progress and the retry sends the entries not recorded as accepted again.
     """
-    if report.status != "drift":
-        return "not_drift", ()
     claim = ports.cooldown.claim(
-        report.model_version,
-        trigger_id(report),
-        now,
-        policy.cooldown_hours,
-        policy.claim_lease_seconds,
+        model_version, trigger, now, policy.cooldown_hours, policy.claim_lease_seconds
     )
     if claim.state != "ours":
         return claim.state, ()
-    detail = json.dumps(
-        trigger_detail(report, report_uri, plot_uri), separators=(",", ":"), allow_nan=False
-    )
+    body = json.dumps(detail, separators=(",", ":"), allow_nan=False)
     entries = [
-        {"Source": MONITORING_SOURCE, "DetailType": detail_type, "Detail": detail}
-        for detail_type in TRIGGER_EVENTS
+        {"Source": MONITORING_SOURCE, "DetailType": detail_type, "Detail": body}
+        for detail_type in events
         if detail_type not in claim.accepted
     ]
     failed = set(ports.events.put_events(entries)) if entries else set()
     sent = tuple(e["DetailType"] for i, e in enumerate(entries) if i not in failed)
     accepted = claim.accepted | set(sent)
-    complete = accepted >= set(TRIGGER_EVENTS)
+    complete = accepted >= set(events)
     if sent or complete:
         ports.cooldown.record(claim, accepted, complete, now)
     if not complete:
         raise RetryableError(
-            f"{len(failed)} of {len(entries)} drift events of {claim.trigger_id} were refused; "
+            f"{len(failed)} of {len(entries)} {what} events of {claim.trigger_id} were refused; "
             "the retry sends only those"
         )
     return "sent", sent
+
+
+@dataclass(frozen=True)
+class QualityOutcome:
+    report: dict[str, Any]
+    report_uri: str
+    trigger: Trigger
+    items_read: int
+    sent: tuple[str, ...] = ()
+
+
+def check_quality(
+    champion: str,
+    ports: DriftCheckPorts,
+    policy: DriftCheckPolicy,
+    quality: QualityPolicy,
+    now: datetime,
+) -> QualityOutcome:
+    """Read the mature window's count items, store the quality report, and request retraining
+    (reason quality) when the champion's realized recall at review fell below the threshold.
+    The trigger is the drift check's (send_trigger): the same cooldown per model version, a
+    stable id (`<version>/quality/<window>`), sent again only on an unknown outcome."""
+    window = quality_window(now, quality)
+    items = ports.reader.read(window.count_keys(), *window.count_bounds)
+    predicted, labelled, read = sum_quality_items(items, window)
+    report = quality_report(window, predicted, labelled, champion, quality, now)
+    key = quality_report_key(window)
+    report_uri = ports.reports.uri(key)
+    body = json.dumps(report | {"report_uri": report_uri}, separators=(",", ":"), allow_nan=False)
+    ports.reports.put(key, body.encode(), "application/json")
+    if report["status"] != "low_recall":
+        return QualityOutcome(report, report_uri, "not_drift", read)
+    figures = report["versions"][champion]
+    detail = {
+        "trigger_id": f"{champion}/{QUALITY}/{window.window_id}",
+        "reason": QUALITY,
+        "model_version": champion,
+        "report_uri": report_uri,
+        "window": report["window"],
+        "recall_at_review": figures["realized"]["recall_at_review"],
+        "recall_threshold": quality.recall_threshold,
+        "estimated_recall_at_review": figures["estimated"]["recall_at_review"],
+        "frauds_seen": figures["realized"]["frauds_seen"],
+    }
+    trigger, sent = send_trigger(
+        champion,
+        detail["trigger_id"],
+        detail,
+        (RETRAINING_REQUESTED,),
+        ports,
+        policy,
+        now,
+        QUALITY,
+    )
+    return QualityOutcome(report, report_uri, trigger, read, sent)
 
 
 @dataclass(frozen=True)
@@ -203,6 +286,7 @@ class DriftChecker:
     window_minutes: int
     draw: Callable[[DriftReport], bytes] | None = None
     registry: ModelBaselines | None = None
+    quality: QualityPolicy | None = None  # the quality check's, when it is configured
 
     def window(self, event: Mapping[str, Any], now: datetime) -> DriftWindow:
         """The window an invocation's event asks for (InvalidWindowError when it names none)."""
@@ -224,6 +308,14 @@ class DriftChecker:
         return check_drift(
             window, compared, self.ports, self.policy, now, self.draw, baseline_of, notes
         )
+
+    def check_quality(self, now: datetime) -> QualityOutcome:
+        """The quality check of the registry's champion (the shipped model when none is named)."""
+        if self.quality is None:
+            raise SystemicError("a quality check was asked for, and none is configured")
+        champion = self.registry.champion() if self.registry is not None else None
+        version = champion or self.baseline.model_version
+        return check_quality(version, self.ports, self.policy, self.quality, now)
 
     def _baseline_of(self, registry: ModelBaselines, notes: list[str]) -> BaselineOf:
         found: dict[str, DriftBaseline | None] = {self.baseline.model_version: self.baseline}

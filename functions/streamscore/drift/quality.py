@@ -12,9 +12,8 @@ event hours, summed (core/monitoring.py `Counts`), give:
   reviewed; precision at review is the share of reviews the analysts found fraudulent; the area
   under the precision-recall curve ranks approvals and reviews by their score bin
   (core/quality.py). Within a bin the order is unknown, so the area is given with bounds: the
-  bin's frauds ranked first (the highest possible) and last (the lowest); the figure itself
-  takes each bin as tied, as scikit-learn's `average_precision_score` does for tied scores.
-  The unbinned area lies within the bounds.
+  bin's frauds ranked first (the highest possible) and last (the lowest). The unbinned area lies
+  within them; the figure is their midpoint, off by at most half their width.
 - **Estimated**, from each decision's sum of scores (`qp_<decision>`): a calibrated model
   expects that many frauds among them (NannyML's confidence-based performance estimation does
   the same per row). It needs no labels, so it is there before they mature, but it assumes
@@ -24,11 +23,17 @@ event hours, summed (core/monitoring.py `Counts`), give:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streamscore.core.monitoring import Counts
+from streamscore.core.monitoring import COUNT, PREDICTIONS, Counts
+from streamscore.core.monitoring import QUALITY as QUALITY_KIND
 from streamscore.core.quality import QUALITY_BINS, SCORE_UNITS
+from streamscore.core.times import utc_iso_ms
+from streamscore.drift.report import REPORTS_PREFIX
+from streamscore.drift.window import DriftWindow
 
 DECISIONS = ("approve", "review", "decline")
 
@@ -73,11 +78,15 @@ class QualityCounts:
 
 @dataclass(frozen=True)
 class AreaUnderCurve:
-    """Average precision over bins: tied within each bin, and its bounds."""
+    """Average precision over bins: the bounds of the unbinned figure (each bin's frauds ranked
+    last, first), their midpoint (off the unbinned figure by at most half their width), and the
+    figure scikit-learn gives for the binned scores (ties: every fraud of a bin at the bin's
+    final precision, which can sit a little above the upper bound)."""
 
     value: float | None
     low: float | None
     high: float | None
+    tied: float | None
 
 
 def binned_average_precision(frauds: list[int], legit: list[int]) -> AreaUnderCurve:
@@ -85,7 +94,7 @@ def binned_average_precision(frauds: list[int], legit: list[int]) -> AreaUnderCu
     legitimate transactions per bin, in bin order (lowest score first)."""
     total = sum(frauds)
     if total == 0:
-        return AreaUnderCurve(None, None, None)
+        return AreaUnderCurve(None, None, None, None)
     tied = low = high = 0.0
     found = seen = 0
     for f, n in zip(reversed(frauds), reversed(legit), strict=True):
@@ -96,7 +105,8 @@ def binned_average_precision(frauds: list[int], legit: list[int]) -> AreaUnderCu
             low += sum((found + k) / (seen + n + k) for k in range(1, f + 1))
         found += f
         seen += f + n
-    return AreaUnderCurve(tied / total, low / total, high / total)
+    low, high = low / total, high / total
+    return AreaUnderCurve((low + high) / 2, low, high, tied / total)
 
 
 def _share(part: float, whole: float) -> float | None:
@@ -130,6 +140,7 @@ def realized(counts: QualityCounts) -> dict[str, Any]:
         "pr_auc": area.value,
         "pr_auc_low": area.low,
         "pr_auc_high": area.high,
+        "pr_auc_tied": area.tied,  # scikit-learn's average precision of the binned scores
     }
 
 
@@ -143,3 +154,99 @@ def estimated(counts: QualityCounts) -> dict[str, Any]:
         "recall_at_decline": _share(e["decline"], sum(e.values())),
         "precision_at_decline": _share(e["decline"], n["decline"]),
     }
+
+
+# ---------------------------------------------------------------- the scheduled check
+
+QUALITY = "quality"  # a RetrainingRequested's reason, and the event a quality check is run by
+QUALITY_STATUSES = ("ok", "low_recall", "insufficient_labels", "no_predictions")
+
+
+@dataclass(frozen=True)
+class QualityPolicy:
+    maturity_days: int  # how long labels take to come back: windows older than this are read
+    window_days: int  # how many days of event hours a check reads
+    recall_threshold: float  # realized recall at review below this: retraining, reason quality
+    min_frauds: int  # fewer frauds seen in the window: no verdict
+
+
+def quality_window(now: datetime, policy: QualityPolicy) -> DriftWindow:
+    """The whole hours of `window_days` ending `maturity_days` before `now`'s hour."""
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
+        days=policy.maturity_days
+    )
+    return DriftWindow(end - timedelta(days=policy.window_days), end)
+
+
+def sum_quality_items(
+    items: Iterable[Mapping[str, Any]], window: DriftWindow
+) -> tuple[dict[str, Counts], dict[str, Counts], int]:
+    """Per model version, its PRED counts and its QUAL counts in the window (each item once, by
+    key); and the items read."""
+    hours = set(window.count_hours())
+    predicted: dict[str, Counts] = {}
+    labelled: dict[str, Counts] = {}
+    seen: set[Any] = set()
+    read = 0
+    for item in items:
+        read += 1
+        if item.get("pk") in seen or item.get("sk") != COUNT or item.get("hour") not in hours:
+            continue
+        seen.add(item.get("pk"))
+        into = {PREDICTIONS: predicted, QUALITY_KIND: labelled}.get(str(item.get("kind")))
+        if into is not None:
+            into.setdefault(str(item.get("model_version")), Counts()).add(Counts.from_item(item))
+    return predicted, labelled, read
+
+
+def quality_report(
+    window: DriftWindow,
+    predicted: Mapping[str, Counts],
+    labelled: Mapping[str, Counts],
+    champion: str,
+    policy: QualityPolicy,
+    now: datetime,
+) -> dict[str, Any]:
+    """Every version's realized and estimated quality in the window, and the champion's verdict."""
+    versions = {}
+    for version, counts in sorted(predicted.items()):
+        summed = QualityCounts.of(counts, labelled.get(version, Counts()))
+        versions[version] = {
+            "predictions": summed.predictions,
+            "realized": realized(summed),
+            "estimated": estimated(summed),
+        }
+    mine = versions.get(champion)
+    if mine is None:
+        status = "no_predictions"
+    elif mine["realized"]["frauds_seen"] < policy.min_frauds:
+        status = "insufficient_labels"
+    elif mine["realized"]["recall_at_review"] < policy.recall_threshold:
+        status = "low_recall"
+    else:
+        status = "ok"
+    return {
+        "kind": QUALITY,
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        "window_id": window.window_id,
+        "checked_at": utc_iso_ms(now),
+        "maturity_days": policy.maturity_days,
+        "champion": champion,
+        "status": status,
+        "recall_threshold": policy.recall_threshold,
+        "min_frauds": policy.min_frauds,
+        "versions": versions,
+        "bias": (
+            "realized figures are among transactions that were not declined: a decline never "
+            "settles, so its truth never comes back; unlabelled approvals of the window count "
+            "as legitimate (its labels have had maturity_days to come back)"
+        ),
+        "estimate": (
+            "from each decision's sum of scores: what a calibrated model expects, before any "
+            "label; it assumes P(fraud | features) unchanged, so it cannot see a new fraud pattern"
+        ),
+    }
+
+
+def quality_report_key(window: DriftWindow) -> str:
+    return f"{REPORTS_PREFIX}/{QUALITY}/{window.end:%Y/%m/%d}/{window.window_id}.json"

@@ -8,9 +8,11 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from streamscore.core.settings import Days, FunctionSettings, Name, Threshold
+from streamscore.drift.quality import QualityPolicy
 
 
 class DriftCheckSettings(FunctionSettings):
@@ -26,6 +28,31 @@ class DriftCheckSettings(FunctionSettings):
     retrain_cooldown_hours: Annotated[float, Field(ge=0.0, le=8760.0)] = 24.0
     monitoring_ttl_days: Days = 90
     io_threads: Annotated[int, Field(ge=1, le=32)] = 8
+    # the quality check (drift/quality.py): labels take this long to come back...
+    label_maturity_days: Annotated[int, Field(ge=1, le=365)] = 60
+    # ...so it reads this many days of event hours ending that long ago
+    quality_window_days: Annotated[int, Field(ge=1, le=7)] = 7
+    quality_recall_threshold: Threshold = 0.5
+    quality_min_frauds: Annotated[int, Field(ge=1)] = 30
+
+    @model_validator(mode="after")
+    def _quality_window_within_the_counts(self) -> DriftCheckSettings:
+        oldest = self.label_maturity_days + self.quality_window_days
+        if oldest >= self.monitoring_ttl_days:
+            raise ValueError(
+                f"LABEL_MATURITY_DAYS + QUALITY_WINDOW_DAYS ({oldest}) must be below "
+                f"MONITORING_TTL_DAYS ({self.monitoring_ttl_days}): the quality check reads "
+                "count items that old"
+            )
+        return self
+
+    def quality_policy(self) -> QualityPolicy:
+        return QualityPolicy(
+            maturity_days=self.label_maturity_days,
+            window_days=self.quality_window_days,
+            recall_threshold=self.quality_recall_threshold,
+            min_frauds=self.quality_min_frauds,
+        )
 
     @field_validator("psi_drift_threshold")
     @classmethod

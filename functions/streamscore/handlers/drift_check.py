@@ -31,6 +31,7 @@ from streamscore.drift.baseline import DriftBaseline, load_baseline
 from streamscore.drift.check import DriftChecker, DriftCheckPolicy
 from streamscore.drift.plot import draw_report
 from streamscore.drift.ports import DriftCheckPorts
+from streamscore.drift.quality import QUALITY
 from streamscore.drift.report import RETRAINING_REQUESTED, DriftReport
 from streamscore.drift.settings import DriftCheckSettings
 from streamscore.drift.stats import DriftThresholds
@@ -80,11 +81,14 @@ def build(
             S3ModelVersions(clients.s3, settings.artifacts_bucket),
             DynamoModelPointer(clients.dynamodb, table),
         ),
+        quality=settings.quality_policy(),
     )
 
 
 def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) -> Handler:
-    """The Lambda handler of a wired drift check; `clock` (default: now, UTC) places scheduled windows."""
+    """The Lambda handler of a wired drift check; `clock` (default: now, UTC) places scheduled
+    windows. An event `{"check": "quality"}` (QualityCheckSchedule's) runs the stage's quality
+    check instead (drift/quality.py)."""
     now_of = clock or (lambda: datetime.now(UTC))
 
     @logger.inject_lambda_context(clear_state=True)
@@ -92,6 +96,8 @@ def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) ->
     @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         now = now_of()
+        if event.get("check") == QUALITY:
+            return _quality_check(stage, now)
         window = stage.window(event, now)
         logger.append_keys(window_id=window.window_id)
         outcome = stage.check(window, now)
@@ -124,6 +130,44 @@ def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) ->
         }
 
     return lambda_handler
+
+
+def _quality_check(stage: DriftChecker, now: datetime) -> dict[str, Any]:
+    outcome = stage.check_quality(now)
+    report = outcome.report
+    logger.append_keys(window_id=report["window_id"], model_version=report["champion"])
+    figures = report["versions"].get(report["champion"])
+    if figures is not None:
+        metrics.add_metadata("model_version", report["champion"])
+        for name, value in (
+            (M.REALIZED_RECALL_AT_REVIEW, figures["realized"]["recall_at_review"]),
+            (M.ESTIMATED_RECALL_AT_REVIEW, figures["estimated"]["recall_at_review"]),
+            (M.REALIZED_PRECISION_AT_REVIEW, figures["realized"]["precision_at_review"]),
+            (M.ESTIMATED_PRECISION_AT_REVIEW, figures["estimated"]["precision_at_review"]),
+            (M.PR_AUC, figures["realized"]["pr_auc"]),
+        ):
+            if value is not None:
+                metrics.add_metric(name, MetricUnit.NoUnit, value)
+        metrics.add_metric(M.FRAUDS_SEEN, MetricUnit.Count, figures["realized"]["frauds_seen"])
+    sent = RETRAINING_REQUESTED in outcome.sent
+    metrics.add_metric(M.QUALITY_RETRAINING_REQUESTED, MetricUnit.Count, int(sent))
+    logger.info(
+        "quality checked",
+        extra={
+            "status": report["status"],
+            "retraining": outcome.trigger,
+            "events_sent": list(outcome.sent),
+            "items_read": outcome.items_read,
+            "report_uri": outcome.report_uri,
+        },
+    )
+    return {
+        "check": QUALITY,
+        "window_id": report["window_id"],
+        "status": report["status"],
+        "retraining": outcome.trigger,
+        "report_uri": outcome.report_uri,
+    }
 
 
 def _emit_metrics(report: DriftReport, retraining_requested: bool) -> None:

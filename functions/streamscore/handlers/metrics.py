@@ -81,6 +81,14 @@ class DriftMetric(StrEnum):
     DRIFT_DETECTED = "DriftDetected"
     RETRAINING_REQUESTED = "RetrainingRequested"
     WINDOW_SAMPLES = "WindowSamples"
+    # the quality check (drift/quality.py), of the champion over the mature window
+    REALIZED_RECALL_AT_REVIEW = "RealizedRecallAtReview"
+    ESTIMATED_RECALL_AT_REVIEW = "EstimatedRecallAtReview"
+    REALIZED_PRECISION_AT_REVIEW = "RealizedPrecisionAtReview"
+    ESTIMATED_PRECISION_AT_REVIEW = "EstimatedPrecisionAtReview"
+    PR_AUC = "PrAuc"
+    FRAUDS_SEEN = "FraudsSeen"
+    QUALITY_RETRAINING_REQUESTED = "QualityRetrainingRequested"
 
 
 # the POWERTOOLS_SERVICE_NAME template.yaml gives each function → the metrics it emits

@@ -112,6 +112,8 @@ def test_alarms_watch_every_mapping_function_queue_drift_quarantine_and_the_regi
             for rule in resources(template, "AWS::Events::Rule")
         ),
         ("FailedInvocations", {"RuleName": {"Ref": "DriftCheckFunctionDriftCheckSchedule"}}),
+        ("FailedInvocations", {"RuleName": {"Ref": "DriftCheckFunctionQualityCheckSchedule"}}),
+        ("RealizedRecallAtReview", {"service": "drift-check"}),
         ("RecordsQuarantined", {"service": "preprocess"}),
         ("RecordsIn", {"service": "preprocess"}),
         ("ModelRefused", {"service": "score"}),

@@ -112,10 +112,16 @@ def test_stack_deploys_into_moto_with_every_resource(template: dict[str, Any]) -
         assert dead_letter.rsplit(":", 1)[-1] == outputs["EventsDeadLetterQueueUrl"].rsplit("/")[-1]
         # the alarm's dimension, as the template derives it from the ARN, names the rule
         assert rule["Arn"].split("/")[2] == rule["Name"]
-    (schedule,) = events.list_rules(EventBusName="default")["Rules"]
-    assert schedule["ScheduleExpression"] == "rate(1 hour)"
-    schedule_targets = events.list_targets_by_rule(Rule=schedule["Name"])["Targets"]
-    assert [t["Arn"] for t in schedule_targets] == [outputs["DriftCheckFunctionArn"]]
+    schedules = {
+        rule["ScheduleExpression"]: rule
+        for rule in events.list_rules(EventBusName="default")["Rules"]
+    }
+    assert set(schedules) == {"rate(1 hour)", "rate(1 day)"}  # the drift and the quality check
+    for expression, schedule in schedules.items():
+        (target,) = events.list_targets_by_rule(Rule=schedule["Name"])["Targets"]
+        assert target["Arn"] == outputs["DriftCheckFunctionArn"]
+        if expression == "rate(1 day)":
+            assert json.loads(target["Input"]) == {"check": "quality"}
 
     logs = boto3.client("logs", region_name=REGION)
     log_groups = {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}

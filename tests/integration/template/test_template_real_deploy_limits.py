@@ -103,9 +103,8 @@ def test_every_rule_target_retries_then_keeps_what_failed_in_an_encrypted_queue(
     (statement,) = policy["PolicyDocument"]["Statement"]
     allowed = json.dumps(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
 
-    assert (
-        len(targets) == 6
-    )  # retraining queue, state machine, pipeline; alerts queue, topic; schedule
+    # retraining queue, state machine, pipeline; alerts queue, topic; the two schedules
+    assert len(targets) == 7
     for name, target in targets.items():
         assert target["DeadLetterConfig"] == {
             "Arn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}

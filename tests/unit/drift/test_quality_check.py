@@ -1,0 +1,99 @@
+"""The scheduled quality check with in-memory ports: the mature window, the verdict, the report,
+and RetrainingRequested (reason quality) once per window, through the drift check's cooldown."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streamscore.core.monitoring import PREDICTIONS, QUALITY, CountKey, Counts, prediction_counts
+from streamscore.core.quality import label_attributes
+from streamscore.drift.check import DriftCheckPolicy, check_quality
+from streamscore.drift.quality import QualityPolicy, quality_report_key, quality_window
+from streamscore.drift.report import MONITORING_SOURCE, RETRAINING_REQUESTED
+from support.drift_check import THRESHOLDS
+from support.fakes import MemoryDriftPorts, MemoryWindowReader
+
+NOW = datetime(2026, 6, 1, 12, 34, tzinfo=UTC)
+POLICY = QualityPolicy(maturity_days=60, window_days=7, recall_threshold=0.5, min_frauds=30)
+CHECK = DriftCheckPolicy(thresholds=THRESHOLDS, cooldown_hours=24.0)
+VERSION = "cardfraud-v1"
+MATURE = datetime(2026, 3, 30, 9, tzinfo=UTC)  # inside the window that ends 60 days before NOW
+RECENT = datetime(2026, 5, 20, 9, tzinfo=UTC)  # labels not back yet: not read
+
+
+def _item(kind: str, hour: datetime, counts: Counts, shard: str = "s0") -> dict[str, Any]:
+    name = hour.strftime("%Y-%m-%dT%H")
+    key = CountKey(kind, VERSION, name, shard)
+    return {
+        "pk": key.pk,
+        "sk": "COUNT",
+        "kind": kind,
+        "model_version": VERSION,
+        "hour": name,
+        "window_key": f"COUNT#{name}",
+        "recorded_at": f"{name}:00:00.000+00:00",
+    } | counts.attributes()
+
+
+def _hour(reviewed: int, charged_back: int, hour: datetime = MATURE) -> list[dict[str, Any]]:
+    """Predictions of one hour: frauds reviewed, frauds approved and charged back, and 500
+    approvals nobody labelled; with the QUAL counts their labels moved."""
+    predicted, labelled = Counts(), Counts()
+    rows = [("review", 0.3, True)] * reviewed + [("approve", 0.01, True)] * charged_back
+    rows += [("approve", 0.001, False)] * 500
+    for decision, score, fraud in rows:
+        predicted.add(prediction_counts(decision, [], score=score))
+        if fraud:
+            labelled.n += 1
+            labelled.quality.update(label_attributes(True, decision, score))
+    return [_item(PREDICTIONS, hour, predicted), _item(QUALITY, hour, labelled)]
+
+
+def test_the_window_is_whole_hours_ending_the_maturity_before_now() -> None:
+    window = quality_window(NOW, POLICY)
+
+    assert window.end == datetime(2026, 4, 2, 12, tzinfo=UTC)
+    assert window.start == datetime(2026, 3, 26, 12, tzinfo=UTC)
+
+
+def test_low_recall_requests_retraining_once_with_the_reason_and_the_report() -> None:
+    # given a mature hour where 10 of 40 frauds were caught, and a recent one where all were
+    ports = MemoryDriftPorts(MemoryWindowReader(_hour(10, 30) + _hour(40, 0, RECENT)))
+
+    outcome = check_quality(VERSION, ports.wired(), CHECK, POLICY, NOW)
+    again = check_quality(VERSION, ports.wired(), CHECK, POLICY, NOW + timedelta(minutes=5))
+
+    assert outcome.report["status"] == "low_recall" and outcome.trigger == "sent"
+    figures = outcome.report["versions"][VERSION]["realized"]
+    assert (figures["frauds_seen"], figures["recall_at_review"]) == (40, 0.25)
+    assert figures["implicit_negatives"] == 500
+    (entry,) = ports.events.entries
+    assert entry["Source"] == MONITORING_SOURCE and entry["DetailType"] == RETRAINING_REQUESTED
+    (detail,) = ports.events.of_type(RETRAINING_REQUESTED)
+    assert detail["reason"] == "quality" and detail["recall_at_review"] == 0.25
+    window = quality_window(NOW, POLICY)
+    assert detail["trigger_id"] == f"{VERSION}/quality/{window.window_id}"
+    assert outcome.report_uri == f"s3://artifacts/{quality_report_key(window)}"
+    assert ports.reports.json(quality_report_key(window))["status"] == "low_recall"
+    assert again.sent == () and len(ports.events.entries) == 1  # the same window: once
+
+
+def test_good_recall_is_ok_and_too_few_frauds_give_no_verdict() -> None:
+    ok = check_quality(
+        VERSION, MemoryDriftPorts(MemoryWindowReader(_hour(35, 5))).wired(), CHECK, POLICY, NOW
+    )
+    few = MemoryDriftPorts(MemoryWindowReader(_hour(2, 8)))
+    unsure = check_quality(VERSION, few.wired(), CHECK, POLICY, NOW)
+
+    assert ok.report["status"] == "ok" and ok.trigger == "not_drift"
+    assert unsure.report["status"] == "insufficient_labels" and not few.events.entries
+
+
+def test_a_champion_without_predictions_in_the_window_has_none() -> None:
+    ports = MemoryDriftPorts(MemoryWindowReader(_hour(10, 30)))
+
+    outcome = check_quality("another-version", ports.wired(), CHECK, POLICY, NOW)
+
+    assert outcome.report["status"] == "no_predictions" and not ports.events.entries
+    assert VERSION in outcome.report["versions"]  # every version that scored is reported
