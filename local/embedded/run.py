@@ -213,6 +213,8 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             # own days, or (traffic without event times) the time this run processed it
             start, end = traffic.checked_window() or (window_start, window_end)
             drift = _check_drift(stack, start, end, options.out_dir, console)
+            if "labels" in sections:  # every label has come back: the whole window is mature
+                sections["quality_check"] = _check_quality(stack, start, end)
             observed = observe_stack(clients, outputs)
             if models is not None:
                 sections["models"] = models.summary(observed.predictions)
@@ -524,6 +526,15 @@ def _check_drift(
         picture_path.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         picture = str(picture_path)
     return drift_summary(response, report, picture)
+
+
+def _check_quality(stack: EmbeddedStack, start: datetime, end: datetime) -> dict[str, Any]:
+    """Invoke the quality check over [start, end); its verdict and report location."""
+    event = {"check": "quality", "window": {"start": _iso(start), "end": _iso(end)}}
+    invocation = stack.function(DRIFT_FUNCTION).invoke(event)
+    if invocation.error is not None:
+        return {"error": str(invocation.error), "window": event["window"]}
+    return dict(invocation.response or {})
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

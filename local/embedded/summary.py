@@ -480,6 +480,12 @@ def render_summary(summary: Mapping[str, Any]) -> str:
     lines += ["", *_speed(summary), "", *_quality(summary["quality"])]
     if summary.get("labels"):
         lines += ["", *render_labels(summary["labels"])]
+    check = summary.get("quality_check")
+    if check:
+        lines.append(
+            f"Quality check  {check.get('status', check.get('error'))}; retraining: "
+            f"{check.get('retraining', '-')}; report {check.get('report_uri', '-')}"
+        )
     lines += ["", *_drift(summary)]
     lines += [f"Note           {line}" for line in summary.get("notes", [])]
     return "\n".join([*lines, ""])

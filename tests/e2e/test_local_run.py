@@ -80,6 +80,10 @@ def test_baseline_run_balances_and_asks_for_no_retraining(
     assert "Reasons of reviews and declines" in out and "mcc_high_risk" in out
     _labels_are_what_production_sees(summary)
     assert "Labels production would see" in out
+    # the quality check over the run's window (every label back): no retraining on baseline
+    check = summary["quality_check"]
+    assert check["status"] in ("ok", "insufficient_labels"), check
+    assert check["retraining"] == "not_drift" and "/reports/quality/" in check["report_uri"]
 
 
 def _labels_are_what_production_sees(summary: dict) -> None:

@@ -229,12 +229,15 @@ def check_quality(
     policy: DriftCheckPolicy,
     quality: QualityPolicy,
     now: datetime,
+    window: DriftWindow | None = None,
 ) -> QualityOutcome:
     """Read the mature window's count items, store the quality report, and request retraining
     (reason quality) when the champion's realized recall at review fell below the threshold.
     The trigger is the drift check's (send_trigger): the same cooldown per model version, a
-    stable id (`<version>/quality/<window>`), sent again only on an unknown outcome."""
-    window = quality_window(now, quality)
+    stable id (`<version>/quality/<window>`), sent again only on an unknown outcome. `window`
+    overrides the matured window (an operator's, or a local run's over its simulated days: the
+    caller then vouches that its labels have come back)."""
+    window = window or quality_window(now, quality)
     items = ports.reader.read(window.count_keys(), *window.count_bounds)
     predicted, labelled, read = sum_quality_items(items, window)
     report = quality_report(window, predicted, labelled, champion, quality, now)
@@ -309,13 +312,13 @@ class DriftChecker:
             window, compared, self.ports, self.policy, now, self.draw, baseline_of, notes
         )
 
-    def check_quality(self, now: datetime) -> QualityOutcome:
+    def check_quality(self, now: datetime, window: DriftWindow | None = None) -> QualityOutcome:
         """The quality check of the registry's champion (the shipped model when none is named)."""
         if self.quality is None:
             raise SystemicError("a quality check was asked for, and none is configured")
         champion = self.registry.champion() if self.registry is not None else None
         version = champion or self.baseline.model_version
-        return check_quality(version, self.ports, self.policy, self.quality, now)
+        return check_quality(version, self.ports, self.policy, self.quality, now, window)
 
     def _baseline_of(self, registry: ModelBaselines, notes: list[str]) -> BaselineOf:
         found: dict[str, DriftBaseline | None] = {self.baseline.model_version: self.baseline}

@@ -35,6 +35,7 @@ from streamscore.drift.quality import QUALITY
 from streamscore.drift.report import RETRAINING_REQUESTED, DriftReport
 from streamscore.drift.settings import DriftCheckSettings
 from streamscore.drift.stats import DriftThresholds
+from streamscore.drift.window import DriftWindow
 from streamscore.handlers.metrics import DriftMetric as M
 
 # matplotlib keeps its font cache under MPLCONFIGDIR; in Lambda only /tmp is writable.
@@ -97,7 +98,10 @@ def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) ->
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         now = now_of()
         if event.get("check") == QUALITY:
-            return _quality_check(stage, now)
+            # a window named in the event ({"check": "quality", "window": {...}}) replaces the
+            # matured one
+            window = stage.window(event, now) if "window" in event else None
+            return _quality_check(stage, now, window)
         window = stage.window(event, now)
         logger.append_keys(window_id=window.window_id)
         outcome = stage.check(window, now)
@@ -132,8 +136,10 @@ def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) ->
     return lambda_handler
 
 
-def _quality_check(stage: DriftChecker, now: datetime) -> dict[str, Any]:
-    outcome = stage.check_quality(now)
+def _quality_check(
+    stage: DriftChecker, now: datetime, window: DriftWindow | None
+) -> dict[str, Any]:
+    outcome = stage.check_quality(now, window)
     report = outcome.report
     logger.append_keys(window_id=report["window_id"], model_version=report["champion"])
     figures = report["versions"].get(report["champion"])
