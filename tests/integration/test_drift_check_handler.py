@@ -23,19 +23,17 @@ from streamscore.core.items import to_item_value
 from streamscore.core.monitoring import (
     NO_VERSION,
     PREDICTIONS,
-    QUALITY,
     QUARANTINE,
     CountKey,
     Counts,
-    prediction_counts,
     window_key,
 )
-from streamscore.core.quality import label_attributes
 from streamscore.drift.baseline import DriftBaseline, load_baseline
 from streamscore.drift.ports import TriggerClaim
 from streamscore.drift.report import TRIGGER_EVENTS
 from streamscore.drift.window import DriftWindow
 from support.aws_stack import REGION, LocalStack, plain_item
+from support.drift_check import quality_items
 from support.handler_output import CallCounter, emitted_metrics
 from support.lambda_runtime import FakeLambdaContext
 from support.wiring import Wired, wire
@@ -801,36 +799,6 @@ def test_the_role_grants_exactly_the_calls_the_handler_makes(
 # ---------------------------------------------------------------- the quality check
 
 
-def _quality_items(hour: datetime, reviewed: int, charged_back: int) -> list[dict[str, Any]]:
-    """One hour's PRED and QUAL count items: frauds reviewed, frauds approved and charged back,
-    and 300 approvals nobody labelled."""
-    predicted, labelled = Counts(), Counts()
-    rows = [("review", 0.3, True)] * reviewed + [("approve", 0.01, True)] * charged_back
-    rows += [("approve", 0.001, False)] * 300
-    for decision, score, fraud in rows:
-        predicted.add(prediction_counts(decision, [], score=score))
-        if fraud:
-            labelled.n += 1
-            labelled.quality.update(label_attributes(True, decision, score))
-    name = hour.strftime("%Y-%m-%dT%H")
-    items = []
-    for kind, counts in ((PREDICTIONS, predicted), (QUALITY, labelled)):
-        key = CountKey(kind, "cardfraud-gbdt-4babb6eac4", name, "features/shardId-0")
-        items.append(
-            {
-                "pk": key.pk,
-                "sk": "COUNT",
-                "kind": kind,
-                "model_version": key.model_version,
-                "hour": name,
-                "window_key": f"COUNT#{name}",
-                "recorded_at": f"{name}:00:00.000+00:00",
-            }
-            | counts.attributes()
-        )
-    return items
-
-
 def test_the_quality_schedule_reports_the_matured_window_and_asks_for_retraining_on_low_recall(
     drift_stack: DriftStack,
     handler: Wired,
@@ -841,7 +809,9 @@ def test_the_quality_schedule_reports_the_matured_window_and_asks_for_retraining
     # the shipped model; the template's defaults: 60 days to mature, a 7-day window)
     now = datetime(2026, 6, 1, 8, 30, tzinfo=UTC)
     handler.rehandle(clock=lambda: now)
-    drift_stack.put(_quality_items(now - timedelta(days=62), reviewed=12, charged_back=28))
+    drift_stack.put(
+        quality_items("cardfraud-gbdt-4babb6eac4", now - timedelta(days=62), 12, 28, unlabelled=300)
+    )
 
     # when: the quality schedule fires (its event, as the template's QualityCheckSchedule sends it)
     result = handler.lambda_handler({"check": "quality"}, lambda_context)

@@ -21,11 +21,14 @@ from streamscore.core.monitoring import (
     NO_VERSION,
     OUT_OF_RANGE,
     PREDICTIONS,
+    QUALITY,
     QUARANTINE,
     CountKey,
     Counts,
+    prediction_counts,
     window_key,
 )
+from streamscore.core.quality import label_attributes
 from streamscore.drift.baseline import DriftBaseline, load_baseline
 from streamscore.drift.check import DriftCheckPolicy, check_drift
 from streamscore.drift.ports import DriftCheckPorts
@@ -92,6 +95,25 @@ def count_item(
         "window_key": window_key(key.hour),
         "recorded_at": f"{key.hour}:00:00.000+00:00",
     } | counts.attributes()
+
+
+def quality_items(
+    version: str, hour: datetime, reviewed: int, charged_back: int, unlabelled: int
+) -> list[dict[str, Any]]:
+    """One hour's PRED and QUAL count items as scoring and labels leave them: frauds reviewed,
+    frauds approved and charged back, and approvals nobody labelled."""
+    predicted, labelled = Counts(), Counts()
+    rows = [("review", 0.3, True)] * reviewed + [("approve", 0.01, True)] * charged_back
+    rows += [("approve", 0.001, False)] * unlabelled
+    for decision, score, fraud in rows:
+        predicted.add(prediction_counts(decision, [], score=score))
+        if fraud:
+            labelled.n += 1
+            labelled.quality.update(label_attributes(True, decision, score))
+    return [
+        count_item(PREDICTIONS, version, hour, "features/shardId-0", predicted),
+        count_item(QUALITY, version, hour, "labels/shardId-0", labelled),
+    ]
 
 
 def hist_item(

@@ -16,14 +16,16 @@ import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streamscore.aws._batching import fan_out
-from streamscore.aws.dynamodb import serialize
+from streamscore.aws.dynamodb import BatchTable, by_transaction_id, expires_at, serialize
 from streamscore.aws.retry import Backoff, translate_error
 from streamscore.core.errors import RetryableError
+from streamscore.core.ids import TransactionId
 from streamscore.core.monitoring import COUNT, CountKey, Counts, Fact, summed, window_key
 
 MAX_TRANSACTION_ITEMS = 100
@@ -212,3 +214,30 @@ def _chunks(facts: Sequence[Fact], lane: int = 0) -> list[list[Fact]]:
         for one in chunk:
             one.rekeyed(place)
     return chunks
+
+
+class TransactionFactStore:
+    """A table of facts keyed by `transaction_id` (predictions, labels): read by id, each created
+    through `facts` with its counts, the items expiring `ttl_days` and their count items
+    `counts_ttl_days` after the write."""
+
+    def __init__(
+        self, table: BatchTable, facts: DynamoFactWriter, ttl_days: int, counts_ttl_days: int
+    ):
+        self.table = table
+        self.facts = facts
+        self.ttl_days = ttl_days
+        self.counts_ttl_days = counts_ttl_days
+
+    def load(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
+        return by_transaction_id(self.table, transaction_ids, TransactionId)
+
+    def _create(
+        self, facts: Sequence[Fact], now: datetime, found: set[str] | None = None
+    ) -> tuple[set[str], set[str]]:
+        expires = expires_at(now, self.ttl_days)
+        for fact in facts:
+            fact.item = fact.item | {"expires_at": expires}
+        return self.facts.create(facts, expires_at(now, self.counts_ttl_days), found)

@@ -9,36 +9,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from streamscore.aws.dynamodb import BatchTable, by_transaction_id, expires_at
+from streamscore.aws.dynamodb import expires_at
 from streamscore.aws.events import EventPublisher
-from streamscore.aws.facts import DynamoFactWriter
+from streamscore.aws.facts import TransactionFactStore
 from streamscore.core.ids import TransactionId
 from streamscore.core.monitoring import Fact
 
 
-class DynamoPredictionStore:
+class DynamoPredictionStore(TransactionFactStore):
     """PredictionsTable: one prediction per transaction, created with its counts, expiring after its TTL."""
-
-    def __init__(
-        self, table: BatchTable, facts: DynamoFactWriter, ttl_days: int, counts_ttl_days: int
-    ):
-        self.table = table
-        self.facts = facts
-        self.ttl_days = ttl_days
-        self.counts_ttl_days = counts_ttl_days
-
-    def load(
-        self, transaction_ids: Sequence[TransactionId]
-    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
-        return by_transaction_id(self.table, transaction_ids, TransactionId)
 
     def create(
         self, facts: Sequence[Fact], now: datetime
     ) -> tuple[set[TransactionId], set[TransactionId]]:
-        expires = expires_at(now, self.ttl_days)
-        for fact in facts:
-            fact.item = fact.item | {"expires_at": expires}
-        created, failed = self.facts.create(facts, expires_at(now, self.counts_ttl_days))
+        created, failed = self._create(facts, now)
         return {TransactionId(k) for k in created}, {TransactionId(k) for k in failed}
 
     def save(self, predictions: Sequence[dict[str, Any]], now: datetime) -> set[TransactionId]:

@@ -6,12 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streamscore.core.monitoring import PREDICTIONS, QUALITY, CountKey, Counts, prediction_counts
-from streamscore.core.quality import label_attributes
 from streamscore.drift.check import DriftCheckPolicy, check_quality
 from streamscore.drift.quality import QualityPolicy, quality_report_key, quality_window
 from streamscore.drift.report import MONITORING_SOURCE, RETRAINING_REQUESTED
-from support.drift_check import THRESHOLDS
+from support.drift_check import THRESHOLDS, quality_items
 from support.fakes import MemoryDriftPorts, MemoryWindowReader
 
 NOW = datetime(2026, 6, 1, 12, 34, tzinfo=UTC)
@@ -22,32 +20,8 @@ MATURE = datetime(2026, 3, 30, 9, tzinfo=UTC)  # inside the window that ends 60 
 RECENT = datetime(2026, 5, 20, 9, tzinfo=UTC)  # labels not back yet: not read
 
 
-def _item(kind: str, hour: datetime, counts: Counts, shard: str = "s0") -> dict[str, Any]:
-    name = hour.strftime("%Y-%m-%dT%H")
-    key = CountKey(kind, VERSION, name, shard)
-    return {
-        "pk": key.pk,
-        "sk": "COUNT",
-        "kind": kind,
-        "model_version": VERSION,
-        "hour": name,
-        "window_key": f"COUNT#{name}",
-        "recorded_at": f"{name}:00:00.000+00:00",
-    } | counts.attributes()
-
-
 def _hour(reviewed: int, charged_back: int, hour: datetime = MATURE) -> list[dict[str, Any]]:
-    """Predictions of one hour: frauds reviewed, frauds approved and charged back, and 500
-    approvals nobody labelled; with the QUAL counts their labels moved."""
-    predicted, labelled = Counts(), Counts()
-    rows = [("review", 0.3, True)] * reviewed + [("approve", 0.01, True)] * charged_back
-    rows += [("approve", 0.001, False)] * 500
-    for decision, score, fraud in rows:
-        predicted.add(prediction_counts(decision, [], score=score))
-        if fraud:
-            labelled.n += 1
-            labelled.quality.update(label_attributes(True, decision, score))
-    return [_item(PREDICTIONS, hour, predicted), _item(QUALITY, hour, labelled)]
+    return quality_items(VERSION, hour, reviewed, charged_back, unlabelled=500)
 
 
 def test_the_window_is_whole_hours_ending_the_maturity_before_now() -> None:
