@@ -532,8 +532,9 @@ def _label_quality(quality_: Mapping[str, Any]) -> list[str]:
         f"    precision at review  {_percent(real['precision_at_review']):>7} | "
         f"{_percent(expect['precision_at_review'])}",
         f"    PR-AUC               {area}",
-        f"    at decline (no labels come back): estimated recall "
-        f"{_percent(expect['recall_at_decline'])}, precision {_percent(expect['precision_at_decline'])}",
+        f"    recall at decline    {_percent(real['recall_at_decline']):>7} (the declines' frauds "
+        f"from their scores: no label comes back) | {_percent(expect['recall_at_decline'])}; "
+        f"precision at decline | {_percent(expect['precision_at_decline'])}",
     ]
 
 

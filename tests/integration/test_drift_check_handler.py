@@ -805,8 +805,9 @@ def test_the_quality_schedule_reports_the_matured_window_and_asks_for_retraining
     lambda_context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # given: 62 days ago, 12 of 40 frauds were reviewed, the rest charged back (the champion is
-    # the shipped model; the template's defaults: 60 days to mature, a 7-day window)
+    # given: 62 days ago, 12 of 40 frauds were reviewed, the rest charged back, none declined
+    # (the champion is the shipped model; the template's defaults: 60 days to mature, a 7-day
+    # window, recall at decline 0.8)
     now = datetime(2026, 6, 1, 8, 30, tzinfo=UTC)
     handler.rehandle(clock=lambda: now)
     drift_stack.put(
@@ -825,6 +826,7 @@ def test_the_quality_schedule_reports_the_matured_window_and_asks_for_retraining
     assert report["versions"]["cardfraud-gbdt-4babb6eac4"]["realized"]["recall_at_review"] == 0.3
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics["RealizedRecallAtReview"] == 0.3 and metrics["FraudsSeen"] == 40
+    assert metrics["RecallAtDecline"] == 0  # no declines: every fraud seen got through
     assert metrics["QualityRetrainingRequested"] == 1
     (message,) = drift_stack.retraining_messages()
     assert message["detail-type"] == "RetrainingRequested"

@@ -98,16 +98,22 @@ def count_item(
 
 
 def quality_items(
-    version: str, hour: datetime, reviewed: int, charged_back: int, unlabelled: int
+    version: str,
+    hour: datetime,
+    reviewed: int,
+    charged_back: int,
+    unlabelled: int,
+    declined: int = 0,
 ) -> list[dict[str, Any]]:
     """One hour's PRED and QUAL count items as scoring and labels leave them: frauds reviewed,
-    frauds approved and charged back, and approvals nobody labelled."""
+    frauds approved and charged back, approvals nobody labelled, and declines scored 0.9 (their
+    truth never comes back)."""
     predicted, labelled = Counts(), Counts()
     rows = [("review", 0.3, True)] * reviewed + [("approve", 0.01, True)] * charged_back
-    rows += [("approve", 0.001, False)] * unlabelled
+    rows += [("approve", 0.001, False)] * unlabelled + [("decline", 0.9, False)] * declined
     for decision, score, fraud in rows:
         predicted.add(prediction_counts(decision, [], score=score))
-        if fraud:
+        if fraud:  # a decline is never labelled
             labelled.n += 1
             labelled.quality.update(label_attributes(True, decision, score))
     return [

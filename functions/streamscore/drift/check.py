@@ -232,7 +232,7 @@ def check_quality(
     window: DriftWindow | None = None,
 ) -> QualityOutcome:
     """Read the mature window's count items, store the quality report, and request retraining
-    (reason quality) when the champion's realized recall at review fell below the threshold.
+    (reason quality) when the champion's recall at decline fell below the threshold.
     The trigger is the drift check's (send_trigger): the same cooldown per model version, a
     stable id (`<version>/quality/<window>`), sent again only on an unknown outcome. `window`
     overrides the matured window (an operator's, or a local run's over its simulated days: the
@@ -254,9 +254,10 @@ def check_quality(
         "model_version": champion,
         "report_uri": report_uri,
         "window": report["window"],
-        "recall_at_review": figures["realized"]["recall_at_review"],
+        "recall_at_decline": figures["realized"]["recall_at_decline"],
         "recall_threshold": quality.recall_threshold,
-        "estimated_recall_at_review": figures["estimated"]["recall_at_review"],
+        "recall_at_review": figures["realized"]["recall_at_review"],
+        "estimated_recall_at_decline": figures["estimated"]["recall_at_decline"],
         "frauds_seen": figures["realized"]["frauds_seen"],
     }
     trigger, sent = send_trigger(

@@ -129,7 +129,12 @@ def realized(counts: QualityCounts) -> dict[str, Any]:
     caught, missed = sum(counts.fraud_reviews), sum(counts.fraud_approvals)
     cleared = sum(counts.legit_reviews)
     area = binned_average_precision(frauds, legit)
+    declined = counts.expected_frauds["decline"]  # their truth never comes back: the estimate
     return {
+        # the frauds declined over all frauds: declines' estimated, the rest seen in labels
+        "recall_at_decline": _share(declined, declined + caught + missed),
+        # frauds charged back over the frauds the scores of the approvals expected
+        "approval_fraud_ratio": _share(missed, counts.expected_frauds["approve"]),
         "frauds_seen": caught + missed,
         "chargebacks": missed,
         "reviews_labelled": caught + cleared,
@@ -166,7 +171,7 @@ QUALITY_STATUSES = ("ok", "low_recall", "insufficient_labels", "no_predictions")
 class QualityPolicy:
     maturity_days: int  # how long labels take to come back: windows older than this are read
     window_days: int  # how many days of event hours a check reads
-    recall_threshold: float  # realized recall at review below this: retraining, reason quality
+    recall_threshold: float  # recall at decline below this: retraining, reason quality
     min_frauds: int  # fewer frauds seen in the window: no verdict
 
 
@@ -221,7 +226,7 @@ def quality_report(
         status = "no_predictions"
     elif mine["realized"]["frauds_seen"] < policy.min_frauds:
         status = "insufficient_labels"
-    elif mine["realized"]["recall_at_review"] < policy.recall_threshold:
+    elif mine["realized"]["recall_at_decline"] < policy.recall_threshold:
         status = "low_recall"
     else:
         status = "ok"

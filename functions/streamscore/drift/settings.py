@@ -32,7 +32,7 @@ class DriftCheckSettings(FunctionSettings):
     label_maturity_days: Annotated[int, Field(ge=1, le=365)] = 60
     # ...so it reads this many days of event hours ending that long ago
     quality_window_days: Annotated[int, Field(ge=1, le=7)] = 7
-    quality_recall_threshold: Threshold = 0.5
+    quality_recall_threshold: Threshold = 0.8
     quality_min_frauds: Annotated[int, Field(ge=1)] = 30
 
     @model_validator(mode="after")

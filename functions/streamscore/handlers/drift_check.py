@@ -146,6 +146,7 @@ def _quality_check(
     if figures is not None:
         metrics.add_metadata("model_version", report["champion"])
         for name, value in (
+            (M.RECALL_AT_DECLINE, figures["realized"]["recall_at_decline"]),
             (M.REALIZED_RECALL_AT_REVIEW, figures["realized"]["recall_at_review"]),
             (M.ESTIMATED_RECALL_AT_REVIEW, figures["estimated"]["recall_at_review"]),
             (M.REALIZED_PRECISION_AT_REVIEW, figures["realized"]["precision_at_review"]),

@@ -82,6 +82,7 @@ class DriftMetric(StrEnum):
     RETRAINING_REQUESTED = "RetrainingRequested"
     WINDOW_SAMPLES = "WindowSamples"
     # the quality check (drift/quality.py), of the champion over the mature window
+    RECALL_AT_DECLINE = "RecallAtDecline"  # declines' frauds estimated, the rest from labels
     REALIZED_RECALL_AT_REVIEW = "RealizedRecallAtReview"
     ESTIMATED_RECALL_AT_REVIEW = "EstimatedRecallAtReview"
     REALIZED_PRECISION_AT_REVIEW = "RealizedPrecisionAtReview"

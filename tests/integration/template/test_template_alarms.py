@@ -113,7 +113,7 @@ def test_alarms_watch_every_mapping_function_queue_drift_quarantine_and_the_regi
         ),
         ("FailedInvocations", {"RuleName": {"Ref": "DriftCheckFunctionDriftCheckSchedule"}}),
         ("FailedInvocations", {"RuleName": {"Ref": "DriftCheckFunctionQualityCheckSchedule"}}),
-        ("RealizedRecallAtReview", {"service": "drift-check"}),
+        ("RecallAtDecline", {"service": "drift-check"}),
         ("RecordsQuarantined", {"service": "preprocess"}),
         ("RecordsIn", {"service": "preprocess"}),
         ("ModelRefused", {"service": "score"}),

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from streamscore.drift.check import DriftCheckPolicy, check_quality
 from streamscore.drift.quality import QualityPolicy, quality_report_key, quality_window
 from streamscore.drift.report import MONITORING_SOURCE, RETRAINING_REQUESTED
@@ -13,15 +15,17 @@ from support.drift_check import THRESHOLDS, quality_items
 from support.fakes import MemoryDriftPorts, MemoryWindowReader
 
 NOW = datetime(2026, 6, 1, 12, 34, tzinfo=UTC)
-POLICY = QualityPolicy(maturity_days=60, window_days=7, recall_threshold=0.5, min_frauds=30)
+POLICY = QualityPolicy(maturity_days=60, window_days=7, recall_threshold=0.8, min_frauds=30)
 CHECK = DriftCheckPolicy(thresholds=THRESHOLDS, cooldown_hours=24.0)
 VERSION = "cardfraud-v1"
 MATURE = datetime(2026, 3, 30, 9, tzinfo=UTC)  # inside the window that ends 60 days before NOW
 RECENT = datetime(2026, 5, 20, 9, tzinfo=UTC)  # labels not back yet: not read
 
 
-def _hour(reviewed: int, charged_back: int, hour: datetime = MATURE) -> list[dict[str, Any]]:
-    return quality_items(VERSION, hour, reviewed, charged_back, unlabelled=500)
+def _hour(
+    reviewed: int, charged_back: int, hour: datetime = MATURE, declined: int = 0
+) -> list[dict[str, Any]]:
+    return quality_items(VERSION, hour, reviewed, charged_back, 500, declined)
 
 
 def test_the_window_is_whole_hours_ending_the_maturity_before_now() -> None:
@@ -32,8 +36,11 @@ def test_the_window_is_whole_hours_ending_the_maturity_before_now() -> None:
 
 
 def test_low_recall_requests_retraining_once_with_the_reason_and_the_report() -> None:
-    # given a mature hour where 10 of 40 frauds were caught, and a recent one where all were
-    ports = MemoryDriftPorts(MemoryWindowReader(_hour(10, 30) + _hour(40, 0, RECENT)))
+    # given a mature hour where 10 of 40 frauds seen were reviewed and 10 declines scored 0.9
+    # (9 frauds expected), and a recent hour of many declines (not mature: not read)
+    ports = MemoryDriftPorts(
+        MemoryWindowReader(_hour(10, 30, declined=10) + _hour(40, 0, RECENT, declined=900))
+    )
 
     outcome = check_quality(VERSION, ports.wired(), CHECK, POLICY, NOW)
     again = check_quality(VERSION, ports.wired(), CHECK, POLICY, NOW + timedelta(minutes=5))
@@ -41,11 +48,15 @@ def test_low_recall_requests_retraining_once_with_the_reason_and_the_report() ->
     assert outcome.report["status"] == "low_recall" and outcome.trigger == "sent"
     figures = outcome.report["versions"][VERSION]["realized"]
     assert (figures["frauds_seen"], figures["recall_at_review"]) == (40, 0.25)
+    assert figures["recall_at_decline"] == pytest.approx(9 / 49)
     assert figures["implicit_negatives"] == 500
     (entry,) = ports.events.entries
     assert entry["Source"] == MONITORING_SOURCE and entry["DetailType"] == RETRAINING_REQUESTED
     (detail,) = ports.events.of_type(RETRAINING_REQUESTED)
-    assert detail["reason"] == "quality" and detail["recall_at_review"] == 0.25
+    assert detail["reason"] == "quality"
+    assert (
+        detail["recall_at_decline"] == pytest.approx(9 / 49) and detail["recall_at_review"] == 0.25
+    )
     window = quality_window(NOW, POLICY)
     assert detail["trigger_id"] == f"{VERSION}/quality/{window.window_id}"
     assert outcome.report_uri == f"s3://artifacts/{quality_report_key(window)}"
@@ -54,9 +65,9 @@ def test_low_recall_requests_retraining_once_with_the_reason_and_the_report() ->
 
 
 def test_good_recall_is_ok_and_too_few_frauds_give_no_verdict() -> None:
-    ok = check_quality(
-        VERSION, MemoryDriftPorts(MemoryWindowReader(_hour(35, 5))).wired(), CHECK, POLICY, NOW
-    )
+    # 360 frauds expected among 400 declines, 40 seen among the rest: 0.9 at decline
+    good = MemoryDriftPorts(MemoryWindowReader(_hour(35, 5, declined=400)))
+    ok = check_quality(VERSION, good.wired(), CHECK, POLICY, NOW)
     few = MemoryDriftPorts(MemoryWindowReader(_hour(2, 8)))
     unsure = check_quality(VERSION, few.wired(), CHECK, POLICY, NOW)
 
