@@ -19,10 +19,14 @@ from embedded.summary import scan
 from simulator.outcomes import production_labels
 from streamscore.aws.kinesis import StreamWriter
 from streamscore.aws.retry import Backoff
-from streamscore.core.monitoring import COUNT, PREDICTIONS, QUALITY, Counts
-from streamscore.drift.quality import QualityCounts, estimated, realized
-
-DECISIONS = ("approve", "review", "decline")
+from streamscore.core.monitoring import Counts
+from streamscore.drift.quality import (
+    DECISIONS,
+    QualityCounts,
+    estimated,
+    realized,
+    sum_quality_items,
+)
 
 
 def feed_labels(
@@ -66,13 +70,7 @@ def feed_labels(
 def window_quality(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Realized and estimated quality of the version that scored most, from all its count items
     (the local run's labels have all come back: every window is mature)."""
-    predicted: dict[str, Counts] = {}
-    labelled: dict[str, Counts] = {}
-    for item in items:
-        if item.get("sk") != COUNT or item.get("kind") not in (PREDICTIONS, QUALITY):
-            continue
-        into = predicted if item["kind"] == PREDICTIONS else labelled
-        into.setdefault(str(item["model_version"]), Counts()).add(Counts.from_item(item))
+    predicted, labelled, _ = sum_quality_items(items, None)
     if not predicted:
         return {}
     version = max(predicted, key=lambda v: predicted[v].n)

@@ -184,18 +184,20 @@ def quality_window(now: datetime, policy: QualityPolicy) -> DriftWindow:
 
 
 def sum_quality_items(
-    items: Iterable[Mapping[str, Any]], window: DriftWindow
+    items: Iterable[Mapping[str, Any]], window: DriftWindow | None
 ) -> tuple[dict[str, Counts], dict[str, Counts], int]:
-    """Per model version, its PRED counts and its QUAL counts in the window (each item once, by
-    key); and the items read."""
-    hours = set(window.count_hours())
+    """Per model version, its PRED counts and its QUAL counts in the window (every hour when
+    None; each item once, by key); and the items read."""
+    hours = set(window.count_hours()) if window is not None else None
     predicted: dict[str, Counts] = {}
     labelled: dict[str, Counts] = {}
     seen: set[Any] = set()
     read = 0
     for item in items:
         read += 1
-        if item.get("pk") in seen or item.get("sk") != COUNT or item.get("hour") not in hours:
+        if item.get("pk") in seen or item.get("sk") != COUNT:
+            continue
+        if hours is not None and item.get("hour") not in hours:
             continue
         seen.add(item.get("pk"))
         into = {PREDICTIONS: predicted, QUALITY_KIND: labelled}.get(str(item.get("kind")))

@@ -21,7 +21,7 @@ the replaced label made.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -113,8 +113,8 @@ def label_batch(
     )
     ids = list(newest)
     predictions = submit_or_run(executor, ports.predictions.load, ids)
-    stored, unread = _loaded(ports.labels.load, ids)
-    joined, unjoined = _loaded(lambda _: predictions.result(), ids)
+    stored, unread = _read(lambda: ports.labels.load(ids), ids)
+    joined, unjoined = _read(predictions.result, ids)
     facts: list[Fact] = []
     for txn, received in newest.items():
         if txn in unread or txn in unjoined:
@@ -157,13 +157,15 @@ def _decode(
     return newest, invalid
 
 
-def _loaded(
-    load: Any, ids: list[TransactionId]
+def _read(
+    read: Callable[[], tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]],
+    ids: Sequence[TransactionId],
 ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
+    """What `read` found of `ids`, and the ids it could not read (all of them when it raised)."""
     if not ids:
         return {}, set()
     try:
-        found, unread = load(ids)
+        found, unread = read()
     except RetryableError:
         return {}, set(ids)
     return found, set(unread)
@@ -233,7 +235,8 @@ def _write(
     except RetryableError:
         written, raced, failed = set(), set(), {TransactionId(f.key) for f in facts}
     if raced:
-        stored, unread = _loaded(ports.labels.load, sorted(raced))
+        again = sorted(raced)
+        stored, unread = _read(lambda: ports.labels.load(again), again)
         for txn in raced:
             current = stored.get(txn)
             if txn in unread or current is None or current["label_key"] < newest[txn].key:
