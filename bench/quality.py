@@ -11,12 +11,24 @@ never), and over the second week (a 7-day window, as the quality check reads) th
 and figures the pipeline uses (core.monitoring, core.quality, drift/quality.py). Every label has
 come back here (the window is mature); the pipeline is not run, so this measures the figures,
 not the functions.
+
+**Detection delay** (`detection`): the same traffic over 28 days (the scenario from day 14),
+and the quality check replayed once a simulated day, as its schedule runs it: the window of
+`QualityWindowDays` (7) of event days that ended `LabelMaturityDays` before the check, with
+only the labels whose `labelled_at` is before the check. For each maturity, the first check
+after the shift that asks for retraining (recall at decline below 0.8 with at least 30 frauds
+seen), and on baseline traffic every check that would have (false alarms). A label that has not
+come back yet can only raise recall at decline (a chargeback missing is a fraud not seen), so a
+shorter maturity trades detection time for sensitivity, not for false alarms.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -41,12 +53,33 @@ SCENARIOS: tuple[Scenario, ...] = (
 FIGURES = ("recall_at_decline", "recall_at_review", "approval_fraud_ratio", "pr_auc")
 
 
-def one_run(model: ScoringModel, scenario: Scenario, seed: int) -> dict[str, Any]:
-    batch = simulate(SimulationConfig(seed=seed, scenario=scenario))
+DAY = 86_400
+RECALL_THRESHOLD = 0.8  # the template's QualityRecallThreshold
+MIN_FRAUDS = 30  # QualityMinFrauds
+WINDOW_DAYS = 7  # QualityWindowDays
+# days replayed: QualityEarlyDays (14) and LabelMaturityDays (60) are the defaults
+MATURITIES = (7, 14, 21, 30, 60)
+DETECTION_DAYS = 28.0
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One simulated run through the shipped model: per prediction its event time, PRED counts
+    and, when production would see a label, the label's time and QUAL attributes."""
+
+    start: float  # epoch seconds of the first simulated day
+    shift: int  # the day the scenario starts on (whole days after `start`)
+    times: np.ndarray
+    days: list[Counts]  # PRED counts per simulated day
+    labels: list[tuple[int, float, tuple[str, ...]]]  # (event day, labelled_at, attributes)
+
+
+def scored_run(model: ScoringModel, config: SimulationConfig) -> Scored:
+    batch = simulate(config)
     dataset = build_dataset(batch)
     columns = [FEATURE_NAMES.index(name) for name in model.feature_names]
-    scores = model.predict(dataset.features[:, columns].astype(np.float32))
-    codes = decide(scores, model.card.thresholds).tolist()
+    scores = model.predict(dataset.features[:, columns].astype(np.float32)).tolist()
+    codes = decide(np.asarray(scores), model.card.thresholds).tolist()
     predictions = [
         {
             "transaction_id": label.transaction_id,
@@ -56,29 +89,128 @@ def one_run(model: ScoringModel, scenario: Scenario, seed: int) -> dict[str, Any
         for label, code, txn in zip(batch.labels, codes, batch.transactions, strict=True)
     ]
     truth = {label.transaction_id: label for label in batch.labels}
-    labels = {
-        x["transaction_id"]: x
-        for x in production_labels(predictions, truth, OutcomeConfig(seed=seed)).labels
-    }
-    second_week = float(np.quantile(dataset.timestamps, 0.5))
-    predicted, labelled = Counts(), Counts()
+    outcomes = production_labels(predictions, truth, OutcomeConfig(seed=config.seed))
+    by_id = {x["transaction_id"]: x for x in outcomes.labels}
+    days = [Counts() for _ in range(int(np.ceil(config.days)) + 1)]
+    labels = []
     for prediction, score, moment in zip(
-        predictions, scores.tolist(), dataset.timestamps.tolist(), strict=True
+        predictions, scores, dataset.timestamps.tolist(), strict=True
     ):
-        if moment < second_week:
-            continue
-        predicted.add(prediction_counts(prediction["decision"], [], score=score))
-        label = labels.get(prediction["transaction_id"])
+        day = int((moment - config.start_epoch) // DAY)
+        days[day].add(prediction_counts(prediction["decision"], [], score=score))
+        label = by_id.get(prediction["transaction_id"])
         if label is not None:
             fraud = label["label"] == "fraud"
-            labelled.quality.update(label_attributes(fraud, prediction["decision"], score))
+            attributes = label_attributes(fraud, prediction["decision"], score)
+            at = datetime.fromisoformat(label["labelled_at"]).timestamp()
+            labels.append((day, at, attributes))
+    drift = config.drift_epoch or config.start_epoch
+    return Scored(
+        start=float(config.start_epoch),
+        shift=(drift - config.start_epoch) // DAY,
+        times=dataset.timestamps.astype(np.float64),
+        days=days,
+        labels=labels,
+    )
+
+
+def window_figures(run: Scored, first: int, end: int, known_by: float) -> dict[str, Any]:
+    """Realized and estimated figures of the predictions of days [first, end) with the labels
+    known by `known_by` (epoch seconds)."""
+    predicted, labelled = Counts(), Counts()
+    for daily in run.days[max(0, first) : max(0, end)]:
+        predicted.add(daily)
+    quality: Counter[str] = Counter()
+    for day, at, attributes in run.labels:
+        if first <= day < end and at <= known_by:
+            quality.update(attributes)
+    labelled.quality = quality
     counts = QualityCounts.of(predicted, labelled)
     return {
-        "seed": seed,
         "predictions": predicted.n,
         "realized": realized(counts),
         "estimated": estimated(counts),
     }
+
+
+def one_run(model: ScoringModel, scenario: Scenario, seed: int) -> dict[str, Any]:
+    """The second week of the default traffic (days 7-13), every label back."""
+    run = scored_run(model, SimulationConfig(seed=seed, scenario=scenario))
+    return {"seed": seed} | window_figures(run, len(run.days) // 2, len(run.days), np.inf)
+
+
+def _alarms(figures: dict[str, Any]) -> bool:
+    real = figures["realized"]
+    return bool(
+        real["frauds_seen"] >= MIN_FRAUDS
+        and real["recall_at_decline"] is not None
+        and real["recall_at_decline"] < RECALL_THRESHOLD
+    )
+
+
+def check_days(run: Scored, maturity: int) -> list[dict[str, Any]]:
+    """The daily checks whose window ends after the shift and is within the traffic, in order:
+    days since the shift, and whether the check asks for retraining."""
+    checks = []
+    last = len(run.days)
+    day = 1
+    while True:
+        end = run.shift + day - maturity  # the window's end, in simulated days
+        if end - WINDOW_DAYS >= last:
+            break
+        if end > run.shift:
+            check = run.start + (run.shift + day) * DAY
+            figures = window_figures(run, end - WINDOW_DAYS, end, check)
+            checks.append(
+                {
+                    "day": day,
+                    "alarm": _alarms(figures),
+                    "recall_at_decline": figures["realized"]["recall_at_decline"],
+                    "frauds_seen": figures["realized"]["frauds_seen"],
+                }
+            )
+        day += 1
+    return checks
+
+
+def detection(model: ScoringModel, seeds: int) -> dict[str, Any]:
+    """Per maturity: days from the shift to the first retraining request on new-fraud-pattern
+    traffic, and false alarms on baseline traffic, seed by seed (see the module docstring)."""
+    out: dict[str, Any] = {
+        "days": DETECTION_DAYS,
+        "window_days": WINDOW_DAYS,
+        "recall_threshold": RECALL_THRESHOLD,
+        "min_frauds": MIN_FRAUDS,
+    }
+    runs = {
+        scenario: [
+            scored_run(model, SimulationConfig(seed=seed, scenario=scenario, days=DETECTION_DAYS))
+            for seed in range(1, seeds + 1)
+        ]
+        for scenario in ("baseline", "new-fraud-pattern")
+    }
+    for maturity in MATURITIES:
+        delays: list[int | None] = []
+        for run in runs["new-fraud-pattern"]:
+            alarmed = [c["day"] for c in check_days(run, maturity) if c["alarm"]]
+            delays.append(alarmed[0] if alarmed else None)
+        false_alarms = []
+        checks = 0
+        for run in runs["baseline"]:
+            days = check_days(run, maturity)
+            checks += len(days)
+            false_alarms.append(sum(c["alarm"] for c in days))
+        found = sorted(d for d in delays if d is not None)
+        out[f"maturity_{maturity}"] = {
+            "detection_days": delays,
+            "detected": len(found),
+            "median_days": found[len(found) // 2] if found else None,
+            "min_days": found[0] if found else None,
+            "max_days": found[-1] if found else None,
+            "baseline_checks": checks,
+            "baseline_false_alarms": false_alarms,
+        }
+    return out
 
 
 def measure(seeds: int) -> dict[str, Any]:
@@ -103,6 +235,7 @@ def measure(seeds: int) -> dict[str, Any]:
             "max": max(errors),
         }
         results[scenario] = {"summary": summary, "runs": runs}
+    results["detection"] = detection(model, seeds)
     return results
 
 
@@ -124,6 +257,15 @@ def main() -> None:
         print(
             f"{'':<18} recall at review minus its estimate: mean {error['mean']:+.3f} "
             f"[{error['min']:+.3f}, {error['max']:+.3f}]"
+        )
+    found = results["detection"]
+    for maturity in MATURITIES:
+        row = found[f"maturity_{maturity}"]
+        print(
+            f"maturity {maturity:>2} d: new-fraud-pattern detected in {row['detected']}/"
+            f"{args.seeds} seeds, {row['min_days']}-{row['max_days']} days after the shift "
+            f"(median {row['median_days']}); baseline: "
+            f"{sum(row['baseline_false_alarms'])} alarms in {row['baseline_checks']} checks"
         )
     print(f"written: {RESULTS.relative_to(ROOT)}")
 

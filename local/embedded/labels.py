@@ -24,6 +24,9 @@ from streamscore.drift.quality import (
     DECISIONS,
     QualityCounts,
     estimated,
+    paired,
+    pr_curve,
+    ranked,
     realized,
     sum_quality_items,
 )
@@ -70,9 +73,16 @@ def feed_labels(
 def window_quality(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Realized and estimated quality of the version that scored most, from all its count items
     (the local run's labels have all come back: every window is mature)."""
-    predicted, labelled, _ = sum_quality_items(items, None)
-    if not predicted:
+    sums = sum_quality_items(items, None)
+    if not sums.predicted:
         return {}
-    version = max(predicted, key=lambda v: predicted[v].n)
-    counts = QualityCounts.of(predicted[version], labelled.get(version, Counts()))
-    return {"model_version": version, "realized": realized(counts), "estimated": estimated(counts)}
+    version = max(sums.predicted, key=lambda v: sums.predicted[v].n)
+    counts = QualityCounts.of(sums.predicted[version], sums.labelled.get(version, Counts()))
+    figures = {
+        "model_version": version,
+        "realized": realized(counts),
+        "estimated": estimated(counts),
+        "pr_curve": pr_curve(*ranked(counts)),
+    }
+    challengers = {c: paired(n) for (c, champion), n in sums.paired.items() if champion == version}
+    return figures | ({"challengers": challengers} if challengers else {})

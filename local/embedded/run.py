@@ -40,6 +40,7 @@ from embedded.emulator import EventSourceEmulator, Incident, MappingStats
 from embedded.labels import feed_labels
 from embedded.producer import Producer, ProducerResult, Traffic, file_traffic, simulated_traffic
 from embedded.progress import ProgressBar
+from embedded.quality_plot import draw_quality
 from embedded.redrive import in_process, redrive
 from embedded.replay import replay
 from embedded.stack import MODEL_DIR, STACK_NAME, TEMPLATE_PATH, EmbeddedStack
@@ -280,6 +281,9 @@ def _after_streaming(
         sections["labels"] = feed_labels(
             clients, outputs, traffic, lambda: _drain(emulator, options, console, "the labels")
         )
+        picture = options.out_dir / "quality.png"
+        picture.write_bytes(draw_quality(sections["labels"]))
+        sections["labels"]["picture"] = str(picture)
     if options.replay:
         console.say("replaying both streams from TRIM_HORIZON")
         sections["replay"] = replay(

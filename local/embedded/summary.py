@@ -511,6 +511,8 @@ def render_labels(section: Mapping[str, Any]) -> list[str]:
         f"{section['declined_frauds']:,} declined frauds and {section['declined_legit']:,} "
         "declined legitimate transactions (a decline never settles, so never gets a chargeback)"
     )
+    if section.get("picture"):
+        lines.append(f"  picture    {section['picture']}")
     return lines
 
 
@@ -535,6 +537,32 @@ def _label_quality(quality_: Mapping[str, Any]) -> list[str]:
         f"    recall at decline    {_percent(real['recall_at_decline']):>7} (the declines' frauds "
         f"from their scores: no label comes back) | {_percent(expect['recall_at_decline'])}; "
         f"precision at decline | {_percent(expect['precision_at_decline'])}",
+        *(
+            line
+            for name, figures in sorted((quality_.get("challengers") or {}).items())
+            for line in _challenger_quality(name, figures)
+        ),
+    ]
+
+
+def _challenger_quality(name: str, figures: Mapping[str, Any]) -> list[str]:
+    mine, theirs = figures["champion"], figures["challenger"]
+    review = figures["discordant_frauds"]["review"]
+    cells = ", ".join(
+        f"{label} {_percent(mine[key])} | {_percent(theirs[key])}"
+        for key, label in (
+            ("recall_at_review", "recall at review"),
+            ("recall_at_decline", "recall at decline"),
+            ("pr_auc", "PR-AUC"),
+        )
+    )
+    return [
+        f"  champion | challenger {name} on the same {mine['frauds'] + mine['legit']:,} labelled "
+        f"transactions ({mine['frauds']:,} frauds; the champion's declines are never labelled):",
+        f"    {cells}",
+        f"    frauds flagged at review by the challenger only {review['frauds_only_challenger_flags']:,}"
+        f", by the champion only {review['frauds_only_champion_flags']:,} "
+        f"(McNemar p = {review['mcnemar_p']:.2g})",
     ]
 
 

@@ -12,6 +12,8 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import GradientBoostingClassifier
 
+from training.calibration import IDENTITY, Recalibration
+
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"  # [batch, 2]; column POSITIVE_CLASS_INDEX is P(fraud)
 POSITIVE_CLASS_INDEX = 1
@@ -46,6 +48,43 @@ def to_onnx(model: GradientBoostingClassifier, n_features: int) -> onnx.ModelPro
     return proto
 
 
+class Calibrated:
+    """The native model with a recalibration on its log-odds: what the folded ONNX model must
+    reproduce (check_parity)."""
+
+    def __init__(self, model: GradientBoostingClassifier, recalibration: Recalibration) -> None:
+        self.model = model
+        self.recalibration = recalibration
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        positive = self.recalibration.apply(self.model.decision_function(features))
+        return np.column_stack([1.0 - positive, positive])
+
+
+def _ensemble(proto: onnx.ModelProto) -> onnx.NodeProto:
+    (node,) = [n for n in proto.graph.node if n.op_type == "TreeEnsembleClassifier"]
+    return node
+
+
+def fold_recalibration(proto: onnx.ModelProto, recalibration: Recalibration) -> None:
+    """Fold score' = sigmoid(slope x log-odds + intercept) into the tree ensemble: every leaf
+    value times the slope, the base value times the slope plus the intercept. The ensemble's
+    LOGISTIC post-transform then yields the corrected probability (calibration.py)."""
+    if recalibration == IDENTITY:
+        return
+    attributes = {a.name: a for a in _ensemble(proto).attribute}
+    if attributes["post_transform"].s != b"LOGISTIC" or len(attributes["base_values"].floats) != 1:
+        raise RuntimeError("expected one base value and a LOGISTIC post-transform")
+    weights = attributes["class_weights"]
+    scaled = [recalibration.slope * value for value in weights.floats]
+    del weights.floats[:]
+    weights.floats.extend(scaled)
+    base = attributes["base_values"]
+    (value,) = base.floats
+    del base.floats[:]
+    base.floats.append(recalibration.slope * value + recalibration.intercept)
+
+
 def set_covers(proto: onnx.ModelProto, model: GradientBoostingClassifier) -> None:
     """Fill the tree ensemble's nodes_hitrates with each node's cover: the training samples
     (their weight) through it, scikit-learn's weighted_n_node_samples of the tree's own
@@ -56,8 +95,7 @@ def set_covers(proto: onnx.ModelProto, model: GradientBoostingClassifier) -> Non
     split's feature is checked against it, so a converter that numbered them otherwise fails
     here instead of shipping wrong covers.
     """
-    (node,) = [n for n in proto.graph.node if n.op_type == "TreeEnsembleClassifier"]
-    attributes = {a.name: a for a in node.attribute}
+    attributes = {a.name: a for a in _ensemble(proto).attribute}
     trees = list(attributes["nodes_treeids"].ints)
     ids = list(attributes["nodes_nodeids"].ints)
     features = list(attributes["nodes_featureids"].ints)
@@ -104,7 +142,9 @@ def onnx_probabilities(session: ort.InferenceSession, features: np.ndarray) -> n
 
 
 def check_parity(
-    session: ort.InferenceSession, model: GradientBoostingClassifier, features: np.ndarray
+    session: ort.InferenceSession,
+    model: GradientBoostingClassifier | Calibrated,
+    features: np.ndarray,
 ) -> float:
     """Max |ONNX - native| over both probability columns on `features`; ParityError above tolerance.
 

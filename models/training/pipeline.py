@@ -26,7 +26,7 @@ from streamscore.preprocess.features import (
     FEATURE_NAMES,
     FEATURE_SCHEMA,
 )
-from training import export
+from training import calibration, export
 from training.artifacts import (
     BASELINE_FILE,
     MODEL_CARD_FILE,
@@ -93,6 +93,7 @@ class TrainingResult:
 
     model_version: str
     model: GradientBoostingClassifier  # the fitted native model, for checks; not an artifact
+    recalibration: calibration.Recalibration  # folded into the ONNX model (IDENTITY: none)
     model_bytes: bytes
     model_card: dict[str, object]
     baseline: dict[str, object]
@@ -126,6 +127,31 @@ def _slice_summary(data: Dataset, start: int, end: int | None) -> dict[str, obje
 
 def _silent(_: str) -> None:
     return None
+
+
+def _export(
+    model: GradientBoostingClassifier,
+    calibrated: calibration.CalibrationDecision,
+    test_set: Dataset,
+) -> tuple[str, bytes, onnxruntime.InferenceSession, float]:
+    """The model as ONNX with its recalibration folded in, versioned, and checked against the
+    native model on the test slice: (version, bytes, session, max difference)."""
+    proto = export.to_onnx(model, len(FEATURE_NAMES))
+    export.fold_recalibration(proto, calibrated.recalibration)
+    export.set_covers(proto, model)
+    metadata = {
+        "feature_schema": FEATURE_SCHEMA,
+        "feature_names": ",".join(FEATURE_NAMES),
+        "input_name": export.INPUT_NAME,
+        "output_name": export.OUTPUT_NAME,
+        "positive_class_index": str(export.POSITIVE_CLASS_INDEX),
+    }
+    model_version, model_bytes = export.stamp_version(proto, metadata)
+    session = export.inference_session(model_bytes)
+    parity = export.check_parity(
+        session, export.Calibrated(model, calibrated.recalibration), test_set.features
+    )
+    return model_version, model_bytes, session, parity
 
 
 def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResult:
@@ -171,19 +197,16 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
     model.fit(train_x, train_set.is_fraud, sample_weight=weights)
     lap("fit")
 
+    progress("measuring calibration")
+
+    def labelled_log_odds(subset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        return subset.is_fraud, model.decision_function(subset.features.astype(np.float32))
+
+    calibrated = calibration.decide(labelled_log_odds(validation_set), labelled_log_odds(test_set))
+    lap("calibrate")
+
     progress("exporting to ONNX and checking parity")
-    proto = export.to_onnx(model, len(FEATURE_NAMES))
-    export.set_covers(proto, model)
-    metadata = {
-        "feature_schema": FEATURE_SCHEMA,
-        "feature_names": ",".join(FEATURE_NAMES),
-        "input_name": export.INPUT_NAME,
-        "output_name": export.OUTPUT_NAME,
-        "positive_class_index": str(export.POSITIVE_CLASS_INDEX),
-    }
-    model_version, model_bytes = export.stamp_version(proto, metadata)
-    session = export.inference_session(model_bytes)
-    parity = export.check_parity(session, model, test_set.features)
+    model_version, model_bytes, session, parity = _export(model, calibrated, test_set)
 
     def scores(subset: Dataset) -> np.ndarray:
         probabilities = export.onnx_probabilities(session, subset.features)
@@ -306,6 +329,16 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
             "recall at a fixed false-positive rate, and the thresholds are set on validation."
         ),
         "metrics": round_floats(metrics),
+        "calibration": round_floats(
+            {
+                **calibrated.record,
+                "served": {
+                    "description": "the exported model's scores, after any correction",
+                    "validation": calibration.measure(validation_set.is_fraud, validation_scores),
+                    "test": calibration.measure(test_set.is_fraud, test_scores),
+                },
+            }
+        ),
         "thresholds": thresholds,
         "threshold_rule": THRESHOLD_RULE,
         "feature_importances": round_floats(
@@ -325,6 +358,7 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
     return TrainingResult(
         model_version=model_version,
         model=model,
+        recalibration=calibrated.recalibration,
         model_bytes=model_bytes,
         model_card=card,
         baseline=baseline,

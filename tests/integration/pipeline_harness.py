@@ -2546,16 +2546,25 @@ def check_labels(run: ExampleRun, snap: Snapshot) -> list[Violation]:
 
 
 def _label_counts(stored: Mapping[str, Mapping[str, Any]], snap: Snapshot) -> list[Violation]:
+    """Each version's quality counts (and each challenger's paired with its champion: key
+    "<challenger>@<champion>") per hour are what the labels in force counted."""
     counted: dict[tuple[str, str], Counts] = defaultdict(Counts)
     for item in snap.monitoring:
         if item.get("sk") == "COUNT" and item.get("kind") == QUALITY:
-            key = (str(item["model_version"]), str(item["hour"]))
-            counted[key].add(Counts.from_item(item))
+            version = str(item["model_version"])
+            if item.get("paired_with"):
+                version = f"{version}@{item['paired_with']}"
+            counted[version, str(item["hour"])].add(Counts.from_item(item))
     want: dict[tuple[str, str], Counts] = defaultdict(Counts)
     for item in stored.values():
         total = want[str(item["count_version"]), str(item["count_hour"])]
         total.n += 1
         total.quality.update(item["counted"])
+        if "paired_counted" in item:
+            pair = f"{item['challenger_version']}@{item['count_version']}"
+            total = want[pair, str(item["count_hour"])]
+            total.n += 1
+            total.quality.update(item["paired_counted"])
     found = []
     for key in sorted(set(counted) | set(want)):
         got, expected = counted.get(key, Counts()), want.get(key, Counts())
@@ -2569,6 +2578,39 @@ def _label_counts(stored: Mapping[str, Mapping[str, Any]], snap: Snapshot) -> li
                 )
             )
     return found
+
+
+def _joined_fields(prediction: Mapping[str, Any], label: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a label must have copied from the prediction it names: the score and decision, and
+    the challenger's when it names the same challenger."""
+    names = ("score", "decision")
+    if prediction.get("challenger_version", "") == label.get("challenger_version", None):
+        names += ("challenger_score", "challenger_decision")
+    return names
+
+
+def _paired_join(txn: str, item: Mapping[str, Any], mark: str) -> list[Violation]:
+    """A label joined to a challenger's shadow score counts both models' bins and decisions."""
+    if "challenger_version" not in item:
+        return (
+            [Violation("labels", f"label of {txn}", "paired counts without a challenger")]
+            if "paired_counted" in item
+            else []
+        )
+    names = [
+        f"j{mark}{item['decision'][0]}{item['challenger_decision'][0]}",
+        f"c{mark}{quality_bin(float(item['score']))}",
+        f"s{mark}{quality_bin(float(item['challenger_score']))}",
+    ]
+    if list(item.get("paired_counted", [])) != names:
+        return [
+            Violation(
+                "labels",
+                f"label of {txn}",
+                f"paired counts {item.get('paired_counted')}, its join {names}",
+            )
+        ]
+    return []
 
 
 def _label_joins(stored: Mapping[str, Mapping[str, Any]], snap: Snapshot) -> list[Violation]:
@@ -2586,11 +2628,12 @@ def _label_joins(stored: Mapping[str, Mapping[str, Any]], snap: Snapshot) -> lis
                     "labels", f"label of {txn}", f"counted {item['counted']}, its join {names}"
                 )
             )
+        found += _paired_join(txn, item, mark)
         prediction = snap.predictions.get(txn)
         if prediction is None:
             found.append(Violation("labels", f"label of {txn}", "joined to no prediction"))
-        elif prediction["model_version"] == item["count_version"] and (
-            prediction["score"] != item["score"] or prediction["decision"] != item["decision"]
+        elif prediction["model_version"] == item["count_version"] and any(
+            prediction.get(name) != item.get(name) for name in _joined_fields(prediction, item)
         ):
             found.append(
                 Violation(

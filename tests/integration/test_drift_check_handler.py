@@ -810,9 +810,8 @@ def test_the_quality_schedule_reports_the_matured_window_and_asks_for_retraining
     # window, recall at decline 0.8)
     now = datetime(2026, 6, 1, 8, 30, tzinfo=UTC)
     handler.rehandle(clock=lambda: now)
-    drift_stack.put(
-        quality_items("cardfraud-gbdt-4babb6eac4", now - timedelta(days=62), 12, 28, unlabelled=300)
-    )
+    champion = load_baseline(ARTIFACTS).model_version
+    drift_stack.put(quality_items(champion, now - timedelta(days=62), 12, 28, unlabelled=300))
 
     # when: the quality schedule fires (its event, as the template's QualityCheckSchedule sends it)
     result = handler.lambda_handler({"check": "quality"}, lambda_context)
@@ -823,7 +822,7 @@ def test_the_quality_schedule_reports_the_matured_window_and_asks_for_retraining
     body, content_type = drift_stack.object(result["report_uri"])
     assert content_type == "application/json" and "/reports/quality/" in result["report_uri"]
     report = json.loads(body)
-    assert report["versions"]["cardfraud-gbdt-4babb6eac4"]["realized"]["recall_at_review"] == 0.3
+    assert report["versions"][champion]["realized"]["recall_at_review"] == 0.3
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics["RealizedRecallAtReview"] == 0.3 and metrics["FraudsSeen"] == 40
     assert metrics["RecallAtDecline"] == 0  # no declines: every fraud seen got through

@@ -66,6 +66,7 @@ FUNCTION_ENV = {
         "QUALITY_WINDOW_DAYS",
         "QUALITY_RECALL_THRESHOLD",
         "QUALITY_MIN_FRAUDS",
+        "QUALITY_EARLY_DAYS",
     },
     "LabelsFunction": {
         "POWERTOOLS_SERVICE_NAME",

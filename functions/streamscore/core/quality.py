@@ -15,6 +15,11 @@ from __future__ import annotations
 import bisect
 import math
 
+# the fields a challenger scored in shadow adds to the champion's prediction (scoring/shadow.py),
+# which a label joins (labels/batch.py)
+CHALLENGER_VERSION = "challenger_version"
+CHALLENGER_SCORE = "challenger_score"
+CHALLENGER_DECISION = "challenger_decision"
 QUALITY_BINS = 64
 # sums of scores are counted in millionths (integers, so DynamoDB's ADD keeps them exact); a
 # sum of n scores is off by at most n / 2,000,000
@@ -42,3 +47,25 @@ def label_attributes(fraud: bool, decision: str, score: float) -> tuple[str, ...
     if decision in ("approve", "review"):
         return (f"{mark}{decision[0]}{quality_bin(score)}", by_decision)
     return (by_decision,)
+
+
+def paired_label_attributes(
+    fraud: bool,
+    champion: tuple[str, float],
+    challenger: tuple[str, float],
+) -> tuple[str, str, str]:
+    """What a label adds to the count item of a challenger paired with its champion, for a
+    transaction both scored ((decision, score) each): the pair of decisions by label (`jfar`:
+    fraud, champion approved, challenger reviewed), and each model's quality bin by label (`cf12`
+    champion, `sf15` challenger). Both models are then judged on the same labelled transactions.
+    At most 2 x 3 x 3 + 2 x 2 x 64 = 274 attributes an item, within MAX_COUNT_ATTRIBUTES."""
+    mark = "f" if fraud else "l"
+    (champion_decision, champion_score), (challenger_decision, challenger_score) = (
+        champion,
+        challenger,
+    )
+    return (
+        f"j{mark}{champion_decision[0]}{challenger_decision[0]}",
+        f"c{mark}{quality_bin(champion_score)}",
+        f"s{mark}{quality_bin(challenger_score)}",
+    )

@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -221,6 +221,8 @@ class QualityOutcome:
     trigger: Trigger
     items_read: int
     sent: tuple[str, ...] = ()
+    early: dict[str, Any] | None = None  # the early window's report, when one was checked
+    early_uri: str = ""
 
 
 def check_quality(
@@ -232,21 +234,56 @@ def check_quality(
     window: DriftWindow | None = None,
 ) -> QualityOutcome:
     """Read the mature window's count items, store the quality report, and request retraining
-    (reason quality) when the champion's recall at decline fell below the threshold.
+    (reason quality) when the champion's recall at decline fell below the threshold; when it
+    did not and `quality.early_days` is set, judge the early window the same way.
     The trigger is the drift check's (send_trigger): the same cooldown per model version, a
     stable id (`<version>/quality/<window>`), sent again only on an unknown outcome. `window`
     overrides the matured window (an operator's, or a local run's over its simulated days: the
-    caller then vouches that its labels have come back)."""
-    window = window or quality_window(now, quality)
+    caller then vouches that its labels have come back; no early window is read then)."""
+    mature = _judge_quality(
+        champion, ports, policy, quality, now, window or quality_window(now, quality)
+    )
+    if window is not None or not quality.early_days or mature.trigger != "not_drift":
+        return mature
+    early = _judge_quality(
+        champion,
+        ports,
+        policy,
+        quality,
+        now,
+        quality_window(now, quality, early=True),
+        mature=False,
+    )
+    return replace(
+        mature,
+        trigger=early.trigger,
+        sent=early.sent,
+        items_read=mature.items_read + early.items_read,
+        early=early.report,
+        early_uri=early.report_uri,
+    )
+
+
+def _judge_quality(
+    champion: str,
+    ports: DriftCheckPorts,
+    policy: DriftCheckPolicy,
+    quality: QualityPolicy,
+    now: datetime,
+    window: DriftWindow,
+    *,
+    mature: bool = True,
+) -> QualityOutcome:
+    """One window's report stored, and its retraining request when its recall is low."""
     items = ports.reader.read(window.count_keys(), *window.count_bounds)
-    predicted, labelled, read = sum_quality_items(items, window)
-    report = quality_report(window, predicted, labelled, champion, quality, now)
-    key = quality_report_key(window)
+    sums = sum_quality_items(items, window)
+    report = quality_report(window, sums, champion, quality, now, mature=mature)
+    key = quality_report_key(window, mature=mature)
     report_uri = ports.reports.uri(key)
     body = json.dumps(report | {"report_uri": report_uri}, separators=(",", ":"), allow_nan=False)
     ports.reports.put(key, body.encode(), "application/json")
     if report["status"] != "low_recall":
-        return QualityOutcome(report, report_uri, "not_drift", read)
+        return QualityOutcome(report, report_uri, "not_drift", sums.read)
     figures = report["versions"][champion]
     detail = {
         "trigger_id": f"{champion}/{QUALITY}/{window.window_id}",
@@ -254,6 +291,7 @@ def check_quality(
         "model_version": champion,
         "report_uri": report_uri,
         "window": report["window"],
+        "mature": mature,
         "recall_at_decline": figures["realized"]["recall_at_decline"],
         "recall_threshold": quality.recall_threshold,
         "recall_at_review": figures["realized"]["recall_at_review"],
@@ -270,7 +308,7 @@ def check_quality(
         now,
         QUALITY,
     )
-    return QualityOutcome(report, report_uri, trigger, read, sent)
+    return QualityOutcome(report, report_uri, trigger, sums.read, sent)
 
 
 @dataclass(frozen=True)

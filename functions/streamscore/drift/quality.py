@@ -19,12 +19,19 @@ event hours, summed (core/monitoring.py `Counts`), give:
   the same per row). It needs no labels, so it is there before they mature, but it assumes
   P(fraud | features) is what the model learned: a new fraud pattern the model scores low
   moves the realized recall and not the estimate. The two side by side show that.
+- **Champion against challenger**, from the challenger's quality count items paired with the
+  champion (core/quality.py `paired_label_attributes`): both models on the same transactions
+  with an explicit label. The labelled set is chosen by the champion's decisions (its reviews
+  are all labelled, its declines never are, unlabelled approvals are left out), so the absolute
+  figures are biased the same way for both; the comparison is paired: the frauds one model
+  flags and the other does not, with McNemar's exact test.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,19 +120,45 @@ def _share(part: float, whole: float) -> float | None:
     return part / whole if whole > 0 else None
 
 
-def realized(counts: QualityCounts) -> dict[str, Any]:
-    """The realized figures of a window whose labels have matured (see the module docstring)."""
-    implicit = [
+def _implicit(counts: QualityCounts) -> list[int]:
+    """Per bin, the approvals without a label: legitimate once the labels have matured."""
+    return [
         max(0, a - f - legit)
         for a, f, legit in zip(
             counts.approvals, counts.fraud_approvals, counts.legit_approvals, strict=True
         )
     ]
+
+
+def ranked(counts: QualityCounts) -> tuple[list[int], list[int]]:
+    """Frauds and legitimate transactions per quality bin among approvals and reviews, an
+    unlabelled approval counting as legitimate: what the precision-recall curve ranks."""
     frauds = [a + r for a, r in zip(counts.fraud_approvals, counts.fraud_reviews, strict=True)]
     legit = [
         a + r + i
-        for a, r, i in zip(counts.legit_approvals, counts.legit_reviews, implicit, strict=True)
+        for a, r, i in zip(
+            counts.legit_approvals, counts.legit_reviews, _implicit(counts), strict=True
+        )
     ]
+    return frauds, legit
+
+
+def pr_curve(frauds: list[int], legit: list[int]) -> list[tuple[float, float]]:
+    """(recall, precision) flagging every bin from the highest down to each non-empty bin."""
+    total = sum(frauds)
+    points: list[tuple[float, float]] = []
+    found = seen = 0
+    for f, n in zip(reversed(frauds), reversed(legit), strict=True):
+        found, seen = found + f, seen + f + n
+        if total and (f or n):
+            points.append((found / total, found / seen))
+    return points
+
+
+def realized(counts: QualityCounts) -> dict[str, Any]:
+    """The realized figures of a window whose labels have matured (see the module docstring)."""
+    implicit = _implicit(counts)
+    frauds, legit = ranked(counts)
     caught, missed = sum(counts.fraud_reviews), sum(counts.fraud_approvals)
     cleared = sum(counts.legit_reviews)
     area = binned_average_precision(frauds, legit)
@@ -173,51 +206,133 @@ class QualityPolicy:
     window_days: int  # how many days of event hours a check reads
     recall_threshold: float  # recall at decline below this: retraining, reason quality
     min_frauds: int  # fewer frauds seen in the window: no verdict
+    # also judge recall at decline on the window ending this many days ago, before its labels
+    # have all come back (0: never). A chargeback not back yet is a fraud not seen yet, so that
+    # figure can only fall as labels arrive (a reversal aside): below the threshold early, it
+    # will be below it when mature.
+    early_days: int = 0
 
 
-def quality_window(now: datetime, policy: QualityPolicy) -> DriftWindow:
-    """The whole hours of `window_days` ending `maturity_days` before `now`'s hour."""
-    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
-        days=policy.maturity_days
-    )
+def quality_window(now: datetime, policy: QualityPolicy, *, early: bool = False) -> DriftWindow:
+    """The whole hours of `window_days` ending `maturity_days` (`early_days` when `early`)
+    before `now`'s hour."""
+    days = policy.early_days if early else policy.maturity_days
+    end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
     return DriftWindow(end - timedelta(days=policy.window_days), end)
+
+
+@dataclass
+class QualitySums:
+    """Count items of a window summed: per model version its PRED and QUAL counts, per
+    (challenger, champion) the QUAL counts of the pair, and how many items were read."""
+
+    predicted: dict[str, Counts] = field(default_factory=dict)
+    labelled: dict[str, Counts] = field(default_factory=dict)
+    paired: dict[tuple[str, str], Counts] = field(default_factory=dict)
+    read: int = 0
 
 
 def sum_quality_items(
     items: Iterable[Mapping[str, Any]], window: DriftWindow | None
-) -> tuple[dict[str, Counts], dict[str, Counts], int]:
-    """Per model version, its PRED counts and its QUAL counts in the window (every hour when
-    None; each item once, by key); and the items read."""
+) -> QualitySums:
+    """The window's PRED and QUAL count items summed (every hour when `window` is None; each
+    item once, by key)."""
     hours = set(window.count_hours()) if window is not None else None
-    predicted: dict[str, Counts] = {}
-    labelled: dict[str, Counts] = {}
+    sums = QualitySums()
     seen: set[Any] = set()
-    read = 0
     for item in items:
-        read += 1
+        sums.read += 1
         if item.get("pk") in seen or item.get("sk") != COUNT:
             continue
         if hours is not None and item.get("hour") not in hours:
             continue
         seen.add(item.get("pk"))
-        into = {PREDICTIONS: predicted, QUALITY_KIND: labelled}.get(str(item.get("kind")))
-        if into is not None:
-            into.setdefault(str(item.get("model_version")), Counts()).add(Counts.from_item(item))
-    return predicted, labelled, read
+        kind, version = str(item.get("kind")), str(item.get("model_version"))
+        if kind == QUALITY_KIND and item.get("paired_with"):
+            into: dict[Any, Counts] = sums.paired
+            key: Any = (version, str(item["paired_with"]))
+        elif kind in (PREDICTIONS, QUALITY_KIND):
+            into, key = (sums.predicted if kind == PREDICTIONS else sums.labelled), version
+        else:
+            continue
+        into.setdefault(key, Counts()).add(Counts.from_item(item))
+    return sums
+
+
+def mcnemar_p(only_first: int, only_second: int) -> float:
+    """McNemar's exact two-sided p-value: discordant pairs against an even split."""
+    n = only_first + only_second
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_first, only_second) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+_FLAGGED = {"review": "rd", "decline": "d"}  # decisions at or above each threshold
+
+
+def _model_figures(counts: Counts, prefix: str, side: int) -> dict[str, Any]:
+    quality = counts.quality
+
+    def bins(mark: str) -> list[int]:
+        return [int(quality.get(f"{prefix}{mark}{b}", 0)) for b in range(QUALITY_BINS)]
+
+    def decided(mark: str, decisions: str) -> int:
+        return sum(
+            int(value)
+            for name, value in quality.items()
+            if name.startswith(f"j{mark}") and name[2 + side] in decisions
+        )
+
+    frauds, legit = bins("f"), bins("l")
+    figures: dict[str, Any] = {"frauds": sum(frauds), "legit": sum(legit)}
+    for threshold, decisions in _FLAGGED.items():
+        caught, flagged = decided("f", decisions), decided("f", decisions) + decided("l", decisions)
+        figures[f"recall_at_{threshold}"] = _share(caught, sum(frauds))
+        figures[f"precision_at_{threshold}"] = _share(caught, flagged)
+    area = binned_average_precision(frauds, legit)
+    figures |= {"pr_auc": area.value, "pr_auc_low": area.low, "pr_auc_high": area.high}
+    return figures
+
+
+def paired(counts: Counts) -> dict[str, Any]:
+    """Champion and challenger on the same labelled transactions (see the module docstring)."""
+    quality = counts.quality
+    discordant = {}
+    for threshold, decisions in _FLAGGED.items():
+        only = [0, 0]  # frauds only the challenger flags, only the champion flags
+        for name, value in quality.items():
+            if name.startswith("jf"):
+                champion, challenger = name[2] in decisions, name[3] in decisions
+                if champion != challenger:
+                    only[champion] += int(value)
+        discordant[threshold] = {
+            "frauds_only_challenger_flags": only[0],
+            "frauds_only_champion_flags": only[1],
+            "mcnemar_p": mcnemar_p(only[0], only[1]),
+        }
+    return {
+        "champion": _model_figures(counts, "c", 0),
+        "challenger": _model_figures(counts, "s", 1),
+        "discordant_frauds": discordant,
+    }
 
 
 def quality_report(
     window: DriftWindow,
-    predicted: Mapping[str, Counts],
-    labelled: Mapping[str, Counts],
+    sums: QualitySums,
     champion: str,
     policy: QualityPolicy,
     now: datetime,
+    *,
+    mature: bool = True,
 ) -> dict[str, Any]:
-    """Every version's realized and estimated quality in the window, and the champion's verdict."""
+    """Every version's realized and estimated quality in the window, each challenger against
+    the champion it was scored beside, and the champion's verdict. `mature` False: an early
+    window, whose labels have not all come back (QualityPolicy.early_days)."""
     versions = {}
-    for version, counts in sorted(predicted.items()):
-        summed = QualityCounts.of(counts, labelled.get(version, Counts()))
+    for version, counts in sorted(sums.predicted.items()):
+        summed = QualityCounts.of(counts, sums.labelled.get(version, Counts()))
         versions[version] = {
             "predictions": summed.predictions,
             "realized": realized(summed),
@@ -237,16 +352,38 @@ def quality_report(
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
         "window_id": window.window_id,
         "checked_at": utc_iso_ms(now),
-        "maturity_days": policy.maturity_days,
+        "maturity_days": policy.maturity_days if mature else policy.early_days,
+        "mature": mature,
         "champion": champion,
         "status": status,
         "recall_threshold": policy.recall_threshold,
         "min_frauds": policy.min_frauds,
         "versions": versions,
+        "challengers": {
+            f"{challenger}@{paired_with}": {
+                "challenger": challenger,
+                "champion": paired_with,
+                **paired(counts),
+            }
+            for (challenger, paired_with), counts in sorted(sums.paired.items())
+        },
+        "challengers_bias": (
+            "both models on the same transactions with an explicit label (reviews decided by "
+            "analysts, chargebacks, disputes): the champion's decisions chose them (its reviews "
+            "are all labelled, its declines never are; unlabelled approvals are left out), so "
+            "the figures are not the models' recall in production; compare them side by side"
+        ),
         "bias": (
             "realized figures are among transactions that were not declined: a decline never "
             "settles, so its truth never comes back; unlabelled approvals of the window count "
             "as legitimate (its labels have had maturity_days to come back)"
+            + (
+                ""
+                if mature
+                else "; an early window: its labels have not all come back, so frauds are "
+                "missing from every realized figure, and recall at decline is an upper bound "
+                "of the mature figure (it can only fall as chargebacks arrive, a reversal aside)"
+            )
         ),
         "estimate": (
             "from each decision's sum of scores: what a calibrated model expects, before any "
@@ -255,5 +392,7 @@ def quality_report(
     }
 
 
-def quality_report_key(window: DriftWindow) -> str:
-    return f"{REPORTS_PREFIX}/{QUALITY}/{window.end:%Y/%m/%d}/{window.window_id}.json"
+def quality_report_key(window: DriftWindow, *, mature: bool = True) -> str:
+    """reports/quality/<end date>/<window>.json; an early window's under reports/quality/early/."""
+    early = "" if mature else "early/"
+    return f"{REPORTS_PREFIX}/{QUALITY}/{early}{window.end:%Y/%m/%d}/{window.window_id}.json"

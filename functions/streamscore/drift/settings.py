@@ -34,6 +34,8 @@ class DriftCheckSettings(FunctionSettings):
     quality_window_days: Annotated[int, Field(ge=1, le=7)] = 7
     quality_recall_threshold: Threshold = 0.8
     quality_min_frauds: Annotated[int, Field(ge=1)] = 30
+    # recall at decline also judged on the window ending this many days ago (0: not)
+    quality_early_days: Annotated[int, Field(ge=0, le=365)] = 0
 
     @model_validator(mode="after")
     def _quality_window_within_the_counts(self) -> DriftCheckSettings:
@@ -44,6 +46,11 @@ class DriftCheckSettings(FunctionSettings):
                 f"MONITORING_TTL_DAYS ({self.monitoring_ttl_days}): the quality check reads "
                 "count items that old"
             )
+        if self.quality_early_days >= self.label_maturity_days:
+            raise ValueError(
+                f"QUALITY_EARLY_DAYS ({self.quality_early_days}) must be below "
+                f"LABEL_MATURITY_DAYS ({self.label_maturity_days}), or 0"
+            )
         return self
 
     def quality_policy(self) -> QualityPolicy:
@@ -52,6 +59,7 @@ class DriftCheckSettings(FunctionSettings):
             window_days=self.quality_window_days,
             recall_threshold=self.quality_recall_threshold,
             min_frauds=self.quality_min_frauds,
+            early_days=self.quality_early_days,
         )
 
     @field_validator("psi_drift_threshold")

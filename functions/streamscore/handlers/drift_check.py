@@ -156,6 +156,12 @@ def _quality_check(
             if value is not None:
                 metrics.add_metric(name, MetricUnit.NoUnit, value)
         metrics.add_metric(M.FRAUDS_SEEN, MetricUnit.Count, figures["realized"]["frauds_seen"])
+    early = (outcome.early or {}).get("versions", {}).get(report["champion"])
+    if early is not None:
+        if early["realized"]["recall_at_decline"] is not None:
+            value = early["realized"]["recall_at_decline"]
+            metrics.add_metric(M.EARLY_RECALL_AT_DECLINE, MetricUnit.NoUnit, value)
+        metrics.add_metric(M.EARLY_FRAUDS_SEEN, MetricUnit.Count, early["realized"]["frauds_seen"])
     sent = RETRAINING_REQUESTED in outcome.sent
     metrics.add_metric(M.QUALITY_RETRAINING_REQUESTED, MetricUnit.Count, int(sent))
     logger.info(
@@ -166,15 +172,23 @@ def _quality_check(
             "events_sent": list(outcome.sent),
             "items_read": outcome.items_read,
             "report_uri": outcome.report_uri,
+            "early_status": outcome.early["status"] if outcome.early else None,
         },
     )
-    return {
+    result = {
         "check": QUALITY,
         "window_id": report["window_id"],
         "status": report["status"],
         "retraining": outcome.trigger,
         "report_uri": outcome.report_uri,
     }
+    if outcome.early is not None:
+        result |= {
+            "early_window_id": outcome.early["window_id"],
+            "early_status": outcome.early["status"],
+            "early_report_uri": outcome.early_uri,
+        }
+    return result
 
 
 def _emit_metrics(report: DriftReport, retraining_requested: bool) -> None:

@@ -90,6 +90,10 @@ class DriftMetric(StrEnum):
     PR_AUC = "PrAuc"
     FRAUDS_SEEN = "FraudsSeen"
     QUALITY_RETRAINING_REQUESTED = "QualityRetrainingRequested"
+    # over the early window (QUALITY_EARLY_DAYS), before its labels have all come back: an upper
+    # bound of the mature figure
+    EARLY_RECALL_AT_DECLINE = "EarlyRecallAtDecline"
+    EARLY_FRAUDS_SEEN = "EarlyFraudsSeen"
 
 
 # the POWERTOOLS_SERVICE_NAME template.yaml gives each function → the metrics it emits

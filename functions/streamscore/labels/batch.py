@@ -16,6 +16,10 @@ decision. A label of a transaction never scored (no prediction) is kept and coun
 version "-" and the hour it was labelled in (`u_<label>`). A prediction written after its label
 is not joined to it; a label replacing one whose prediction has expired since keeps the join
 the replaced label made.
+
+When the prediction carries a challenger's shadow score (scoring/shadow.py), the label also
+counts on the challenger's count item paired with the champion (`paired_label_attributes`):
+both models' bins and the pair of decisions of the same labelled transaction.
 """
 
 from __future__ import annotations
@@ -38,7 +42,13 @@ from streamscore.core.monitoring import (
     hour_of,
     source_of,
 )
-from streamscore.core.quality import label_attributes
+from streamscore.core.quality import (
+    CHALLENGER_DECISION,
+    CHALLENGER_SCORE,
+    CHALLENGER_VERSION,
+    label_attributes,
+    paired_label_attributes,
+)
 from streamscore.core.records import StreamRecord, decode_contract, quarantine_item
 from streamscore.core.steps import settle, submit_or_run
 from streamscore.core.times import utc_iso_ms
@@ -191,33 +201,62 @@ def label_fact(
     }
     if prediction is None and previous is not None and "model_version" in previous:
         prediction = previous  # expired since (PredictionsTtlDays): the join the label made
+    source = source_of(record.stream_name, record.shard_id)
     if prediction is not None:
-        version, hour = str(prediction["model_version"]), hour_of(prediction["event_time"])
-        decision = str(prediction["decision"])
-        counted = label_attributes(label.label == FRAUD, decision, float(prediction["score"]))
-        item |= {
-            "model_version": version,
-            "event_time": prediction["event_time"],
-            "score": prediction["score"],
-            "decision": decision,
-        }
+        item |= _joined(prediction)
+        version, hour = item["model_version"], hour_of(item["event_time"])
+        counted = label_attributes(label.label == FRAUD, item["decision"], float(item["score"]))
     else:
         version, hour = NO_VERSION, hour_of(item["labelled_at"])
         counted = (f"u_{label.label}",)
     # where its counts went, so that the label replacing it can take them back
     item |= {"count_version": version, "count_hour": hour, "counted": list(counted)}
-    source = source_of(record.stream_name, record.shard_id)
     fact = Fact(
         item=item,
         key=label.transaction_id,
         count_key=CountKey(QUALITY, version, hour, source),
         counts=Tally(quality=counted),
     )
+    also: list[tuple[CountKey, Tally]] = []
+    if CHALLENGER_VERSION in item:
+        paired = paired_label_attributes(
+            label.label == FRAUD,
+            (item["decision"], float(item["score"])),
+            (item[CHALLENGER_DECISION], float(item[CHALLENGER_SCORE])),
+        )
+        item["paired_counted"] = list(paired)
+        pair = CountKey(QUALITY, item[CHALLENGER_VERSION], hour, source, paired_with=version)
+        also.append((pair, Tally(quality=paired)))
     if previous is not None:
         item["replaces"] = previous["label_key"]
-        back = CountKey(QUALITY, previous["count_version"], previous["count_hour"], source)
-        fact.also = ((back, Tally(quality=tuple(previous["counted"]), weight=-1)),)
+        also.extend(_taken_back(previous, source))
+    fact.also = tuple(also)
     return fact
+
+
+_JOINED = ("model_version", "event_time", "score", "decision")
+_JOINED_CHALLENGER = (CHALLENGER_VERSION, CHALLENGER_SCORE, CHALLENGER_DECISION)
+
+
+def _joined(prediction: dict[str, Any]) -> dict[str, Any]:
+    """What a label keeps of its prediction: the champion's, and a challenger's when it scored."""
+    joined = {name: prediction[name] for name in _JOINED}
+    joined["model_version"] = str(joined["model_version"])
+    joined["decision"] = str(joined["decision"])
+    if all(prediction.get(name) is not None for name in _JOINED_CHALLENGER):
+        joined |= {name: prediction[name] for name in _JOINED_CHALLENGER}
+    return joined
+
+
+def _taken_back(previous: dict[str, Any], source: str) -> list[tuple[CountKey, Tally]]:
+    """The counts of the label `previous` (as stored), each -1."""
+    version, hour = previous["count_version"], previous["count_hour"]
+    counted = Tally(quality=tuple(previous["counted"]), weight=-1)
+    back = [(CountKey(QUALITY, version, hour, source), counted)]
+    if "paired_counted" in previous:
+        pair = CountKey(QUALITY, previous[CHALLENGER_VERSION], hour, source, paired_with=version)
+        back.append((pair, Tally(quality=tuple(previous["paired_counted"]), weight=-1)))
+    return back
 
 
 def _write(

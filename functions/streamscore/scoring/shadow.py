@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from streamscore.core.artifacts import SCORE, Thresholds
 from streamscore.core.monitoring import Tally, shadow_counts
+from streamscore.core.quality import CHALLENGER_DECISION, CHALLENGER_SCORE, CHALLENGER_VERSION
 from streamscore.scoring.model import (
     DECISIONS,
     FloatMatrix,
@@ -39,9 +40,6 @@ from streamscore.scoring.model import (
     history_strata,
 )
 
-CHALLENGER_VERSION = "challenger_version"
-CHALLENGER_SCORE = "challenger_score"
-CHALLENGER_DECISION = "challenger_decision"
 SHADOW_VERSIONS = "shadow_versions"  # every challenger whose shadow counts include the prediction
 
 

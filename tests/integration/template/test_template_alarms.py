@@ -114,6 +114,7 @@ def test_alarms_watch_every_mapping_function_queue_drift_quarantine_and_the_regi
         ("FailedInvocations", {"RuleName": {"Ref": "DriftCheckFunctionDriftCheckSchedule"}}),
         ("FailedInvocations", {"RuleName": {"Ref": "DriftCheckFunctionQualityCheckSchedule"}}),
         ("RecallAtDecline", {"service": "drift-check"}),
+        ("EarlyRecallAtDecline", {"service": "drift-check"}),
         ("RecordsQuarantined", {"service": "preprocess"}),
         ("RecordsIn", {"service": "preprocess"}),
         ("ModelRefused", {"service": "score"}),

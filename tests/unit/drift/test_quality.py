@@ -9,14 +9,21 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import binomtest
 from sklearn.metrics import average_precision_score
 
 from streamscore.core.monitoring import Counts, prediction_counts
-from streamscore.core.quality import QUALITY_BINS, label_attributes, quality_bin
+from streamscore.core.quality import (
+    QUALITY_BINS,
+    label_attributes,
+    paired_label_attributes,
+    quality_bin,
+)
 from streamscore.drift.quality import (
     QualityCounts,
     binned_average_precision,
     estimated,
+    paired,
     realized,
 )
 
@@ -128,3 +135,47 @@ def test_a_calibrated_model_s_estimate_meets_the_realized_figure() -> None:
     assert real["recall_at_review"] == pytest.approx(expect["recall_at_review"], abs=0.03)
     assert real["precision_at_review"] == pytest.approx(expect["precision_at_review"], abs=0.03)
     assert Counter(f for f in fraud.tolist())[True] > 500
+
+
+def _decision(score: float) -> str:
+    return "decline" if score >= 0.5 else "review" if score >= 0.05 else "approve"
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 300))
+def test_champion_and_challenger_are_judged_on_the_same_labelled_transactions(
+    seed: int, n: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    fraud = rng.random(n) < 0.3
+    champion = 1 / (1 + np.exp(-rng.normal(np.where(fraud, 0.5, -3.0), 2.0)))
+    challenger = 1 / (1 + np.exp(-rng.normal(np.where(fraud, 1.5, -3.0), 2.0)))
+    counts = Counts()
+    for f, a, b in zip(fraud, champion, challenger, strict=True):
+        counts.quality.update(
+            paired_label_attributes(bool(f), (_decision(a), float(a)), (_decision(b), float(b)))
+        )
+
+    figures = paired(counts)
+
+    for side, scores in (("champion", champion), ("challenger", challenger)):
+        mine = figures[side]
+        assert mine["frauds"] == fraud.sum() and mine["legit"] == (~fraud).sum()
+        for threshold, at in (("review", 0.05), ("decline", 0.5)):
+            flagged = scores >= at
+            want_recall = (flagged & fraud).sum() / fraud.sum() if fraud.any() else None
+            want_precision = (flagged & fraud).sum() / flagged.sum() if flagged.any() else None
+            assert mine[f"recall_at_{threshold}"] == pytest.approx(want_recall)
+            assert mine[f"precision_at_{threshold}"] == pytest.approx(want_precision)
+        if fraud.any() and (~fraud).any():
+            unbinned = average_precision_score(fraud, scores)
+            assert mine["pr_auc_low"] - 1e-12 <= unbinned <= mine["pr_auc_high"] + 1e-12
+    for threshold, at in (("review", 0.05), ("decline", 0.5)):
+        only_challenger = int((fraud & (challenger >= at) & (champion < at)).sum())
+        only_champion = int((fraud & (champion >= at) & (challenger < at)).sum())
+        discordant = figures["discordant_frauds"][threshold]
+        assert discordant["frauds_only_challenger_flags"] == only_challenger
+        assert discordant["frauds_only_champion_flags"] == only_champion
+        if only_challenger + only_champion:
+            want = binomtest(only_challenger, only_challenger + only_champion).pvalue
+            assert discordant["mcnemar_p"] == pytest.approx(want, rel=1e-9)

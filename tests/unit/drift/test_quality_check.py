@@ -82,3 +82,49 @@ def test_a_champion_without_predictions_in_the_window_has_none() -> None:
 
     assert outcome.report["status"] == "no_predictions" and not ports.events.entries
     assert VERSION in outcome.report["versions"]  # every version that scored is reported
+
+
+EARLY = QualityPolicy(
+    maturity_days=60, window_days=7, recall_threshold=0.8, min_frauds=30, early_days=14
+)
+YOUNG = datetime(2026, 5, 14, 9, tzinfo=UTC)  # inside the window that ends 14 days before NOW
+
+
+def test_an_early_window_with_low_recall_requests_retraining_before_its_labels_matured() -> None:
+    # given a mature week that was fine, and a young week where chargebacks already outnumber
+    # reviews: 10 frauds reviewed, 30 charged back within 14 days, 10 declines (9 expected)
+    ports = MemoryDriftPorts(
+        MemoryWindowReader(_hour(35, 5, declined=400) + _hour(10, 30, YOUNG, declined=10))
+    )
+
+    outcome = check_quality(VERSION, ports.wired(), CHECK, EARLY, NOW)
+
+    assert outcome.report["status"] == "ok" and outcome.report["mature"] is True
+    assert outcome.early is not None and outcome.early["status"] == "low_recall"
+    assert outcome.early["mature"] is False and outcome.early["maturity_days"] == 14
+    assert outcome.trigger == "sent"
+    (detail,) = ports.events.of_type(RETRAINING_REQUESTED)
+    early = quality_window(NOW, EARLY, early=True)
+    assert detail["trigger_id"] == f"{VERSION}/quality/{early.window_id}"
+    assert detail["mature"] is False and detail["recall_at_decline"] == pytest.approx(9 / 49)
+    key = quality_report_key(early, mature=False)
+    assert key.startswith("reports/quality/early/") and outcome.early_uri.endswith(key)
+    assert ports.reports.json(key)["status"] == "low_recall"
+
+
+def test_no_early_window_is_read_when_the_mature_one_alarms_or_early_days_is_zero() -> None:
+    items = _hour(10, 30, declined=10) + _hour(10, 30, YOUNG, declined=10)
+
+    mature_low = check_quality(
+        VERSION, MemoryDriftPorts(MemoryWindowReader(items)).wired(), CHECK, EARLY, NOW
+    )
+    off = check_quality(
+        VERSION,
+        MemoryDriftPorts(MemoryWindowReader(_hour(35, 5, declined=400) + items[2:])).wired(),
+        CHECK,
+        POLICY,
+        NOW,
+    )
+
+    assert mature_low.report["status"] == "low_recall" and mature_low.early is None
+    assert off.report["status"] == "ok" and off.early is None and off.trigger == "not_drift"

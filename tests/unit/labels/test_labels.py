@@ -29,7 +29,7 @@ from support.fakes import MemoryLabelStore, MemoryPredictionStore, MemoryQuarant
 NOW = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 STREAM = "labels-stream"
-# t0-t3 were scored; t4 never was
+# t0-t3 were scored; t4 never was; challenger c1 scored t0 and t1 in shadow beside v1
 PREDICTIONS = {
     f"t{i}": {
         "transaction_id": f"t{i}",
@@ -38,6 +38,15 @@ PREDICTIONS = {
         "score": [0.001, 0.05, 0.4, 0.9][i],
         "decision": ["approve", "review", "decline", "decline"][i],
     }
+    | (
+        {
+            "challenger_version": "c1",
+            "challenger_score": [0.3, 0.01][i],
+            "challenger_decision": ["review", "approve"][i],
+        }
+        if i < 2
+        else {}
+    )
     for i in range(4)
 }
 
@@ -80,6 +89,18 @@ def expected_counts(stored: dict[str, dict[str, Any]]) -> dict[tuple[str, str], 
             names = [f"{mark}d_{prediction['decision']}"]
             if prediction["decision"] != "decline":  # declines are not binned
                 names.append(f"{mark}{prediction['decision'][0]}{quality_bin(prediction['score'])}")
+            if "challenger_version" in prediction:  # both models' bins, the pair of decisions
+                pair = expected.setdefault(
+                    (f"{prediction['challenger_version']}@{key[0]}", key[1]), Counts()
+                )
+                pair.n += 1
+                pair.quality.update(
+                    [
+                        f"j{mark}{prediction['decision'][0]}{prediction['challenger_decision'][0]}",
+                        f"c{mark}{quality_bin(prediction['score'])}",
+                        f"s{mark}{quality_bin(prediction['challenger_score'])}",
+                    ]
+                )
         total = expected.setdefault(key, Counts())
         total.n += 1
         total.quality.update(names)
@@ -87,11 +108,13 @@ def expected_counts(stored: dict[str, dict[str, Any]]) -> dict[tuple[str, str], 
 
 
 def counted(store: MemoryLabelStore) -> dict[tuple[str, str], Counts]:
-    """The store's quality counts per version and hour (shards, slots and lanes summed), zeros dropped."""
+    """The store's quality counts per version (a challenger's: "<challenger>@<champion>") and hour
+    (shards, slots and lanes summed), zeros dropped."""
     totals: dict[tuple[str, str], Counts] = {}
     for key, counts in store.counts.items():
         assert key.kind == QUALITY
-        totals.setdefault((key.model_version, key.hour), Counts()).add(counts)
+        version = f"{key.model_version}@{key.paired_with}" if key.paired_with else key.model_version
+        totals.setdefault((version, key.hour), Counts()).add(counts)
     for counts in totals.values():
         assert not -counts.quality, f"negative quality counts: {dict(counts.quality)}"
         counts.quality = +counts.quality  # drop zeros (a label taken back)
@@ -108,6 +131,26 @@ def test_a_reversed_chargeback_moves_its_counts_from_fraud_to_legit() -> None:
     assert counted(stage.labels) == expected_counts(stage.labels.items)
     assert stage.labels.total().quality["fd_approve"] == 0
     assert stage.labels.total().quality["ld_approve"] == 1
+
+
+def test_a_label_counts_champion_and_challenger_on_the_same_transaction() -> None:
+    stage = Stage()
+    stage.run(records([label("t0", "fraud", 0)]))
+    hour = hour_of(PREDICTIONS["t0"]["event_time"])
+
+    pair = counted(stage.labels)[("c1@v1", hour)]
+    # the champion approved it (a chargeback), the challenger would have reviewed it
+    assert pair.n == 1 and pair.quality == Counter(
+        {"jfar": 1, f"cf{quality_bin(0.001)}": 1, f"sf{quality_bin(0.3)}": 1}
+    )
+
+    # a reversal takes the pair's counts back with the champion's
+    stage.run(records([label("t0", "legit", 60, "reversal")], first=1))
+    pair = counted(stage.labels)[("c1@v1", hour)]
+    assert pair.n == 1 and pair.quality == Counter(
+        {"jlar": 1, f"cl{quality_bin(0.001)}": 1, f"sl{quality_bin(0.3)}": 1}
+    )
+    assert counted(stage.labels) == expected_counts(stage.labels.items)
 
 
 def test_a_chargeback_replayed_after_its_reversal_changes_nothing() -> None:
