@@ -37,7 +37,7 @@ from bench import ROOT
 from simulator import Scenario, SimulationConfig, simulate
 from simulator.outcomes import OutcomeConfig, production_labels
 from streamscore.core.monitoring import Counts, prediction_counts
-from streamscore.core.quality import label_attributes
+from streamscore.core.quality import in_decline_sample, label_attributes
 from streamscore.drift.quality import QualityCounts, estimated, realized
 from streamscore.preprocess.features import FEATURE_NAMES
 from streamscore.scoring.model import DECISIONS, ScoringModel, decide, load_model
@@ -60,6 +60,7 @@ WINDOW_DAYS = 7  # QualityWindowDays
 # days replayed: QualityEarlyDays (14) and LabelMaturityDays (60) are the defaults
 MATURITIES = (7, 14, 21, 30, 60)
 DETECTION_DAYS = 28.0
+SAMPLE = 0.2  # DeclineSampleShare compared with none (its most: 2,000 cards decline ~50 a week)
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,12 @@ class Scored:
     times: np.ndarray
     days: list[Counts]  # PRED counts per simulated day
     labels: list[tuple[int, float, tuple[str, ...]]]  # (event day, labelled_at, attributes)
+    # per day, the simulator's truth of the model's declines: frauds, declines, frauds declined
+    truth: list[Counter[str]]
 
 
-def scored_run(model: ScoringModel, config: SimulationConfig) -> Scored:
+def scored_run(model: ScoringModel, config: SimulationConfig, sample: float = 0.0) -> Scored:
+    """`sample`: DeclineSampleShare, the share of would-be declines reviewed instead."""
     batch = simulate(config)
     dataset = build_dataset(batch)
     columns = [FEATURE_NAMES.index(name) for name in model.feature_names]
@@ -88,20 +92,36 @@ def scored_run(model: ScoringModel, config: SimulationConfig) -> Scored:
         }
         for label, code, txn in zip(batch.labels, codes, batch.transactions, strict=True)
     ]
+    reviewed = set()
+    for prediction in predictions:  # as scoring/batch.py decides
+        if prediction["decision"] == "decline" and in_decline_sample(
+            prediction["transaction_id"], sample
+        ):
+            prediction["decision"] = "review"
+            reviewed.add(prediction["transaction_id"])
     truth = {label.transaction_id: label for label in batch.labels}
     outcomes = production_labels(predictions, truth, OutcomeConfig(seed=config.seed))
     by_id = {x["transaction_id"]: x for x in outcomes.labels}
     days = [Counts() for _ in range(int(np.ceil(config.days)) + 1)]
+    truths: list[Counter[str]] = [Counter() for _ in days]
     labels = []
-    for prediction, score, moment in zip(
-        predictions, scores, dataset.timestamps.tolist(), strict=True
+    for prediction, score, code, moment in zip(
+        predictions, scores, codes, dataset.timestamps.tolist(), strict=True
     ):
         day = int((moment - config.start_epoch) // DAY)
-        days[day].add(prediction_counts(prediction["decision"], [], score=score))
-        label = by_id.get(prediction["transaction_id"])
+        txn = prediction["transaction_id"]
+        sampled = txn in reviewed
+        days[day].add(
+            prediction_counts(prediction["decision"], [], score=score, reviewed_decline=sampled)
+        )
+        declined, fraud_ = DECISIONS[code] == "decline", truth[txn].is_fraud
+        truths[day].update(
+            {"frauds": fraud_, "declines": declined, "frauds_declined": fraud_ and declined}
+        )
+        label = by_id.get(txn)
         if label is not None:
             fraud = label["label"] == "fraud"
-            attributes = label_attributes(fraud, prediction["decision"], score)
+            attributes = label_attributes(fraud, prediction["decision"], score, sampled)
             at = datetime.fromisoformat(label["labelled_at"]).timestamp()
             labels.append((day, at, attributes))
     drift = config.drift_epoch or config.start_epoch
@@ -111,6 +131,7 @@ def scored_run(model: ScoringModel, config: SimulationConfig) -> Scored:
         times=dataset.timestamps.astype(np.float64),
         days=days,
         labels=labels,
+        truth=truths,
     )
 
 
@@ -126,16 +147,25 @@ def window_figures(run: Scored, first: int, end: int, known_by: float) -> dict[s
             quality.update(attributes)
     labelled.quality = quality
     counts = QualityCounts.of(predicted, labelled)
+    truth: Counter[str] = Counter()
+    for daily_truth in run.truth[max(0, first) : max(0, end)]:
+        truth.update(daily_truth)
     return {
         "predictions": predicted.n,
         "realized": realized(counts),
         "estimated": estimated(counts),
+        "truth": {
+            "recall_at_decline": truth["frauds_declined"] / max(1, truth["frauds"]),
+            "precision_at_decline": truth["frauds_declined"] / max(1, truth["declines"]),
+        },
     }
 
 
-def one_run(model: ScoringModel, scenario: Scenario, seed: int) -> dict[str, Any]:
+def one_run(
+    model: ScoringModel, scenario: Scenario, seed: int, sample: float = 0.0
+) -> dict[str, Any]:
     """The second week of the default traffic (days 7-13), every label back."""
-    run = scored_run(model, SimulationConfig(seed=seed, scenario=scenario))
+    run = scored_run(model, SimulationConfig(seed=seed, scenario=scenario), sample)
     return {"seed": seed} | window_figures(run, len(run.days) // 2, len(run.days), np.inf)
 
 
@@ -234,9 +264,56 @@ def measure(seeds: int) -> dict[str, Any]:
             "min": min(errors),
             "max": max(errors),
         }
-        results[scenario] = {"summary": summary, "runs": runs}
+        sampled = [one_run(model, scenario, seed, SAMPLE) for seed in range(1, seeds + 1)]
+        summary["decline_sample"] = decline_sample_summary(runs, sampled)
+        results[scenario] = {"summary": summary, "runs": runs, "sampled_runs": sampled}
     results["detection"] = detection(model, seeds)
     return results
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"mean": float(np.mean(values)), "min": min(values), "max": max(values)}
+
+
+def decline_sample_summary(
+    runs: list[dict[str, Any]], sampled: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Recall and precision at decline against the simulator's truth: from the declines' scores
+    (no sample), and with SAMPLE of them reviewed instead; and what the sample cost."""
+    return {
+        "share": SAMPLE,
+        "recall_at_decline_minus_truth": {
+            "scores": _spread(
+                [r["realized"]["recall_at_decline"] - r["truth"]["recall_at_decline"] for r in runs]
+            ),
+            "sample": _spread(
+                [
+                    r["realized"]["recall_at_decline"] - r["truth"]["recall_at_decline"]
+                    for r in sampled
+                ]
+            ),
+        },
+        "precision_at_decline_minus_truth": {
+            "scores": _spread(
+                [
+                    r["estimated"]["precision_at_decline"] - r["truth"]["precision_at_decline"]
+                    for r in runs
+                ]
+            ),
+            "sample": _spread(
+                [
+                    r["realized"]["decline_sample"]["precision_at_decline"]
+                    - r["truth"]["precision_at_decline"]
+                    for r in sampled
+                ]
+            ),
+        },
+        "source": sorted({r["realized"]["declined_frauds_from"] for r in sampled}),
+        "reviewed_per_10k": _spread(
+            [1e4 * r["realized"]["decline_sample"]["reviewed"] / r["predictions"] for r in sampled]
+        ),
+        "reviewed_frauds_share": _spread([r["truth"]["precision_at_decline"] for r in sampled]),
+    }
 
 
 def main() -> None:
@@ -257,6 +334,21 @@ def main() -> None:
         print(
             f"{'':<18} recall at review minus its estimate: mean {error['mean']:+.3f} "
             f"[{error['min']:+.3f}, {error['max']:+.3f}]"
+        )
+    for scenario in SCENARIOS:
+        sample = results[scenario]["summary"]["decline_sample"]
+        recall, precision = (
+            sample["recall_at_decline_minus_truth"],
+            sample["precision_at_decline_minus_truth"],
+        )
+        print(
+            f"{scenario:<18} recall at decline minus truth: scores {recall['scores']['mean']:+.3f} "
+            f"[{recall['scores']['min']:+.3f}, {recall['scores']['max']:+.3f}], {SAMPLE:.0%} "
+            f"sample {recall['sample']['mean']:+.3f} [{recall['sample']['min']:+.3f}, "
+            f"{recall['sample']['max']:+.3f}]; precision at decline: scores "
+            f"{precision['scores']['mean']:+.3f}, sample {precision['sample']['mean']:+.3f} "
+            f"[{precision['sample']['min']:+.3f}, {precision['sample']['max']:+.3f}]; "
+            f"{sample['reviewed_per_10k']['mean']:.1f} more reviews per 10,000"
         )
     found = results["detection"]
     for maturity in MATURITIES:

@@ -31,6 +31,8 @@ from streamscore.drift.quality import (
     sum_quality_items,
 )
 
+REVIEWED = "decline reviewed"  # a decline reviewed instead (DeclineSampleShare, the guard switch)
+
 
 def feed_labels(
     clients: Callable[[str], Any],
@@ -47,12 +49,12 @@ def feed_labels(
     refused = writer.put_records(entries)
     drain()
     stored = {x["transaction_id"]: x for x in scan(dynamodb, outputs["LabelsTableName"])}
-    by_decision: dict[str, Counter[str]] = {d: Counter() for d in DECISIONS}
+    by_decision: dict[str, Counter[str]] = {d: Counter() for d in (*DECISIONS, REVIEWED)}
     for prediction in predictions:
         known = traffic.labels.get(prediction["transaction_id"])
         if known is None:
             continue
-        row = by_decision[prediction["decision"]]
+        row = by_decision[REVIEWED if "guard" in prediction else prediction["decision"]]
         row["transactions"] += 1
         row["frauds"] += known.is_fraud
         label = stored.get(prediction["transaction_id"], {}).get("label")

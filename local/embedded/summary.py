@@ -499,9 +499,10 @@ def render_labels(section: Mapping[str, Any]) -> list[str]:
         + (f"; {section['refused']:,} refused by PutRecords" if section["refused"] else ""),
         "  per decision: transactions, frauds (truth), and what the labels show",
     ]
+    width = max(8, *(len(d) for d in section["by_decision"]))
     for decision, row in section["by_decision"].items():
         lines.append(
-            f"    {decision:<8} {row.get('transactions', 0):>7,} txns, "
+            f"    {decision:<{width}} {row.get('transactions', 0):>7,} txns, "
             f"{row.get('frauds', 0):>5,} frauds | labelled fraud {row.get('labelled_fraud', 0):,}, "
             f"legit {row.get('labelled_legit', 0):,}, unlabelled {row.get('unlabelled', 0):,}"
         )
@@ -537,11 +538,30 @@ def _label_quality(quality_: Mapping[str, Any]) -> list[str]:
         f"    recall at decline    {_percent(real['recall_at_decline']):>7} (the declines' frauds "
         f"from their scores: no label comes back) | {_percent(expect['recall_at_decline'])}; "
         f"precision at decline | {_percent(expect['precision_at_decline'])}",
+        *_sample_quality(real),
         *(
             line
             for name, figures in sorted((quality_.get("challengers") or {}).items())
             for line in _challenger_quality(name, figures)
         ),
+    ]
+
+
+def _sample_quality(real: Mapping[str, Any]) -> list[str]:
+    sample = real.get("decline_sample") or {}
+    if not sample.get("reviewed"):
+        return []
+    interval = sample.get("precision_at_decline_95")
+    precision = (
+        f"{_percent(sample['precision_at_decline'])} [{_percent(interval[0])}-"
+        f"{_percent(interval[1])}]"
+        if interval
+        else "n/a"
+    )
+    return [
+        f"    declines reviewed instead {sample['reviewed']:,}: analysts labelled "
+        f"{sample['labelled']:,}, {sample['frauds']:,} fraud: precision at decline {precision}; "
+        f"recall at decline takes the declines' frauds from the {real['declined_frauds_from']}"
     ]
 
 

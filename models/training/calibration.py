@@ -36,9 +36,10 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from scipy.stats import chi2
 
+from streamscore.drift.quality import wilson_interval
+
 CALIBRATION_ALPHA = 0.01
 RELIABILITY_EDGES = (0.0, 0.001, 0.01, 0.05, 0.2, 0.5, 0.9, 1.0)
-WILSON_Z = 1.959964  # 95 %
 _EPSILON = 1e-15
 
 
@@ -82,16 +83,6 @@ def fit_recalibration(y: np.ndarray, log_odds: np.ndarray) -> tuple[Recalibratio
     return Recalibration(slope, intercept), float(chi2.sf(statistic, df=2))
 
 
-def _wilson(frauds: int, n: int) -> list[float]:
-    if n == 0:
-        return [0.0, 1.0]
-    rate = frauds / n
-    spread = WILSON_Z * math.sqrt(rate * (1 - rate) / n + WILSON_Z**2 / (4 * n * n))
-    centre = rate + WILSON_Z**2 / (2 * n)
-    scale = 1 + WILSON_Z**2 / n
-    return [max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale)]
-
-
 def reliability(y: np.ndarray, p: np.ndarray) -> list[dict[str, object]]:
     """Per fixed score bin: transactions, mean score, observed fraud rate and its 95 % interval."""
     edges = np.asarray(RELIABILITY_EDGES)
@@ -109,7 +100,7 @@ def reliability(y: np.ndarray, p: np.ndarray) -> list[dict[str, object]]:
                 "n": n,
                 "mean_score": float(p[members].mean()),
                 "fraud_rate": frauds / n,
-                "fraud_rate_95": _wilson(frauds, n),
+                "fraud_rate_95": list(wilson_interval(frauds, n)),
                 "frauds": frauds,
                 "expected_frauds": float(p[members].sum()),
             }

@@ -103,7 +103,7 @@ from streamscore.core.monitoring import (
     Counts,
     hour_of,
 )
-from streamscore.core.quality import SCORE_UNITS, quality_bin
+from streamscore.core.quality import SCORE_UNITS, in_decline_sample, quality_bin
 from streamscore.core.records import record_id_of
 from streamscore.core.registry import Pointer
 from streamscore.labels.contract import Label, label_key
@@ -126,6 +126,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 MODEL_DIR = ROOT / "models" / "artifacts"
 BUS_NAME = "streamscore-EventBus-local"
+# the score function's DeclineSampleShare in the harness (the template's default is 0)
+DECLINE_SAMPLE_SHARE = 0.2
 TRANSACTIONS = "TransactionsStream"
 FEATURES = "FeaturesStream"
 LABELS = "LabelsStream"
@@ -880,6 +882,9 @@ class Pipeline:
                     "MODEL_DIR": str(MODEL_DIR),
                     "ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,
                     "MODEL_REFRESH_SECONDS": "0",  # the pointer read before every batch
+                    # a fifth of the would-be declines reviewed instead: their predictions, alerts,
+                    # counts and labels are checked as such
+                    "DECLINE_SAMPLE_SHARE": str(DECLINE_SAMPLE_SHARE),
                 },
             ),
             "labels": self.stack.function_environment("LabelsFunction", HANDLER_ENV),
@@ -2325,8 +2330,14 @@ def _prediction_problem(
     score = prediction.get("score")
     if not isinstance(score, (int, float)) or abs(float(score) - expected) > SCORE_TOLERANCE:
         return f"score {score!r}, {model.model_version} gives {expected!r} on the stored features"
-    if prediction.get("decision") != decision:
-        return f"decision {prediction.get('decision')!r} for score {score!r}, want {decision!r}"
+    guard = None
+    if decision == "decline" and in_decline_sample(txn_id, DECLINE_SAMPLE_SHARE):
+        decision, guard = "review", "decline_sample"
+    if prediction.get("decision") != decision or prediction.get("guard") != guard:
+        return (
+            f"decision {prediction.get('decision')!r} (guard {prediction.get('guard')!r}) for "
+            f"score {score!r}, want {decision!r} (guard {guard!r})"
+        )
     return None
 
 
@@ -2355,7 +2366,7 @@ def check_alerts(run: ExampleRun, snap: Snapshot) -> list[Violation]:
     stored = {f"{t}/{p.get('model_version')}" for t, p in snap.predictions.items()}
     found: list[Violation] = []
     for alert_id, prediction in sorted(decided.items()):
-        if prediction.get("decision") not in alerting:
+        if not _alerts(prediction, alerting):
             continue
         subject = (
             f"alert {alert_id} ({prediction.get('decision')}, score {prediction.get('score')!r})"
@@ -2390,7 +2401,7 @@ def check_alerts(run: ExampleRun, snap: Snapshot) -> list[Violation]:
             )
     for alert_id in sorted(delivered):
         decision = decided.get(alert_id, {}).get("decision", "no prediction")
-        if decision not in alerting:
+        if not _alerts(decided.get(alert_id, {}), alerting):
             found.append(
                 Violation(
                     "alerts",
@@ -2399,6 +2410,11 @@ def check_alerts(run: ExampleRun, snap: Snapshot) -> list[Violation]:
                 )
             )
     return found
+
+
+def _alerts(prediction: Mapping[str, Any], alerting: set[str]) -> bool:
+    """Whether a prediction alerts: its decision does, or it is a decline reviewed instead."""
+    return prediction.get("decision") in alerting or "guard" in prediction
 
 
 @dataclass
@@ -2429,9 +2445,13 @@ def _expected_counts(run: ExampleRun, snap: Snapshot) -> ExpectedCounts:
         want.per_version[version] += 1
         want.decisions[key][prediction["decision"]] += 1
         score = float(prediction["score"])
-        if prediction["decision"] == "approve":
+        decided = prediction["decision"]
+        if "guard" in prediction:  # a decline reviewed instead: a decline for quality
+            decided = "decline"
+            want.quality[key]["s"] += 1
+        if decided == "approve":
             want.quality[key][f"a{quality_bin(score)}"] += 1
-        want.quality[key][f"p_{prediction['decision']}"] += round(score * SCORE_UNITS)
+        want.quality[key][f"p_{decided}"] += round(score * SCORE_UNITS)
         model = run.pipeline.models.get(version)
         bounds = model.history_bounds if model is not None else None
         if bounds is not None:
@@ -2583,7 +2603,7 @@ def _label_counts(stored: Mapping[str, Mapping[str, Any]], snap: Snapshot) -> li
 def _joined_fields(prediction: Mapping[str, Any], label: Mapping[str, Any]) -> tuple[str, ...]:
     """What a label must have copied from the prediction it names: the score and decision, and
     the challenger's when it names the same challenger."""
-    names = ("score", "decision")
+    names = ("score", "decision", "guard")
     if prediction.get("challenger_version", "") == label.get("challenger_version", None):
         names += ("challenger_score", "challenger_decision")
     return names
@@ -2597,8 +2617,9 @@ def _paired_join(txn: str, item: Mapping[str, Any], mark: str) -> list[Violation
             if "paired_counted" in item
             else []
         )
+    decided = "decline" if "guard" in item else item["decision"]
     names = [
-        f"j{mark}{item['decision'][0]}{item['challenger_decision'][0]}",
+        f"j{mark}{decided[0]}{item['challenger_decision'][0]}",
         f"c{mark}{quality_bin(float(item['score']))}",
         f"s{mark}{quality_bin(float(item['challenger_score']))}",
     ]
@@ -2622,6 +2643,8 @@ def _label_joins(stored: Mapping[str, Mapping[str, Any]], snap: Snapshot) -> lis
         names = [f"{mark}d_{item['decision']}"]
         if item["decision"] != "decline":  # declines are not binned
             names.insert(0, f"{mark}{item['decision'][0]}{quality_bin(float(item['score']))}")
+        if "guard" in item:  # a decline reviewed instead counts only as such
+            names = [f"{mark}s"]
         if list(item["counted"]) != names:
             found.append(
                 Violation(

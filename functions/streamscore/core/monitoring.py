@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from streamscore.core.quality import QUALITY_BINS, SCORE_UNITS, quality_bin
+from streamscore.core.quality import QUALITY_BINS, REVIEWED_DECLINE, SCORE_UNITS, quality_bin
 
 PREDICTIONS = "PRED"  # one per scored transaction and model version
 SHADOW = "SHAD"  # one per prediction a challenger scored in shadow, per challenger and champion
@@ -60,8 +60,9 @@ def _drift_attributes(bins_per_variable: Iterable[int], strata: int) -> int:
 
 def prediction_attributes(bins_per_variable: Iterable[int], strata: int) -> int:
     """The most attributes one model's prediction count item can hold: the drift counts, and
-    for quality (labels/): approvals per quality bin and each decision's sum of scores."""
-    return _drift_attributes(bins_per_variable, strata) + QUALITY_BINS + 3
+    for quality (labels/): approvals per quality bin, each decision's sum of scores and the
+    declines reviewed instead."""
+    return _drift_attributes(bins_per_variable, strata) + QUALITY_BINS + 4
 
 
 def shadow_attributes(
@@ -271,21 +272,32 @@ def _count_bins(bins: Counter[tuple[int, int]], rows: list[Sequence[int]]) -> No
 
 
 def prediction_counts(
-    decision: str, row_bins: Sequence[int], stratum: int | None = None, score: float | None = None
+    decision: str,
+    row_bins: Sequence[int],
+    stratum: int | None = None,
+    score: float | None = None,
+    reviewed_decline: bool = False,
 ) -> Tally:
     """What one prediction adds: one fact, its decision, one bin per variable (features, then
     score; Python ints), and its card-age stratum when the model's baseline has strata; with its
     `score`, what quality needs of it: an approval's quality bin (`a<bin>`: approvals are the
     implicit negatives once their labels have matured) and its score in millionths added to
-    its decision's sum (`p_<decision>`: the expected frauds among them, core/quality.py)."""
+    its model's decision's sum (`p_<decision>`: the expected frauds among them,
+    core/quality.py). A decline production reviewed instead (`reviewed_decline`, decision
+    review) is counted a review and, for quality, a decline (`s`, `p_decline`)."""
     if score is None:
         return Tally(decision=decision, bins=row_bins, stratum=stratum)
+    if reviewed_decline:
+        quality: tuple[str, ...] = (REVIEWED_DECLINE,)
+    else:
+        quality = (f"a{quality_bin(score)}",) if decision == "approve" else ()
+    summed = "decline" if reviewed_decline else decision
     return Tally(
         decision=decision,
         bins=row_bins,
         stratum=stratum,
-        quality=(f"a{quality_bin(score)}",) if decision == "approve" else (),
-        sums=((f"p_{decision}", round(score * SCORE_UNITS)),),
+        quality=quality,
+        sums=((f"p_{summed}", round(score * SCORE_UNITS)),),
     )
 
 

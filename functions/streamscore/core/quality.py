@@ -13,6 +13,7 @@ they leave in the area under the curve is bounded from the counts themselves
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 
 # the fields a challenger scored in shadow adds to the champion's prediction (scoring/shadow.py),
@@ -20,6 +21,8 @@ import math
 CHALLENGER_VERSION = "challenger_version"
 CHALLENGER_SCORE = "challenger_score"
 CHALLENGER_DECISION = "challenger_decision"
+# why a decline was reviewed instead (scoring/batch.py), which a label keeps too
+GUARD = "guard"
 QUALITY_BINS = 64
 # sums of scores are counted in millionths (integers, so DynamoDB's ADD keeps them exact); a
 # sum of n scores is off by at most n / 2,000,000
@@ -36,13 +39,32 @@ def quality_bin(score: float) -> int:
     return bisect.bisect_right(QUALITY_EDGES, score)
 
 
-def label_attributes(fraud: bool, decision: str, score: float) -> tuple[str, ...]:
+# a decline production reviewed instead (scoring: the decline sample, or the registry's guard
+# switch): PRED counts it under `s` beside its decision, review; its label under `fs` / `ls`
+REVIEWED_DECLINE = "s"
+
+
+def in_decline_sample(transaction_id: str, share: float) -> bool:
+    """Whether a would-be decline of this transaction is reviewed instead (DeclineSampleShare):
+    the first 8 bytes of its id's BLAKE2b below `share` of 2**64. A retry or replay decides the
+    same, and the sample is independent of the score."""
+    digest = hashlib.blake2b(transaction_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < share * 2**64
+
+
+def label_attributes(
+    fraud: bool, decision: str, score: float, reviewed_decline: bool = False
+) -> tuple[str, ...]:
     """The quality count attributes (Counts.quality) a label of a scored transaction adds: by
     label, decision and quality bin for an approval or a review (`fa12`, `lr30`: the
     precision-recall curve among transactions not declined), and by label and decision
     (`fd_decline`). A decline's bin is not kept: declines are labelled too rarely to draw a
-    curve of, and leaving them out keeps a count item within 2 x 2 x 64 + 6 attributes."""
+    curve of, and leaving them out keeps a count item within 2 x 2 x 64 + 8 attributes. A
+    decline production reviewed instead (`reviewed_decline`) counts only as such (`fs`, `ls`):
+    its label measures the declines' precision, not the reviews'."""
     mark = "f" if fraud else "l"
+    if reviewed_decline:
+        return (f"{mark}{REVIEWED_DECLINE}",)
     by_decision = f"{mark}d_{decision}"
     if decision in ("approve", "review"):
         return (f"{mark}{decision[0]}{quality_bin(score)}", by_decision)

@@ -37,7 +37,7 @@ from typing import Any
 
 from streamscore.core.monitoring import COUNT, PREDICTIONS, Counts
 from streamscore.core.monitoring import QUALITY as QUALITY_KIND
-from streamscore.core.quality import QUALITY_BINS, SCORE_UNITS
+from streamscore.core.quality import QUALITY_BINS, REVIEWED_DECLINE, SCORE_UNITS
 from streamscore.core.times import utc_iso_ms
 from streamscore.drift.report import REPORTS_PREFIX
 from streamscore.drift.window import DriftWindow
@@ -57,6 +57,10 @@ class QualityCounts:
     fraud_reviews: list[int]
     legit_reviews: list[int]
     labelled: dict[str, int]  # "fd_<decision>", "ld_<decision>"
+    # declines production reviewed instead (the decline sample, the guard switch): how many,
+    # and their labels; already moved from review to decline in `predictions`
+    reviewed_declines: int = 0
+    reviewed_declines_labelled: tuple[int, int] = (0, 0)  # (fraud, legit)
 
     @classmethod
     def of(cls, predictions: Counts, labels: Counts) -> QualityCounts:
@@ -65,8 +69,12 @@ class QualityCounts:
         def bins(prefix: str, counts: Counts) -> list[int]:
             return [int(counts.quality.get(f"{prefix}{b}", 0)) for b in range(QUALITY_BINS)]
 
+        reviewed = int(predictions.quality.get(REVIEWED_DECLINE, 0))
+        decided = {d: int(predictions.decisions.get(d, 0)) for d in DECISIONS}
+        decided["review"] -= reviewed  # counted reviews, decided declines by the model
+        decided["decline"] += reviewed
         return cls(
-            predictions={d: int(predictions.decisions.get(d, 0)) for d in DECISIONS},
+            predictions=decided,
             expected_frauds={
                 d: predictions.quality.get(f"p_{d}", 0) / SCORE_UNITS for d in DECISIONS
             },
@@ -80,6 +88,11 @@ class QualityCounts:
                 for mark in "fl"
                 for d in DECISIONS
             },
+            reviewed_declines=reviewed,
+            reviewed_declines_labelled=(
+                int(labels.quality.get(f"f{REVIEWED_DECLINE}", 0)),
+                int(labels.quality.get(f"l{REVIEWED_DECLINE}", 0)),
+            ),
         )
 
 
@@ -118,6 +131,42 @@ def binned_average_precision(frauds: list[int], legit: list[int]) -> AreaUnderCu
 
 def _share(part: float, whole: float) -> float | None:
     return part / whole if whole > 0 else None
+
+
+WILSON_Z = 1.959964  # 95 %
+
+
+def wilson_interval(hits: int, n: int) -> tuple[float, float]:
+    """The Wilson score interval (95 %) of a share of hits / n; (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    rate, z2 = hits / n, WILSON_Z**2
+    spread = WILSON_Z * math.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n))
+    centre, scale = rate + z2 / (2 * n), 1 + z2 / n
+    return max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale)
+
+
+# labelled declines reviewed instead needed before their precision replaces the score estimate
+MIN_SAMPLED_LABELS = 30
+
+
+def _declined_frauds(counts: QualityCounts) -> tuple[float, str, dict[str, Any]]:
+    """The frauds among the model's declines: from the labels of the declines reviewed instead
+    when there are enough (precision x declines), else from the declines' scores; the source,
+    and what the sample shows."""
+    frauds, legit = counts.reviewed_declines_labelled
+    labelled = frauds + legit
+    low, high = wilson_interval(frauds, labelled)
+    sample = {
+        "reviewed": counts.reviewed_declines,
+        "labelled": labelled,
+        "frauds": frauds,
+        "precision_at_decline": _share(frauds, labelled),
+        "precision_at_decline_95": [low, high] if labelled else None,
+    }
+    if labelled >= MIN_SAMPLED_LABELS:
+        return counts.predictions["decline"] * frauds / labelled, "sample", sample
+    return counts.expected_frauds["decline"], "scores", sample
 
 
 def _implicit(counts: QualityCounts) -> list[int]:
@@ -162,10 +211,13 @@ def realized(counts: QualityCounts) -> dict[str, Any]:
     caught, missed = sum(counts.fraud_reviews), sum(counts.fraud_approvals)
     cleared = sum(counts.legit_reviews)
     area = binned_average_precision(frauds, legit)
-    declined = counts.expected_frauds["decline"]  # their truth never comes back: the estimate
+    # a decline's truth never comes back: the declines reviewed instead, or their scores
+    declined, source, sample = _declined_frauds(counts)
     return {
         # the frauds declined over all frauds: declines' estimated, the rest seen in labels
         "recall_at_decline": _share(declined, declined + caught + missed),
+        "declined_frauds_from": source,
+        "decline_sample": sample,
         # frauds charged back over the frauds the scores of the approvals expected
         "approval_fraud_ratio": _share(missed, counts.expected_frauds["approve"]),
         "frauds_seen": caught + missed,

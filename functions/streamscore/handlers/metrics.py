@@ -51,6 +51,7 @@ class ScoreMetric(StrEnum):
     EXPECTED_REVIEWS = "ExpectedReviews"
     EXPECTED_DECLINES = "ExpectedDeclines"
     DECISIONS_CAPPED = "DecisionsCapped"
+    DECLINES_SAMPLED = "DeclinesSampled"  # would-be declines reviewed instead (DeclineSampleShare)
     REVIEW_ONLY_SWITCHED = "ReviewOnlySwitched"
     # reasons (scoring/reasons.py): rows explained and the explainer's time per batch, and
     # reviews and declines written without reasons although ReasonCount asks for some

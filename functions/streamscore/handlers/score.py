@@ -91,6 +91,7 @@ def build(
         settings.alert_on_review,
         settings.thresholds_model_version or model.model_version,
         settings.reason_count,
+        settings.decline_sample_share,
     )
     try:
         policy, note = policy_for(model)
@@ -198,6 +199,8 @@ def handler(stage: Scorer, backoff: Backoff) -> Handler:
             metrics.add_metric(M.EXPECTED_DECLINES, count, outcome.expected_declines)
         if outcome.capped:
             metrics.add_metric(M.DECISIONS_CAPPED, count, outcome.capped)
+        if outcome.sampled:
+            metrics.add_metric(M.DECLINES_SAMPLED, count, outcome.sampled)
         _report_reasons(outcome)
         for value in _latency_values(outcome.latencies_ms):
             metrics.add_metric(M.END_TO_END_LATENCY_MS, ms, value)

@@ -46,6 +46,7 @@ from streamscore.core.quality import (
     CHALLENGER_DECISION,
     CHALLENGER_SCORE,
     CHALLENGER_VERSION,
+    GUARD,
     label_attributes,
     paired_label_attributes,
 )
@@ -205,7 +206,9 @@ def label_fact(
     if prediction is not None:
         item |= _joined(prediction)
         version, hour = item["model_version"], hour_of(item["event_time"])
-        counted = label_attributes(label.label == FRAUD, item["decision"], float(item["score"]))
+        counted = label_attributes(
+            label.label == FRAUD, item["decision"], float(item["score"]), GUARD in item
+        )
     else:
         version, hour = NO_VERSION, hour_of(item["labelled_at"])
         counted = (f"u_{label.label}",)
@@ -219,9 +222,10 @@ def label_fact(
     )
     also: list[tuple[CountKey, Tally]] = []
     if CHALLENGER_VERSION in item:
+        decided = "decline" if GUARD in item else item["decision"]  # the model's decision
         paired = paired_label_attributes(
             label.label == FRAUD,
-            (item["decision"], float(item["score"])),
+            (decided, float(item["score"])),
             (item[CHALLENGER_DECISION], float(item[CHALLENGER_SCORE])),
         )
         item["paired_counted"] = list(paired)
@@ -245,6 +249,8 @@ def _joined(prediction: dict[str, Any]) -> dict[str, Any]:
     joined["decision"] = str(joined["decision"])
     if all(prediction.get(name) is not None for name in _JOINED_CHALLENGER):
         joined |= {name: prediction[name] for name in _JOINED_CHALLENGER}
+    if prediction.get(GUARD):  # a decline reviewed instead: its label measures the declines
+        joined[GUARD] = str(prediction[GUARD])
     return joined
 
 

@@ -52,6 +52,7 @@ from streamscore.core.monitoring import (
     prediction_counts,
     source_of,
 )
+from streamscore.core.quality import GUARD, in_decline_sample
 from streamscore.core.records import StreamRecord, decode_payload, diagnose_json, quarantine_item
 from streamscore.core.steps import settle, submit_or_run
 from streamscore.core.times import utc_iso_ms
@@ -81,7 +82,8 @@ STAGE = "score"
 ALERT_SOURCE = "streamscore.scoring"
 ALERT_DETAIL_TYPE = "HighRiskTransaction"
 PENDING, SENT = "pending", "sent"  # a prediction's `alert`: put not yet confirmed, or confirmed
-GUARD, REVIEW_ONLY = "guard", "review_only"  # a prediction whose decline the switch reviewed
+REVIEW_ONLY = "review_only"  # GUARD of a prediction whose decline the switch reviewed
+DECLINE_SAMPLE = "decline_sample"  # a decline reviewed instead at random (the decline sample)
 REASONS = "reasons"  # a review's or decline's top contributions (scoring/reasons.py)
 
 
@@ -96,6 +98,9 @@ class ScorePolicy:
     review_only: bool = False
     # reasons (top contributions, scoring/reasons.py) on each review and decline; 0: none
     reasons: int = 0
+    # this share of would-be declines is reviewed instead, chosen by transaction id
+    # (core/quality.py in_decline_sample): their labels show what declines hide
+    decline_sample: float = 0.0
 
 
 @dataclass
@@ -121,6 +126,7 @@ class ScoreOutcome:
     shadow_inference_ms: float = 0.0
     shadow_error: str = ""
     capped: int = 0  # declines turned into reviews by the review-only switch
+    sampled: int = 0  # declines turned into reviews by the decline sample
     # reasons: rows explained, the time it took, and why flagged predictions have none
     explained: int = 0
     explain_ms: float = 0.0
@@ -279,8 +285,10 @@ def score_batch(
         settle(quarantining, {r.record_id: r for r, _ in batch.invalid}, outcome.failed)
     _tally(outcome, batch, predictions, unconfirmed, by_txn_id)
     if policy.expected is not None:
-        outcome.expected_reviews = outcome.scored * policy.expected.review
-        outcome.expected_declines = outcome.scored * policy.expected.decline
+        # the decline sample moves its share of the expected declines to reviews
+        sampled = policy.expected.decline * policy.decline_sample
+        outcome.expected_reviews = outcome.scored * (policy.expected.review + sampled)
+        outcome.expected_declines = outcome.scored * (policy.expected.decline - sampled)
     return outcome
 
 
@@ -351,16 +359,16 @@ def _predictions(
     predictions = []
     for i, code in zip(to_write, codes, strict=True):
         decision = DECISIONS[code]
-        capped = policy.review_only and decision == "decline"
+        guard = _guard(decision, batch.rows[i].doc["transaction_id"], policy)
         item = _prediction(
             batch.rows[i],
             float(batch.scores[i]),
-            "review" if capped else decision,
+            "review" if guard else decision,
             model_version,
             at,
         )
-        if capped:
-            item[GUARD] = REVIEW_ONLY  # a decline reviewed instead: it alerts all the same
+        if guard:
+            item[GUARD] = guard  # a decline reviewed instead: it alerts all the same
         if decision in alerting:
             item["alert"] = PENDING
         fields = batch.shadow.fields(i) if batch.shadow is not None else {}
@@ -370,6 +378,17 @@ def _predictions(
             item[SHADOW_VERSIONS] = history
         predictions.append(item)
     return predictions
+
+
+def _guard(decision: str, transaction_id: str, policy: ScorePolicy) -> str | None:
+    """Why a decline is reviewed instead, if it is: the guard switch, or the decline sample."""
+    if decision != "decline":
+        return None
+    if policy.review_only:
+        return REVIEW_ONLY
+    if policy.decline_sample and in_decline_sample(transaction_id, policy.decline_sample):
+        return DECLINE_SAMPLE
+    return None
 
 
 def _add_reasons(
@@ -432,8 +451,9 @@ def _tally(
 
     written = [p for p in predictions if ok(by_txn_id[p["transaction_id"]])]
     outcome.scored = len(written)
-    fields = Counter(name for p in written for name in (CHALLENGER_VERSION, GUARD) if name in p)
-    outcome.shadow_scored, outcome.capped = fields[CHALLENGER_VERSION], fields[GUARD]
+    outcome.shadow_scored = sum(1 for p in written if CHALLENGER_VERSION in p)
+    guards = Counter(p.get(GUARD) for p in written)
+    outcome.capped, outcome.sampled = guards[REVIEW_ONLY], guards[DECLINE_SAMPLE]
     outcome.decisions = Counter(p["decision"] for p in written)
     outcome.latencies_ms = [p["latency_ms"] for p in written if "latency_ms" in p]
     outcome.alerts = sum(1 for p in written if "alert" in p) + sum(
@@ -586,7 +606,11 @@ def _facts(
             key=prediction["transaction_id"],
             count_key=CountKey(PREDICTIONS, version, row.hour, source),
             counts=prediction_counts(
-                prediction["decision"], row_bins, stratum, prediction["score"]
+                prediction["decision"],
+                row_bins,
+                stratum,
+                prediction["score"],
+                reviewed_decline=GUARD in prediction,
             ),
         )
         if shadow is not None and batch.shadow is not None:

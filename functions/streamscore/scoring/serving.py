@@ -196,15 +196,17 @@ def thresholds_policy(
     alert_on_review: bool,
     thresholds_version: str,
     reasons: int = 0,
+    decline_sample: float = 0.0,
 ) -> Policy:
     """Thresholds travel with the model: each version decides on its card's thresholds; the
     stack's ReviewThreshold/DeclineThreshold (`review`, `decline`) apply only to the version
     they were set for (`thresholds_version`), never to another, which gets a note saying so.
-    Every version's reviews and declines carry `reasons` reasons."""
+    Every version's reviews and declines carry `reasons` reasons, and reviews `decline_sample`
+    of its would-be declines instead."""
 
     def policy_for(model: ScoringModel) -> tuple[ScorePolicy, str | None]:
         policy, note = thresholds_for(model)
-        return dataclasses.replace(policy, reasons=reasons), note
+        return dataclasses.replace(policy, reasons=reasons, decline_sample=decline_sample), note
 
     def thresholds_for(model: ScoringModel) -> tuple[ScorePolicy, str | None]:
         card = model.card.thresholds

@@ -29,6 +29,8 @@ class ScoreSettings(FunctionSettings):
     review_threshold: Threshold | None = None  # None (empty): the model card's recommendation
     decline_threshold: Threshold | None = None
     alert_on_review: bool = False
+    # this share of would-be declines is reviewed instead (the decline sample; 0: none)
+    decline_sample_share: Annotated[float, Field(ge=0.0, le=0.2)] = 0.0
     # reasons on each review and decline (scoring/reasons.py): the top contributions; 0: none
     reason_count: Annotated[int, Field(ge=0, le=10)] = 3
     # the version ReviewThreshold/DeclineThreshold are set for ("": the shipped model's)

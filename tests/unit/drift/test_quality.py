@@ -179,3 +179,52 @@ def test_champion_and_challenger_are_judged_on_the_same_labelled_transactions(
         if only_challenger + only_champion:
             want = binomtest(only_challenger, only_challenger + only_champion).pvalue
             assert discordant["mcnemar_p"] == pytest.approx(want, rel=1e-9)
+
+
+def _with_sample(declines: list[tuple[float, str | None]], sampled: set[int]) -> QualityCounts:
+    """Declines (score, label when analysts saw it); those at `sampled` were reviewed instead,
+    as scoring and labels count them; plus 40 reviews (20 frauds) and 500 quiet approvals."""
+    predicted, labelled = Counts(), Counts()
+    for n, (score, label) in enumerate(declines):
+        reviewed = n in sampled
+        decision = "review" if reviewed else "decline"
+        predicted.add(prediction_counts(decision, [], score=score, reviewed_decline=reviewed))
+        if reviewed and label is not None:
+            labelled.quality.update(label_attributes(label == "fraud", decision, score, True))
+    for n in range(40):
+        predicted.add(prediction_counts("review", [], score=0.2))
+        labelled.quality.update(label_attributes(n < 20, "review", 0.2))
+    for _ in range(500):
+        predicted.add(prediction_counts("approve", [], score=0.001))
+    return QualityCounts.of(predicted, labelled)
+
+
+def test_reviewed_declines_measure_the_declines_precision_instead_of_their_scores() -> None:
+    # 200 declines scored 0.9, of which 40 were reviewed instead: analysts found 20 fraudulent
+    declines = [(0.9, "fraud" if n < 20 else "legit") for n in range(200)]
+
+    counts = _with_sample(declines, set(range(40)))
+    figures = realized(counts)
+
+    assert counts.predictions == {"approve": 500, "review": 40, "decline": 200}
+    sample = figures["decline_sample"]
+    assert (sample["reviewed"], sample["labelled"], sample["frauds"]) == (40, 40, 20)
+    assert sample["precision_at_decline"] == 0.5
+    low, high = sample["precision_at_decline_95"]
+    assert low < 0.5 < high
+    # 200 declines at precision 0.5: 100 frauds declined; 20 caught at review, none missed
+    assert figures["declined_frauds_from"] == "sample"
+    assert figures["recall_at_decline"] == pytest.approx(100 / 120)
+    # the reviewed declines are not reviews: recall and precision at review are the 40 reviews'
+    assert figures["precision_at_review"] == 0.5 and figures["recall_at_review"] == 1.0
+    assert estimated(counts)["precision_at_decline"] == pytest.approx(0.9)
+
+
+def test_too_few_reviewed_declines_leave_the_estimate_from_scores() -> None:
+    declines = [(0.9, "legit")] * 200
+
+    figures = realized(_with_sample(declines, set(range(10))))
+
+    assert figures["declined_frauds_from"] == "scores"
+    assert figures["recall_at_decline"] == pytest.approx(180 / 200)  # 0.9 x 200 expected
+    assert figures["decline_sample"]["labelled"] == 10

@@ -29,15 +29,17 @@ from support.fakes import MemoryLabelStore, MemoryPredictionStore, MemoryQuarant
 NOW = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 STREAM = "labels-stream"
-# t0-t3 were scored; t4 never was; challenger c1 scored t0 and t1 in shadow beside v1
+# t0-t3 were scored; t4 never was; challenger c1 scored t0 and t1 in shadow beside v1; t3's
+# decline was reviewed instead (the decline sample)
 PREDICTIONS = {
     f"t{i}": {
         "transaction_id": f"t{i}",
         "model_version": "v1" if i < 3 else "v2",
         "event_time": (T0 + timedelta(hours=i)).isoformat(),
         "score": [0.001, 0.05, 0.4, 0.9][i],
-        "decision": ["approve", "review", "decline", "decline"][i],
+        "decision": ["approve", "review", "decline", "review"][i],
     }
+    | ({"guard": "decline_sample"} if i == 3 else {})
     | (
         {
             "challenger_version": "c1",
@@ -89,6 +91,8 @@ def expected_counts(stored: dict[str, dict[str, Any]]) -> dict[tuple[str, str], 
             names = [f"{mark}d_{prediction['decision']}"]
             if prediction["decision"] != "decline":  # declines are not binned
                 names.append(f"{mark}{prediction['decision'][0]}{quality_bin(prediction['score'])}")
+            if "guard" in prediction:  # a decline reviewed instead counts only as such
+                names = [f"{mark}s"]
             if "challenger_version" in prediction:  # both models' bins, the pair of decisions
                 pair = expected.setdefault(
                     (f"{prediction['challenger_version']}@{key[0]}", key[1]), Counts()
@@ -151,6 +155,14 @@ def test_a_label_counts_champion_and_challenger_on_the_same_transaction() -> Non
         {"jlar": 1, f"cl{quality_bin(0.001)}": 1, f"sl{quality_bin(0.3)}": 1}
     )
     assert counted(stage.labels) == expected_counts(stage.labels.items)
+
+
+def test_a_label_of_a_decline_reviewed_instead_counts_as_the_declines_precision() -> None:
+    stage = Stage()
+    stage.run(records([label("t3", "legit", 0, "review")]))
+
+    assert stage.labels.items["t3"]["guard"] == "decline_sample"
+    assert stage.labels.total().quality == Counter({"ls": 1})  # not a review's bin
 
 
 def test_a_chargeback_replayed_after_its_reversal_changes_nothing() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from streamscore.core.artifacts import DecisionRates, ModelCard, Thresholds
+from streamscore.core.quality import SCORE_UNITS, in_decline_sample
 from streamscore.scoring.batch import ScoreOutcome, ScorePolicy, score_batch
 from streamscore.scoring.model import ScoringModel, load_model
 from support.builders import feature_record, stream_records
@@ -70,3 +71,59 @@ def test_the_shipped_card_expects_its_test_slices_flagged_shares() -> None:
         at["review"]["flagged_share"] - at["decline"]["flagged_share"]
     )
     assert ModelCard.from_dict(card | {"metrics": {}}).expected_rates is None
+
+
+def test_the_decline_sample_reviews_the_same_share_of_declines_on_every_replay(
+    model: ScoringModel,
+) -> None:
+    policy = ScorePolicy(Thresholds(0.5, 0.9), alert_on_review=False, decline_sample=0.5)
+    fakes = MemoryScorePorts()
+
+    outcome = run(model, policy, fakes)
+    replayed = run(model, policy, MemoryScorePorts())
+
+    declines = [p for p in fakes.predictions.items.values() if p["score"] >= 0.9]
+    chosen = {p["transaction_id"] for p in declines if in_decline_sample(p["transaction_id"], 0.5)}
+    sampled = {p["transaction_id"] for p in declines if p.get("guard") == "decline_sample"}
+    assert sampled == chosen and 0 < len(sampled) < len(declines)
+    assert {p["decision"] for p in declines if p["transaction_id"] in sampled} == {"review"}
+    assert outcome.sampled == len(sampled) == replayed.sampled and outcome.capped == 0
+    # reviewed declines alert, marked; the rest of the declines alert as declines
+    assert {(a["decision"], a.get("guard")) for a in fakes.alerts.sent} == {
+        ("review", "decline_sample"),
+        ("decline", None),
+    }
+    # counted as reviews, and for quality as declines: no approval bin, their scores summed
+    # with the declines'
+    total = fakes.predictions.total()
+    assert total.decisions["review"] == 10 + len(sampled)
+    assert total.quality["s"] == len(sampled)
+    want = sum(round(p["score"] * SCORE_UNITS) for p in declines)
+    assert total.quality["p_decline"] == want
+
+
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.2, 1.0])
+def test_the_sample_takes_its_share_of_ids_and_nothing_at_zero(share: float) -> None:
+    ids = [f"t{n:06d}" for n in range(20_000)]
+
+    taken = sum(in_decline_sample(i, share) for i in ids)
+
+    spread = 4 * (len(ids) * share * (1 - share)) ** 0.5  # four standard deviations
+    assert abs(taken - len(ids) * share) <= spread
+    assert [in_decline_sample(i, share) for i in ids[:50]] == [
+        in_decline_sample(i, share) for i in ids[:50]
+    ]
+
+
+def test_the_decline_sample_moves_its_share_of_the_expected_declines_to_reviews(
+    model: ScoringModel,
+) -> None:
+    rates = DecisionRates(review=0.1, decline=0.02)
+    policy = ScorePolicy(
+        Thresholds(0.5, 0.9), alert_on_review=False, expected=rates, decline_sample=0.25
+    )
+
+    outcome = run(model, policy, MemoryScorePorts())
+
+    assert outcome.expected_declines == pytest.approx(30 * 0.02 * 0.75)
+    assert outcome.expected_reviews == pytest.approx(30 * (0.1 + 0.02 * 0.25))
