@@ -13,10 +13,13 @@ from dataclasses import asdict
 from typing import Any
 
 from bench.model import (
+    KB,
     MAX_TRANSACTION_ACTIONS,
     STORAGE_OVERHEAD_BYTES,
+    TRANSACTIONAL_WRITE_FACTOR,
     DriftProfile,
     FunctionProfile,
+    LabelUsage,
     Scenario,
     StoredKind,
     Usage,
@@ -26,10 +29,12 @@ from bench.model import (
     cpu_share,
     endpoint_per_million,
     fit_line,
+    item_size,
     limit,
     memory_to_sustain,
     per_record_rate,
     price,
+    read_units,
     shard_write_limit,
 )
 
@@ -179,7 +184,85 @@ def usage(
     if table is None:
         return base
     stored = stored_kinds(base, calls, template, sizes or {}, table)
-    return Usage(**{**base.__dict__, "stored": stored})
+    predictions = next(k.bytes_per_item for k in stored if k.name == "predictions")
+    labels = label_usage(template, sizes or {}, prediction_bytes=predictions)
+    if labels is not None:
+        stored += label_kinds(template, sizes or {}, labels, table)
+    return Usage(**{**base.__dict__, "stored": stored, "labels": labels})
+
+
+def full_quality_item_bytes(sizes: Mapping[str, Any]) -> float:
+    """A QUAL count item of a busy hour: every attribute a label can add (core/quality.py) at
+    five digits, on the largest QUAL item the local run measured (its keys and some counts):
+    the size each label's Update is billed on."""
+    from streamscore.core.quality import QUALITY_BINS, REVIEWED_DECLINE  # noqa: PLC0415
+
+    names = [f"{m}{d}{b}" for m in "fl" for d in "ar" for b in range(QUALITY_BINS)]
+    names += [f"{m}d_{d}" for m in "fl" for d in ("approve", "review", "decline")]
+    names += ["u_fraud", "u_legit", f"f{REVIEWED_DECLINE}", f"l{REVIEWED_DECLINE}"]
+    counted = item_size({f"q{name}": {"N": "99999"} for name in names})
+    measured = sizes.get("kinds", {}).get("MonitoringTable:COUNT#QUAL", {}).get("max_bytes", 0)
+    return float(counted + measured)
+
+
+def label_usage(
+    template: Mapping[str, Any], sizes: Mapping[str, Any], prediction_bytes: float
+) -> LabelUsage | None:
+    """What labels use, from the local run (part 7); None when it fed no labels."""
+    from embedded.template import parameter_values  # noqa: PLC0415 - local/ is a bench root
+
+    run = sizes.get("labels_run") or {}
+    mapping = run.get("mapping") or {}
+    stored = sizes.get("kinds", {}).get("LabelsTable", {})
+    if not run.get("labels_sent") or not mapping.get("records_read") or not stored:
+        return None
+    values = parameter_values(dict(template))
+    label_kb = math.ceil(stored["max_bytes"] / KB)
+    quality_kb = math.ceil(full_quality_item_bytes(sizes) / KB)
+    return LabelUsage(
+        per_transaction=run["labels_sent"] / sizes["transactions"],
+        record_billed_kb=1.0,  # a label record is ~150 bytes; on-demand bills each record's KB
+        wru_per_label=TRANSACTIONAL_WRITE_FACTOR * (label_kb + quality_kb),
+        rru_per_label=read_units(round(prediction_bytes), True) + read_units(None, True),
+        seconds_per_label=mapping["handler_seconds"] / mapping["records_read"],
+        memory_mb=int(values["LabelsMemorySize"]),
+        batch_size=int(values["LabelsBatchSize"]),
+        window_s=float(values["LabelsMaximumBatchingWindowInSeconds"]),
+    )
+
+
+def label_kinds(
+    template: Mapping[str, Any],
+    sizes: Mapping[str, Any],
+    labels: LabelUsage,
+    table: Mapping[str, Any],
+) -> tuple[StoredKind, ...]:
+    """LabelsTable's labels (LabelsTtlDays) and the QUAL count items (one per event hour and
+    labels shard, as long as the longer of LabelsTtlDays and MonitoringTtlDays)."""
+    from embedded.template import parameter_values  # noqa: PLC0415
+
+    values = parameter_values(dict(template))
+    lag = limit(table, "dynamodb_ttl_deletion_lag_days")
+    labels_days = int(values["LabelsTtlDays"]) + lag
+    counts_days = max(int(values["LabelsTtlDays"]), int(values["MonitoringTtlDays"])) + lag
+    labels_pitr, _ = _table_setup(template, "LabelsTable")
+    monitoring_pitr, _ = _table_setup(template, "MonitoringTable")
+    return (
+        StoredKind(
+            name="labels",
+            bytes_per_item=sizes["kinds"]["LabelsTable"]["mean_bytes"],
+            retention_days=labels_days,
+            per_transaction=labels.per_transaction,
+            pitr=labels_pitr,
+        ),
+        StoredKind(
+            name="quality count items",
+            bytes_per_item=full_quality_item_bytes(sizes),
+            retention_days=counts_days,
+            per_hour=1.0,
+            pitr=monitoring_pitr,
+        ),
+    )
 
 
 def _table_setup(template: Mapping[str, Any], name: str) -> tuple[bool, bool]:
@@ -529,6 +612,15 @@ def cost(
         },
         "notes": [
             *drift_note,
+            "labels_*: the labels production sends back (reviews and chargebacks; the local "
+            "run's share of its transactions): LabelsStream, its own stream (stream-hours on "
+            "demand, one shard provisioned); LabelsFunction at the handler time per label the "
+            "local run measured against moto (an upper bound: moto answers slower than "
+            "DynamoDB), batches filled within LabelsMaximumBatchingWindowInSeconds; per label "
+            "2 strongly consistent reads (prediction, stored label) and one transaction: the "
+            "label Put and its quality count item's Update at that item's size when every "
+            "attribute is counted (2 WRU per KB each); storage: labels for LabelsTtlDays, one "
+            "quality count item per hour for the longer of LabelsTtlDays and MonitoringTtlDays",
             "DynamoDB: per transaction (card state with its pending feature record, the ledger "
             "reads, feature record, prediction created in a transaction at 2 WRU per KB, alert "
             "re-writes, quarantine items) plus the count-item Updates of every transaction "

@@ -251,6 +251,25 @@ class Usage:
     # tables each function's execution environments read or write (one KMS table key each)
     tables_preprocess: int = 0
     tables_score: int = 0
+    labels: LabelUsage | None = None  # None: labels not modelled
+
+
+@dataclass(frozen=True)
+class LabelUsage:
+    """What labels use: LabelsStream, LabelsFunction, and per label a read of its prediction and
+    stored label and one transaction (the label Put and its quality count Update), measured on
+    the embedded local run (bench/storage.py)."""
+
+    per_transaction: float  # labels production sends per transaction (reviews, chargebacks)
+    record_billed_kb: float  # on-demand KB per LabelsStream record (a label is under 1 KB)
+    wru_per_label: float  # transactional: 2 x (the label item's KB + the QUAL item's KB)
+    rru_per_label: float  # strongly consistent: the prediction's and the label's 4 KB units
+    seconds_per_label: (
+        float  # LabelsFunction's handler time per label, against moto (an upper bound)
+    )
+    memory_mb: int
+    batch_size: int
+    window_s: float  # LabelsMaximumBatchingWindowInSeconds: how long labels wait for a batch
 
 
 @dataclass(frozen=True)
@@ -448,6 +467,48 @@ def kms_requests_per_hour(
     return refreshes * (kinesis_callers + dynamodb_callers) + cold_starts
 
 
+def labels_cost(
+    scenario: Scenario,
+    labels: LabelUsage,
+    million_hours: float,
+    p: Mapping[str, float],
+) -> dict[str, float]:
+    """USD per million transactions of their labels: LabelsStream (its own stream: stream hours
+    on demand, a shard provisioned), LabelsFunction, and the labels' reads and writes."""
+    count = 1e6 * labels.per_transaction
+    rate = scenario.rate_tps * labels.per_transaction  # labels a second
+    fill = min(float(labels.batch_size), max(1.0, rate * labels.window_s))
+    invocations = count / fill
+    seconds = math.ceil(labels.seconds_per_label * fill * 1000) / 1000
+    gb_second = p[f"lambda_{scenario.architecture}_gb_second"]
+    billed_gb = count * labels.record_billed_kb * KB / GB
+    if scenario.stream_mode == "PROVISIONED":
+        stream = (
+            count * p["kinesis_provisioned_put_payload_unit"]
+            + p["kinesis_provisioned_shard_hour"] * million_hours
+        )
+    elif scenario.stream_mode == "ON_DEMAND":
+        stream = (
+            billed_gb * (p["kinesis_on_demand_ingest_gb"] + p["kinesis_on_demand_retrieval_gb"])
+            + p["kinesis_on_demand_stream_hour"] * million_hours
+        )
+    else:  # On-demand Advantage: per GB only (its commitment is the pipeline's, above)
+        stream = billed_gb * (
+            p["kinesis_on_demand_advantage_ingest_gb"]
+            + p["kinesis_on_demand_advantage_retrieval_gb"]
+        )
+    return {
+        "labels_stream": stream,
+        "labels_lambda": invocations
+        * (seconds * labels.memory_mb / 1024 * gb_second + p["lambda_request"]),
+        "labels_dynamodb": count
+        * (
+            labels.wru_per_label * p["dynamodb_on_demand_write_request_unit"]
+            + labels.rru_per_label * p["dynamodb_on_demand_read_request_unit"]
+        ),
+    }
+
+
 def cost_per_million(
     scenario: Scenario,
     preprocess: FunctionProfile,
@@ -599,6 +660,8 @@ def cost_per_million(
     }
     if drift_per_hour is not None:
         parts["drift_check"] = drift_per_hour * million_hours
+    if usage.labels is not None:
+        parts |= labels_cost(scenario, usage.labels, million_hours, p)
     return {
         "usd_per_million": {k: round(v, 4) for k, v in parts.items()},
         "total_usd_per_million": round(sum(parts.values()), 4),

@@ -5,7 +5,9 @@ template's stack on moto. Just before it reads its own summary back, this part s
 table of the stack and sizes each item as DynamoDB bills storage for it (bench/model.item_size:
 names plus values; the 100 bytes of per-item overhead are added by the cost model), by kind of
 item: the feature records, card states, predictions, quarantine items, and in MonitoringTable
-the hourly count items (PRED, QUAR), the drift reports and the retraining-cooldown item. It
+the hourly count items (PRED, QUAR, QUAL), the drift reports and the retraining-cooldown item,
+and the labels (LabelsTable). It also keeps how many labels the run fed and what
+LabelsFunction's mapping took to apply them (against moto: an upper bound of its duration). It
 also counts the items that carry both WindowIndex key attributes (window_key, recorded_at):
 the index is sparse, and only those items have a copy in it (template.yaml projects ALL).
 
@@ -39,6 +41,7 @@ TABLES = (
     "PredictionsTable",
     "QuarantineTable",
     "MonitoringTable",
+    "LabelsTable",
 )
 INDEX_KEYS = ("window_key", "recorded_at")  # WindowIndex's key attributes (template.yaml)
 
@@ -98,17 +101,19 @@ def _child(out_path: Path, transactions: int) -> int:
 
     run_module.observe_stack = observe_and_size
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as directory:
-        return local_main(
-            [
-                "run",
-                "--transactions",
-                str(transactions),
-                "--json",
-                str(Path(directory) / "summary.json"),
-                "--out",
-                directory,
-            ]
-        )
+        summary_path = Path(directory) / "summary.json"
+        arguments = ["run", "--transactions", str(transactions), "--json", str(summary_path)]
+        code = local_main([*arguments, "--out", directory])
+        if summary_path.exists() and out_path.exists():
+            # the labels the run fed and what LabelsFunction's mapping took to apply them
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            sizes = json.loads(out_path.read_text(encoding="utf-8"))
+            sizes["labels_run"] = {
+                "labels_sent": summary.get("labels", {}).get("sent", 0),
+                "mapping": summary.get("event_source_mappings", {}).get("LabelsFunction", {}),
+            }
+            out_path.write_text(json.dumps(sizes, indent=2), encoding="utf-8")
+        return code
 
 
 def measure(transactions: int = 2000, timeout_s: float = 900.0) -> dict[str, Any]:
@@ -141,11 +146,13 @@ def measure(transactions: int = 2000, timeout_s: float = 900.0) -> dict[str, Any
                 "stderr_tail": done.stderr[-2000:],
             }
         kinds: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    labels_run = kinds.pop("labels_run", None)
     return {
         "transactions": transactions,
         "local_run_exit": done.returncode,
         "seconds": round(time.perf_counter() - started, 1),
         "kinds": kinds,
+        "labels_run": labels_run,
     }
 
 

@@ -5,6 +5,7 @@ Nothing is timed here: the figures in, and the expected figures out, are fixed.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from bench.analysis import checks_per_hour  # noqa: E402
 from bench.model import (  # noqa: E402
     DriftProfile,
     FunctionProfile,
+    LabelUsage,
     Scenario,
     StoredKind,
     Usage,
@@ -31,6 +33,7 @@ from bench.model import (  # noqa: E402
     fit_line,
     interpolate,
     item_size,
+    labels_cost,
     memory_to_sustain,
     per_record_rate,
     query_read_units,
@@ -676,3 +679,94 @@ def test_x_ray_is_charged_only_for_functions_traced() -> None:
     # reservoir of 1 a second is sampled, 1e5 invocations a function per million
     assert xray(True) == pytest.approx(2 * 1e5 * 0.000005, rel=0.01)
     assert xray(False) == 0
+
+
+LABELS = LabelUsage(
+    per_transaction=0.01,
+    record_billed_kb=1.0,
+    wru_per_label=8.0,
+    rru_per_label=2.0,
+    seconds_per_label=0.002,
+    memory_mb=512,
+    batch_size=100,
+    window_s=5.0,
+)
+
+
+def test_labels_cost_their_stream_function_and_reads_and_writes() -> None:
+    prices = table(
+        kinesis_on_demand_stream_hour=0.04,
+        kinesis_on_demand_ingest_gb=0.08,
+        kinesis_on_demand_retrieval_gb=0.04,
+        kinesis_provisioned_shard_hour=0.015,
+        kinesis_provisioned_put_payload_unit=1.4e-8,
+        lambda_x86_64_gb_second=1.66667e-5,
+        lambda_request=2e-7,
+        dynamodb_on_demand_write_request_unit=6.25e-7,
+        dynamodb_on_demand_read_request_unit=1.25e-7,
+    )
+    p = {name: spec["usd"] for name, spec in prices["prices"].items()}
+
+    # 10 tx/s: 0.1 labels a second, half a label per 5 s window: batches of 1
+    slow = labels_cost(Scenario(10, "x86_64", "ON_DEMAND"), LABELS, 1e6 / 36_000, p)
+    # 1,000 tx/s: 10 labels a second, 50 per window: batches of 50
+    busy = labels_cost(Scenario(1000, "x86_64", "PROVISIONED"), LABELS, 1e6 / 3_600_000, p)
+
+    labels = 10_000  # a million transactions
+    assert slow["labels_stream"] == pytest.approx(
+        labels * 1024 / 1024**3 * 0.12 + 0.04 * 1e6 / 36_000
+    )
+    # 10,000 invocations of 1 label: 2 ms at 0.5 GB, plus the request
+    assert slow["labels_lambda"] == pytest.approx(labels * (0.002 * 0.5 * 1.66667e-5 + 2e-7))
+    # 200 invocations of 50 labels: 100 ms each
+    assert busy["labels_lambda"] == pytest.approx(200 * (0.1 * 0.5 * 1.66667e-5 + 2e-7))
+    assert busy["labels_stream"] == pytest.approx(labels * 1.4e-8 + 0.015 * 1e6 / 3_600_000)
+    assert busy["labels_dynamodb"] == pytest.approx(labels * (8 * 6.25e-7 + 2 * 1.25e-7))
+    assert slow["labels_dynamodb"] == busy["labels_dynamodb"]
+
+
+def test_the_cost_per_million_adds_the_labels_when_they_are_modelled() -> None:
+    scenario = Scenario(1000, "arm64", "ON_DEMAND")
+    without = cost_per_million(
+        scenario, flat_profile(50, 50), flat_profile(50, 50), NO_DRIFT, USAGE, table()
+    )
+    labelled = Usage(**{**USAGE.__dict__, "labels": LABELS})
+    with_labels = cost_per_million(
+        scenario, flat_profile(50, 50), flat_profile(50, 50), NO_DRIFT, labelled, table()
+    )
+
+    assert "labels_stream" not in without["usd_per_million"]
+    assert {"labels_stream", "labels_lambda", "labels_dynamodb"} <= set(
+        with_labels["usd_per_million"]
+    )
+
+
+def test_label_usage_from_the_local_run_and_the_busiest_quality_item() -> None:
+    from bench.analysis import full_quality_item_bytes, label_kinds, label_usage  # noqa: PLC0415
+    from embedded.template import load_template  # noqa: PLC0415
+
+    template = load_template(ROOT / "template.yaml")
+    sizes = {
+        "transactions": 2000,
+        "kinds": {
+            "LabelsTable": {"items": 26, "mean_bytes": 480.0, "max_bytes": 530, "indexed_items": 0},
+            "MonitoringTable:COUNT#QUAL": {"items": 5, "max_bytes": 400, "mean_bytes": 300.0},
+        },
+        "labels_run": {"labels_sent": 26, "mapping": {"records_read": 26, "handler_seconds": 0.13}},
+    }
+
+    usage = label_usage(template, sizes, prediction_bytes=900)
+
+    assert usage is not None
+    assert usage.per_transaction == pytest.approx(0.013)
+    assert usage.seconds_per_label == pytest.approx(0.005)
+    quality = full_quality_item_bytes(sizes)
+    assert quality > 400 + 262 * 6  # every attribute: a name of 3-7 bytes and a number
+    assert usage.wru_per_label == 2 * (1 + math.ceil(quality / 1024))
+    assert usage.rru_per_label == 2  # the prediction and the label, 4 KB each, consistent
+    assert (usage.batch_size, usage.window_s, usage.memory_mb) == (100, 5.0, 512)
+    lag = table({"dynamodb_ttl_deletion_lag_days": 2})
+    kinds = {k.name: k for k in label_kinds(template, sizes, usage, lag)}
+    assert kinds["labels"].retention_days == 402 and kinds["labels"].per_transaction == 0.013
+    assert kinds["quality count items"].per_hour == 1.0
+    assert label_usage(template, {"kinds": {}}, prediction_bytes=900) is None
