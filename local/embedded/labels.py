@@ -25,8 +25,6 @@ from streamscore.drift.quality import (
     QualityCounts,
     estimated,
     paired,
-    pr_curve,
-    ranked,
     realized,
     sum_quality_items,
 )
@@ -84,7 +82,6 @@ def window_quality(items: list[dict[str, Any]]) -> dict[str, Any]:
         "model_version": version,
         "realized": realized(counts),
         "estimated": estimated(counts),
-        "pr_curve": pr_curve(*ranked(counts)),
     }
     challengers = {c: paired(n) for (c, champion), n in sums.paired.items() if champion == version}
     return figures | ({"challengers": challengers} if challengers else {})

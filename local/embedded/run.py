@@ -40,7 +40,6 @@ from embedded.emulator import EventSourceEmulator, Incident, MappingStats
 from embedded.labels import feed_labels
 from embedded.producer import Producer, ProducerResult, Traffic, file_traffic, simulated_traffic
 from embedded.progress import ProgressBar
-from embedded.quality_plot import draw_quality
 from embedded.redrive import in_process, redrive
 from embedded.replay import replay
 from embedded.stack import MODEL_DIR, STACK_NAME, TEMPLATE_PATH, EmbeddedStack
@@ -52,6 +51,7 @@ from embedded.summary import (
     sent_record_ids,
 )
 from streamscore.core.artifacts import CARD_FILE
+from streamscore.drift.quality_plot import draw_quality
 
 DEFAULT_TRANSACTIONS = 20_000
 DEFAULT_SEED = 2026
@@ -281,9 +281,19 @@ def _after_streaming(
         sections["labels"] = feed_labels(
             clients, outputs, traffic, lambda: _drain(emulator, options, console, "the labels")
         )
-        picture = options.out_dir / "quality.png"
-        picture.write_bytes(draw_quality(sections["labels"]))
-        sections["labels"]["picture"] = str(picture)
+        labels = sections["labels"]
+        quality = labels.get("quality") or {}
+        if quality:
+            picture = options.out_dir / "quality.png"
+            picture.write_bytes(
+                draw_quality(
+                    quality["model_version"],
+                    quality,
+                    quality.get("challengers"),
+                    labels["by_decision"],
+                )
+            )
+            labels["picture"] = str(picture)
     if options.replay:
         console.say("replaying both streams from TRIM_HORIZON")
         sections["replay"] = replay(

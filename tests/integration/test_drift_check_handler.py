@@ -823,6 +823,8 @@ def test_the_quality_schedule_reports_the_matured_window_and_asks_for_retraining
     assert content_type == "application/json" and "/reports/quality/" in result["report_uri"]
     report = json.loads(body)
     assert report["versions"][champion]["realized"]["recall_at_review"] == 0.3
+    picture, kind = drift_stack.object(result["plot_uri"])  # drawn beside it
+    assert kind == "image/png" and picture.startswith(b"\x89PNG") and report["plot_uri"]
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics["RealizedRecallAtReview"] == 0.3 and metrics["FraudsSeen"] == 40
     assert metrics["RecallAtDecline"] == 0  # no declines: every fraud seen got through

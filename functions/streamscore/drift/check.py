@@ -214,6 +214,10 @@ def send_trigger(
     return "sent", sent
 
 
+# draws a quality report's picture: (champion, its figures, its challengers' paired figures, title)
+QualityDraw = Callable[[str, dict[str, Any], dict[str, Any], str], bytes]
+
+
 @dataclass(frozen=True)
 class QualityOutcome:
     report: dict[str, Any]
@@ -223,6 +227,7 @@ class QualityOutcome:
     sent: tuple[str, ...] = ()
     early: dict[str, Any] | None = None  # the early window's report, when one was checked
     early_uri: str = ""
+    plot_uri: str | None = None  # the report's picture, when one was drawn
 
 
 def check_quality(
@@ -232,8 +237,10 @@ def check_quality(
     quality: QualityPolicy,
     now: datetime,
     window: DriftWindow | None = None,
+    draw: QualityDraw | None = None,
 ) -> QualityOutcome:
-    """Read the mature window's count items, store the quality report, and request retraining
+    """Read the mature window's count items, store the quality report (and its picture, when
+    `draw` is given), and request retraining
     (reason quality) when the champion's recall at decline fell below the threshold; when it
     did not and `quality.early_days` is set, judge the early window the same way.
     The trigger is the drift check's (send_trigger): the same cooldown per model version, a
@@ -241,7 +248,7 @@ def check_quality(
     overrides the matured window (an operator's, or a local run's over its simulated days: the
     caller then vouches that its labels have come back; no early window is read then)."""
     mature = _judge_quality(
-        champion, ports, policy, quality, now, window or quality_window(now, quality)
+        champion, ports, policy, quality, now, window or quality_window(now, quality), draw=draw
     )
     if window is not None or not quality.early_days or mature.trigger != "not_drift":
         return mature
@@ -253,6 +260,7 @@ def check_quality(
         now,
         quality_window(now, quality, early=True),
         mature=False,
+        draw=draw,
     )
     return replace(
         mature,
@@ -273,17 +281,21 @@ def _judge_quality(
     window: DriftWindow,
     *,
     mature: bool = True,
+    draw: QualityDraw | None = None,
 ) -> QualityOutcome:
-    """One window's report stored, and its retraining request when its recall is low."""
+    """One window's report stored, its picture beside it, and its retraining request when its
+    recall is low."""
     items = ports.reader.read(window.count_keys(), *window.count_bounds)
     sums = sum_quality_items(items, window)
     report = quality_report(window, sums, champion, quality, now, mature=mature)
     key = quality_report_key(window, mature=mature)
     report_uri = ports.reports.uri(key)
-    body = json.dumps(report | {"report_uri": report_uri}, separators=(",", ":"), allow_nan=False)
+    plot_uri = _quality_picture(report, key, ports, draw)
+    report |= {"report_uri": report_uri, "plot_uri": plot_uri}
+    body = json.dumps(report, separators=(",", ":"), allow_nan=False)
     ports.reports.put(key, body.encode(), "application/json")
     if report["status"] != "low_recall":
-        return QualityOutcome(report, report_uri, "not_drift", sums.read)
+        return QualityOutcome(report, report_uri, "not_drift", sums.read, plot_uri=plot_uri)
     figures = report["versions"][champion]
     detail = {
         "trigger_id": f"{champion}/{QUALITY}/{window.window_id}",
@@ -308,7 +320,37 @@ def _judge_quality(
         now,
         QUALITY,
     )
-    return QualityOutcome(report, report_uri, trigger, sums.read, sent)
+    return QualityOutcome(report, report_uri, trigger, sums.read, sent, plot_uri=plot_uri)
+
+
+def _quality_picture(
+    report: dict[str, Any], key: str, ports: DriftCheckPorts, draw: QualityDraw | None
+) -> str | None:
+    """The champion's figures drawn and stored beside the report (its key, .png); None when
+    there is nothing to draw or drawing failed (noted in the report: the verdict does not wait
+    on a picture)."""
+    champion = report["champion"]
+    figures = report["versions"].get(champion)
+    if draw is None or figures is None:
+        return None
+    challengers = {
+        pair["challenger"]: pair
+        for pair in report["challengers"].values()
+        if pair["champion"] == champion
+    }
+    mature = "" if report["mature"] else ", early: labels still coming back"
+    title = (
+        f"{report['status'].upper()}  ·  quality of {champion}  ·  {report['window']['start']} "
+        f"to {report['window']['end']}{mature}"
+    )
+    try:
+        picture = draw(champion, figures, challengers, title)
+    except Exception as error:  # a convenience: the verdict must not wait on it
+        report["notes"] = [f"no picture: {type(error).__name__}: {error}"]
+        return None
+    png_key = key.removesuffix(".json") + ".png"
+    ports.reports.put(png_key, picture, "image/png")
+    return ports.reports.uri(png_key)
 
 
 @dataclass(frozen=True)
@@ -329,6 +371,7 @@ class DriftChecker:
     draw: Callable[[DriftReport], bytes] | None = None
     registry: ModelBaselines | None = None
     quality: QualityPolicy | None = None  # the quality check's, when it is configured
+    draw_quality: QualityDraw | None = None
 
     def window(self, event: Mapping[str, Any], now: datetime) -> DriftWindow:
         """The window an invocation's event asks for (InvalidWindowError when it names none)."""
@@ -357,7 +400,9 @@ class DriftChecker:
             raise SystemicError("a quality check was asked for, and none is configured")
         champion = self.registry.champion() if self.registry is not None else None
         version = champion or self.baseline.model_version
-        return check_quality(version, self.ports, self.policy, self.quality, now, window)
+        return check_quality(
+            version, self.ports, self.policy, self.quality, now, window, self.draw_quality
+        )
 
     def _baseline_of(self, registry: ModelBaselines, notes: list[str]) -> BaselineOf:
         found: dict[str, DriftBaseline | None] = {self.baseline.model_version: self.baseline}

@@ -231,6 +231,8 @@ def realized(counts: QualityCounts) -> dict[str, Any]:
         "pr_auc_low": area.low,
         "pr_auc_high": area.high,
         "pr_auc_tied": area.tied,  # scikit-learn's average precision of the binned scores
+        # (recall, precision) flagging from the highest bin down: the curve the area is under
+        "pr_curve": [[round(r, 6), round(p, 6)] for r, p in pr_curve(frauds, legit)],
     }
 
 

@@ -32,6 +32,7 @@ from streamscore.drift.check import DriftChecker, DriftCheckPolicy
 from streamscore.drift.plot import draw_report
 from streamscore.drift.ports import DriftCheckPorts
 from streamscore.drift.quality import QUALITY
+from streamscore.drift.quality_plot import draw_quality
 from streamscore.drift.report import RETRAINING_REQUESTED, DriftReport
 from streamscore.drift.settings import DriftCheckSettings
 from streamscore.drift.stats import DriftThresholds
@@ -83,7 +84,15 @@ def build(
             DynamoModelPointer(clients.dynamodb, table),
         ),
         quality=settings.quality_policy(),
+        # pictures of both checks, or of neither (a caller passing draw=None)
+        draw_quality=_draw_quality if draw is not None else None,
     )
+
+
+def _draw_quality(
+    version: str, figures: dict[str, Any], challengers: dict[str, Any], title: str
+) -> bytes:
+    return draw_quality(version, figures, challengers, title=title)
 
 
 def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) -> Handler:
@@ -181,6 +190,7 @@ def _quality_check(
         "status": report["status"],
         "retraining": outcome.trigger,
         "report_uri": outcome.report_uri,
+        "plot_uri": outcome.plot_uri,
     }
     if outcome.early is not None:
         result |= {

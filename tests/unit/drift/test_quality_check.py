@@ -128,3 +128,31 @@ def test_no_early_window_is_read_when_the_mature_one_alarms_or_early_days_is_zer
 
     assert mature_low.report["status"] == "low_recall" and mature_low.early is None
     assert off.report["status"] == "ok" and off.early is None and off.trigger == "not_drift"
+
+
+def test_the_picture_is_stored_beside_the_report_and_a_failing_one_changes_no_verdict() -> None:
+    drawn: list[tuple[str, str]] = []
+
+    def draw(
+        version: str, figures: dict[str, Any], challengers: dict[str, Any], title: str
+    ) -> bytes:
+        drawn.append((version, title))
+        assert "realized" in figures and "estimated" in figures
+        return b"\x89PNG"
+
+    def broken(*_: Any) -> bytes:
+        raise RuntimeError("no fonts")
+
+    ports = MemoryDriftPorts(MemoryWindowReader(_hour(10, 30, declined=10)))
+    outcome = check_quality(VERSION, ports.wired(), CHECK, POLICY, NOW, draw=draw)
+    other = MemoryDriftPorts(MemoryWindowReader(_hour(10, 30, declined=10)))
+    failed = check_quality(VERSION, other.wired(), CHECK, POLICY, NOW, draw=broken)
+
+    key = quality_report_key(quality_window(NOW, POLICY))
+    png = key.removesuffix(".json") + ".png"
+    assert outcome.plot_uri == f"s3://artifacts/{png}"
+    assert ports.reports.objects[png] == (b"\x89PNG", "image/png")
+    assert ports.reports.json(key)["plot_uri"] == outcome.plot_uri
+    assert drawn and drawn[0][0] == VERSION and drawn[0][1].startswith("LOW_RECALL")
+    assert failed.plot_uri is None and failed.report["status"] == "low_recall"
+    assert failed.trigger == "sent" and "no picture: RuntimeError" in failed.report["notes"][0]

@@ -1,19 +1,20 @@
-"""The local run's quality picture: what the labels show, realized against estimated quality,
-the precision-recall curve from the quality bins, and a challenger against the champion.
+"""A PNG of a quality check: realized against estimated quality, the precision-recall curve
+of the quality bins, and each challenger against the champion on the same labelled
+transactions; with the truth behind the labels when it is known (the local run's simulator).
 
-Drawn from the summary's labels section (embedded/labels.py `feed_labels`), so it shows what
-the run printed: nothing is recomputed here.
+Drawn from the figures the report holds (drift/quality.py), so it shows what the report says:
+nothing is recomputed here. matplotlib is imported only when a picture is drawn (PlottingLayer
+in Lambda), through its object-oriented API on the Agg canvas.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 TRUTH, LABELLED, ESTIMATE = "#9aa5b1", "#2f6db5", "#e08a2c"
 FIGURES = (
@@ -23,33 +24,42 @@ FIGURES = (
 )
 
 
-def draw_quality(section: Mapping[str, Any], dpi: int = 100) -> bytes:
-    """The labels section as a PNG."""
-    quality = section.get("quality") or {}
-    challengers = quality.get("challengers") or {}
-    panels = 3 + bool(challengers)
+def draw_quality(
+    version: str,
+    figures: Mapping[str, Any],
+    challengers: Mapping[str, Mapping[str, Any]] | None = None,
+    by_decision: Mapping[str, Mapping[str, int]] | None = None,
+    title: str = "",
+    dpi: int = 100,
+) -> bytes:
+    """PNG bytes: `figures` ({"realized", "estimated"} of `version`), each challenger's paired
+    figures (drift/quality.py `paired`) and, when known, the truth per decision against what the
+    labels show (`by_decision`: transactions, frauds, labelled_fraud per decision)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 - lazy
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    challengers = challengers or {}
+    panels = 2 + bool(by_decision) + bool(challengers)
     figure = Figure(figsize=(4.6 * panels, 4.2), dpi=dpi, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, panels, squeeze=False).ravel()
-    _draw_labels(axes[0], section)
-    if quality:
-        _draw_figures(axes[1], quality)
-        _draw_curve(axes[2], quality)
+    axes = list(figure.subplots(1, panels, squeeze=False).ravel())
+    if by_decision:
+        _draw_labels(axes.pop(0), by_decision)
+    _draw_figures(axes.pop(0), figures)
+    _draw_curve(axes.pop(0), figures)
     if challengers:
-        name, figures = sorted(challengers.items())[0]
-        _draw_challenger(axes[3], name, figures)
+        name, paired = sorted(challengers.items())[0]
+        _draw_challenger(axes.pop(0), name, paired)
     figure.suptitle(
-        f"Model quality of {quality.get('model_version', '?')} from the labels production sees",
-        fontsize=12,
+        title or f"Model quality of {version} from the labels production sees", fontsize=12
     )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def _draw_labels(ax: Axes, section: Mapping[str, Any]) -> None:
+def _draw_labels(ax: Axes, rows: Mapping[str, Mapping[str, int]]) -> None:
     """Per decision: the frauds there were, and those the labels show."""
-    rows = section["by_decision"]
     decisions = list(rows)
     x = range(len(decisions))
     truth = [rows[d].get("frauds", 0) for d in decisions]
@@ -94,7 +104,7 @@ def _draw_figures(ax: Axes, quality: Mapping[str, Any]) -> None:
 def _draw_curve(ax: Axes, quality: Mapping[str, Any]) -> None:
     """The precision-recall curve of the quality bins among approvals and reviews."""
     real = quality["realized"]
-    points = quality.get("pr_curve") or []
+    points = real.get("pr_curve") or []
     if points:
         recall, precision = zip(*points, strict=True)
         ax.step(recall, precision, where="post", color=LABELLED)
