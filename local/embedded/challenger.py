@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.registry import Registry
-
 from streamscore.core.artifacts import CARD_FILE
 from streamscore.core.registry import RegistryError
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import boto3
 import pytest
-from lifecycle.registry import Registry
 
 from embedded.lambda_events import KinesisEntry, kinesis_event
+from lifecycle.registry import Registry
 from streamscore.core.registry import Pointer
 from streamscore.core.settings import load_settings
 from streamscore.scoring.settings import ScoreSettings

@@ -13,9 +13,9 @@ from typing import Any
 
 import boto3
 import pytest
+
 from lifecycle.cli import main as cli
 from lifecycle.registry import Registry
-
 from streamscore.aws.registry import POINTER_KEY, DynamoModelPointer, S3ModelVersions
 from streamscore.core.registry import Pointer, RegistryError
 from streamscore.scoring.model import load_model
