@@ -472,11 +472,14 @@ def labels_cost(
     labels: LabelUsage,
     million_hours: float,
     p: Mapping[str, float],
+    shards: int = 1,
 ) -> dict[str, float]:
     """USD per million transactions of their labels: LabelsStream (its own stream: stream hours
-    on demand, a shard provisioned), LabelsFunction, and the labels' reads and writes."""
+    on demand; provisioned, `shards` shards: the template gives it TransactionsStream's
+    ShardCount), LabelsFunction (labels spread over `shards`, each batch what one window
+    gathers), and the labels' reads and writes."""
     count = 1e6 * labels.per_transaction
-    rate = scenario.rate_tps * labels.per_transaction  # labels a second
+    rate = scenario.rate_tps * labels.per_transaction / shards  # labels a second per shard
     fill = min(float(labels.batch_size), max(1.0, rate * labels.window_s))
     invocations = count / fill
     seconds = math.ceil(labels.seconds_per_label * fill * 1000) / 1000
@@ -485,7 +488,7 @@ def labels_cost(
     if scenario.stream_mode == "PROVISIONED":
         stream = (
             count * p["kinesis_provisioned_put_payload_unit"]
-            + p["kinesis_provisioned_shard_hour"] * million_hours
+            + shards * p["kinesis_provisioned_shard_hour"] * million_hours
         )
     elif scenario.stream_mode == "ON_DEMAND":
         stream = (
@@ -661,7 +664,7 @@ def cost_per_million(
     if drift_per_hour is not None:
         parts["drift_check"] = drift_per_hour * million_hours
     if usage.labels is not None:
-        parts |= labels_cost(scenario, usage.labels, million_hours, p)
+        parts |= labels_cost(scenario, usage.labels, million_hours, p, tx_shards)
     return {
         "usd_per_million": {k: round(v, 4) for k, v in parts.items()},
         "total_usd_per_million": round(sum(parts.values()), 4),

@@ -536,7 +536,9 @@ def _label_quality(quality_: Mapping[str, Any]) -> list[str]:
         f"{_percent(expect['precision_at_review'])}",
         f"    PR-AUC               {area}",
         f"    recall at decline    {_percent(real['recall_at_decline']):>7} (the declines' frauds "
-        f"from their scores: no label comes back) | {_percent(expect['recall_at_decline'])}; "
+        f"from {_DECLINED_FROM[real.get('declined_frauds_from', 'scores')]}: no chargeback comes "
+        f"back) | "
+        f"{_percent(expect['recall_at_decline'])}; "
         f"precision at decline | {_percent(expect['precision_at_decline'])}",
         *_sample_quality(real),
         *(
@@ -545,6 +547,9 @@ def _label_quality(quality_: Mapping[str, Any]) -> list[str]:
             for line in _challenger_quality(name, figures)
         ),
     ]
+
+
+_DECLINED_FROM = {"scores": "their scores", "sample": "the declines reviewed instead"}
 
 
 def _sample_quality(real: Mapping[str, Any]) -> list[str]:
@@ -561,7 +566,8 @@ def _sample_quality(real: Mapping[str, Any]) -> list[str]:
     return [
         f"    declines reviewed instead {sample['reviewed']:,}: analysts labelled "
         f"{sample['labelled']:,}, {sample['frauds']:,} fraud: precision at decline {precision}; "
-        f"recall at decline takes the declines' frauds from the {real['declined_frauds_from']}"
+        "recall at decline takes the declines' frauds from "
+        f"{_DECLINED_FROM[real['declined_frauds_from']]}"
     ]
 
 
@@ -578,7 +584,8 @@ def _challenger_quality(name: str, figures: Mapping[str, Any]) -> list[str]:
     )
     return [
         f"  champion | challenger {name} on the same {mine['frauds'] + mine['legit']:,} labelled "
-        f"transactions ({mine['frauds']:,} frauds; the champion's declines are never labelled):",
+        f"transactions ({mine['frauds']:,} frauds; the champion's declines are labelled only "
+        "when reviewed instead):",
         f"    {cells}",
         f"    frauds flagged at review by the challenger only {review['frauds_only_challenger_flags']:,}"
         f", by the champion only {review['frauds_only_champion_flags']:,} "

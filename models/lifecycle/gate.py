@@ -4,7 +4,7 @@ labelled transactions says it is better than the champion, beyond noise.
 "At least the champion's figure" promotes about half the time when the two models are equal:
 each figure is a sample. Here both models score the same later, labelled slice, and a paired
 bootstrap resamples its transactions (the same draw for both models, so what they share cancels)
-to give 95 % intervals of the differences:
+to give 95 % intervals of the differences, and the one-sided 95 % lower bounds the rule tests:
 
 - **PR-AUC** (average precision), candidate minus champion: its one-sided lower bound must be
   above 0: better, not only not worse.
@@ -94,11 +94,12 @@ def recall_at(
     return caught / frauds if frauds > 0 else float("nan")
 
 
-def _interval(values: np.ndarray, confidence: float) -> list[float]:
-    """The one-sided lower bound and the two-sided upper bound at `confidence`."""
-    low = float(np.quantile(values, 1 - confidence))
-    high = float(np.quantile(values, confidence))
-    return [low, high]
+def _interval(values: np.ndarray, confidence: float) -> tuple[list[float], float]:
+    """The two-sided interval at `confidence` (what the report shows) and the one-sided lower
+    bound at `confidence` (what the rule tests: better beyond noise)."""
+    tail = (1 - confidence) / 2
+    interval = [float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))]
+    return interval, float(np.quantile(values, 1 - confidence))
 
 
 def _draws(
@@ -144,23 +145,28 @@ def judge(
         why = f"{frauds} frauds in the slice, fewer than {policy.min_frauds}"
         return figures | {"verdict": "insufficient_labels", "why": why}
     pr_auc, recall = _draws(data, thresholds, policy, seed)
-    pr_interval = _interval(pr_auc, policy.confidence)
-    recall_interval = _interval(recall, policy.confidence)
+    pr_interval, pr_low = _interval(pr_auc, policy.confidence)
+    recall_interval, recall_low = _interval(recall, policy.confidence)
     reasons = []
-    if pr_interval[0] <= 0:
-        reasons.append(f"PR-AUC difference's lower bound {pr_interval[0]:+.4f} is not above 0")
-    if recall_interval[0] <= -policy.recall_tolerance:
+    if pr_low <= 0:
+        reasons.append(f"PR-AUC difference's lower bound {pr_low:+.4f} is not above 0")
+    if recall_low <= -policy.recall_tolerance:
         reasons.append(
-            f"recall at decline difference's lower bound {recall_interval[0]:+.4f} is not "
+            f"recall at decline difference's lower bound {recall_low:+.4f} is not "
             f"above -{policy.recall_tolerance:g}"
         )
     return figures | {
         "verdict": "reject" if reasons else "promote",
         "why": "; ".join(reasons) or "PR-AUC better beyond noise, recall at decline not worse",
-        "pr_auc_difference": {"value": candidate_pr - champion_pr, "interval": pr_interval},
+        "pr_auc_difference": {
+            "value": candidate_pr - champion_pr,
+            "interval": pr_interval,
+            "lower_bound": pr_low,
+        },
         "recall_at_decline_difference": {
             "value": candidate_recall - champion_recall,
             "interval": recall_interval,
+            "lower_bound": recall_low,
         },
         "draws": int(pr_auc.size),
         "confidence": policy.confidence,

@@ -3,10 +3,13 @@ with its label as known at the training cut-off, and nothing the cut-off could n
 
 Rows come from the feature log (one per scored transaction, possibly repeated: a consumer that
 retried writes a row again; the first scoring counts). Labels come from LabelsTable items: the
-label in force and the key of the label it replaced (labels/contract.py `label_key`: the
-replaced label's time and value are in its key). The label of a transaction as known at the
-cut-off is the one in force if it was labelled by then, else the one it replaced if that was,
-else none.
+label in force, when it was received, and the label it replaced (its key: labels/contract.py
+`label_key` carries its value) and when that was received. Known at the cut-off means received
+by then: a chargeback dated back to before the cut-off but received after it was not known.
+The label as known at the cut-off is the one in force if received by then, else the one it
+replaced if that was. An item keeps one replaced label: when neither was received by the
+cut-off but one was replaced, an earlier label may have been known and is lost, so the row is
+left out rather than taken as unlabelled.
 
 Which rows are kept, and as what (the selective labels of the labels issue):
 - scored after the cut-off: left out (the future);
@@ -49,14 +52,26 @@ def _key_time(key: str) -> datetime:
     return datetime.fromisoformat(key.split("#", 1)[0])
 
 
+UNKNOWN_HISTORY = "unknown_history"
+
+
+def _received(item: Mapping[str, Any], field_name: str, key: str) -> datetime:
+    """When a label was received; an item written before receipt times were kept: its time."""
+    value = item.get(field_name)
+    return datetime.fromisoformat(str(value)) if value else _key_time(key)
+
+
 def label_as_known(item: Mapping[str, Any], cutoff: datetime) -> str | None:
-    """The label a LabelsTable item says was in force at `cutoff` (see the module docstring)."""
-    if _key_time(str(item["label_key"])) <= cutoff:
+    """The label a LabelsTable item says was known at `cutoff` (see the module docstring):
+    "fraud", "legit", None (nothing was) or UNKNOWN_HISTORY (a replaced label was lost)."""
+    if _received(item, "received_at", str(item["label_key"])) <= cutoff:
         return str(item["label"])
     replaced = item.get("replaces")
-    if replaced and _key_time(str(replaced)) <= cutoff:
+    if not replaced:
+        return None
+    if _received(item, "replaces_received_at", str(replaced)) <= cutoff:
         return _VALUE[str(replaced).split("#")[1]]
-    return None
+    return UNKNOWN_HISTORY
 
 
 @dataclass
@@ -111,6 +126,9 @@ def training_set(
             continue
         item = labels.get(row.transaction_id)
         label = label_as_known(item, cutoff) if item is not None else None
+        if label == UNKNOWN_HISTORY:
+            left_out[UNKNOWN_HISTORY] += 1
+            continue
         outcome = _outcome(row, label, cutoff, maturity)
         if outcome is None:
             left_out[f"unknown_{row.decision}"] += 1

@@ -799,6 +799,26 @@ def test_the_role_grants_exactly_the_calls_the_handler_makes(
 # ---------------------------------------------------------------- the quality check
 
 
+def test_too_few_frauds_seen_emit_no_recall_at_decline_for_the_alarm_to_judge(
+    drift_stack: DriftStack,
+    handler: Wired,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given: 62 days ago, 3 frauds seen (2 reviewed, 1 charged back), below QualityMinFrauds
+    now = datetime(2026, 6, 1, 8, 30, tzinfo=UTC)
+    handler.rehandle(clock=lambda: now)
+    champion = load_baseline(ARTIFACTS).model_version
+    drift_stack.put(quality_items(champion, now - timedelta(days=62), 2, 1, unlabelled=300))
+
+    result = handler.lambda_handler({"check": "quality"}, lambda_context)
+
+    # then: no verdict, and no RecallAtDecline for QualityAlarm to fire on
+    assert result["status"] == "insufficient_labels"
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert "RecallAtDecline" not in metrics and metrics["FraudsSeen"] == 3
+
+
 def test_the_quality_schedule_reports_the_matured_window_and_asks_for_retraining_on_low_recall(
     drift_stack: DriftStack,
     handler: Wired,

@@ -709,8 +709,8 @@ def test_labels_cost_their_stream_function_and_reads_and_writes() -> None:
 
     # 10 tx/s: 0.1 labels a second, half a label per 5 s window: batches of 1
     slow = labels_cost(Scenario(10, "x86_64", "ON_DEMAND"), LABELS, 1e6 / 36_000, p)
-    # 1,000 tx/s: 10 labels a second, 50 per window: batches of 50
-    busy = labels_cost(Scenario(1000, "x86_64", "PROVISIONED"), LABELS, 1e6 / 3_600_000, p)
+    # 1,000 tx/s on 2 shards: 5 labels a second each, 25 per window: batches of 25
+    busy = labels_cost(Scenario(1000, "x86_64", "PROVISIONED"), LABELS, 1e6 / 3_600_000, p, 2)
 
     labels = 10_000  # a million transactions
     assert slow["labels_stream"] == pytest.approx(
@@ -718,9 +718,9 @@ def test_labels_cost_their_stream_function_and_reads_and_writes() -> None:
     )
     # 10,000 invocations of 1 label: 2 ms at 0.5 GB, plus the request
     assert slow["labels_lambda"] == pytest.approx(labels * (0.002 * 0.5 * 1.66667e-5 + 2e-7))
-    # 200 invocations of 50 labels: 100 ms each
-    assert busy["labels_lambda"] == pytest.approx(200 * (0.1 * 0.5 * 1.66667e-5 + 2e-7))
-    assert busy["labels_stream"] == pytest.approx(labels * 1.4e-8 + 0.015 * 1e6 / 3_600_000)
+    # 400 invocations of 25 labels: 50 ms each
+    assert busy["labels_lambda"] == pytest.approx(400 * (0.05 * 0.5 * 1.66667e-5 + 2e-7))
+    assert busy["labels_stream"] == pytest.approx(labels * 1.4e-8 + 2 * 0.015 * 1e6 / 3_600_000)
     assert busy["labels_dynamodb"] == pytest.approx(labels * (8 * 6.25e-7 + 2 * 1.25e-7))
     assert slow["labels_dynamodb"] == busy["labels_dynamodb"]
 

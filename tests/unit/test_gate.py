@@ -46,7 +46,7 @@ def test_a_clearly_better_candidate_is_promoted() -> None:
     verdict = judge(_slice(8, champion_noise=2.5, candidate_noise=1.0), (0.5, 0.5), POLICY, 8)
 
     assert verdict["verdict"] == "promote", verdict["why"]
-    assert verdict["pr_auc_difference"]["interval"][0] > 0  # type: ignore[index]
+    assert verdict["pr_auc_difference"]["lower_bound"] > 0  # type: ignore[index]
 
 
 def test_an_equal_candidate_is_rarely_promoted() -> None:

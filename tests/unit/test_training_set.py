@@ -23,11 +23,25 @@ def _row(txn: str, day: float, decision: str = "approve", guard: str | None = No
     return LoggedRow(txn, at, at + timedelta(seconds=2), decision, {"a": day, "b": 1.0}, guard)
 
 
-def _label(txn: str, value: str, day: float, replaced: tuple[str, float] | None = None) -> dict:
+def _label(
+    txn: str,
+    value: str,
+    day: float,
+    replaced: tuple[str, float] | None = None,
+    received: float | None = None,
+) -> dict:
+    """A LabelsTable item: labelled on `day`, received then (or on `received`); `replaced`:
+    the label it replaced, received on its day."""
     label = Label(
         transaction_id=txn, label=value, labelled_at=T0 + timedelta(days=day), source="chargeback"
     )
-    item = {"transaction_id": txn, "label": value, "label_key": label_key(label)}
+    at = T0 + timedelta(days=day if received is None else received)
+    item = {
+        "transaction_id": txn,
+        "label": value,
+        "label_key": label_key(label),
+        "received_at": at.isoformat(),
+    }
     if replaced is not None:
         old = Label(
             transaction_id=txn,
@@ -36,6 +50,7 @@ def _label(txn: str, value: str, day: float, replaced: tuple[str, float] | None 
             source="review",
         )
         item["replaces"] = label_key(old)
+        item["replaces_received_at"] = (T0 + timedelta(days=replaced[1])).isoformat()
     return item
 
 
@@ -44,6 +59,11 @@ def test_labels_are_taken_as_they_were_known_at_the_cutoff() -> None:
     assert label_as_known(reversed_late, CUTOFF) == "fraud"  # the reversal came after
     assert label_as_known(reversed_late, CUTOFF + timedelta(days=10)) == "legit"
     assert label_as_known(_label("u", "fraud", 91), CUTOFF) is None
+    # dated before the cut-off, received after it: not known then
+    assert label_as_known(_label("v", "fraud", 80, received=92), CUTOFF) is None
+    # a chain whose known link was replaced after the cut-off: its history is lost
+    lost = _label("w", "legit", 95, replaced=("fraud", 93))
+    assert label_as_known(lost, CUTOFF) == "unknown_history"
 
 
 def test_the_set_keeps_what_the_cutoff_knew_and_nothing_else() -> None:

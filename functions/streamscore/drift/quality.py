@@ -22,9 +22,9 @@ event hours, summed (core/monitoring.py `Counts`), give:
 - **Champion against challenger**, from the challenger's quality count items paired with the
   champion (core/quality.py `paired_label_attributes`): both models on the same transactions
   with an explicit label. The labelled set is chosen by the champion's decisions (its reviews
-  are all labelled, its declines never are, unlabelled approvals are left out), so the absolute
-  figures are biased the same way for both; the comparison is paired: the frauds one model
-  flags and the other does not, with McNemar's exact test.
+  are all labelled, its declines only when reviewed instead, unlabelled approvals are left
+  out), so the absolute figures are biased the same way for both; the comparison is paired:
+  the frauds one model flags and the other does not, with McNemar's exact test.
 """
 
 from __future__ import annotations
@@ -150,10 +150,12 @@ def wilson_interval(hits: int, n: int) -> tuple[float, float]:
 MIN_SAMPLED_LABELS = 30
 
 
-def _declined_frauds(counts: QualityCounts) -> tuple[float, str, dict[str, Any]]:
+def _declined_frauds(
+    counts: QualityCounts, use_sample: bool = True
+) -> tuple[float, str, dict[str, Any]]:
     """The frauds among the model's declines: from the labels of the declines reviewed instead
-    when there are enough (precision x declines), else from the declines' scores; the source,
-    and what the sample shows."""
+    when there are enough (precision x declines) and `use_sample`, else from the declines'
+    scores; the source, and what the sample shows."""
     frauds, legit = counts.reviewed_declines_labelled
     labelled = frauds + legit
     low, high = wilson_interval(frauds, labelled)
@@ -164,7 +166,7 @@ def _declined_frauds(counts: QualityCounts) -> tuple[float, str, dict[str, Any]]
         "precision_at_decline": _share(frauds, labelled),
         "precision_at_decline_95": [low, high] if labelled else None,
     }
-    if labelled >= MIN_SAMPLED_LABELS:
+    if use_sample and labelled >= MIN_SAMPLED_LABELS:
         return counts.predictions["decline"] * frauds / labelled, "sample", sample
     return counts.expected_frauds["decline"], "scores", sample
 
@@ -204,15 +206,18 @@ def pr_curve(frauds: list[int], legit: list[int]) -> list[tuple[float, float]]:
     return points
 
 
-def realized(counts: QualityCounts) -> dict[str, Any]:
-    """The realized figures of a window whose labels have matured (see the module docstring)."""
+def realized(counts: QualityCounts, mature: bool = True) -> dict[str, Any]:
+    """The realized figures of a window whose labels have matured (see the module docstring).
+    Not `mature` (an early window): the declines' frauds come from their scores even with a
+    decline sample, so that recall at decline can only fall as the window's labels come back
+    (a sample's precision could move either way)."""
     implicit = _implicit(counts)
     frauds, legit = ranked(counts)
     caught, missed = sum(counts.fraud_reviews), sum(counts.fraud_approvals)
     cleared = sum(counts.legit_reviews)
     area = binned_average_precision(frauds, legit)
     # a decline's truth never comes back: the declines reviewed instead, or their scores
-    declined, source, sample = _declined_frauds(counts)
+    declined, source, sample = _declined_frauds(counts, use_sample=mature)
     return {
         # the frauds declined over all frauds: declines' estimated, the rest seen in labels
         "recall_at_decline": _share(declined, declined + caught + missed),
@@ -389,7 +394,7 @@ def quality_report(
         summed = QualityCounts.of(counts, sums.labelled.get(version, Counts()))
         versions[version] = {
             "predictions": summed.predictions,
-            "realized": realized(summed),
+            "realized": realized(summed, mature),
             "estimated": estimated(summed),
         }
     mine = versions.get(champion)
@@ -424,8 +429,9 @@ def quality_report(
         "challengers_bias": (
             "both models on the same transactions with an explicit label (reviews decided by "
             "analysts, chargebacks, disputes): the champion's decisions chose them (its reviews "
-            "are all labelled, its declines never are; unlabelled approvals are left out), so "
-            "the figures are not the models' recall in production; compare them side by side"
+            "are all labelled, its declines only when reviewed instead, unweighted; unlabelled "
+            "approvals are left out), so the figures are not the models' recall in production; "
+            "compare them side by side"
         ),
         "bias": (
             "realized figures are among transactions that were not declined: a decline never "

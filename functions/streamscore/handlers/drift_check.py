@@ -155,7 +155,8 @@ def _quality_check(
     if figures is not None:
         metrics.add_metadata("model_version", report["champion"])
         for name, value in (
-            (M.RECALL_AT_DECLINE, figures["realized"]["recall_at_decline"]),
+            # what the alarms watch: only with the frauds a verdict needs (QualityMinFrauds)
+            (M.RECALL_AT_DECLINE, _judged(report, figures)),
             (M.REALIZED_RECALL_AT_REVIEW, figures["realized"]["recall_at_review"]),
             (M.ESTIMATED_RECALL_AT_REVIEW, figures["estimated"]["recall_at_review"]),
             (M.REALIZED_PRECISION_AT_REVIEW, figures["realized"]["precision_at_review"]),
@@ -166,9 +167,9 @@ def _quality_check(
                 metrics.add_metric(name, MetricUnit.NoUnit, value)
         metrics.add_metric(M.FRAUDS_SEEN, MetricUnit.Count, figures["realized"]["frauds_seen"])
     early = (outcome.early or {}).get("versions", {}).get(report["champion"])
-    if early is not None:
-        if early["realized"]["recall_at_decline"] is not None:
-            value = early["realized"]["recall_at_decline"]
+    if early is not None and outcome.early is not None:
+        value = _judged(outcome.early, early)
+        if value is not None:
             metrics.add_metric(M.EARLY_RECALL_AT_DECLINE, MetricUnit.NoUnit, value)
         metrics.add_metric(M.EARLY_FRAUDS_SEEN, MetricUnit.Count, early["realized"]["frauds_seen"])
     sent = RETRAINING_REQUESTED in outcome.sent
@@ -199,6 +200,14 @@ def _quality_check(
             "early_report_uri": outcome.early_uri,
         }
     return result
+
+
+def _judged(report: dict[str, Any], figures: dict[str, Any]) -> float | None:
+    """Recall at decline when the report could judge it (enough frauds seen), else None."""
+    if report["status"] not in ("ok", "low_recall"):
+        return None
+    value = figures["realized"]["recall_at_decline"]
+    return None if value is None else float(value)
 
 
 def _emit_metrics(report: DriftReport, retraining_requested: bool) -> None:

@@ -233,6 +233,8 @@ def label_fact(
         also.append((pair, Tally(quality=paired)))
     if previous is not None:
         item["replaces"] = previous["label_key"]
+        # when the replaced label became known: a training set cut before this label knows it
+        item["replaces_received_at"] = previous["received_at"]
         also.extend(_taken_back(previous, source))
     fact.also = tuple(also)
     return fact

@@ -285,11 +285,17 @@ def score_batch(
         settle(quarantining, {r.record_id: r for r, _ in batch.invalid}, outcome.failed)
     _tally(outcome, batch, predictions, unconfirmed, by_txn_id)
     if policy.expected is not None:
-        # the decline sample moves its share of the expected declines to reviews
-        sampled = policy.expected.decline * policy.decline_sample
-        outcome.expected_reviews = outcome.scored * (policy.expected.review + sampled)
-        outcome.expected_declines = outcome.scored * (policy.expected.decline - sampled)
+        _expect(outcome, policy.expected, policy)
     return outcome
+
+
+def _expect(outcome: ScoreOutcome, rates: DecisionRates, policy: ScorePolicy) -> None:
+    """What the card expects of the predictions written: the decline sample moves its share of
+    the declines to reviews, the guard switch all of them."""
+    share = 1.0 if policy.review_only else policy.decline_sample
+    reviewed = rates.decline * share
+    outcome.expected_reviews = outcome.scored * (rates.review + reviewed)
+    outcome.expected_declines = outcome.scored * (rates.decline - reviewed)
 
 
 def _look_up_and_score(
@@ -591,9 +597,9 @@ def _facts(
         strata = history_strata(ages, model.history_bounds).tolist()
     shadows: list[Tally | None] = [None] * len(rows)
     if batch.shadow is not None:
-        shadows = batch.shadow.counts(
-            rows, [p["decision"] for p in predictions], [b[-1] for b in bins], ages
-        )
+        # the champion's decisions as its model made them: a decline reviewed instead is one
+        decided = ["decline" if GUARD in p else p["decision"] for p in predictions]
+        shadows = batch.shadow.counts(rows, decided, [b[-1] for b in bins], ages)
     facts = []
     for i, prediction, row_bins, stratum, shadow in zip(
         rows, predictions, bins, strata, shadows, strict=True

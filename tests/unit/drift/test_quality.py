@@ -228,3 +228,15 @@ def test_too_few_reviewed_declines_leave_the_estimate_from_scores() -> None:
     assert figures["declined_frauds_from"] == "scores"
     assert figures["recall_at_decline"] == pytest.approx(180 / 200)  # 0.9 x 200 expected
     assert figures["decline_sample"]["labelled"] == 10
+
+
+def test_an_early_window_takes_the_declines_frauds_from_their_scores_even_with_a_sample() -> None:
+    # the early figure must only fall as labels come back: a sample's precision could rise
+    counts = _with_sample(
+        [(0.9, "fraud" if n < 20 else "legit") for n in range(200)], set(range(40))
+    )
+
+    early, mature = realized(counts, mature=False), realized(counts)
+
+    assert early["declined_frauds_from"] == "scores" and mature["declined_frauds_from"] == "sample"
+    assert early["recall_at_decline"] == pytest.approx(180 / 200)

@@ -127,3 +127,15 @@ def test_the_decline_sample_moves_its_share_of_the_expected_declines_to_reviews(
 
     assert outcome.expected_declines == pytest.approx(30 * 0.02 * 0.75)
     assert outcome.expected_reviews == pytest.approx(30 * (0.1 + 0.02 * 0.25))
+
+
+def test_the_review_only_switch_expects_no_decline(model: ScoringModel) -> None:
+    rates = DecisionRates(review=0.1, decline=0.02)
+    policy = ScorePolicy(
+        Thresholds(0.5, 0.9), alert_on_review=False, expected=rates, review_only=True
+    )
+
+    outcome = run(model, policy, MemoryScorePorts())
+
+    assert outcome.expected_declines == 0
+    assert outcome.expected_reviews == pytest.approx(30 * 0.12)
