@@ -240,9 +240,9 @@ def check_quality(
     draw: QualityDraw | None = None,
 ) -> QualityOutcome:
     """Read the mature window's count items, store the quality report (and its picture, when
-    `draw` is given), and request retraining
-    (reason quality) when the champion's recall at decline fell below the threshold; when it
-    did not and `quality.early_days` is set, judge the early window the same way.
+    `draw` is given), and request retraining (reason quality) when the champion's recall at
+    decline fell below the threshold; when it did not and `quality.early_days` is set, judge
+    the early window the same way.
     The trigger is the drift check's (send_trigger): the same cooldown per model version, a
     stable id (`<version>/quality/<window>`), sent again only on an unknown outcome. `window`
     overrides the matured window (an operator's, or a local run's over its simulated days: the
