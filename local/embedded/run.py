@@ -290,7 +290,7 @@ def _after_streaming(
                     quality["model_version"],
                     quality,
                     quality.get("challengers"),
-                    labels["by_decision"],
+                    by_decision=labels["by_decision"],
                 )
             )
             labels["picture"] = str(picture)

@@ -799,6 +799,20 @@ def test_the_role_grants_exactly_the_calls_the_handler_makes(
 # ---------------------------------------------------------------- the quality check
 
 
+def _matured_labels(
+    drift_stack: DriftStack, handler: Wired, reviewed: int, charged_back: int
+) -> str:
+    """The shipped champion's count items of an hour 62 days before the handler's clock (past
+    the template's 60 days to mature): frauds reviewed and charged back, 300 approvals
+    unlabelled, none declined. Returns the champion."""
+    now = datetime(2026, 6, 1, 8, 30, tzinfo=UTC)
+    handler.rehandle(clock=lambda: now)
+    champion = load_baseline(ARTIFACTS).model_version
+    hour = now - timedelta(days=62)
+    drift_stack.put(quality_items(champion, hour, reviewed, charged_back, unlabelled=300))
+    return champion
+
+
 def test_too_few_frauds_seen_emit_no_recall_at_decline_for_the_alarm_to_judge(
     drift_stack: DriftStack,
     handler: Wired,
@@ -806,10 +820,7 @@ def test_too_few_frauds_seen_emit_no_recall_at_decline_for_the_alarm_to_judge(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # given: 62 days ago, 3 frauds seen (2 reviewed, 1 charged back), below QualityMinFrauds
-    now = datetime(2026, 6, 1, 8, 30, tzinfo=UTC)
-    handler.rehandle(clock=lambda: now)
-    champion = load_baseline(ARTIFACTS).model_version
-    drift_stack.put(quality_items(champion, now - timedelta(days=62), 2, 1, unlabelled=300))
+    _matured_labels(drift_stack, handler, reviewed=2, charged_back=1)
 
     result = handler.lambda_handler({"check": "quality"}, lambda_context)
 
@@ -828,10 +839,7 @@ def test_the_quality_schedule_reports_the_matured_window_and_asks_for_retraining
     # given: 62 days ago, 12 of 40 frauds were reviewed, the rest charged back, none declined
     # (the champion is the shipped model; the template's defaults: 60 days to mature, a 7-day
     # window, recall at decline 0.8)
-    now = datetime(2026, 6, 1, 8, 30, tzinfo=UTC)
-    handler.rehandle(clock=lambda: now)
-    champion = load_baseline(ARTIFACTS).model_version
-    drift_stack.put(quality_items(champion, now - timedelta(days=62), 12, 28, unlabelled=300))
+    champion = _matured_labels(drift_stack, handler, reviewed=12, charged_back=28)
 
     # when: the quality schedule fires (its event, as the template's QualityCheckSchedule sends it)
     result = handler.lambda_handler({"check": "quality"}, lambda_context)

@@ -346,9 +346,9 @@ def _model_figures(counts: Counts, prefix: str, side: int) -> dict[str, Any]:
     frauds, legit = bins("f"), bins("l")
     figures: dict[str, Any] = {"frauds": sum(frauds), "legit": sum(legit)}
     for threshold, decisions in _FLAGGED.items():
-        caught, flagged = decided("f", decisions), decided("f", decisions) + decided("l", decisions)
+        caught = decided("f", decisions)
         figures[f"recall_at_{threshold}"] = _share(caught, sum(frauds))
-        figures[f"precision_at_{threshold}"] = _share(caught, flagged)
+        figures[f"precision_at_{threshold}"] = _share(caught, caught + decided("l", decisions))
     area = binned_average_precision(frauds, legit)
     figures |= {"pr_auc": area.value, "pr_auc_low": area.low, "pr_auc_high": area.high}
     return figures

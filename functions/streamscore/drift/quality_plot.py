@@ -28,8 +28,8 @@ def draw_quality(
     version: str,
     figures: Mapping[str, Any],
     challengers: Mapping[str, Mapping[str, Any]] | None = None,
-    by_decision: Mapping[str, Mapping[str, int]] | None = None,
     title: str = "",
+    by_decision: Mapping[str, Mapping[str, int]] | None = None,
     dpi: int = 100,
 ) -> bytes:
     """PNG bytes: `figures` ({"realized", "estimated"} of `version`), each challenger's paired

@@ -85,14 +85,8 @@ def build(
         ),
         quality=settings.quality_policy(),
         # pictures of both checks, or of neither (a caller passing draw=None)
-        draw_quality=_draw_quality if draw is not None else None,
+        draw_quality=draw_quality if draw is not None else None,
     )
-
-
-def _draw_quality(
-    version: str, figures: dict[str, Any], challengers: dict[str, Any], title: str
-) -> bytes:
-    return draw_quality(version, figures, challengers, title=title)
 
 
 def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) -> Handler:
@@ -166,8 +160,8 @@ def _quality_check(
             if value is not None:
                 metrics.add_metric(name, MetricUnit.NoUnit, value)
         metrics.add_metric(M.FRAUDS_SEEN, MetricUnit.Count, figures["realized"]["frauds_seen"])
-    early = (outcome.early or {}).get("versions", {}).get(report["champion"])
-    if early is not None and outcome.early is not None:
+    early = outcome.early["versions"].get(report["champion"]) if outcome.early else None
+    if outcome.early is not None and early is not None:
         value = _judged(outcome.early, early)
         if value is not None:
             metrics.add_metric(M.EARLY_RECALL_AT_DECLINE, MetricUnit.NoUnit, value)
