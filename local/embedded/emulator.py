@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from embedded.containers import FunctionError, Invocation, Invoker
+from embedded.dynamodb_streams import DynamoStreamAsKinesis, dynamodb_event, is_table_stream
 from embedded.lambda_events import KinesisEntry, kinesis_event
 
 # Lambda's limit on a synchronous invocation's payload; a batch is cut before it.
@@ -506,7 +507,9 @@ class ShardPoller:
 def batch_event(
     records: Sequence[dict[str, Any]], stream_arn: str, shard_id: str, role_arn: str, region: str
 ) -> dict[str, Any]:
-    """The Kinesis event Lambda sends for `records` of one shard (as GetRecords returns them)."""
+    """The event Lambda sends for `records` of one shard (as GetRecords returns them)."""
+    if is_table_stream(stream_arn):
+        return dynamodb_event(records, stream_arn, region)
     entries = [
         KinesisEntry(
             partition_key=r["PartitionKey"],
@@ -574,7 +577,7 @@ def on_failure_record(
         "responseContext": response_context,
         "version": "1.0",
         "timestamp": _iso(now),
-        "KinesisBatchInfo": {
+        _batch_info(mapping.event_source_arn): {
             "shardId": shard_id,
             "startSequenceNumber": records[0]["SequenceNumber"],
             "endSequenceNumber": records[-1]["SequenceNumber"],
@@ -584,6 +587,10 @@ def on_failure_record(
             "streamArn": mapping.event_source_arn,
         },
     }
+
+
+def _batch_info(stream_arn: str) -> str:
+    return "DDBStreamBatchInfo" if is_table_stream(stream_arn) else "KinesisBatchInfo"
 
 
 def _list_shards(kinesis: Any, stream_arn: str) -> list[dict[str, Any]]:
@@ -663,7 +670,7 @@ class EventSourceEmulator:
                 self._destinations[arn] = FailureDestination(arn, self._clients)
             self.mappings.append(mapping)
             self.stats[mapping.uuid] = MappingStats()
-            kinesis = self._clients("kinesis")
+            kinesis = self._stream_client(mapping.event_source_arn)
             shards = _list_shards(kinesis, mapping.event_source_arn)
             listed = {s["ShardId"] for s in shards}
             known = self._known_shards.setdefault(mapping.uuid, set())
@@ -679,6 +686,12 @@ class EventSourceEmulator:
                 added.append(self._poller(mapping, shard["ShardId"], kinesis))
         self.pollers += added
         return added
+
+    def _stream_client(self, stream_arn: str) -> Any:
+        """The Kinesis client, or a table's stream behind the same calls."""
+        if is_table_stream(stream_arn):
+            return DynamoStreamAsKinesis(self._clients("dynamodbstreams"))
+        return self._clients("kinesis")
 
     def _poller(self, mapping: MappingConfig, shard_id: str, kinesis: Any) -> ShardPoller:
         arn = mapping.on_failure_destination
@@ -705,11 +718,11 @@ class EventSourceEmulator:
         with self._shards_lock:
             if not self._started:
                 return 0
-            kinesis = self._clients("kinesis")
             pending = 0
             listings: dict[str, list[dict[str, Any]]] = {}
             for mapping in list(self.mappings):
                 arn = mapping.event_source_arn
+                kinesis = self._stream_client(arn)
                 if arn not in listings:
                     listings[arn] = _list_shards(kinesis, arn)
                 pending += self._sync_mapping(mapping, listings[arn], kinesis)

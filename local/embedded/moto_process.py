@@ -34,17 +34,20 @@ from werkzeug.serving import make_server
 
 
 def _disable_moto_stream_triggers() -> None:
-    """Leave Kinesis event-source mappings to the emulator.
+    """Leave Kinesis and DynamoDB stream event-source mappings to the emulator.
 
-    moto invokes a mapped function itself on every PutRecord, in Docker: one container per
-    record where Docker exists, an error per record where it does not. The emulator is the
-    event source of the local run, so moto only stores the mappings.
+    moto invokes a mapped function itself on every PutRecord and on every write to a table
+    with a mapped stream, in Docker: one container per record where Docker exists, an error
+    per record where it does not (and, for a table, a truthy result empties the stream moto
+    keeps). The emulator is the event source of the local run, so moto only stores the
+    mappings and the stream records.
     """
 
     def store_only(self: Any, *args: Any, **kwargs: Any) -> None:
         return None
 
     LambdaBackend.send_kinesis_message = store_only  # type: ignore[method-assign]
+    LambdaBackend.send_dynamodb_items = store_only  # type: ignore[method-assign,assignment]
 
 
 def _memoize_backend_lookup() -> None:

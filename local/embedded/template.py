@@ -133,6 +133,9 @@ def table_definitions(template: Template) -> dict[str, dict[str, Any]]:
         for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
             if key in properties:
                 kwargs[key] = copy.deepcopy(properties[key])
+        if "StreamSpecification" in properties:
+            view = properties["StreamSpecification"]["StreamViewType"]
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
         definitions[logical_id] = kwargs
     return definitions
 

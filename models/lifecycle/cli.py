@@ -1,4 +1,4 @@
-"""`python -m models publish|promote|rollback|drop-challenger|review-only|status|explain` against a stack.
+"""`python -m models publish|promote|rollback|drop-challenger|review-only|status|explain|retrain` against a stack.
 
 The stack is named by `--stack-name` (its outputs give the artifacts bucket and MonitoringTable)
 or by `--bucket` and `--table`; the user's own credentials and region are used (the policy they
@@ -20,6 +20,8 @@ import boto3
 from lifecycle.explain import describe as describe_reasons
 from lifecycle.explain import explain
 from lifecycle.registry import Registry
+from lifecycle.retrain_command import add_arguments as add_retrain_arguments
+from lifecycle.retrain_command import run_retrain
 from streamscore.aws.retry import client_config
 from streamscore.core.errors import SystemicError
 from streamscore.core.registry import Pointer, RegistryError
@@ -71,7 +73,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     why.add_argument("--predictions-table", help="PredictionsTable's name (for the version)")
     why.add_argument("--model-dir", type=Path, help="explain with this model directory")
     why.add_argument("--top", type=int, default=3, help="reasons listed (default 3)")
+    retrain = commands.add_parser(
+        "retrain",
+        parents=[where],
+        help="train a candidate on the feature log and labels, judge it against the champion, "
+        "publish it as the challenger when the gate passes it",
+    )
+    add_retrain_arguments(retrain)
     args = parser.parse_args(argv)
+    if args.command == "retrain" and not args.stack_name and not args.labels_table:
+        parser.error("name the stack (--stack-name) or LabelsTable (--labels-table)")
     if args.command == "explain":
         if not args.stack_name and not args.features_table:
             parser.error("name the stack (--stack-name) or FeaturesTable (--features-table)")
@@ -143,10 +154,38 @@ def describe(pointer: Pointer) -> str:
     return "\n".join(lines)
 
 
+def _stack_parameters(args: argparse.Namespace) -> dict[str, str]:
+    if not args.stack_name:
+        return {}
+    stacks = _client(args, "cloudformation").describe_stacks(StackName=args.stack_name)
+    return {
+        p["ParameterKey"]: p.get("ParameterValue", "")
+        for p in stacks["Stacks"][0].get("Parameters", [])
+    }
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    args.labels = args.labels_table
+    try:
+        names = _names(args, OUTPUTS | {"labels": "LabelsTableName"})
+        status, _ = run_retrain(
+            args,
+            lambda service: _client(args, service),
+            {k: str(v) for k, v in names.items()},
+            _stack_parameters(args),
+        )
+    except (RegistryError, SystemicError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "explain":
         return _explain(args)
+    if args.command == "retrain":
+        return _retrain(args)
     try:
         registry = _registry(args)
         note = ""

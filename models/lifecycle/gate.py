@@ -8,9 +8,13 @@ to give 95 % intervals of the differences, and the one-sided 95 % lower bounds t
 
 - **PR-AUC** (average precision), candidate minus champion: its one-sided lower bound must be
   above 0: better, not only not worse.
-- **Recall at the decline threshold** (each model at its own card's threshold), candidate minus
-  champion: its lower bound must be above -`recall_tolerance`: it may not decline noticeably
-  fewer frauds.
+- **Recall at the champion's decline rate**, candidate minus champion: the champion at its
+  decline threshold, the candidate at the threshold that declines the same (weighted) share of
+  the slice; its lower bound must be above -`recall_tolerance`: with the same decline budget
+  it may not catch noticeably fewer frauds. Each model's own card threshold is chosen on a
+  small validation slice and differs in decline rate; comparing recall at two different
+  decline rates would reward whichever declines more. The report also gives the candidate's
+  recall at its own threshold.
 - At least `min_frauds` frauds in the slice, or no verdict.
 
 Label bias. The champion decided which transactions production ever labels: its declines never
@@ -86,6 +90,18 @@ def average_precision(labels: np.ndarray, scores: np.ndarray, weights: np.ndarra
     return float(np.sum(recall_steps * tp / flagged))
 
 
+def matched_threshold(
+    scores: np.ndarray, weights: np.ndarray, reference: np.ndarray, threshold: float
+) -> float:
+    """The threshold on `scores` that flags the (weighted) share `reference` flags at `threshold`."""
+    share = float(np.sum(weights * (reference >= threshold)) / np.sum(weights))
+    if share <= 0:
+        return float("inf")
+    order = np.argsort(-scores, kind="stable")
+    cumulative = np.cumsum(weights[order]) / np.sum(weights)
+    return float(scores[order][min(int(np.searchsorted(cumulative, share)), scores.size - 1)])
+
+
 def recall_at(
     labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, threshold: float
 ) -> float:
@@ -129,7 +145,9 @@ def judge(
     difference's point value and bootstrap interval. `thresholds`: (champion's decline
     threshold, candidate's). Deterministic for a seed."""
     y, w = data.labels, data.weights
-    champion_t, candidate_t = thresholds
+    champion_t, own_t = thresholds
+    candidate_t = matched_threshold(data.candidate, w, data.champion, champion_t)
+    thresholds = (champion_t, candidate_t)
     champion_pr = average_precision(y, data.champion, w)
     candidate_pr = average_precision(y, data.candidate, w)
     champion_recall = recall_at(y, data.champion, w, champion_t)
@@ -139,7 +157,12 @@ def judge(
         "frauds": frauds,
         "transactions": int(y.size),
         "champion": {"pr_auc": champion_pr, "recall_at_decline": champion_recall},
-        "candidate": {"pr_auc": candidate_pr, "recall_at_decline": candidate_recall},
+        "candidate": {
+            "pr_auc": candidate_pr,
+            "recall_at_decline": candidate_recall,
+            "matched_threshold": candidate_t,
+            "recall_at_own_threshold": recall_at(y, data.candidate, w, own_t),
+        },
     }
     if frauds < policy.min_frauds:
         why = f"{frauds} frauds in the slice, fewer than {policy.min_frauds}"

@@ -46,6 +46,7 @@ class LoggedRow:
     decision: str
     features: Mapping[str, float]
     guard: str | None = None  # why its decline was reviewed instead, if it was
+    card_age_s: float = float("nan")  # not a feature: the drift baseline's history strata
 
 
 def _key_time(key: str) -> datetime:
@@ -80,6 +81,7 @@ class TrainingSet:
     labels: np.ndarray  # 1 fraud, 0 legitimate
     weights: np.ndarray
     event_times: np.ndarray  # epoch seconds, for time splits
+    card_ages: np.ndarray  # seconds the pipeline had known the card (NaN: not logged)
     names: tuple[str, ...]
     left_out: Counter[str] = field(default_factory=Counter)  # why rows were not kept
     kept_as: Counter[str] = field(default_factory=Counter)  # "labelled", "implicit_negative"
@@ -147,6 +149,7 @@ def training_set(
         labels=np.array([y for _, y, _ in kept], dtype=np.int64),
         weights=np.array([w for _, _, w in kept], dtype=np.float64),
         event_times=np.array([r.event_time.timestamp() for r, _, _ in kept], dtype=np.float64),
+        card_ages=np.array([r.card_age_s for r, _, _ in kept], dtype=np.float64),
         names=tuple(names),
         left_out=left_out,
         kept_as=kept_as,

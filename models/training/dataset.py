@@ -13,7 +13,7 @@ from streamscore.preprocess.features import FEATURE_NAMES, feature_vector, repla
 
 @dataclass(frozen=True, slots=True)
 class Dataset:
-    """Feature matrix in FEATURE_NAMES order, labels, and each row's event time and pattern."""
+    """Feature matrix in FEATURE_NAMES order, labels, and each row's event time, pattern and weight."""
 
     features: np.ndarray  # float64 [n, len(FEATURE_NAMES)]
     is_fraud: np.ndarray  # int64 0/1
@@ -22,6 +22,10 @@ class Dataset:
     card_ages: (
         np.ndarray
     )  # seconds since the card's first transaction in the replay (not a feature)
+    weights: np.ndarray | None = None  # each row's sample weight (None: 1 each)
+
+    def row_weights(self) -> np.ndarray:
+        return np.ones(len(self)) if self.weights is None else self.weights
 
     def __len__(self) -> int:
         return int(self.is_fraud.size)
@@ -33,6 +37,7 @@ class Dataset:
             timestamps=self.timestamps[mask],
             patterns=self.patterns[mask],
             card_ages=self.card_ages[mask],
+            weights=None if self.weights is None else self.weights[mask],
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,7 +113,7 @@ def _iso(epoch: float) -> str:
     return format_event_time(datetime.fromtimestamp(int(epoch), tz=UTC))
 
 
-def _slice_summary(data: Dataset, start: int, end: int | None) -> dict[str, object]:
+def _slice_summary(data: Dataset, start: float, end: float | None) -> dict[str, object]:
     patterns = {name: int((data.patterns == name).sum()) for name in TRAINING_PATTERNS}
     return {
         "start": _iso(start),
@@ -154,17 +154,23 @@ def _export(
     return model_version, model_bytes, session, parity
 
 
-def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResult:
-    """Train, export and check; nothing is written (see `run`). Raises ParityError on mismatch."""
-    durations: dict[str, float] = {}
-    clock = time.perf_counter()
+class _Laps:
+    """Seconds per step, in order."""
 
-    def lap(name: str) -> None:
-        nonlocal clock
+    def __init__(self) -> None:
+        self.durations: dict[str, float] = {}
+        self.clock = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
         now = time.perf_counter()
-        durations[name] = now - clock
-        clock = now
+        self.durations[name] = now - self.clock
+        self.clock = now
 
+
+def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResult:
+    """Simulate, train, export and check; nothing is written (see `run`). Raises ParityError
+    on mismatch."""
+    lap = _Laps()
     simulation = config.simulation()
     progress(f"simulating {config.n_cards} cards over {config.days:g} days (seed {config.seed})")
     batch = simulate(simulation)
@@ -178,6 +184,31 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
         start + round(f * config.days * DAY)
         for f in (config.warmup, config.validation, config.test)
     ]
+    source = {
+        "simulator": {
+            "seed": simulation.seed,
+            "scenario": simulation.scenario,
+            "n_cards": simulation.n_cards,
+            "days": simulation.days,
+            "start": simulation.start.isoformat(),
+            "fraud_rate": simulation.fraud_rate,
+        }
+    }
+    return fit(data, bounds, config, source, progress, lap)
+
+
+def fit(
+    data: Dataset,
+    bounds: Sequence[float],
+    config: TrainingConfig,
+    source: Mapping[str, object],
+    progress: Progress = _silent,
+    lap: Callable[[str], None] | None = None,
+) -> TrainingResult:
+    """Train on `data` split by event time at `bounds` (warm-up end, validation start, test
+    start), export, check and describe; `source` says where the data came from (the card's
+    training_data). Used by `train` (the simulator) and by retraining (the feature log)."""
+    lap = lap or _Laps()
     ts = data.timestamps
     warmup_set = data.subset(ts < bounds[0])
     train_set = data.subset((ts >= bounds[0]) & (ts < bounds[1]))
@@ -193,7 +224,9 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
     )
     model = config.estimator()
     train_x = train_set.features.astype(np.float32)
-    weights = np.where(train_set.is_fraud == 1, config.positive_weight, 1.0)
+    weights = train_set.row_weights() * np.where(
+        train_set.is_fraud == 1, config.positive_weight, 1.0
+    )
     model.fit(train_x, train_set.is_fraud, sample_weight=weights)
     lap("fit")
 
@@ -301,14 +334,7 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
         },
         "training_data": round_floats(
             {
-                "simulator": {
-                    "seed": simulation.seed,
-                    "scenario": simulation.scenario,
-                    "n_cards": simulation.n_cards,
-                    "days": simulation.days,
-                    "start": simulation.start.isoformat(),
-                    "fraud_rate": simulation.fraud_rate,
-                },
+                **source,
                 "n_transactions": len(data),
                 "fraud_rate": float(data.is_fraud.mean()),
                 "time_span": {"start": _iso(ts.min()), "end": _iso(ts.max())},
@@ -352,7 +378,7 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
         },
         "feature_descriptions": {name: FEATURE_DESCRIPTIONS[name] for name in FEATURE_NAMES},
         "test_vectors": export.test_vectors(test_set.features, test_scores),
-        "explanation": export.explanation(train_x, simulation.seed),
+        "explanation": export.explanation(train_x, config.seed),
     }
     lap("describe")
     return TrainingResult(
@@ -364,7 +390,7 @@ def train(config: TrainingConfig, progress: Progress = _silent) -> TrainingResul
         baseline=baseline,
         model_card_bytes=dump_json(card),
         baseline_bytes=dump_json(baseline),
-        durations=durations,
+        durations=lap.durations if isinstance(lap, _Laps) else {},
     )
 
 

@@ -80,6 +80,7 @@ FUNCTION_ENV = {
         "QUARANTINE_TTL_DAYS",
         "MONITORING_TTL_DAYS",
     },
+    "FeatureLogFunction": {"POWERTOOLS_SERVICE_NAME", "FEATURES_TABLE", "ARTIFACTS_BUCKET"},
 }
 # The keys the handlers read and write by (docs/ARCHITECTURE.md, "Contracts", "Tables and keys").
 TABLE_KEYS = {

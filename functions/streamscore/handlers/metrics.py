@@ -74,6 +74,15 @@ class LabelMetric(StrEnum):
     RETRIES = "Retries"
 
 
+class FeatureLogMetric(StrEnum):
+    RECORDS_IN = "RecordsIn"  # PredictionsTable stream records
+    ROWS_LOGGED = "RowsLogged"  # first writes of predictions logged by this invocation
+    ROWS_ALREADY_LOGGED = "RowsAlreadyLogged"  # a retried batch's object was there
+    FEATURES_MISSING = "FeaturesMissing"  # logged without features: FeaturesTable had none
+    RECORDS_FAILED = "RecordsFailed"
+    RETRIES = "Retries"
+
+
 class DriftMetric(StrEnum):
     PSI = "PSI"  # per feature, with a `feature` dimension
     MAX_PSI = "MaxPSI"
@@ -102,5 +111,6 @@ METRICS_BY_SERVICE: dict[str, type[StrEnum]] = {
     "preprocess": PreprocessMetric,
     "score": ScoreMetric,
     "labels": LabelMetric,
+    "feature-log": FeatureLogMetric,
     "drift-check": DriftMetric,
 }

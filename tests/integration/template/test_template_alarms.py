@@ -99,6 +99,8 @@ def test_alarms_watch_every_mapping_function_queue_drift_quarantine_and_the_regi
         ("Errors", {"FunctionName": {"Ref": "ScoreFunction"}}),
         ("Errors", {"FunctionName": {"Ref": "DriftCheckFunction"}}),
         ("Errors", {"FunctionName": {"Ref": "LabelsFunction"}}),
+        ("Errors", {"FunctionName": {"Ref": "FeatureLogFunction"}}),
+        ("IteratorAge", {"FunctionName": {"Ref": "FeatureLogFunction"}}),
         (
             "ApproximateNumberOfMessagesVisible",
             {"QueueName": {"Fn::GetAtt": ["FailureQueue", "QueueName"]}},

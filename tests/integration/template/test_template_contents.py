@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -117,6 +118,7 @@ def test_each_function_logs_to_its_own_encrypted_log_group(template: dict[str, A
             "PreprocessFunction": "preprocess",
             "ScoreFunction": "score",
             "LabelsFunction": "labels",
+            "FeatureLogFunction": "feature-log",
         }.get(name, "drift-check")
         assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-" + kind}
         assert log_group["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
@@ -174,7 +176,10 @@ def test_tables_have_the_keys_and_ttl_the_handlers_use(template: dict[str, Any])
 def test_event_source_mappings_take_every_setting_from_parameters(template: dict[str, Any]) -> None:
     mappings = resources(template, "AWS::Lambda::EventSourceMapping")
 
-    assert set(mappings) == set(MAPPINGS) | {"LabelsEventSourceMapping"}
+    assert set(mappings) == set(MAPPINGS) | {
+        "LabelsEventSourceMapping",
+        "FeatureLogEventSourceMapping",
+    }
     for name, (prefix, stream, function) in MAPPINGS.items():
         properties = mappings[name]["Properties"]
         for setting in ESM_SETTINGS:
@@ -214,6 +219,38 @@ def test_the_labels_mapping_reads_from_the_oldest_record_with_the_others_failure
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert properties["DestinationConfig"] == {
         "OnFailure": {"Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}
+    }
+
+
+def test_the_feature_log_reads_first_writes_of_predictions_and_writes_only_its_prefix(
+    template: dict[str, Any],
+) -> None:
+    properties = resources(template, "AWS::Lambda::EventSourceMapping")[
+        "FeatureLogEventSourceMapping"
+    ]["Properties"]
+    table = resources(template, "AWS::DynamoDB::Table")["PredictionsTable"]["Properties"]
+    role = resources(template, "AWS::IAM::Role")["FeatureLogFunctionRole"]["Properties"]
+    statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["PredictionsTable", "StreamArn"]}
+    assert properties["StartingPosition"] == "TRIM_HORIZON"
+    assert properties["MaximumRecordAgeInSeconds"] == -1
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}
+    }
+    (pattern,) = properties["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {"eventName": ["INSERT"]}
+    assert statements["ReadPredictionsStream"]["Resource"] == {
+        "Fn::Sub": "${PredictionsTable.Arn}/stream/*"
+    }
+    assert statements["FeatureLogObjects"] == {
+        "Sid": "FeatureLogObjects",
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": {"Fn::Sub": "${ArtifactsBucket.Arn}/feature-log/*"},
     }
 
 
@@ -262,7 +299,7 @@ def test_the_tracing_parameter_sets_each_functions_mode_and_the_tracer(
     # then: Lambda's own tracing mode is the parameter (CloudFormation's TracingConfig Mode
     # takes Active or PassThrough), and the Tracer is off (it patches nothing) unless Active
     assert template["Parameters"]["Tracing"]["AllowedValues"] == ["Active", "PassThrough"]
-    assert len(functions) == 4
+    assert len(functions) == 5
     for function in functions.values():
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}

@@ -127,7 +127,7 @@ def test_stack_deploys_into_moto_with_every_resource(template: dict[str, Any]) -
     log_groups = {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}
     assert log_groups == {
         f"/aws/lambda/streamscore-{kind}"
-        for kind in ("preprocess", "score", "drift-check", "labels")
+        for kind in ("preprocess", "score", "drift-check", "labels", "feature-log")
     }
 
 

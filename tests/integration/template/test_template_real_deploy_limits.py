@@ -160,9 +160,13 @@ def test_mappings_start_from_the_oldest_record_and_deliver_records_of_any_age(
         assert parameters[f"{stage}StartingPosition"]["Default"] == "TRIM_HORIZON"
         assert parameters[f"{stage}MaximumRecordAgeInSeconds"]["Default"] == "-1"
     mappings = resources(template, "AWS::Lambda::EventSourceMapping")
-    labels = mappings.pop("LabelsEventSourceMapping")["Properties"]
-    assert (labels["StartingPosition"], labels["MaximumRecordAgeInSeconds"]) == ("TRIM_HORIZON", -1)
-    assert "StartingPositionTimestamp" not in labels
+    for fixed in ("LabelsEventSourceMapping", "FeatureLogEventSourceMapping"):
+        properties = mappings.pop(fixed)["Properties"]
+        assert (properties["StartingPosition"], properties["MaximumRecordAgeInSeconds"]) == (
+            "TRIM_HORIZON",
+            -1,
+        )
+        assert "StartingPositionTimestamp" not in properties
     for name, mapping in mappings.items():
         stage = name.removesuffix("EventSourceMapping")
         assert mapping["Properties"]["StartingPositionTimestamp"] == {
