@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from streamscore.aws._batching import chunked, fan_out
 from streamscore.aws.retry import Backoff, translate_error
+from streamscore.core.ids import TransactionId
 from streamscore.core.items import from_item_value, number_text, plain_number
 
 MAX_GET_KEYS = 100
@@ -175,6 +176,18 @@ def by_transaction_id[K: str](
     """Items of a table keyed by `transaction_id`, and the ids whose read still failed."""
     found, failed = table.get_many({"transaction_id": t} for t in transaction_ids)
     return {key(k[0]): item for k, item in found.items()}, {key(k[0]) for k in failed}
+
+
+class TransactionItemReader:
+    """A table keyed by `transaction_id`, read in batches (strongly consistent)."""
+
+    def __init__(self, table: BatchTable):
+        self.table = table
+
+    def load(
+        self, transaction_ids: Sequence[TransactionId]
+    ) -> tuple[dict[TransactionId, Item], set[TransactionId]]:
+        return by_transaction_id(self.table, transaction_ids, TransactionId)
 
 
 def expires_at(now: datetime, ttl_days: int) -> int:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from streamscore.aws.dynamodb import BatchTable, by_transaction_id, deserialize
+from streamscore.aws.dynamodb import TransactionItemReader, deserialize
 from streamscore.aws.retry import translate_error
 from streamscore.core.errors import RetryableError
-from streamscore.core.ids import TransactionId
 from streamscore.featurelog.batch import Change
 
 # "If the object already exists, the write fails with 412 Precondition Failed" and a concurrent
@@ -36,16 +35,8 @@ def parse_stream_event(event: Mapping[str, Any]) -> list[Change]:
     return changes
 
 
-class DynamoFeatureReader:
+class DynamoFeatureReader(TransactionItemReader):
     """FeaturesTable read by transaction id (strongly consistent)."""
-
-    def __init__(self, table: BatchTable):
-        self.table = table
-
-    def load(
-        self, transaction_ids: Sequence[TransactionId]
-    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
-        return by_transaction_id(self.table, transaction_ids, TransactionId)
 
 
 class S3LogWriter:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from streamscore.aws.dynamodb import BatchTable, by_transaction_id
+from streamscore.aws.dynamodb import TransactionItemReader
 from streamscore.aws.facts import TransactionFactStore
 from streamscore.core.ids import TransactionId
 from streamscore.core.monitoring import Fact
@@ -36,13 +36,5 @@ class DynamoLabelStore(TransactionFactStore):
         )
 
 
-class DynamoPredictionReader:
+class DynamoPredictionReader(TransactionItemReader):
     """PredictionsTable read by transaction id (strongly consistent)."""
-
-    def __init__(self, table: BatchTable):
-        self.table = table
-
-    def load(
-        self, transaction_ids: Sequence[TransactionId]
-    ) -> tuple[dict[TransactionId, dict[str, Any]], set[TransactionId]]:
-        return by_transaction_id(self.table, transaction_ids, TransactionId)
