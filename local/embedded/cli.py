@@ -4,7 +4,7 @@
                         [--input FILE] [--aggregate N] [--json FILE] [--rate N]
                         [--parameter KEY=VALUE ...]
                         [--outage FUNCTION=SECONDS ...] [--redrive] [--replay [--replay-batch-size N]]
-                        [--challenger DIR [--promote-at PERCENT]]
+                        [--challenger DIR [--promote-at PERCENT]] [--days N] [--retrain]
     python -m local run --stack-name NAME [--region R] [--smoke] ...  (a deployed stack, real credentials)
     python -m local redrive --stack-name NAME [--region R] [--dry-run] [--delete-lost] [--json FILE]
     python -m local resend-events --stack-name NAME [--region R] [--dry-run]
@@ -31,7 +31,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from embedded.deploy import StackError, TemplateError
-from embedded.producer import SCENARIO_SETTINGS
+from embedded.producer import SCENARIO_SETTINGS, SIMULATED_DAYS
 from embedded.redrive import ATTEMPTS, redrive_deployed, render_redrive
 from embedded.remote import render_smoke, run_against_stack
 from embedded.replay import replay_problems
@@ -96,6 +96,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value >= 3:
+        raise argparse.ArgumentTypeError("at least 3 days")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m local",
@@ -120,7 +127,13 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     traffic.add_argument(
         "--scenario", choices=list(SCENARIO_SETTINGS), default="baseline",
-        help="simulated traffic: baseline, or drift that starts on day 4 of 7 (default baseline)",
+        help="simulated traffic: baseline, or drift that starts after 3/7 of the period (day 4 of 7 "
+        "by default)",
+    )  # fmt: skip
+    traffic.add_argument(
+        "--days", type=_positive_float, default=SIMULATED_DAYS,
+        help=f"simulated days the transactions spread over (default {SIMULATED_DAYS:g}; a retrain "
+        "needs weeks: 42)",
     )  # fmt: skip
     traffic.add_argument(
         "--invalid-rate", type=_rate, default=DEFAULT_INVALID_RATE,
@@ -185,6 +198,12 @@ def parser() -> argparse.ArgumentParser:
         help="promote the challenger once this share of the records was sent (50%% or 0.5): "
         "the summary shows predictions per version and the time to the first prediction of "
         "the new champion",
+    )  # fmt: skip
+    models.add_argument(
+        "--retrain", action="store_true",
+        help="once the labels are in, run `python -m models retrain --simulated-time` against the "
+        "embedded stack (its window ends at the simulated period's end; the waiting rule counts "
+        "from the scenario's drift start) and show its verdict",
     )  # fmt: skip
     deployed = run.add_argument_group("a deployed stack (real credentials, no emulator)")
     deployed.add_argument("--stack-name", help="smoke-test this deployed stack instead")
@@ -346,6 +365,8 @@ def _run(args: argparse.Namespace) -> int:
         outages=dict(args.outage),
         challenger=args.challenger,
         promote_at=args.promote_at,
+        days=args.days,
+        retrain=args.retrain,
     )
     if args.promote_at is not None and args.challenger is None:
         raise RunError("--promote-at promotes the challenger: add --challenger DIR")
@@ -361,6 +382,7 @@ def _run(args: argparse.Namespace) -> int:
                 ("--redrive", args.redrive),
                 ("--replay", args.replay),
                 ("--challenger", args.challenger),
+                ("--retrain", args.retrain),
             )
             if given
         ]

@@ -65,6 +65,8 @@ class Traffic:
     repeats: int = 0  # payloads whose transaction_id was sent before (producer duplicates)
     monitored_from: int = 0  # payloads before this index precede the drift; the check looks after
     description: str = ""
+    drift_from: datetime | None = None  # event time the scenario's drift starts (simulated only)
+    event_end: datetime | None = None  # the simulated period's end (simulated only)
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -87,24 +89,29 @@ class Traffic:
 
 
 def simulated_traffic(
-    transactions: int, scenario: str = "baseline", invalid_rate: float = 0.0, seed: int = 2026
+    transactions: int,
+    scenario: str = "baseline",
+    invalid_rate: float = 0.0,
+    seed: int = 2026,
+    days: float = SIMULATED_DAYS,
 ) -> Traffic:
-    """`transactions` simulated transactions in event time, invalid records mixed in.
+    """`transactions` simulated transactions over `days` of event time, invalid records mixed in.
 
     The cards are as many as the period needs for at least `transactions` transactions; the
-    surplus is left out at the start. The scenario's drift starts after the baseline days.
+    surplus is left out at the start. The scenario's drift starts after the baseline days
+    (the first 3/7 of the period).
     """
     if transactions < 1:
         raise ValueError("stream at least one transaction")
     if scenario not in SCENARIO_SETTINGS:
         raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIO_SETTINGS)}")
-    per_card = SIMULATED_DAYS * SimulationConfig().mean_daily_txns
+    per_card = days * SimulationConfig().mean_daily_txns
     cards = max(1, math.ceil(transactions / per_card))
     for _ in range(6):
         config = SimulationConfig(
             seed=seed,
             n_cards=cards,
-            days=SIMULATED_DAYS,
+            days=days,
             scenario=scenario,  # type: ignore[arg-type]
             drift_start=BASELINE_SHARE,
             **SCENARIO_SETTINGS[scenario],  # type: ignore[arg-type]
@@ -117,7 +124,7 @@ def simulated_traffic(
     skip = max(0, len(batch) - transactions)
     chosen = batch.transactions[skip:]
     labels = {label.transaction_id: label for label in batch.labels[skip:]}
-    drift_from = config.start_epoch + BASELINE_SHARE * SIMULATED_DAYS * 86_400
+    drift_from = config.start_epoch + BASELINE_SHARE * days * 86_400
     before_drift = int(np.searchsorted(batch.timestamps[skip:], drift_from))
     rng = np.random.default_rng(seed)
     mixed = inject_invalid([encode_transaction(t) for t in chosen], rng, invalid_rate)
@@ -143,9 +150,11 @@ def simulated_traffic(
         monitored_from=monitored_from,
         description=(
             f"{len(chosen):,} simulated transactions ({scenario}, seed {seed}, {cards:,} cards, "
-            f"{SIMULATED_DAYS:g} days from a cold stack, the drift check on the last "
-            f"{(1 - BASELINE_SHARE) * SIMULATED_DAYS:g}) + {invalid:,} invalid records"
+            f"{days:g} days from a cold stack, the drift check on the last "
+            f"{min(7.0, (1 - BASELINE_SHARE) * days):g}) + {invalid:,} invalid records"
         ),
+        drift_from=None if scenario == "baseline" else datetime.fromtimestamp(drift_from, UTC),
+        event_end=datetime.fromtimestamp(config.start_epoch + days * 86_400, UTC),
     )
 
 

@@ -38,12 +38,21 @@ from embedded.challenger import (
 from embedded.containers import FUNCTION_OUTPUT, FunctionContainer, Invocation, Invoker
 from embedded.emulator import EventSourceEmulator, Incident, MappingStats
 from embedded.labels import feed_labels
-from embedded.producer import Producer, ProducerResult, Traffic, file_traffic, simulated_traffic
+from embedded.producer import (
+    SIMULATED_DAYS,
+    Producer,
+    ProducerResult,
+    Traffic,
+    file_traffic,
+    simulated_traffic,
+)
 from embedded.progress import ProgressBar
 from embedded.redrive import in_process, redrive
 from embedded.replay import replay
+from embedded.retraining import feature_log_section, retrain_section
 from embedded.stack import MODEL_DIR, STACK_NAME, TEMPLATE_PATH, EmbeddedStack
 from embedded.summary import (
+    Observed,
     build_summary,
     drift_summary,
     functions_summary,
@@ -93,6 +102,8 @@ class RunOptions:
     outages: dict[str, float] = field(default_factory=dict)
     challenger: Path | None = None  # a model directory, scored in shadow from the start
     promote_at: float | None = None  # share of the records sent, then the challenger promoted
+    days: float = SIMULATED_DAYS  # the simulated period
+    retrain: bool = False  # once the labels are in, retrain and judge (lifecycle/retrain.py)
 
 
 LOCAL_FEATURE_LOG_WINDOW_S = 1
@@ -109,7 +120,11 @@ def make_traffic(options: RunOptions) -> Traffic:
         return traffic
     try:
         return simulated_traffic(
-            options.transactions, options.scenario, options.invalid_rate, options.seed
+            options.transactions,
+            options.scenario,
+            options.invalid_rate,
+            options.seed,
+            options.days,
         )
     except ValueError as error:
         raise RunError(str(error)) from None
@@ -226,6 +241,9 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             if "labels" in sections:  # every label has come back: the whole window is mature
                 sections["quality_check"] = _check_quality(stack, start, end)
             observed = observe_stack(clients, outputs)
+            _feature_log_and_retrain(
+                options, traffic, clients, outputs, observed, sections, console
+            )
             if models is not None:
                 sections["models"] = models.summary(observed.predictions)
             # functions by logical id: CloudFormation generates their deployed names
@@ -267,6 +285,25 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             return build_summary(
                 traffic, record_ids, observed, finished - sent.started_at, drift, extra
             )
+
+
+def _feature_log_and_retrain(
+    options: RunOptions,
+    traffic: Traffic,
+    clients: Callable[[str], Any],
+    outputs: Mapping[str, str],
+    observed: Observed,
+    sections: dict[str, Any],
+    console: _Console,
+) -> None:
+    sections["feature_log"] = feature_log_section(
+        clients("s3"), outputs["ArtifactsBucketName"], set(observed.predictions)
+    )
+    if options.retrain:
+        console.say("retraining on the feature log and the labels (simulated time)")
+        sections["retrain"] = retrain_section(
+            clients, outputs, traffic, options.parameters, options.out_dir, console.say
+        )
 
 
 def _after_streaming(

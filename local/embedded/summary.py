@@ -486,9 +486,58 @@ def render_summary(summary: Mapping[str, Any]) -> str:
             f"Quality check  {check.get('status', check.get('error'))}; retraining: "
             f"{check.get('retraining', '-')}; report {check.get('report_uri', '-')}"
         )
+    if summary.get("feature_log"):
+        lines.append(render_feature_log(summary["feature_log"]))
+    if summary.get("retrain"):
+        lines += render_retrain(summary["retrain"])
     lines += ["", *_drift(summary)]
     lines += [f"Note           {line}" for line in summary.get("notes", [])]
     return "\n".join([*lines, ""])
+
+
+def render_feature_log(log: Mapping[str, Any]) -> str:
+    head = f"Feature log    {log['rows']:,} rows in {log['objects']:,} objects"
+    problems = [
+        f"{log[key]:,} {text}"
+        for key, text in (
+            ("scored_not_logged", "scored transactions not logged"),
+            ("logged_not_scored", "logged transactions not scored"),
+            ("without_features", "rows without features"),
+        )
+        if log[key]
+    ]
+    repeated = (
+        f" ({log['repeated_rows']:,} rows repeated by retries)" if log["repeated_rows"] else ""
+    )
+    return (
+        f"{head}: "
+        + ("; ".join(problems) or "every scored transaction, with its features")
+        + repeated
+    )
+
+
+def render_retrain(section: Mapping[str, Any]) -> list[str]:
+    lines = [f"Retrain        {section['verdict']}: {section['why']}"]
+    if section.get("candidate"):
+        lines.append(f"  candidate    {section['candidate']} against {section['champion']}")
+    for key, name in (
+        ("pr_auc_difference", "PR-AUC"),
+        ("recall_at_decline_difference", "recall at the champion's decline rate"),
+    ):
+        figure = section.get(key)
+        if figure:
+            low, high = figure["interval"]
+            lines.append(
+                f"  {name}: candidate - champion {figure['value']:+.3f} (95% {low:+.3f} to {high:+.3f})"
+            )
+    published = section.get("published") or {}
+    if published:
+        lines.append(
+            "  published    "
+            + ("as the challenger" if published.get("published") else published.get("why", "-"))
+        )
+    lines.append(f"  report       {section['report_dir']}")
+    return lines
 
 
 def render_labels(section: Mapping[str, Any]) -> list[str]:

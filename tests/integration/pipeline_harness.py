@@ -28,6 +28,8 @@ The pieces, in the order an example uses them:
   does after a timeout. At the end, faults off: the mappings drain, the operator's re-drive
   command (`local/embedded/redrive.py`, `redrive()`, as `python -m local redrive` runs it) reads
   the queue and re-drives every range through the handlers, and both streams drain again.
+  Then FeatureLogFunction follows PredictionsTable's stream (`_log_features`) with random batch
+  boundaries, the example's faults on its first invocations, retries from its checkpoint.
 - `verify()`: the invariants against a `Reference` (each distinct transaction once, its first
   valid version winning): accounting of every user record (the unit the functions process: a
   plain record, a user record of an aggregate, or a corrupted aggregate whole, which must be
@@ -35,7 +37,8 @@ The pieces, in the order an example uses them:
   over the user records produced, features and card state reproduced by a
   replay in `state_version` order, one prediction per transaction with the score of the version
   it names (and its challenger's, in shadow), alerts per version's decision, the handlers'
-  contract, monitoring totals (each version's and each challenger's shadow counts). A broken invariant raises the subclass of
+  contract, monitoring totals (each version's and each challenger's shadow counts), the feature
+  log (each prediction's first write logged, with its features, rows repeated only identical). A broken invariant raises the subclass of
   `InvariantError` named after it, listing the transactions or cards concerned, then the
   workload, the injected faults and the invocation trace.
 
@@ -55,6 +58,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import inspect
 import json
 import math
 import os
@@ -84,6 +88,7 @@ from pydantic import ValidationError
 from embedded import moto_process
 from embedded.aggregation import corrupt_digest, encode_aggregate
 from embedded.containers import FunctionError, Invocation
+from embedded.dynamodb_streams import STREAM_RECORD, DynamoStreamAsKinesis, dynamodb_event
 from embedded.emulator import MappingConfig, on_failure_record
 from embedded.lambda_events import KinesisEntry, kinesis_event
 from embedded.redrive import redrive
@@ -106,6 +111,7 @@ from streamscore.core.monitoring import (
 from streamscore.core.quality import SCORE_UNITS, in_decline_sample, quality_bin
 from streamscore.core.records import record_id_of
 from streamscore.core.registry import Pointer
+from streamscore.featurelog.rows import LOG_PREFIX, decode
 from streamscore.labels.contract import Label, label_key
 from streamscore.preprocess.contracts import Transaction
 from streamscore.preprocess.features import CardState, advance_state, build_features
@@ -131,6 +137,9 @@ DECLINE_SAMPLE_SHARE = 0.2
 TRANSACTIONS = "TransactionsStream"
 FEATURES = "FeaturesStream"
 LABELS = "LabelsStream"
+PREDICTION_CHANGES = "PredictionsTable"  # the table's stream, read by the feature log
+FEATURE_LOG = "feature_log"  # its stage (handlers/feature_log.py)
+FEATURE_LOG_FAULTY_SHARE = 4  # a quarter of an example's faulty invocations go to the feature log
 STAGE_OF = {TRANSACTIONS: "preprocess", FEATURES: "score", LABELS: "labels"}
 STAGES = tuple(STAGE_OF.values())
 ACCOUNT = "123456789012"  # moto's default account
@@ -574,8 +583,13 @@ THROTTLING = {
     "dynamodb": "ProvisionedThroughputExceededException",
     "kinesis": "ProvisionedThroughputExceededException",
     "events": "ThrottlingException",
+    "s3": "SlowDown",
 }
-SERVER_ERROR = {"dynamodb": "InternalServerError", "kinesis": "InternalFailure"}
+SERVER_ERROR = {
+    "dynamodb": "InternalServerError",
+    "kinesis": "InternalFailure",
+    "s3": "InternalError",
+}
 BATCH_CALLS = frozenset(
     {"dynamodb.BatchWriteItem", "dynamodb.BatchGetItem", "kinesis.PutRecords", "events.PutEvents"}
 )
@@ -888,18 +902,22 @@ class Pipeline:
                 },
             ),
             "labels": self.stack.function_environment("LabelsFunction", HANDLER_ENV),
+            FEATURE_LOG: self.stack.function_environment(
+                "FeatureLogFunction", HANDLER_ENV | {"ARTIFACTS_BUCKET": ARTIFACTS_BUCKET}
+            ),
         }
         for name in (
             "streamscore.handlers.preprocess",
             "streamscore.handlers.score",
             "streamscore.handlers.labels",
+            "streamscore.handlers.feature_log",
             "streamscore.core.observability",
         ):
             self._saved_modules[name] = sys.modules.get(name)
         sys.modules.pop(
             "streamscore.core.observability", None
         )  # its singletons read the environment
-        for stage in STAGES:
+        for stage in (*STAGES, FEATURE_LOG):
             self.cold_start(stage)
         return self
 
@@ -956,13 +974,10 @@ class Pipeline:
         os.environ.update(self.environments[stage])
         sys.modules.pop(module_name, None)
         module = importlib.import_module(module_name)
-        app = wire(
-            module,
-            self.environments[stage],
-            backoff=quiet_backoff(seed=0),
-            io_executor=InlineExecutor(),
-            step_executor=InlineExecutor(),
-        )
+        executors = {"io_executor": InlineExecutor()}
+        if "step_executor" in inspect.signature(module.build).parameters:
+            executors["step_executor"] = InlineExecutor()
+        app = wire(module, self.environments[stage], backoff=quiet_backoff(seed=0), **executors)
         self.injector.attach(*self._clients(app))
         self._containers[stage] = app
         return app
@@ -976,15 +991,47 @@ class Pipeline:
 
     @staticmethod
     def _clients(app: Wired) -> list[Any]:
-        return [c for c in (app.dynamodb, app.kinesis, app.events) if c is not None]
+        return [c for c in (app.dynamodb, app.kinesis, app.events, app.s3) if c is not None]
 
     @staticmethod
     def _shutdown(app: Wired) -> None:
         for executor in app.pools:
             executor.shutdown(wait=False)
 
+    def prediction_changes(self) -> tuple[str, list[dict[str, Any]]]:
+        """PredictionsTable's stream: its ARN and every record (as the emulator reads one)."""
+        table = self.stack.tables["PredictionsTable"]
+        arn = self.stack.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        streams = DynamoStreamAsKinesis(boto3.client("dynamodbstreams", region_name=REGION))
+        records: list[dict[str, Any]] = []
+        for shard in streams.list_shards(StreamARN=arn)["Shards"]:
+            iterator = streams.get_shard_iterator(
+                StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while True:
+                page = streams.get_records(ShardIterator=iterator)
+                if not page["Records"]:
+                    break
+                records += [r | {"ShardId": shard["ShardId"]} for r in page["Records"]]
+                iterator = page["NextShardIterator"]
+        return arn, records
+
+    def feature_log(self) -> list[dict[str, Any]]:
+        """Every row of every feature-log object."""
+        s3 = boto3.client("s3", region_name=REGION)
+        rows: list[dict[str, Any]] = []
+        listing = s3.list_objects_v2(Bucket=ARTIFACTS_BUCKET, Prefix=LOG_PREFIX)
+        for entry in listing.get("Contents", []):
+            rows += decode(s3.get_object(Bucket=ARTIFACTS_BUCKET, Key=entry["Key"])["Body"].read())
+        return rows
+
     def reset(self) -> None:
         """Fresh tables and streams (same names: the handlers' clients are bound to them)."""
+        s3 = boto3.client("s3", region_name=REGION)
+        for entry in s3.list_objects_v2(Bucket=ARTIFACTS_BUCKET, Prefix=LOG_PREFIX).get(
+            "Contents", []
+        ):
+            s3.delete_object(Bucket=ARTIFACTS_BUCKET, Key=entry["Key"])
         dynamodb, kinesis = self.stack.dynamodb, self.stack.kinesis
         existing_tables = set(dynamodb.list_tables()["TableNames"])
         for logical_id, kwargs in table_definitions(self.template).items():
@@ -1143,6 +1190,53 @@ class ExampleRun:
         self._drain(calm)
         self._redrive(calm)
         self._drain(calm)
+        self._log_features(calm)
+
+    def _log_features(self, calm: Dice) -> None:
+        """FeatureLogFunction on PredictionsTable's stream, once the other stages drained.
+
+        The stream is append-only and the feature records it joins are written once, before
+        their record reaches scoring: a consumer that follows it during the run sees a prefix
+        of what it holds now, so delivering it afterwards covers every schedule of the log's
+        own. Batches of 1 to 12 records from the checkpoint; a function error retries from it
+        (with another size: Lambda's bisection, or a retry); batchItemFailures moves the
+        checkpoint to the failed record. The weather of the example blows on the log's calls
+        (FeaturesTable reads, S3 writes) for its first invocations, then clears.
+        """
+        arn, raw = self.pipeline.prediction_changes()
+        records = [
+            Rec(
+                PREDICTION_CHANGES,
+                self.pipeline.stack.tables["PredictionsTable"],
+                r["ShardId"],
+                i,
+                r["SequenceNumber"],
+                "",
+                r["Data"],
+                float(r["ApproximateArrivalTimestamp"]),
+            )
+            for i, r in enumerate(raw)
+        ]
+        faulty = self.scenario.faulty_invocations // FEATURE_LOG_FAULTY_SHARE
+        self.injector.enabled = self.scenario.faults.any and faulty > 0
+        position = invocations = 0
+        try:
+            while position < len(records):
+                if invocations >= faulty:
+                    self.injector.enabled = False
+                if invocations > faulty + DRAIN_LIMIT:
+                    raise HarnessError(f"the feature log did not drain{self.describe()}")
+                dice = self.dice if self.injector.enabled else calm
+                batch = records[position : position + calm.between(1, 12)]
+                event = dynamodb_event([raw[r.index] for r in batch], arn, REGION)
+                attempt, _ = self._call(FEATURE_LOG, "main", batch, event, dice)
+                invocations += 1
+                if attempt.failed_from is None:
+                    position += len(batch)
+                elif attempt.error is None:
+                    position = attempt.failed_from
+        finally:
+            self.injector.enabled = False
 
     def _redrive(self, dice: Dice) -> None:
         """The operator's re-drive command (`local.embedded.redrive`) on the example's FailureQueue."""
@@ -1622,6 +1716,11 @@ class MonitoringTotalsError(InvariantError):
     """The hourly count items do not count each prediction and each quarantined record once."""
 
 
+class FeatureLogError(InvariantError):
+    """A prediction's first write is not in the feature log with the features it was scored
+    from, or the log holds a row of no first write, or two rows of one transaction differ."""
+
+
 class LabelError(InvariantError):
     """A transaction's label in force is not its greatest, or the quality counts are not the
     labels in force, each once."""
@@ -1638,6 +1737,7 @@ INVARIANTS: dict[str, tuple[type[InvariantError], str]] = {
     "state_version": (StateVersionMissingError, "feature items carry state_version"),
     "totals": (MonitoringTotalsError, "count items count each prediction and bad record once"),
     "labels": (LabelError, "each transaction's greatest label in force, counted once"),
+    "feature_log": (FeatureLogError, "each prediction's first write logged with its features"),
 }
 CORE_CHECKS = (
     "accounting",
@@ -1649,6 +1749,7 @@ CORE_CHECKS = (
     "state_version",
     "totals",
     "labels",
+    "feature_log",
 )
 
 
@@ -1787,6 +1888,8 @@ def verify(run: ExampleRun, checks: Iterable[str] = CORE_CHECKS) -> None:
         violations += check_totals(run, ref, snapshot)
     if "labels" in wanted:
         violations += check_labels(run, snapshot)
+    if "feature_log" in wanted:
+        violations += check_feature_log(run, snapshot)
     violations = [v for v in violations if v.invariant in wanted]
     if violations:
         raise_violations(run, ref, violations)
@@ -2515,6 +2618,50 @@ def check_totals(run: ExampleRun, ref: Reference, snap: Snapshot) -> list[Violat
 
 
 # ============================================================================ labels
+
+
+def check_feature_log(run: ExampleRun, snap: Snapshot) -> list[Violation]:
+    """Every prediction's first write (its INSERT on PredictionsTable's stream) is in the log,
+    with the prediction's fields as first written and the features of its FeaturesTable item;
+    every row is of such a write; a transaction logged twice (a retry with other boundaries)
+    has the same row twice. And every prediction of the table was logged."""
+    found: list[Violation] = []
+    _, raw = run.pipeline.prediction_changes()
+    first: dict[str, dict[str, Any]] = {}
+    for record in raw:
+        change = record[STREAM_RECORD]
+        if change["eventName"] == "INSERT":
+            image = deserialize(change["dynamodb"]["NewImage"])
+            first.setdefault(str(image["transaction_id"]), image)
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in run.pipeline.feature_log():
+        rows[str(row["transaction_id"])].append(row)
+    for txn in sorted(set(first) | set(rows) | set(snap.predictions)):
+        logged, image = rows.get(txn, []), first.get(txn)
+        problem = None
+        if image is None:
+            problem = "logged, but no prediction was first written" if logged else "no INSERT"
+        elif not logged:
+            problem = "a prediction's first write is not in the feature log"
+        elif any(row != logged[0] for row in logged):
+            problem = f"logged {len(logged)} times with different rows"
+        else:
+            problem = _feature_log_row_problem(logged[0], image, snap.features.get(txn))
+        if problem:
+            found.append(Violation("feature_log", f"transaction {txn}", problem))
+    return found
+
+
+def _feature_log_row_problem(
+    row: Mapping[str, Any], image: Mapping[str, Any], features: Mapping[str, Any] | None
+) -> str | None:
+    for name in ("event_time", "scored_at", "decision", "score", "model_version"):
+        if row.get(name) != image.get(name):
+            return f"{name} {row.get(name)!r}, first written {image.get(name)!r}"
+    expected = None if features is None else {k: float(v) for k, v in features["features"].items()}
+    if row.get("features") != expected:
+        return f"features {row.get('features')!r}, FeaturesTable holds {expected!r}"
+    return None
 
 
 def check_labels(run: ExampleRun, snap: Snapshot) -> list[Violation]:

@@ -18,6 +18,7 @@ from streamscore.aws.clients import Clients
 from streamscore.aws.retry import Backoff
 from streamscore.core.settings import FunctionSettings, load_settings
 from streamscore.drift.settings import DriftCheckSettings
+from streamscore.featurelog.settings import FeatureLogSettings
 from streamscore.labels.settings import LabelSettings
 from streamscore.preprocess.settings import PreprocessSettings
 from streamscore.scoring.settings import ScoreSettings
@@ -127,4 +128,5 @@ STAGES: dict[str, tuple[type[FunctionSettings], tuple[str, ...]]] = {
     "score": (ScoreSettings, ("dynamodb", "events")),
     "drift_check": (DriftCheckSettings, ("dynamodb", "s3", "events")),
     "labels": (LabelSettings, ("dynamodb",)),
+    "feature_log": (FeatureLogSettings, ("dynamodb", "s3")),
 }
