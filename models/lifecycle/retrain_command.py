@@ -124,7 +124,7 @@ def run_retrain(
         model_dir = args.out / result.candidate.model_version
         model_dir.mkdir(exist_ok=True)
         write_artifacts(result.candidate, model_dir)
-        report["published"] = _publish(registry, model_dir, result.verdict, args.dry_run)
+        report["published"] = publish_candidate(registry, model_dir, result.verdict, args.dry_run)
     files = {"report.json": dump_json(report)}
     if "gate" in report:
         files["report.png"] = draw_retrain(report)
@@ -136,7 +136,7 @@ def run_retrain(
     return 0, report
 
 
-def _publish(registry: Registry, directory: Path, verdict: str, dry_run: bool) -> dict[str, Any]:
+def publish_candidate(registry: Registry, directory: Path, verdict: str, dry_run: bool) -> dict[str, Any]:
     if verdict != "promote":
         return {"published": False, "why": "the gate did not pass it"}
     if dry_run:

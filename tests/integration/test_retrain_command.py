@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,15 @@ from typing import Any
 import boto3
 import pytest
 
-from lifecycle.retrain_command import NOT_YET, add_arguments, run_retrain
+from lifecycle.registry import Registry
+from lifecycle.retrain_command import NOT_YET, add_arguments, publish_candidate, run_retrain
 from streamscore.aws.dynamodb import serialize
 from streamscore.featurelog.rows import encode, object_key
 from streamscore.preprocess.features import FEATURE_NAMES
 from support.aws_stack import LocalStack
 
 REGION = "us-east-1"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
 SCORED = datetime(2026, 6, 1, tzinfo=UTC)
 
 
@@ -105,3 +108,26 @@ def test_a_retrain_right_after_a_drift_trigger_is_refused_with_the_date_to_come_
     assert report["verdict"] == "not_yet"
     assert "retrain at or after 2026-09-07" in said[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_passing_candidate_is_published_as_the_challenger_once(
+    stack: dict[str, str], local_stack: LocalStack, tmp_path: Path
+) -> None:
+    # given: a candidate's directory (the shipped model's files stand for one)
+    registry = Registry.of(client("s3"), client("dynamodb"), stack["bucket"], stack["table"])
+    candidate = tmp_path / "candidate"
+    shutil.copytree(ARTIFACTS, candidate)
+
+    # when: the gate passed it twice (a re-run of the same window), and rejected another
+    first = publish_candidate(registry, candidate, "promote", dry_run=False)
+    again = publish_candidate(registry, candidate, "promote", dry_run=False)
+    rejected = publish_candidate(registry, candidate, "reject", dry_run=False)
+
+    # then: one publication, one pointer change
+    assert first["published"] is True
+    assert again == {
+        "published": False,
+        "why": f"{registry.status().challenger} is already the challenger",
+    }
+    assert rejected["published"] is False
+    assert registry.status().revision == first["revision"]
