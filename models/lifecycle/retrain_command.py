@@ -136,7 +136,9 @@ def run_retrain(
     return 0, report
 
 
-def publish_candidate(registry: Registry, directory: Path, verdict: str, dry_run: bool) -> dict[str, Any]:
+def publish_candidate(
+    registry: Registry, directory: Path, verdict: str, dry_run: bool
+) -> dict[str, Any]:
     if verdict != "promote":
         return {"published": False, "why": "the gate did not pass it"}
     if dry_run:
