@@ -18,6 +18,7 @@ from bench.model import (
     STORAGE_OVERHEAD_BYTES,
     TRANSACTIONAL_WRITE_FACTOR,
     DriftProfile,
+    FeatureLogUsage,
     FunctionProfile,
     LabelUsage,
     Scenario,
@@ -188,7 +189,33 @@ def usage(
     labels = label_usage(template, sizes or {}, prediction_bytes=predictions)
     if labels is not None:
         stored += label_kinds(template, sizes or {}, labels, table)
-    return Usage(**{**base.__dict__, "stored": stored, "labels": labels})
+    log = feature_log_usage(template, sizes or {}, base.feature_record_bytes)
+    return Usage(**{**base.__dict__, "stored": stored, "labels": labels, "feature_log": log})
+
+
+def feature_log_usage(
+    template: Mapping[str, Any], sizes: Mapping[str, Any], feature_bytes: float
+) -> FeatureLogUsage | None:
+    """What the feature log uses, from the local run (part 7); None when it logged nothing.
+
+    The local run's mapping reads every stream record (the emulator does not filter; on AWS
+    the INSERT filter leaves one per transaction), so the handler time is per record read."""
+    from embedded.template import parameter_values  # noqa: PLC0415 - local/ is a bench root
+
+    run = sizes.get("feature_log_run") or {}
+    mapping = run.get("mapping") or {}
+    if not run.get("rows") or not mapping.get("records_read"):
+        return None
+    values = parameter_values(dict(template))
+    return FeatureLogUsage(
+        seconds_per_record=mapping["handler_seconds"] / mapping["records_read"],
+        memory_mb=int(values["FeatureLogMemorySize"]),
+        batch_size=int(values["FeatureLogBatchSize"]),
+        window_s=float(values["FeatureLogMaximumBatchingWindowInSeconds"]),
+        rru_per_record=read_units(round(feature_bytes), True),
+        bytes_per_row=run["bytes"] / run["rows"],
+        retention_days=float(values["FeatureLogRetentionDays"]),
+    )
 
 
 def full_quality_item_bytes(sizes: Mapping[str, Any]) -> float:

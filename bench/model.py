@@ -252,6 +252,7 @@ class Usage:
     tables_preprocess: int = 0
     tables_score: int = 0
     labels: LabelUsage | None = None  # None: labels not modelled
+    feature_log: FeatureLogUsage | None = None  # None: the feature log not modelled
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,21 @@ class LabelUsage:
     memory_mb: int
     batch_size: int
     window_s: float  # LabelsMaximumBatchingWindowInSeconds: how long labels wait for a batch
+
+
+@dataclass(frozen=True)
+class FeatureLogUsage:
+    """What the feature log uses: FeatureLogFunction on PredictionsTable's stream (INSERTs only:
+    one record per transaction), a strongly consistent FeaturesTable read per record, an S3 PUT
+    per batch, and the objects kept FeatureLogRetentionDays; measured on the local run."""
+
+    seconds_per_record: float  # handler time per stream record, against moto (an upper bound)
+    memory_mb: int
+    batch_size: int
+    window_s: float  # FeatureLogMaximumBatchingWindowInSeconds
+    rru_per_record: float  # the feature record's 4 KB units, strongly consistent
+    bytes_per_row: float  # gzip JSON lines, as stored
+    retention_days: float
 
 
 @dataclass(frozen=True)
@@ -512,6 +528,33 @@ def labels_cost(
     }
 
 
+def feature_log_cost(
+    scenario: Scenario,
+    log: FeatureLogUsage,
+    million_hours: float,
+    p: Mapping[str, float],
+    stream_shards: int = 1,
+) -> dict[str, float]:
+    """USD per million transactions of the feature log: FeatureLogFunction (a batch per window or
+    batch size, per stream shard; the stream's reads by Lambda are not charged:
+    prices.dynamodb_streams_lambda_read), its FeaturesTable reads, a PUT per batch (one scored
+    date), and storage for the retention (a million rows' bytes, kept that many months)."""
+    rate = scenario.rate_tps / stream_shards  # records a second per stream shard
+    fill = min(float(log.batch_size), max(1.0, rate * log.window_s))
+    invocations = 1e6 / fill
+    seconds = math.ceil(log.seconds_per_record * fill * 1000) / 1000
+    gb_second = p[f"lambda_{scenario.architecture}_gb_second"]
+    months = log.retention_days / (HOURS_PER_MONTH / 24)
+    return {
+        "feature_log_lambda": invocations
+        * (seconds * log.memory_mb / 1024 * gb_second + p["lambda_request"]),
+        "feature_log_reads": 1e6 * log.rru_per_record * p["dynamodb_on_demand_read_request_unit"]
+        + 1e6 * p["dynamodb_streams_lambda_read"],
+        "feature_log_s3": invocations * p["s3_put_request"]
+        + 1e6 * log.bytes_per_row / GB * months * p["s3_standard_gb_month"],
+    }
+
+
 def cost_per_million(
     scenario: Scenario,
     preprocess: FunctionProfile,
@@ -665,6 +708,8 @@ def cost_per_million(
         parts["drift_check"] = drift_per_hour * million_hours
     if usage.labels is not None:
         parts |= labels_cost(scenario, usage.labels, million_hours, p, tx_shards)
+    if usage.feature_log is not None:
+        parts |= feature_log_cost(scenario, usage.feature_log, million_hours, p, feature_shards)
     return {
         "usd_per_million": {k: round(v, 4) for k, v in parts.items()},
         "total_usd_per_million": round(sum(parts.values()), 4),

@@ -112,6 +112,10 @@ def _child(out_path: Path, transactions: int) -> int:
                 "labels_sent": summary.get("labels", {}).get("sent", 0),
                 "mapping": summary.get("event_source_mappings", {}).get("LabelsFunction", {}),
             }
+            # the feature log: its rows and objects, and what its mapping took to write them
+            sizes["feature_log_run"] = summary.get("feature_log", {}) | {
+                "mapping": summary.get("event_source_mappings", {}).get("FeatureLogFunction", {}),
+            }
             out_path.write_text(json.dumps(sizes, indent=2), encoding="utf-8")
         return code
 
@@ -147,12 +151,14 @@ def measure(transactions: int = 2000, timeout_s: float = 900.0) -> dict[str, Any
             }
         kinds: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     labels_run = kinds.pop("labels_run", None)
+    feature_log_run = kinds.pop("feature_log_run", None)
     return {
         "transactions": transactions,
         "local_run_exit": done.returncode,
         "seconds": round(time.perf_counter() - started, 1),
         "kinds": kinds,
         "labels_run": labels_run,
+        "feature_log_run": feature_log_run,
     }
 
 

@@ -23,14 +23,16 @@ from streamscore.featurelog.rows import LOG_PREFIX, decode
 def feature_log_section(s3: Any, bucket: str, scored: set[str]) -> dict[str, Any]:
     """What the feature log holds against the transactions scored."""
     rows: list[dict[str, Any]] = []
-    objects = 0
+    objects = stored = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=LOG_PREFIX):
         for entry in page.get("Contents", []):
             rows += decode(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
             objects += 1
+            stored += int(entry["Size"])
     logged = {r["transaction_id"] for r in rows}
     return {
         "objects": objects,
+        "bytes": stored,
         "rows": len(rows),
         "transactions": len(logged),
         "repeated_rows": len(rows) - len(logged),
