@@ -106,9 +106,6 @@ class RunOptions:
     retrain: bool = False  # once the labels are in, retrain and judge (lifecycle/retrain.py)
 
 
-LOCAL_FEATURE_LOG_WINDOW_S = 1
-
-
 def make_traffic(options: RunOptions) -> Traffic:
     if options.input_path is not None:
         try:
@@ -190,12 +187,6 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
     console = _Console(console_stream, log_path)
     if options.challenger is not None:
         _check_challenger(options.challenger, options.parameters)
-    # A drain waits for every mapping's buffered records: the feature log's batching window
-    # (60 s deployed, for fewer, larger objects) would add it to every drain of a run that
-    # compresses days into minutes.
-    options.parameters.setdefault(
-        "FeatureLogMaximumBatchingWindowInSeconds", str(LOCAL_FEATURE_LOG_WINDOW_S)
-    )
     with log_path.open("w", encoding="utf-8") as log, FUNCTION_OUTPUT.to(log):
         console.say(f"traffic: {traffic.description}")
         started = time.monotonic()
