@@ -36,6 +36,7 @@ results are the same, concurrency is not), tumbling windows, filter criteria.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -642,7 +643,9 @@ class EventSourceEmulator:
         self.warnings: list[str] = []
         self.invokers = dict(invokers)
         self._roles = dict(roles)
-        self._clients = clients
+        # one client per service for the emulator's lifetime: a boto3 client costs tens of
+        # milliseconds to make, and the shards are listed every `shard_poll_s` per mapping
+        self._clients = functools.cache(clients)
         self._region = region
         self._clock = clock
         self._idle_poll_s = idle_poll_s

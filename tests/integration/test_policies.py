@@ -44,7 +44,13 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/example"
 SSE = "s3:x-amz-server-side-encryption"
 SSE_KEY = "s3:x-amz-server-side-encryption-aws-kms-key-id"
 OTHER_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-1111-2222-3333-444444444444"
-FUNCTIONS = ("PreprocessFunction", "ScoreFunction", "DriftCheckFunction", "LabelsFunction")
+FUNCTIONS = (
+    "PreprocessFunction",
+    "ScoreFunction",
+    "DriftCheckFunction",
+    "LabelsFunction",
+    "FeatureLogFunction",
+)
 
 
 def allow(statement: dict[str, Any]) -> Policy:
@@ -429,6 +435,15 @@ LEAST_PRIVILEGE = [
     ("LabelsFunction", "events:PutEvents", "EventBus", ""),
     ("ScoreFunction", "dynamodb:PutItem", "LabelsTable", ""),
     ("PreprocessFunction", "kinesis:GetRecords", "LabelsStream", ""),
+    # the feature log writes only under feature-log/, reads only features and its stream
+    ("FeatureLogFunction", "s3:PutObject", "ArtifactsBucket", "/models/x/model.onnx"),
+    ("FeatureLogFunction", "s3:PutObject", "ArtifactsBucket", "/reports/x.json"),
+    ("FeatureLogFunction", "s3:GetObject", "ArtifactsBucket", "/feature-log/x.jsonl.gz"),
+    ("FeatureLogFunction", "dynamodb:BatchGetItem", "PredictionsTable", ""),
+    ("FeatureLogFunction", "dynamodb:PutItem", "PredictionsTable", ""),
+    ("FeatureLogFunction", "dynamodb:BatchWriteItem", "FeaturesTable", ""),
+    ("FeatureLogFunction", "dynamodb:GetRecords", "LabelsTable", "/stream/x"),
+    ("PreprocessFunction", "s3:PutObject", "ArtifactsBucket", "/feature-log/x.jsonl.gz"),
 ]
 
 
@@ -490,6 +505,10 @@ EXPECTED_ACTIONS = {
         "dynamodb:BatchGetItem",  # labels and predictions
         "dynamodb:PutItem",  # a label, and a quarantine item, in transactions
         "dynamodb:UpdateItem",  # their counts
+    },
+    "FeatureLogFunction": {
+        "dynamodb:BatchGetItem",  # the feature records
+        "s3:PutObject",  # the log's objects (If-None-Match)
     },
 }
 
@@ -662,7 +681,8 @@ def test_the_report_upload_sends_no_encryption_headers(recorded: RecordedRun) ->
     # What the bucket policy now lets through, and what the old one refused.
     uploads = [c for c in recorded.calls if c.name == "s3.PutObject"]
 
-    assert {c.params["Key"].rsplit(".", 1)[-1] for c in uploads} == {"json", "png"}
+    # the drift report and its picture, and the feature log's objects
+    assert {c.params["Key"].rsplit(".", 1)[-1] for c in uploads} == {"json", "png", "gz"}
     for call in uploads:
         assert not [h for h in call.headers if h.startswith("x-amz-server-side-encryption")]
         (request,) = authorization_requests(call)
