@@ -46,42 +46,48 @@ class LogOutcome:
 
 def log_batch(changes: Sequence[Change], ports: FeatureLogPorts) -> LogOutcome:
     outcome = LogOutcome(records_in=len(changes))
-    inserts = [(i, c) for i, c in enumerate(changes) if c.event_name == INSERT and c.new_image]
-    outcome.inserts = len(inserts)
-    ids = list(
-        dict.fromkeys(
-            TransactionId(str(c.new_image["transaction_id"])) for _, c in inserts if c.new_image
-        )
-    )
-    found, unread = ports.features.load(ids) if ids else ({}, set())
+    inserts = [(i, c, c.new_image) for i, c in enumerate(changes) if c.event_name == INSERT]
+    images = [(i, c, image) for i, c, image in inserts if image]
+    outcome.inserts = len(images)
     stop = len(changes)
-    for i, change in inserts:
-        if change.new_image and change.new_image["transaction_id"] in unread:
-            stop = i
-            outcome.problems.append(f"{len(unread)} feature records unread")
-            break
+    ids = list(dict.fromkeys(TransactionId(str(image["transaction_id"])) for _, _, image in images))
+    found, unread = ports.features.load(ids) if ids else ({}, set())
+    if unread:
+        stop = min(i for i, _, image in images if image["transaction_id"] in unread)
+        outcome.problems.append(f"{len(unread)} feature records unread")
     groups: dict[str, list[tuple[int, Change, dict[str, Any]]]] = {}
-    for i, change in inserts:
-        if i >= stop or change.new_image is None:
-            continue
-        features = found.get(TransactionId(str(change.new_image["transaction_id"])))
-        row = log_row(change.new_image, features)
-        outcome.features_missing += features is None
-        groups.setdefault(scored_date(row), []).append((i, change, row))
+    for i, change, image in images:
+        if i < stop:
+            features = found.get(TransactionId(str(image["transaction_id"])))
+            outcome.features_missing += features is None
+            row = log_row(image, features)
+            groups.setdefault(scored_date(row), []).append((i, change, row))
     for date, group in sorted(groups.items()):
-        key = object_key(date, group[0][1].sequence_number, [c.event_id for _, c, _ in group])
-        try:
-            written = ports.log.put(key, encode(r for _, _, r in group))
-        except RetryableError as error:
-            stop = min(stop, group[0][0])
-            outcome.problems.append(f"{key}: {error}")
-            continue
-        if written:
-            outcome.objects_written += 1
-            outcome.rows_logged += len(group)
-        else:
-            outcome.rows_already_logged += len(group)
+        failed = _write(date, group, ports, outcome)
+        stop = stop if failed is None else min(stop, failed)
     if stop < len(changes):
         outcome.failed_from = changes[stop].sequence_number
         outcome.failed_records = len(changes) - stop
     return outcome
+
+
+def _write(
+    date: str,
+    group: Sequence[tuple[int, Change, dict[str, Any]]],
+    ports: FeatureLogPorts,
+    outcome: LogOutcome,
+) -> int | None:
+    """Write one date's rows; the index of its first record if the write failed."""
+    first = group[0]
+    key = object_key(date, first[1].sequence_number, [c.event_id for _, c, _ in group])
+    try:
+        written = ports.log.put(key, encode(row for _, _, row in group))
+    except RetryableError as error:
+        outcome.problems.append(f"{key}: {error}")
+        return first[0]
+    if written:
+        outcome.objects_written += 1
+        outcome.rows_logged += len(group)
+    else:
+        outcome.rows_already_logged += len(group)
+    return None
