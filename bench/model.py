@@ -386,7 +386,7 @@ def traces_sampled(invocations_per_s: float, table: Mapping[str, Any]) -> float:
 
 def batch_fill(rate_per_shard: float, profile: FunctionProfile) -> float:
     """Records per invocation: a full batch, or what one batching window gathers."""
-    return max(1.0, min(float(profile.batch_size), rate_per_shard * profile.batching_window_s))
+    return window_fill(rate_per_shard, profile.batch_size, profile.batching_window_s)
 
 
 def kinesis_cost(
@@ -483,6 +483,17 @@ def kms_requests_per_hour(
     return refreshes * (kinesis_callers + dynamodb_callers) + cold_starts
 
 
+def window_fill(rate_per_shard: float, batch_size: int, window_s: float) -> float:
+    """Records per invocation of a stream consumer: what one batching window gathers, at least
+    one record, at most the batch size."""
+    return max(1.0, min(float(batch_size), rate_per_shard * window_s))
+
+
+def invocation_seconds(seconds_per_record: float, fill: float) -> float:
+    """A batch's billed duration: its records' handler time, rounded up to the millisecond."""
+    return math.ceil(seconds_per_record * fill * 1000) / 1000
+
+
 def labels_cost(
     scenario: Scenario,
     labels: LabelUsage,
@@ -496,9 +507,9 @@ def labels_cost(
     gathers), and the labels' reads and writes."""
     count = 1e6 * labels.per_transaction
     rate = scenario.rate_tps * labels.per_transaction / shards  # labels a second per shard
-    fill = min(float(labels.batch_size), max(1.0, rate * labels.window_s))
+    fill = window_fill(rate, labels.batch_size, labels.window_s)
     invocations = count / fill
-    seconds = math.ceil(labels.seconds_per_label * fill * 1000) / 1000
+    seconds = invocation_seconds(labels.seconds_per_label, fill)
     gb_second = p[f"lambda_{scenario.architecture}_gb_second"]
     billed_gb = count * labels.record_billed_kb * KB / GB
     if scenario.stream_mode == "PROVISIONED":
@@ -540,9 +551,9 @@ def feature_log_cost(
     prices.dynamodb_streams_lambda_read), its FeaturesTable reads, a PUT per batch (one scored
     date), and storage for the retention (a million rows' bytes, kept that many months)."""
     rate = scenario.rate_tps / stream_shards  # records a second per stream shard
-    fill = min(float(log.batch_size), max(1.0, rate * log.window_s))
+    fill = window_fill(rate, log.batch_size, log.window_s)
     invocations = 1e6 / fill
-    seconds = math.ceil(log.seconds_per_record * fill * 1000) / 1000
+    seconds = invocation_seconds(log.seconds_per_record, fill)
     gb_second = p[f"lambda_{scenario.architecture}_gb_second"]
     months = log.retention_days / (HOURS_PER_MONTH / 24)
     return {
