@@ -85,3 +85,20 @@ def scheduled_event(
         "resources": [f"arn:aws:events:{region}:{ACCOUNT}:rule/{rule_name}"],
         "detail": {},
     }
+
+
+def bus_event(
+    detail_type: str, source: str, detail: dict[str, Any], time: str, region: str = REGION
+) -> dict[str, Any]:
+    """An event of the stack's bus as its rule delivers it to a target function."""
+    return {
+        "version": "0",
+        "id": "3c0f7a52-9d1e-4d43-8f0b-6c2b0d5e4f11",
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": time,
+        "region": region,
+        "resources": [],
+        "detail": detail,
+    }

@@ -24,12 +24,14 @@ from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.ast_nodes import UpdateExpression  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.validators import ActionCountValidator
 from moto.dynamodb.responses import DynamoHandler
+from moto.events.models import Rule
 from moto.kinesis.models import Shard, Stream
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.sqs.models import sqs_backends
 from werkzeug.serving import make_server
 
 
@@ -48,6 +50,43 @@ def _disable_moto_stream_triggers() -> None:
 
     LambdaBackend.send_kinesis_message = store_only  # type: ignore[method-assign]
     LambdaBackend.send_dynamodb_items = store_only  # type: ignore[method-assign,assignment]
+
+
+# Where moto's EventBridge leaves the events of rules that target a Lambda function: moto runs
+# such a target in Docker (it raises without), so the local stack keeps each delivery, as
+# {"function_arn", "event"}, on this queue of the rule's account and region; the local run's
+# closed loop invokes the function in-process with it, as EventBridge's asynchronous invocation
+# would.
+ASYNC_INVOCATIONS_QUEUE = "streamscore-local-async-invocations"
+
+
+def _queue_lambda_targets() -> None:
+    """Rules' Lambda targets: the event goes to ASYNC_INVOCATIONS_QUEUE; other targets as moto
+    delivers them."""
+    deliver = Rule.send_to_targets
+    lock = threading.Lock()
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        functions = [t for t in self.targets if ":lambda:" in t["Arn"]]
+        if not functions:
+            deliver(self, original_event, transform_input)
+            return
+        with lock:  # the rule's targets, narrowed for moto's own delivery
+            targets = self.targets
+            self.targets = [t for t in targets if t not in functions]
+            try:
+                deliver(self, original_event, transform_input)
+            finally:
+                self.targets = targets
+        if not self.event_pattern.matches_event(original_event):
+            return
+        sqs = sqs_backends[self.account_id][self.region_name]
+        sqs.create_queue(ASYNC_INVOCATIONS_QUEUE)
+        for target in functions:
+            body = {"function_arn": target["Arn"], "event": original_event}
+            sqs.send_message(ASYNC_INVOCATIONS_QUEUE, json.dumps(body, default=str))
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
 
 
 def _memoize_backend_lookup() -> None:
@@ -287,6 +326,7 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     _disable_moto_stream_triggers()
+    _queue_lambda_targets()
     _memoize_backend_lookup()
     _dump_dynamodb_items_directly()
     _constant_time_stream_appends()

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from embedded.aggregation import aggregated_entry, corrupt_digest
-from embedded.lambda_events import KinesisEntry, kinesis_event, scheduled_event, sequence_number
+from embedded.lambda_events import (
+    KinesisEntry,
+    bus_event,
+    kinesis_event,
+    scheduled_event,
+    sequence_number,
+)
 from simulator import SimulationConfig, encode_transaction, invalid_payloads, simulate
 from streamscore.core.aggregation import UserRecord
 from streamscore.core.feature_record import encode_feature_record
@@ -192,12 +198,33 @@ def labels_event() -> dict[str, Any]:
     return kinesis_event(entries, LABELS_STREAM, SHARD)
 
 
+# the shipped model's version (models/artifacts/model_card.json)
+MODEL_VERSION = json.loads(
+    (Path(__file__).resolve().parents[2] / "models" / "artifacts" / "model_card.json").read_text()
+)["model_version"]
+
+
 def drift_events() -> dict[str, dict[str, Any]]:
     hour = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
     window = {"start": (hour - timedelta(hours=24)).isoformat(), "end": hour.isoformat()}
+    requested = {  # what the drift check puts (drift/report.py trigger_detail, trimmed)
+        "trigger_id": f"{MODEL_VERSION}/20260303T1200Z--20260304T1200Z",
+        "reason": "drift",
+        "model_version": MODEL_VERSION,
+        "window": window | {"minutes": 1440},
+        "status": "drift",
+    }
     return {
         "drift_check_scheduled.json": scheduled_event(hour.strftime("%Y-%m-%dT%H:%M:%SZ")),
         "drift_check_window.json": {"window": window},
+        # PromotionCheckSchedule's constant Input is the whole event its target gets
+        "promotion_check.json": {"check": "promotion"},
+        "retraining_requested.json": bus_event(
+            "RetrainingRequested",
+            "streamscore.monitoring",
+            requested,
+            hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ),
     }
 
 

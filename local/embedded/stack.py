@@ -50,7 +50,7 @@ class EmbeddedStack:
         self.functions: dict[str, FunctionContainer] = {}  # by logical id
 
     def __enter__(self) -> Self:
-        _shorten_log_window(self.template_path, self.parameters)
+        _local_defaults(self.template_path, self.parameters)
         if self._owns_server:
             self.server.start()
         try:
@@ -145,19 +145,19 @@ class EmbeddedStack:
         )
 
 
-# A drain waits for every mapping's buffered records: the feature log's batching window (60 s
-# deployed, for fewer, larger objects) would add itself to every drain of a local stack, where
-# days of traffic pass in minutes (even 1 s doubled the end-to-end tests' time). A parameter
-# given keeps its value.
-LOCAL_WINDOWS = {"FeatureLogMaximumBatchingWindowInSeconds": "0"}
+# Parameters a local stack takes unless given (a parameter given keeps its value):
+# - a drain waits for every mapping's buffered records: the feature log's batching window (60 s
+#   deployed, for fewer, larger objects) would add itself to every drain of a local stack, where
+#   days of traffic pass in minutes (even 1 s doubled the end-to-end tests' time).
+LOCAL_DEFAULTS = {"FeatureLogMaximumBatchingWindowInSeconds": "0"}
 
 
-def _shorten_log_window(template_path: Path, parameters: dict[str, str]) -> None:
+def _local_defaults(template_path: Path, parameters: dict[str, str]) -> None:
     try:
         declared = load_template(template_path).get("Parameters", {})
     except Exception:  # deploying it says what is wrong with the template
         return
-    for name, value in LOCAL_WINDOWS.items():
+    for name, value in LOCAL_DEFAULTS.items():
         if name in declared:
             parameters.setdefault(name, value)
 

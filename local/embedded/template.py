@@ -7,6 +7,7 @@ mock cannot drift from what `sam deploy` creates.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any, cast
@@ -22,10 +23,16 @@ Template = dict[str, Any]
 # deploy uploads a placeholder object there, since the handlers run in-process.
 LOCAL_CODE_BUCKET = "streamscore-local-code"
 LOCAL_CODE_KEY = "placeholder.zip"
+# local paths in the template (a state machine's DefinitionUri) are relative to the repository
+REPOSITORY = Path(__file__).resolve().parents[2]
 
-# moto's CloudFormation has no model for these types and skips them with a warning. Both only
-# restrict access (moto enforces no resource policies), so the local stack leaves them out.
-MOTO_UNSUPPORTED_TYPES = frozenset({"AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy"})
+# moto's CloudFormation has no model for these types and skips them with a warning. The policies
+# only restrict access (moto enforces no resource policies); the retraining build never runs
+# locally (the local run's closed loop runs `python -m models retrain` in-process, as the build
+# would), and nothing refers to the project but by its name. The local stack leaves them out.
+MOTO_UNSUPPORTED_TYPES = frozenset(
+    {"AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::CodeBuild::Project"}
+)
 
 _NO_VALUE = object()
 _CONDITION_FUNCTIONS = ("Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition")
@@ -103,6 +110,11 @@ def transform_template(
             properties["CodeUri"] = dict(placeholder)
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
             properties["ContentUri"] = dict(placeholder)
+        elif resource["Type"] == "AWS::Serverless::StateMachine" and isinstance(
+            properties.get("DefinitionUri"), str
+        ):  # a local file, which `sam deploy` would upload: inline, as the translator needs
+            path = REPOSITORY / properties.pop("DefinitionUri")
+            properties["Definition"] = json.loads(path.read_text(encoding="utf-8"))
 
     # No managed policy is named in the template (every role is explicit), so the translator
     # needs no IAM lookup and runs without credentials or network.

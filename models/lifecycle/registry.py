@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from streamscore.aws.registry import DynamoModelPointer, S3ModelVersions
 from streamscore.core.artifacts import CARD_FILE
 from streamscore.core.registry import Pointer, RegistryError
+from streamscore.core.times import utc_iso_ms
 
 
 @dataclass
@@ -26,10 +28,13 @@ class Registry:
     def of(cls, s3: Any, dynamodb: Any, bucket: str, table: str) -> Registry:
         return cls(S3ModelVersions(s3, bucket), DynamoModelPointer(dynamodb, table))
 
-    def publish(self, directory: Path, role: str | None = None) -> tuple[str, bool, Pointer]:
+    def publish(
+        self, directory: Path, role: str | None = None, now: datetime | None = None
+    ) -> tuple[str, bool, Pointer]:
         """Publish the model in `directory` (what `make model` writes) under the version its
-        card names; `role` "champion" or "challenger" also points to it. Returns the version,
-        whether it was written (False: there already, same files) and the pointer after."""
+        card names; `role` "champion" or "challenger" also points to it (a challenger's time in
+        shadow counts from `now`, default the clock's). Returns the version, whether it was
+        written (False: there already, same files) and the pointer after."""
         files = {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
         if CARD_FILE not in files:
             raise RegistryError(f"{directory} has no {CARD_FILE}")
@@ -39,7 +44,8 @@ class Registry:
         if role == "champion":
             return version, written, self._change(current, current.with_champion(version))
         if role == "challenger":
-            return version, written, self._change(current, current.with_challenger(version))
+            since = utc_iso_ms(now or datetime.now(UTC))
+            return version, written, self._change(current, current.with_challenger(version, since))
         return version, written, current
 
     def promote(self) -> Pointer:
@@ -52,7 +58,7 @@ class Registry:
 
     def drop_challenger(self) -> Pointer:
         current = self.pointer.read(consistent=True)
-        return self._change(current, current.with_challenger(None))
+        return self._change(current, current.dropped())
 
     def review_only(self, on: bool) -> Pointer:
         current = self.pointer.read(consistent=True)

@@ -40,6 +40,7 @@ import numpy as np
 from lifecycle.gate import GatePolicy, Slice, judge
 from lifecycle.training_set import LoggedRow, TrainingSet, training_set
 from streamscore.preprocess.features import FEATURE_NAMES
+from streamscore.retraining.start import ready_at
 from training import calibration, export
 from training.dataset import Dataset
 from training.pipeline import TrainingConfig, TrainingResult, fit
@@ -94,7 +95,7 @@ def plan(cutoff: datetime, policy: RetrainPolicy, trigger: datetime | None = Non
     """The window of a retrain at `cutoff`; TooEarlyError before the waiting rule allows one."""
     end = cutoff - timedelta(days=policy.maturity_days)
     if trigger is not None:
-        ready = trigger + timedelta(days=policy.post_trigger_days + policy.maturity_days)
+        ready = ready_at(trigger, policy.post_trigger_days, policy.maturity_days)
         if cutoff < ready:
             raise TooEarlyError(
                 f"too early to learn the change found at {_iso(trigger)}: the training data "

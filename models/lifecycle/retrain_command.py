@@ -124,7 +124,9 @@ def run_retrain(
         model_dir = args.out / result.candidate.model_version
         model_dir.mkdir(exist_ok=True)
         write_artifacts(result.candidate, model_dir)
-        report["published"] = publish_candidate(registry, model_dir, result.verdict, args.dry_run)
+        report["published"] = publish_candidate(
+            registry, model_dir, result.verdict, args.dry_run, cutoff
+        )
     files = {"report.json": dump_json(report)}
     if "gate" in report:
         files["report.png"] = draw_retrain(report)
@@ -137,8 +139,10 @@ def run_retrain(
 
 
 def publish_candidate(
-    registry: Registry, directory: Path, verdict: str, dry_run: bool
+    registry: Registry, directory: Path, verdict: str, dry_run: bool, now: datetime
 ) -> dict[str, Any]:
+    """Name a passing candidate the challenger (in shadow from `now`: the cut-off, which is the
+    clock's time unless the run is simulated)."""
     if verdict != "promote":
         return {"published": False, "why": "the gate did not pass it"}
     if dry_run:
@@ -147,7 +151,7 @@ def publish_candidate(
     version = json.loads((directory / "model_card.json").read_text())["model_version"]
     if version in (current.champion, current.challenger):
         return {"published": False, "why": f"{version} is already the {_role(current, version)}"}
-    _, written, pointer = registry.publish(directory, "challenger")
+    _, written, pointer = registry.publish(directory, "challenger", now)
     return {"published": True, "files_written": written, "revision": pointer.revision}
 
 

@@ -157,6 +157,15 @@ def authorization_requests(call: RecordedCall) -> list[Request]:
     elif call.service == "s3" and call.operation in S3_OBJECT_ACTIONS:
         pairs = [(S3_OBJECT_ACTIONS[call.operation], f"{head}:s3:::{p['Bucket']}/{p['Key']}")]
         context |= {f"s3:{h}": call.headers[h] for h in S3_HEADER_KEYS if h in call.headers}
+    elif call.service == "s3" and call.operation == "ListObjectsV2":
+        # "ListObjectsV2 ... you must have READ access to the bucket" as s3:ListBucket on the
+        # bucket, its Prefix the s3:prefix condition key (S3 User Guide, "Policy actions for
+        # Amazon S3": ListObjectsV2 → s3:ListBucket; "Amazon S3 condition key examples")
+        pairs = [("s3:ListBucket", f"{head}:s3:::{p['Bucket']}")]
+        if "Prefix" in p:
+            context["s3:prefix"] = p["Prefix"]
+    elif call.service == "stepfunctions" and call.operation == "StartExecution":
+        pairs = [("states:StartExecution", p["stateMachineArn"])]
     elif call.service == "sns" and "TopicArn" in p:
         pairs = [(f"sns:{call.operation}", p["TopicArn"])]
     elif call.service == "sqs" and "QueueUrl" in p:

@@ -486,11 +486,19 @@ class StackPolicies:
     def arn(self, logical_id: str) -> str:
         return self.names.get_att(logical_id, "Arn")
 
+    def _role_of(self, logical_id: str) -> Any:
+        """The role a function (Role) or a CodeBuild project (ServiceRole) runs with."""
+        properties = self.template["Resources"][logical_id]["Properties"]
+        return properties.get("Role", properties.get("ServiceRole"))
+
     def function_roles(self) -> dict[str, str]:
-        """Each function's role: role ARN -> the role's logical id."""
+        """Each function's role, and each build project's: role ARN -> the role's logical id."""
         roles = {}
-        for function_id in self._of_type("AWS::Serverless::Function"):
-            role = self.template["Resources"][function_id]["Properties"]["Role"]
+        runners = self._of_type("AWS::Serverless::Function") + self._of_type(
+            "AWS::CodeBuild::Project"
+        )
+        for function_id in runners:
+            role = self._role_of(function_id)
             logical_id = (
                 role["Fn::GetAtt"][0]
                 if isinstance(role["Fn::GetAtt"], list)
@@ -500,9 +508,7 @@ class StackPolicies:
         return roles
 
     def role_arn(self, function_id: str) -> str:
-        return str(
-            resolve(self.template["Resources"][function_id]["Properties"]["Role"], self.names)
-        )
+        return str(resolve(self._role_of(function_id), self.names))
 
     def identity(self, role_arn: str) -> list[Policy]:
         roles = self.function_roles()

@@ -11,9 +11,12 @@ for each write, each checked against its function role, the bucket policy and th
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +34,14 @@ from iam_policies import (
 )
 
 from embedded.containers import FUNCTION_OUTPUT
+from embedded.moto_process import ASYNC_INVOCATIONS_QUEUE
 from embedded.producer import Producer, simulated_traffic
 from embedded.server import MotoServer
 from embedded.stack import EmbeddedStack
 from embedded.template import Template, load_template, parameter_values
+from lifecycle.registry import Registry
+from lifecycle.retrain_command import add_arguments as add_retrain_arguments
+from lifecycle.retrain_command import publish_candidate, run_retrain
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -44,12 +51,14 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/example"
 SSE = "s3:x-amz-server-side-encryption"
 SSE_KEY = "s3:x-amz-server-side-encryption-aws-kms-key-id"
 OTHER_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-1111-2222-3333-444444444444"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
 FUNCTIONS = (
     "PreprocessFunction",
     "ScoreFunction",
     "DriftCheckFunction",
     "LabelsFunction",
     "FeatureLogFunction",
+    "RetrainStartFunction",
 )
 
 
@@ -337,6 +346,58 @@ def stack(template: Template) -> StackPolicies:
     return StackPolicies(template, example_names(template))
 
 
+def test_the_retraining_runner_reaches_only_what_a_retrain_needs(stack: StackPolicies) -> None:
+    """The build: the log, the registry's objects and pointer, its reports and the labels;
+    not the pipeline's state, other objects or other MonitoringTable items. The start
+    function: its own state machine only."""
+    build = stack.role_arn("RetrainProject")
+    start = stack.role_arn("RetrainStartFunction")
+    bucket = stack.arn("ArtifactsBucket")
+    monitoring, labels = stack.arn("MonitoringTable"), stack.arn("LabelsTable")
+    tls = {"aws:SecureTransport": "true"}
+
+    def item(action: str, pk: str) -> Request:
+        return Request(build, action, monitoring, tls | {"dynamodb:LeadingKeys": pk})
+
+    allowed = [
+        Request(
+            build, "s3:ListBucket", bucket, tls | {"s3:prefix": "feature-log/date=2026-03-04/"}
+        ),
+        Request(build, "s3:GetObject", f"{bucket}/feature-log/date=2026-03-04/1-a.jsonl.gz", tls),
+        Request(build, "s3:PutObject", f"{bucket}/models/v2/model.onnx", tls),
+        Request(build, "s3:PutObject", f"{bucket}/reports/retrain/v2/report.json", tls),
+        Request(build, "dynamodb:Scan", labels, tls),
+        item("dynamodb:PutItem", "MODEL"),
+        item("dynamodb:GetItem", "RETRAIN#v1"),
+        Request(build, "lambda:GetLayerVersion", stack.names.ref("TrainingCodeLayer"), tls),
+        Request(
+            start, "states:StartExecution", stack.names.ref("RetrainingRunnerStateMachine"), tls
+        ),
+    ]
+    refused = [
+        Request(build, "s3:ListBucket", bucket, tls | {"s3:prefix": "reports/"}),
+        Request(build, "s3:GetObject", f"{bucket}/reports/2026/03/04/r.json", tls),
+        Request(build, "s3:PutObject", f"{bucket}/feature-log/date=2026-03-04/x.jsonl.gz", tls),
+        Request(build, "dynamodb:Scan", monitoring, tls),
+        Request(build, "dynamodb:Scan", stack.arn("FeaturesTable"), tls),
+        item("dynamodb:PutItem", "RETRAIN#v1"),  # the cooldown is the drift check's
+        item("dynamodb:PutItem", "COUNT#PRED#v1#2026-03-04T00#s#0"),
+        item("dynamodb:UpdateItem", "MODEL"),
+        Request(build, "dynamodb:PutItem", labels, tls | {"dynamodb:LeadingKeys": "t-1"}),
+        Request(
+            start,
+            "states:StartExecution",
+            f"{stack.names.ref('RetrainingRunnerStateMachine')}x",
+            tls,
+        ),
+        Request(
+            start, "states:StopExecution", stack.names.ref("RetrainingRunnerStateMachine"), tls
+        ),
+    ]
+    assert [str(r) for r in allowed if not stack.evaluate(r).allowed] == []
+    assert [str(r) for r in refused if stack.evaluate(r).allowed] == []
+
+
 def report_put(
     stack: StackPolicies, object_key: str = "reports/2026/03/04/report.json", **headers: str
 ) -> Request:
@@ -510,7 +571,64 @@ EXPECTED_ACTIONS = {
         "dynamodb:BatchGetItem",  # the feature records
         "s3:PutObject",  # the log's objects (If-None-Match)
     },
+    "RetrainStartFunction": {"states:StartExecution"},
+    # the retraining build (RetrainProject's role): `python -m models retrain` and the
+    # publication of a passing candidate as the challenger
+    "RetrainProject": {
+        "s3:ListBucket",  # the feature log's objects of each day
+        "s3:GetObject",  # each of them, and the registry's manifests
+        "s3:PutObject",  # the report, the candidate's files
+        "dynamodb:Scan",  # LabelsTable
+        "dynamodb:GetItem",  # the pointer
+        "dynamodb:PutItem",  # the pointer naming the challenger
+    },
 }
+
+
+def _async_invocations(embedded: EmbeddedStack) -> list[dict[str, Any]]:
+    """What moto's EventBridge left for the rules' Lambda targets (embedded/moto_process.py)."""
+    sqs = embedded.client("sqs")
+    url = sqs.get_queue_url(QueueName=ASYNC_INVOCATIONS_QUEUE)["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def _role_arn(embedded: EmbeddedStack, logical_id: str) -> str:
+    name = embedded.deployed.resources[logical_id].physical_id
+    account = next(iter(embedded.functions.values())).config.role.split(":")[4]
+    return f"arn:aws:iam::{account}:role/{name}"
+
+
+def _run_the_retraining_build(
+    embedded: EmbeddedStack, recorder: RequestRecorder, role: str, end: Any, out: Path
+) -> None:
+    """The build's command on the run's log and labels (too few to train on: it reports), then
+    the publication a passing candidate gets (the shipped model's files stand for one)."""
+    outputs = embedded.deployed.outputs
+
+    def client(service: str) -> Any:
+        made = embedded.client(service)
+        recorder.attach(made, "RetrainProject", role)
+        return made
+
+    names = {
+        "bucket": outputs["ArtifactsBucketName"],
+        "table": outputs["MonitoringTableName"],
+        "labels": outputs["LabelsTableName"],
+    }
+    parser = argparse.ArgumentParser()
+    add_retrain_arguments(parser)
+    cutoff = (end + timedelta(days=40)).isoformat()
+    args = parser.parse_args(
+        ["--out", str(out / "retrain"), "--cutoff", cutoff, "--ignore-trigger"]
+    )
+    status, report = run_retrain(args, client, names, {}, lambda _: None)
+    assert (status, report["verdict"]) == (0, "insufficient_data"), report
+    candidate = out / "candidate"
+    shutil.copytree(ARTIFACTS, candidate)
+    registry = Registry.of(client("s3"), client("dynamodb"), names["bucket"], names["table"])
+    published = publish_candidate(registry, candidate, "promote", dry_run=False, now=end)
+    assert published["published"] is True
 
 
 def _labels_of(embedded: EmbeddedStack, deployed: Any) -> list[dict[str, Any]]:
@@ -588,6 +706,13 @@ def recorded(template: Template, tmp_path_factory: pytest.TempPathFactory) -> It
         # the quality schedule's run: its report under reports/quality/ (nothing mature yet)
         quality = embedded.function("DriftCheckFunction").invoke({"check": "quality"})
         assert quality.error is None, quality.error
+        # the retraining runner: the RetrainingRequested the drift check sent, as EventBridge
+        # invokes RetrainStartFunction with it; then the build's command and its publication
+        (delivery,) = _async_invocations(embedded)
+        started = embedded.function("RetrainStartFunction").invoke(delivery["event"])
+        assert started.error is None, started.error
+        retrain_role = _role_arn(embedded, "RetrainProjectRole")
+        _run_the_retraining_build(embedded, recorder, retrain_role, window[1], log.parent)
         account = next(iter(embedded.functions.values())).config.role.split(":")[4]
         physical = {
             r.logical_id: r.physical_id for r in deployed.resources.values() if r.physical_id
@@ -595,11 +720,16 @@ def recorded(template: Template, tmp_path_factory: pytest.TempPathFactory) -> It
         physical["EventBus"] = deployed.output(
             "EventBusName"
         )  # moto lists the bus without its name
+        # a layer's Ref is its version ARN (moto gives none); no local request names it: the
+        # build's GetLayerVersion happens only in CodeBuild
+        physical["TrainingCodeLayer"] = (
+            f"arn:aws:lambda:{deployed.region}:{account}:layer:{deployed.name}-retrain:1"
+        )
         names = StackNames(
             stack_name=deployed.name,
             region=deployed.region,
             account=account,
-            parameters=parameter_values(template, RUN_PARAMETERS),
+            parameters=parameter_values(template, embedded.parameters),  # with the local defaults
             physical_ids=physical,
             types={logical_id: r["Type"] for logical_id, r in template["Resources"].items()},
             conditions=template.get("Conditions", {}),
@@ -608,7 +738,8 @@ def recorded(template: Template, tmp_path_factory: pytest.TempPathFactory) -> It
             policies=StackPolicies(template, names),
             outputs=dict(deployed.outputs),
             calls=list(recorder.calls),
-            roles={logical_id: c.config.role for logical_id, c in embedded.functions.items()},
+            roles={logical_id: c.config.role for logical_id, c in embedded.functions.items()}
+            | {"RetrainProject": retrain_role},
             drift_check=drift.response,
         )
 
@@ -625,7 +756,9 @@ def test_the_policies_name_the_deployed_stacks_resources(recorded: RecordedRun) 
     assert stack.arn("EventBus") == recorded.outputs["EventBusArn"]
     assert stack.arn("TransactionsStream") == recorded.outputs["TransactionsStreamArn"]
     assert stack.arn("FailureQueue") == recorded.outputs["FailureQueueArn"]
-    assert {stack.role_arn(f) for f in FUNCTIONS} == set(recorded.roles.values())
+    assert {stack.role_arn(f) for f in FUNCTIONS} | {stack.role_arn("RetrainProject")} == set(
+        recorded.roles.values()
+    )
 
 
 @pytest.mark.slow
@@ -681,8 +814,9 @@ def test_the_report_upload_sends_no_encryption_headers(recorded: RecordedRun) ->
     # What the bucket policy now lets through, and what the old one refused.
     uploads = [c for c in recorded.calls if c.name == "s3.PutObject"]
 
-    # the drift report and its picture, and the feature log's objects
-    assert {c.params["Key"].rsplit(".", 1)[-1] for c in uploads} == {"json", "png", "gz"}
+    # the drift report and its picture, the feature log's objects, and the retraining build's
+    # report and published candidate (its model, card, baseline and manifest)
+    assert {c.params["Key"].rsplit(".", 1)[-1] for c in uploads} == {"json", "png", "gz", "onnx"}
     for call in uploads:
         assert not [h for h in call.headers if h.startswith("x-amz-server-side-encryption")]
         (request,) = authorization_requests(call)

@@ -119,9 +119,10 @@ def test_a_passing_candidate_is_published_as_the_challenger_once(
     shutil.copytree(ARTIFACTS, candidate)
 
     # when: the gate passed it twice (a re-run of the same window), and rejected another
-    first = publish_candidate(registry, candidate, "promote", dry_run=False)
-    again = publish_candidate(registry, candidate, "promote", dry_run=False)
-    rejected = publish_candidate(registry, candidate, "reject", dry_run=False)
+    named = datetime(2026, 9, 7, 12, tzinfo=UTC)
+    first = publish_candidate(registry, candidate, "promote", dry_run=False, now=named)
+    again = publish_candidate(registry, candidate, "promote", dry_run=False, now=named)
+    rejected = publish_candidate(registry, candidate, "reject", dry_run=False, now=named)
 
     # then: one publication, one pointer change
     assert first["published"] is True
@@ -131,3 +132,5 @@ def test_a_passing_candidate_is_published_as_the_challenger_once(
     }
     assert rejected["published"] is False
     assert registry.status().revision == first["revision"]
+    # its time in shadow counts from the (simulated) cut-off that named it
+    assert registry.status().challenger_since == "2026-09-07T12:00:00.000+00:00"

@@ -68,6 +68,13 @@ FUNCTION_ENV = {
         "QUALITY_RECALL_THRESHOLD",
         "QUALITY_MIN_FRAUDS",
         "QUALITY_EARLY_DAYS",
+        "PROMOTION_MODE",
+        "PROMOTION_MIN_HOURS",
+        "PROMOTION_MIN_LABELLED",
+        "PROMOTION_MIN_FRAUDS",
+        "PROMOTION_MAX_DAYS",
+        "PROMOTION_RECALL_TOLERANCE",
+        "PROMOTION_DECLINE_RATE_TOLERANCE",
     },
     "LabelsFunction": {
         "POWERTOOLS_SERVICE_NAME",
@@ -81,6 +88,12 @@ FUNCTION_ENV = {
         "MONITORING_TTL_DAYS",
     },
     "FeatureLogFunction": {"POWERTOOLS_SERVICE_NAME", "FEATURES_TABLE", "ARTIFACTS_BUCKET"},
+    "RetrainStartFunction": {
+        "POWERTOOLS_SERVICE_NAME",
+        "STATE_MACHINE_ARN",
+        "RETRAIN_POST_TRIGGER_DAYS",
+        "RETRAIN_MATURITY_DAYS",
+    },
 }
 # The keys the handlers read and write by (docs/ARCHITECTURE.md, "Contracts", "Tables and keys").
 TABLE_KEYS = {

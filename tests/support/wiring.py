@@ -21,6 +21,7 @@ from streamscore.drift.settings import DriftCheckSettings
 from streamscore.featurelog.settings import FeatureLogSettings
 from streamscore.labels.settings import LabelSettings
 from streamscore.preprocess.settings import PreprocessSettings
+from streamscore.retraining.settings import RetrainStartSettings
 from streamscore.scoring.settings import ScoreSettings
 
 SERVICES = ("dynamodb", "kinesis", "events", "s3")
@@ -91,7 +92,12 @@ class Wired:
     def _handle(self) -> None:
         takes_backoff = "backoff" in self.module.handler.__code__.co_varnames
         args = (self.stage, self.backoff) if takes_backoff else (self.stage,)
-        self.lambda_handler = self.module.handler(*args, **self.handler_options)
+        options = dict(self.handler_options)
+        if hasattr(self.module, "build_promotion"):  # the drift check's second check
+            options.setdefault(
+                "promotion", self.module.build_promotion(self.settings, self.stage, self.clients)
+            )
+        self.lambda_handler = self.module.handler(*args, **options)
 
     def rehandle(self, **handler_options: Any) -> None:
         """The handler made again with these options (the drift check's `clock`)."""
@@ -129,4 +135,5 @@ STAGES: dict[str, tuple[type[FunctionSettings], tuple[str, ...]]] = {
     "drift_check": (DriftCheckSettings, ("dynamodb", "s3", "events")),
     "labels": (LabelSettings, ("dynamodb",)),
     "feature_log": (FeatureLogSettings, ("dynamodb", "s3")),
+    "retrain_start": (RetrainStartSettings, ("stepfunctions",)),
 }

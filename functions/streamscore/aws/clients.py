@@ -32,6 +32,7 @@ class Clients:
     kinesis: Any = None
     events: Any = None
     s3: Any = None
+    stepfunctions: Any = None
 
     @classmethod
     def create(

@@ -37,6 +37,7 @@ QUARANTINE = "QUAR"  # one per bad record (its record id: stream position, aggre
 QUALITY = "QUAL"  # one per labelled transaction (its label in force), per scoring model version
 COUNT = "COUNT"  # the sort key and window-key prefix of count items
 # the drift check's items (streamscore.drift, streamscore.aws.drift_stores)
+MONITORING_SOURCE = "streamscore.monitoring"  # the events monitoring puts (drift, promotion)
 REPORT = "REPORT"  # one per drift window: pk REPORT#start#end, sk and window-key prefix
 RETRAIN = "RETRAIN"  # pk prefix of a model version's retraining cooldown item: RETRAIN#version
 COOLDOWN = "COOLDOWN"  # its sort key

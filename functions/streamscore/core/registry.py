@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,6 +94,10 @@ class Pointer:
     # the decision-rate guard's switch: the champion declines nothing, its declines are reviewed
     # (it stays through promotions and rollbacks until switched off)
     review_only: bool = False
+    # when the challenger was named (ISO 8601 UTC): its time in shadow counts from there
+    challenger_since: str | None = None
+    # the promotion check's latest decision (promotion/check.py), kept until the next one
+    decision: dict[str, Any] | None = None
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -104,6 +109,11 @@ class Pointer:
             item["champion"] = self.champion
         if self.challenger is not None:
             item["challenger"] = self.challenger
+        if self.challenger_since is not None:
+            item["challenger_since"] = self.challenger_since
+        if self.decision is not None:
+            # one string: the figures' floats stay floats (DynamoDB numbers would be Decimals)
+            item["decision"] = json.dumps(self.decision, separators=(",", ":"), allow_nan=False)
         return item
 
     @classmethod
@@ -118,6 +128,8 @@ class Pointer:
             previous=tuple(check_version(str(v)) for v in item.get("previous") or ()),
             revision=int(item.get("revision", 0)),
             review_only=bool(item.get("review_only", False)),
+            challenger_since=item.get("challenger_since"),
+            decision=json.loads(item["decision"]) if item.get("decision") else None,
         )
 
     def _next(self, **changes: Any) -> Pointer:
@@ -130,18 +142,31 @@ class Pointer:
             raise RegistryError(f"{version} is the champion already")
         previous = tuple(p for p in self.previous if p != version)
         previous += (self.champion,) if self.champion else ()
-        challenger = None if self.challenger == version else self.challenger
+        kept = self.challenger != version
         return self._next(
-            champion=version, challenger=challenger, previous=previous[-KEPT_CHAMPIONS:]
+            champion=version,
+            challenger=self.challenger if kept else None,
+            challenger_since=self.challenger_since if kept else None,
+            previous=previous[-KEPT_CHAMPIONS:],
         )
 
-    def with_challenger(self, version: str | None) -> Pointer:
-        """`version` scored in shadow from now on (None: no challenger)."""
+    def with_challenger(self, version: str | None, since: str | None = None) -> Pointer:
+        """`version` scored in shadow from `since` (ISO 8601 UTC; None: no challenger)."""
         if version is not None:
             check_version(version)
             if version == self.champion:
                 raise RegistryError(f"{version} is the champion; it cannot be its own challenger")
-        return self._next(challenger=version)
+        return self._next(challenger=version, challenger_since=since if version else None)
+
+    def dropped(self) -> Pointer:
+        """No challenger from now on."""
+        if self.challenger is None:
+            raise RegistryError("there is no challenger to drop")
+        return self.with_challenger(None)
+
+    def recording(self, decision: dict[str, Any], revision: int) -> Pointer:
+        """This pointer with `decision` as the latest promotion decision, at `revision`."""
+        return dataclasses.replace(self, decision=decision, revision=revision)
 
     def with_review_only(self, on: bool) -> Pointer:
         """The guard's switch on (no declines: they are reviewed) or off."""
@@ -163,5 +188,10 @@ class Pointer:
         if not self.previous:
             return self._next(champion=None)
         *earlier, last = self.previous
-        challenger = None if self.challenger == last else self.challenger
-        return self._next(champion=last, challenger=challenger, previous=tuple(earlier))
+        kept = self.challenger != last
+        return self._next(
+            champion=last,
+            challenger=self.challenger if kept else None,
+            challenger_since=self.challenger_since if kept else None,
+            previous=tuple(earlier),
+        )

@@ -41,6 +41,7 @@ from datetime import datetime
 from typing import Any
 
 from streamscore.core.errors import RetryableError, SystemicError
+from streamscore.core.monitoring import MONITORING_SOURCE
 from streamscore.core.registry import RegistryError
 from streamscore.drift.baseline import DriftBaseline
 from streamscore.drift.ports import DriftCheckPorts, ModelBaselines, Trigger
@@ -53,7 +54,6 @@ from streamscore.drift.quality import (
     sum_quality_items,
 )
 from streamscore.drift.report import (
-    MONITORING_SOURCE,
     RETRAINING_REQUESTED,
     TRIGGER_EVENTS,
     DriftReport,

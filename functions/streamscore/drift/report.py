@@ -36,7 +36,6 @@ from streamscore.drift.totals import VariableCounts, VersionTotals, WindowTotals
 from streamscore.drift.window import DAY, DriftWindow
 
 REPORTS_PREFIX = "reports"
-MONITORING_SOURCE = "streamscore.monitoring"
 DRIFT_DETECTED = "DriftDetected"
 RETRAINING_REQUESTED = "RetrainingRequested"
 PLOTTED_FEATURES = 5  # the most drifted features drawn next to the score (a 2 x 3 grid)

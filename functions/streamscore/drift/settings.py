@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     Field,
@@ -36,6 +36,14 @@ class DriftCheckSettings(FunctionSettings):
     quality_min_frauds: Annotated[int, Field(ge=1)] = 30
     # recall at decline also judged on the window ending this many days ago (0: not)
     quality_early_days: Annotated[int, Field(ge=0, le=365)] = 0
+    # the promotion check (promotion/policy.py): Automatic acts, Manual only recommends
+    promotion_mode: Literal["Automatic", "Manual"] = "Automatic"
+    promotion_min_hours: Annotated[float, Field(ge=0.0, le=8760.0)] = 168.0
+    promotion_min_labelled: Annotated[int, Field(ge=1)] = 1000
+    promotion_min_frauds: Annotated[int, Field(ge=1)] = 50
+    promotion_max_days: Annotated[float, Field(gt=0.0, le=365.0)] = 28.0
+    promotion_recall_tolerance: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.02
+    promotion_decline_rate_tolerance: Annotated[float, Field(ge=0.0)] = 0.25
 
     @model_validator(mode="after")
     def _quality_window_within_the_counts(self) -> DriftCheckSettings:
@@ -44,6 +52,17 @@ class DriftCheckSettings(FunctionSettings):
             raise ValueError(
                 f"LABEL_MATURITY_DAYS + QUALITY_WINDOW_DAYS ({oldest}) must be below "
                 f"MONITORING_TTL_DAYS ({self.monitoring_ttl_days}): the quality check reads "
+                "count items that old"
+            )
+        if self.promotion_max_days * 24 < self.promotion_min_hours:
+            raise ValueError(
+                f"PROMOTION_MIN_HOURS ({self.promotion_min_hours:g}) must be at most "
+                f"PROMOTION_MAX_DAYS x 24 ({self.promotion_max_days * 24:g})"
+            )
+        if self.promotion_max_days >= self.monitoring_ttl_days:
+            raise ValueError(
+                f"PROMOTION_MAX_DAYS ({self.promotion_max_days:g}) must be below "
+                f"MONITORING_TTL_DAYS ({self.monitoring_ttl_days}): the promotion check reads "
                 "count items that old"
             )
         if self.quality_early_days >= self.label_maturity_days:

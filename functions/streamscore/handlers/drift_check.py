@@ -24,6 +24,7 @@ from streamscore.aws.events import EventPublisher
 from streamscore.aws.monitoring_stores import DynamoMonitoringStore
 from streamscore.aws.registry import DynamoModelPointer, S3ModelVersions
 from streamscore.aws.retry import Backoff, client_config
+from streamscore.core.errors import SystemicError
 from streamscore.core.lambda_init import freeze_after_init
 from streamscore.core.observability import logger, metrics, tracer
 from streamscore.core.settings import load_settings
@@ -38,6 +39,13 @@ from streamscore.drift.settings import DriftCheckSettings
 from streamscore.drift.stats import DriftThresholds
 from streamscore.drift.window import DriftWindow
 from streamscore.handlers.metrics import DriftMetric as M
+from streamscore.promotion.check import (
+    PROMOTION,
+    PromotionChecker,
+    PromotionOutcome,
+    PromotionPorts,
+)
+from streamscore.promotion.policy import PromotionPolicy
 
 # matplotlib keeps its font cache under MPLCONFIGDIR; in Lambda only /tmp is writable.
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "matplotlib"))
@@ -89,10 +97,38 @@ def build(
     )
 
 
-def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) -> Handler:
+def build_promotion(
+    settings: DriftCheckSettings, stage: DriftChecker, clients: Clients
+) -> PromotionChecker:
+    """The promotion check on the drift check's reader and events, and the registry's pointer."""
+    return PromotionChecker(
+        PromotionPorts(
+            pointer=DynamoModelPointer(clients.dynamodb, settings.monitoring_table),
+            reader=stage.ports.reader,
+            events=stage.ports.events,
+        ),
+        PromotionPolicy(
+            min_hours=settings.promotion_min_hours,
+            min_labelled=settings.promotion_min_labelled,
+            min_frauds=settings.promotion_min_frauds,
+            max_days=settings.promotion_max_days,
+            recall_tolerance=settings.promotion_recall_tolerance,
+            decline_rate_tolerance=settings.promotion_decline_rate_tolerance,
+        ),
+        settings.promotion_mode,
+        shipped_version=stage.baseline.model_version,
+    )
+
+
+def handler(
+    stage: DriftChecker,
+    clock: Callable[[], datetime] | None = None,
+    promotion: PromotionChecker | None = None,
+) -> Handler:
     """The Lambda handler of a wired drift check; `clock` (default: now, UTC) places scheduled
     windows. An event `{"check": "quality"}` (QualityCheckSchedule's) runs the stage's quality
-    check instead (drift/quality.py)."""
+    check instead (drift/quality.py), `{"check": "promotion"}` (PromotionCheckSchedule's) its
+    promotion check (promotion/check.py)."""
     now_of = clock or (lambda: datetime.now(UTC))
 
     @logger.inject_lambda_context(clear_state=True)
@@ -100,6 +136,10 @@ def handler(stage: DriftChecker, clock: Callable[[], datetime] | None = None) ->
     @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         now = now_of()
+        if event.get("check") == PROMOTION:
+            if promotion is None:
+                raise SystemicError("a promotion check was asked for, and none is configured")
+            return _promotion_check(promotion.check(now))
         if event.get("check") == QUALITY:
             # a window named in the event ({"check": "quality", "window": {...}}) replaces the
             # matured one
@@ -196,6 +236,32 @@ def _quality_check(
     return result
 
 
+def _promotion_check(outcome: PromotionOutcome) -> dict[str, Any]:
+    decision = outcome.decision or {}
+    judgement = outcome.judgement
+    metrics.add_metric(M.PROMOTION_DECIDED, MetricUnit.Count, int(outcome.status == "decided"))
+    logger.info(
+        "promotion checked",
+        extra={
+            "status": outcome.status,
+            "verdict": judgement.verdict if judgement else decision.get("verdict"),
+            "why": judgement.why if judgement else decision.get("why"),
+            "decision_id": decision.get("decision_id"),
+            "events_sent": list(outcome.events_sent),
+            "items_read": outcome.items_read,
+        },
+    )
+    return {
+        "check": PROMOTION,
+        "status": outcome.status,
+        "verdict": judgement.verdict if judgement else decision.get("verdict"),
+        "why": judgement.why if judgement else decision.get("why"),
+        "figures": judgement.figures if judgement else decision.get("figures"),
+        "decision_id": decision.get("decision_id"),
+        "events_sent": list(outcome.events_sent),
+    }
+
+
 def _judged(report: dict[str, Any], figures: dict[str, Any]) -> float | None:
     """Recall at decline when the report could judge it (enough frauds seen), else None."""
     if report["status"] not in ("ok", "low_recall"):
@@ -236,5 +302,6 @@ settings = load_settings(DriftCheckSettings, os.environ)
 clients = Clients.create(
     "dynamodb", "s3", "events", configs={"s3": client_config(read_timeout=30.0)}
 )
-lambda_handler = handler(build(settings, clients, Backoff()))
+drift_stage = build(settings, clients, Backoff())
+lambda_handler = handler(drift_stage, promotion=build_promotion(settings, drift_stage, clients))
 freeze_after_init()  # init's objects out of every later collection (see its docstring)

@@ -104,6 +104,13 @@ class DriftMetric(StrEnum):
     # bound of the mature figure
     EARLY_RECALL_AT_DECLINE = "EarlyRecallAtDecline"
     EARLY_FRAUDS_SEEN = "EarlyFraudsSeen"
+    # the promotion check: 1 when this run decided on a challenger (promoted or rejected it)
+    PROMOTION_DECIDED = "PromotionDecided"
+
+
+class RetrainStartMetric(StrEnum):
+    # days the trigger's run waits before it trains (the waiting rule), as of this delivery
+    WAIT_DAYS = "RetrainWaitDays"
 
 
 # the POWERTOOLS_SERVICE_NAME template.yaml gives each function → the metrics it emits
@@ -113,4 +120,5 @@ METRICS_BY_SERVICE: dict[str, type[StrEnum]] = {
     "labels": LabelMetric,
     "feature-log": FeatureLogMetric,
     "drift-check": DriftMetric,
+    "retrain-start": RetrainStartMetric,
 }

@@ -103,7 +103,8 @@ def test_functions_use_their_own_roles_not_sam_generated_ones(template: dict[str
         assert properties["Role"] == {"Fn::GetAtt": [f"{name}Role", "Arn"]}
         assert "Policies" not in properties
         event_types = {event["Type"] for event in properties.get("Events", {}).values()}
-        assert event_types <= {"Schedule"}, name
+        # schedules and bus rules add only the invoke permission, never a role's policy
+        assert event_types <= {"Schedule", "EventBridgeRule"}, name
 
 
 def test_each_function_logs_to_its_own_encrypted_log_group(template: dict[str, Any]) -> None:
@@ -119,6 +120,7 @@ def test_each_function_logs_to_its_own_encrypted_log_group(template: dict[str, A
             "ScoreFunction": "score",
             "LabelsFunction": "labels",
             "FeatureLogFunction": "feature-log",
+            "RetrainStartFunction": "retrain-start",
         }.get(name, "drift-check")
         assert log_group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-" + kind}
         assert log_group["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
@@ -299,7 +301,7 @@ def test_the_tracing_parameter_sets_each_functions_mode_and_the_tracer(
     # then: Lambda's own tracing mode is the parameter (CloudFormation's TracingConfig Mode
     # takes Active or PassThrough), and the Tracer is off (it patches nothing) unless Active
     assert template["Parameters"]["Tracing"]["AllowedValues"] == ["Active", "PassThrough"]
-    assert len(functions) == 5
+    assert len(functions) == 6
     for function in functions.values():
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
@@ -309,7 +311,7 @@ def test_the_tracing_parameter_sets_each_functions_mode_and_the_tracer(
         assert (when_active, otherwise) == ("false", "true")
 
 
-def test_only_the_score_and_drift_functions_read_the_model_registry_and_only_read_it(
+def test_the_functions_only_read_the_model_registry_and_the_retraining_build_names_a_challenger(
     template: dict[str, Any],
 ) -> None:
     # given: every statement that names the registry's pointer table or its objects
@@ -321,14 +323,24 @@ def test_only_the_score_and_drift_functions_read_the_model_registry_and_only_rea
 
     # then: the score function (the model it serves) and the drift check (each version's
     # baseline) read the pointer item (pk MODEL) and the versions' objects, nothing else of the
-    # registry, and neither writes
+    # registry (the promotion check changes the pointer through the drift check's PutItem on
+    # MonitoringTable); the retraining build also publishes a version and names it the
+    # challenger, on the pointer item only
     assert sorted((role, s["Sid"]) for role, s in registry) == [
         ("DriftCheckFunctionRole", "ModelPointer"),
         ("DriftCheckFunctionRole", "ModelVersions"),
+        ("RetrainProjectRole", "ModelPointer"),
+        ("RetrainProjectRole", "ModelVersions"),
         ("ScoreFunctionRole", "ModelPointer"),
         ("ScoreFunctionRole", "ModelVersions"),
     ]
-    for _, statement in registry:
+    for role, granted in registry:
+        statement = granted
+        if role == "RetrainProjectRole":
+            writes = {"ModelPointer": "dynamodb:PutItem", "ModelVersions": "s3:PutObject"}
+            assert writes[granted["Sid"]] in granted["Action"]
+            assert len(granted["Action"]) == 2
+            statement = granted | {"Action": granted["Action"][0]}
         if statement["Sid"] == "ModelPointer":
             assert statement["Action"] == "dynamodb:GetItem"
             assert statement["Condition"] == {

@@ -87,48 +87,68 @@ def test_stack_deploys_into_moto_with_every_resource(template: dict[str, Any]) -
     events = boto3.client("events", region_name=REGION)
     bus = outputs["EventBusName"]
     assert events.describe_event_bus(Name=bus)["Arn"] == outputs["EventBusArn"]
-    rules = {
-        json.loads(r["EventPattern"])["detail-type"][0]: r
-        for r in events.list_rules(EventBusName=bus)["Rules"]
+    rules: dict[str, list[dict[str, Any]]] = {}
+    for rule in events.list_rules(EventBusName=bus)["Rules"]:
+        rules.setdefault(json.loads(rule["EventPattern"])["detail-type"][0], []).append(rule)
+    assert {d: [json.loads(r["EventPattern"]) for r in rs] for d, rs in rules.items()} == {
+        "RetrainingRequested": [
+            {"source": ["streamscore.monitoring"], "detail-type": ["RetrainingRequested"]}
+        ]
+        * 2,  # RetrainingQueue, and the retraining runner's start function
+        "HighRiskTransaction": [
+            {"source": ["streamscore.scoring"], "detail-type": ["HighRiskTransaction"]}
+        ],
     }
-    assert {d: json.loads(r["EventPattern"]) for d, r in rules.items()} == {
+    expected_targets = {
         "RetrainingRequested": {
-            "source": ["streamscore.monitoring"],
-            "detail-type": ["RetrainingRequested"],
+            outputs["RetrainingQueueArn"],
+            outputs["RetrainStartFunctionArn"],
         },
-        "HighRiskTransaction": {
-            "source": ["streamscore.scoring"],
-            "detail-type": ["HighRiskTransaction"],
-        },
+        "HighRiskTransaction": {outputs["AlertsQueueArn"]},
     }
-    for detail_type, queue in (
-        ("RetrainingRequested", "RetrainingQueueArn"),
-        ("HighRiskTransaction", "AlertsQueueArn"),
-    ):
-        rule = rules[detail_type]
-        (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
-        assert target["Arn"] == outputs[queue]
-        dead_letter = target["DeadLetterConfig"]["Arn"]
-        assert dead_letter.rsplit(":", 1)[-1] == outputs["EventsDeadLetterQueueUrl"].rsplit("/")[-1]
-        # the alarm's dimension, as the template derives it from the ARN, names the rule
-        assert rule["Arn"].split("/")[2] == rule["Name"]
-    schedules = {
-        rule["ScheduleExpression"]: rule
-        for rule in events.list_rules(EventBusName="default")["Rules"]
-    }
-    assert set(schedules) == {"rate(1 hour)", "rate(1 day)"}  # the drift and the quality check
-    for expression, schedule in schedules.items():
+    for detail_type, targets in expected_targets.items():
+        found = set()
+        for rule in rules[detail_type]:
+            (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+            found.add(target["Arn"])
+            dead_letter = target["DeadLetterConfig"]["Arn"]
+            assert (
+                dead_letter.rsplit(":", 1)[-1]
+                == outputs["EventsDeadLetterQueueUrl"].rsplit("/")[-1]
+            )
+            # the alarm's dimension, as the template derives it from the ARN, names the rule
+            assert rule["Arn"].split("/")[2] == rule["Name"]
+        assert found == targets
+    schedules: dict[str, list[dict[str, Any]]] = {}
+    for rule in events.list_rules(EventBusName="default")["Rules"]:
+        schedules.setdefault(rule["ScheduleExpression"], []).append(rule)
+    # the drift check hourly; the quality and the promotion check daily
+    assert {e: len(rs) for e, rs in schedules.items()} == {"rate(1 hour)": 1, "rate(1 day)": 2}
+    inputs = []
+    for schedule in (r for rs in schedules.values() for r in rs):
         (target,) = events.list_targets_by_rule(Rule=schedule["Name"])["Targets"]
         assert target["Arn"] == outputs["DriftCheckFunctionArn"]
-        if expression == "rate(1 day)":
-            assert json.loads(target["Input"]) == {"check": "quality"}
+        inputs.append(json.loads(target.get("Input", "{}")))
+    assert sorted(i.get("check", "drift") for i in inputs) == ["drift", "promotion", "quality"]
+
+    # the runner: moto keeps DefinitionSubstitutions unapplied (CloudFormation applies them),
+    # so the definition still says which substitution names the project
+    machine = boto3.client("stepfunctions", region_name=REGION).describe_state_machine(
+        stateMachineArn=outputs["RetrainingRunnerStateMachineArn"]
+    )
+    definition = json.loads(machine["definition"])
+    assert definition["States"]["Retrain"]["Parameters"]["ProjectName"] == "${RetrainProjectName}"
+    runner = template["Resources"]["RetrainingRunnerStateMachine"]["Properties"]
+    project = template["Resources"]["RetrainProject"]["Properties"]
+    assert runner["DefinitionSubstitutions"]["RetrainProjectName"] == project["Name"]
+    assert outputs["RetrainProjectName"] == "streamscore-retrain"
 
     logs = boto3.client("logs", region_name=REGION)
     log_groups = {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}
     assert log_groups == {
         f"/aws/lambda/streamscore-{kind}"
-        for kind in ("preprocess", "score", "drift-check", "labels", "feature-log")
-    }
+        for kind in ("preprocess", "score", "drift-check", "labels", "feature-log", "retrain-start")
+    } | {"/aws/codebuild/streamscore-retrain"}
 
 
 @pytest.mark.slow
@@ -187,9 +207,12 @@ def test_retraining_pipelines_exist_only_when_their_arns_are_given(
         summaries = cloudformation.list_stack_resources(StackName=stack)["StackResourceSummaries"]
         return {r["LogicalResourceId"] for r in summaries}
 
-    assert set(targets("without")) == {"RetrainingQueue", "AlertsQueue"}
+    # the in-stack runner's rule (SAM names its target) is there in both
+    runner_target = "RetrainStartFunctionRetrainingRequestedLambdaTarget"
+    assert set(targets("without")) == {"RetrainingQueue", "AlertsQueue", runner_target}
     with_targets = targets("with")
     assert set(with_targets) == {
+        runner_target,
         "RetrainingQueue",
         "RetrainingStateMachine",
         "RetrainingPipeline",

@@ -29,6 +29,9 @@ NAME_LIMITS = {
     ("AWS::IAM::Role", "RoleName"): 64,
     ("AWS::S3::Bucket", "BucketName"): 63,
     ("AWS::Serverless::LayerVersion", "LayerName"): 140,
+    # CodeBuild API Reference, CreateProject: name "Length Constraints: Minimum length of 2.
+    # Maximum length of 255."
+    ("AWS::CodeBuild::Project", "Name"): 255,
 }
 LONGEST_STACK_NAME = "s" * 128  # CloudFormation: a stack name is up to 128 characters
 
@@ -85,7 +88,7 @@ def _rule_targets(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
     for name, function in resources(template, "AWS::Serverless::Function").items():
         for event_name, event in function["Properties"].get("Events", {}).items():
-            if event["Type"] == "Schedule":
+            if event["Type"] in ("Schedule", "EventBridgeRule"):
                 targets[f"{name}{event_name}"] = event["Properties"]
     return targets
 
@@ -103,8 +106,9 @@ def test_every_rule_target_retries_then_keeps_what_failed_in_an_encrypted_queue(
     (statement,) = policy["PolicyDocument"]["Statement"]
     allowed = json.dumps(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
 
-    # retraining queue, state machine, pipeline; alerts queue, topic; the two schedules
-    assert len(targets) == 7
+    # retraining queue, state machine, pipeline, the runner's start function; alerts queue,
+    # topic; the three schedules
+    assert len(targets) == 9
     for name, target in targets.items():
         assert target["DeadLetterConfig"] == {
             "Arn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}

@@ -8,10 +8,10 @@ import pytest
 
 from streamscore.core.artifacts import SCORE
 from streamscore.core.errors import RetryableError
+from streamscore.core.monitoring import MONITORING_SOURCE
 from streamscore.drift.baseline import DriftBaseline
 from streamscore.drift.report import (
     DRIFT_DETECTED,
-    MONITORING_SOURCE,
     RETRAINING_REQUESTED,
     TRIGGER_EVENTS,
     report_keys,

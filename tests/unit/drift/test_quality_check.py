@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from streamscore.core.monitoring import MONITORING_SOURCE
 from streamscore.drift.check import DriftCheckPolicy, check_quality
 from streamscore.drift.quality import QualityPolicy, quality_report_key, quality_window
-from streamscore.drift.report import MONITORING_SOURCE, RETRAINING_REQUESTED
+from streamscore.drift.report import RETRAINING_REQUESTED
 from support.drift_check import THRESHOLDS, quality_items
 from support.fakes import MemoryDriftPorts, MemoryWindowReader
 

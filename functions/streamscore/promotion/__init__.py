@@ -1,0 +1,1 @@
+"""Promotion: when a challenger in shadow becomes the champion (policy, check)."""
