@@ -7,7 +7,11 @@ bootstrap resamples its transactions (the same draw for both models, so what the
 to give 95 % intervals of the differences, and the one-sided 95 % lower bounds the rule tests:
 
 - **PR-AUC** (average precision), candidate minus champion: its one-sided lower bound must be
-  above 0: better, not only not worse.
+  above -`pr_auc_margin`. At 0 (the command's default) the candidate must be better, not only
+  not worse. The in-stack runner answers a drift with a margin (`RetrainPrAucMargin`, 0.02): a
+  candidate as good as the champion, trained on the changed traffic, is worth scoring in shadow,
+  because its baseline describes that traffic; the promotion check then judges it on live
+  labels (functions/streamscore/promotion/).
 - **Recall at the champion's decline rate**, candidate minus champion: the champion at its
   decline threshold, the candidate at the threshold that declines the same (weighted) share of
   the slice; its lower bound must be above -`recall_tolerance`: with the same decline budget
@@ -42,6 +46,7 @@ RECALL_TOLERANCE = 0.02
 class GatePolicy:
     min_frauds: int = MIN_FRAUDS
     recall_tolerance: float = RECALL_TOLERANCE
+    pr_auc_margin: float = 0.0  # 0: better beyond noise; > 0: not worse than this
     draws: int = BOOTSTRAP_DRAWS
     confidence: float = CONFIDENCE
 
@@ -171,8 +176,10 @@ def judge(
     pr_interval, pr_low = _interval(pr_auc, policy.confidence)
     recall_interval, recall_low = _interval(recall, policy.confidence)
     reasons = []
-    if pr_low <= 0:
-        reasons.append(f"PR-AUC difference's lower bound {pr_low:+.4f} is not above 0")
+    if pr_low <= -policy.pr_auc_margin:
+        reasons.append(
+            f"PR-AUC difference's lower bound {pr_low:+.4f} is not above {-policy.pr_auc_margin:+g}"
+        )
     if recall_low <= -policy.recall_tolerance:
         reasons.append(
             f"recall at decline difference's lower bound {recall_low:+.4f} is not "
@@ -180,7 +187,13 @@ def judge(
         )
     return figures | {
         "verdict": "reject" if reasons else "promote",
-        "why": "; ".join(reasons) or "PR-AUC better beyond noise, recall at decline not worse",
+        "why": "; ".join(reasons)
+        or (
+            "PR-AUC better beyond noise"
+            if policy.pr_auc_margin == 0
+            else f"PR-AUC not worse than {-policy.pr_auc_margin:+g} beyond noise"
+        )
+        + ", recall at decline not worse",
         "pr_auc_difference": {
             "value": candidate_pr - champion_pr,
             "interval": pr_interval,
@@ -193,5 +206,6 @@ def judge(
         },
         "draws": int(pr_auc.size),
         "confidence": policy.confidence,
+        "pr_auc_margin": policy.pr_auc_margin,
         "seed": seed,
     }

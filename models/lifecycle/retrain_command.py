@@ -8,6 +8,7 @@ files): the registry keeps it once and the pointer is not changed again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable
@@ -47,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--post-trigger-days", type=float, default=_DEFAULTS.post_trigger_days)
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     parser.add_argument(
+        "--pr-auc-margin",
+        type=float,
+        default=_DEFAULTS.gate.pr_auc_margin,
+        help="the gate's PR-AUC margin: 0 (default) asks for a better candidate, 0.02 for one "
+        "not worse by more than 0.02 (the in-stack runner's RetrainPrAucMargin)",
+    )
+    parser.add_argument(
         "--decline-sample-share",
         type=float,
         help="DeclineSampleShare while the window was scored (default: the stack's parameter)",
@@ -75,6 +83,7 @@ def policy_of(args: argparse.Namespace) -> RetrainPolicy:
         maturity_days=args.maturity_days,
         post_trigger_days=args.post_trigger_days,
         seed=args.seed,
+        gate=dataclasses.replace(_DEFAULTS.gate, pr_auc_margin=args.pr_auc_margin),
     )
 
 

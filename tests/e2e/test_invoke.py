@@ -21,6 +21,8 @@ FUNCTION_OF_EVENT = {
     "labels.json": "LabelsFunction",
     "drift_check_scheduled.json": "DriftCheckFunction",
     "drift_check_window.json": "drift-check",  # the name without the stack prefix works too
+    "promotion_check.json": "DriftCheckFunction",
+    "retraining_requested.json": "RetrainStartFunction",
 }
 
 
@@ -37,7 +39,13 @@ def test_invoke_prints_the_handler_response(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     response = json.loads(captured.out)
-    if event_file.startswith("drift_check"):
+    if event_file == "promotion_check.json":
+        assert response["status"] == "no_challenger"  # a fresh stack's pointer names none
+    elif event_file == "retraining_requested.json":
+        # one run of the runner, waiting until the window's end + 14 + 35 days
+        assert response["started"] == "running"
+        assert response["retrain_at"] == "2026-04-22T12:00:00Z"
+    elif event_file.startswith("drift_check"):
         # the sample window (March 2026) holds no data in a fresh stack
         assert response["status"] == "insufficient_data"
         assert response["retraining"] == "not_drift"

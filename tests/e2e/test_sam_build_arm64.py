@@ -129,6 +129,20 @@ def test_x86_64_then_arm64_builds_ship_only_their_own_native_code(tmp_path: Path
     # given: a build for x86_64 (the template default)
     x86_seconds = sam_build("x86_64", tmp_path)
     assert_all_native_code_is(tmp_path / "build", MACHINES["x86_64"])
+    # the retraining build's code (runner/Makefile): what `python -m models retrain` imports,
+    # its locked requirements, no bytecode
+    code = tmp_path / "build" / "TrainingCodeLayer" / "streamscore-retrain"
+    for needed in (
+        "models/__main__.py",
+        "models/lifecycle/retrain_command.py",
+        "models/training/pipeline.py",
+        "models/artifacts/model.onnx",
+        "functions/streamscore/core/registry.py",
+        "local/simulator/__init__.py",
+        "requirements.txt",
+    ):
+        assert (code / needed).is_file(), needed
+    assert not list(code.rglob("__pycache__"))
 
     # when: Architecture=arm64, into the same build and cache directories
     arm_seconds = sam_build("arm64", tmp_path)

@@ -65,6 +65,21 @@ def test_an_equal_candidate_is_rarely_promoted() -> None:
     assert 8 <= sum(naive) <= 22  # about half, as the module docstring says
 
 
+def test_a_margin_passes_equal_candidates_when_the_evidence_allows_and_no_worse_one() -> None:
+    # ~600 frauds a slice: wide enough for a 0.02 margin to be shown most of the time
+    margin = GatePolicy(min_frauds=50, draws=200, pr_auc_margin=0.02)
+    strict = GatePolicy(min_frauds=50, draws=200)
+    slices = [(seed, _slice(seed, 1.0, 1.0, n=20_000)) for seed in range(6)]
+    with_margin = [judge(d, (0.5, 0.5), margin, s)["verdict"] for s, d in slices]
+    without = [judge(d, (0.5, 0.5), strict, s)["verdict"] for s, d in slices]
+    worse = judge(_slice(7, champion_noise=1.0, candidate_noise=2.5), (0.5, 0.5), margin, 7)
+
+    assert with_margin.count("promote") >= 3  # 5 of 6 when written
+    assert without.count("promote") <= 1  # 0 of 6
+    assert worse["verdict"] == "reject"
+    assert "is not above -0.02" in worse["why"]
+
+
 def test_too_few_frauds_give_no_verdict_and_a_seed_gives_one_answer() -> None:
     small = _slice(3, 1.0, 1.0, n=800)  # ~24 frauds
 

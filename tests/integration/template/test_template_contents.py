@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from embedded.template import parameter_values, transform_template
+from lifecycle.cli import parse_args
 from support.template_checks import (
     ESM_SETTINGS,
     FUNCTION_ENV,
@@ -17,6 +22,8 @@ from support.template_checks import (
     TABLE_KEYS,
     resources,
 )
+
+ROOT = Path(__file__).resolve().parents[3]
 
 # ---------------------------------------------------------------- what the template says
 
@@ -349,3 +356,34 @@ def test_the_functions_only_read_the_model_registry_and_the_retraining_build_nam
         else:
             assert statement["Action"] == "s3:GetObject"
             assert statement["Resource"] == {"Fn::Sub": "${ArtifactsBucket.Arn}/models/*"}
+
+
+def test_the_retraining_build_runs_a_command_the_cli_accepts_with_the_projects_variables(
+    template: dict[str, Any],
+) -> None:
+    # given: the build's command, its variables as the project and the state machine set them
+    project = template["Resources"]["RetrainProject"]["Properties"]
+    buildspec = yaml.safe_load(project["Source"]["BuildSpec"])
+    (command,) = [c for c in buildspec["phases"]["build"]["commands"] if "models retrain" in c]
+    variables = {v["Name"]: "1" for v in project["Environment"]["EnvironmentVariables"]}
+    machine = json.loads((ROOT / "statemachine" / "retrain.asl.json").read_text())
+    overrides = machine["States"]["Retrain"]["Parameters"]["EnvironmentVariablesOverride"]
+    variables |= {v["Name"]: "2026-03-04T12:00:00Z" for v in overrides}
+    used = set(re.findall(r"\$\{?([A-Z_]+)", command))
+
+    # when: the shell expands it (bash, as the buildspec's env.shell says)
+    assert buildspec["env"]["shell"] == "bash"
+    expanded = subprocess.run(
+        ["bash", "-c", f"printf '%s\\n' {command.split('python -m models ', 1)[1]}"],
+        env=variables,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+
+    # then: every variable it uses is set, and the CLI parses what it runs
+    assert used <= set(variables), used - set(variables)
+    args = parse_args(expanded)
+    assert args.command == "retrain"
+    assert args.trigger_time == "2026-03-04T12:00:00Z"
+    assert args.pr_auc_margin == 1.0
