@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from embedded.async_invocations import deliver as deliver_async
 from embedded.challenger import (
     LifecycleError,
     ModelLifecycle,
@@ -229,6 +230,7 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             # own days, or (traffic without event times) the time this run processed it
             start, end = traffic.checked_window() or (window_start, window_end)
             drift = _check_drift(stack, start, end, options.out_dir, console)
+            _deliver_to_functions(stack, clients, sections)
             if "labels" in sections:  # every label has come back: the whole window is mature
                 sections["quality_check"] = _check_quality(stack, start, end)
             observed = observe_stack(clients, outputs)
@@ -276,6 +278,20 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             return build_summary(
                 traffic, record_ids, observed, finished - sent.started_at, drift, extra
             )
+
+
+def _deliver_to_functions(
+    stack: EmbeddedStack, clients: Callable[[str], Any], sections: dict[str, Any]
+) -> None:
+    """The events rules deliver to functions (the drift check's RetrainingRequested to
+    RetrainStartFunction), invoked as EventBridge does: asynchronously, after the check."""
+    names = {c.config.arn: name for name, c in stack.functions.items()}
+    dead_letters = stack.deployed.outputs.get("FailureQueueUrl")
+    delivered = deliver_async(
+        clients("sqs"), stack.functions, dead_letters, lambda arn: names.get(arn, arn)
+    )
+    if delivered:
+        sections["retraining_runner"] = delivered
 
 
 def _feature_log_and_retrain(

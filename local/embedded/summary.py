@@ -491,8 +491,30 @@ def render_summary(summary: Mapping[str, Any]) -> str:
     if summary.get("retrain"):
         lines += render_retrain(summary["retrain"])
     lines += ["", *_drift(summary)]
+    lines += render_runner(summary.get("retraining_runner") or [])
     lines += [f"Note           {line}" for line in summary.get("notes", [])]
     return "\n".join([*lines, ""])
+
+
+def render_runner(deliveries: list[Mapping[str, Any]]) -> list[str]:
+    """What the rules' function targets did with the run's events (RetrainStartFunction)."""
+    lines = []
+    for delivery in deliveries:
+        response = delivery.get("response") or {}
+        if delivery.get("error"):
+            lines.append(
+                f"Runner         {delivery['function']} failed {delivery.get('attempts', 0)} times "
+                f"on {delivery.get('detail_type')}: {delivery['error']}"
+            )
+        elif "retrain_at" in response:
+            lines.append(
+                f"Runner         {delivery['function']}: run {response['execution']} "
+                f"({response['started']}) waits until {response['retrain_at']}, then retrains "
+                "(CodeBuild; the local run does not run the build)"
+            )
+        else:
+            lines.append(f"Runner         {delivery['function']}: {response}")
+    return lines
 
 
 def render_feature_log(log: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ import json
 import re
 import socket
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from embedded.deploy import TemplateError, local_template
 from embedded.producer import simulated_traffic
 from embedded.run import RunError, RunOptions, run_embedded
 from embedded.server import MotoServer, ServerStartError
+from embedded.summary import render_summary
 from streamscore.core.aggregation import deaggregate
 from support.model_dirs import MODEL_DIR, renamed_model
 
@@ -158,6 +160,15 @@ def test_drift_scenario_detects_the_shift_and_requests_retraining_once(tmp_path:
     assert drift["score"]["status"] == "drift"  # the model's scores moved with it
     assert drift["retraining"] == "sent"
     assert summary["retraining_requests"] == 1
+    # EventBridge's other target: one run of the in-stack runner, waiting for matured labels
+    ((delivery,),) = [summary["retraining_runner"]]
+    assert (delivery["function"], delivery["attempts"]) == ("RetrainStartFunction", 1)
+    run = delivery["response"]
+    window_end = datetime.fromisoformat(drift["window"]["end"])
+    assert datetime.fromisoformat(run["retrain_at"].replace("Z", "+00:00")) == (
+        window_end + timedelta(days=14 + 35)
+    ).replace(microsecond=0)
+    assert "waits until" in render_summary(summary)
     counts = summary["counts"]
     assert (counts["failed"], counts["duplicate_predictions"], counts["unaccounted"]) == (0, 0, 0)
 
