@@ -54,9 +54,9 @@ def _disable_moto_stream_triggers() -> None:
 
 # Where moto's EventBridge leaves the events of rules that target a Lambda function: moto runs
 # such a target in Docker (it raises without), so the local stack keeps each delivery, as
-# {"function_arn", "event"}, on this queue of the rule's account and region; the local run's
-# closed loop invokes the function in-process with it, as EventBridge's asynchronous invocation
-# would.
+# {"function_arn", "event"}, on this queue of the rule's account and region; the local run
+# invokes the function in-process with it (embedded/async_invocations.py), as EventBridge's
+# asynchronous invocation would.
 ASYNC_INVOCATIONS_QUEUE = "streamscore-local-async-invocations"
 
 

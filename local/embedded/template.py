@@ -28,8 +28,8 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 # moto's CloudFormation has no model for these types and skips them with a warning. The policies
 # only restrict access (moto enforces no resource policies); the retraining build never runs
-# locally (the local run's closed loop runs `python -m models retrain` in-process, as the build
-# would), and nothing refers to the project but by its name. The local stack leaves them out.
+# locally (there is no CodeBuild to run it), and nothing refers to the project but by its name.
+# The local stack leaves them out.
 MOTO_UNSUPPORTED_TYPES = frozenset(
     {"AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::CodeBuild::Project"}
 )

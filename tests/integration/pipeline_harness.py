@@ -1865,34 +1865,42 @@ def take_snapshot(pipeline: Pipeline) -> Snapshot:
     )
 
 
-def verify(run: ExampleRun, checks: Iterable[str] = CORE_CHECKS) -> None:
-    """Check the example's invariants; raise the first broken one's InvariantError subclass."""
+def verify(run: ExampleRun, checks: Iterable[str] = CORE_CHECKS) -> set[str]:
+    """Check the example's invariants; raise the first broken one's InvariantError subclass.
+    Returns the checks it ran (a name it does not know runs nothing)."""
     wanted = set(checks)
     snapshot = take_snapshot(run.pipeline)
     ref = build_reference(run, snapshot.features)
     violations: list[Violation] = []
-    if "accounting" in wanted:
+    ran: set[str] = set()
+
+    def running(*names: str) -> bool:
+        ran.update(wanted.intersection(names))
+        return bool(wanted.intersection(names))
+
+    if running("accounting"):
         violations += check_accounting(run, ref, snapshot)
-    if wanted & {"features", "order", "state_version"}:
+    if running("features", "order", "state_version"):
         found, applied = check_features_and_state(ref, snapshot)
         violations += found
         if "order" in wanted:
             violations += check_order(ref, applied)
-    if "predictions" in wanted:
+    if running("predictions"):
         violations += check_predictions(run.pipeline, ref, snapshot)
-    if "alerts" in wanted:
+    if running("alerts"):
         violations += check_alerts(run, snapshot)
-    if "handler" in wanted:
+    if running("handler"):
         violations += run.contract
-    if "totals" in wanted:
+    if running("totals"):
         violations += check_totals(run, ref, snapshot)
-    if "labels" in wanted:
+    if running("labels"):
         violations += check_labels(run, snapshot)
-    if "feature_log" in wanted:
+    if running("feature_log"):
         violations += check_feature_log(run, snapshot)
     violations = [v for v in violations if v.invariant in wanted]
     if violations:
         raise_violations(run, ref, violations)
+    return ran
 
 
 def _check_prediction_totals(

@@ -108,7 +108,7 @@ def test_effectively_once_under_faults_and_replays(pipeline: Pipeline, data: st.
         max_replays=st.integers(0, 3),
         recycle_permille=st.integers(0, 100),
     )
-    verify(play(pipeline, data, scenario), CORE_CHECKS)
+    assert verify(play(pipeline, data, scenario), CORE_CHECKS) == set(CORE_CHECKS)
 
 
 @fuzz_settings(examples=25)
@@ -127,7 +127,7 @@ def test_retry_limit_discards_and_redrive(pipeline: Pipeline, data: st.DataObjec
         max_replays=st.integers(0, 2),
         recycle_permille=st.integers(0, 100),
     )
-    verify(play(pipeline, data, scenario), CORE_CHECKS)
+    assert verify(play(pipeline, data, scenario), CORE_CHECKS) == set(CORE_CHECKS)
 
 
 @fuzz_settings(examples=10, shrink=False)
@@ -143,7 +143,7 @@ def test_monitoring_totals_count_each_once(pipeline: Pipeline, data: st.DataObje
         max_replays=st.integers(1, 3),
         min_replays=st.just(1),
     )
-    verify(play(pipeline, data, scenario), ("totals",))
+    assert verify(play(pipeline, data, scenario), ("totals",)) == {"totals"}
 
 
 @fuzz_settings(examples=12)
@@ -169,4 +169,4 @@ def test_model_swaps_and_shadow_scores_keep_every_effect_once(
         pointer_permille=st.integers(20, 200),
         max_pointer_changes=st.integers(1, 5),
     )
-    verify(play(pipeline, data, scenario), CORE_CHECKS)
+    assert verify(play(pipeline, data, scenario), CORE_CHECKS) == set(CORE_CHECKS)

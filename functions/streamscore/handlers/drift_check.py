@@ -237,29 +237,23 @@ def _quality_check(
 
 
 def _promotion_check(outcome: PromotionOutcome) -> dict[str, Any]:
-    decision = outcome.decision or {}
-    judgement = outcome.judgement
+    decided = outcome.judgement.as_dict() if outcome.judgement else (outcome.decision or {})
+    result = {
+        "check": PROMOTION,
+        "status": outcome.status,
+        "verdict": decided.get("verdict"),
+        "why": decided.get("why"),
+        "figures": decided.get("figures"),
+        "decision_id": (outcome.decision or {}).get("decision_id"),
+        "events_sent": list(outcome.events_sent),
+    }
     metrics.add_metric(M.PROMOTION_DECIDED, MetricUnit.Count, int(outcome.status == "decided"))
     logger.info(
         "promotion checked",
-        extra={
-            "status": outcome.status,
-            "verdict": judgement.verdict if judgement else decision.get("verdict"),
-            "why": judgement.why if judgement else decision.get("why"),
-            "decision_id": decision.get("decision_id"),
-            "events_sent": list(outcome.events_sent),
-            "items_read": outcome.items_read,
-        },
+        extra={k: v for k, v in result.items() if k != "figures"}
+        | {"items_read": outcome.items_read},
     )
-    return {
-        "check": PROMOTION,
-        "status": outcome.status,
-        "verdict": judgement.verdict if judgement else decision.get("verdict"),
-        "why": judgement.why if judgement else decision.get("why"),
-        "figures": judgement.figures if judgement else decision.get("figures"),
-        "decision_id": decision.get("decision_id"),
-        "events_sent": list(outcome.events_sent),
-    }
+    return result
 
 
 def _judged(report: dict[str, Any], figures: dict[str, Any]) -> float | None:

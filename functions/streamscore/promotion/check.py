@@ -92,19 +92,6 @@ class PromotionOutcome:
     items_read: int = 0
 
 
-class _Counted:
-    """Counts the items it passes on."""
-
-    def __init__(self, items: Iterable[dict[str, Any]]):
-        self.items = items
-        self.n = 0
-
-    def __iter__(self) -> Any:
-        for item in self.items:
-            self.n += 1
-            yield item
-
-
 @dataclass
 class PromotionChecker:
     ports: PromotionPorts
@@ -160,16 +147,18 @@ class PromotionChecker:
     ) -> tuple[Judgement, datetime, int]:
         """The verdict on the challenger's shadow counts since it was named (the policy's
         max_days when the pointer does not say), when it was named, and the items read."""
-        since = _parse(pointer.challenger_since) if pointer.challenger_since else None
+        since = (
+            datetime.fromisoformat(pointer.challenger_since) if pointer.challenger_since else None
+        )
         first = _hour(since or now - timedelta(days=self.policy.max_days))
         last = _hour(now)
         hours = [first + timedelta(hours=h) for h in range(int((last - first) / _HOUR) + 1)]
         keys = [window_key(f"{hour:%Y-%m-%dT%H}") for hour in hours]
-        items = _Counted(self.ports.reader.read(keys, utc_iso_ms(first), utc_iso_ms(last + _HOUR)))
+        items = self.ports.reader.read(keys, utc_iso_ms(first), utc_iso_ms(last + _HOUR))
         counts = sum_shadow_items(items, challenger, champion)
         if since is None:  # a pointer written before challengers had a start: the first hour
             since = _parse_hour(counts.first_hour) if counts.first_hour else now
-        return judge(counts, hours_between(since, now), self.policy), since, items.n
+        return judge(counts, hours_between(since, now), self.policy), since, counts.read
 
     def _announce(
         self, pointer: Pointer, decision: dict[str, Any], status: str
@@ -192,10 +181,6 @@ class PromotionChecker:
         with contextlib.suppress(RegistryError):
             self.ports.pointer.write(sent, pointer.revision)
         return PromotionOutcome(status, decision=decision, events_sent=(detail_type,))
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 def _hour(moment: datetime) -> datetime:

@@ -76,6 +76,7 @@ class ShadowCounts:
     shadow: Counts = field(default_factory=Counts)  # SHAD: every transaction both scored
     paired: Counts = field(default_factory=Counts)  # QUAL paired: labelled ones, both models
     first_hour: str | None = None  # the earliest hour with a SHAD item
+    read: int = field(default=0, compare=False)  # items read, theirs or not
 
 
 def sum_shadow_items(
@@ -85,6 +86,7 @@ def sum_shadow_items(
     sums = ShadowCounts()
     seen: set[Any] = set()
     for item in items:
+        sums.read += 1
         if item.get("sk") != COUNT or item.get("pk") in seen:
             continue
         if item.get("model_version") != challenger or item.get("paired_with") != champion:
