@@ -250,6 +250,16 @@ class FunctionContainer:
         )
         return error
 
+    def rewire(self, wire: Callable[[ModuleType], Callable[[dict[str, Any], Any], Any]]) -> None:
+        """Serve `wire(module)` as the handler from now on: the same module's stages wired
+        otherwise (the closed loop gives the drift check its simulated clock)."""
+        with self._lock:
+            _, error = self._ensure_loaded()
+            if error is not None:
+                raise RuntimeError(f"{self.config.name} failed to start: {error}")
+            assert self._module is not None
+            self._handler = wire(self._module)
+
     def __call__(self, event: dict[str, Any]) -> Invocation:
         return self.invoke(event)
 

@@ -164,8 +164,8 @@ def authorization_requests(call: RecordedCall) -> list[Request]:
         pairs = [("s3:ListBucket", f"{head}:s3:::{p['Bucket']}")]
         if "Prefix" in p:
             context["s3:prefix"] = p["Prefix"]
-    elif call.service == "stepfunctions" and call.operation == "StartExecution":
-        pairs = [("states:StartExecution", p["stateMachineArn"])]
+    elif call.service == "stepfunctions" and call.operation in ("StartExecution", "ListExecutions"):
+        pairs = [(f"states:{call.operation}", p["stateMachineArn"])]
     elif call.service == "sns" and "TopicArn" in p:
         pairs = [(f"sns:{call.operation}", p["TopicArn"])]
     elif call.service == "sqs" and "QueueUrl" in p:

@@ -571,7 +571,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:BatchGetItem",  # the feature records
         "s3:PutObject",  # the log's objects (If-None-Match)
     },
-    "RetrainStartFunction": {"states:StartExecution"},
+    "RetrainStartFunction": {"states:ListExecutions", "states:StartExecution"},
     # the retraining build (RetrainProject's role): `python -m models retrain` and the
     # publication of a passing candidate as the challenger
     "RetrainProject": {

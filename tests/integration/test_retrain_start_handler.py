@@ -85,18 +85,51 @@ def test_a_request_for_a_run_that_ended_is_refused_and_starts_nothing(
     assert len(executions(machine)) == 1
 
 
-def test_another_trigger_starts_its_own_run(app: Wired, machine: str) -> None:
+def _later(detail: dict[str, Any], **changes: str) -> dict[str, Any]:
+    """The sample's RetrainingRequested a day later (another trigger), with `changes`."""
     later = json.loads(json.dumps(SAMPLE))
     later["detail"]["trigger_id"] = SAMPLE["detail"]["trigger_id"].replace("0304", "0305")
     later["detail"]["window"]["end"] = "2026-03-05T12:00:00+00:00"
+    later["detail"] |= changes
+    return later
 
+
+def test_a_later_trigger_of_the_same_model_joins_the_waiting_run(app: Wired, machine: str) -> None:
+    # given: the first trigger's run waits
+    first = app.lambda_handler(SAMPLE, FakeLambdaContext())
+
+    # when: the same model's drift is found again a day later
+    later = app.lambda_handler(_later(SAMPLE["detail"]), FakeLambdaContext())
+
+    # then: no second run: the later trigger joined the first
+    assert (later["started"], later["joined"]) == ("joined", first["execution"])
+    assert [e["name"] for e in executions(machine)] == [first["execution"]]
+
+
+def test_once_the_run_ended_the_next_trigger_starts_its_own(app: Wired, machine: str) -> None:
     app.lambda_handler(SAMPLE, FakeLambdaContext())
-    app.lambda_handler(later, FakeLambdaContext())
+    client = boto3.client("stepfunctions", region_name=REGION)
+    (listed,) = client.list_executions(stateMachineArn=machine)["executions"]
+    client.stop_execution(executionArn=listed["executionArn"])
 
+    later = app.lambda_handler(_later(SAMPLE["detail"]), FakeLambdaContext())
+
+    assert later["started"] == "running"
     assert sorted(json.loads(e["input"])["retrain_at"] for e in executions(machine)) == [
         "2026-04-22T12:00:00Z",
         "2026-04-23T12:00:00Z",
     ]
+
+
+def test_another_models_trigger_starts_its_own_run(app: Wired, machine: str) -> None:
+    # a version whose name begins with the first's is another version
+    other = f"{SAMPLE['detail']['model_version']}b"
+    app.lambda_handler(SAMPLE, FakeLambdaContext())
+    later = _later(SAMPLE["detail"], model_version=other)
+    later["detail"]["trigger_id"] = f"{other}/2026-03-05"
+
+    assert app.lambda_handler(later, FakeLambdaContext())["started"] == "running"
+    assert len(executions(machine)) == 2
 
 
 @pytest.mark.parametrize(

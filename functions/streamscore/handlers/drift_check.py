@@ -297,5 +297,6 @@ clients = Clients.create(
     "dynamodb", "s3", "events", configs={"s3": client_config(read_timeout=30.0)}
 )
 drift_stage = build(settings, clients, Backoff())
-lambda_handler = handler(drift_stage, promotion=build_promotion(settings, drift_stage, clients))
+promotion_stage = build_promotion(settings, drift_stage, clients)
+lambda_handler = handler(drift_stage, promotion=promotion_stage)
 freeze_after_init()  # init's objects out of every later collection (see its docstring)

@@ -25,7 +25,7 @@ from streamscore.core.observability import logger, metrics, tracer
 from streamscore.core.settings import load_settings
 from streamscore.handlers.metrics import RetrainStartMetric as M
 from streamscore.retraining.settings import RetrainStartSettings
-from streamscore.retraining.start import RetrainRun, retrain_run
+from streamscore.retraining.start import RetrainRun, retrain_run, run_prefix
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -38,9 +38,13 @@ class RetrainStarter:
     post_trigger_days: float
     maturity_days: float
 
-    def start(self, detail: dict[str, Any]) -> tuple[RetrainRun, Started]:
+    def start(self, detail: dict[str, Any]) -> tuple[RetrainRun, Started, str | None]:
+        """The trigger's run, what became of it, and the waiting run it joined (if any)."""
         run = retrain_run(detail, self.post_trigger_days, self.maturity_days)
-        return run, self.runner.start(run)
+        waiting = self.runner.running(run_prefix(run.input["model_version"]))
+        if waiting and run.name not in waiting:
+            return run, "joined", waiting[0]
+        return run, self.runner.start(run), None
 
 
 def build(settings: RetrainStartSettings, clients: Clients, backoff: Backoff) -> RetrainStarter:
@@ -61,15 +65,16 @@ def handler(stage: RetrainStarter) -> Handler:
     @metrics.log_metrics
     @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        run, started = stage.start(dict(event.get("detail") or {}))
+        run, started, joined = stage.start(dict(event.get("detail") or {}))
         retrain_at = datetime.fromisoformat(run.input["retrain_at"])
         wait = (retrain_at - datetime.now(UTC)).total_seconds() / 86400
         metrics.add_metric(M.WAIT_DAYS, MetricUnit.Count, round(max(wait, 0.0), 3))
         logger.info(
             "retraining run",
-            extra={"started": started, "execution": run.name} | run.input,
+            extra={"started": started, "execution": run.name, "joined": joined} | run.input,
         )
-        return {"execution": run.name, "started": started} | run.input
+        response = {"execution": run.name, "started": started} | run.input
+        return response | ({"joined": joined} if joined else {})
 
     return lambda_handler
 

@@ -17,6 +17,13 @@ Developer Guide, "Execution guarantees"). A name has at most 80 characters and "
 logging with CloudWatch Logs, the name should only contain 0-9, A-Z, a-z, - and _" (same API
 reference, `name`): the trigger id is kept readable where it fits, and a digest of the whole id
 makes the name unique.
+
+One run waits per model version: the drift found at 10:00 is usually still there at 11:00 and
+the next day, and each day's trigger (after RetrainCooldownHours) would otherwise start a run
+that retrains on nearly the same data and replaces the challenger the previous one named. A
+trigger whose model version has a running execution joins it (`run_prefix`: the names of a
+version's runs begin with it) and starts none; once that run has ended, the next trigger starts
+one.
 """
 
 from __future__ import annotations
@@ -50,6 +57,13 @@ def execution_name(trigger_id: str) -> str:
     digest = hashlib.sha256(trigger_id.encode()).hexdigest()[:_DIGEST]
     readable = _NOT_ALLOWED.sub("-", trigger_id).strip("-")
     return f"{readable[: NAME_LIMIT - _DIGEST - 1]}-{digest}"
+
+
+def run_prefix(model_version: str) -> str:
+    """The beginning of every execution name of a trigger of `model_version` (trigger ids are
+    `<model version>/...`)."""
+    readable = _NOT_ALLOWED.sub("-", model_version).strip("-")
+    return f"{readable[: NAME_LIMIT - _DIGEST - 1]}-"
 
 
 @dataclass(frozen=True)
