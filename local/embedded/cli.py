@@ -30,6 +30,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from embedded.closed_loop import (
+    BASELINE_DAYS,
+    LOOP_TIMEOUT_S,
+    loop_problems,
+    render_closed_loop,
+)
+from embedded.closed_loop import DEFAULT_DAYS as LOOP_DAYS
+from embedded.closed_loop import DEFAULT_TRANSACTIONS as LOOP_TRANSACTIONS
 from embedded.deploy import StackError, TemplateError
 from embedded.producer import SCENARIO_SETTINGS, SIMULATED_DAYS
 from embedded.redrive import ATTEMPTS, redrive_deployed, render_redrive
@@ -122,8 +130,9 @@ def parser() -> argparse.ArgumentParser:
     )
     traffic = run.add_argument_group("traffic")
     traffic.add_argument(
-        "--transactions", type=_positive, default=DEFAULT_TRANSACTIONS,
-        help=f"simulated transactions to stream (default {DEFAULT_TRANSACTIONS:,})",
+        "--transactions", type=_positive,
+        help=f"simulated transactions to stream (default {DEFAULT_TRANSACTIONS:,}; with "
+        f"--closed-loop {LOOP_TRANSACTIONS:,})",
     )  # fmt: skip
     traffic.add_argument(
         "--scenario", choices=list(SCENARIO_SETTINGS), default="baseline",
@@ -131,9 +140,9 @@ def parser() -> argparse.ArgumentParser:
         "by default)",
     )  # fmt: skip
     traffic.add_argument(
-        "--days", type=_positive_float, default=SIMULATED_DAYS,
+        "--days", type=_positive_float,
         help=f"simulated days the transactions spread over (default {SIMULATED_DAYS:g}; a retrain "
-        "needs weeks: 42)",
+        f"needs weeks: 42; with --closed-loop {LOOP_DAYS:g})",
     )  # fmt: skip
     traffic.add_argument(
         "--invalid-rate", type=_rate, default=DEFAULT_INVALID_RATE,
@@ -163,8 +172,9 @@ def parser() -> argparse.ArgumentParser:
     local = run.add_argument_group("embedded stack")
     _stack_options(local)
     local.add_argument(
-        "--timeout", type=float, default=1800.0, metavar="SECONDS",
-        help="give up when the streams are not drained by then (default 1800)",
+        "--timeout", type=float, metavar="SECONDS",
+        help="give up when the streams are not drained by then (default 1800; with "
+        "--closed-loop 14400)",
     )  # fmt: skip
     recovery = run.add_argument_group("failures and recovery (embedded stack)")
     recovery.add_argument(
@@ -204,6 +214,14 @@ def parser() -> argparse.ArgumentParser:
         help="once the labels are in, run `python -m models retrain --simulated-time` against the "
         "embedded stack (its window ends at the simulated period's end; the waiting rule counts "
         "from the scenario's drift start) and show its verdict",
+    )  # fmt: skip
+    models.add_argument(
+        "--closed-loop", action="store_true",
+        help="the stack's own loop in simulated time: the traffic a day at a time (the drift "
+        f"starts after {BASELINE_DAYS:g} days), and at each midnight the labels received by then, "
+        "the drift check, RetrainStartFunction on its RetrainingRequested, the runner's build once "
+        "its wait is over, and the promotion check; the summary shows the timeline, the waits "
+        "and quality before and after, with a picture",
     )  # fmt: skip
     deployed = run.add_argument_group("a deployed stack (real credentials, no emulator)")
     deployed.add_argument("--stack-name", help="smoke-test this deployed stack instead")
@@ -333,6 +351,8 @@ def _problems(summary: dict[str, Any]) -> list[str]:
     if drift.get("error"):
         problems.append(f"the drift check failed: {drift['error']}")
     redriven = summary.get("redrive")
+    if summary.get("closed_loop"):
+        problems += loop_problems(summary["closed_loop"])
     if redriven and (redriven["records_kept"] or redriven["records_lost"]):
         problems.append(
             f"the re-drive kept {redriven['records_kept']:,} records (still failing) and lost "
@@ -347,8 +367,9 @@ def _problems(summary: dict[str, Any]) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    loop = args.closed_loop
     options = RunOptions(
-        transactions=args.transactions,
+        transactions=args.transactions or (LOOP_TRANSACTIONS if loop else DEFAULT_TRANSACTIONS),
         scenario=args.scenario,
         invalid_rate=args.invalid_rate,
         seed=args.seed,
@@ -358,16 +379,22 @@ def _run(args: argparse.Namespace) -> int:
         parameters=dict(args.parameter),
         port=args.port,
         out_dir=args.out,
-        timeout_s=args.timeout,
+        timeout_s=args.timeout or (LOOP_TIMEOUT_S if loop else 1800.0),
         redrive=args.redrive,
         replay=args.replay,
         replay_batch_size=args.replay_batch_size,
         outages=dict(args.outage),
         challenger=args.challenger,
         promote_at=args.promote_at,
-        days=args.days,
+        days=args.days or (LOOP_DAYS if loop else SIMULATED_DAYS),
         retrain=args.retrain,
+        closed_loop=loop,
     )
+    if loop and (args.input or args.retrain or args.challenger):
+        raise RunError(
+            "--closed-loop streams simulated traffic and retrains and promotes by itself: "
+            "leave out --input, --retrain and --challenger"
+        )
     if args.promote_at is not None and args.challenger is None:
         raise RunError("--promote-at promotes the challenger: add --challenger DIR")
     if args.replay_batch_size and not args.replay:
@@ -383,6 +410,7 @@ def _run(args: argparse.Namespace) -> int:
                 ("--replay", args.replay),
                 ("--challenger", args.challenger),
                 ("--retrain", args.retrain),
+                ("--closed-loop", args.closed_loop),
             )
             if given
         ]
@@ -400,6 +428,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         summary = run_embedded(options)
     print(render_summary(summary))
+    if summary.get("closed_loop"):
+        print("\n".join([*render_closed_loop(summary["closed_loop"]), ""]))
     if summary.get("smoke"):
         print("\n".join([*render_smoke(summary["smoke"]), ""]))
     if args.json:

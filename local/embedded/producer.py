@@ -78,13 +78,13 @@ class Traffic:
         the days the checked traffic happened on, not at when this run processed it. At most
         the drift check's longest window (the last 7 days of it); None without event times.
         """
-        times = [t for t in map(_event_time, self.payloads[self.monitored_from :]) if t]
+        times = [t for t in map(event_time, self.payloads[self.monitored_from :]) if t]
         if not times:
             return None
         end = max(times) + timedelta(seconds=1)
         # simulated traffic: the window opens with the first checked transaction (the invalid
         # records mixed in after it may carry any event time)
-        first = _event_time(self.payloads[self.monitored_from]) if self.monitored_from else None
+        first = event_time(self.payloads[self.monitored_from]) if self.monitored_from else None
         return max(first or min(times), end - timedelta(days=7)), end
 
 
@@ -94,17 +94,21 @@ def simulated_traffic(
     invalid_rate: float = 0.0,
     seed: int = 2026,
     days: float = SIMULATED_DAYS,
+    baseline_days: float | None = None,
 ) -> Traffic:
     """`transactions` simulated transactions over `days` of event time, invalid records mixed in.
 
     The cards are as many as the period needs for at least `transactions` transactions; the
     surplus is left out at the start. The scenario's drift starts after the baseline days
-    (the first 3/7 of the period).
+    (the first 3/7 of the period, or `baseline_days`).
     """
     if transactions < 1:
         raise ValueError("stream at least one transaction")
     if scenario not in SCENARIO_SETTINGS:
         raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIO_SETTINGS)}")
+    share = BASELINE_SHARE if baseline_days is None else baseline_days / days
+    if not 0 < share < 1:
+        raise ValueError(f"the baseline days must be fewer than the {days:g} simulated days")
     per_card = days * SimulationConfig().mean_daily_txns
     cards = max(1, math.ceil(transactions / per_card))
     for _ in range(6):
@@ -113,7 +117,7 @@ def simulated_traffic(
             n_cards=cards,
             days=days,
             scenario=scenario,  # type: ignore[arg-type]
-            drift_start=BASELINE_SHARE,
+            drift_start=share,
             **SCENARIO_SETTINGS[scenario],  # type: ignore[arg-type]
         )
         batch = simulate(config)
@@ -124,7 +128,7 @@ def simulated_traffic(
     skip = max(0, len(batch) - transactions)
     chosen = batch.transactions[skip:]
     labels = {label.transaction_id: label for label in batch.labels[skip:]}
-    drift_from = config.start_epoch + BASELINE_SHARE * days * 86_400
+    drift_from = config.start_epoch + share * days * 86_400
     before_drift = int(np.searchsorted(batch.timestamps[skip:], drift_from))
     rng = np.random.default_rng(seed)
     mixed = inject_invalid([encode_transaction(t) for t in chosen], rng, invalid_rate)
@@ -151,14 +155,14 @@ def simulated_traffic(
         description=(
             f"{len(chosen):,} simulated transactions ({scenario}, seed {seed}, {cards:,} cards, "
             f"{days:g} days from a cold stack, the drift check on the last "
-            f"{min(7.0, (1 - BASELINE_SHARE) * days):g}) + {invalid:,} invalid records"
+            f"{min(7.0, (1 - share) * days):g}) + {invalid:,} invalid records"
         ),
         drift_from=None if scenario == "baseline" else datetime.fromtimestamp(drift_from, UTC),
         event_end=datetime.fromtimestamp(config.start_epoch + days * 86_400, UTC),
     )
 
 
-def _event_time(payload: bytes) -> datetime | None:
+def event_time(payload: bytes) -> datetime | None:
     try:
         doc = json.loads(payload)
         moment = datetime.fromisoformat(doc["event_time"]) if isinstance(doc, dict) else None

@@ -20,6 +20,7 @@ the local drift check's PutEvents fails.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import sys
 import time
@@ -36,6 +37,13 @@ from embedded.challenger import (
     challenger_version,
     promote_after,
 )
+from embedded.closed_loop import (
+    BASELINE_DAYS,
+    ClosedLoop,
+    LoopError,
+    loop_parameters,
+)
+from embedded.closed_loop_plot import draw_closed_loop
 from embedded.containers import FUNCTION_OUTPUT, FunctionContainer, Invocation, Invoker
 from embedded.emulator import EventSourceEmulator, Incident, MappingStats
 from embedded.labels import feed_labels
@@ -105,6 +113,7 @@ class RunOptions:
     promote_at: float | None = None  # share of the records sent, then the challenger promoted
     days: float = SIMULATED_DAYS  # the simulated period
     retrain: bool = False  # once the labels are in, retrain and judge (lifecycle/retrain.py)
+    closed_loop: bool = False  # a simulated day at a time, the stack's schedules and runner
 
 
 def make_traffic(options: RunOptions) -> Traffic:
@@ -123,6 +132,7 @@ def make_traffic(options: RunOptions) -> Traffic:
             options.invalid_rate,
             options.seed,
             options.days,
+            BASELINE_DAYS if options.closed_loop else None,
         )
     except ValueError as error:
         raise RunError(str(error)) from None
@@ -188,6 +198,8 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
     console = _Console(console_stream, log_path)
     if options.challenger is not None:
         _check_challenger(options.challenger, options.parameters)
+    if options.closed_loop:
+        options.parameters = loop_parameters(options.parameters)
     with log_path.open("w", encoding="utf-8") as log, FUNCTION_OUTPUT.to(log):
         console.say(f"traffic: {traffic.description}")
         started = time.monotonic()
@@ -210,10 +222,11 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             sections: dict[str, Any] = {}
             clients = functools.cache(stack.client)  # one client per service from here on
             models = _challenger(options, clients, outputs, stack.model_dir, len(traffic), console)
+            loop = _closed_loop(options, stack, clients, traffic, emulator, console)
             emulator.start()
             try:
                 window_start, finished = _stream(
-                    options, traffic, stack, emulator, sent, console, models
+                    options, traffic, stack, emulator, sent, console, models, loop
                 )
                 if console.bar is not None:
                     console.bar.close()
@@ -239,45 +252,59 @@ def run_embedded(options: RunOptions, console_stream: TextIO | None = None) -> d
             )
             if models is not None:
                 sections["models"] = models.summary(observed.predictions)
-            # functions by logical id: CloudFormation generates their deployed names
-            logical_ids = {c.config.arn: name for name, c in stack.functions.items()}
-            extra = {
-                "stack": {
-                    "name": stack.stack_name,
-                    "endpoint": stack.server.endpoint,
-                    "template": str(options.template_path),
-                    "parameters": options.parameters,
-                },
-                **sections,
-                "functions": functions_summary(stack.functions.items()),
-                "event_source_mappings": {
-                    logical_ids.get(mapping.function_arn, mapping.function_arn): emulator.stats[
-                        mapping.uuid
-                    ].as_dict()
-                    for mapping in emulator.mappings
-                },
-                "incidents": [
-                    {
-                        "function": logical_ids.get(i.function_arn, i.function_arn),
-                        "message": i.message,
-                    }
-                    for i in emulator.incidents[:100]
-                ],
-                "log": str(log_path),
-            }
-            if options.aggregate > 1:
-                extra["producer"] = {
-                    "user_records": sent.sent,
-                    "kinesis_records": sent.kinesis_records,
-                    "aggregates": sent.aggregates,
-                    "most_per_aggregate": options.aggregate,
-                }
+            if loop is not None:
+                sections["closed_loop"] = _loop_section(loop, observed, options.out_dir)
+            extra = _extra(stack, options, emulator, sections, log_path, sent)
             record_ids = sent_record_ids(
                 outputs["TransactionsStreamName"], sent.positions, sent.sub_sequence
             )
             return build_summary(
                 traffic, record_ids, observed, finished - sent.started_at, drift, extra
             )
+
+
+def _extra(
+    stack: EmbeddedStack,
+    options: RunOptions,
+    emulator: EventSourceEmulator,
+    sections: dict[str, Any],
+    log_path: Path,
+    sent: ProducerResult,
+) -> dict[str, Any]:
+    """The summary's sections beyond the counts: the stack, the run's sections, the functions,
+    the mappings, the incidents, and the producer's packing when it aggregated."""
+    # functions by logical id: CloudFormation generates their deployed names
+    logical_ids = {c.config.arn: name for name, c in stack.functions.items()}
+    producer = {
+        "user_records": sent.sent,
+        "kinesis_records": sent.kinesis_records,
+        "aggregates": sent.aggregates,
+        "most_per_aggregate": options.aggregate,
+    }
+    return {
+        "stack": {
+            "name": stack.stack_name,
+            "endpoint": stack.server.endpoint,
+            "template": str(options.template_path),
+            "parameters": options.parameters,
+        },
+        **sections,
+        "functions": functions_summary(stack.functions.items()),
+        "event_source_mappings": {
+            logical_ids.get(mapping.function_arn, mapping.function_arn): emulator.stats[
+                mapping.uuid
+            ].as_dict()
+            for mapping in emulator.mappings
+        },
+        "incidents": [
+            {
+                "function": logical_ids.get(i.function_arn, i.function_arn),
+                "message": i.message,
+            }
+            for i in emulator.incidents[:100]
+        ],
+        "log": str(log_path),
+    } | ({"producer": producer} if options.aggregate > 1 else {})
 
 
 def _deliver_to_functions(
@@ -329,7 +356,7 @@ def _after_streaming(
         sections["redrive"] = _redrive(stack, clients, emulator, options, console)
         finished = time.time()  # the re-driven records' predictions are the last
     window_end = datetime.now(UTC) + timedelta(milliseconds=1)
-    if traffic.labels:
+    if traffic.labels and not options.closed_loop:  # the closed loop sent them day by day
         console.say("labels production would see: chargebacks and review outcomes")
         sections["labels"] = feed_labels(
             clients, outputs, traffic, lambda: _drain(emulator, options, console, "the labels")
@@ -477,6 +504,38 @@ def _shipped_version(model_dir: Path) -> str:
     return str(json.loads((model_dir / CARD_FILE).read_text())["model_version"])
 
 
+def _closed_loop(
+    options: RunOptions,
+    stack: EmbeddedStack,
+    clients: Callable[[str], Any],
+    traffic: Traffic,
+    emulator: EventSourceEmulator,
+    console: _Console,
+) -> ClosedLoop | None:
+    if not options.closed_loop:
+        return None
+    if traffic.event_end is None:
+        raise RunError("--closed-loop needs simulated traffic (its event times), not --input")
+    try:
+        return ClosedLoop(
+            stack,
+            clients,
+            traffic,
+            lambda: _drain(emulator, options, console, "the labels"),
+            console.say,
+            options.out_dir,
+        )
+    except LoopError as error:
+        raise RunError(f"--closed-loop: {error}") from None
+
+
+def _loop_section(loop: ClosedLoop, observed: Observed, out_dir: Path) -> dict[str, Any]:
+    section = loop.summary(observed.predictions)
+    picture = out_dir / "closed-loop.png"
+    picture.write_bytes(draw_closed_loop(section))
+    return section | {"picture": str(picture)}
+
+
 def _stream(
     options: RunOptions,
     traffic: Traffic,
@@ -485,8 +544,10 @@ def _stream(
     sent: ProducerResult,
     console: _Console,
     models: ModelLifecycle | None = None,
+    loop: ClosedLoop | None = None,
 ) -> tuple[datetime, float]:
-    """Produce the baseline days, drain, produce the checked part, drain; (drift window start, end time)."""
+    """Produce the baseline days, drain, produce the checked part, drain; (drift window start, end
+    time). With a closed loop, each simulated day is drained and the loop run at its midnight."""
     outputs = stack.deployed.outputs
     first = _mapping_of(emulator, outputs["TransactionsStreamArn"])
     second = _mapping_of(emulator, outputs["FeaturesStreamArn"])
@@ -552,15 +613,24 @@ def _stream(
             console.say(happened)
 
     window_start = datetime.now(UTC)
-    phases = [(0, traffic.monitored_from), (traffic.monitored_from, len(traffic))]
-    for start, stop in phases:
-        if start == stop:
-            continue
+    midnights = loop.schedule if loop is not None else {}
+    bounds = sorted({0, traffic.monitored_from, *midnights, len(traffic)})
+    for start, stop in itertools.pairwise(bounds):
         if start > 0:
             drain()  # the baseline days are scored before the checked window opens
+        if start == traffic.monitored_from:
             window_start = datetime.now(UTC)
+        if loop is not None:
+            loop.at_index(start)
         producer.send(traffic, start, stop, sent, progress=progress, backlog=wait_for_room)
     drain()
+    if loop is not None:
+        loop.end(len(traffic))
+    _say_sent(sent, console)
+    return window_start, time.time()
+
+
+def _say_sent(sent: ProducerResult, console: _Console) -> None:
     if sent.refused:
         console.say(f"! {sent.refused:,} records were refused by PutRecords after every resend")
     if sent.aggregates:
@@ -568,7 +638,6 @@ def _stream(
             f"sent {sent.sent:,} records in {sent.kinesis_records:,} Kinesis records, "
             f"{sent.aggregates:,} of them KPL aggregates"
         )
-    return window_start, time.time()
 
 
 def _check_drift(

@@ -112,10 +112,12 @@ def run_retrain(
     except TooEarlyError as refusal:
         say(f"not yet: {refusal}")
         return NOT_YET, {"verdict": "not_yet", "why": str(refusal)}
-    first = date(2000, 1, 1) if args.simulated_time else window.start.date()
-    rows, log_counts = read_feature_log(
-        s3, names["bucket"], first, cutoff.date(), args.simulated_time, say
-    )
+    # the log is partitioned by the date a transaction was scored; a simulated run scored weeks
+    # of event time today, so it reads every partition to today (the window is by event time)
+    first, last = window.start.date(), cutoff.date()
+    if args.simulated_time:
+        first, last = date(2000, 1, 1), max(last, datetime.now(UTC).date())
+    rows, log_counts = read_feature_log(s3, names["bucket"], first, last, args.simulated_time, say)
     labels = read_labels(dynamodb, names["labels"], args.simulated_time)
     share = args.decline_sample_share
     if share is None:
@@ -160,6 +162,14 @@ def publish_candidate(
     version = json.loads((directory / "model_card.json").read_text())["model_version"]
     if version in (current.champion, current.challenger):
         return {"published": False, "why": f"{version} is already the {_role(current, version)}"}
+    if current.challenger is not None:
+        # another retrain's challenger is being judged: replacing it would restart its time in
+        # shadow, and a retrain a day would keep any challenger from ever being promoted
+        return {
+            "published": False,
+            "why": f"{current.challenger} is in shadow (since {current.challenger_since}): the "
+            "promotion check decides on it first",
+        }
     _, written, pointer = registry.publish(directory, "challenger", now)
     return {"published": True, "files_written": written, "revision": pointer.revision}
 

@@ -134,3 +134,27 @@ def test_a_passing_candidate_is_published_as_the_challenger_once(
     assert registry.status().revision == first["revision"]
     # its time in shadow counts from the (simulated) cut-off that named it
     assert registry.status().challenger_since == "2026-09-07T12:00:00.000+00:00"
+
+
+def test_a_challenger_in_shadow_is_not_replaced_by_a_later_retrains_candidate(
+    stack: dict[str, str], local_stack: LocalStack, tmp_path: Path
+) -> None:
+    registry = Registry.of(client("s3"), client("dynamodb"), stack["bucket"], stack["table"])
+    first, later = tmp_path / "first", tmp_path / "later"
+    shutil.copytree(ARTIFACTS, first)
+    shutil.copytree(ARTIFACTS, later)
+    card = json.loads((later / "model_card.json").read_text())
+    (later / "model_card.json").write_text(json.dumps(card | {"model_version": "cardfraud-later"}))
+    named = datetime(2026, 9, 7, 12, tzinfo=UTC)
+    publish_candidate(registry, first, "promote", dry_run=False, now=named)
+
+    answer = publish_candidate(
+        registry, later, "promote", dry_run=False, now=named + timedelta(days=1)
+    )
+
+    assert (
+        answer["published"] is False and "the promotion check decides on it first" in answer["why"]
+    )
+    status = registry.status()
+    assert status.challenger == card["model_version"]
+    assert status.challenger_since == "2026-09-07T12:00:00.000+00:00"

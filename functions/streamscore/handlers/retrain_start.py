@@ -41,7 +41,8 @@ class RetrainStarter:
     def start(self, detail: dict[str, Any]) -> tuple[RetrainRun, Started, str | None]:
         """The trigger's run, what became of it, and the waiting run it joined (if any)."""
         run = retrain_run(detail, self.post_trigger_days, self.maturity_days)
-        waiting = self.runner.running(run_prefix(run.input["model_version"]))
+        prefix = run_prefix(run.input["model_version"])
+        waiting = self.runner.running(prefix) if prefix is not None else []
         if waiting and run.name not in waiting:
             return run, "joined", waiting[0]
         return run, self.runner.start(run), None

@@ -59,11 +59,11 @@ def execution_name(trigger_id: str) -> str:
     return f"{readable[: NAME_LIMIT - _DIGEST - 1]}-{digest}"
 
 
-def run_prefix(model_version: str) -> str:
+def run_prefix(model_version: str) -> str | None:
     """The beginning of every execution name of a trigger of `model_version` (trigger ids are
-    `<model version>/...`)."""
+    `<model version>/...`); None when the version has nothing readable to begin them with."""
     readable = _NOT_ALLOWED.sub("-", model_version).strip("-")
-    return f"{readable[: NAME_LIMIT - _DIGEST - 1]}-"
+    return f"{readable[: NAME_LIMIT - _DIGEST - 1]}-" if readable else None
 
 
 @dataclass(frozen=True)

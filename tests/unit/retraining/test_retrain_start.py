@@ -16,6 +16,7 @@ from streamscore.retraining.start import (
     execution_name,
     ready_at,
     retrain_run,
+    run_prefix,
 )
 
 ALLOWED = re.compile(r"[0-9A-Za-z_-]{1,80}")
@@ -60,3 +61,19 @@ def test_the_input_is_the_details_alone_with_the_waiting_rules_moment() -> None:
 def test_an_unreadable_window_end_is_refused() -> None:
     with pytest.raises(InvalidTriggerError, match="window end 'yesterday'"):
         retrain_run({"trigger_id": "t", "window": {"end": "yesterday"}}, 14, 35)
+
+
+@given(version=st.text(min_size=1, max_size=120), window=st.text(max_size=60))
+def test_every_trigger_of_a_version_names_its_run_with_the_versions_prefix(
+    version: str, window: str
+) -> None:
+    prefix = run_prefix(version)
+    if prefix is None:  # nothing readable in the version: its runs are not looked for
+        assert re.fullmatch(r"[^0-9A-Za-z_]*", version)
+        return
+    assert execution_name(f"{version}/{window}").startswith(prefix)
+
+
+def test_a_version_whose_name_extends_another_has_another_prefix() -> None:
+    name = execution_name("cardfraud-gbdt-d0de890fd6b/20260304T1200Z")
+    assert not name.startswith(run_prefix("cardfraud-gbdt-d0de890fd6"))
