@@ -35,7 +35,6 @@ import argparse
 import bisect
 import json
 import math
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -44,9 +43,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from embedded.async_invocations import deliver
+from embedded.buildspec import build_command, expand, project_variables
 from embedded.producer import Traffic, event_time
 from embedded.stack import EmbeddedStack
 from embedded.summary import plain_item
@@ -59,7 +57,6 @@ from streamscore.aws.retry import Backoff
 DAY = timedelta(days=1)
 DRIFT_FUNCTION = "DriftCheckFunction"
 RUNNER = "RetrainingRunnerStateMachine"
-PROJECT = "RetrainProject"
 REFRESH_SECONDS = 2  # ModelRefreshSeconds of a closed-loop run, unless given
 # The period a default closed loop needs at the template's defaults: a week before the drift,
 # a day to find it, the waiting rule's 14 + 35 days, up to PromotionMaxDays (28) in shadow, and
@@ -409,24 +406,16 @@ class ClosedLoop:
         """The build's command line (RetrainProject's buildspec, expanded by bash with the
         project's variables and the state machine's overrides), plus the simulated cut-off."""
         template = load_template(self.stack.template_path)
-        project = template["Resources"][PROJECT]["Properties"]
-        buildspec = yaml.safe_load(project["Source"]["BuildSpec"])
-        (command,) = [c for c in buildspec["phases"]["build"]["commands"] if "models retrain" in c]
-        variables = {
-            v["Name"]: self._value(v["Value"])
-            for v in project["Environment"]["EnvironmentVariables"]
-        }
+        variables = {v["Name"]: self._value(v["Value"]) for v in project_variables(template)}
         variables |= {
             "TRIGGER_ID": str(run["trigger_id"]),
             "TRIGGER_TIME": str(run["trigger_time"]),
         }
-        words = subprocess.run(
-            ["bash", "-c", f"printf '%s\\n' {command.split('python -m models retrain ', 1)[1]}"],
-            env=variables,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
+        command, *words = expand(build_command(template), variables)
+        if command != "retrain":
+            raise LoopError(
+                f"RetrainProject's build runs `python -m models {command}`, not retrain"
+            )
         parser = argparse.ArgumentParser(prog="python -m models retrain")
         parser.add_argument("--bucket")
         parser.add_argument("--table")

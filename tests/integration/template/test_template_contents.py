@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from embedded.buildspec import build_command, expand, project_variables, shell
 from embedded.template import parameter_values, transform_template
 from lifecycle.cli import parse_args
 from support.template_checks import (
@@ -362,24 +361,16 @@ def test_the_retraining_build_runs_a_command_the_cli_accepts_with_the_projects_v
     template: dict[str, Any],
 ) -> None:
     # given: the build's command, its variables as the project and the state machine set them
-    project = template["Resources"]["RetrainProject"]["Properties"]
-    buildspec = yaml.safe_load(project["Source"]["BuildSpec"])
-    (command,) = [c for c in buildspec["phases"]["build"]["commands"] if "models retrain" in c]
-    variables = {v["Name"]: "1" for v in project["Environment"]["EnvironmentVariables"]}
+    command = build_command(template)
+    variables = {v["Name"]: "1" for v in project_variables(template)}
     machine = json.loads((ROOT / "statemachine" / "retrain.asl.json").read_text())
     overrides = machine["States"]["Retrain"]["Parameters"]["EnvironmentVariablesOverride"]
     variables |= {v["Name"]: "2026-03-04T12:00:00Z" for v in overrides}
     used = set(re.findall(r"\$\{?([A-Z_]+)", command))
 
     # when: the shell expands it (bash, as the buildspec's env.shell says)
-    assert buildspec["env"]["shell"] == "bash"
-    expanded = subprocess.run(
-        ["bash", "-c", f"printf '%s\\n' {command.split('python -m models ', 1)[1]}"],
-        env=variables,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+    assert shell(template) == "bash"
+    expanded = expand(command, variables)
 
     # then: every variable it uses is set, and the CLI parses what it runs
     assert used <= set(variables), used - set(variables)
