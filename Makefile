@@ -150,6 +150,10 @@ RUN_ARGS ?=
 demo: $(STAMP) ## Run the whole pipeline locally (20,000 simulated transactions), print the summary; drift picture in out/
 	$(BIN)/python -m local run
 
+.PHONY: closed-loop
+closed-loop: $(STAMP) ## The whole loop in simulated time: drift, the runner's wait, retrain, shadow, promotion (~1 h; out/closed-loop.png)
+	$(BIN)/python -m local run --scenario channel-shift --closed-loop --json out/closed-loop.json $(RUN_ARGS)
+
 .PHONY: run
 run: $(STAMP) ## The local run with options, e.g. make run RUN_ARGS="--scenario channel-shift --json out/summary.json"
 	$(BIN)/python -m local run $(RUN_ARGS)
