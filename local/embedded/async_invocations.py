@@ -10,7 +10,7 @@ the function's dead-letter queue (template.yaml: FailureQueue). Delivered messag
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from embedded.containers import FunctionContainer, Invocation
@@ -20,24 +20,23 @@ ATTEMPTS = 3  # the first run and Lambda's two retries
 
 
 def deliver(
-    sqs: Any,
-    functions: Mapping[str, FunctionContainer],
-    dead_letter_url: str | None,
-    name_of: Callable[[str], str] = lambda arn: arn,
+    sqs: Any, functions: Mapping[str, FunctionContainer], dead_letter_url: str | None
 ) -> list[dict[str, Any]]:
-    """Invoke each waiting event's function; what each delivery did, in order."""
+    """Invoke each waiting event's function (`functions` by logical id); what each delivery
+    did, in order, each naming its function by logical id."""
     try:
         url = sqs.get_queue_url(QueueName=ASYNC_INVOCATIONS_QUEUE)["QueueUrl"]
     except sqs.exceptions.QueueDoesNotExist:
         return []  # no rule has delivered to a function
     by_arn = {c.config.arn: c for c in functions.values()}
+    names = {c.config.arn: name for name, c in functions.items()}
     delivered = []
     while messages := sqs.receive_message(
         QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
     ).get("Messages", []):
         for message in messages:
             body = json.loads(message["Body"])
-            delivered.append(_invoke(body, by_arn, sqs, dead_letter_url, name_of))
+            delivered.append(_invoke(body, by_arn, sqs, dead_letter_url, names))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return delivered
 
@@ -47,11 +46,11 @@ def _invoke(
     by_arn: Mapping[str, FunctionContainer],
     sqs: Any,
     dead_letter_url: str | None,
-    name_of: Callable[[str], str],
+    names: Mapping[str, str],
 ) -> dict[str, Any]:
     arn, event = str(body["function_arn"]), body["event"]
     outcome: dict[str, Any] = {
-        "function": name_of(arn),
+        "function": names.get(arn, arn),
         "detail_type": event.get("detail-type"),
     }
     container = by_arn.get(arn)

@@ -47,9 +47,10 @@ from embedded.async_invocations import deliver
 from embedded.buildspec import build_command, expand, project_variables
 from embedded.producer import Traffic, event_time
 from embedded.stack import EmbeddedStack
-from embedded.summary import plain_item
+from embedded.summary import plain_item, read_json, transaction_id
 from embedded.template import load_template, parameter_values
-from lifecycle.retrain_command import add_arguments, run_retrain
+from lifecycle.cli import parse_args
+from lifecycle.retrain_command import run_retrain
 from simulator.outcomes import OutcomeConfig, production_labels
 from streamscore.aws.kinesis import StreamWriter
 from streamscore.aws.retry import Backoff
@@ -102,18 +103,19 @@ class Midnight:
     moment: datetime
 
 
-def midnights(traffic: Traffic) -> list[Midnight]:
+def midnights(traffic: Traffic, ids: Sequence[str | None] | None = None) -> list[Midnight]:
     """Every simulated midnight after the first transaction, to the period's end, with the index
     of the first payload after it: the transactions (the payloads the simulator knows) are in
     event-time order; an invalid record may carry any time, or none, and goes with its place. The
     last midnight, the period's end, comes after every payload (the simulator's last transactions
-    may run minutes past it)."""
+    may run minutes past it). `ids`: the payloads' transaction ids, when already read."""
     if traffic.event_end is None:
         return []
+    ids = ids if ids is not None else [transaction_id(p) for p in traffic.payloads]
     latest: list[float] = []
     current = -math.inf
-    for payload in traffic.payloads:
-        moment = event_time(payload) if _transaction_id(payload) in traffic.labels else None
+    for payload, txn in zip(traffic.payloads, ids, strict=True):
+        moment = event_time(payload) if txn in traffic.labels else None
         if moment is not None and moment <= traffic.event_end:
             current = max(current, moment.timestamp())
         latest.append(current)
@@ -172,7 +174,8 @@ class ClosedLoop:
         self.out_dir = out_dir
         self.outputs = stack.deployed.outputs
         self.state = LoopState()
-        self.parameters = parameter_values(load_template(stack.template_path), stack.parameters)
+        self.template = load_template(stack.template_path)
+        self.parameters = parameter_values(self.template, stack.parameters)
         self.refresh_s = float(self.parameters["ModelRefreshSeconds"])
         self.clock = SimulatedClock(datetime.now(UTC))
         self.drift = stack.function(DRIFT_FUNCTION)
@@ -188,11 +191,11 @@ class ClosedLoop:
                 "needs RetrainingRunner=CodeBuild"
             )
         self.machine_arn = runner.physical_id
-        self.transaction_ids = [_transaction_id(p) for p in traffic.payloads]
+        self.transaction_ids = [transaction_id(p) for p in traffic.payloads]
         # the midnights by the index of the first payload after them (a day without traffic
         # shares its index with the next)
         self.schedule: dict[int, list[Midnight]] = {}
-        for midnight in midnights(traffic):
+        for midnight in midnights(traffic, self.transaction_ids):
             self.schedule.setdefault(midnight.index, []).append(midnight)
         self.labelled_upto = 0  # payloads whose labels were drawn
         self.pending: list[dict[str, Any]] = []  # labels not yet received, by labelled_at
@@ -288,7 +291,7 @@ class ClosedLoop:
         response = self._invoke(event, "drift check")
         if response is None:
             return
-        report = self._report(response.get("report_uri"))
+        report = read_json(self.clients("s3"), response.get("report_uri")) or {}
         features = report.get("features", {})
         worst = max(
             ((n, v.get("psi")) for n, v in features.items() if v.get("psi") is not None),
@@ -297,6 +300,7 @@ class ClosedLoop:
         )
         check = {
             "day": _day(moment - DAY),
+            "at": _iso(moment),
             "status": response.get("status"),
             "retraining": response.get("retraining"),
             "model_version": report.get("model_version"),
@@ -314,20 +318,9 @@ class ClosedLoop:
                 moment, "drift check", f"{check['status']} against {check['model_version']}"
             )
 
-    def _report(self, uri: str | None) -> dict[str, Any]:
-        if not uri:
-            return {}
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        body = self.clients("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        return dict(json.loads(body))
-
     def _deliveries(self, moment: datetime) -> None:
-        names = {c.config.arn: name for name, c in self.stack.functions.items()}
         for delivered in deliver(
-            self.clients("sqs"),
-            self.stack.functions,
-            self.outputs.get("FailureQueueUrl"),
-            lambda arn: names.get(arn, arn),
+            self.clients("sqs"), self.stack.functions, self.outputs.get("FailureQueueUrl")
         ):
             response = delivered.get("response") or {}
             if "error" in delivered:
@@ -384,6 +377,7 @@ class ClosedLoop:
         retrain = {
             "run": name,
             "day": _day(moment),
+            "at": _iso(moment),
             "exit_status": status,
             "verdict": report.get("verdict"),
             "why": report.get("why"),
@@ -405,24 +399,19 @@ class ClosedLoop:
     def _build_arguments(self, run: Mapping[str, Any]) -> argparse.Namespace:
         """The build's command line (RetrainProject's buildspec, expanded by bash with the
         project's variables and the state machine's overrides), plus the simulated cut-off."""
-        template = load_template(self.stack.template_path)
-        variables = {v["Name"]: self._value(v["Value"]) for v in project_variables(template)}
+        variables = {v["Name"]: self._value(v["Value"]) for v in project_variables(self.template)}
         variables |= {
             "TRIGGER_ID": str(run["trigger_id"]),
             "TRIGGER_TIME": str(run["trigger_time"]),
         }
-        command, *words = expand(build_command(template), variables)
+        command, *words = expand(build_command(self.template), variables)
         if command != "retrain":
             raise LoopError(
                 f"RetrainProject's build runs `python -m models {command}`, not retrain"
             )
-        parser = argparse.ArgumentParser(prog="python -m models retrain")
-        parser.add_argument("--bucket")
-        parser.add_argument("--table")
-        add_arguments(parser)
         out = self.out_dir / "closed-loop" / "retrain"
-        words += ["--simulated-time", "--cutoff", str(run["retrain_at"]), "--out", str(out)]
-        return parser.parse_args(words)
+        simulated = ["--simulated-time", "--cutoff", str(run["retrain_at"]), "--out", str(out)]
+        return parse_args([command, *words, *simulated])
 
     def _value(self, node: Any) -> str:
         """A project variable's value: a parameter's, or a resource's physical id."""
@@ -494,27 +483,16 @@ def _version(candidate: Any) -> str:
     return str(candidate)
 
 
-def _transaction_id(payload: bytes) -> str | None:
-    try:
-        doc = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    value = doc.get("transaction_id") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) else None
-
-
 def _waits(state: LoopState, drift_from: datetime | None) -> dict[str, Any]:
-    """Days between the loop's steps (simulated time)."""
+    """Days between the loop's steps (simulated time): the drift's start, the first check that
+    found it, the first retrain, the first promotion decision."""
 
-    def day_of(kind: str, starts: str = "") -> datetime | None:
-        for entry in state.timeline:
-            if entry["kind"] == kind and entry["what"].startswith(starts):
-                return datetime.fromisoformat(entry["at"])
-        return None
+    def first_at(entries: list[dict[str, Any]]) -> datetime | None:
+        return datetime.fromisoformat(entries[0]["at"]) if entries else None
 
-    found = day_of("drift check", "drift")
-    retrained = day_of("retrain")
-    decided = day_of("promotion")
+    found = first_at([c for c in state.drift_checks if c["status"] == "drift"])
+    retrained = first_at(state.retrains)
+    decided = first_at(state.decisions)
     steps = {
         "drift_to_found": (drift_from, found),
         "found_to_retrain": (found, retrained),

@@ -81,11 +81,9 @@ def _steps(section: Mapping[str, Any], axes: tuple[Any, Any]) -> None:
     marks = []
     if section.get("drift_from"):
         marks.append((_day(section["drift_from"]), "tab:gray", "drift starts"))
-    found = next(
-        (e for e in section["timeline"] if e["kind"] == "runner" and "started" in e["what"]), None
-    )
-    if found:
-        marks.append((_day(found["at"]), "tab:orange", "run started (waits)"))
+    started = sorted(r["started_on"] for r in section["runs"].values() if "started_on" in r)
+    if started:
+        marks.append((_day(started[0]), "tab:orange", "run started (waits)"))
     for entry in section["timeline"]:
         if entry["kind"] in _STEPS:
             colour, label = _STEPS[entry["kind"]]

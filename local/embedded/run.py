@@ -66,7 +66,9 @@ from embedded.summary import (
     drift_summary,
     functions_summary,
     observe_stack,
+    read_json,
     sent_record_ids,
+    split_s3,
 )
 from streamscore.core.artifacts import CARD_FILE
 from streamscore.drift.quality_plot import draw_quality
@@ -312,11 +314,8 @@ def _deliver_to_functions(
 ) -> None:
     """The events rules deliver to functions (the drift check's RetrainingRequested to
     RetrainStartFunction), invoked as EventBridge does: asynchronously, after the check."""
-    names = {c.config.arn: name for name, c in stack.functions.items()}
     dead_letters = stack.deployed.outputs.get("FailureQueueUrl")
-    delivered = deliver_async(
-        clients("sqs"), stack.functions, dead_letters, lambda arn: names.get(arn, arn)
-    )
+    delivered = deliver_async(clients("sqs"), stack.functions, dead_letters)
     if delivered:
         sections["retraining_runner"] = delivered
 
@@ -654,11 +653,11 @@ def _check_drift(
         return {"error": str(invocation.error), "window": event["window"]}
     response = invocation.response or {}
     s3 = stack.client("s3")
-    report = _read_json(s3, response.get("report_uri"))
+    report = read_json(s3, response.get("report_uri"))
     picture = None
     if response.get("plot_uri"):
         picture_path = out_dir / f"drift-{response.get('report_id', 'report')}.png"
-        bucket, key = _split_s3(response["plot_uri"])
+        bucket, key = split_s3(response["plot_uri"])
         picture_path.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         picture = str(picture_path)
     return drift_summary(response, report, picture)
@@ -671,18 +670,6 @@ def _check_quality(stack: EmbeddedStack, start: datetime, end: datetime) -> dict
     if invocation.error is not None:
         return {"error": str(invocation.error), "window": event["window"]}
     return dict(invocation.response or {})
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
-def _read_json(s3: Any, uri: str | None) -> dict[str, Any] | None:
-    if not uri:
-        return None
-    bucket, key = _split_s3(uri)
-    return dict(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
 # ---------------------------------------------------------------- invoke

@@ -99,6 +99,20 @@ def scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
     return items
 
 
+def split_s3(uri: str) -> tuple[str, str]:
+    """(bucket, key) of an s3:// URI."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def read_json(s3: Any, uri: str | None) -> dict[str, Any] | None:
+    """The JSON object at an s3:// URI (None without one)."""
+    if not uri:
+        return None
+    bucket, key = split_s3(uri)
+    return dict(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+
+
 def drain_queue(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     """Every message body on the queue (JSON), received once and left in place."""
     bodies: list[dict[str, Any]] = []

@@ -10,14 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from embedded.closed_loop import loop_problems, midnights, truth_quality
 from embedded.producer import event_time, simulated_traffic
-
-
-def _transaction_id(payload: bytes) -> str | None:
-    try:
-        doc = json.loads(payload)
-    except ValueError:
-        return None
-    return doc.get("transaction_id") if isinstance(doc, dict) else None
+from embedded.summary import transaction_id
 
 
 def test_each_midnight_comes_after_every_transaction_of_its_day_and_before_the_rest() -> None:
@@ -25,7 +18,7 @@ def test_each_midnight_comes_after_every_transaction_of_its_day_and_before_the_r
     known = [
         (index, event_time(p))
         for index, p in enumerate(traffic.payloads)
-        if _transaction_id(p) in traffic.labels
+        if transaction_id(p) in traffic.labels
     ]
 
     found = midnights(traffic)
