@@ -151,8 +151,9 @@ demo: $(STAMP) ## Run the whole pipeline locally (20,000 simulated transactions)
 	$(BIN)/python -m local run
 
 .PHONY: closed-loop
-closed-loop: $(STAMP) ## The whole loop in simulated time: drift, the runner's wait, retrain, shadow, promotion (~1 h; out/closed-loop.png)
-	$(BIN)/python -m local run --scenario channel-shift --closed-loop --json out/closed-loop.json $(RUN_ARGS)
+CLOSED_LOOP_SCENARIO ?= channel-shift
+closed-loop: $(STAMP) ## The whole loop in simulated time: drift, the runner's wait, retrain, shadow, promotion (~1 h; out/closed-loop.png; CLOSED_LOOP_SCENARIO=new-fraud-pattern)
+	$(BIN)/python -m local run --scenario $(CLOSED_LOOP_SCENARIO) --closed-loop --json out/closed-loop.json $(RUN_ARGS)
 
 .PHONY: run
 run: $(STAMP) ## The local run with options, e.g. make run RUN_ARGS="--scenario channel-shift --json out/summary.json"

@@ -2152,7 +2152,8 @@ def check_features_and_state(
         if all(type(features[t].get("state_version")) is int for t in txn_ids):
             order = sorted(txn_ids, key=lambda t: features[t]["state_version"])
             versions = [features[t]["state_version"] for t in order]
-            extra = _fill_gaps(versions, ghosts.get(card, []))
+            stored_count = (snap.states.get(card) or {}).get("txn_count")
+            extra = _fill_gaps(versions, ghosts.get(card, []), stored_count)
             if sorted([*versions, *extra]) != list(range(1, len(order) + len(extra) + 1)):
                 numbering = ", ".join(f"{t}={features[t]['state_version']}" for t in order)
                 found.append(
@@ -2194,11 +2195,16 @@ def _ghosts(ref: Reference) -> dict[str, list[Transaction]]:
     return found
 
 
-def _fill_gaps(versions: Sequence[int], ghosts: Sequence[Transaction]) -> dict[int, Transaction]:
-    """The ghosts (in stream order) at the state versions the card's feature items skip."""
+def _fill_gaps(
+    versions: Sequence[int], ghosts: Sequence[Transaction], state_count: Any = None
+) -> dict[int, Transaction]:
+    """The ghosts (in stream order) at the state versions the card's feature items skip: between
+    them, and after the last one up to the card's stored `txn_count` (a ghost applied last, its
+    re-drive quarantined after another card's version had taken the id)."""
     if not ghosts or not versions:
         return {}
-    gaps = sorted(set(range(1, max(versions) + 1)) - set(versions))
+    top = max(*versions, state_count if type(state_count) is int else 0)
+    gaps = sorted(set(range(1, top + 1)) - set(versions))
     return dict(zip(gaps, ghosts, strict=False)) if len(gaps) <= len(ghosts) else {}
 
 

@@ -13,8 +13,9 @@ Effectively once, by transaction id, whatever the batch boundaries, the shard or
    content is a conflicting duplicate: the first version wins, the other is quarantined.
 3. Per card, records are applied in stream order, and the state commits only up to the
    card's first failed record: nothing of a card after a failure is committed or forwarded.
-4. After the commit, the feature records go to FeaturesTable and FeaturesStream. A failure
-   there fails the record; its retry finds it applied (pending or stored) and finishes.
+4. After the commit, the feature records go to FeaturesTable, then those it holds (and the
+   replayed ones) to FeaturesStream: nothing is scored that the ledger does not hold. A
+   failure there fails the record; its retry finds it applied (pending or stored) and finishes.
 
 No stream position is compared, so a resharded stream, a replay with other batch
 boundaries and a re-drive of a range Lambda gave up on (possibly long after later
@@ -167,10 +168,10 @@ def preprocess_batch(
     committed = _commit_states(plan, ports, now, failed, outcome)
     settle(quarantining, {r.record_id: r for r, _ in invalid}, failed)
 
-    # Phase 2: store and forward what is applied; forward again what was applied before.
+    # Phase 2: store what is applied, then forward it and what was applied before.
     to_store = [*committed, *plan.recovered]
     to_forward = sorted([*to_store, *plan.replayed], key=lambda pair: pair[0].record.order)
-    _store_and_forward(ports, to_store, to_forward, now, failed, step_executor)
+    _store_then_forward(ports, to_store, to_forward, now, failed)
     # a repeat stands or falls with the record it repeats
     failed.update(
         repeat.record.sequence_number
@@ -197,26 +198,30 @@ def _decode_all(
     return valid, invalid
 
 
-def _store_and_forward(
+def _store_then_forward(
     ports: PreprocessPorts,
     to_store: list[tuple[_Valid, FeatureRecord]],
     to_forward: list[tuple[_Valid, FeatureRecord]],
     now: datetime,
     failed: set[SequenceNumber],
-    step_executor: Executor | None,
 ) -> None:
-    """FeaturesTable and FeaturesStream side by side; each fails the records it did not do."""
+    """FeaturesTable, then FeaturesStream for the records it holds; each step fails the records
+    it did not do.
+
+    Only a record the ledger holds is forwarded, so what ScoreFunction scores is what
+    FeaturesTable keeps. Side by side, a record whose table write failed could be scored and
+    then lose its id to another card's version re-driven before it (a discarded range): the
+    prediction and the stored features would be of two versions. The order costs one
+    BatchWriteItem round trip per batch (docs/ARCHITECTURE.md, "Commit order").
+    """
     by_txn = {v.txn.transaction_id: v.record for v, _ in to_forward}
-    running = [
-        (submit_or_run(step_executor, work), pairs)
-        for work, pairs in (
-            (lambda: ports.features.save([doc for _, doc in to_store], now), to_store),
-            (lambda: ports.forwarder.forward([doc for _, doc in to_forward]), to_forward),
-        )
-        if pairs
-    ]
-    for future, pairs in running:
-        settle(future, by_txn, failed, [v.record for v, _ in pairs])
+    if to_store:
+        stored = submit_or_run(None, ports.features.save, [doc for _, doc in to_store], now)
+        settle(stored, by_txn, failed, [v.record for v, _ in to_store])
+    ready = [(v, doc) for v, doc in to_forward if v.record.sequence_number not in failed]
+    if ready:
+        forwarded = submit_or_run(None, ports.forwarder.forward, [doc for _, doc in ready])
+        settle(forwarded, by_txn, failed, [v.record for v, _ in ready])
 
 
 def _tally(

@@ -556,6 +556,11 @@ def test_a_pending_feature_record_finishes_on_the_retry_when_its_table_write_fai
     outcome = run(records, ports)
     assert outcome.failed == {records[0].sequence_number}
     assert "t1" not in ports.features.items  # type: ignore[attr-defined]
+    # and t1 is not on FeaturesStream either: only what the ledger holds is scored (if t1's
+    # range were discarded and another card's version of its id re-driven first, that version
+    # would own FeaturesTable while a score of this one stood)
+    on_stream = [r["transaction_id"] for r in ports.forwarder.records]  # type: ignore[attr-defined]
+    assert on_stream == ["t2"]
 
     # when the table recovers and Kinesis retries
     ports.features.table.unwritable = frozenset()  # type: ignore[attr-defined]
