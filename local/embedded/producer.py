@@ -99,8 +99,9 @@ def simulated_traffic(
     """`transactions` simulated transactions over `days` of event time, invalid records mixed in.
 
     The cards are as many as the period needs for at least `transactions` transactions; the
-    surplus is left out at the start. The scenario's drift starts after the baseline days
-    (the first 3/7 of the period, or `baseline_days`).
+    surplus is left out at the start (with `baseline_days` given: at the end, so the baseline
+    days are whole). The scenario's drift starts after the baseline days (the first 3/7 of the
+    period, or `baseline_days`).
     """
     if transactions < 1:
         raise ValueError("stream at least one transaction")
@@ -109,7 +110,10 @@ def simulated_traffic(
     share = BASELINE_SHARE if baseline_days is None else baseline_days / days
     if not 0 < share < 1:
         raise ValueError(f"the baseline days must be fewer than the {days:g} simulated days")
-    per_card = days * SimulationConfig().mean_daily_txns
+    # a new fraud pattern adds its rows after the drift: counted here, or the surplus left out
+    # at the start would cut the baseline days (a closed loop's whole baseline week)
+    extra = SCENARIO_SETTINGS[scenario].get("new_pattern_rate", 0.0) * (1 - share)
+    per_card = days * SimulationConfig().mean_daily_txns * (1 + extra)
     cards = max(1, math.ceil(transactions / per_card))
     for _ in range(6):
         config = SimulationConfig(
@@ -124,12 +128,14 @@ def simulated_traffic(
         if len(batch) >= transactions:
             break
         cards = math.ceil(cards * transactions / max(len(batch), 1) * 1.02)
-    # The surplus goes from the start of the baseline days, so the checked days stay whole.
-    skip = max(0, len(batch) - transactions)
-    chosen = batch.transactions[skip:]
-    labels = {label.transaction_id: label for label in batch.labels[skip:]}
+    # The surplus goes from the start of the baseline days, so the checked days (the last) stay
+    # whole; with `baseline_days` given, from the end, so those days do.
+    surplus = max(0, len(batch) - transactions)
+    kept = slice(surplus, None) if baseline_days is None else slice(0, len(batch) - surplus)
+    chosen = batch.transactions[kept]
+    labels = {label.transaction_id: label for label in batch.labels[kept]}
     drift_from = config.start_epoch + share * days * 86_400
-    before_drift = int(np.searchsorted(batch.timestamps[skip:], drift_from))
+    before_drift = int(np.searchsorted(batch.timestamps[kept], drift_from))
     rng = np.random.default_rng(seed)
     mixed = inject_invalid([encode_transaction(t) for t in chosen], rng, invalid_rate)
     keys: list[str] = []
