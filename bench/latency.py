@@ -54,6 +54,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bench import ROOT
+from bench.common import now_iso, write_json
 
 RESULTS = ROOT / "bench" / "results" / "latency.json"
 LATEST = ROOT / "bench" / "results" / "latest.json"
@@ -789,7 +790,7 @@ def run(
     overhead_ms = inputs.overhead_s * 1e3
     fused = inputs.preprocess.plus(inputs.score)
     return {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "date": now_iso(),
         "seed": seed,
         "quick": settings is QUICK,
         "settings": {
@@ -912,7 +913,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results = run(latest, prices, values, args.seed, QUICK if args.quick else FULL)
     except LatencyInputError as error:
         raise SystemExit(str(error)) from error
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    write_json(RESULTS, results)
     print(table(results))
     print(f"written: {RESULTS.relative_to(ROOT)} ({results['runtime_s']} s)")
 
