@@ -115,6 +115,20 @@ def spiegelhalter_z(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.sum((y - q) * (1 - 2 * q)) / math.sqrt(spread)) if spread > 0 else 0.0
 
 
+def calibration_error(y: np.ndarray, p: np.ndarray) -> float:
+    """The expected calibration error over the reliability bins: per bin, |expected frauds -
+    observed frauds|, summed and divided by the transactions. A size of miscalibration (a fraud
+    rate), where Spiegelhalter's z is a test statistic that grows with the rows."""
+    q = np.asarray(p, dtype=np.float64)
+    labels = np.asarray(y, dtype=np.float64)
+    if not q.size:
+        return 0.0
+    edges = np.asarray(RELIABILITY_EDGES)
+    bins = np.clip(np.searchsorted(edges, q, side="right") - 1, 0, len(edges) - 2)
+    gaps = np.bincount(bins, weights=q - labels, minlength=len(edges) - 1)
+    return float(np.abs(gaps).sum() / q.size)
+
+
 def measure(y: np.ndarray, p: np.ndarray) -> dict[str, object]:
     """Brier score, log loss, Spiegelhalter's z, expected against observed frauds, and the
     reliability curve of scores `p` for labels `y`."""

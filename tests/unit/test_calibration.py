@@ -16,6 +16,7 @@ from training.calibration import (
     CALIBRATION_ALPHA,
     IDENTITY,
     Recalibration,
+    calibration_error,
     decide,
     fit_recalibration,
     measure,
@@ -100,3 +101,16 @@ def test_the_shipped_card_records_calibration_and_the_served_scores_are_calibrat
     assert served["brier"] <= before["brier"] and served["log_loss"] <= before["log_loss"]
     assert abs(served["spiegelhalter_z"]) < 2.58  # not rejected at 1 % on the held-out slice
     assert served["frauds"] == card["metrics"]["test"]["n_fraud"]
+
+
+def test_the_calibration_error_is_the_size_of_the_gap_in_frauds_per_transaction() -> None:
+    truth = np.random.default_rng(5).beta(0.5, 5.0, 50_000)
+    y = (np.random.default_rng(6).random(truth.size) < truth).astype(np.int64)
+
+    calibrated = calibration_error(y, truth)
+    doubled = calibration_error(y, np.minimum(truth * 2, 1.0))
+
+    assert calibrated < 0.005  # sampling noise only
+    # doubling every score over-counts by about the mean fraud rate (~0.09)
+    assert doubled == pytest.approx(float(np.minimum(truth * 2, 1.0).mean() - y.mean()), rel=0.1)
+    assert calibration_error(np.array([]), np.array([])) == 0.0

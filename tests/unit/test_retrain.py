@@ -8,9 +8,19 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from lifecycle.retrain import RetrainPolicy, ServedModel, TooEarlyError, plan, retrain
+from lifecycle.retrain import (
+    MAX_CALIBRATION_Z,
+    RetrainPolicy,
+    ServedModel,
+    TooEarlyError,
+    _verdict,
+    calibration_check,
+    plan,
+    retrain,
+)
 from lifecycle.simulated import Logged, logged
 from simulator import SimulationConfig, simulate
 from training.dataset import build_dataset
@@ -90,3 +100,43 @@ def test_without_a_decline_sample_the_gate_does_not_judge(
     assert result.verdict == "declines_unobserved"
     assert result.candidate is None
     assert "DeclineSampleShare" in result.report["why"]
+
+
+def _outcomes(truth: np.ndarray, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).random(truth.size) < truth).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_calibration_rule_is_paired_with_the_champion(seed: int) -> None:
+    truth = np.random.default_rng(seed + 100).beta(0.4, 4.0, 40_000)  # P(fraud), ~9 % on average
+    y = _outcomes(truth, seed)
+    slightly_low = truth * 0.85  # a candidate a little under-confident, everywhere
+    far_low = truth * 0.3  # a champion that missed the new frauds' rate
+
+    calibrated = calibration_check(y, far_low, truth)
+    better = calibration_check(y, far_low, slightly_low)
+    worse = calibration_check(y, truth, slightly_low)
+
+    assert calibrated["passed"] and calibrated["why"] == "calibrated"
+    # 40,000 rows give the z-test the power to see a 15 % shortfall ...
+    assert better["candidate_spiegelhalter_z"] > MAX_CALIBRATION_Z
+    # ... and the champion's is worse by far: promoting improves the quality check's estimate
+    assert better["candidate_calibration_error"] < better["champion_calibration_error"]
+    assert better["passed"] and "not above the champion's" in better["why"]
+    # the same candidate against a calibrated champion would make the estimate worse
+    assert not worse["passed"] and "above the champion's" in worse["why"]
+
+
+def test_a_calibration_failure_turns_a_promotion_into_a_rejection_and_nothing_else() -> None:
+    promote = {"verdict": "promote", "why": "PR-AUC better beyond noise"}
+    reject = {"verdict": "reject", "why": "PR-AUC difference's lower bound -0.03 is not above 0"}
+    failed = {"passed": False, "why": "z 5.00, calibration error above the champion's"}
+    passed = {"passed": True, "why": "calibrated"}
+
+    assert _verdict(promote, passed) == {
+        "verdict": "promote",
+        "why": "PR-AUC better beyond noise; calibrated",
+    }
+    assert _verdict(promote, failed) == {"verdict": "reject", "why": failed["why"]}
+    assert _verdict(reject, passed) == reject
+    assert _verdict(reject, failed) == reject
