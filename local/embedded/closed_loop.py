@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from embedded.async_invocations import deliver
+from embedded.async_invocations import deliver, invoke_async
 from embedded.buildspec import build_command, expand, project_variables
 from embedded.producer import Traffic, event_time
 from embedded.stack import EmbeddedStack
@@ -155,6 +155,7 @@ class LoopState:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     labels_sent: int = 0
     errors: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)  # scheduled steps that passed on a retry
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock seconds per step
 
 
@@ -275,10 +276,16 @@ class ClosedLoop:
         return found
 
     def _invoke(self, event: dict[str, Any], what: str) -> dict[str, Any] | None:
-        invocation = self.drift.invoke(event)
+        """A scheduled invocation: retried as Lambda retries an asynchronous one (twice); only
+        an error on every attempt is a problem of the loop."""
+        invocation, attempts = invoke_async(self.drift, event)
         if invocation.error is not None:
-            self.state.errors.append(f"{_day(self.clock.now)} {what}: {invocation.error}")
+            self.state.errors.append(
+                f"{_day(self.clock.now)} {what}, {attempts} attempts: {invocation.error}"
+            )
             return None
+        if attempts > 1:
+            self.state.retried.append(f"{_day(self.clock.now)} {what}: {attempts} attempts")
         return dict(invocation.response or {})
 
     def _drift_check(self, moment: datetime) -> None:
@@ -477,6 +484,7 @@ class ClosedLoop:
                 predictions, self.traffic, promoted["at"] if promoted else None
             ),
             "errors": state.errors,
+            "retried": state.retried,
             "seconds": {k: round(v, 1) for k, v in state.seconds.items()},
         }
 
@@ -612,6 +620,8 @@ def render_closed_loop(section: Mapping[str, Any]) -> list[str]:
             f"  {period[:60]:<60} {row['transactions']:>8,} {row['frauds']:>7,} "
             f"{_n(row['recall_at_decline']):>8} {_n(row['caught']):>7} {_n(row['false_decline_rate']):>8}"
         )
+    for retried in section.get("retried", []):
+        lines.append(f"  retried: {retried}")
     if section.get("picture"):
         lines.append(f"  picture {section['picture']}")
     return lines

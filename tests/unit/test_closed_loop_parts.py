@@ -8,7 +8,9 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from embedded.async_invocations import invoke_async
 from embedded.closed_loop import loop_problems, midnights, truth_quality
+from embedded.containers import FunctionError, Invocation
 from embedded.producer import event_time, simulated_traffic
 from embedded.summary import transaction_id
 
@@ -97,3 +99,28 @@ def test_a_loop_with_an_error_or_a_run_that_never_retrained_fails() -> None:
     assert loop_problems(ok | {"errors": ["2026-03-10 drift check: boom"]}) == [
         "closed loop: 2026-03-10 drift check: boom"
     ]
+
+
+class _Flaky:
+    """A function that fails its first `failures` invocations, then answers."""
+
+    def __init__(self, failures: int):
+        self.failures, self.events = failures, []
+
+    def invoke(self, event):  # type: ignore[no-untyped-def]
+        self.events.append(event)
+        if len(self.events) <= self.failures:
+            return Invocation(error=FunctionError("ReadTimeoutError", "read timeout", []))
+        return Invocation(response={"status": "ok"})
+
+
+def test_a_scheduled_step_is_retried_twice_like_an_asynchronous_invocation() -> None:
+    event = {"id": "closed-loop-2026-05-23T00:00:00.000Z", "detail": {}}
+    for failures, attempts, answered in ((0, 1, True), (2, 3, True), (3, 3, False)):
+        function = _Flaky(failures)
+
+        invocation, tried = invoke_async(function, event)  # type: ignore[arg-type]
+
+        assert tried == attempts == len(function.events)
+        assert all(e == event for e in function.events)  # the same event each time
+        assert (invocation.error is None) is answered
