@@ -249,12 +249,22 @@ def fit(
     test_scores = scores(test_set)
     lap("export")
 
-    thresholds = choose_thresholds(validation_set.is_fraud, validation_scores)
+    # weighted when the rows are (a retrain's reviewed declines stand for all declines): the
+    # decline threshold's precision and each share flagged are then the population's
+    thresholds = choose_thresholds(
+        validation_set.is_fraud, validation_scores, validation_set.weights
+    )
     metrics = {
         "validation": evaluate(
-            validation_set.is_fraud, validation_scores, validation_set.patterns, thresholds
+            validation_set.is_fraud,
+            validation_scores,
+            validation_set.patterns,
+            thresholds,
+            validation_set.weights,
         ),
-        "test": evaluate(test_set.is_fraud, test_scores, test_set.patterns, thresholds),
+        "test": evaluate(
+            test_set.is_fraud, test_scores, test_set.patterns, thresholds, test_set.weights
+        ),
     }
     reference = {
         "slice": "validation",

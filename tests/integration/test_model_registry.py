@@ -16,6 +16,7 @@ import pytest
 
 from lifecycle.cli import main as cli
 from lifecycle.registry import Registry
+from streamscore.aws.drift_stores import RegistryBaselines
 from streamscore.aws.registry import POINTER_KEY, DynamoModelPointer, S3ModelVersions
 from streamscore.core.registry import Pointer, RegistryError
 from streamscore.scoring.model import load_model
@@ -234,3 +235,16 @@ def test_the_command_line_explains_any_scored_transaction(
     # a transaction without stored features is an error, not an empty answer
     assert cli(["explain", "t-unknown", *where]) == 2
     assert "no features stored" in capsys.readouterr().err
+
+
+def test_the_promotion_check_reads_a_versions_decline_share_from_its_card(
+    registry: Registry,
+) -> None:
+    version, _, _ = registry.publish(ARTIFACTS)
+    card = json.loads((ARTIFACTS / "model_card.json").read_text())
+    expected = card["metrics"]["test"]["at_thresholds"]["decline"]["flagged_share"]
+    cards = RegistryBaselines(registry.versions, registry.pointer)
+
+    assert cards.decline_share(version) == pytest.approx(expected)
+    assert 0 < expected < 0.05  # the shipped model declines a few percent of its test slice
+    assert cards.decline_share("cardfraud-gbdt-never-published") is None

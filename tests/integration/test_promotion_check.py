@@ -22,7 +22,7 @@ from boto3.dynamodb.types import TypeSerializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamscore.aws.registry import DynamoModelPointer
+from streamscore.aws.registry import DynamoModelPointer, S3ModelVersions
 from streamscore.core.errors import RetryableError
 from streamscore.core.items import to_item_value
 from streamscore.core.monitoring import (
@@ -209,6 +209,53 @@ def test_a_worse_challenger_is_rejected_and_the_champion_stays(
     pointer = stack.pointer.read(consistent=True)
     assert (pointer.champion, pointer.challenger) == (CHAMPION, None)
     assert [e["detail-type"] for e in stack.decisions()] == ["ChallengerRejected"]
+
+
+def publish_challenger(decline_share: float) -> None:
+    """CHALLENGER in the registry: the shipped files under its name, its card expecting it to
+    decline `decline_share` of transactions."""
+    card = json.loads((ARTIFACTS / "model_card.json").read_text())
+    baseline = json.loads((ARTIFACTS / "baseline.json").read_text())
+    card["model_version"] = baseline["model_version"] = CHALLENGER
+    card["metrics"]["test"]["at_thresholds"]["decline"]["flagged_share"] = decline_share
+    files = {
+        "model.onnx": (ARTIFACTS / "model.onnx").read_bytes(),
+        "model_card.json": json.dumps(card).encode(),
+        "baseline.json": json.dumps(baseline).encode(),
+    }
+    S3ModelVersions(boto3.client("s3", region_name=REGION), BUCKET).publish(CHALLENGER, files)
+
+
+def wave_hours() -> list[dict[str, Any]]:
+    """Shadow hours of an equal challenger that also declines 2,100 transactions the champion
+    approves (a fraud wave the champion misses): 1.9 times the champion's declines."""
+    extra = Counts()
+    for _ in range(300):
+        extra.add(shadow_counts("decline", [], None, "approve", (0, 0)))
+    items = shadow_hours(frauds=2800, legit=1400, challenger_recall=0.85)
+    for day in range(7):
+        hour = NAMED + timedelta(days=day, hours=2)
+        items.append(_item(SHADOW, hour, extra))
+    return items
+
+
+@pytest.mark.parametrize(("card_share", "verdict"), [(0.6, "promote"), (0.3, "reject")])
+def test_declines_beyond_the_champions_are_judged_by_the_challengers_card(
+    stack: Stack, make_handler: Callable[..., Wired], card_share: float, verdict: str
+) -> None:
+    publish_challenger(card_share)
+    stack.name_challenger()
+    stack.put(wave_hours())
+
+    outcome = check(make_handler())
+
+    figures = outcome["figures"]
+    assert figures["decline_ratio"] > 1.5
+    assert figures["challenger_card_decline_share"] == pytest.approx(card_share)
+    assert outcome["verdict"] == verdict, outcome["why"]
+    share = figures["challenger_decline_share"]
+    assert share == figures["challenger_declines"] / figures["scored_in_shadow"]
+    assert 1.25 * 0.3 < share < 1.25 * 0.6  # about half the scored: the card decides
 
 
 def test_manual_mode_recommends_once_and_changes_nothing(

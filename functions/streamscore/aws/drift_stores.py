@@ -14,7 +14,7 @@ from streamscore.aws._batching import streamed
 from streamscore.aws.dynamodb import deserialize, serialize
 from streamscore.aws.registry import DynamoModelPointer, S3ModelVersions
 from streamscore.aws.retry import translate_error
-from streamscore.core.artifacts import BASELINE_FILE, CARD_FILE, artifacts_version
+from streamscore.core.artifacts import BASELINE_FILE, CARD_FILE, DecisionRates, artifacts_version
 from streamscore.core.errors import RetryableError, SystemicError
 from streamscore.core.monitoring import COOLDOWN, RETRAIN
 from streamscore.core.registry import RegistryError
@@ -260,6 +260,7 @@ class RegistryBaselines:
         self.versions = versions
         self.pointer = pointer
         self._found: dict[str, DriftBaseline | None] = {}
+        self._rates: dict[str, DecisionRates | None] = {}
 
     def champion(self) -> str | None:
         return self.pointer.read().champion
@@ -278,6 +279,16 @@ class RegistryBaselines:
                 if named != version:
                     raise RegistryError(f"its card and baseline are of version {named}")
                 self._found[version] = DriftBaseline.from_dicts(card, baseline)
+                self._rates[version] = DecisionRates.from_card(card)
             except (ValueError, KeyError, TypeError) as error:
                 raise RegistryError(f"{type(error).__name__}: {error}") from error
         return self._found[version]
+
+    def decline_share(self, version: str) -> float | None:
+        """The share of transactions `version`'s card expects it to decline (its test slice);
+        None when the registry has no such version or its card does not say. The promotion
+        check's port (promotion/check.py CardRates)."""
+        if self.baseline(version) is None:
+            return None
+        rates = self._rates.get(version)
+        return None if rates is None else rates.decline

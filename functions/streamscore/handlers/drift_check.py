@@ -106,6 +106,7 @@ def build_promotion(
             pointer=DynamoModelPointer(clients.dynamodb, settings.monitoring_table),
             reader=stage.ports.reader,
             events=stage.ports.events,
+            cards=stage.registry if isinstance(stage.registry, RegistryBaselines) else None,
         ),
         PromotionPolicy(
             min_hours=settings.promotion_min_hours,

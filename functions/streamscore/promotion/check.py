@@ -75,11 +75,18 @@ class EventSink(Protocol):
         ...
 
 
+class CardRates(Protocol):
+    def decline_share(self, version: str) -> float | None:
+        """The share of transactions `version`'s card expects it to decline; None if unknown."""
+        ...
+
+
 @dataclass(frozen=True)
 class PromotionPorts:
     pointer: PointerStore
     reader: ItemReader
     events: EventSink
+    cards: CardRates | None = None  # None: the decline guard compares with the champion only
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,21 @@ class PromotionChecker:
         counts = sum_shadow_items(items, challenger, champion)
         if since is None:  # a pointer written before challengers had a start: the first hour
             since = _parse_hour(counts.first_hour) if counts.first_hour else now
-        return judge(counts, hours_between(since, now), self.policy), since, counts.read
+        judgement = judge(
+            counts, hours_between(since, now), self.policy, self._card_decline_share(challenger)
+        )
+        return judgement, since, counts.read
+
+    def _card_decline_share(self, challenger: str) -> float | None:
+        """What the challenger's card expects it to decline; None when there is no card port or
+        the card cannot be read as it should (the guard then compares with the champion only,
+        the stricter rule)."""
+        if self.ports.cards is None:
+            return None
+        try:
+            return self.ports.cards.decline_share(challenger)
+        except RegistryError:
+            return None
 
     def _announce(
         self, pointer: Pointer, decision: dict[str, Any], status: str

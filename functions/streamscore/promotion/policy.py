@@ -16,7 +16,14 @@ is counted on the SHAD item (the pair of decisions). From those counts alone:
     variance (b + c - (c - b)^2 / n) / n^2, widened by a continuity correction of 1 / n;
   - the decline rate on every transaction both scored (the SHAD pairs, unlabelled ones too, so
     no label bias) at most `1 + decline_rate_tolerance` times the champion's: a challenger must
-    not buy recall by declining more customers.
+    not buy recall by declining more customers. Or, beyond that, at most `1 +
+    decline_rate_tolerance` times the share its card expects it to decline (its test slice,
+    weighted for the decline sample): a retrain's decline threshold is the lowest with 90 %
+    precision on labelled traffic that already held the shift, so a challenger that declines a
+    fraud wave the champion misses declines more than the champion, as its card said it would.
+    Telling extra frauds from extra customers directly would need the chargebacks of the
+    transactions only the challenger declines, and those take weeks (simulator/outcomes.py:
+    median ~12 days), longer than a challenger should wait.
   The decline rate fails: `reject`. The recall bound clears the tolerance: `promote`; the
   upper bound is below it (clearly worse): `reject`; in between the evidence is inconclusive:
   `wait` for more labels, and `reject` once `max_days` have passed. Checked again as labels
@@ -162,10 +169,17 @@ def _declines(shadow: Counts) -> dict[str, Any]:
     }
 
 
-def judge(counts: ShadowCounts, hours_in_shadow: float, policy: PromotionPolicy) -> Judgement:
-    """The verdict on a challenger from its shadow counts (see the module docstring)."""
+def judge(
+    counts: ShadowCounts,
+    hours_in_shadow: float,
+    policy: PromotionPolicy,
+    card_decline_share: float | None = None,
+) -> Judgement:
+    """The verdict on a challenger from its shadow counts (see the module docstring);
+    `card_decline_share` is the share its card expects it to decline (None: not known)."""
     figures: dict[str, Any] = {"hours_in_shadow": round(hours_in_shadow, 2)}
     figures |= _labelled(counts.paired) | _declines(counts.shadow)
+    figures["challenger_card_decline_share"] = card_decline_share
     figures["labelled"] = figures["frauds"] + figures["legit"]
     expired = hours_in_shadow >= policy.max_days * 24
     short = _short_of(figures, hours_in_shadow, policy)
@@ -181,15 +195,33 @@ def judge(counts: ShadowCounts, hours_in_shadow: float, policy: PromotionPolicy)
 
 
 def _declines_too_many(figures: dict[str, Any], policy: PromotionPolicy) -> str:
+    """Why the challenger declines too many, or "": at most 1 + tolerance times the champion's
+    declines, or else at most 1 + tolerance times the share its card expects (its decline
+    threshold was chosen for a precision on labelled data that already held the traffic it
+    is now declining: a fraud wave the champion misses)."""
     ratio = figures["decline_ratio"]
-    if ratio is None:
-        return "declines where the champion declines none" if figures["challenger_declines"] else ""
-    if ratio > 1 + policy.decline_rate_tolerance:
-        return (
-            f"declines {ratio:.2f} times the champion's "
-            f"(at most {1 + policy.decline_rate_tolerance:g})"
-        )
-    return ""
+    limit = 1 + policy.decline_rate_tolerance
+    if ratio is not None and ratio <= limit:
+        return ""
+    scored, expected = figures["scored_in_shadow"], figures["challenger_card_decline_share"]
+    share = figures["challenger_declines"] / scored if scored else 0.0
+    figures["challenger_decline_share"] = share
+    if ratio is None and not figures["challenger_declines"]:
+        return ""
+    if expected is not None and share <= limit * expected:
+        figures["declines_judged_by"] = "card"
+        return ""
+    champion = (
+        "where the champion declines none"
+        if ratio is None
+        else f"{ratio:.2f} times the champion's (at most {limit:g})"
+    )
+    card = (
+        "its card gives no decline share"
+        if expected is None
+        else f"{share:.4f} of transactions against its card's {expected:.4f} (at most x{limit:g})"
+    )
+    return f"declines {champion}, and {card}"
 
 
 def _recall_verdict(figures: dict[str, Any], policy: PromotionPolicy, expired: bool) -> Judgement:
@@ -208,7 +240,13 @@ def _recall_verdict(figures: dict[str, Any], policy: PromotionPolicy, expired: b
     tolerance = f"tolerance {policy.recall_tolerance:g}"
     if low >= -policy.recall_tolerance:
         ratio = figures["decline_ratio"] or 0.0
-        why = f"at least as good within {tolerance}: {recall}, declines x{ratio:.2f}"
+        declines = f"declines x{ratio:.2f}"
+        if figures.get("declines_judged_by") == "card":
+            declines += (
+                f" the champion's, {figures['challenger_decline_share']:.4f} of transactions "
+                f"as its card expects ({figures['challenger_card_decline_share']:.4f})"
+            )
+        why = f"at least as good within {tolerance}: {recall}, {declines}"
         return Judgement(PROMOTE, why, figures)
     if high < -policy.recall_tolerance:
         return Judgement(REJECT, f"worse beyond {tolerance}: {recall}", figures)

@@ -124,6 +124,48 @@ def test_a_challenger_that_buys_recall_with_declines_is_rejected() -> None:
     assert judgement.figures["decline_ratio"] > 1 + POLICY.decline_rate_tolerance
 
 
+def _wave(rnd: random.Random) -> list[dict[str, Any]]:
+    """A fraud wave the champion misses: the challenger catches twice the frauds and declines
+    three times as many transactions (6 % against 2 %)."""
+    return _items(
+        rnd,
+        frauds=3000,
+        legit=2000,
+        champion_recall=0.3,
+        challenger_recall=0.6,
+        champion_decline_rate=0.02,
+        challenger_decline_rate=0.06,
+    )
+
+
+@pytest.mark.parametrize("card_share", [0.055, 0.06, 0.07])
+def test_a_challenger_that_declines_the_wave_its_card_foresaw_is_promoted(
+    card_share: float,
+) -> None:
+    counts = sum_shadow_items(_wave(random.Random(7)), CHALLENGER, CHAMPION)
+
+    judgement = judge(counts, 200.0, POLICY, card_decline_share=card_share)
+
+    assert judgement.figures["decline_ratio"] > 2  # the champion-only rule would reject it
+    assert judgement.verdict == PROMOTE, judgement.why
+    assert judgement.figures["declines_judged_by"] == "card"
+    assert "as its card expects" in judgement.why
+
+
+@pytest.mark.parametrize("card_share", [None, 0.02, 0.045])
+def test_declines_beyond_the_champions_and_its_card_are_rejected(
+    card_share: float | None,
+) -> None:
+    counts = sum_shadow_items(_wave(random.Random(7)), CHALLENGER, CHAMPION)
+
+    judgement = judge(counts, 200.0, POLICY, card_decline_share=card_share)
+
+    assert judgement.verdict == REJECT
+    assert judgement.why.startswith("declines ")
+    share = judgement.figures["challenger_decline_share"]
+    assert card_share is None or share > (1 + POLICY.decline_rate_tolerance) * card_share
+
+
 @pytest.mark.parametrize(
     ("frauds", "legit", "hours", "short"),
     [
