@@ -895,25 +895,71 @@ def table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown(results: Mapping[str, Any]) -> str:
+    """The latency model's section of docs/PERFORMANCE.md: p50 / p99 per design and rate, the
+    target's verdict, the assumptions marked, and where each documented figure comes from."""
+    rates = next(iter(results["designs"].values()))["rates"]
+    lines = [
+        "## 8. End-to-end latency per shard (a model, not a measurement)",
+        "",
+        f"`python -m bench.latency` ({results['date']}, seed {results['seed']}"
+        f"{', quick' if results['quick'] else ''}): a Monte Carlo of PutRecords to the score "
+        "written, per shard, with the handlers' durations from this run's part 1. p50 / p99 in "
+        "ms.",
+        "",
+        "| design | " + " | ".join(f"{rate} tx/s" for rate in rates) + " |",
+        "|---|" + "---|" * len(rates),
+    ]
+    for design in results["designs"].values():
+        cells = [f"{row['p50_ms']:.0f} / {row['p99_ms']:.0f}" for row in design["rates"].values()]
+        lines.append(f"| {design['title']} | " + " | ".join(cells) + " |")
+    target = results["target"]
+    lines += [
+        "",
+        f"Target: {target['statement']}: p99 {target['p99_ms']:.0f} ms "
+        f"(replications {target['p99_ms_per_replication']['min']:.0f}-"
+        f"{target['p99_ms_per_replication']['max']:.0f}): **{target['verdict']}**. "
+        "Sensitivity of that p99 (ms): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in target["sensitivity_p99_ms"].items())
+        + ".",
+        "",
+        "Assumptions (the model's own choices):",
+    ]
+    lines += [f"- {a['text']}" for a in results["assumptions"]]
+    lines += ["", "Documented figures (each as the model uses it):"]
+    lines += [
+        f'- {x["title"]}: "{x["sentence"]}" ({x["url"]}). Used for: {x["models"]}.'
+        for x in results["sources"]
+    ]
+    lines += [f"- data check: {note}" for note in results["data_checks"]]
+    return "\n".join(lines) + "\n"
+
+
+def write(latest: Mapping[str, Any], seed: int = 1, quick: bool = False) -> dict[str, Any]:
+    """Run the model on `latest` (bench/results/latest.json's figures) and the template's
+    defaults; write RESULTS and return them."""
+    from embedded.template import load_template, parameter_values  # noqa: PLC0415
+
+    prices = json.loads(PRICES.read_text())
+    values = parameter_values(load_template(TEMPLATE_PATH))
+    results = run(latest, prices, values, seed, QUICK if quick else FULL)
+    write_json(RESULTS, results)
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter replications")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    from embedded.template import load_template, parameter_values  # noqa: PLC0415
-
     if not LATEST.exists():
         raise SystemExit(
             f"{LATEST.relative_to(ROOT)} is missing: run `make bench` (python -m bench) first"
         )
-    latest = json.loads(LATEST.read_text())
-    prices = json.loads(PRICES.read_text())
-    values = parameter_values(load_template(TEMPLATE_PATH))
     try:
-        results = run(latest, prices, values, args.seed, QUICK if args.quick else FULL)
+        results = write(json.loads(LATEST.read_text()), args.seed, args.quick)
     except LatencyInputError as error:
         raise SystemExit(str(error)) from error
-    write_json(RESULTS, results)
     print(table(results))
     print(f"written: {RESULTS.relative_to(ROOT)} ({results['runtime_s']} s)")
 

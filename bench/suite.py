@@ -13,6 +13,7 @@ latest.json (previous.json is kept) and docs/PERFORMANCE.md.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -149,6 +150,30 @@ def reasons_part(quick: bool) -> dict[str, Any]:
     return {k: results[k] for k in ("batches_per_size", "flag_rate", "per_row", "score")}
 
 
+def latency_part(results: dict[str, Any], quick: bool) -> str:
+    """Part 8 (bench/latency.py): the latency model on this run's handler figures, written to
+    bench/results/latency.json; its section of docs/PERFORMANCE.md."""
+    from bench import latency  # noqa: PLC0415
+
+    progress("part 8: end-to-end latency, the model (bench/latency.py) on these figures")
+    try:
+        modelled = latency.write(results, quick=quick)
+    except latency.LatencyInputError as error:
+        return f"\n## 8. End-to-end latency per shard\n\nNot modelled: {error}\n"
+    print(latency.table(modelled))
+    return "\n" + latency.markdown(modelled)
+
+
+def recorded_latency() -> str:
+    """The latency section from bench/results/latency.json as recorded (a recost changes no
+    duration); empty when there is none."""
+    from bench import latency  # noqa: PLC0415
+
+    if not latency.RESULTS.exists():
+        return ""
+    return "\n" + latency.markdown(json.loads(latency.RESULTS.read_text()))
+
+
 def recost(args: argparse.Namespace) -> int:
     """Capacity and cost again from the recorded measurements (no CPU, cold-start or calls run)."""
     from bench import report, storage  # noqa: PLC0415
@@ -172,7 +197,7 @@ def recost(args: argparse.Namespace) -> int:
     results["figures"] = tracked
     results["changes"] = report.changes(tracked, (before or {}).get("figures"))
     report.save(results, rotate=False)
-    report.write_markdown(report.render(results, results["changes"]))
+    report.write_markdown(report.render(results, results["changes"]) + recorded_latency())
     report.print_changes(results["changes"], tracked)
     print(
         f"\nwritten: {report.LATEST.relative_to(ROOT)}, {report.PERFORMANCE_MD.relative_to(ROOT)}"
@@ -271,7 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["figures"] = tracked
     results["changes"] = report.changes(tracked, (previous or {}).get("figures"))
     report.save(results)
-    report.write_markdown(report.render(results, results["changes"]))
+    report.write_markdown(
+        report.render(results, results["changes"]) + latency_part(results, args.quick)
+    )
     report.print_changes(results["changes"], tracked)
     print(
         f"\nwritten: {report.LATEST.relative_to(ROOT)}, {report.PERFORMANCE_MD.relative_to(ROOT)}"

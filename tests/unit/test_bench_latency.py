@@ -28,6 +28,7 @@ from bench.latency import (  # noqa: E402
     build_designs,
     draw,
     handler_profile,
+    markdown,
     measure,
     poisson_arrivals,
     run,
@@ -288,3 +289,20 @@ def test_the_target_is_reported_met_or_not(cpu_us: float, io_ms: float, verdict:
     assert target["p99_ms"] == results["designs"]["one_hop_efo_w0"]["rates"]["1000"]["p99_ms"]
     assert all(source["sentence"] and source["title"] for source in results["sources"])
     assert all(item["assumption"] is True for item in results["assumptions"])
+
+
+def test_the_performance_section_shows_every_design_rate_source_and_the_verdict() -> None:
+    section = recorded({10: (100.0, 20.0), 500: (100.0, 30.0)})
+    results = run({"cpu": {"preprocess": section, "score": section}}, PRICES, TEMPLATE, 1, TINY)
+
+    text = markdown(results)
+
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "tx/s" not in line]
+    assert len(rows) == len(results["designs"])
+    for design, row in zip(results["designs"].values(), rows, strict=True):
+        assert row.startswith(f"| {design['title']} |")
+        for figures in design["rates"].values():
+            assert f"{figures['p50_ms']:.0f} / {figures['p99_ms']:.0f}" in row
+    assert f"**{results['target']['verdict']}**" in text
+    assert all(source["url"] in text for source in results["sources"])
+    assert text.count("\n- ") >= len(results["assumptions"]) + len(results["sources"])
