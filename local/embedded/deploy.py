@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from samtranslator.model.exceptions import InvalidDocumentException
 from embedded.template import (
     LOCAL_CODE_BUCKET,
     LOCAL_CODE_KEY,
+    LOCAL_CONSUMERS,
     load_template,
     transform_template,
 )
@@ -49,6 +50,8 @@ class DeployedStack:
     region: str
     outputs: dict[str, str]
     resources: dict[str, StackResource]
+    # stream ARN -> its enhanced fan-out consumer's ARN, registered by the local deploy
+    consumers: dict[str, str] = field(default_factory=dict)
 
     def output(self, key: str) -> str:
         try:
@@ -141,7 +144,33 @@ def deploy_local_stack(
         raise TemplateError(
             f"moto's CloudFormation refused the transformed {template_path.name}: {error}"
         ) from None
-    return describe_stack(cloudformation, stack_name)
+    stack = describe_stack(cloudformation, stack_name)
+    wanted = body.get("Metadata", {}).get(LOCAL_CONSUMERS, {})
+    return replace(stack, consumers=register_consumers(clients("kinesis"), stack, wanted))
+
+
+def register_consumers(
+    kinesis: Any, stack: DeployedStack, consumers: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    """Register the template's stream consumers (transform_template's LOCAL_CONSUMERS) as
+    CloudFormation would; stream ARN -> consumer ARN. One already registered is kept."""
+    registered: dict[str, str] = {}
+    for consumer in consumers.values():
+        stream = stack.resources[consumer["Stream"]].physical_id
+        arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+            "StreamARN"
+        ]
+        try:
+            answer = kinesis.register_stream_consumer(
+                StreamARN=arn, ConsumerName=consumer["ConsumerName"]
+            )
+            registered[arn] = answer["Consumer"]["ConsumerARN"]
+        except kinesis.exceptions.ResourceInUseException:
+            described = kinesis.describe_stream_consumer(
+                StreamARN=arn, ConsumerName=consumer["ConsumerName"]
+            )
+            registered[arn] = described["ConsumerDescription"]["ConsumerARN"]
+    return registered
 
 
 NO_CREDENTIALS = (

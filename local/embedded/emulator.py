@@ -55,6 +55,11 @@ from embedded.lambda_events import KinesisEntry, kinesis_event
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 RECORD_OVERHEAD_BYTES = 600  # the JSON around one record's data in the event
 IDLE_POLL_SECONDS = 0.2
+# A mapping on an enhanced fan-out consumer has records pushed to it ("Stream consumers use HTTP/2
+# to reduce latency by pushing records to Lambda over a long-lived connection", Lambda Developer
+# Guide, "Using AWS Lambda with Amazon Kinesis"): its poller looks again this soon (moto has no
+# SubscribeToShard; GetRecords stands in for the push). A polling mapping uses `idle_poll_s`.
+PUSH_POLL_SECONDS = 0.02
 RETRY_PAUSE_SECONDS = (0.05, 1.0)  # first pause before a retry, and the most it grows to
 POLL_ATTEMPTS = 5  # failed GetRecords in a row before a poller gives up
 SHARD_POLL_SECONDS = 1.0  # how often the stream's shards are listed again (resharding)
@@ -80,6 +85,7 @@ class MappingConfig:
     starting_position: str
     enabled: bool
     starting_position_timestamp: float | None = None  # epoch seconds, with AT_TIMESTAMP
+    consumer_arn: str | None = None  # an enhanced fan-out consumer's (event_source_arn: its stream)
 
     @property
     def stream_name(self) -> str:
@@ -88,10 +94,14 @@ class MappingConfig:
     @classmethod
     def from_api(cls, mapping: Mapping[str, Any]) -> MappingConfig:
         destination = mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        source = str(mapping["EventSourceArn"])
+        # a consumer's ARN is its stream's followed by /consumer/<name>:<creation timestamp>
+        stream, through, _ = source.partition("/consumer/")
         return cls(
             uuid=mapping["UUID"],
             function_arn=mapping["FunctionArn"],
-            event_source_arn=mapping["EventSourceArn"],
+            event_source_arn=stream,
+            consumer_arn=source if through else None,
             batch_size=int(mapping.get("BatchSize", 100)),
             batching_window_s=float(mapping.get("MaximumBatchingWindowInSeconds", 0)),
             parallelization_factor=int(mapping.get("ParallelizationFactor", 1)),
@@ -633,7 +643,12 @@ class EventSourceEmulator:
         idle_poll_s: float = IDLE_POLL_SECONDS,
         on_incident: Callable[[Incident], None] | None = None,
         shard_poll_s: float = SHARD_POLL_SECONDS,
+        consumers: Mapping[str, str] | None = None,
     ):
+        """`consumers`: stream ARN -> the enhanced fan-out consumer its mappings read through,
+        where the mappings do not say so themselves (the local stack's, whose mappings moto
+        keeps on the stream)."""
+        self._consumers = dict(consumers or {})
         self.mappings: list[MappingConfig] = []
         self.stats: dict[str, MappingStats] = {}
         self.incidents: list[Incident] = []
@@ -661,7 +676,10 @@ class EventSourceEmulator:
 
     def _add_pollers(self, mappings: Sequence[MappingConfig]) -> list[ShardPoller]:
         added: list[ShardPoller] = []
-        for mapping in mappings:
+        for given in mappings:
+            mapping = given
+            if mapping.consumer_arn is None and mapping.event_source_arn in self._consumers:
+                mapping = replace(mapping, consumer_arn=self._consumers[mapping.event_source_arn])
             if mapping.parallelization_factor > 1:
                 self.warnings.append(
                     f"{mapping.stream_name}: ParallelizationFactor "
@@ -709,7 +727,7 @@ class EventSourceEmulator:
             self.stats[mapping.uuid],
             self._report,
             self._clock,
-            self._idle_poll_s,
+            PUSH_POLL_SECONDS if mapping.consumer_arn else self._idle_poll_s,
         )
 
     def sync_shards(self) -> int:
@@ -838,6 +856,7 @@ class EventSourceEmulator:
                 current,
                 function_arn=mapping.function_arn,
                 event_source_arn=mapping.event_source_arn,
+                consumer_arn=mapping.consumer_arn,
                 starting_position=mapping.starting_position,
             )
         self.mappings = [fresh[m.uuid] for m in self.mappings]

@@ -296,6 +296,7 @@ def _extra(
             logical_ids.get(mapping.function_arn, mapping.function_arn): emulator.stats[
                 mapping.uuid
             ].as_dict()
+            | {"consumer": mapping.consumer_arn}  # enhanced fan-out's, or None (polling)
             for mapping in emulator.mappings
         },
         "incidents": [

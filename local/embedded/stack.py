@@ -141,6 +141,7 @@ class EmbeddedStack:
             region=self.server.region,
             idle_poll_s=idle_poll_s,
             on_incident=on_incident,
+            consumers=self.deployed.consumers,
             **extra,
         )
 

@@ -34,6 +34,10 @@ MOTO_UNSUPPORTED_TYPES = frozenset(
     {"AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::CodeBuild::Project"}
 )
 
+# Where transform_template leaves the enhanced fan-out consumers moto's CloudFormation cannot
+# create (no model for AWS::Kinesis::StreamConsumer): the local deploy registers them itself.
+LOCAL_CONSUMERS = "LocalStreamConsumers"
+
 _NO_VALUE = object()
 _CONDITION_FUNCTIONS = ("Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition")
 
@@ -129,7 +133,52 @@ def transform_template(
         for logical_id, resource in transformed["Resources"].items()
         if resource["Type"] not in MOTO_UNSUPPORTED_TYPES
     }
-    return transformed
+    return _without_consumers(
+        transformed, template, parameter_values(template, parameter_overrides)
+    )
+
+
+def _without_consumers(
+    transformed: Template, template: Template, values: dict[str, str]
+) -> Template:
+    """The stream consumers out of `transformed`, every Ref to one replaced by its stream's ARN
+    (moto's mapping then reads the stream), and the ones the parameters create listed under
+    Metadata LOCAL_CONSUMERS (logical id -> ConsumerName and the stream's logical id)."""
+    resources = transformed["Resources"]
+    consumers = {
+        logical_id: resource
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Kinesis::StreamConsumer"
+    }
+    if not consumers:
+        return transformed
+    created: dict[str, dict[str, str]] = {}
+    for logical_id, resource in consumers.items():
+        del resources[logical_id]
+        condition = resource.get("Condition")
+        if condition is None or resolve_conditions(
+            template, {"Fn::If": [condition, True, False]}, values
+        ):
+            stream = resource["Properties"]["StreamARN"]["Fn::GetAtt"]
+            stream_id = stream[0] if isinstance(stream, list) else str(stream).split(".")[0]
+            created[logical_id] = {
+                "ConsumerName": str(resource["Properties"]["ConsumerName"]),
+                "Stream": stream_id,
+            }
+    arns = {lid: r["Properties"]["StreamARN"] for lid, r in consumers.items()}
+    rewritten = cast(Template, _replace_refs(transformed, arns))
+    rewritten.setdefault("Metadata", {})[LOCAL_CONSUMERS] = created
+    return rewritten
+
+
+def _replace_refs(node: Any, replacements: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if set(node) == {"Ref"} and node["Ref"] in replacements:
+            return copy.deepcopy(replacements[node["Ref"]])
+        return {k: _replace_refs(v, replacements) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_replace_refs(v, replacements) for v in node]
+    return node
 
 
 def table_definitions(template: Template) -> dict[str, dict[str, Any]]:

@@ -78,6 +78,8 @@ def test_baseline_run_balances_and_asks_for_no_retraining(
     assert summary["failure_queue"] == {"messages": 0, "records": 0, "conditions": {}}
     assert summary["functions"]["PreprocessFunction"]["errors"] == 0
     assert "in = scored + quarantined + failed holds" in out
+    # ConsumerMode's default: every mapping polls its stream
+    assert {m["consumer"] for m in summary["event_source_mappings"].values()} == {None}
     assert "Drift check" in out and drift["picture"] in out
     assert "Reasons of reviews and declines" in out and "mcc_high_risk" in out
     _labels_are_what_production_sees(summary)
@@ -141,6 +143,31 @@ def _reasons_fit_the_patterns(quality: dict) -> None:
 # channel-shift moves e-commerce share; cross-border e-commerce moves the foreign counter with it,
 # and at ~110 cards that counter is the noisiest feature (PSI up to ~0.3 across seeds).
 CHANNEL_SHIFT_MAY_DRIFT = {"channel_ecom", "foreign_count_24h"}
+
+
+def test_enhanced_fan_out_reads_through_a_consumer_per_mapping_with_every_guarantee(
+    tmp_path: Path,
+) -> None:
+    summary = run_embedded(
+        RunOptions(
+            transactions=600,
+            invalid_rate=0.02,
+            out_dir=tmp_path,
+            parameters={"ConsumerMode": "EnhancedFanOut"},
+        )
+    )
+
+    mappings = summary["event_source_mappings"]
+    consumers = {name: m["consumer"] for name, m in mappings.items()}
+    assert consumers["PreprocessFunction"].endswith("/consumer/preprocess") or (
+        "/consumer/preprocess:" in consumers["PreprocessFunction"]
+    )
+    assert "/consumer/score" in consumers["ScoreFunction"]
+    assert consumers["LabelsFunction"] is None and consumers["FeatureLogFunction"] is None
+    counts = summary["counts"]
+    assert counts["scored"] == 600
+    assert counts["in"] == counts["scored"] + counts["quarantined"]
+    assert (counts["failed"], counts["duplicate_predictions"], counts["unaccounted"]) == (0, 0, 0)
 
 
 @pytest.mark.slow

@@ -79,7 +79,11 @@ def iam_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, An
     for logical_id, role in resources(template, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
-                yield logical_id, statement
+                # a statement under a condition: each branch that is one (not AWS::NoValue)
+                branches = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+                for branch in branches:
+                    if branch != {"Ref": "AWS::NoValue"}:
+                        yield logical_id, branch
 
 
 def as_list(value: Any) -> list[Any]:
@@ -193,12 +197,56 @@ def test_event_source_mappings_take_every_setting_from_parameters(template: dict
         for setting in ESM_SETTINGS:
             assert properties[setting] == {"Ref": prefix + setting}, (name, setting)
             assert prefix + setting in template["Parameters"]
-        assert properties["EventSourceArn"] == {"Fn::GetAtt": [stream, "Arn"]}
+        assert properties["EventSourceArn"] == {
+            "Fn::If": [
+                "UseEnhancedFanOut",
+                {"Ref": stream + "Consumer"},
+                {"Fn::GetAtt": [stream, "Arn"]},
+            ]
+        }
         assert properties["FunctionName"] == {"Ref": function}
         assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert properties["DestinationConfig"] == {
             "OnFailure": {"Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}
         }
+
+
+def test_enhanced_fan_out_gives_each_mapping_a_consumer_and_its_role_only_that_consumer(
+    template: dict[str, Any],
+) -> None:
+    consumers = resources(template, "AWS::Kinesis::StreamConsumer")
+    roles = {"TransactionsStream": "PreprocessFunctionRole", "FeaturesStream": "ScoreFunctionRole"}
+
+    assert template["Parameters"]["ConsumerMode"]["AllowedValues"] == ["Polling", "EnhancedFanOut"]
+    assert template["Parameters"]["ConsumerMode"]["Default"] == "Polling"
+    assert template["Conditions"]["UseEnhancedFanOut"] == {
+        "Fn::Equals": [{"Ref": "ConsumerMode"}, "EnhancedFanOut"]
+    }
+    assert set(consumers) == {stream + "Consumer" for stream in roles}
+    for stream, role in roles.items():
+        consumer = consumers[stream + "Consumer"]
+        assert consumer["Condition"] == "UseEnhancedFanOut"
+        assert consumer["Properties"]["StreamARN"] == {"Fn::GetAtt": [stream, "Arn"]}
+        # the consumer's actions, on the consumer alone, only where the role reads that stream
+        granted = [
+            (owner, statement)
+            for owner, statement in iam_statements(template)
+            if "kinesis:SubscribeToShard" in as_list(statement["Action"])
+            and statement["Resource"] == {"Ref": stream + "Consumer"}
+        ]
+        assert [owner for owner, _ in granted] == [role]
+        assert sorted(as_list(granted[0][1]["Action"])) == [
+            "kinesis:DescribeStreamConsumer",
+            "kinesis:SubscribeToShard",
+        ]
+    for mode, created in (("Polling", set()), ("EnhancedFanOut", set(consumers))):
+        translated = transform_template(template, {"ConsumerMode": mode})
+        local = translated["Metadata"]["LocalStreamConsumers"]
+        assert set(local) == created, mode
+        # moto cannot create a consumer: the local stack reads the stream, the deploy registers
+        assert not resources(translated, "AWS::Kinesis::StreamConsumer")
+        text = json.dumps(translated["Resources"])
+        assert all(f'{{"Ref": "{name}"}}' not in text for name in consumers), mode
 
 
 def test_the_labels_mapping_reads_from_the_oldest_record_with_the_others_failure_handling(
