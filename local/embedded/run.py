@@ -45,7 +45,7 @@ from embedded.closed_loop import (
 )
 from embedded.closed_loop_plot import draw_closed_loop
 from embedded.containers import FUNCTION_OUTPUT, FunctionContainer, Invocation, Invoker
-from embedded.emulator import EventSourceEmulator, Incident, MappingStats
+from embedded.emulator import EventSourceEmulator, Incident, MappingConfig, MappingStats
 from embedded.labels import feed_labels
 from embedded.producer import (
     SIMULATED_DAYS,
@@ -293,10 +293,9 @@ def _extra(
         **sections,
         "functions": functions_summary(stack.functions.items()),
         "event_source_mappings": {
-            logical_ids.get(mapping.function_arn, mapping.function_arn): emulator.stats[
-                mapping.uuid
-            ].as_dict()
-            | {"consumer": mapping.consumer_arn}  # enhanced fan-out's, or None (polling)
+            logical_ids.get(mapping.function_arn, mapping.function_arn): _mapping_summary(
+                mapping, emulator.stats[mapping.uuid]
+            )
             for mapping in emulator.mappings
         },
         "incidents": [
@@ -308,6 +307,11 @@ def _extra(
         ],
         "log": str(log_path),
     } | ({"producer": producer} if options.aggregate > 1 else {})
+
+
+def _mapping_summary(mapping: MappingConfig, stats: MappingStats) -> dict[str, Any]:
+    """What a mapping did, and the enhanced fan-out consumer it read through (None: polling)."""
+    return stats.as_dict() | {"consumer": mapping.consumer_arn}
 
 
 def _deliver_to_functions(
